@@ -1,0 +1,182 @@
+"""The one error catalog of agora.
+
+Every failure that crosses a boundary (the wire, the API, the CLI) is an `AgoraError` whose `code` is
+a key of `CATALOG`. Codes are stable: clients and tests match on them, so a code is never renamed;
+a new situation gets a new code. Each entry holds the HTTP status the API maps it to, whether a retry
+can help, and a default hint that tells a person what to do about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorKind:
+    http_status: int
+    retryable: bool
+    hint: str
+
+
+def _k(status: int, hint: str, retryable: bool = False) -> ErrorKind:
+    return ErrorKind(status, retryable, hint)
+
+
+CATALOG: dict[str, ErrorKind] = {
+    # generic
+    "internal": _k(500, "This is a bug in agora; the node's log has the details.", True),
+    "invalid_argument": _k(400, "Check the request against the API documentation."),
+    "not_found": _k(404, "Check the identifier; list what exists first."),
+    "already_exists": _k(409, "Pick another name or remove the existing one first."),
+    "timeout": _k(504, "The peer did not answer in time; check that it is up and retry.", True),
+    "unavailable": _k(503, "The service is not reachable right now; retry later.", True),
+    "cancelled": _k(499, "The operation was cancelled before it finished."),
+    "forbidden_remote_caller": _k(403, "The local API only answers callers on this machine."),
+    "config_invalid": _k(400, "Fix the configuration value named in the message."),
+    # codec / wire
+    "cbor_malformed": _k(400, "The message is not valid DAG-CBOR; the sender is broken or hostile."),
+    "cbor_non_canonical": _k(400, "DAG-CBOR must be canonical (shortest ints, sorted keys, 64-bit floats)."),
+    "cid_invalid": _k(400, "A content identifier could not be parsed."),
+    "message_too_large": _k(413, "Send large payloads through storage and pass a reference instead."),
+    "message_malformed": _k(400, "The envelope does not have the expected shape."),
+    "unknown_message_type": _k(400, "The peer speaks a message type this node does not know."),
+    # identity
+    "did_invalid": _k(400, "A DID must look like did:key:z6Mk... (Ed25519, base58btc)."),
+    "did_unsupported": _k(400, "Only did:key with Ed25519 keys is supported."),
+    "keystore_missing": _k(404, "Run `agora init` to create a keystore first."),
+    "keystore_exists": _k(
+        409, "A keystore already exists; pass --force to replace it (the old key is lost)."
+    ),
+    "keystore_invalid": _k(400, "The keystore file is damaged or not an agora keystore."),
+    "keystore_passphrase": _k(
+        401, "Wrong or missing passphrase (set AGORA_PASSPHRASE or pass --passphrase)."
+    ),
+    "keystore_permissions": _k(400, "The keystore must be readable only by its owner: chmod 600 it."),
+    # ucan
+    "ucan_malformed": _k(400, "The token is not a UCAN 1.0 envelope."),
+    "ucan_signature_invalid": _k(401, "The signature does not verify against the issuer's key."),
+    "ucan_expired": _k(401, "The token has expired; ask for a fresh one.", True),
+    "ucan_not_yet_valid": _k(401, "The token's nbf is in the future; check the clocks of both machines."),
+    "ucan_replayed": _k(409, "This invocation was already seen; send a new one with a fresh nonce."),
+    "ucan_audience_mismatch": _k(403, "The token is addressed to another principal."),
+    "ucan_subject_mismatch": _k(403, "Every token in the chain must be about the same subject."),
+    "ucan_proof_missing": _k(403, "A proof cited by the invocation was not supplied."),
+    "ucan_unauthorized": _k(403, "No delegation covers this command; ask the node's operator for one."),
+    "ucan_command_not_delegated": _k(403, "The command is outside what the delegation allows."),
+    "ucan_policy_violation": _k(403, "The arguments break a policy of a delegation in the chain."),
+    "ucan_policy_invalid": _k(400, "The policy is not valid UCAN policy language."),
+    "ucan_invalid_claim": _k(403, "The chain does not prove authority over the subject."),
+    # actor / rpc
+    "unknown_command": _k(404, "The target does not offer this command; check `agora node info`."),
+    "handler_failed": _k(500, "The behavior failed on the remote node; its log has the details.", True),
+    "peer_unreachable": _k(
+        503, "No route to the peer; check that it is up and joined to the same hub.", True
+    ),
+    "receipt_invalid": _k(502, "The reply receipt did not verify; the peer is broken or hostile."),
+    # transport / hub
+    "hub_unreachable": _k(
+        503, "Check the hub URL and that `agora hub up` is running; firewalls must allow the port.", True
+    ),
+    "hub_auth_failed": _k(401, "This node's DID is not on the hub's allowlist; ask the hub operator."),
+    "hub_start_failed": _k(500, "The nats-server binary could not start; see the hub log."),
+    # store
+    "store_conflict": _k(409, "The document changed meanwhile; re-read and retry.", True),
+    "store_query_invalid": _k(400, "Query fields must be simple names and values JSON scalars."),
+    # devnet / node
+    "node_not_running": _k(503, "Start the node with `agora node up` or `agora devnet up`.", True),
+    "devnet_not_running": _k(404, "Start a devnet with `agora devnet up` first."),
+    "devnet_already_running": _k(409, "A devnet is already up here; `agora devnet down` stops it."),
+    # resources / capability
+    "insufficient_capacity": _k(409, "The node does not have the free resources; see the reasons.", True),
+    "capability_invalid": _k(400, "Resource amounts must be non-negative with known units."),
+    # jobs
+    "job_spec_invalid": _k(400, "Fix the fields listed in the details."),
+    "workflow_cycle": _k(400, "Remove a depends_on edge so the tasks form a DAG."),
+    "job_not_found": _k(404, "List jobs with `agora job status`."),
+    "convert_unknown_engine": _k(400, "Supported: --from kubernetes, nomad or bacalhau."),
+    "convert_unsupported_kind": _k(400, "Only Kubernetes Job and Pod objects can be converted."),
+    "convert_parse_failed": _k(400, "The file could not be parsed in the given format."),
+    # executors
+    "executor_unavailable": _k(409, "That engine is not available on the node; see its reason."),
+    "executor_failed": _k(500, "The sandbox could not start the task; see the message."),
+    "task_timeout": _k(408, "The task ran past its timeout; raise `timeout` or make it faster."),
+    "task_oom": _k(507, "The task went over its memory limit; raise `resources.memory`."),
+    "task_disk_limit": _k(507, "The task wrote more than its disk limit; raise `resources.disk`."),
+    "task_failed": _k(422, "The task exited non-zero; read its logs."),
+    "task_cancelled": _k(499, "The task was cancelled."),
+    "module_invalid": _k(400, "The wasm module could not be compiled or does not exist."),
+    "module_trap": _k(422, "The wasm module trapped; read its stderr."),
+    "image_not_found": _k(404, "The image is not on the node and pulling is not allowed (allow_pull)."),
+    # storage
+    "input_missing": _k(404, "An input could not be found at its source."),
+    "storage_unreachable": _k(503, "The storage endpoint did not answer; check the URL.", True),
+    "storage_auth_failed": _k(401, "Check the storage credentials."),
+    "storage_integrity": _k(422, "The content's hash does not match the expected one."),
+    # compute
+    "alloc_not_found": _k(404, "No such allocation on this node."),
+    "alloc_invalid_state": _k(409, "The allocation is not in a state that allows this."),
+}
+
+
+class AgoraError(Exception):
+    """An error with a stable code from `CATALOG`, a message, a hint and whether to retry."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        hint: str | None = None,
+        retryable: bool | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        kind = CATALOG.get(code)
+        if kind is None:  # an unknown code is a programming error: fail loudly in tests
+            raise ValueError(f"error code {code!r} is not in the catalog")
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.hint = hint if hint is not None else kind.hint
+        self.retryable = kind.retryable if retryable is None else retryable
+        self.details = details or {}
+
+    @property
+    def http_status(self) -> int:
+        return CATALOG[self.code].http_status
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+            "retryable": self.retryable,
+        }
+        if self.details:
+            out["details"] = self.details
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AgoraError:
+        """Rebuild an error received as data; an unknown code becomes `internal` (never lost)."""
+        code = str(data.get("code", "internal"))
+        message = str(data.get("message", ""))
+        if code not in CATALOG:
+            message = f"[{code}] {message}"
+            code = "internal"
+        details = data.get("details")
+        return cls(
+            code,
+            message,
+            hint=str(data["hint"]) if data.get("hint") is not None else None,
+            retryable=bool(data["retryable"]) if "retryable" in data else None,
+            details=details if isinstance(details, dict) else None,
+        )
+
+
+def http_status(code: str) -> int:
+    kind = CATALOG.get(code)
+    return kind.http_status if kind else 500
+
+
+__all__ = ["CATALOG", "AgoraError", "ErrorKind", "http_status"]
