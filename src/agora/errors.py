@@ -45,13 +45,9 @@ CATALOG: dict[str, ErrorKind] = {
     "did_invalid": _k(400, "A DID must look like did:key:z6Mk... (Ed25519, base58btc)."),
     "did_unsupported": _k(400, "Only did:key with Ed25519 keys is supported."),
     "keystore_missing": _k(404, "Run `agora init` to create a keystore first."),
-    "keystore_exists": _k(
-        409, "A keystore already exists; pass --force to replace it (the old key is lost)."
-    ),
+    "keystore_exists": _k(409, "A keystore already exists; pass --force to replace it (the old key is lost)."),
     "keystore_invalid": _k(400, "The keystore file is damaged or not an agora keystore."),
-    "keystore_passphrase": _k(
-        401, "Wrong or missing passphrase (set AGORA_PASSPHRASE or pass --passphrase)."
-    ),
+    "keystore_passphrase": _k(401, "Wrong or missing passphrase (set AGORA_PASSPHRASE or pass --passphrase)."),
     "keystore_permissions": _k(400, "The keystore must be readable only by its owner: chmod 600 it."),
     # ucan
     "ucan_malformed": _k(400, "The token is not a UCAN 1.0 envelope."),
@@ -70,9 +66,7 @@ CATALOG: dict[str, ErrorKind] = {
     # actor / rpc
     "unknown_command": _k(404, "The target does not offer this command; check `agora node info`."),
     "handler_failed": _k(500, "The behavior failed on the remote node; its log has the details.", True),
-    "peer_unreachable": _k(
-        503, "No route to the peer; check that it is up and joined to the same hub.", True
-    ),
+    "peer_unreachable": _k(503, "No route to the peer; check that it is up and joined to the same hub.", True),
     "receipt_invalid": _k(502, "The reply receipt did not verify; the peer is broken or hostile."),
     # transport / hub
     "hub_unreachable": _k(
