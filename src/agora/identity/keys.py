@@ -10,12 +10,14 @@ from functools import lru_cache
 import nacl.exceptions
 import nacl.signing
 
-from agora.codec.multiformats import b58decode, b58encode, varint_encode
+from agora.codec.multiformats import b58decode, b58encode, varint_decode, varint_encode
 from agora.errors import AgoraError
 
 ED25519_PUB = 0xED
 _ED_PREFIX = varint_encode(ED25519_PUB)  # b"\xed\x01"
 DID_KEY_PREFIX = "did:key:z"
+# secp256k1, x25519, bls12-381 g1/g2, p256, p384, p521, rsa: real key types we do not accept
+_OTHER_KEY_CODECS = {0xE7, 0xEC, 0xEA, 0xEB, 0x1200, 0x1201, 0x1202, 0x1205}
 
 
 def did_from_public(public: bytes) -> str:
@@ -35,8 +37,14 @@ def public_from_did(did: str) -> bytes:
         raw = b58decode(did[len(DID_KEY_PREFIX) :])
     except ValueError as exc:
         raise AgoraError("did_invalid", str(exc)) from None
-    if raw[:2] != _ED_PREFIX:
-        raise AgoraError("did_unsupported", "only Ed25519 did:key (z6Mk...) is supported")
+    try:
+        codec, _ = varint_decode(raw)
+    except ValueError:
+        raise AgoraError("did_invalid", "did:key does not start with a multicodec") from None
+    if codec != ED25519_PUB:
+        if codec in _OTHER_KEY_CODECS:
+            raise AgoraError("did_unsupported", "only Ed25519 did:key (z6Mk...) is supported")
+        raise AgoraError("did_invalid", f"unknown key multicodec 0x{codec:x}")
     if len(raw) != 34:
         raise AgoraError("did_invalid", "Ed25519 did:key must hold a 32-byte key")
     return raw[2:]
