@@ -74,6 +74,8 @@ CATALOG: dict[str, ErrorKind] = {
     ),
     "hub_auth_failed": _k(401, "This node's DID is not on the hub's allowlist; ask the hub operator."),
     "hub_start_failed": _k(500, "The nats-server binary could not start; see the hub log."),
+    "topic_invalid": _k(400, "Topics are dotted names of letters, digits, '-' and '_' (e.g. agora.announce)."),
+    "transport_closed": _k(503, "The transport is not started or was closed; start a new one."),
     # store
     "store_conflict": _k(409, "The document changed meanwhile; re-read and retry.", True),
     "store_query_invalid": _k(400, "Query fields must be simple names and values JSON scalars."),
