@@ -79,6 +79,9 @@ CATALOG: dict[str, ErrorKind] = {
     # store
     "store_conflict": _k(409, "The document changed meanwhile; re-read and retry.", True),
     "store_query_invalid": _k(400, "Query fields must be simple names and values JSON scalars."),
+    "store_corrupt": _k(500, "The database file is damaged: restore it from a backup or move it aside."),
+    "store_schema_too_new": _k(500, "A newer agora wrote this database; upgrade agora or use another data dir."),
+    "store_closed": _k(503, "The store was closed; this is a shutdown-ordering bug or a late call."),
     # devnet / node
     "node_not_running": _k(503, "Start the node with `agora node up` or `agora devnet up`.", True),
     "devnet_not_running": _k(404, "Start a devnet with `agora devnet up` first."),
