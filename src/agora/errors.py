@@ -63,6 +63,10 @@ CATALOG: dict[str, ErrorKind] = {
     "ucan_policy_violation": _k(403, "The arguments break a policy of a delegation in the chain."),
     "ucan_policy_invalid": _k(400, "The policy is not valid UCAN policy language."),
     "ucan_invalid_claim": _k(403, "The chain does not prove authority over the subject."),
+    "ucan_lifetime_invalid": _k(
+        400, "Invocations need an exp at most the replay window ahead (agora sends now+300 s) so replays are caught."
+    ),
+    "ucan_replay_cache_full": _k(503, "Too many live invocations to remember; retry in a few seconds.", True),
     # actor / rpc
     "unknown_command": _k(404, "The target does not offer this command; check `agora node info`."),
     "handler_failed": _k(500, "The behavior failed on the remote node; its log has the details.", True),
@@ -112,6 +116,7 @@ CATALOG: dict[str, ErrorKind] = {
     "storage_unreachable": _k(503, "The storage endpoint did not answer; check the URL.", True),
     "storage_auth_failed": _k(401, "Check the storage credentials."),
     "storage_integrity": _k(422, "The content's hash does not match the expected one."),
+    "input_too_large": _k(413, "The input is over this node's size limit for its source; use S3 or raise the limit."),
     # compute
     "alloc_not_found": _k(404, "No such allocation on this node."),
     "alloc_invalid_state": _k(409, "The allocation is not in a state that allows this."),
