@@ -1,0 +1,213 @@
+"""What a hub is configured with, its validation, and its nats-server config file (pure, no I/O).
+
+Validation happens before anything is written or started, so a bad setting costs nothing and
+leaves no half-made hub behind. The rendered file is the only place settings reach nats-server:
+nothing sensitive is ever put on its command line (visible to every user in `ps`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agora.errors import AgoraError
+from agora.identity import nkey_from_public, public_from_did
+from agora.transport.interfaces import DEFAULT_MAX_MESSAGE_BYTES
+from agora.transport.tls import TlsConfig
+
+HEADER_ROOM = 64 * 1024
+"""The hub's max_payload exceeds the node limit by this much: NATS counts headers in the payload."""
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ROUTE_RE = re.compile(r"(nats-route|nats|tls)://[A-Za-z0-9.:\[\]_-]+")
+_NATS_MAX_PAYLOAD = 64 * 1024 * 1024
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """NATS routes to other hubs of the same cluster (full mesh is formed from any route)."""
+
+    name: str = "agora"
+    host: str = "127.0.0.1"
+    port: int = 0
+    routes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    """Everything a hub needs. `port=0` (and `monitor_port=0`, `cluster.port=0`) pick a free port.
+
+    `allowed_dids=None` is an open hub; a tuple is an allowlist: only those DIDs (as NATS nkeys,
+    proven by signing the server's nonce) may connect. A hub listening beyond loopback must use TLS
+    unless `allow_insecure_remote` says the operator knows what they are doing.
+    """
+
+    home: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    monitor_port: int | None = None
+    jetstream: bool = True
+    jetstream_max_memory: int | None = None
+    jetstream_max_file: int | None = None
+    max_payload: int = DEFAULT_MAX_MESSAGE_BYTES + HEADER_ROOM
+    server_name: str = field(default_factory=lambda: "agora-hub-" + secrets.token_hex(4))
+    cluster: ClusterConfig | None = None
+    allowed_dids: tuple[str, ...] | None = None
+    tls: TlsConfig | None = None
+    allow_insecure_remote: bool = False
+
+    def validate(self) -> None:
+        """Raise `config_invalid` (or `did_invalid`) naming the first bad setting."""
+        _check_host("host", self.host)
+        _check_port("port", self.port)
+        if self.monitor_port is not None:
+            _check_port("monitor_port", self.monitor_port)
+        if not _NAME_RE.fullmatch(self.server_name):
+            raise AgoraError("config_invalid", "server_name: 1-64 letters, digits, '-' or '_'")
+        if not 1 <= self.max_payload <= _NATS_MAX_PAYLOAD:
+            raise AgoraError("config_invalid", f"max_payload must be 1..{_NATS_MAX_PAYLOAD} bytes")
+        for name in ("jetstream_max_memory", "jetstream_max_file"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise AgoraError("config_invalid", f"{name} must be positive")
+        _check_path("home", self.home)
+        if self.tls is not None:
+            self.tls.check_files(server=True)
+        remote = not is_loopback(self.host) or (self.cluster is not None and not is_loopback(self.cluster.host))
+        if remote and self.tls is None and not self.allow_insecure_remote:
+            raise AgoraError(
+                "config_invalid",
+                "a hub reachable beyond this machine must use TLS",
+                hint="Set tls (cert_file, key_file) or keep host on 127.0.0.1; "
+                "allow_insecure_remote=True overrides this for closed networks.",
+            )
+        if self.allowed_dids is not None:
+            if not self.allowed_dids:
+                raise AgoraError("config_invalid", "allowed_dids is empty: no node could connect")
+            for did in self.allowed_dids:
+                public_from_did(did)
+        if self.cluster is not None:
+            self._validate_cluster(self.cluster)
+
+    def _validate_cluster(self, cluster: ClusterConfig) -> None:
+        if not _NAME_RE.fullmatch(cluster.name):
+            raise AgoraError("config_invalid", "cluster.name: 1-64 letters, digits, '-' or '_'")
+        _check_host("cluster.host", cluster.host)
+        _check_port("cluster.port", cluster.port)
+        if (
+            not is_loopback(cluster.host)
+            and not self.allow_insecure_remote
+            and (self.tls is None or not self.tls.ca_file)
+        ):
+            raise AgoraError(
+                "config_invalid",
+                "cluster routes beyond this machine need TLS with tls.ca_file (hubs verify each other)",
+            )
+        for route in cluster.routes:
+            if not _ROUTE_RE.fullmatch(route):
+                raise AgoraError("config_invalid", f"cluster route {route!r} must look like nats-route://host:port")
+        if self.jetstream and not cluster.routes:
+            raise AgoraError(
+                "config_invalid",
+                "JetStream in a cluster needs at least one route",
+                hint="List the other hubs' cluster URLs (this hub's own URL may be in the list too).",
+            )
+
+    def nkeys(self) -> list[str]:
+        return [nkey_from_public(public_from_did(did)) for did in self.allowed_dids or ()]
+
+
+def _check_host(name: str, host: str) -> None:
+    if not host or any(c in host for c in '"\\ \n\r\t/'):
+        raise AgoraError("config_invalid", f"{name} {host!r} is not a host name or address")
+
+
+def _check_port(name: str, port: int) -> None:
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise AgoraError("config_invalid", f"{name} must be 0..65535 (0 picks a free port), got {port!r}")
+
+
+def _check_path(name: str, path: Path) -> None:
+    if any(c in str(path) for c in '"\n\r\\'):
+        raise AgoraError("config_invalid", f"{name} must not contain quotes, backslashes or newlines")
+
+
+def _q(value: str) -> str:
+    return json.dumps(value)
+
+
+def _hostport(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port if port else -1}"
+
+
+def render(config: HubConfig, *, ports_dir: Path, ports: dict[str, int] | None = None) -> str:
+    """The nats-server config file. `ports` pins ports found on a first start (for restarts)."""
+    ports = ports or {}
+    port = ports.get("client", config.port)
+    lines = [
+        "# written by agora.transport.hub: edit the hub's settings, not this file",
+        f"server_name: {_q(config.server_name)}",
+        f"host: {_q(config.host)}",
+        f"port: {port if port else -1}",
+        f"max_payload: {config.max_payload}",
+        f"ports_file_dir: {_q(str(ports_dir))}",
+    ]
+    if config.monitor_port is not None:
+        lines.append(f"http: {_q(_hostport(config.host, ports.get('monitor', config.monitor_port)))}")
+    if config.jetstream:
+        js = [f"store_dir: {_q(str(config.home / 'jetstream'))}"]
+        if config.jetstream_max_memory is not None:
+            js.append(f"max_memory_store: {config.jetstream_max_memory}")
+        if config.jetstream_max_file is not None:
+            js.append(f"max_file_store: {config.jetstream_max_file}")
+        lines.append("jetstream {\n  " + "\n  ".join(js) + "\n}")
+    if config.tls is not None:
+        lines.append("tls " + _tls_block(config.tls, verify=config.tls.verify_clients))
+    if config.allowed_dids is not None:
+        users = ",\n    ".join("{nkey: " + _q(k) + "}" for k in config.nkeys())
+        lines.append("authorization {\n  users = [\n    " + users + "\n  ]\n}")
+    if config.cluster is not None:
+        lines.append(_cluster_block(config.cluster, config.tls, ports.get("cluster", config.cluster.port)))
+    return "\n".join(lines) + "\n"
+
+
+def _tls_block(tls: TlsConfig, *, verify: bool) -> str:
+    items = [f"cert_file: {_q(str(tls.cert_file))}", f"key_file: {_q(str(tls.key_file))}"]
+    if tls.ca_file is not None:
+        items.append(f"ca_file: {_q(str(tls.ca_file))}")
+    if verify:
+        items.append("verify: true")
+    items.append("timeout: 2")
+    return "{\n  " + "\n  ".join(items) + "\n}"
+
+
+def _cluster_block(cluster: ClusterConfig, tls: TlsConfig | None, port: int) -> str:
+    items = [f"name: {_q(cluster.name)}", f"listen: {_q(_hostport(cluster.host, port))}"]
+    if cluster.routes:
+        items.append("routes: [" + ", ".join(_q(r) for r in cluster.routes) + "]")
+    if tls is not None and tls.ca_file is not None:
+        items.append("tls " + _tls_block(tls, verify=True).replace("\n", "\n  "))
+    return "cluster {\n  " + "\n  ".join(items) + "\n}"
+
+
+def routes_for(urls: Sequence[str]) -> tuple[str, ...]:
+    """Cluster URLs as route URLs (`nats://h:p` -> `nats-route://h:p`)."""
+    return tuple("nats-route://" + u.split("://", 1)[-1] for u in urls)
+
+
+__all__ = ["HEADER_ROOM", "ClusterConfig", "HubConfig", "is_loopback", "render", "routes_for"]
