@@ -1,0 +1,227 @@
+"""The runtime of one node: dispatches incoming invocations to behaviors and makes outgoing calls.
+
+Dispatch order for every message, so that no handler ever runs for a message that should be refused:
+1. size limit; 2. decode the request (strict DAG-CBOR, UCAN shapes); 3. validate the invocation and its
+delegation chain (signatures over the received bytes, time bounds with skew, audience = this node,
+replay cache); 4. authority: a protected behavior needs a chain rooted at this node (sub == node);
+5. find the behavior (`unknown_command` otherwise); 6. run it. Whatever happens, the answer is a signed
+receipt naming what it answers; nothing raises out of `handle`, and every reject is counted by code.
+
+Outgoing calls build an invocation (exp = now + 5 min by default), send it with the delegations it
+cites, and verify that the receipt is signed by the callee and names this invocation's CID.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from agora.actor.behaviors import Actor, Behavior, CallContext
+from agora.clock import SYSTEM_CLOCK, Clock
+from agora.codec import CID, encode
+from agora.errors import AgoraError
+from agora.identity import Keypair
+from agora.transport import Transport
+from agora.ucan import Delegation, ReplayCache, invoke, validate_invocation
+from agora.wire import DEFAULT_MAX_MESSAGE, Receipt, Request, check_size, raw_cid
+
+log = logging.getLogger("agora.actor")
+
+DEFAULT_INVOCATION_TTL = 300.0
+DEFAULT_SKEW = 60.0
+
+
+class MetricsSink(Protocol):
+    def count_in(self, kind: str) -> None: ...
+    def count_out(self, kind: str) -> None: ...
+    def count_reject(self, code: str) -> None: ...
+    def observe_rpc(self, command: str, seconds: float) -> None: ...
+
+
+class Runtime:
+    def __init__(
+        self,
+        keypair: Keypair,
+        transport: Transport,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        metrics: MetricsSink | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE,
+        invocation_ttl: float = DEFAULT_INVOCATION_TTL,
+        skew: float = DEFAULT_SKEW,
+    ) -> None:
+        self.keypair = keypair
+        self.did = keypair.did
+        self.transport = transport
+        self.clock = clock
+        self.metrics = metrics
+        self.max_message_bytes = max_message_bytes
+        self.invocation_ttl = invocation_ttl
+        self.skew = skew
+        self.replay = ReplayCache()
+        self._behaviors: dict[str, Behavior] = {}
+
+    # -- registration -------------------------------------------------------------------------
+    def register(self, actor: Actor) -> None:
+        for b in actor.behaviors():
+            if b.command in self._behaviors:
+                raise ValueError(f"behavior {b.command} is registered twice")
+            self._behaviors[b.command] = b
+
+    def unregister(self, actor: Actor) -> None:
+        for b in actor.behaviors():
+            self._behaviors.pop(b.command, None)
+
+    @property
+    def commands(self) -> list[dict[str, Any]]:
+        return [
+            {"command": b.command, "public": b.public, "summary": b.summary}
+            for b in sorted(self._behaviors.values(), key=lambda b: b.command)
+        ]
+
+    async def start(self) -> None:
+        await self.transport.serve(self.handle)
+
+    # -- dispatch -----------------------------------------------------------------------------
+    async def handle(self, data: bytes) -> bytes:
+        """Answer one request with receipt bytes. Never raises."""
+        ran: CID | None = None
+        try:
+            check_size(data, self.max_message_bytes)
+            request = Request.decode(data, max_bytes=self.max_message_bytes)
+            inv = request.invocation
+            ran = inv.cid
+            self._count_in("request")
+            validate_invocation(
+                inv,
+                request.proofs(),
+                now=self.clock.now(),
+                audience=self.did,
+                replay=self.replay,
+                skew=self.skew,
+            )
+            beh = self._behaviors.get(inv.cmd)
+            if beh is None:
+                raise AgoraError("unknown_command", f"{inv.cmd} is not a behavior of {self.did}")
+            if not beh.public and inv.sub != self.did:
+                raise AgoraError(
+                    "ucan_unauthorized",
+                    f"{inv.cmd} needs a delegation from this node ({self.did}); the invocation's subject is {inv.sub}",
+                    hint="Ask the node's operator for one: `agora node grant DID --command ...`.",
+                )
+            ctx = CallContext(inv, request.delegations, self)
+            try:
+                result = await beh.handler(ctx)
+                encode(result)  # the result must be sendable; fail here, not half-way in the receipt
+            except AgoraError:
+                raise
+            except Exception as exc:
+                log.exception("behavior %s failed", inv.cmd)
+                raise AgoraError("handler_failed", f"{inv.cmd} failed: {type(exc).__name__}: {exc}") from None
+            return self._receipt(ran, ok=result)
+        except AgoraError as err:
+            self._count_reject(err.code)
+            return self._receipt(ran if ran is not None else raw_cid(bytes(data)), error=err)
+        except Exception as exc:  # a bug in agora itself: still answer, still count
+            log.exception("dispatch failed")
+            bug = AgoraError("internal", f"{type(exc).__name__}: {exc}")
+            self._count_reject(bug.code)
+            return self._receipt(ran if ran is not None else raw_cid(bytes(data)), error=bug)
+
+    def _receipt(self, ran: CID, *, ok: Any = None, error: AgoraError | None = None) -> bytes:
+        self._count_out("receipt")
+        return Receipt.issue(self.keypair, ran, ok=ok, error=error, iat=int(self.clock.now())).raw
+
+    # -- outgoing -----------------------------------------------------------------------------
+    def build_request(
+        self,
+        target: str,
+        command: str,
+        args: dict[str, Any] | None = None,
+        *,
+        proofs: Sequence[Delegation] = (),
+        sub: str | None = None,
+    ) -> Request:
+        """An invocation of `command` on `target`. Without proofs the caller invokes about itself
+        (sub = caller), which public behaviors accept; with proofs the subject is the chain's root."""
+        now = self.clock.now()
+        if sub is None:
+            sub = proofs[0].sub if proofs and proofs[0].sub is not None else (target if proofs else self.did)
+        inv = invoke(
+            self.keypair,
+            sub=sub,
+            aud=target,
+            cmd=command,
+            args=args or {},
+            prf=[d.cid for d in proofs],
+            exp=int(now + self.invocation_ttl),
+            iat=int(now),
+        )
+        return Request(inv, tuple(proofs))
+
+    async def call_receipt(
+        self,
+        target: str,
+        command: str,
+        args: dict[str, Any] | None = None,
+        *,
+        proofs: Sequence[Delegation] = (),
+        sub: str | None = None,
+        timeout: float = 5.0,
+    ) -> Receipt:
+        request = self.build_request(target, command, args, proofs=proofs, sub=sub)
+        return await self.send_request(target, request, timeout=timeout)
+
+    async def send_request(self, target: str, request: Request, *, timeout: float = 5.0) -> Receipt:
+        data = request.encode()
+        started = time.perf_counter()
+        self._count_out("request")
+        if target == self.did:
+            reply = await self.handle(data)  # a local call goes through the same checks
+        else:
+            reply = await self.transport.request(target, data, timeout)
+        receipt = Receipt.decode(reply, expected_issuer=target, max_bytes=self.max_message_bytes)
+        if receipt.ran != request.invocation.cid:
+            raise AgoraError("receipt_invalid", "the receipt answers another invocation")
+        self._count_in("receipt")
+        if self.metrics is not None:
+            self.metrics.observe_rpc(request.invocation.cmd, time.perf_counter() - started)
+        return receipt
+
+    async def call(
+        self,
+        target: str,
+        command: str,
+        args: dict[str, Any] | None = None,
+        *,
+        proofs: Sequence[Delegation] = (),
+        sub: str | None = None,
+        timeout: float = 5.0,
+    ) -> Any:
+        """Invoke `command` on `target` and return its result; a remote error is raised as AgoraError."""
+        receipt = await self.call_receipt(target, command, args, proofs=proofs, sub=sub, timeout=timeout)
+        return receipt.result()
+
+    async def tell(self, target: str, command: str, args: dict[str, Any] | None = None) -> None:
+        """Fire-and-forget: the invocation is delivered if the target listens; no receipt comes back."""
+        request = self.build_request(target, command, args)
+        self._count_out("tell")
+        await self.transport.send(target, request.encode())
+
+    # -- metrics ------------------------------------------------------------------------------
+    def _count_in(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count_in(kind)
+
+    def _count_out(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count_out(kind)
+
+    def _count_reject(self, code: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count_reject(code)
+
+
+__all__ = ["DEFAULT_INVOCATION_TTL", "MetricsSink", "Runtime"]

@@ -1,0 +1,33 @@
+"""What travels on the wire between nodes (pure: encode, decode, sign, verify; no I/O).
+
+- `messages.py`: `Request` (a UCAN invocation + its delegations), `Receipt` (the signed reply naming the
+  invocation's CID with a result or an error), `Announcement` (signed presence), the message type registry.
+"""
+
+from agora.wire.messages import (
+    ANNOUNCE_TAG,
+    DEFAULT_MAX_MESSAGE,
+    MESSAGE_TYPES,
+    RECEIPT_TAG,
+    REQUEST_TAG,
+    Announcement,
+    Receipt,
+    Request,
+    build_request,
+    check_size,
+    raw_cid,
+)
+
+__all__ = [
+    "ANNOUNCE_TAG",
+    "DEFAULT_MAX_MESSAGE",
+    "MESSAGE_TYPES",
+    "RECEIPT_TAG",
+    "REQUEST_TAG",
+    "Announcement",
+    "Receipt",
+    "Request",
+    "build_request",
+    "check_size",
+    "raw_cid",
+]
