@@ -1,0 +1,61 @@
+"""Serve the API with uvicorn inside the node's event loop, on 127.0.0.1:PORT or a unix socket."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from agora.api.app import create_app
+from agora.node import Node
+
+
+class ApiServer:
+    def __init__(self, node: Node, *, host: str = "127.0.0.1", port: int = 8765, uds: Path | None = None) -> None:
+        self.node = node
+        self.host = host
+        self.port = port
+        self.uds = uds
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        app = create_app(self.node)
+        if self.uds is not None:
+            self.uds.parent.mkdir(parents=True, exist_ok=True)
+            self.uds.unlink(missing_ok=True)
+            config = uvicorn.Config(app, uds=str(self.uds), log_level="warning", access_log=False, lifespan="off")
+            url = f"unix://{self.uds}"
+            sock = None
+        else:
+            sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))  # bind now so port 0 resolves before we announce the URL
+            self.port = sock.getsockname()[1]
+            config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+            url = f"http://{self.host}:{self.port}"
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        sockets = [sock] if sock is not None else None
+        self._task = asyncio.create_task(self._server.serve(sockets=sockets), name="api")
+        for _ in range(500):  # bounded: 5 s
+            if self._server.started or self._task.done():
+                break
+            await asyncio.sleep(0.01)
+        if self._task.done():
+            self._task.result()
+        self.node.api_url = url
+        return url
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.uds is not None:
+            self.uds.unlink(missing_ok=True)
+
+
+__all__ = ["ApiServer"]

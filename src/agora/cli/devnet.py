@@ -1,0 +1,60 @@
+"""`agora devnet up|status|down`: a hub and N nodes on this machine, for trying agora and for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agora.cli.output import emit_json, errors, table
+from agora.devnet import DEFAULT_DIR, down, status, up
+
+app = typer.Typer(help="A local network: one hub and N nodes as processes on loopback.", no_args_is_help=True)
+DirOpt = Annotated[Path, typer.Option("--dir", help="where devnet.json, homes and logs live")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+@app.command("up")
+def devnet_up(
+    nodes: Annotated[int, typer.Option("--nodes", "-n", min=1, max=32)] = 3,
+    directory: DirOpt = DEFAULT_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a hub and N nodes; returns when every node sees every other one."""
+    with errors(as_json):
+        if not as_json:
+            typer.echo(f"starting a hub and {nodes} nodes in {directory} …")
+        state = up(nodes, directory)
+        if as_json:
+            emit_json(state)
+            return
+        rows: list[dict[str, Any]] = [state["hub"], *state["nodes"]]
+        table([{"name": m["name"], "did": m["did"], "api": m["api"]} for m in rows], ["name", "did", "api"])
+        typer.echo(f"hub: {state['hub_url']}\nstate: {Path(state['dir']) / 'devnet.json'}")
+
+
+@app.command("status")
+def devnet_status(directory: DirOpt = DEFAULT_DIR, as_json: JsonOpt = False) -> None:
+    """Show each devnet process: running, health, peers seen."""
+    with errors(as_json):
+        st = status(directory)
+        if as_json:
+            emit_json(st)
+            return
+        typer.echo(f"hub: {st['hub_url']}")
+        table(st["members"], ["name", "did", "running", "health", "peers", "api"])
+
+
+@app.command("down")
+def devnet_down(directory: DirOpt = DEFAULT_DIR, as_json: JsonOpt = False) -> None:
+    """Stop every process the devnet started."""
+    with errors(as_json):
+        stopped = down(directory)
+        if as_json:
+            emit_json({"stopped": stopped})
+        else:
+            typer.echo(f"stopped {len(stopped)} processes: {', '.join(stopped) or '-'}")
+
+
+__all__ = ["app"]

@@ -1,0 +1,35 @@
+"""The `agora` command. Each noun lives in its own module; all of them talk to a node through its API."""
+
+from __future__ import annotations
+
+import typer
+
+from agora.cli import devnet, node
+
+app = typer.Typer(
+    name="agora",
+    help="agora: a decentralized compute network. Start with `agora devnet up` or `agora init`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("init")(node.init)
+app.command("status")(node.status)
+app.command("peers")(node.peers)
+app.command("ping")(node.ping)
+
+hub_app = typer.Typer(help="Run a hub.", no_args_is_help=True)
+hub_app.command("up")(node.hub_up)
+app.add_typer(hub_app, name="hub")
+
+node_app = typer.Typer(help="Run and inspect a node.", no_args_is_help=True)
+node_app.command("up")(node.node_up)
+app.add_typer(node_app, name="node")
+
+app.add_typer(devnet.app, name="devnet")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,165 @@
+"""`agora init`, `agora hub up`, `agora node up`, `agora status`, `agora peers`, `agora ping`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agora.cli.output import emit_json, errors, run_json_or_text, short, table
+from agora.client import AgoraClient
+from agora.errors import AgoraError
+from agora.identity import create_keystore, keystore_did
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+ApiOpt = Annotated[str | None, typer.Option("--api", help="node API URL (default: $AGORA_API or the local node)")]
+HomeOpt = Annotated[Path | None, typer.Option("--home", help="node home (default: $AGORA_HOME or ~/.agora)")]
+
+
+def _home(home: Path | None) -> Path:
+    return home or Path(os.environ.get("AGORA_HOME", Path.home() / ".agora"))
+
+
+def init(
+    home: HomeOpt = None,
+    passphrase: Annotated[
+        bool, typer.Option("--passphrase", help="encrypt the key with a passphrase (asked, or $AGORA_PASSPHRASE)")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing identity (the old key is lost)")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create this machine's identity (an Ed25519 key in a 0600 keystore)."""
+    path = _home(home) / "identity.json"
+    with errors(as_json):
+        if path.exists() and not force:
+            did = keystore_did(path)
+            run_json_or_text(
+                as_json,
+                {"did": did, "keystore": str(path), "created": False},
+                lambda d: typer.echo(f"identity exists: {d['did']}\nkeystore: {d['keystore']}"),
+            )
+            return
+        secret = None
+        if passphrase:
+            secret = os.environ.get("AGORA_PASSPHRASE") or typer.prompt(
+                "passphrase", hide_input=True, confirmation_prompt=True
+            )
+        kp = create_keystore(path, secret, force=force)
+        run_json_or_text(
+            as_json,
+            {"did": kp.did, "peer_id": kp.peer_id, "keystore": str(path), "created": True},
+            lambda d: typer.echo(f"created identity {d['did']}\nkeystore: {d['keystore']} (mode 0600)"),
+        )
+
+
+def _exec_daemon(args: list[str]) -> None:
+    """Replace this process with the node process, so signals and exit codes go straight to it."""
+    argv = [sys.executable, "-m", "agora.daemon", *args]
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)
+
+
+def hub_up(
+    port: Annotated[int, typer.Option(help="NATS port nodes dial (0 = pick a free one)")] = 4222,
+    host: Annotated[str, typer.Option(help="address to listen on; beyond loopback needs TLS")] = "127.0.0.1",
+    api_port: Annotated[int, typer.Option(help="local API port")] = 8765,
+    home: HomeOpt = None,
+    allow: Annotated[list[str] | None, typer.Option(help="DID allowed to join (repeat); default: open hub")] = None,
+    route: Annotated[list[str] | None, typer.Option(help="cluster route to another hub (repeat)")] = None,
+    cluster_port: Annotated[int | None, typer.Option(help="port for routes from other hubs")] = None,
+    tls_cert: Annotated[str | None, typer.Option()] = None,
+    tls_key: Annotated[str | None, typer.Option()] = None,
+    tls_ca: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Run a hub: a node that also runs the NATS server other nodes dial out to."""
+    args = ["--hub", "--hub-host", host, "--hub-port", str(port), "--api-port", str(api_port)]
+    if home:
+        args += ["--home", str(home)]
+    for did in allow or []:
+        args += ["--allow", did]
+    for r in route or []:
+        args += ["--route", r]
+    if cluster_port is not None:
+        args += ["--cluster-port", str(cluster_port)]
+    for flag, value in (("--tls-cert", tls_cert), ("--tls-key", tls_key), ("--tls-ca", tls_ca)):
+        if value:
+            args += [flag, value]
+    _exec_daemon(args)
+
+
+def node_up(
+    hub: Annotated[str, typer.Option("--hub", help="hub URL(s), comma-separated: nats://HOST:PORT")],
+    api_port: Annotated[int, typer.Option(help="local API port (0 = pick a free one)")] = 8765,
+    api_socket: Annotated[Path | None, typer.Option(help="serve the API on a unix socket instead")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Run a node that joins the network through one or more hubs."""
+    args = ["--hub-url", hub, "--api-port", str(api_port)]
+    if api_socket:
+        args += ["--api-socket", str(api_socket)]
+    if home:
+        args += ["--home", str(home)]
+    _exec_daemon(args)
+
+
+def status(api: ApiOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the local node: identity, hubs, link state, peers, uptime."""
+    with errors(as_json), AgoraClient(api) as c:
+        info: dict[str, Any] = {**c.node(), "health": c.health()}
+
+        def text(d: dict[str, Any]) -> None:
+            typer.echo(f"did:        {d['did']}")
+            typer.echo(f"version:    {d['version']}")
+            typer.echo(f"health:     {d['health']['status']} (transport {d['transport']})")
+            typer.echo(f"hubs:       {', '.join(d['hubs'])}")
+            typer.echo(f"is hub:     {d['is_hub']}")
+            typer.echo(f"api:        {d['api']}")
+            typer.echo(f"peers:      {d['peers_alive']} alive")
+            typer.echo(f"uptime:     {d['uptime_s']:.1f}s (ready in {d['ready_s'] or 0:.3f}s)")
+
+        run_json_or_text(as_json, info, text)
+
+
+def peers(
+    api: ApiOpt = None,
+    status_filter: Annotated[str | None, typer.Option("--status", help="alive, lost or left")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the peers the local node sees."""
+    with errors(as_json), AgoraClient(api) as c:
+        rows = c.peers(status=status_filter)
+        if as_json:
+            emit_json(rows)
+            return
+        table(
+            [
+                {"did": p["did"], "status": p["status"], "age": f"{p['age_s']:.1f}s", "version": p["version"]}
+                for p in rows
+            ],
+            ["did", "status", "age", "version"],
+        )
+
+
+def ping(
+    did: Annotated[str, typer.Argument(help="DID of the node to ping")],
+    count: Annotated[int, typer.Option("--count", "-c", min=1, max=100)] = 3,
+    timeout: Annotated[float, typer.Option(min=0.1, max=60)] = 5.0,
+    api: ApiOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send signed ping invocations to a node through the hub and print the round trips."""
+    with errors(as_json), AgoraClient(api) as c:
+        rtts = c.ping(did, count=count, timeout=timeout)
+        if as_json:
+            emit_json({"did": did, "rtt_ms": rtts})
+            return
+        for i, rtt in enumerate(rtts):
+            typer.echo(f"reply from {short(did)}: seq={i} time={rtt:.2f} ms")
+        if not rtts:
+            raise AgoraError("timeout", "no replies")
+
+
+__all__ = ["hub_up", "init", "node_up", "peers", "ping", "status"]

@@ -1,0 +1,109 @@
+"""A small Python client of a node's local API; the CLI uses it, and so can any script.
+
+    from agora.client import AgoraClient
+    with AgoraClient("http://127.0.0.1:8765") as c:
+        print(c.node()["did"], [p["did"] for p in c.peers()])
+
+`base_url` may be `http://127.0.0.1:PORT` or `unix:///path/to/api.sock`. Errors from the node come
+back as `AgoraError` with the node's code, message and hint; a node that is not running raises
+`AgoraError("node_not_running")`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from agora.errors import AgoraError
+
+DEFAULT_API = "http://127.0.0.1:8765"
+
+
+def discover_api(home: Path | None = None) -> str:
+    """Where the local node's API is: $AGORA_API, else the run file the node writes in its home."""
+    env = os.environ.get("AGORA_API")
+    if env:
+        return env
+    home = home or Path(os.environ.get("AGORA_HOME", Path.home() / ".agora"))
+    run = home / "run.json"
+    try:
+        api = json.loads(run.read_text()).get("api")
+    except (OSError, ValueError):
+        api = None
+    return str(api) if api else DEFAULT_API
+
+
+class AgoraClient:
+    def __init__(self, base_url: str | None = None, *, timeout: float = 30.0) -> None:
+        self.base_url = base_url or discover_api()
+        if self.base_url.startswith("unix://"):
+            transport = httpx.HTTPTransport(uds=self.base_url[len("unix://") :])
+            self._http = httpx.Client(base_url="http://agora", transport=transport, timeout=timeout)
+        else:
+            self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def __enter__(self) -> AgoraClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            resp = self._http.request(method, path, **kw)
+        except httpx.TransportError as exc:
+            raise AgoraError(
+                "node_not_running",
+                f"no agora node answers at {self.base_url} ({type(exc).__name__})",
+                hint="Start one with `agora node up --hub URL` or `agora devnet up`, or set AGORA_API.",
+            ) from None
+        if resp.status_code >= 400:
+            try:
+                err = resp.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                raise AgoraError("internal", f"HTTP {resp.status_code}: {resp.text[:200]}") from None
+            raise AgoraError.from_dict(err)
+        if resp.headers.get("content-type", "").startswith("application/json"):
+            return resp.json()
+        return resp.text
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/health"))
+
+    def node(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/node"))
+
+    def peers(self, status: str | None = None) -> list[dict[str, Any]]:
+        params = {"status": status} if status else None
+        return list(self._request("GET", "/peers", params=params)["peers"])
+
+    def ping(self, did: str, *, count: int = 1, timeout: float = 5.0) -> list[float]:
+        body = {"did": did, "count": count, "timeout": timeout}
+        return list(self._request("POST", "/ping", json=body)["rtt_ms"])
+
+    def events(
+        self, *, after: int = 0, kind: str | None = None, subject: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"after": after, "limit": limit}
+        if kind:
+            params["kind"] = kind
+        if subject:
+            params["subject"] = subject
+        return list(self._request("GET", "/events", params=params)["events"])
+
+    def metrics(self) -> str:
+        return str(self._request("GET", "/metrics"))
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        """Any other endpoint, with the same error handling."""
+        return self._request(method, path, **kw)
+
+
+__all__ = ["DEFAULT_API", "AgoraClient", "discover_api"]

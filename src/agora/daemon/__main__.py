@@ -1,0 +1,3 @@
+from agora.daemon.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""Node configuration: every setting has a visible default, and bad values fail at start with a hint."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agora.errors import AgoraError
+from agora.transport import ClusterConfig, TlsConfig
+from agora.transport import HubConfig as HubProcessConfig
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("AGORA_HOME", Path.home() / ".agora"))
+
+
+@dataclass
+class HubSettings:
+    """Settings of the embedded hub (nats-server) when this node is a hub."""
+
+    host: str = "127.0.0.1"
+    port: int = 4222
+    cluster_port: int | None = None
+    routes: list[str] = field(default_factory=list)
+    allow: list[str] = field(default_factory=list)  # empty: open hub; else DIDs allowed to connect
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+
+
+@dataclass
+class NodeConfig:
+    home: Path = field(default_factory=default_home)
+    hubs: list[str] = field(default_factory=list)  # nats://host:port URLs this node dials out to
+    hub: HubSettings | None = None  # set: this node also runs a hub
+    api_host: str = "127.0.0.1"
+    api_port: int = 8765  # 0: pick a free port
+    api_socket: Path | None = None  # serve the API on a unix socket instead of TCP
+    announce_interval: float = 5.0
+    lost_after: float = 15.0
+    expire_after: float = 60.0
+    request_timeout: float = 5.0
+    max_message_bytes: int = 1024 * 1024
+    log_level: str = "INFO"
+    tls_ca: str | None = None  # CA to trust when a hub URL is tls://
+
+    def validate(self) -> None:
+        if self.api_socket is None and self.api_host not in LOOPBACK_HOSTS:
+            raise AgoraError(
+                "config_invalid",
+                f"api_host {self.api_host!r} is not a loopback address",
+                hint="The local API only serves this machine: use 127.0.0.1 or --api-socket PATH.",
+            )
+        if not 0 <= self.api_port <= 65535:
+            raise AgoraError("config_invalid", f"api_port {self.api_port} is out of range")
+        for url in self.hubs:
+            if not url.startswith(("nats://", "tls://")):
+                raise AgoraError(
+                    "config_invalid",
+                    f"hub URL {url!r} must start with nats:// or tls://",
+                    hint="Example: --hub nats://127.0.0.1:4222",
+                )
+        if not self.hubs and self.hub is None:
+            raise AgoraError(
+                "config_invalid",
+                "a node needs at least one hub to dial, or must be a hub itself",
+                hint="Pass --hub nats://HOST:PORT, or run `agora hub up`.",
+            )
+        if self.announce_interval <= 0 or self.lost_after <= self.announce_interval:
+            raise AgoraError("config_invalid", "lost_after must be longer than announce_interval")
+
+    def hub_process_config(self) -> HubProcessConfig:
+        """The embedded nats-server's settings (validated by the transport layer)."""
+        assert self.hub is not None
+        h = self.hub
+        cluster = None
+        if h.cluster_port is not None or h.routes:
+            cluster = ClusterConfig(host=h.host, port=h.cluster_port or 0, routes=tuple(h.routes))
+        tls = None
+        if h.tls_cert or h.tls_key:
+            tls = TlsConfig(
+                cert_file=Path(h.tls_cert) if h.tls_cert else None,
+                key_file=Path(h.tls_key) if h.tls_key else None,
+                ca_file=Path(h.tls_ca) if h.tls_ca else None,
+            )
+        return HubProcessConfig(
+            home=self.home / "hub",
+            host=h.host,
+            port=h.port,
+            max_payload=self.max_message_bytes + 64 * 1024,
+            cluster=cluster,
+            allowed_dids=tuple(h.allow) if h.allow else None,
+            tls=tls,
+        )
+
+    @property
+    def keystore_path(self) -> Path:
+        return self.home / "identity.json"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "agora.db"
+
+    @property
+    def run_file(self) -> Path:
+        """Written while the node runs: pid, DID and API address, so the CLI can find it."""
+        return self.home / "run.json"
+
+
+__all__ = ["LOOPBACK_HOSTS", "HubSettings", "NodeConfig", "default_home"]

@@ -1,0 +1,224 @@
+"""The composition root: builds a Node from its config. Nothing else in agora wires parts together.
+
+A node owns: its identity (keystore), a store (SQLite under its home), telemetry (JSON logs, metrics,
+the event log), a transport (NATS to its hubs; memory in tests and the simulator), the actor runtime
+with the Node actor, and discovery. A hub node additionally runs the embedded nats-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agora import __version__
+from agora.actor import Actor, Runtime
+from agora.clock import SYSTEM_CLOCK, Clock
+from agora.discovery import Change, Discovery, PeerTable
+from agora.errors import AgoraError
+from agora.identity import Keypair, create_keystore, load_keystore
+from agora.node.actor import NodeActor
+from agora.node.config import NodeConfig
+from agora.store import SqliteStore, Store
+from agora.telemetry import EventRecorder, Metrics
+from agora.transport import HubProcess, NatsTransport, TlsConfig, Transport, reachability_check
+
+log = logging.getLogger("agora.node")
+
+
+def load_or_create_identity(config: NodeConfig) -> Keypair:
+    """A node keeps one identity for life; the first start creates it (passphrase from AGORA_PASSPHRASE)."""
+    passphrase = os.environ.get("AGORA_PASSPHRASE") or None
+    if config.keystore_path.exists():
+        return load_keystore(config.keystore_path, passphrase)
+    return create_keystore(config.keystore_path, passphrase)
+
+
+class Node:
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        keypair: Keypair | None = None,
+        transport: Transport | None = None,
+        store: Store | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.clock = clock
+        config.home.mkdir(parents=True, exist_ok=True)
+        self.keypair = keypair or load_or_create_identity(config)
+        self.did = self.keypair.did
+        self.metrics = Metrics()
+        self.store: Store = store or SqliteStore(config.db_path, clock=clock)
+        self.events = EventRecorder(self.store, logger=log)
+        self.hub: HubProcess | None = None
+        self._transport_override = transport
+        self.transport: Transport | None = None
+        self.runtime: Runtime | None = None
+        self.peer_table = PeerTable(
+            self.did, lost_after=config.lost_after, expire_after=config.expire_after, clock=clock
+        )
+        self.discovery: Discovery | None = None
+        self.started_at: float | None = None
+        self.ready_s: float | None = None
+        self.hub_check: dict[str, Any] = {}
+        self.api_url: str | None = None
+        self.capability_providers: list[Callable[[], dict[str, Any]]] = []
+        self._actors: list[Actor] = []
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        t0 = time.perf_counter()
+        await self.store.open()
+        hub_urls = list(self.config.hubs)
+        if self.config.hub is not None:
+            self.hub = HubProcess(self.config.hub_process_config())
+            await self.hub.start()
+            hub_urls = [self.hub.url, *hub_urls]
+        self.hub_urls = tuple(hub_urls)
+        if self._transport_override is not None:
+            self.transport = self._transport_override
+        else:
+            await self._self_test()
+            self.transport = NatsTransport(
+                self.did,
+                list(self.hub_urls),
+                keypair=self.keypair,
+                tls=self._client_tls(),
+                max_message_bytes=self.config.max_message_bytes,
+            )
+        await self.transport.start()
+        self.runtime = Runtime(
+            self.keypair,
+            self.transport,
+            clock=self.clock,
+            metrics=self.metrics,
+            max_message_bytes=self.config.max_message_bytes,
+        )
+        self.add_actor(NodeActor(self))
+        await self.runtime.start()
+        self.discovery = Discovery(
+            self.keypair,
+            self.transport,
+            self.peer_table,
+            hubs=self.hub_urls,
+            capabilities=self.capability_summary,
+            interval=self.config.announce_interval,
+            on_change=self._on_peer_change,
+            on_reject=self.metrics.count_reject,
+        )
+        await self.discovery.start()
+        self.started_at = self.clock.now()
+        self.ready_s = time.perf_counter() - t0
+        await self.events.record("node.started", self.did, version=__version__, hubs=list(self.hub_urls))
+
+    async def _self_test(self) -> None:
+        """Check the first hub answers before joining, so a wrong URL fails with a fix, not a hang."""
+        url = self.hub_urls[0]
+        ok, detail, hint = await reachability_check(url, 3.0, keypair=self.keypair, tls=self._client_tls())
+        self.hub_check = {"url": url, "ok": ok, "detail": detail, "hint": hint}
+        if not ok:
+            log.error("hub self-test failed: %s; fix: %s", detail, hint)
+            code = "hub_auth_failed" if "auth" in detail.lower() else "hub_unreachable"
+            raise AgoraError(code, f"{url}: {detail}", hint=hint)
+
+    def _client_tls(self) -> TlsConfig | None:
+        return TlsConfig(ca_file=Path(self.config.tls_ca)) if self.config.tls_ca else None
+
+    async def stop(self) -> None:
+        if self.discovery is not None:
+            await self.discovery.stop(announce_leave=True)
+        for actor in reversed(self._actors):
+            stop = getattr(actor, "stop", None)
+            if stop is not None:
+                await stop()
+        if self.transport is not None:
+            await self.transport.close()
+        if self.hub is not None:
+            await self.hub.stop()
+        try:
+            await self.events.record("node.stopped", self.did)
+        finally:
+            await self.store.close()
+
+    def add_actor(self, actor: Actor) -> None:
+        assert self.runtime is not None
+        self.runtime.register(actor)
+        self._actors.append(actor)
+
+    # -- what the API and behaviors show --------------------------------------------------------
+    def capability_summary(self) -> dict[str, Any]:
+        caps: dict[str, Any] = {"commands": len(self.runtime.commands) if self.runtime else 0}
+        for provider in self.capability_providers:
+            caps.update(provider())
+        return caps
+
+    def public_info(self) -> dict[str, Any]:
+        return {
+            "did": self.did,
+            "peer_id": self.keypair.peer_id,
+            "version": __version__,
+            "hubs": list(getattr(self, "hub_urls", ())),
+            "capabilities": self.capability_summary(),
+            "commands": self.runtime.commands if self.runtime else [],
+        }
+
+    def info(self) -> dict[str, Any]:
+        now = self.clock.now()
+        out = self.public_info()
+        out.update(
+            {
+                "nkey": self.keypair.nkey,
+                "home": str(self.config.home),
+                "api": self.api_url,
+                "is_hub": self.hub is not None,
+                "hub_url": self.hub.url if self.hub is not None else None,
+                "transport": self.transport.state.value if self.transport else "stopped",
+                "started_at": self.started_at,
+                "uptime_s": round(now - self.started_at, 3) if self.started_at else 0.0,
+                "ready_s": self.ready_s,
+                "hub_check": self.hub_check,
+                "peers_alive": len(self.peer_table.alive()),
+            }
+        )
+        return out
+
+    def health(self) -> dict[str, Any]:
+        transport = self.transport.state.value if self.transport else "stopped"
+        ok = transport in ("connected", "reconnected")
+        return {"status": "ok" if ok else "degraded", "did": self.did, "transport": transport}
+
+    async def ping(self, did: str, *, count: int = 1, timeout: float | None = None) -> list[float]:
+        """Round trips in milliseconds of signed /agora/node/ping invocations to `did`."""
+        assert self.runtime is not None
+        rtts = []
+        for i in range(max(1, min(count, 100))):
+            t0 = time.perf_counter()
+            await self.runtime.call(
+                did, "/agora/node/ping", {"echo": i}, timeout=timeout or self.config.request_timeout
+            )
+            rtts.append((time.perf_counter() - t0) * 1000.0)
+        return rtts
+
+    def _on_peer_change(self, change: Change) -> None:
+        self.metrics.set_peers(len(self.peer_table.alive()))
+        asyncio.get_running_loop().create_task(self.events.record(change.kind, change.did))
+
+    def write_run_file(self, **extra: Any) -> None:
+        doc = {"pid": os.getpid(), "did": self.did, "api": self.api_url, "hubs": list(self.hub_urls), **extra}
+        tmp = self.config.run_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=2))
+        tmp.replace(self.config.run_file)
+
+    def remove_run_file(self) -> None:
+        Path(self.config.run_file).unlink(missing_ok=True)
+
+
+__all__ = ["Node", "load_or_create_identity"]
