@@ -1,0 +1,62 @@
+"""Job specs: parsing and validation, workflow DAGs, and converters from other schedulers.
+
+- `parse.py`: `parse_job`, `load_job_file`, `spec_from_data` (top level of the spec).
+- `parse_task.py`: one task (engine rules, resources, inputs, outputs).
+- `problems.py`, `readers.py`: error collection and typed field readers (every error in one pass).
+- `quantities.py`: bytes / CPU / duration units -> integers.
+- `workflow.py`: `depends_on` DAG: cycle detection, `topological_order`, `stages`.
+- `convert/`: Kubernetes Job/Pod, Nomad (HCL and JSON), Bacalhau -> `JobSpec` with warnings.
+
+The data classes live in `agora.models.job`; they are re-exported here for convenience.
+"""
+
+from agora.jobs.convert import ConvertResult, convert
+from agora.jobs.parse import load_job_file, parse_job, spec_from_data
+from agora.jobs.quantities import format_bytes, parse_bytes, parse_cpu, parse_duration
+from agora.jobs.workflow import check_acyclic, dependency_graph, dependents_of, find_cycle, stages, topological_order
+from agora.models.job import (
+    Affinity,
+    Constraint,
+    Gpu,
+    InputSpec,
+    JobSpec,
+    OutputSpec,
+    Payment,
+    Placement,
+    Publish,
+    Resources,
+    RetryPolicy,
+    Source,
+    TaskSpec,
+)
+
+__all__ = [
+    "Affinity",
+    "Constraint",
+    "ConvertResult",
+    "Gpu",
+    "InputSpec",
+    "JobSpec",
+    "OutputSpec",
+    "Payment",
+    "Placement",
+    "Publish",
+    "Resources",
+    "RetryPolicy",
+    "Source",
+    "TaskSpec",
+    "check_acyclic",
+    "convert",
+    "dependency_graph",
+    "dependents_of",
+    "find_cycle",
+    "format_bytes",
+    "load_job_file",
+    "parse_bytes",
+    "parse_cpu",
+    "parse_duration",
+    "parse_job",
+    "spec_from_data",
+    "stages",
+    "topological_order",
+]
