@@ -93,6 +93,7 @@ CATALOG: dict[str, ErrorKind] = {
     # resources / capability
     "insufficient_capacity": _k(409, "The node does not have the free resources; see the reasons.", True),
     "capability_invalid": _k(400, "Resource amounts must be non-negative with known units."),
+    "benchmark_failed": _k(500, "A benchmark step failed (full disk or unwritable node home?); see the message.", True),
     # jobs
     "job_spec_invalid": _k(400, "Fix the fields listed in the details."),
     "workflow_cycle": _k(400, "Remove a depends_on edge so the tasks form a DAG."),
