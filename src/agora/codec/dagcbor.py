@@ -174,8 +174,15 @@ class _Decoder:
     def item(self, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise self.fail("nesting too deep")
-        start = self.pos
-        major, info, v = self.head()
+        start = pos = self.pos
+        if pos >= self.n:
+            raise self.fail("truncated input")
+        ib = self.data[pos]
+        if ib & 0x1F < 24:  # fast path: the value is in the initial byte
+            self.pos = pos + 1
+            major, info, v = ib >> 5, ib & 0x1F, ib & 0x1F
+        else:
+            major, info, v = self.head()
         if major == 0:
             return v
         if major == 1:
@@ -197,20 +204,29 @@ class _Decoder:
             if v * 2 > self.n - self.pos:
                 raise self.fail("map longer than the input")
             out: dict[str, Any] = {}
-            prev: bytes | None = None
+            prev: tuple[int, bytes] | None = None
+            data, n = self.data, self.n
             for _ in range(v):
                 kstart = self.pos
-                kmajor, _ki, klen = self.head()
-                if kmajor != 3:
-                    self.pos = kstart
-                    raise self.fail("map keys must be text strings")
-                kb = self.take(klen)
-                if prev is not None:
-                    if (len(kb), kb) == (len(prev), prev):
+                kb0 = data[kstart] if kstart < n else 0
+                if 0x60 <= kb0 < 0x78:  # fast path: a short text key
+                    kend = kstart + 1 + (kb0 - 0x60)
+                    if kend > n:
+                        raise self.fail("truncated input")
+                    kb = data[kstart + 1 : kend]
+                    self.pos = kend
+                else:
+                    kmajor, _ki, klen = self.head()
+                    if kmajor != 3:
+                        self.pos = kstart
+                        raise self.fail("map keys must be text strings")
+                    kb = self.take(klen)
+                sort_key = (len(kb), kb)
+                if prev is not None and sort_key <= prev:
+                    if sort_key == prev:
                         raise self.fail("duplicate map key")
-                    if (len(kb), kb) < (len(prev), prev):
-                        raise self.noncanon("map keys out of canonical order")
-                prev = kb
+                    raise self.noncanon("map keys out of canonical order")
+                prev = sort_key
                 try:
                     key = kb.decode("utf-8")
                 except UnicodeDecodeError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import nacl.exceptions
 import nacl.signing
@@ -122,7 +122,7 @@ class Keypair:
     def public_bytes(self) -> bytes:
         return bytes(self.signing_key.verify_key)
 
-    @property
+    @cached_property
     def did(self) -> str:
         return did_from_public(self.public_bytes)
 

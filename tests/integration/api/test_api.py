@@ -1,0 +1,93 @@
+"""The local API: endpoints, error mapping, and the loopback-only guard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agora.api import ApiServer, create_app
+from agora.client import AgoraClient
+from agora.errors import AgoraError
+from agora.node import Node
+from tests.integration.node.conftest import NodeFactory, make_node  # noqa: F401 (fixture)
+
+
+@pytest.fixture
+async def hub_node(make_node: NodeFactory) -> AsyncIterator[Node]:  # noqa: F811
+    yield await make_node("hub", hub=True)
+
+
+async def _asgi(node: Node, client_host: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=create_app(node), client=(client_host, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://agora")
+
+
+async def test_endpoints(hub_node: Node) -> None:
+    async with await _asgi(hub_node, "127.0.0.1") as c:
+        assert (await c.get("/health")).json()["status"] == "ok"
+        node = (await c.get("/node")).json()
+        assert node["did"] == hub_node.did and node["is_hub"] is True
+        assert (await c.get("/peers")).json() == {"peers": []}
+        events = (await c.get("/events", params={"kind": "node.started"})).json()["events"]
+        assert events and events[0]["subject"] == hub_node.did
+        metrics = await c.get("/metrics")
+        assert metrics.status_code == 200 and "agora_messages_in_total" in metrics.text
+        spec = (await c.get("/openapi.json")).json()
+        assert {"/health", "/node", "/peers", "/events", "/metrics", "/ping"} <= set(spec["paths"])
+
+
+@pytest.mark.parametrize("host", ["10.1.2.3", "192.168.1.20", "203.0.113.9", "::ffff:10.0.0.1", "fe80::1"])
+async def test_remote_callers_get_403(hub_node: Node, host: str) -> None:
+    async with await _asgi(hub_node, host) as c:
+        for path in ("/health", "/node", "/metrics", "/openapi.json"):
+            resp = await c.get(path)
+            assert resp.status_code == 403
+            assert resp.json()["error"]["code"] == "forbidden_remote_caller"
+    body, _ = hub_node.metrics.render()
+    assert b'agora_rejects_total{code="forbidden_remote_caller"}' in body
+
+
+async def test_ipv6_loopback_is_local(hub_node: Node) -> None:
+    async with await _asgi(hub_node, "::1") as c:
+        assert (await c.get("/health")).status_code == 200
+
+
+async def test_errors_carry_code_and_hint(hub_node: Node) -> None:
+    async with await _asgi(hub_node, "127.0.0.1") as c:
+        bad = await c.post("/ping", json={"did": "did:key:nope"})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "did_invalid"
+        invalid = await c.post("/ping", json={"count": 1000})
+        assert invalid.status_code == 400 and invalid.json()["error"]["code"] == "invalid_argument"
+        paths = {e["path"] for e in invalid.json()["error"]["details"]["errors"]}
+        assert "body.did" in paths and "body.count" in paths
+
+
+async def test_real_server_tcp_and_unix_socket(hub_node: Node, tmp_path: Path) -> None:
+    tcp = ApiServer(hub_node, port=0)
+    url = await tcp.start()
+    try:
+        with AgoraClient(url) as c:
+            assert c.node()["did"] == hub_node.did
+            with pytest.raises(AgoraError) as err:
+                c.ping("did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp", timeout=0.5)
+            assert err.value.code in ("peer_unreachable", "timeout")
+    finally:
+        await tcp.stop()
+    sock = tmp_path / "api.sock"
+    uds = ApiServer(hub_node, uds=sock)
+    url = await uds.start()
+    try:
+        with AgoraClient(url) as c:
+            assert c.health()["did"] == hub_node.did
+    finally:
+        await uds.stop()
+    assert not sock.exists()
+
+
+def test_client_says_when_no_node_runs() -> None:
+    with AgoraClient("http://127.0.0.1:9") as c, pytest.raises(AgoraError) as err:
+        c.health()
+    assert err.value.code == "node_not_running" and "agora" in err.value.hint

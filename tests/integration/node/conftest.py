@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from agora.node import HubSettings, Node, NodeConfig
+
+NodeFactory = Callable[..., Awaitable[Node]]
+
+
+@pytest.fixture
+async def make_node(tmp_path: Path) -> AsyncIterator[NodeFactory]:
+    """Start real nodes (SQLite store, NATS transport); the first with hub=True runs nats-server."""
+    started: list[Node] = []
+
+    async def factory(name: str, *, hub: bool = False, hubs: list[str] | None = None, **kw: object) -> Node:
+        config = NodeConfig(
+            home=tmp_path / name,
+            hubs=hubs or [],
+            hub=HubSettings(port=0) if hub else None,
+            api_port=0,
+            announce_interval=0.2,
+            lost_after=1.0,
+            expire_after=5.0,
+            **kw,  # type: ignore[arg-type]
+        )
+        node = Node(config)
+        await node.start()
+        started.append(node)
+        return node
+
+    yield factory
+    for node in reversed(started):
+        if node.started_at is not None:
+            await node.stop()

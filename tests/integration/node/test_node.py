@@ -1,0 +1,125 @@
+"""A hub and nodes over a real nats-server: discovery, signed pings, events, leave, self-test hints."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from agora.errors import AgoraError
+from agora.identity import Keypair
+from agora.node import HubSettings, Node, NodeConfig
+from agora.ucan import delegate
+from tests.integration.node.conftest import NodeFactory
+from tests.support import free_port
+
+
+async def until(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_nodes_find_each_other_and_ping(make_node: NodeFactory) -> None:
+    hub = await make_node("hub", hub=True)
+    assert hub.hub is not None
+    a = await make_node("a", hubs=[hub.hub.url])
+    b = await make_node("b", hubs=[hub.hub.url])
+    for n in (hub, a, b):
+        await until(lambda n=n: len(n.peer_table.alive()) == 2, f"{n.did} to see 2 peers")
+    rtts = await a.ping(b.did, count=3)
+    assert len(rtts) == 3 and all(r > 0 for r in rtts)
+    assert a.runtime is not None
+    info = await a.runtime.call(b.did, "/agora/node/info", {})
+    assert info["did"] == b.did and any(c["command"] == "/agora/node/ping" for c in info["commands"])
+    peers = await a.runtime.call(hub.did, "/agora/node/peers", {})
+    assert {p["did"] for p in peers["peers"]} == {a.did, b.did}
+    events = await a.store.events(kind="peer.joined")
+    assert {e.subject for e in events} >= {b.did}
+    body, _ = a.metrics.render()
+    assert b"agora_rpc_latency_seconds" in body
+
+
+async def test_leave_is_seen_and_silent_peers_are_lost(make_node: NodeFactory) -> None:
+    hub = await make_node("hub", hub=True)
+    assert hub.hub is not None
+    a = await make_node("a", hubs=[hub.hub.url])
+    b = await make_node("b", hubs=[hub.hub.url])
+    await until(lambda: len(a.peer_table.alive()) == 2, "a to see 2 peers")
+    await b.stop()
+    b.started_at = None
+    await until(lambda: a.peer_table.get(b.did) is not None and a.peer_table.get(b.did).status == "left", "leave")  # type: ignore[union-attr]
+    # a node that dies without a word is marked lost after lost_after
+    assert a.discovery is not None
+    await a.discovery.stop(announce_leave=False)
+    await until(lambda: hub.peer_table.get(a.did).status == "lost", "a to be marked lost", timeout=5)  # type: ignore[union-attr]
+    assert any(e.subject == a.did for e in await hub.store.events(kind="peer.lost"))
+
+
+async def test_protected_behavior_needs_the_nodes_delegation(make_node: NodeFactory) -> None:
+    hub = await make_node("hub", hub=True)
+    assert hub.hub is not None and hub.runtime is not None
+    a = await make_node("a", hubs=[hub.hub.url])
+    assert a.runtime is not None
+    with pytest.raises(AgoraError) as err:
+        await a.runtime.call(hub.did, "/agora/node/nothing", {})
+    assert err.value.code == "unknown_command"
+    # a delegation issued by someone who is not the hub gives no authority over the hub
+    stranger = Keypair.generate()
+    dlg = delegate(stranger, aud=a.did, sub=hub.did, cmd="/agora/node", exp=None)
+    with pytest.raises(AgoraError) as err:
+        await a.runtime.call(hub.did, "/agora/node/info", {}, proofs=[dlg])
+    assert err.value.code == "ucan_invalid_claim"
+
+
+async def test_self_test_names_the_problem_when_no_hub_answers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"nats://127.0.0.1:{free_port()}"
+    node = Node(NodeConfig(home=tmp_path / "n", hubs=[url], api_port=0))
+    with pytest.raises(AgoraError) as err:
+        await asyncio.wait_for(node.start(), 10)
+    assert err.value.code == "hub_unreachable"
+    assert "agora hub up" in err.value.hint or "hub" in err.value.hint.lower()
+    assert node.hub_check["ok"] is False
+    await node.store.close()
+
+
+async def test_allowlisted_hub_refuses_strangers(make_node: NodeFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    friend = Keypair.generate()
+    from agora.identity import create_keystore
+
+    create_keystore(tmp_path / "friend" / "identity.json", keypair=friend)
+    hub_home = tmp_path / "hub"
+    hub_key = Keypair.generate()
+    create_keystore(hub_home / "identity.json", keypair=hub_key)
+    hub = Node(
+        NodeConfig(
+            home=hub_home, hub=HubSettings(port=0, allow=[hub_key.did, friend.did]), api_port=0, announce_interval=0.2
+        )
+    )
+    await hub.start()
+    try:
+        assert hub.hub is not None
+        ok = await make_node("friend", hubs=[hub.hub.url])
+        assert ok.did == friend.did
+        stranger = Node(NodeConfig(home=tmp_path / "stranger", hubs=[hub.hub.url], api_port=0))
+        with pytest.raises(AgoraError) as err:
+            await asyncio.wait_for(stranger.start(), 15)
+        assert err.value.code == "hub_auth_failed"
+        await stranger.store.close()
+    finally:
+        await hub.stop()
+
+
+def test_config_validation() -> None:
+    with pytest.raises(AgoraError) as err:
+        NodeConfig(hubs=["http://x"]).validate()
+    assert err.value.code == "config_invalid"
+    with pytest.raises(AgoraError) as err:
+        NodeConfig(hubs=["nats://127.0.0.1:4222"], api_host="0.0.0.0").validate()
+    assert err.value.code == "config_invalid" and "loopback" in err.value.message
+    with pytest.raises(AgoraError):
+        NodeConfig().validate()  # no hub to dial and not a hub
