@@ -56,8 +56,7 @@ def server_main(url: str, seed: bytes, ready: Any, stop: Any) -> None:
         runtime.register(actor)
         await runtime.start()
         ready.set()
-        while not stop.is_set():
-            await asyncio.sleep(0.1)
+        await asyncio.to_thread(stop.wait)
         await transport.close()
         await nc.close()
 
