@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -175,9 +176,12 @@ def _multi_worker(seconds: float, max_units: int) -> tuple[int, float]:
 def _cpu_multi(workers: int, seconds: float, max_units: int) -> float:
     ctx = multiprocessing.get_context("spawn")  # fork is unsafe in a process that runs threads
     barrier = ctx.Barrier(workers)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(barrier,)) as pool:
-        futures = [pool.submit(_multi_worker, seconds, max_units) for _ in range(workers)]
-        results = [f.result(timeout=60.0 + seconds) for f in futures]
+    try:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(barrier,)) as pool:
+            futures = [pool.submit(_multi_worker, seconds, max_units) for _ in range(workers)]
+            results = [f.result(timeout=60.0 + seconds) for f in futures]
+    except (BrokenProcessPool, TimeoutError, OSError) as e:
+        raise AgoraError("benchmark_failed", f"multi-core benchmark with {workers} processes failed: {e!r}") from None
     return sum(units / elapsed for units, elapsed in results)
 
 
@@ -222,7 +226,7 @@ def _disk_throughput(home: Path, size: int) -> tuple[float, float]:
         finally:
             os.close(fd)
     except OSError as e:
-        raise AgoraError("internal", f"disk benchmark in {home} failed: {e}", retryable=True) from None
+        raise AgoraError("benchmark_failed", f"disk benchmark in {home} failed: {e}") from None
     finally:
         path.unlink(missing_ok=True)
     return size / 1e6 / max(write_s, 1e-9), read / 1e6 / max(read_s, 1e-9)
