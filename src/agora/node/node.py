@@ -103,6 +103,7 @@ class Node:
             max_message_bytes=self.config.max_message_bytes,
         )
         self.add_actor(NodeActor(self))
+        await self._attach_features()
         await self.runtime.start()
         self.discovery = Discovery(
             self.keypair,
@@ -118,6 +119,10 @@ class Node:
         self.started_at = self.clock.now()
         self.ready_s = time.perf_counter() - t0
         await self.events.record("node.started", self.did, version=__version__, hubs=list(self.hub_urls))
+
+    async def _attach_features(self) -> None:
+        """Wire the feature actors (compute, jobs, ...): each lives in its own module of this package and
+        is attached here explicitly, after the Node actor and before the runtime serves."""
 
     async def _self_test(self) -> None:
         """Check the first hub answers before joining, so a wrong URL fails with a fix, not a hang."""

@@ -1,0 +1,67 @@
+"""Routes about the node itself and its network view: /health, /node, /peers, /ping, /events, /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from agora.node import Node
+
+
+class PingBody(BaseModel):
+    did: str = Field(description="The DID of the node to ping")
+    count: int = Field(1, ge=1, le=100)
+    timeout: float = Field(5.0, gt=0, le=60)
+
+
+def router(node: Node) -> APIRouter:
+    app = APIRouter()
+
+    @app.get("/health", tags=["node"])
+    async def health() -> dict[str, Any]:
+        """Liveness and the state of the link to the hub."""
+        return node.health()
+
+    @app.get("/node", tags=["node"])
+    async def node_info() -> dict[str, Any]:
+        """This node's identity, version, hubs, capabilities, commands and uptime."""
+        return node.info()
+
+    @app.get("/peers", tags=["peers"])
+    async def peers(status: str | None = Query(None, description="alive, lost or left")) -> dict[str, Any]:
+        """The peer table: every node this one has heard from, with last-seen and status."""
+        rows = node.peer_table.snapshot()
+        if status is not None:
+            rows = [p for p in rows if p["status"] == status]
+        return {"peers": rows}
+
+    @app.post("/ping", tags=["peers"])
+    async def ping(body: PingBody) -> dict[str, Any]:
+        """Send signed /agora/node/ping invocations to a node through the hub; returns round trips in ms."""
+        rtts = await node.ping(body.did, count=body.count, timeout=body.timeout)
+        return {"did": body.did, "rtt_ms": rtts}
+
+    @app.get("/events", tags=["events"])
+    async def events(
+        after: int = Query(0, ge=0, description="return events with seq > after"),
+        kind: str | None = None,
+        subject: str | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        """The node's append-only event log, oldest first."""
+        rows = await node.store.events(after_seq=after, kind=kind, subject=subject, limit=limit)
+        return {"events": [e.to_dict() for e in rows]}
+
+    @app.get("/metrics", tags=["node"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        body, content_type = node.metrics.render()
+        return Response(body, media_type=content_type)
+
+    return app
+
+
+__all__ = ["PingBody", "router"]
