@@ -1,0 +1,217 @@
+"""The process executor: the shared conformance suite plus what only a bubblewrap sandbox promises."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+import psutil
+import pytest
+
+from agora.errors import AgoraError
+from agora.executors.cgroups import Cgroups
+from agora.executors.interfaces import ExecRequest, Limits
+from agora.executors.process import ProcessExecutor
+from tests.integration.executors.conformance import WAIT, ConformanceSuite, ExecutorEnv, assert_clean, run
+from tests.integration.executors.conftest_process import process_catalog, process_leftovers
+
+
+class TestProcessConformance(ConformanceSuite):
+    @pytest.fixture
+    def env(self, process_env: ExecutorEnv) -> ExecutorEnv:
+        return process_env
+
+
+def _cg_file(handle: object, ctrl: str, name: str) -> str:
+    cg = handle.cgroup  # type: ignore[attr-defined]
+    assert cg is not None, "the task runs without a cgroup"
+    path = cg.dirs["" if cg.version == "v2" else ctrl] / name
+    return path.read_text().strip()
+
+
+async def test_limits_are_written_into_the_task_cgroup(process_env: ExecutorEnv) -> None:
+    ex = process_env.executor
+    limits = Limits(memory_bytes=96 * 1024 * 1024, cpu_millis=500, pids=21, timeout_s=WAIT)
+    handle = await ex.start(process_env.request("sleep_forever", limits=limits))
+    try:
+        async for _ in ex.logs(handle):
+            break
+        cg = handle.cgroup  # type: ignore[attr-defined]
+        if cg.version == "v2":
+            assert _cg_file(handle, "memory", "memory.max") == str(96 * 1024 * 1024)
+            assert _cg_file(handle, "cpu", "cpu.max") == "50000 100000"
+        else:
+            assert _cg_file(handle, "memory", "memory.limit_in_bytes") == str(96 * 1024 * 1024)
+            assert _cg_file(handle, "cpu", "cpu.cfs_quota_us") == "50000"
+        assert _cg_file(handle, "pids", "pids.max") == "21"
+        members = cg.pids()
+        assert len(members) >= 3  # bwrap, the sandbox's init, the task (sh and its sleep)
+        assert handle.proc.pid in members  # type: ignore[attr-defined]
+    finally:
+        await ex.cancel(handle)
+        await ex.cleanup(handle)
+    assert not cg.exists()
+    assert_clean(process_env)
+
+
+async def test_fork_bomb_hits_the_pids_limit_and_is_ended(process_env: ExecutorEnv) -> None:
+    ex = process_env.executor
+    handle = await ex.start(process_env.request("fork_bomb", limits=Limits(pids=16, timeout_s=3.0)))
+    try:
+        result = await asyncio.wait_for(ex.wait(handle), WAIT)
+        events = _cg_file(handle, "pids", "pids.events")  # "max N": forks refused at the limit
+        assert int(events.split()[1]) > 0, events
+    finally:
+        await ex.cleanup(handle)
+    assert not result.ok
+    assert_clean(process_env)
+
+
+async def test_cancel_kills_a_task_that_ignores_sigterm(process_env: ExecutorEnv) -> None:
+    ex = process_env.executor
+    handle = await ex.start(process_env.request("ignore_sigterm", limits=Limits(timeout_s=WAIT)))
+    try:
+        async for line in ex.logs(handle):
+            assert line.line == "started"
+            break
+        await asyncio.wait_for(ex.cancel(handle), WAIT)
+        result = await asyncio.wait_for(ex.wait(handle), WAIT)
+        assert handle.cgroup.pids() == set()  # type: ignore[attr-defined]
+    finally:
+        await ex.cleanup(handle)
+    assert result.reason == "cancelled" and result.exit_code is None
+    assert_clean(process_env)
+
+
+async def test_background_children_die_with_the_task(process_env: ExecutorEnv) -> None:
+    result = await run(process_env, process_env.request("spawn_and_exit", "5"))
+    assert result.ok and result.stdout == b"spawned\n"
+    assert_clean(process_env)
+
+
+@pytest.mark.parametrize("path", ["/usr/agora-test", "/etc/agora-test", "/agora-test", "/work/inputs/x"])
+async def test_the_root_is_read_only(process_env: ExecutorEnv, path: str) -> None:
+    result = await run(process_env, process_env.request("write_system", path))
+    assert result.ok and result.stdout == b"denied\n", result
+
+
+async def test_scratch_dirs_are_writable(process_env: ExecutorEnv) -> None:
+    for path in ("/tmp/x", "/work/scratch"):
+        result = await run(process_env, process_env.request("write_system", path))
+        assert result.ok and result.stdout == b"written\n", (path, result)
+
+
+async def test_privileges_are_dropped(process_env: ExecutorEnv) -> None:
+    result = await run(process_env, process_env.request("whoami"))
+    assert result.ok, result
+    lines = result.stdout.decode().splitlines()
+    assert lines[0] == "uid=65534 gid=65534"
+    caps = dict(line.split(":\t") for line in lines[1:])
+    assert set(caps) == {"CapPrm", "CapEff", "CapBnd", "CapAmb"}
+    assert all(int(v, 16) == 0 for v in caps.values()), caps
+
+
+async def test_as_root_the_task_is_unprivileged_on_the_host_too(process_env: ExecutorEnv) -> None:
+    ex = process_env.executor
+    assert isinstance(ex, ProcessExecutor)
+    if not ex.root_mode:
+        pytest.skip("the node is not root: the task runs as the node's own uid")
+    wd = process_env.work_dir()
+    handle = await ex.start(process_env.request("sleep_forever", work_dir=wd, limits=Limits(timeout_s=WAIT)))
+    try:
+        async for _ in ex.logs(handle):
+            break
+        uids = {psutil.Process(pid).uids().real for pid in handle.cgroup.pids() - {handle.proc.pid}}  # type: ignore[attr-defined]
+        assert uids == {65534}
+        assert (wd / "outputs").stat().st_uid == 65534  # only while it runs
+    finally:
+        await ex.cancel(handle)
+        await ex.cleanup(handle)
+    assert (wd / "outputs").stat().st_uid == 0  # given back to its owner
+
+
+async def test_only_loopback_without_network(process_env: ExecutorEnv) -> None:
+    result = await run(process_env, process_env.request("net_ifaces"))
+    assert result.ok and result.stdout.split() == [b"lo"], result
+
+
+async def test_the_host_environment_does_not_leak(
+    process_env: ExecutorEnv,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGORA_HOST_SECRET", "s3cret")
+    leaked = await run(process_env, process_env.request("print_env", "AGORA_HOST_SECRET"))
+    assert leaked.reason == "exited" and leaked.exit_code == 4
+    home = await run(process_env, process_env.request("print_env", "HOME"))
+    assert home.stdout == b"HOME=/work\n"
+
+
+async def test_a_missing_command_is_an_executor_error(process_env: ExecutorEnv) -> None:
+    req = process_env.request("exit_code", "0")
+    req = dataclasses.replace(req, command=["/no/such/binary"], args=[])
+    result = await run(process_env, req)
+    assert result.reason == "error" and result.error_code == "executor_failed"
+    assert "/no/such/binary" in result.message
+    assert_clean(process_env)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"command": []},
+        {"command": [""]},
+        {"env": {"A=B": "x"}},
+        {"env": {"": "x"}},
+        {"args": ["nul\0byte"]},
+        {"engine": "wasm"},
+    ],
+)
+async def test_bad_requests_are_refused_before_anything_runs(
+    process_env: ExecutorEnv,
+    change: dict[str, object],
+) -> None:
+    req = dataclasses.replace(process_env.request("exit_code", "0"), **change)  # type: ignore[arg-type]
+    with pytest.raises(AgoraError) as err:
+        await process_env.executor.start(req)
+    assert err.value.code == "invalid_argument"
+    assert_clean(process_env)
+
+
+async def test_probe_and_start_report_a_missing_bwrap(tmp_path: Path) -> None:
+    ex = ProcessExecutor(bwrap=str(tmp_path / "no-bwrap"), cgroups=Cgroups(parent=f"agora-test-{os.getpid()}"))
+    availability = ex.probe()
+    assert not availability.available and "no-bwrap" in availability.reason
+    wd = tmp_path / "w"
+    (wd / "inputs").mkdir(parents=True)
+    (wd / "outputs").mkdir()
+    with pytest.raises(AgoraError) as err:
+        await ex.start(ExecRequest("t", "process", wd, command=["true"]))
+    assert err.value.code == "executor_unavailable"
+
+
+async def test_without_cgroups_it_says_so_and_still_runs(tmp_path: Path) -> None:
+    info = tmp_path / "mountinfo"
+    info.write_text("22 1 0:5 / / rw - ext4 /dev/vda rw\n")
+    stage = Path(tempfile.gettempdir()) / f"agora-test-stage-nocg-{os.getpid()}"
+    ex = ProcessExecutor(cgroups=Cgroups(mountinfo=info), stage_dir=stage, term_grace_s=0.5)
+    try:
+        availability = ex.probe()
+        assert availability.available, availability
+        assert availability.details["cgroup"] == "none"
+        assert "no cgroup filesystem" in availability.details["cgroup_reason"]
+        env = ExecutorEnv(ex, process_catalog(), lambda: process_leftovers(ex), tmp_path)
+        ok = await run(env, env.request("echo_args", "x"))
+        assert ok.ok and ok.stdout == b"x\n"
+        # rlimits stand in: RLIMIT_AS makes the allocation fail instead of an OOM kill
+        big = await run(env, env.request("alloc_memory", "256", limits=Limits(memory_bytes=32 * 1024 * 1024)))
+        assert not big.ok and b"allocated" not in big.stdout
+        slow = await run(env, env.request("ignore_sigterm", limits=Limits(timeout_s=1.0)))
+        assert slow.reason == "timeout"
+        assert_clean(env)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            stage.rmdir()
