@@ -30,6 +30,7 @@ DELEGATION_TAG = "ucan/dlg@1.0.0"
 INVOCATION_TAG = "ucan/inv@1.0.0"
 NONCE_SIZE = 12
 MAX_TIME = 2**53 - 1
+MAX_PROOFS = 64  # each unknown proof costs a signature check; real chains are a handful long
 _CID_PREFIX = b"\x01\x71\x12\x20"  # CIDv1, dag-cbor, sha2-256, 32-byte digest
 
 _DLG_REQUIRED = frozenset({"iss", "aud", "sub", "cmd", "pol", "nonce", "exp"})
@@ -245,6 +246,8 @@ class Invocation:
         prf = payload["prf"]
         if type(prf) is not list or any(type(c) is not CID for c in prf):
             raise _bad("prf must be an array of CIDs")
+        if len(prf) > MAX_PROOFS:
+            raise _bad(f"prf cites {len(prf)} proofs; at most {MAX_PROOFS} are accepted")
         self.prf = prf
         self.nonce = payload["nonce"]
         self.exp = _time(payload, "exp", nullable=True)
@@ -397,6 +400,7 @@ def invoke(
 __all__ = [
     "DELEGATION_TAG",
     "INVOCATION_TAG",
+    "MAX_PROOFS",
     "NONCE_SIZE",
     "Delegation",
     "Invocation",

@@ -182,6 +182,7 @@ BAD_INVOCATIONS = {
     "args list": _inv_payload(args=[1]),
     "prf strings": _inv_payload(prf=["bafy"]),
     "prf not list": _inv_payload(prf=token_cid(b"x")),
+    "prf too long": _inv_payload(prf=[token_cid(bytes([i])) for i in range(65)]),
     "sub null": _inv_payload(sub=None),
     "aud null": _inv_payload(aud=None),
     "iat float": _inv_payload(iat=1.0),
