@@ -76,7 +76,10 @@ class Problems:
     def raise_if_any(self) -> None:
         if not self.items:
             return
-        first = "; ".join(f"{p['path']}: expected {p['expected']}, got {p['got']!r}" for p in self.items[:3])
+        first = "; ".join(
+            f"{p['path']}: expected {p['expected']}, got {'nothing' if p['got'] is None else repr(p['got'])}"
+            for p in self.items[:3]
+        )
         more = f" (and {len(self.items) - 3} more)" if len(self.items) > 3 else ""
         raise AgoraError(
             "job_spec_invalid",

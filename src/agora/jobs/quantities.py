@@ -64,6 +64,7 @@ _BYTE_UNITS_LOOSE: dict[str, int] = {
     "pib": 1 << 50,
 }
 _NUMBER_UNIT = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*$")
+_EXPONENT = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE]([+-]?[0-9]{1,2})\s*$")  # Kubernetes' 129e6
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600), "d": Decimal(86400)}
 
@@ -89,6 +90,8 @@ def parse_bytes(value: object, *, loose: bool = False) -> int:
     if _is_number(value):
         amount = _finite(value)  # type: ignore[arg-type]
         unit = 1
+    elif isinstance(value, str) and (e := _EXPONENT.match(value)):
+        amount, unit = Decimal(e.group(1)) * Decimal(10) ** int(e.group(2)), 1
     elif isinstance(value, str):
         m = _NUMBER_UNIT.match(value)
         if not m:

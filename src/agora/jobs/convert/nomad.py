@@ -200,8 +200,14 @@ def _task(name: str, task: Fields, job_type: str) -> tuple[dict[str, Any], str |
     for a in blocks(task, "affinity", "Affinities"):
         m, _ = match(a, weighted=True)
         affinities += [m] if m else []
-    task.ignore("Name", "LogConfig", "KillTimeout", "ShutdownDelay", "Leader")
-    task.finish({"kill_timeout": "agora stops tasks at once", "logs": "agora keeps task logs itself"})
+    task.ignore("Name", "LogConfig")
+    task.finish(
+        {
+            "kill_timeout": "agora stops tasks at once",
+            "KillTimeout": "agora stops tasks at once",
+            "logs": "agora keeps task logs itself",
+        }
+    )
     return out, str(hook) if hook else None, constraints, affinities, distinct
 
 

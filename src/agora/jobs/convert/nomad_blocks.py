@@ -128,8 +128,9 @@ def match(f: Fields, weighted: bool) -> tuple[dict[str, Any] | None, bool]:
         f.warn.add(f.path, f"attribute {attr!r} has no agora equivalent, ignored")
         return None, False
     text = "" if value is None else str(value)
+    items = [v.strip() for v in text.split(",") if v.strip()]
     if key == "arch":
-        text = normalize_arch(text)
+        text, items = normalize_arch(text), [normalize_arch(v) for v in items]
     out: dict[str, Any] | None
     if op in ("=", "==", "is"):
         out = {"key": key, "op": "==", "value": text}
@@ -140,7 +141,6 @@ def match(f: Fields, weighted: bool) -> tuple[dict[str, Any] | None, bool]:
     elif op in (">", "<") and text.lstrip("-").isdigit():
         out = {"key": key, "op": ">=" if op == ">" else "<=", "value": int(text) + (1 if op == ">" else -1)}
     elif op == "set_contains_any" or (op in ("set_contains", "set_contains_all") and "," not in text):
-        items = [v.strip() for v in text.split(",") if v.strip()]
         out = {"key": key, "op": "in", "value": items} if len(items) > 1 else {"key": key, "op": "==", "value": text}
     elif op == "is_set":
         out = {"key": key, "op": "exists"}
