@@ -121,6 +121,8 @@ CATALOG: dict[str, ErrorKind] = {
     # compute
     "alloc_not_found": _k(404, "No such allocation on this node."),
     "alloc_invalid_state": _k(409, "The allocation is not in a state that allows this."),
+    "alloc_interrupted": _k(503, "The provider node stopped or restarted while the task ran; run it again.", True),
+    "delegation_limit": _k(507, "This node holds too many delegations; let old ones expire or remove some."),
 }
 
 
