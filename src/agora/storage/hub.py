@@ -1,0 +1,244 @@
+"""HubObjectStore: small results in the hub's NATS JetStream object store.
+
+Every node already holds a connection to its hub, so small results (logs, metrics, model updates)
+can be shared without an S3 server. JetStream keeps everything in the hub's stream storage and
+replicates it to clustered hubs, which is why objects are capped (default 8 MiB): bigger results
+belong in S3, and the error says so. Object names are the hex SHA-256; URIs are hub://<bucket>/<hex>.
+
+nats-py checks its own digest on read; agora checks the SHA-256 name as well, so an object rewritten
+under a content name (a broken or hostile writer with access to the bucket) is caught too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NatsClient
+from nats.js.object_store import ObjectStore
+
+from agora.errors import AgoraError
+from agora.storage.integrity import VerifiedFileWriter, sha256_bytes, sha256_file, verify_bytes
+from agora.storage.interfaces import ContentRef, Storage
+
+DEFAULT_BUCKET = "agora-results"
+DEFAULT_MAX_OBJECT_BYTES = 8 * 1024 * 1024
+_HINT = "Results over the hub's object size limit must go to S3: configure an S3 store for outputs."
+
+
+def _map_error(e: BaseException, what: str) -> AgoraError:
+    if isinstance(e, AgoraError):
+        return e
+    if isinstance(e, nats.js.errors.ObjectNotFoundError | nats.js.errors.ObjectDeletedError):
+        return AgoraError("input_missing", f"{what}: not in the hub object store")
+    if isinstance(e, nats.js.errors.DigestMismatchError | nats.js.errors.BadObjectMetaError):
+        return AgoraError("storage_integrity", f"{what}: the hub returned damaged content ({type(e).__name__})")
+    # nats-py reports a refused CONNECT as a plain Error carrying the server's -ERR text
+    auth_text = "authorization violation" in str(e).lower() or "authentication" in str(e).lower()
+    if isinstance(e, nats.errors.AuthorizationError) or (isinstance(e, nats.errors.Error) and auth_text):
+        return AgoraError("storage_auth_failed", f"{what}: the hub refused this connection's credentials")
+    if isinstance(
+        e,
+        nats.errors.TimeoutError
+        | nats.errors.NoServersError
+        | nats.errors.ConnectionClosedError
+        | nats.errors.NoRespondersError
+        | nats.errors.StaleConnectionError
+        | nats.js.errors.ServiceUnavailableError
+        | nats.js.errors.ServerError
+        | OSError
+        | asyncio.TimeoutError,
+    ):
+        return AgoraError("storage_unreachable", f"{what}: the hub did not answer ({type(e).__name__}: {e})")
+    return AgoraError("internal", f"{what}: unexpected NATS error {type(e).__name__}: {e}")
+
+
+class HubObjectStore(Storage):
+    scheme = "hub"
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        bucket: str = DEFAULT_BUCKET,
+        *,
+        max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
+        timeout: float = 5.0,
+        owns_connection: bool = False,
+    ) -> None:
+        """Use an existing connection (the node's link to its hub); the store never closes it unless
+        `owns_connection` (as `connect` sets)."""
+        self._nc = nc
+        self.bucket = bucket
+        self.max_object_bytes = max_object_bytes
+        self._timeout = timeout
+        self._owns = owns_connection
+        self._obs: ObjectStore | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def connect(
+        cls,
+        servers: str | list[str],
+        bucket: str = DEFAULT_BUCKET,
+        *,
+        max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
+        connect_timeout: float = 3.0,
+        **options: Any,
+    ) -> HubObjectStore:
+        """Dial a hub just for storage (tools, tests); `options` go to nats.connect (credentials)."""
+
+        async def _quiet(_e: Exception) -> None:  # errors surface as exceptions of the calls instead
+            return None
+
+        try:
+            # nats-py retries an initial connect forever with max_reconnect_attempts=0; 1 means "give up
+            # after one retry", and the outer deadline guards against any other endless loop
+            async with asyncio.timeout(3 * connect_timeout + 1):
+                nc = await nats.connect(
+                    servers,
+                    connect_timeout=connect_timeout,
+                    allow_reconnect=False,
+                    max_reconnect_attempts=1,
+                    reconnect_time_wait=0.1,
+                    error_cb=_quiet,
+                    **options,
+                )
+        except Exception as e:
+            raise _map_error(e, f"hub {servers}") from e
+        return cls(nc, bucket, max_object_bytes=max_object_bytes, owns_connection=True)
+
+    def ref_for(self, sha256: str, size: int | None) -> ContentRef:
+        return ContentRef(sha256=sha256, size=size, uri=f"hub://{self.bucket}/{sha256}")
+
+    async def _store(self) -> ObjectStore:
+        """Open the bucket, creating it on first use (idempotent across nodes)."""
+        if self._obs is not None:
+            return self._obs
+        async with self._lock:
+            if self._obs is None:
+                js = self._nc.jetstream(timeout=self._timeout)
+                try:
+                    try:
+                        self._obs = await js.object_store(self.bucket)
+                    except nats.js.errors.BucketNotFoundError:
+                        self._obs = await js.create_object_store(
+                            self.bucket, description="agora content-addressed results"
+                        )
+                except Exception as e:
+                    raise _map_error(e, f"hub bucket {self.bucket}") from e
+            return self._obs
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_object_bytes:
+            raise AgoraError(
+                "message_too_large",
+                f"{size} bytes is over the hub object store's limit of {self.max_object_bytes} bytes",
+                hint=_HINT,
+                details={"size": size, "limit_bytes": self.max_object_bytes},
+            )
+
+    async def put(self, data: bytes | Path) -> ContentRef:
+        what = "hub put"
+        if isinstance(data, bytes | bytearray | memoryview):
+            payload = bytes(data)
+            self._check_size(len(payload))
+            ref = self.ref_for(sha256_bytes(payload), len(payload))
+            if not await self._stored_with_size(ref):
+                obs = await self._store()
+                try:
+                    await obs.put(ref.sha256, payload)
+                except Exception as e:
+                    raise _map_error(e, what) from e
+            return ref
+        path = Path(data)
+        try:
+            size = (await asyncio.to_thread(os.stat, path)).st_size
+        except FileNotFoundError:
+            raise AgoraError("input_missing", f"no such file to store: {path}") from None
+        self._check_size(size)
+        digest, size = await asyncio.to_thread(sha256_file, path)
+        self._check_size(size)
+        ref = self.ref_for(digest, size)
+        if not await self._stored_with_size(ref):
+            obs = await self._store()
+            f = await asyncio.to_thread(open, path, "rb")
+            try:
+                await obs.put(ref.sha256, f)
+            except Exception as e:
+                raise _map_error(e, what) from e
+            finally:
+                await asyncio.to_thread(f.close)
+        return ref
+
+    async def _stored_with_size(self, ref: ContentRef) -> bool:
+        obs = await self._store()
+        try:
+            info = await obs.get_info(ref.sha256)
+        except nats.js.errors.NotFoundError:
+            return False
+        except Exception as e:
+            raise _map_error(e, f"hub object {ref.sha256}") from e
+        return bool(info.size == ref.size)
+
+    async def get(self, ref: ContentRef) -> bytes:
+        what = f"hub object {ref.sha256}"
+        obs = await self._store()
+        try:
+            result = await obs.get(ref.sha256)
+        except Exception as e:
+            raise _map_error(e, what) from e
+        data = bytes(result.data or b"")
+        verify_bytes(data, ref.sha256, ref.size, what)
+        return data
+
+    async def get_to_file(self, ref: ContentRef, path: Path) -> None:
+        what = f"hub object {ref.sha256}"
+        obs = await self._store()
+        writer = await asyncio.to_thread(
+            VerifiedFileWriter,
+            path,
+            expected_sha256=ref.sha256,
+            expected_size=ref.size,
+            max_bytes=self.max_object_bytes,
+            what=what,
+        )
+        try:
+            try:
+                # nats-py hands each chunk to writer.write in an executor thread: bounded memory
+                await obs.get(ref.sha256, writeinto=writer)  # type: ignore[arg-type]
+            except Exception as e:
+                raise _map_error(e, what) from e
+            await asyncio.to_thread(writer.commit)
+        finally:
+            await asyncio.to_thread(writer.abort)
+
+    async def exists(self, ref: ContentRef) -> bool:
+        obs = await self._store()
+        try:
+            await obs.get_info(ref.sha256)
+        except nats.js.errors.NotFoundError:
+            return False
+        except Exception as e:
+            raise _map_error(e, f"hub object {ref.sha256}") from e
+        return True
+
+    async def delete(self, ref: ContentRef) -> None:
+        obs = await self._store()
+        try:
+            await obs.delete(ref.sha256)
+        except nats.js.errors.NotFoundError:
+            return
+        except Exception as e:
+            raise _map_error(e, f"hub object {ref.sha256}") from e
+
+    async def close(self) -> None:
+        if self._owns and not self._nc.is_closed:
+            await self._nc.close()
+
+
+__all__ = ["DEFAULT_BUCKET", "DEFAULT_MAX_OBJECT_BYTES", "HubObjectStore"]
