@@ -104,7 +104,7 @@ class Transport(ABC):
     async def send(self, did: str, data: bytes) -> None: ...
 
     @abstractmethod
-    async def request(self, did: str, data: bytes, timeout: float) -> bytes: ...  # noqa: ASYNC109
+    async def request(self, did: str, data: bytes, timeout: float) -> bytes: ...
 
     @abstractmethod
     async def serve(self, handler: InboxHandler) -> None:

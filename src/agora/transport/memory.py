@@ -207,7 +207,7 @@ class MemoryTransport(Transport):
         assert target._handler is not None
         target._spawn(_run_oneway(target._handler, bytes(data), did))
 
-    async def request(self, did: str, data: bytes, timeout: float) -> bytes:  # noqa: ASYNC109
+    async def request(self, did: str, data: bytes, timeout: float) -> bytes:
         inbox_subject(did)
         check_size(data, self.max_message_bytes, "request")
         if timeout <= 0:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from agora.transport.interfaces import (
     Transport,
     log,
 )
-from agora.transport.reachability import HINT_TLS_NOT_OFFERED, explain_connect_error, split_url
+from agora.transport.reachability import HINT_TLS_NOT_OFFERED, close_client, explain_connect_error, split_url
 from agora.transport.subjects import ERROR_HEADER, check_size, inbox_subject, validate_topic
 from agora.transport.tls import TlsConfig
 
@@ -225,8 +226,9 @@ class NatsTransport(Transport):
         self._last_error = exc
         if self._connecting:
             code, detail, hint = explain_connect_error(exc, ", ".join(self.servers))
-            if code == "hub_auth_failed":
-                # Raising here ends nats-py's connect loop at once: retrying a refused key only hangs.
+            if code == "hub_auth_failed" or isinstance(exc, ssl.SSLError | ssl.CertificateError):
+                # Raising here ends nats-py's connect loop at once: a refused key or an untrusted
+                # certificate does not heal by retrying, so waiting out the deadline only hides it.
                 raise AgoraError(code, f"{detail} (DID {self.local_did})", hint=hint)
         log.debug("nats error for %s: %s", self.local_did, exc)
 
@@ -306,7 +308,7 @@ class NatsTransport(Transport):
         check_size(data, self.max_message_bytes, "message")
         await self._publish(subject, data)
 
-    async def request(self, did: str, data: bytes, timeout: float) -> bytes:  # noqa: ASYNC109
+    async def request(self, did: str, data: bytes, timeout: float) -> bytes:
         subject = inbox_subject(did)
         check_size(data, self.max_message_bytes, "request")
         if timeout <= 0:
@@ -372,11 +374,7 @@ def _outbound_error(exc: Exception) -> AgoraError:
 
 
 async def _quiet_close(nc: nats.aio.client.Client) -> None:
-    try:
-        if not nc.is_closed:
-            await nc.close()
-    except Exception as exc:  # closing a half-open client must never mask the real error
-        log.debug("closing nats client: %s", exc)
+    await close_client(nc)
 
 
 __all__ = ["NatsTransport", "ReconnectPolicy"]

@@ -14,8 +14,11 @@ import socket
 import ssl
 from urllib.parse import urlsplit
 
+import nats.aio.client
+
 from agora.errors import AgoraError
 from agora.identity import Keypair
+from agora.transport.interfaces import log
 from agora.transport.tls import TlsConfig
 
 HINT_NOT_STARTED = "No hub listens there: start it (`agora hub up`) or fix the port in the hub URL."
@@ -61,10 +64,27 @@ def explain_connect_error(exc: BaseException | None, url: str) -> tuple[str, str
     return "hub_unreachable", f"{url}: {type(exc).__name__ if exc else 'error'}: {text}", HINT_NO_ANSWER
 
 
+async def close_client(nc: nats.aio.client.Client, limit_s: float = 1.0) -> None:
+    """Close a nats-py client without ever hanging or raising.
+
+    nats-py 2.16 can wait forever in `close()` after a failed TLS handshake (the SSL transport
+    never reports closed); the socket is already closed by then, so giving up after `limit_s`
+    leaks nothing that matters.
+    """
+    if nc.is_closed:
+        return
+    try:
+        await asyncio.wait_for(nc.close(), limit_s)
+    except Exception as exc:  # includes TimeoutError; closing must never mask the real error
+        log.debug("closing nats client: %r", exc)
+
+
 async def _greeting(host: str, port: int, limit_s: float) -> dict[str, object]:
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), limit_s)
     try:
         line = await asyncio.wait_for(reader.readline(), limit_s)
+    except TimeoutError:
+        raise ValueError("connected, but no NATS greeting arrived") from None
     finally:
         writer.close()
         try:
@@ -81,7 +101,7 @@ async def _greeting(host: str, port: int, limit_s: float) -> dict[str, object]:
 
 async def reachability_check(
     url: str,
-    timeout: float = 2.0,  # noqa: ASYNC109 - a deadline per step, not one for the whole call
+    timeout: float = 2.0,
     *,
     keypair: Keypair | None = None,
     tls: TlsConfig | None = None,
@@ -113,8 +133,6 @@ async def reachability_check(
 async def _try_connect(
     url: str, limit_s: float, keypair: Keypair | None, tls: TlsConfig | None, version: str
 ) -> tuple[bool, str, str]:
-    import nats.aio.client
-
     nc = nats.aio.client.Client()
     seen: list[BaseException] = []
 
@@ -146,8 +164,7 @@ async def _try_connect(
             detail = f"{detail} (DID {keypair.did})"
         return False, detail, hint
     finally:
-        if not nc.is_closed:
-            await nc.close()
+        await close_client(nc)
     return True, f"connected to {url} (nats-server {version}, rtt {rtt * 1000:.2f} ms)", ""
 
 
