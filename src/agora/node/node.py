@@ -21,7 +21,7 @@ from agora.actor import Actor, Runtime
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.discovery import Change, Discovery, PeerTable
 from agora.errors import AgoraError
-from agora.identity import Keypair, create_keystore, load_keystore
+from agora.identity import Keypair, create_keystore, load_keystore, public_from_did
 from agora.node.actor import NodeActor
 from agora.node.config import NodeConfig
 from agora.store import SqliteStore, Store
@@ -203,6 +203,7 @@ class Node:
     async def ping(self, did: str, *, count: int = 1, timeout: float | None = None) -> list[float]:
         """Round trips in milliseconds of signed /agora/node/ping invocations to `did`."""
         assert self.runtime is not None
+        public_from_did(did)  # a malformed DID is the caller's mistake: say so instead of "unreachable"
         rtts = []
         for i in range(max(1, min(count, 100))):
             t0 = time.perf_counter()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -66,22 +68,31 @@ async def test_errors_carry_code_and_hint(hub_node: Node) -> None:
 
 
 async def test_real_server_tcp_and_unix_socket(hub_node: Node, tmp_path: Path) -> None:
-    tcp = ApiServer(hub_node, port=0)
-    url = await tcp.start()
-    try:
+    # the sync client runs in a thread: the server shares this test's event loop
+    def use_tcp(url: str) -> str:
         with AgoraClient(url) as c:
             assert c.node()["did"] == hub_node.did
             with pytest.raises(AgoraError) as err:
                 c.ping("did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp", timeout=0.5)
-            assert err.value.code in ("peer_unreachable", "timeout")
+            return err.value.code
+
+    tcp = ApiServer(hub_node, port=0)
+    url = await tcp.start()
+    try:
+        assert await asyncio.to_thread(use_tcp, url) in ("peer_unreachable", "timeout")
     finally:
         await tcp.stop()
+
+    def use_uds(url: str) -> str:
+        with AgoraClient(url) as c:
+            return str(c.health()["did"])
+
     sock = tmp_path / "api.sock"
     uds = ApiServer(hub_node, uds=sock)
     url = await uds.start()
     try:
-        with AgoraClient(url) as c:
-            assert c.health()["did"] == hub_node.did
+        assert url.startswith("unix://")
+        assert await asyncio.to_thread(use_uds, url) == hub_node.did
     finally:
         await uds.stop()
     assert not sock.exists()
