@@ -283,6 +283,10 @@ class DiskWatcher:
             self._thread.start()
         return self
 
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
     def check(self) -> bool:
         """Scan now; True (and `on_exceed` fired, once) when over the limit."""
         usage = dir_usage(self.root)

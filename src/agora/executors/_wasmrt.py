@@ -19,6 +19,7 @@ import os
 import platform
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -71,21 +72,42 @@ def install_deadline_callback(store: wasmtime.Store, decide: Callable[[], str | 
     return cb
 
 
-class EpochTicker:
-    """Bumps the engine's epoch every `tick_s` while at least one task runs, and not at all when idle
-    (no thread, no wake-ups)."""
+WASI_MODULES = ("wasi_snapshot_preview1",)
 
-    def __init__(self, engine: wasmtime.Engine, tick_s: float) -> None:
+
+def wasi_command_problem(module: wasmtime.Module) -> str | None:
+    """Why this module cannot run as a WASI preview1 command, or None. Checked once per module, so
+    a task is refused at start instead of failing in its thread."""
+    for imp in module.imports:
+        if imp.module not in WASI_MODULES:
+            return f"has an unknown import {imp.module}::{imp.name}: only {', '.join(WASI_MODULES)} is provided"
+    for exp in module.exports:
+        if exp.name == "_start":
+            if isinstance(exp.type, wasmtime.FuncType):
+                return None
+            return "exports _start, but not as a function"
+    return "has no _start export: it is not a WASI command"
+
+
+class EpochTicker:
+    """Bumps the engine's epoch every `tick_s` while tasks run. It lingers `linger_s` after the last
+    task so back-to-back tasks do not each pay for a new thread, then exits: an idle executor holds
+    no thread and wakes nothing."""
+
+    def __init__(self, engine: wasmtime.Engine, tick_s: float, linger_s: float = 0.5) -> None:
         self._engine = engine
         self.tick_s = tick_s
+        self.linger_s = linger_s
         self._lock = threading.Lock()
         self._users = 0
+        self._flush = False
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
 
     def acquire(self) -> None:
         with self._lock:
             self._users += 1
+            self._flush = False
             if self._thread is None:
                 self._wake.clear()
                 self._thread = threading.Thread(target=self._run, name="agora-wasm-epoch", daemon=True)
@@ -94,22 +116,31 @@ class EpochTicker:
     def release(self) -> None:
         with self._lock:
             self._users -= 1
-            if self._users == 0:
-                self._wake.set()
 
     def _run(self) -> None:
+        idle_since: float | None = None
         while True:
             with self._lock:
-                if self._users == 0:
-                    self._thread = None
-                    return
-            self._engine.increment_epoch()
+                busy = self._users > 0
+                if busy:
+                    idle_since = None
+                else:
+                    now = time.monotonic()
+                    idle_since = now if idle_since is None else idle_since
+                    if self._flush or now - idle_since >= self.linger_s:
+                        self._thread = None
+                        return
+            if busy:
+                self._engine.increment_epoch()
             self._wake.wait(self.tick_s)
 
     def join_idle(self, timeout: float) -> None:
-        """Wait for the thread to notice it has no users (so an idle executor holds no thread)."""
+        """Make an idle ticker exit now and wait for it (tests' leftovers checks, shutdown)."""
         with self._lock:
             thread = self._thread if self._users == 0 else None
+            if thread is not None:
+                self._flush = True
+                self._wake.set()
         if thread is not None:
             thread.join(timeout)
 
@@ -144,7 +175,7 @@ class ModuleCache:
     def ensure_dir(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
-    def load(self, path: Path) -> wasmtime.Module:
+    def _stamp(self, path: Path) -> tuple[int, int, int, int]:
         try:
             st = path.stat()
         except OSError as e:
@@ -153,12 +184,25 @@ class ModuleCache:
             raise AgoraError("module_invalid", f"module {path} is not a file")
         if st.st_size > MAX_MODULE_BYTES:
             raise AgoraError("module_invalid", f"module {path} is {st.st_size} bytes; the limit is {MAX_MODULE_BYTES}")
-        stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def cached(self, path: Path) -> wasmtime.Module | None:
+        """The module if this very file (same inode, size, mtime) is already loaded: a stat, no I/O
+        beyond it, so the event loop may call it. Raises like `load` for a missing file."""
+        stamp = self._stamp(path)
         with self._lock:
             digest = self._digests.get(stamp)
             if digest is not None and digest in self._modules:
                 self._modules.move_to_end(digest)
                 return self._modules[digest]
+        return None
+
+    def load(self, path: Path) -> wasmtime.Module:
+        """A WASI command module, compiled or from the cache; AgoraError(module_invalid) otherwise."""
+        hit = self.cached(path)
+        if hit is not None:
+            return hit
+        stamp = self._stamp(path)
         try:
             data = path.read_bytes()
         except OSError as e:
@@ -167,6 +211,9 @@ class ModuleCache:
             raise AgoraError("module_invalid", f"module {path} is not a wasm binary (no \\0asm header)")
         digest = hashlib.sha256(data).hexdigest()
         module = self._load_digest(digest, data, path)
+        problem = wasi_command_problem(module)
+        if problem is not None:
+            raise AgoraError("module_invalid", f"module {path} {problem}")
         with self._lock:
             self._digests[stamp] = digest
             self._modules[digest] = module
@@ -227,4 +274,5 @@ __all__ = [
     "ModuleCache",
     "install_deadline_callback",
     "make_engine",
+    "wasi_command_problem",
 ]

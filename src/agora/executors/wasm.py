@@ -48,6 +48,8 @@ OOM_SLACK_MIN = 2 * MiB
 #: how long wait() gives a module stuck in a host call (a long WASI sleep, which no epoch can
 #: interrupt) after its deadline or a cancel, before reporting the end anyway and abandoning the thread
 HOST_CALL_GRACE_S = 2.0
+#: stdin up to this size is spooled on the event loop; more goes through a thread
+STDIN_INLINE_MAX = 64 * 1024
 
 
 class _WasmTask(ExecHandle):
@@ -122,16 +124,6 @@ class _WasmTask(ExecHandle):
         )
 
 
-class _Started(Exception):
-    """The task could not even be instantiated for a reason that is its own outcome (not a start
-    failure): its initial memory is over the limit."""
-
-    def __init__(self, reason: EndReason, message: str) -> None:
-        super().__init__(message)
-        self.reason: EndReason = reason
-        self.message = message
-
-
 class WasmExecutor(Executor):
     engine = "wasm"
 
@@ -180,20 +172,21 @@ class WasmExecutor(Executor):
         module_path = Path(req.module)
         if not module_path.is_absolute():
             module_path = req.work_dir / module_path
+        module = self._cache.cached(module_path)  # a stat: fine on the loop
+        if module is None:
+            module = await asyncio.to_thread(self._cache.load, module_path)
         task = _WasmTask(req, module_path)
-        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        if req.stdin and len(req.stdin) > STDIN_INLINE_MAX:
+            wasi = await asyncio.to_thread(self._wasi_config, task)
+        else:
+            wasi = self._wasi_config(task)
+        # the task is on its way once its thread runs: start does not wait for instantiation (what
+        # could fail there was checked when the module was loaded), which saves a thread round trip
         task.thread = threading.Thread(
-            target=self._work, args=(task, ready), name=f"agora-wasm:{req.task_id}", daemon=True
+            target=self._work, args=(task, module, wasi), name=f"agora-wasm:{req.task_id}", daemon=True
         )
         self._tasks.add(task)
         task.thread.start()
-        try:
-            await asyncio.wrap_future(ready)
-        except BaseException:
-            await asyncio.to_thread(task.thread.join)
-            self._tasks.discard(task)
-            await self._settle_ticker()
-            raise
         return task
 
     async def wait(self, handle: ExecHandle) -> ExecResult:
@@ -232,16 +225,20 @@ class WasmExecutor(Executor):
             await self.wait(task)
         thread = task.thread
         if thread is not None:
-            await asyncio.to_thread(thread.join, HOST_CALL_GRACE_S)
+            thread.join(timeout=0)  # the worker finishes its task as its very last step
+            if thread.is_alive():
+                await asyncio.to_thread(thread.join, HOST_CALL_GRACE_S)
         if not (thread is not None and thread.is_alive()):
             task.cleaned = True
             self._tasks.discard(task)
-        await self._settle_ticker()
 
     # -- introspection for tests and the node ---------------------------------------------------
 
     def leftovers(self) -> list[str]:
-        """What finished-and-cleaned tasks left behind; [] when clean."""
+        """What finished-and-cleaned tasks left behind; [] when clean. May block up to a second
+        for an idle epoch ticker to notice it has nothing to do."""
+        if not self._tasks:
+            self._ticker.join_idle(1.0)
         out = [f"task {t.request.task_id} not cleaned up" for t in self._tasks]
         out += [
             f"thread {th.name} alive"
@@ -261,10 +258,6 @@ class WasmExecutor(Executor):
             raise AgoraError("invalid_argument", "not a handle of the wasm executor")
         return handle
 
-    async def _settle_ticker(self) -> None:
-        if not self._tasks:
-            await asyncio.to_thread(self._ticker.join_idle, 1.0)
-
     def _abandon(self, task: _WasmTask) -> None:
         reason, message = task.stop_state()
         if reason is None:  # the deadline passed while the thread sat in a host call
@@ -272,46 +265,7 @@ class WasmExecutor(Executor):
         note = f"; the module stayed in a host call {HOST_CALL_GRACE_S:g}s longer, its thread is abandoned"
         task.finish(task.result_for(reason, None, message + note))
 
-    def _work(self, task: _WasmTask, ready: concurrent.futures.Future[None]) -> None:
-        cpu0 = time.thread_time()
-        store: wasmtime.Store | None = None
-        instance: wasmtime.Instance | None = None
-        memory: wasmtime.Memory | None = None
-        keep_alive: object = None
-        self._ticker.acquire()
-        try:
-            try:
-                module = self._cache.load(task.module_path)
-                store, instance, memory, keep_alive = self._instantiate(task, module, cpu0)
-            except _Started as early:
-                ready.set_result(None)
-                task.finish(task.result_for(early.reason, None, early.message))
-                return
-            except BaseException as e:
-                ready.set_exception(e)
-                return
-            limits = task.request.limits
-            task.watcher = DiskWatcher(
-                task.request.outputs_dir,
-                limits.disk_bytes,
-                lambda used: task.request_stop("disk_limit", f"outputs hold {used} bytes, over {limits.disk_bytes}"),
-            ).start()
-            ready.set_result(None)
-            task.finish(self._run(task, store, instance, memory, cpu0))
-        except BaseException as e:  # a bug here must still end the task, never hang wait()
-            if not ready.done():
-                ready.set_exception(e)
-            task.finish(task.result_for("error", None, f"wasm executor failed: {e!r}"))
-        finally:
-            if task.watcher is not None:
-                task.watcher.stop()
-            # drop the store here, on this thread: its WASI output callbacks must not outlive it
-            del keep_alive, memory, instance, store
-            self._ticker.release()
-
-    def _instantiate(
-        self, task: _WasmTask, module: wasmtime.Module, cpu0: float
-    ) -> tuple[wasmtime.Store, wasmtime.Instance, wasmtime.Memory | None, object]:
+    def _wasi_config(self, task: _WasmTask) -> wasmtime.WasiConfig:
         req = task.request
         wasi = wasmtime.WasiConfig()
         wasi.argv = [task.module_path.name, *req.command, *req.args]
@@ -329,32 +283,60 @@ class WasmExecutor(Executor):
                 wasi.stdin_file = spool  # WASI opens it now; the name is not needed afterwards
             finally:
                 os.unlink(spool)
+        return wasi
+
+    def _work(self, task: _WasmTask, module: wasmtime.Module, wasi: wasmtime.WasiConfig) -> None:
+        cpu0 = time.thread_time()
+        limits = task.request.limits
+        # started by the first epoch tick: a task shorter than one tick never pays for the thread,
+        # and the final check after the run covers it
+        watcher = task.watcher = DiskWatcher(
+            task.request.outputs_dir,
+            limits.disk_bytes,
+            lambda used: task.request_stop("disk_limit", f"outputs hold {used} bytes, over {limits.disk_bytes}"),
+        )
+        self._ticker.acquire()
+        try:
+            result = self._instantiate_and_run(task, module, wasi, cpu0)
+        except BaseException as e:  # a bug here must still end the task, never hang wait()
+            result = task.result_for("error", None, f"wasm executor failed: {e!r}")
+        finally:
+            watcher.stop()
+            self._ticker.release()
+        task.finish(result)  # last, so that cleanup() finds this thread (all but) gone
+
+    def _instantiate_and_run(
+        self, task: _WasmTask, module: wasmtime.Module, wasi: wasmtime.WasiConfig, cpu0: float
+    ) -> ExecResult:
+        """Everything that touches the store, so that the store and its WASI output callbacks are
+        dropped on this thread when it returns."""
         store = wasmtime.Store(self._engine)
         store.set_wasi(wasi)
-        store.set_limits(memory_size=req.limits.memory_bytes)
+        store.set_limits(memory_size=task.request.limits.memory_bytes)
         if self.fuel is not None:
             store.set_fuel(self.fuel)
         memory: wasmtime.Memory | None = None
-        keep = install_deadline_callback(store, lambda: self._on_tick(task, store, memory, cpu0))
+        keep_alive = install_deadline_callback(store, lambda: self._on_tick(task, store, memory, cpu0))
         try:
             with self._linker_lock:
                 instance = self._linker.instantiate(store, module)
         except wasmtime.WasmtimeError as e:
             text = str(e).strip()
             if "exceeds memory limits" in text:
-                raise _Started("oom", f"the module's initial memory is over the limit: {text}") from None
-            raise AgoraError("module_invalid", f"module {task.module_path} cannot be instantiated: {text}") from None
-        except wasmtime.Trap as e:  # a trapping start function
-            raise _Started("trap", f"the module trapped while instantiating: {e}") from None
+                return task.result_for("oom", None, f"the module's initial memory is over the limit: {text}")
+            return task.result_for("error", None, f"module {task.module_path} cannot be instantiated: {text}")
+        except wasmtime.Trap as e:
+            return task.result_for("trap", None, f"the module trapped while instantiating: {_trap_message(e)}")
         exports = instance.exports(store)
-        start_fn = exports.get("_start")
-        if not isinstance(start_fn, wasmtime.Func):
-            raise AgoraError("module_invalid", f"module {task.module_path} has no _start: it is not a WASI command")
+        start_fn = exports["_start"]  # checked when the module was loaded
+        assert isinstance(start_fn, wasmtime.Func)
         mem = exports.get("memory")
         memory = mem if isinstance(mem, wasmtime.Memory) else None
         if memory is not None:
             task.peak_memory = memory.data_len(store)
-        return store, instance, memory, keep
+        result = self._run(task, store, start_fn, memory, cpu0)
+        del keep_alive
+        return result
 
     def _on_tick(
         self, task: _WasmTask, store: wasmtime.Store, memory: wasmtime.Memory | None, cpu0: float
@@ -363,6 +345,8 @@ class WasmExecutor(Executor):
         now = time.monotonic()
         cpu = time.thread_time() - cpu0
         task.cpu_seconds = cpu
+        if task.watcher is not None and not task.watcher.started:
+            task.watcher.start()
         if memory is not None:
             task.peak_memory = max(task.peak_memory, memory.data_len(store))
         if now >= task.deadline:
@@ -381,12 +365,10 @@ class WasmExecutor(Executor):
         self,
         task: _WasmTask,
         store: wasmtime.Store,
-        instance: wasmtime.Instance,
+        start_fn: wasmtime.Func,
         memory: wasmtime.Memory | None,
         cpu0: float,
     ) -> ExecResult:
-        start_fn = instance.exports(store)["_start"]
-        assert isinstance(start_fn, wasmtime.Func)
         exit_code: int | None = None
         reason: EndReason = "exited"
         message = ""
