@@ -31,12 +31,13 @@ from agora.store.interfaces import Event, JSONDict, Record, Scalar, Store
 class _Tx:
     """An open transaction: which store it belongs to, whether it is still open, savepoint names."""
 
-    __slots__ = ("active", "savepoints", "store")
+    __slots__ = ("active", "names", "open_savepoints", "store")
 
     def __init__(self, store: BaseStore) -> None:
         self.store = store
         self.active = True
-        self.savepoints = itertools.count(1)
+        self.names = itertools.count(1)
+        self.open_savepoints: list[str] = []
 
 
 _OPEN_TX: contextvars.ContextVar[tuple[_Tx, ...]] = contextvars.ContextVar("agora_store_open_tx", default=())
@@ -173,8 +174,6 @@ class BaseStore(Store):
     ) -> list[Record]:
         v.check_collection(collection)
         spec = v.build_query(where, order_by=order_by, desc=desc, limit=limit, offset=offset, contains=contains)
-        if spec.limit == 0:
-            return []
         async with self._access():
             return await self._query(collection, spec)
 
@@ -207,12 +206,21 @@ class BaseStore(Store):
         if subject is not None and not isinstance(subject, str):
             raise AgoraError("store_query_invalid", "subject must be a string")
         lim, _ = v.check_limit(limit)
-        if lim == 0:
-            return []
         async with self._access():
             return await self._events(after_seq, kind, subject, lim)
 
     # --- transactions -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _pop_savepoint(tx: _Tx, name: str) -> None:
+        # Savepoints nest like a stack; two child tasks that open nested blocks at once would close
+        # them out of order and SQLite would release the wrong one. Fail loudly instead: the
+        # exception reaches the outer block, which then rolls everything back.
+        if not tx.open_savepoints or tx.open_savepoints[-1] != name:
+            raise AgoraError(
+                "internal", "nested transactions of one transaction overlapped (opened concurrently by two tasks)"
+            )
+        tx.open_savepoints.pop()
 
     def transaction(self) -> AbstractAsyncContextManager[Self]:
         return self._transaction()
@@ -222,13 +230,16 @@ class BaseStore(Store):
         outer = self._my_tx()
         if outer is not None:
             self._check_open()
-            name = f"agora_sp{next(outer.savepoints)}"
+            name = f"agora_sp{next(outer.names)}"
             await self._savepoint(name)
+            outer.open_savepoints.append(name)
             try:
                 yield self
             except BaseException:
+                self._pop_savepoint(outer, name)
                 await asyncio.shield(self._rollback_to(name))
                 raise
+            self._pop_savepoint(outer, name)
             await self._release(name)
             return
         async with self._lock:

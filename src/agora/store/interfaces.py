@@ -6,10 +6,10 @@ semantics written here and nothing more.
 
 Documents: a `dict` of JSON values (str keys; str, int in the signed 64-bit range, finite float,
 bool, None, list, dict). Anything else (tuples, bytes, NaN, sets, non-str keys, strings holding
-NUL or lone surrogates...) raises `invalid_argument` and writes nothing. Every write bumps the document's version (1 on create);
-`expected_version` turns a write into a compare-and-set (0 means "must not exist yet") and a
-mismatch raises `store_conflict`. Deleting a document forgets its version: a re-created document
-starts again at 1.
+NUL or lone surrogates...) raises `invalid_argument` and writes nothing. Every write bumps the
+document's version (1 on create); `expected_version` turns a write into a compare-and-set (0 means
+"must not exist yet") and a mismatch raises `store_conflict`. Deleting a document forgets its
+version: a re-created document starts again at 1.
 
 Queries: `where` maps a field name (`status`, or a dotted path such as `spec.engine`) to a JSON
 scalar. A field matches when it equals the value (bool only equals bool, numbers compare by value,
@@ -25,7 +25,8 @@ and `ts` from the store's injected `Clock`. There is no API to change or remove 
 Transactions: `async with store.transaction():` groups every call made on the store from inside the
 block (from the same task, or tasks it starts while the block is open) into one atomic unit; an
 exception leaves nothing behind. Other tasks wait until the block ends, so they never see half of it.
-Nested blocks are savepoints: a failing inner block that the outer block catches undoes only itself.
+Nested blocks are savepoints: a failing inner block that the outer block catches undoes only itself
+(nested blocks must nest: two child tasks opening nested blocks at once is refused as `internal`).
 """
 
 from __future__ import annotations

@@ -161,10 +161,10 @@ class MemoryStore(BaseStore):
     async def _events(self, after_seq: int, kind: str | None, subject: str | None, limit: int) -> list[Event]:
         out: list[Event] = []
         for evt in self._log[bisect.bisect_right(self._seqs, after_seq) :]:
+            if len(out) >= limit:
+                break
             if (kind is None or evt.kind == kind) and (subject is None or evt.subject == subject):
                 out.append(evt.to_event())
-                if len(out) >= limit:
-                    break
         return out
 
 

@@ -359,6 +359,32 @@ class StoreConformance:
         assert await store.count("jobs") == 0
         assert await store.events() == []
 
+    async def test_overlapping_nested_blocks_fail_loudly(self, store: Store) -> None:
+        a_inside, b_inside = asyncio.Event(), asyncio.Event()
+
+        async def a() -> None:
+            async with store.transaction():
+                await store.put("jobs", "a", {})
+                a_inside.set()
+                await b_inside.wait()  # leaves its block while b's (opened later) is still open
+
+        async def b() -> None:
+            await a_inside.wait()
+            async with store.transaction():
+                await store.put("jobs", "b", {})
+                b_inside.set()
+                await asyncio.Event().wait()
+
+        with pytest.raises(ExceptionGroup) as group:
+            async with store.transaction():
+                await store.put("jobs", "outer", {})
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(a())
+                    tg.create_task(b())
+        errors = [e for e in group.value.exceptions if isinstance(e, AgoraError)]
+        assert [e.code for e in errors] == ["internal"]
+        assert await store.count("jobs") == 0
+
     async def test_other_tasks_never_see_uncommitted_writes(self, store: Store) -> None:
         written, go = asyncio.Event(), asyncio.Event()
 
