@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from agora.actor.behaviors import Actor, Behavior, CallContext
 from agora.clock import SYSTEM_CLOCK, Clock
-from agora.codec import CID, encode
+from agora.codec import CID
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.transport import Transport
@@ -114,13 +114,16 @@ class Runtime:
             ctx = CallContext(inv, request.delegations, self)
             try:
                 result = await beh.handler(ctx)
-                encode(result)  # the result must be sendable; fail here, not half-way in the receipt
             except AgoraError:
                 raise
             except Exception as exc:
                 log.exception("behavior %s failed", inv.cmd)
                 raise AgoraError("handler_failed", f"{inv.cmd} failed: {type(exc).__name__}: {exc}") from None
-            return self._receipt(ran, ok=result)
+            try:
+                return self._receipt(ran, ok=result)
+            except AgoraError as exc:  # the result cannot travel as DAG-CBOR: a bug in the behavior
+                log.error("behavior %s returned an unsendable result: %s", inv.cmd, exc.message)
+                raise AgoraError("handler_failed", f"{inv.cmd} returned a result that cannot be sent") from None
         except AgoraError as err:
             self._count_reject(err.code)
             return self._receipt(ran if ran is not None else raw_cid(bytes(data)), error=err)

@@ -44,6 +44,22 @@ def _head(major: int, n: int, out: bytearray) -> None:
         raise ValueError("integer out of the 64-bit range of DAG-CBOR")
 
 
+_KEYS: dict[str, bytes] = {}
+"""Encoded map keys (head + UTF-8), cached: the same few keys appear in every message."""
+
+
+def _encode_key(k: object) -> bytes:
+    if type(k) is not str:
+        raise ValueError(f"DAG-CBOR map keys must be strings, got {type(k).__name__}")
+    raw = k.encode("utf-8")
+    head = bytearray()
+    _head(3, len(raw), head)
+    kb = bytes(head) + raw
+    if len(raw) <= 32 and len(_KEYS) < 4096:
+        _KEYS[k] = kb
+    return kb
+
+
 def _key_sort(item: tuple[bytes, Any]) -> tuple[int, bytes]:
     return (len(item[0]), item[0])
 
@@ -64,13 +80,13 @@ def _enc(value: Any, out: bytearray, depth: int) -> None:
     elif t is dict:
         items = []
         for k, v in value.items():
-            if type(k) is not str:
-                raise ValueError(f"DAG-CBOR map keys must be strings, got {type(k).__name__}")
-            items.append((k.encode("utf-8"), v))
-        items.sort(key=_key_sort)
+            kb = _KEYS.get(k) if type(k) is str else None
+            if kb is None:
+                kb = _encode_key(k)
+            items.append((kb, v))
+        items.sort(key=_key_sort)  # encoded keys sort length-first then bytewise, as DAG-CBOR requires
         _head(5, len(items), out)
         for kb, v in items:
-            _head(3, len(kb), out)
             out += kb
             _enc(v, out, depth + 1)
     elif t is bytes or t is bytearray or t is memoryview:
