@@ -245,7 +245,13 @@ class BaseStore(Store):
         async with self._lock:
             self._check_open()
             await self._open()
-            await self._begin()
+            try:
+                # Shielded: a BEGIN that is cancelled half-way could still run in a worker thread
+                # and leave the connection inside a transaction nobody will ever end.
+                await asyncio.shield(self._begin())
+            except BaseException:
+                await asyncio.shield(self._rollback())
+                raise
             tx = _Tx(self)
             token = _OPEN_TX.set((*_OPEN_TX.get(), tx))
             try:

@@ -158,6 +158,8 @@ class SqliteStore(BaseStore):
             self._ready = True
 
     def _open_sync(self, now: float) -> None:
+        if self._conn is not None:  # an earlier open finished after its caller was cancelled
+            return
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
