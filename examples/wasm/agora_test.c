@@ -12,6 +12,7 @@
  *   sleep_forever         print "started", then sleep in 10 ms steps forever
  *   ignore_sigterm        same as sleep_forever (WASI has no signals)
  *   spin                  print "started", then busy-loop forever (no host calls)
+ *   sleep_long SECONDS    print "started", then one single sleep (one host call no epoch can cut)
  *   alloc_memory MIB      allocate and touch MIB MiB in 1 MiB chunks; exit 2 when malloc fails
  *   fill_disk MIB         write MIB MiB to /outputs/fill in 64 KiB chunks; exit 3 on a write error
  *   connect_tcp PORT      WASI preview1 has no sockets: say so and exit 7 (the port is never reached)
@@ -108,6 +109,13 @@ int main(int argc, char **argv) {
         puts("started");
         fflush(stdout);
         sleep_loop();
+    }
+    if (!strcmp(b, "sleep_long") && argc > 2) {
+        puts("started");
+        fflush(stdout);
+        struct timespec ts = {atol(argv[2]), 0};
+        nanosleep(&ts, NULL);
+        return 0;
     }
     if (!strcmp(b, "spin")) {
         puts("started");

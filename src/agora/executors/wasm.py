@@ -85,11 +85,11 @@ class _WasmTask(ExecHandle):
         with self._lock:
             return self.stop_reason, self.stop_message
 
-    def force_at(self) -> float:
+    def force_at(self, grace_s: float) -> float:
         """When wait() stops waiting for a thread stuck in a host call."""
         with self._lock:
             at = self.deadline if self.stop_requested_at is None else min(self.deadline, self.stop_requested_at)
-        return at + HOST_CALL_GRACE_S
+        return at + grace_s
 
     def stats_now(self) -> ExecStats:
         end = self.ended if self.ended is not None else time.monotonic()
@@ -127,12 +127,20 @@ class _WasmTask(ExecHandle):
 class WasmExecutor(Executor):
     engine = "wasm"
 
-    def __init__(self, cache_dir: Path, *, tick_s: float = 0.01, fuel: int | None = None) -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        tick_s: float = 0.01,
+        fuel: int | None = None,
+        host_call_grace_s: float = HOST_CALL_GRACE_S,
+    ) -> None:
         """`cache_dir` holds compiled modules (modules/) and stdin spool files (tmp/, unlinked as soon
         as WASI opened them). `fuel`, when set, gives every task that many wasmtime fuel units on top
         of its wall-clock timeout (makes execution a little slower; running out ends as a timeout)."""
         self.cache_dir = cache_dir
         self.fuel = fuel
+        self.host_call_grace_s = host_call_grace_s
         self._engine = make_engine(consume_fuel=fuel is not None)
         self._linker = wasmtime.Linker(self._engine)
         self._linker.define_wasi()
@@ -176,10 +184,13 @@ class WasmExecutor(Executor):
         if module is None:
             module = await asyncio.to_thread(self._cache.load, module_path)
         task = _WasmTask(req, module_path)
-        if req.stdin and len(req.stdin) > STDIN_INLINE_MAX:
-            wasi = await asyncio.to_thread(self._wasi_config, task)
-        else:
-            wasi = self._wasi_config(task)
+        try:
+            if req.stdin and len(req.stdin) > STDIN_INLINE_MAX:
+                wasi = await asyncio.to_thread(self._wasi_config, task)
+            else:
+                wasi = self._wasi_config(task)
+        except (OSError, wasmtime.WasmtimeError) as e:  # e.g. a work dir removed meanwhile, a full disk
+            raise AgoraError("executor_failed", f"cannot set up WASI for task {req.task_id}: {e}") from None
         # the task is on its way once its thread runs: start does not wait for instantiation (what
         # could fail there was checked when the module was loaded), which saves a thread round trip
         task.thread = threading.Thread(
@@ -195,7 +206,7 @@ class WasmExecutor(Executor):
         for _ in range(1_000_000):  # bounded: each round waits >= 1 s or ends the loop
             if task.done.done():
                 break
-            remaining = task.force_at() - time.monotonic()
+            remaining = task.force_at(self.host_call_grace_s) - time.monotonic()
             if remaining <= 0:
                 self._abandon(task)
                 break
@@ -227,7 +238,7 @@ class WasmExecutor(Executor):
         if thread is not None:
             thread.join(timeout=0)  # the worker finishes its task as its very last step
             if thread.is_alive():
-                await asyncio.to_thread(thread.join, HOST_CALL_GRACE_S)
+                await asyncio.to_thread(thread.join, self.host_call_grace_s)
         if not (thread is not None and thread.is_alive()):
             task.cleaned = True
             self._tasks.discard(task)
@@ -262,7 +273,8 @@ class WasmExecutor(Executor):
         reason, message = task.stop_state()
         if reason is None:  # the deadline passed while the thread sat in a host call
             reason, message = "timeout", f"ran past its timeout of {task.request.limits.timeout_s:g}s"
-        note = f"; the module stayed in a host call {HOST_CALL_GRACE_S:g}s longer, its thread is abandoned"
+        grace = self.host_call_grace_s
+        note = f"; the module stayed in a host call {grace:g}s longer, its thread is abandoned"
         task.finish(task.result_for(reason, None, message + note))
 
     def _wasi_config(self, task: _WasmTask) -> wasmtime.WasiConfig:

@@ -67,6 +67,7 @@ class WasmCatalog:
         "connect_tcp",
         "many_lines",
         "spin",
+        "sleep_long",
         "trap",
     }
 

@@ -193,3 +193,20 @@ async def test_disk_limit_stops_a_writer_that_would_go_on(wasm_env: ExecutorEnv)
     result = await run(wasm_env, req)
     assert result.reason == "disk_limit", result
     assert (wd / "outputs" / "fill").stat().st_size < 100_000 * MiB
+
+
+async def test_a_module_stuck_in_a_host_call_does_not_hang_wait(wasm_cache_dir: Path, wasm_env: ExecutorEnv) -> None:
+    """No epoch can interrupt a WASI sleep; wait() still answers shortly after the deadline, and
+    cleanup finishes once the host call returns (the epoch callback then traps at once)."""
+    ex = WasmExecutor(wasm_cache_dir / "grace", host_call_grace_s=0.2)
+    handle = await ex.start(wasm_env.request("sleep_long", "3", limits=Limits(timeout_s=0.2)))
+    result = await asyncio.wait_for(ex.wait(handle), WAIT)
+    assert result.reason == "timeout" and result.error_code == "task_timeout"
+    assert "abandoned" in result.message, result
+    assert result.stdout == b"started\n"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while ex.leftovers() and loop.time() < deadline:
+        await ex.cleanup(handle)
+    assert ex.leftovers() == []
+    assert await ex.wait(handle) == result  # the late end of the thread changes nothing
