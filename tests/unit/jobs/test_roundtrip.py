@@ -141,7 +141,7 @@ def specs(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, int]]]:
     return spec, [u for _, u in made]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=75, deadline=None)
 @given(specs())
 def test_random_specs_round_trip(case: tuple[dict[str, Any], list[dict[str, int]]]) -> None:
     raw, units = case

@@ -32,7 +32,7 @@ def dags(draw: st.DrawFn) -> dict[str, list[str]]:
     return {name: graph[name] for name in order}
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(dags())
 def test_topological_order_respects_every_edge(graph: dict[str, list[str]]) -> None:
     order = topological_order(graph)
@@ -43,7 +43,7 @@ def test_topological_order_respects_every_edge(graph: dict[str, list[str]]) -> N
             assert position[dep] < position[name]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(dags())
 def test_stages_respect_every_edge_and_are_minimal(graph: dict[str, list[str]]) -> None:
     waves = stages(graph)
@@ -55,7 +55,7 @@ def test_stages_respect_every_edge_and_are_minimal(graph: dict[str, list[str]]) 
         assert level[name] == (1 + max(level[d] for d in deps) if deps else 0)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(dags(), st.data())
 def test_a_back_edge_makes_a_reported_cycle(graph: dict[str, list[str]], data: st.DataObject) -> None:
     order = topological_order(graph)

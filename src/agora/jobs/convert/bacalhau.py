@@ -23,6 +23,7 @@ from agora.jobs.convert.common import (
     parse_failed,
     slug,
     str_list,
+    str_map,
     unique_names,
 )
 from agora.jobs.quantities import parse_bytes, parse_cpu
@@ -132,9 +133,8 @@ def _engine(f: Fields, task: dict[str, Any], warn: Warnings) -> None:
             warn.add(params.path_of("Entrypoint"), "agora runs the WASI _start function; other entry points ignored")
         if args := str_list(params.take("Parameters")):
             task["args"] = args
-        env = params.take("EnvironmentVariables") or {}
-        if isinstance(env, dict):
-            task.setdefault("env", {}).update({str(k): str(v) for k, v in env.items()})
+        if env := str_map(params, "EnvironmentVariables"):
+            task.setdefault("env", {}).update(env)
     elif kind == "noop":
         task.update(engine="process", command=["true"])
         warn.add(f.path_of("Type"), "noop engine becomes a process task that runs `true`")
@@ -193,9 +193,8 @@ def _task(f: Fields, job_type: str, warn: Warnings) -> tuple[dict[str, Any], int
     """-> (agora task, TotalTimeout seconds)."""
     task: dict[str, Any] = {"name": slug(f.take("Name"), "main")}
     _engine(f.sub("Engine"), task, warn)
-    env = f.take("Env") or {}
-    if isinstance(env, dict) and env:
-        task.setdefault("env", {}).update({str(k): str(v) for k, v in env.items()})
+    if env := str_map(f, "Env"):
+        task.setdefault("env", {}).update(env)
     inputs: list[dict[str, Any]] = []
     for i, src in f.items("InputSources"):
         source = _source(src.sub("Source"))
@@ -248,9 +247,8 @@ def convert_bacalhau(text: str | bytes, fmt: str | None = None) -> ConvertResult
     namespace = top.take("Namespace")
     if namespace not in (None, "", "default"):
         warn.ignored(top.path_of("Namespace"), "agora has no namespaces")
-    labels = top.take("Labels") or {}
-    if isinstance(labels, dict) and labels:
-        spec["labels"] = {str(k): str(v) for k, v in labels.items()}
+    if labels := str_map(top, "Labels"):
+        spec["labels"] = labels
     constraints = [c for _, f in top.items("Constraints") if (c := _constraint(f)) is not None]
     if constraints:
         spec["constraints"] = constraints

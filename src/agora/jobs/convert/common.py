@@ -163,6 +163,17 @@ def str_list(value: Any) -> list[str]:
     return [str(value)]
 
 
+def str_map(f: Fields, name: str) -> dict[str, str]:
+    """A str -> str field (labels, env maps); anything else is warned about and dropped."""
+    value = f.take(name)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        f.warn.add(f.path_of(name), "expected a mapping of strings; ignored")
+        return {}
+    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+
+
 def parse_failed(source: str, exc: Exception | str) -> AgoraError:
     reason = str(exc).replace("\n", " ")[:300]
     return AgoraError("convert_parse_failed", f"cannot read the {source} file: {reason}")
@@ -218,5 +229,6 @@ __all__ = [
     "parse_failed",
     "slug",
     "str_list",
+    "str_map",
     "unique_names",
 ]

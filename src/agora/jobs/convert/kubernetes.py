@@ -23,6 +23,7 @@ from agora.jobs.convert.common import (
     parse_failed,
     slug,
     str_list,
+    str_map,
     unique_names,
 )
 from agora.jobs.quantities import parse_bytes, parse_cpu
@@ -216,10 +217,8 @@ def _pod(f: Fields, warn: Warnings, kind: str) -> dict[str, Any]:
         t["network"] = network[0]
     constraints: list[Any] = []
     affinities: list[Any] = []
-    selector = f.take("nodeSelector") or {}
-    if isinstance(selector, dict):
-        for k, v in selector.items():
-            constraints.append({"key": _node_key(str(k)), "op": "==", "value": _node_value(str(k), str(v))})
+    for k, v in str_map(f, "nodeSelector").items():
+        constraints.append({"key": _node_key(k), "op": "==", "value": _node_value(k, v)})
     affinity = f.sub("affinity")
     _node_affinity(affinity.sub("nodeAffinity"), warn, constraints, affinities)
     affinity.finish()
@@ -252,7 +251,7 @@ def convert_kubernetes(text: str | bytes, fmt: str | None = None) -> ConvertResu
     top.ignore("apiVersion", "kind", "status")
     meta = top.sub("metadata")
     name = meta.take("name", "generateName") or "kubernetes-job"
-    labels = {str(k): str(v) for k, v in (meta.take("labels") or {}).items()}
+    labels = str_map(meta, "labels")
     meta.ignore("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink")
     meta.finish({"namespace": "agora has no namespaces"})
     spec = top.sub("spec")
@@ -273,7 +272,7 @@ def convert_kubernetes(text: str | bytes, fmt: str | None = None) -> ConvertResu
         job_deadline = spec.take("activeDeadlineSeconds")
         template = spec.sub("template")
         tmeta = template.sub("metadata")
-        labels.update({str(k): str(v) for k, v in (tmeta.take("labels") or {}).items()})
+        labels.update(str_map(tmeta, "labels"))
         tmeta.finish()
         pod = _pod(template.sub("spec"), warn, "Job")
         template.finish()
