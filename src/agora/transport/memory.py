@@ -127,6 +127,8 @@ class _MemorySubscription(Subscription):
         net = self._owner._network
         if self in net._subs:
             net._subs.remove(self)
+        if self in self._owner._subs:
+            self._owner._subs.remove(self)
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
 

@@ -59,16 +59,21 @@ class ReconnectPolicy:
 
 
 class _NatsSubscription(Subscription):
-    def __init__(self, topic: str, sub: Any, nc: nats.aio.client.Client) -> None:
+    def __init__(
+        self, topic: str, sub: Any, nc: nats.aio.client.Client, registry: list[_NatsSubscription] | None = None
+    ) -> None:
         self.topic = topic
         self._sub = sub
         self._nc = nc
+        self._registry = registry
         self._active = True
 
     async def unsubscribe(self) -> None:
         if not self._active:
             return
         self._active = False
+        if self._registry is not None and self in self._registry:
+            self._registry.remove(self)
         try:
             await self._sub.unsubscribe()
         except (nats.errors.ConnectionClosedError, nats.errors.BadSubscriptionError):
@@ -77,14 +82,22 @@ class _NatsSubscription(Subscription):
 
 
 async def _flush(nc: nats.aio.client.Client) -> None:
-    """Round trip to the hub so subscription changes are in effect; harmless while disconnected
-    (nats-py replays subscriptions on reconnect), so a failure is only logged."""
-    if not nc.is_connected:
-        return
-    try:
-        await nc.flush(timeout=2)
-    except nats.errors.Error as exc:
-        log.debug("flush failed: %s", exc)
+    """Round trip to the hub so subscription changes are in effect.
+
+    Two flushes, because nats-py 2.16 writes a flush's PING straight to the socket while a
+    just-queued SUB/UNSUB still waits for its flusher task: the first PONG can come back before
+    the hub saw the SUB (we lost ~1% of first messages that way). The first flush lets the flusher
+    write the SUB; the second PING follows it on the wire. Harmless while disconnected (nats-py
+    replays subscriptions on reconnect), so a failure is only logged.
+    """
+    for _ in range(2):
+        if not nc.is_connected:
+            return
+        try:
+            await nc.flush(timeout=2)
+        except nats.errors.Error as exc:
+            log.debug("flush failed: %s", exc)
+            return
 
 
 class NatsTransport(Transport):
@@ -201,7 +214,7 @@ class NatsTransport(Transport):
             if self._inbox_sub is not None:
                 await _NatsSubscription(self._inbox, self._inbox_sub, nc).unsubscribe()
                 self._inbox_sub = None
-            for sub in self._subs:
+            for sub in list(self._subs):
                 await sub.unsubscribe()
             self._subs.clear()
             if self._tasks:
@@ -357,7 +370,7 @@ class NatsTransport(Transport):
             except Exception:
                 log.exception("topic handler for %s failed", topic)
 
-        sub = _NatsSubscription(topic, await nc.subscribe(topic, cb=on_msg), nc)
+        sub = _NatsSubscription(topic, await nc.subscribe(topic, cb=on_msg), nc, self._subs)
         await _flush(nc)  # interest registered at the hub before the caller publishes
         self._subs.append(sub)
         return sub
