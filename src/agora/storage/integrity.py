@@ -89,7 +89,10 @@ class VerifiedFileWriter:
         self.size = 0
         self._hash = hashlib.sha256()
         self._tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
-        self._file = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit/abort
+        try:
+            self._file = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit/abort
+        except FileNotFoundError:
+            raise AgoraError("invalid_argument", f"cannot write {dest}: its directory does not exist") from None
         self._done = False
 
     def write(self, chunk: bytes) -> None:

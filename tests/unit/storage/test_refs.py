@@ -142,3 +142,9 @@ def test_verify_bytes_and_sha256_file(tmp_path: Path) -> None:
         verify_bytes(b"y", H, None, "obj")
     (tmp_path / "f").write_bytes(b"x")
     assert sha256_file(tmp_path / "f") == (H, 1)
+
+
+def test_writer_into_a_missing_directory_is_invalid_argument(tmp_path: Path) -> None:
+    with pytest.raises(AgoraError) as info:
+        VerifiedFileWriter(tmp_path / "absent" / "f")
+    assert info.value.code == "invalid_argument"
