@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
 
 from agora.api.app import create_app
 from agora.node import Node
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the node process owns SIGTERM/SIGINT and shuts down
+    the node (leave announcement included) before the API."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class ApiServer:
@@ -36,8 +47,7 @@ class ApiServer:
             self.port = sock.getsockname()[1]
             config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
             url = f"http://{self.host}:{self.port}"
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = _EmbeddedServer(config)
         sockets = [sock] if sock is not None else None
         self._task = asyncio.create_task(self._server.serve(sockets=sockets), name="api")
         for _ in range(500):  # bounded: 5 s
