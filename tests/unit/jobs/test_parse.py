@@ -382,3 +382,42 @@ def test_example_wasm_points_at_the_example_module() -> None:
     assert spec.tasks[0].engine == "wasm" and spec.tasks[0].module == "examples/wasm/hello.wasm"
     proc = load_job_file(ROOT / "examples" / "jobs" / "hello-process.yaml")
     assert [t.name for t in proc.tasks] == ["greet", "shout"] and proc.tasks[1].depends_on == ("greet",)
+
+
+def test_wrong_shapes_anywhere_give_field_errors_not_crashes() -> None:
+    """Every value of a full spec replaced by every wrong shape: a spec or a job_spec_invalid, never a crash."""
+    base = load_job_file(ROOT / "examples" / "jobs" / "hello-process.yaml").to_dict()
+
+    def walk(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        out = [path]
+        if isinstance(node, dict):
+            for k, v in node.items():
+                out += walk(v, (*path, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                out += walk(v, (*path, i))
+        return out
+
+    refused = 0
+    for path in walk(base)[1:]:
+        for junk in (None, True, -1, 0.5, "", "x", [], [1], {}, {"a": 1}):
+            doc = json.loads(json.dumps(base))
+            node = doc
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = junk
+            try:
+                parse_job(doc)
+            except AgoraError as exc:
+                assert exc.code in ("job_spec_invalid", "workflow_cycle"), exc
+                assert all(e["path"] and e["expected"] for e in exc.details.get("errors", []))
+                refused += 1
+    assert refused > 100
+
+
+def test_the_full_example_in_the_docs_is_valid() -> None:
+    text = (ROOT / "docs" / "jobspec.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    spec = parse_job(example)
+    assert [t.name for t in spec.tasks] == ["fetch", "crunch", "notify"]
+    assert spec.tasks[1].resources.gpu.vram == 40 * GIB and spec.deadline == "2030-01-01T06:00:00Z"
