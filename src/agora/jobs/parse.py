@@ -8,6 +8,7 @@ together as `job_spec_invalid`; only a spec without field errors is checked for 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
@@ -75,7 +76,7 @@ def _invalid_document(what: str, exc: Exception | str) -> AgoraError:
 
 
 def load_document(text: str | bytes, fmt: Format | None = None) -> Any:
-    """Parse YAML (safe_load only: no object tags) or JSON; JSON is picked when the text starts with '{'."""
+    """Parse YAML (safe_load only: no object tags) or JSON; without `fmt`, JSON first when it looks like JSON."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -83,8 +84,13 @@ def load_document(text: str | bytes, fmt: Format | None = None) -> Any:
             raise _invalid_document("UTF-8 text", exc) from exc
     if len(text) > MAX_DOCUMENT:
         raise _invalid_document("job spec", f"larger than {MAX_DOCUMENT} bytes")
-    if fmt is None:
-        fmt = "json" if text.lstrip().startswith("{") else "yaml"
+    if fmt is None:  # JSON is also YAML; try the stricter parser first for its clearer messages
+        if text.lstrip().startswith("{"):
+            try:
+                return json.loads(text)
+            except ValueError:
+                pass
+        fmt = "yaml"
     if fmt == "json":
         try:
             return json.loads(text)
@@ -98,6 +104,10 @@ def load_document(text: str | bytes, fmt: Format | None = None) -> Any:
         raise _invalid_document("YAML", exc) from exc
 
 
+def _finite_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int)) or (isinstance(value, float) and math.isfinite(value))
+
+
 def _match_value(p: Problems, path: str, op: str, m: Mapping[str, Any]) -> tuple[bool, ConstraintValue]:
     vpath = child(path, "value")
     value = m.get("value")
@@ -106,9 +116,9 @@ def _match_value(p: Problems, path: str, op: str, m: Mapping[str, Any]) -> tuple
             p.add(vpath, "no value: exists only checks that the key is present", value)
             return False, None
         return True, None
-    scalar = isinstance(value, (str, int, float)) and (op in ("==", "!=") or not isinstance(value, bool))
+    scalar = _finite_scalar(value) and (op in ("==", "!=") or not isinstance(value, bool))
     if op in ("in", "not_in"):
-        if not isinstance(value, list) or not value or not all(isinstance(v, (str, int, float)) for v in value):
+        if not isinstance(value, list) or not value or not all(_finite_scalar(v) for v in value):
             p.add(vpath, f"a non-empty list of strings or numbers (op {op})", value)
             return False, None
         return True, tuple(value)

@@ -13,7 +13,7 @@ from agora.jobs.problems import Problems, child
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 NAME_EXPECTED = "a name of 1-63 letters, digits, '_', '.' or '-' starting with a letter or digit"
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,255}$")  # dots and dashes: Kubernetes allows them
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_./-]{0,126}[A-Za-z0-9])?$")
 HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 

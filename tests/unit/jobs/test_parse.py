@@ -284,6 +284,8 @@ def test_constraint_and_affinity_errors() -> None:
                 {"key": "", "value": "x"},
                 {"key": "memory_bytes", "op": ">=", "value": True},
                 {"key": "arch", "value": "x", "weight": 3},
+                {"key": "trust", "op": ">=", "value": float("nan")},
+                {"key": "arch", "op": "in", "value": ["x", float("inf")]},
             ],
             "affinities": [{"key": "location", "value": "eu", "weight": 0}, {"key": "x", "value": 1, "weight": 500}],
         }
@@ -295,6 +297,8 @@ def test_constraint_and_affinity_errors() -> None:
         "constraints[3].key",
         "constraints[4].value",
         "constraints[5].weight",
+        "constraints[6].value",
+        "constraints[7].value",
         "affinities[0].weight",
         "affinities[1].weight",
     }
@@ -421,3 +425,8 @@ def test_the_full_example_in_the_docs_is_valid() -> None:
     spec = parse_job(example)
     assert [t.name for t in spec.tasks] == ["fetch", "crunch", "notify"]
     assert spec.tasks[1].resources.gpu.vram == 40 * GIB and spec.deadline == "2030-01-01T06:00:00Z"
+
+
+def test_yaml_flow_mapping_is_not_mistaken_for_json() -> None:
+    spec = parse_job("{name: flow, tasks: [{name: t, module: m.wasm, env: {my.var: x}}]}")
+    assert spec.name == "flow" and spec.tasks[0].env == {"my.var": "x"}

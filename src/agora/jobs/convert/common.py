@@ -189,7 +189,7 @@ def load_yaml_or_json(text: str | bytes, source: str, fmt: str | None) -> list[A
     if len(text) > 1 << 20:
         raise parse_failed(source, "larger than 1 MiB")
     if fmt is None:
-        fmt = "json" if text.lstrip().startswith(("{", "[")) else "yaml"
+        fmt = "yaml"  # YAML reads JSON too
     try:
         if fmt == "json":
             docs = [json.loads(text)]
