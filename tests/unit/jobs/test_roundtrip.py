@@ -10,6 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agora.codec import decode, encode
 from agora.jobs import parse_job
 
 NAMES = st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True)
@@ -138,7 +139,13 @@ def specs(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, int]]]:
         spec["deadline"] = draw(st.sampled_from([3600, "2h", "2030-06-01T12:00:00Z", "2030-06-01T14:00:00+02:00"]))
     if draw(st.booleans()):
         spec["placement"]["min_trust"] = draw(st.floats(0, 1))
-    return spec, [u for _, u in made]
+    units = [u for _, u in made]
+    if draw(st.booleans()):  # a service whose tasks run until cancelled
+        spec["type"] = "service"
+        for task, u in zip(spec["tasks"], units, strict=True):
+            task["timeout"] = None
+            u["timeout"] = None  # type: ignore[assignment]
+    return spec, units
 
 
 @settings(max_examples=75, deadline=None)
@@ -156,3 +163,4 @@ def test_random_specs_round_trip(case: tuple[dict[str, Any], list[dict[str, int]
     assert parse_job(data).to_dict() == data  # canonical form is a fixed point
     assert parse_job(json.dumps(data), fmt="json") == spec
     assert parse_job(yaml.safe_dump(data, allow_unicode=True), fmt="yaml") == spec
+    assert parse_job(decode(encode(data))) == spec  # travels over the wire as DAG-CBOR
