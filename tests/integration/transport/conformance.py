@@ -158,8 +158,16 @@ class TransportConformance:
 
     async def test_size_limit_on_the_receiving_side(self, make_transport: MakeTransport) -> None:
         a, b = await make_transport(max_message_bytes=10_000), await make_transport(max_message_bytes=1000)
-        await b.serve(echo)
+        handled = Collector()
+
+        async def short_reply(data: bytes) -> bytes:
+            await handled(data)
+            return b"ok"
+
+        await b.serve(short_reply)
         await _raises("message_too_large", a.request(b.local_did, b"x" * 2000, timeout=DEADLINE))
+        assert await a.request(b.local_did, b"x" * 1000, timeout=DEADLINE) == b"ok"
+        assert [len(m) for m in handled.items] == [1000], "an oversized request reached the handler"
 
         got = Collector()
         await b.subscribe("agora.test.recv", got)

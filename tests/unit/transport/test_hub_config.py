@@ -1,0 +1,148 @@
+"""Hub settings are checked before anything runs; the config file says exactly what was asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agora.errors import AgoraError
+from agora.identity import Keypair
+from agora.transport import ClusterConfig, HubConfig, HubProcess, TlsConfig, routes_for
+from agora.transport.hub_config import HEADER_ROOM, is_loopback, render
+
+
+def _fail(code: str, **fields: Any) -> AgoraError:
+    fields.setdefault("home", Path("/tmp/agora-hub-test"))
+    with pytest.raises(AgoraError) as info:
+        HubConfig(**fields).validate()
+    assert info.value.code == code, info.value
+    return info.value
+
+
+@pytest.fixture
+def cert_files(tmp_path: Path) -> TlsConfig:
+    for name in ("cert.pem", "key.pem", "ca.pem"):
+        (tmp_path / name).write_text("not checked until nats-server loads it\n")
+    return TlsConfig(cert_file=tmp_path / "cert.pem", key_file=tmp_path / "key.pem", ca_file=tmp_path / "ca.pem")
+
+
+def test_defaults_are_valid(tmp_path: Path) -> None:
+    config = HubConfig(home=tmp_path)
+    config.validate()
+    assert config.host == "127.0.0.1" and config.port == 0 and config.jetstream
+    assert config.max_payload == 1024 * 1024 + HEADER_ROOM
+
+
+def test_remote_host_requires_tls(tmp_path: Path, cert_files: TlsConfig) -> None:
+    err = _fail("config_invalid", home=tmp_path, host="0.0.0.0")
+    assert "TLS" in err.message and "allow_insecure_remote" in err.hint
+    _fail("config_invalid", home=tmp_path, host="192.168.1.10")
+    HubConfig(home=tmp_path, host="0.0.0.0", tls=cert_files).validate()
+    HubConfig(home=tmp_path, host="0.0.0.0", allow_insecure_remote=True).validate()
+    HubConfig(home=tmp_path, host="::1").validate()
+    HubConfig(home=tmp_path, host="localhost").validate()
+
+
+def test_remote_cluster_listen_requires_tls_with_a_ca(tmp_path: Path, cert_files: TlsConfig) -> None:
+    cluster = ClusterConfig(host="0.0.0.0", routes=("nats-route://10.0.0.2:6222",))
+    _fail("config_invalid", home=tmp_path, cluster=cluster)
+    no_ca = TlsConfig(cert_file=cert_files.cert_file, key_file=cert_files.key_file)
+    _fail("config_invalid", home=tmp_path, cluster=cluster, tls=no_ca)
+    HubConfig(home=tmp_path, cluster=cluster, tls=cert_files).validate()
+
+
+def test_tls_files_must_exist_and_pair_up(tmp_path: Path, cert_files: TlsConfig) -> None:
+    _fail("config_invalid", home=tmp_path, tls=TlsConfig(cert_file=tmp_path / "missing.pem", key_file=tmp_path / "k"))
+    _fail("config_invalid", home=tmp_path, tls=TlsConfig(cert_file=cert_files.cert_file))
+    _fail("config_invalid", home=tmp_path, tls=TlsConfig(ca_file=cert_files.ca_file))
+    _fail(
+        "config_invalid",
+        home=tmp_path,
+        tls=TlsConfig(cert_file=cert_files.cert_file, key_file=cert_files.key_file, verify_clients=True),
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"port": -1},
+        {"port": 70000},
+        {"monitor_port": 65536},
+        {"host": ""},
+        {"host": "a b"},
+        {"host": 'x"y'},
+        {"server_name": "has space"},
+        {"server_name": ""},
+        {"max_payload": 0},
+        {"max_payload": 65 * 1024 * 1024},
+        {"jetstream_max_memory": 0},
+        {"allowed_dids": ()},
+        {"home": Path('/tmp/quote"d')},
+        {"cluster": ClusterConfig(routes=())},
+        {"cluster": ClusterConfig(name="bad name", routes=("nats-route://127.0.0.1:1",))},
+        {"cluster": ClusterConfig(routes=("http://127.0.0.1:1",))},
+        {"cluster": ClusterConfig(routes=('nats-route://a"b:1',))},
+        {"cluster": ClusterConfig(port=99999, routes=("nats-route://127.0.0.1:1",))},
+    ],
+)
+def test_bad_settings_are_config_invalid(fields: dict[str, Any]) -> None:
+    _fail("config_invalid", **fields)
+
+
+def test_allowlist_entries_must_be_did_keys(tmp_path: Path) -> None:
+    _fail("did_invalid", home=tmp_path, allowed_dids=("not-a-did",))
+
+
+def test_a_bad_config_creates_no_files(tmp_path: Path) -> None:
+    with pytest.raises(AgoraError):
+        HubProcess(HubConfig(home=tmp_path / "hub", host="0.0.0.0"))
+    assert not (tmp_path / "hub").exists()
+
+
+def test_render_open_hub(tmp_path: Path) -> None:
+    text = render(HubConfig(home=tmp_path, server_name="hub1"), ports_dir=tmp_path / "run")
+    assert 'server_name: "hub1"' in text
+    assert 'host: "127.0.0.1"' in text
+    assert "port: -1" in text
+    assert f'store_dir: "{tmp_path / "jetstream"}"' in text
+    assert f'ports_file_dir: "{tmp_path / "run"}"' in text
+    assert "authorization" not in text and "tls" not in text and "http:" not in text and "cluster" not in text
+
+
+def test_render_pins_ports_found_on_first_start(tmp_path: Path) -> None:
+    config = HubConfig(home=tmp_path, monitor_port=0, cluster=ClusterConfig(routes=("nats-route://127.0.0.1:7000",)))
+    text = render(config, ports_dir=tmp_path, ports={"client": 4333, "monitor": 8333, "cluster": 6333})
+    assert "port: 4333" in text
+    assert 'http: "127.0.0.1:8333"' in text
+    assert 'listen: "127.0.0.1:6333"' in text
+    assert 'routes: ["nats-route://127.0.0.1:7000"]' in text
+
+
+def test_render_allowlist_as_nkeys(tmp_path: Path) -> None:
+    keys = [Keypair.generate(), Keypair.generate()]
+    text = render(HubConfig(home=tmp_path, allowed_dids=tuple(k.did for k in keys)), ports_dir=tmp_path)
+    assert "authorization {" in text
+    for key in keys:
+        assert f'{{nkey: "{key.nkey}"}}' in text
+        assert key.nkey.startswith("U")
+
+
+def test_render_tls(tmp_path: Path, cert_files: TlsConfig) -> None:
+    tls = TlsConfig(cert_file=cert_files.cert_file, key_file=cert_files.key_file, ca_file=cert_files.ca_file,
+                    verify_clients=True)  # fmt: skip
+    text = render(HubConfig(home=tmp_path, tls=tls), ports_dir=tmp_path)
+    assert f'cert_file: "{cert_files.cert_file}"' in text
+    assert "verify: true" in text
+
+
+def test_no_jetstream_no_store(tmp_path: Path) -> None:
+    text = render(HubConfig(home=tmp_path, jetstream=False), ports_dir=tmp_path / "run")
+    assert "jetstream {" not in text and "store_dir" not in text
+
+
+def test_routes_for_and_loopback() -> None:
+    assert routes_for(["nats://127.0.0.1:6222", "tls://h:1"]) == ("nats-route://127.0.0.1:6222", "nats-route://h:1")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and is_loopback("127.1.2.3")
+    assert not is_loopback("0.0.0.0") and not is_loopback("example.org") and not is_loopback("10.0.0.1")
