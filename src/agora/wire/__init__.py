@@ -2,6 +2,8 @@
 
 - `messages.py`: `Request` (a UCAN invocation + its delegations), `Receipt` (the signed reply naming the
   invocation's CID with a result or an error), `Announcement` (signed presence), the message type registry.
+- `usage.py`: `UsageReceipt` (the provider's signed account of one allocation: exit, time, CPU, memory,
+  output hashes), `OutputDigest`.
 """
 
 from agora.wire.messages import (
@@ -17,6 +19,7 @@ from agora.wire.messages import (
     check_size,
     raw_cid,
 )
+from agora.wire.usage import USAGE_TAG, OutputDigest, UsageReceipt
 
 __all__ = [
     "ANNOUNCE_TAG",
@@ -24,9 +27,12 @@ __all__ = [
     "MESSAGE_TYPES",
     "RECEIPT_TAG",
     "REQUEST_TAG",
+    "USAGE_TAG",
     "Announcement",
+    "OutputDigest",
     "Receipt",
     "Request",
+    "UsageReceipt",
     "build_request",
     "check_size",
     "raw_cid",

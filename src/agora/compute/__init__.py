@@ -1,0 +1,48 @@
+"""The provider side of agora: running tasks for other nodes, and the grants that allow it.
+
+- `manager.py`: `AllocationManager`, the actor behind /agora/alloc/{start,status,logs,cancel,fetch,upload};
+  `ComputeSettings`.
+- `allocation.py`: `Allocation`, the record of one task on this node, and its state machine.
+- `taskprep.py`: a task spec (as sent) -> validated `TaskSpec`, the capacity it needs, the executor
+  request, the storage layer's input specs, output naming.
+- `logring.py`: `LogRing`, a bounded per-allocation log read by cursor (long-poll).
+- `transfer.py`: chunked uploads into the CAS and chunked output reads.
+- `grants.py`: `DelegationBook` (delegations issued and held, `proofs_for`), `GrantsActor` (the public
+  /agora/node/delegation/offer behavior), token text helpers.
+"""
+
+from agora.compute.allocation import STATES, TERMINAL, Allocation
+from agora.compute.grants import (
+    DEFAULT_COMMAND,
+    OFFER_COMMAND,
+    DelegationBook,
+    GrantsActor,
+    describe,
+    parse_token,
+    token_text,
+)
+from agora.compute.logring import LogEntry, LogPage, LogRing
+from agora.compute.manager import AllocationManager, ComputeSettings
+from agora.compute.taskprep import need_of, parse_task
+from agora.compute.transfer import CHUNK
+
+__all__ = [
+    "CHUNK",
+    "DEFAULT_COMMAND",
+    "OFFER_COMMAND",
+    "STATES",
+    "TERMINAL",
+    "Allocation",
+    "AllocationManager",
+    "ComputeSettings",
+    "DelegationBook",
+    "GrantsActor",
+    "LogEntry",
+    "LogPage",
+    "LogRing",
+    "describe",
+    "need_of",
+    "parse_task",
+    "parse_token",
+    "token_text",
+]

@@ -1,0 +1,555 @@
+"""The Allocation manager: the provider-side actor that runs tasks for requesters.
+
+Behaviors (all protected: the caller needs a delegation chain rooted at this node, which the runtime
+checks before any handler runs; `agora node grant DID` issues one):
+
+  /agora/alloc/start   validate the task, check its engine and this node's free capacity, reserve,
+                       answer {alloc_id, state: accepted} at once; staging and running go on in the
+                       background
+  /agora/alloc/status  the allocation record (long-poll: `known_state` + `wait_s` returns as soon as
+                       the state differs); the signed usage receipt once it ended
+  /agora/alloc/logs    log lines after a cursor (long-poll with `wait_s`)
+  /agora/alloc/cancel  stop it (idempotent once it ended)
+  /agora/alloc/fetch   an output's bytes by sha256, <= 256 KiB per call
+  /agora/alloc/upload  a module or input too big for the start request, in chunks, into the CAS
+
+Only the requester that started an allocation (or this node itself) can see or touch it; anyone else
+gets `alloc_not_found`, so allocation ids leak nothing.
+
+Every ending (completed, failed, cancelled, timeout, oom, a start error after the reservation) goes
+through `_run`'s one exit path: executor cleanup, work dir removed, capacity released, usage receipt
+signed, then the terminal state recorded. A requester that sees a terminal state can rely on the node
+holding nothing of the task any more but its collected outputs. A node that restarts marks what was
+in flight `failed` with `alloc_interrupted` and removes the work dirs left behind (`recover`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agora.actor import Actor, CallContext, behavior
+from agora.clock import SYSTEM_CLOCK, Clock
+from agora.codec import CID
+from agora.compute.allocation import (
+    CANCELLED,
+    COLLECTION,
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    STAGING,
+    Allocation,
+)
+from agora.compute.logring import LogRing
+from agora.compute.taskprep import (
+    exec_request,
+    module_sha256,
+    need_of,
+    output_dirs,
+    output_name,
+    parse_task,
+    storage_inputs,
+)
+from agora.compute.transfer import Uploads, read_chunk
+from agora.errors import AgoraError
+from agora.executors import ExecHandle, ExecResult, Executor
+from agora.executors.registry import ExecutorRegistry
+from agora.identity import Keypair
+from agora.models.capability import fits
+from agora.models.job import TaskSpec
+from agora.resources import CapacityTracker
+from agora.storage import LocalCAS, Storages, collect_outputs, fetch_inputs
+from agora.store import Scalar, Store
+from agora.wire import OutputDigest, UsageReceipt
+
+log = logging.getLogger("agora.compute")
+
+MAX_MODULE_INLINE = 512 * 1024
+
+
+@dataclass(frozen=True)
+class ComputeSettings:
+    max_allocations: int = 64  # running at once
+    log_lines: int = 2000  # per allocation
+    finished_logs: int = 256  # allocations whose logs stay readable after they ended
+    max_wait_s: float = 10.0  # longest long-poll
+    log_drain_s: float = 5.0  # how long to wait for the last log lines after the task ended
+
+
+@dataclass
+class _Live:
+    alloc: Allocation
+    spec: TaskSpec
+    ring: LogRing
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    executor: Executor | None = None
+    handle: ExecHandle | None = None
+    cancel_cause: str | None = None
+    stopping: bool = False
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+class AllocationManager(Actor):
+    name = "alloc"
+
+    def __init__(
+        self,
+        *,
+        keypair: Keypair,
+        store: Store,
+        registry: ExecutorRegistry,
+        capacity: CapacityTracker,
+        cas: LocalCAS,
+        work_root: Path,
+        storages: Storages | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        settings: ComputeSettings | None = None,
+    ) -> None:
+        self.keypair = keypair
+        self.did = keypair.did
+        self.store = store
+        self.registry = registry
+        self.capacity = capacity
+        self.cas = cas
+        self.storages = storages or Storages(local=cas)
+        self.work_root = work_root
+        self.clock = clock
+        self.settings = settings or ComputeSettings()
+        self.uploads = Uploads(cas, work_root.parent / "uploads")
+        self._live: dict[str, _Live] = {}
+        self._rings: OrderedDict[str, LogRing] = OrderedDict()
+        self._closed = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def recover(self) -> int:
+        """At node start: whatever was in flight when the node went down ended then; say so."""
+        await asyncio.to_thread(self._clear_dirs)
+        n = 0
+        for state in ("accepted", STAGING, RUNNING):
+            for doc in await self.store.query(COLLECTION, {"state": state}, limit=10_000):
+                alloc = Allocation.from_doc(doc)
+                alloc.error = AgoraError("alloc_interrupted", "the node stopped while the allocation ran").to_dict()
+                alloc.move(FAILED, self.clock.now(), "node restarted")
+                await self._persist(alloc, alloc.error["code"])
+                n += 1
+        return n
+
+    def _clear_dirs(self) -> None:
+        if self.work_root.exists():
+            for child in self.work_root.iterdir():
+                _force_remove(child)
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        self.uploads.clear()
+
+    async def stop(self) -> None:
+        """Cancel every allocation and wait for each to end cleanly (recorded, capacity back)."""
+        self._closed = True
+        lives = list(self._live.values())
+        for live in lives:
+            live.stopping = True
+            await self._cancel(live, "the node is stopping")
+        tasks = [t for t in (live.task for live in lives) if t is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=30)
+
+    # -- views for the local API --------------------------------------------------------------
+    def running(self) -> list[dict[str, Any]]:
+        return [live.alloc.to_doc() | {"receipt": None} for live in self._live.values()]
+
+    async def history(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        where: dict[str, Scalar] | None = {"state": state} if state else None
+        return await self.store.query(COLLECTION, where, order_by="created_at", desc=True, limit=limit)
+
+    # -- behaviors ----------------------------------------------------------------------------
+    @behavior("/agora/alloc/start")
+    async def start(self, ctx: CallContext) -> dict[str, Any]:
+        """Reserve capacity for one task and start it in the background."""
+        args = ctx.args
+        if self._closed:
+            raise AgoraError("unavailable", "the node is stopping", retryable=True)
+        job = args.get("job")
+        job_id = args.get("job_id", "")
+        if not isinstance(job, str) or not isinstance(job_id, str):
+            raise AgoraError("invalid_argument", "args.job (the job's name) and args.job_id must be strings")
+        spec = parse_task(args.get("task"), job)
+        module_bytes = args.get("module_bytes")
+        input_data = args.get("input_data", {})
+        input_refs = args.get("input_refs", {})
+        if module_bytes is not None and not isinstance(module_bytes, bytes):
+            raise AgoraError("invalid_argument", "args.module_bytes must be bytes")
+        if not isinstance(input_data, dict) or not all(isinstance(v, bytes) for v in input_data.values()):
+            raise AgoraError("invalid_argument", "args.input_data maps input names to bytes")
+        if not isinstance(input_refs, dict) or not all(isinstance(v, str) for v in input_refs.values()):
+            raise AgoraError("invalid_argument", "args.input_refs maps input names to sha256 hex")
+        executor = await asyncio.to_thread(self.registry.get, spec.engine)  # executor_unavailable + reason
+        need = need_of(spec)
+        whole = fits(need, self.capacity.total)
+        if not whole.ok:
+            raise AgoraError(
+                "insufficient_capacity",
+                f"the task needs more than this node has: {whole.text}",
+                retryable=False,
+                details={"reasons": [r.to_dict() for r in whole.reasons], "scope": "total"},
+            )
+        if len(self._live) >= self.settings.max_allocations:
+            raise AgoraError("insufficient_capacity", f"{len(self._live)} allocations already run here")
+        alloc_id = "alloc-" + secrets.token_hex(8)
+        self.capacity.reserve(alloc_id, need)  # insufficient_capacity with every reason, nothing reserved
+        now = self.clock.now()
+        alloc = Allocation(
+            id=alloc_id,
+            requester=ctx.invoker,
+            job=job,
+            job_id=job_id,
+            task=spec.name,
+            engine=spec.engine,
+            need=need.to_dict(),
+            invocation=str(ctx.invocation.cid),
+            created_at=now,
+        )
+        live = _Live(alloc, spec, LogRing(self.settings.log_lines))
+        try:
+            await self._persist(alloc, "start accepted")
+        except BaseException:
+            self.capacity.release(alloc_id)
+            raise
+        self._live[alloc_id] = live
+        self._keep_ring(alloc_id, live.ring)
+        live.task = asyncio.create_task(
+            self._run(live, executor, module_bytes, dict(input_data), dict(input_refs)), name=f"alloc:{alloc_id}"
+        )
+        return {"alloc_id": alloc_id, "state": alloc.state}
+
+    @behavior("/agora/alloc/status")
+    async def status(self, ctx: CallContext) -> dict[str, Any]:
+        """The allocation's record; with known_state and wait_s, waits for a change first."""
+        alloc_id = _alloc_id(ctx.args)
+        live = self._live.get(alloc_id)
+        known = ctx.args.get("known_state")
+        wait_s = _wait(ctx.args, self.settings.max_wait_s)
+        if live is not None:
+            self._check_owner(live.alloc, ctx.invoker)
+            if known == live.alloc.state and wait_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(live.changed.wait(), wait_s)
+            return live.alloc.to_wire()
+        return (await self._load(alloc_id, ctx.invoker)).to_wire()
+
+    @behavior("/agora/alloc/logs")
+    async def logs(self, ctx: CallContext) -> dict[str, Any]:
+        """Log lines after the cursor `after` (long-poll with wait_s)."""
+        alloc_id = _alloc_id(ctx.args)
+        after, limit = ctx.args.get("after", 0), ctx.args.get("limit", 500)
+        if type(after) is not int or type(limit) is not int or after < 0 or not 1 <= limit <= 5000:
+            raise AgoraError("invalid_argument", "after must be >= 0 and limit 1 to 5000")
+        live = self._live.get(alloc_id)
+        if live is not None:
+            self._check_owner(live.alloc, ctx.invoker)
+        else:
+            await self._load(alloc_id, ctx.invoker)
+        ring = self._rings.get(alloc_id)
+        if ring is None:
+            return {"lines": [], "next": after, "dropped": 0, "done": True, "expired": True}
+        await ring.wait(after, _wait(ctx.args, self.settings.max_wait_s))
+        return ring.read(after, limit).to_dict() | {"expired": False}
+
+    @behavior("/agora/alloc/cancel")
+    async def cancel(self, ctx: CallContext) -> dict[str, Any]:
+        """Stop the allocation; answering for one that already ended is not an error."""
+        alloc_id = _alloc_id(ctx.args)
+        live = self._live.get(alloc_id)
+        if live is None:
+            alloc = await self._load(alloc_id, ctx.invoker)
+            return {"alloc_id": alloc_id, "state": alloc.state, "ended": True}
+        self._check_owner(live.alloc, ctx.invoker)
+        await self._cancel(live, f"cancelled by {ctx.invoker}")
+        return {"alloc_id": alloc_id, "state": live.alloc.state, "ended": live.alloc.ended}
+
+    @behavior("/agora/alloc/fetch")
+    async def fetch(self, ctx: CallContext) -> dict[str, Any]:
+        """A chunk of one of the allocation's outputs."""
+        alloc_id = _alloc_id(ctx.args)
+        sha = ctx.args.get("sha256")
+        live = self._live.get(alloc_id)
+        alloc = live.alloc if live is not None else await self._load(alloc_id, ctx.invoker)
+        self._check_owner(alloc, ctx.invoker)
+        if alloc.state != COMPLETED or not any(o["sha256"] == sha for o in alloc.outputs):
+            raise AgoraError("not_found", f"allocation {alloc_id} has no output with sha256 {sha!r}")
+        assert isinstance(sha, str)
+        return await read_chunk(self.cas, sha, ctx.args.get("offset", 0), ctx.args.get("length"))
+
+    @behavior("/agora/alloc/upload")
+    async def upload(self, ctx: CallContext) -> dict[str, Any]:
+        """A chunk of a module or input for a later start; complete uploads land in this node's CAS."""
+        a = ctx.args
+        return dict(
+            await self.uploads.receive(ctx.invoker, a.get("sha256"), a.get("size"), a.get("offset"), a.get("data"))
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+    def _check_owner(self, alloc: Allocation, invoker: str) -> None:
+        if invoker not in (alloc.requester, self.did):
+            raise AgoraError("alloc_not_found", f"no allocation {alloc.id} here")
+
+    async def _load(self, alloc_id: str, invoker: str) -> Allocation:
+        doc = await self.store.get(COLLECTION, alloc_id)
+        if doc is None:
+            raise AgoraError("alloc_not_found", f"no allocation {alloc_id} here")
+        alloc = Allocation.from_doc(doc)
+        self._check_owner(alloc, invoker)
+        return alloc
+
+    def _keep_ring(self, alloc_id: str, ring: LogRing) -> None:
+        self._rings[alloc_id] = ring
+        self._rings.move_to_end(alloc_id)
+        while len(self._rings) > self.settings.finished_logs + len(self._live):
+            oldest = next(iter(self._rings))
+            if oldest in self._live:
+                break
+            self._rings.pop(oldest)
+
+    async def _persist(self, alloc: Allocation, cause: str) -> None:
+        data: dict[str, Any] = {"state": alloc.state, "cause": cause, "job": alloc.job, "task": alloc.task}
+        if alloc.error:
+            data["code"] = alloc.error.get("code")
+        async with self.store.transaction():
+            await self.store.put(COLLECTION, alloc.id, alloc.to_doc())
+            await self.store.append_event("alloc.state", alloc.id, data)
+
+    async def _move(self, live: _Live, state: str, cause: str) -> None:
+        live.alloc.move(state, self.clock.now(), cause)
+        try:
+            await self._persist(live.alloc, cause)
+        finally:
+            live.notify()
+
+    async def _cancel(self, live: _Live, cause: str) -> None:
+        if live.alloc.ended or live.cancel_cause is not None:
+            return
+        live.cancel_cause = cause
+        if live.handle is not None and live.executor is not None:
+            await live.executor.cancel(live.handle)
+        elif live.task is not None:
+            live.task.cancel()  # still staging: interrupt the fetch; _run records the ending
+
+    async def _resolve_module(self, live: _Live, module_bytes: bytes | None) -> Path | None:
+        spec = live.spec
+        if spec.engine != "wasm":
+            return None
+        named = module_sha256(spec)
+        if module_bytes is not None:
+            if len(module_bytes) > MAX_MODULE_INLINE:
+                raise AgoraError("input_too_large", f"an inline module is at most {MAX_MODULE_INLINE} bytes")
+            digest = hashlib.sha256(module_bytes).hexdigest()
+            if named is not None and digest != named:
+                raise AgoraError("storage_integrity", f"the module bytes hash to {digest}, not {named}")
+            if not await self.cas.exists(self.cas.ref_for(digest, None)):
+                await self.cas.put(module_bytes)
+            return self.cas.path_of(digest)
+        if named is not None:
+            if not await self.cas.exists(self.cas.ref_for(named, None)):
+                raise AgoraError(
+                    "module_invalid",
+                    f"module sha256:{named} does not exist on this node",
+                    hint="Send the module with the start request or upload it first (`agora job run` does both).",
+                )
+            return self.cas.path_of(named)
+        module = spec.module or ""
+        if module.startswith(("http://", "https://")):
+            target = live_dir(self.work_root, live.alloc.id) / "module.wasm"
+            await self.storages.http.fetch_to_file(module, target)
+            return target
+        raise AgoraError(
+            "module_invalid",
+            f"module {module!r} does not exist here: a path names a file on the requester's machine",
+            hint="Send the module bytes (module_bytes) or name an uploaded one as sha256:<hex>.",
+        )
+
+    async def _stage(
+        self, live: _Live, module_bytes: bytes | None, data: dict[str, bytes], refs: dict[str, str]
+    ) -> Path | None:
+        work = live_dir(self.work_root, live.alloc.id)
+        dirs = output_dirs(live.spec)
+        await asyncio.to_thread(_make_dirs, work, dirs)
+        inputs = storage_inputs(live.spec, data, refs)
+        module_path = await self._resolve_module(live, module_bytes)
+        if inputs:
+            await fetch_inputs(inputs, work / "inputs", self.storages)
+        else:
+            await asyncio.to_thread((work / "inputs").mkdir)
+        return module_path
+
+    async def _pump(self, executor: Executor, handle: ExecHandle, ring: LogRing) -> None:
+        async for line in executor.logs(handle):
+            ring.append(line.stream, line.line, line.ts)
+
+    async def _run(
+        self,
+        live: _Live,
+        executor: Executor,
+        module_bytes: bytes | None,
+        input_data: dict[str, bytes],
+        input_refs: dict[str, str],
+    ) -> None:
+        alloc = live.alloc
+        result: ExecResult | None = None
+        error: AgoraError | None = None
+        outputs: list[OutputDigest] = []
+        started_at = self.clock.now()
+        work = live_dir(self.work_root, alloc.id)
+        try:
+            await self._move(live, STAGING, "staging inputs")
+            module_path = await self._stage(live, module_bytes, input_data, input_refs)
+            if live.cancel_cause is not None:
+                raise AgoraError("task_cancelled", live.cancel_cause)
+            live.executor = executor
+            live.handle = await executor.start(exec_request(live.spec, alloc.id, work, module_path))
+            started_at = self.clock.now()
+            try:
+                if live.cancel_cause is not None:  # a cancel that came while the executor started
+                    await executor.cancel(live.handle)
+                pump = asyncio.create_task(self._pump(executor, live.handle, live.ring))
+                await self._move(live, RUNNING, f"{live.spec.engine} task started")
+                result = await executor.wait(live.handle)
+                with contextlib.suppress(TimeoutError, Exception):
+                    await asyncio.wait_for(pump, self.settings.log_drain_s)
+            finally:
+                with contextlib.suppress(Exception):
+                    await executor.cleanup(live.handle)
+            if result.ok:
+                refs = await collect_outputs(work / "outputs", self.cas)
+                outputs = [OutputDigest(output_name(live.spec, r.path), r.path, r.sha256, r.size) for r in refs]
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            code = "alloc_interrupted" if live.stopping else "task_cancelled"
+            error = AgoraError(code, live.cancel_cause or "cancelled")
+        except AgoraError as exc:
+            error = exc
+        except Exception as exc:
+            log.exception("allocation %s failed", alloc.id)
+            error = AgoraError("internal", f"{type(exc).__name__}: {exc}")
+        await self._end(live, result, error, outputs, started_at, work)
+
+    async def _end(
+        self,
+        live: _Live,
+        result: ExecResult | None,
+        error: AgoraError | None,
+        outputs: list[OutputDigest],
+        started_at: float,
+        work: Path,
+    ) -> None:
+        alloc = live.alloc
+        try:
+            await asyncio.to_thread(_force_remove, work)
+        except Exception:
+            log.exception("could not remove %s", work)
+        self.capacity.release(alloc.id)
+        ended_at = self.clock.now()
+        if error is None and result is not None and result.ok:
+            state, cause = COMPLETED, "exited 0"
+        elif error is None and result is not None:
+            state = CANCELLED if result.reason == "cancelled" else FAILED
+            code = result.error_code or "task_failed"
+            text = result.message or (f"exit code {result.exit_code}" if result.reason == "exited" else result.reason)
+            error = AgoraError(code, text, details={"stderr_tail": result.stderr[-2000:].decode(errors="replace")})
+            cause = f"{result.reason}: {text}"
+        else:
+            assert error is not None
+            state = CANCELLED if error.code == "task_cancelled" else FAILED
+            cause = f"{error.code}: {error.message}"
+        alloc.exit_code = result.exit_code if result is not None else None
+        alloc.reason = result.reason if result is not None else ("cancelled" if state == CANCELLED else "error")
+        alloc.error = error.to_dict() if error is not None else None
+        alloc.outputs = [o.to_dict() for o in outputs]
+        stats = result.stats if result is not None else None
+        try:
+            receipt = UsageReceipt.issue(
+                self.keypair,
+                alloc_id=alloc.id,
+                requester=alloc.requester,
+                job=alloc.job,
+                task=alloc.task,
+                engine=alloc.engine,
+                exit_code=alloc.exit_code,
+                reason=alloc.reason,
+                error_code=error.code if error is not None else None,
+                started_at=started_at,
+                ended_at=ended_at,
+                wall_s=stats.wall_seconds if stats else 0.0,
+                cpu_s=stats.cpu_seconds if stats else 0.0,
+                peak_memory_bytes=stats.peak_memory_bytes if stats else 0,
+                outputs=outputs,
+                invocation=CID.parse(alloc.invocation),
+                iat=int(ended_at),
+            )
+            alloc.receipt = receipt.raw
+        except Exception:
+            log.exception("could not sign the usage receipt of %s", alloc.id)
+        live.ring.close()
+        try:
+            await self._move(live, state, cause)
+        except Exception:
+            log.exception("could not record the end of %s", alloc.id)
+        finally:
+            self._live.pop(alloc.id, None)
+
+
+def live_dir(work_root: Path, alloc_id: str) -> Path:
+    return work_root / alloc_id
+
+
+def _alloc_id(args: dict[str, Any]) -> str:
+    alloc_id = args.get("alloc_id")
+    if not isinstance(alloc_id, str) or not alloc_id.startswith("alloc-") or len(alloc_id) > 64:
+        raise AgoraError("invalid_argument", "args.alloc_id must be an allocation id (alloc-...)")
+    return alloc_id
+
+
+def _wait(args: dict[str, Any], cap: float) -> float:
+    w = args.get("wait_s", 0)
+    if isinstance(w, bool) or not isinstance(w, int | float) or w < 0:
+        raise AgoraError("invalid_argument", "wait_s must be a non-negative number of seconds")
+    return float(min(w, cap))
+
+
+def _make_dirs(work: Path, output_subdirs: list[Any]) -> None:
+    work.mkdir(parents=True)
+    outputs = work / "outputs"
+    outputs.mkdir()
+    for rel in output_subdirs:
+        (outputs / rel).mkdir(parents=True, exist_ok=True)
+
+
+def _force_remove(path: Path) -> None:
+    """Remove a work dir even when staged inputs in it are read-only."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+        return
+    for dirpath, dirnames, _ in os.walk(path):
+        with contextlib.suppress(OSError):
+            os.chmod(dirpath, 0o755)
+        for d in dirnames:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(dirpath, d), 0o755)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+__all__ = ["AllocationManager", "ComputeSettings", "live_dir"]
