@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from agora.transport import NatsTransport, TlsConfig, reachability_check
 from agora.transport.reachability import HINT_TLS_MISMATCH, HINT_TLS_NOT_OFFERED, HINT_TLS_REQUIRED
 from tests.integration.transport.conformance import DEADLINE, echo
 from tests.integration.transport.conftest import HubFactory
+from tests.support import require_binary
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -28,8 +28,7 @@ def _make_ca(d: Path, name: str) -> None:
 
 @pytest.fixture
 def certs(tmp_path: Path) -> Path:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make test certificates")
+    require_binary("openssl", "openssl (Debian package openssl)")
     d = tmp_path / "certs"
     d.mkdir()
     _make_ca(d, "ca")
