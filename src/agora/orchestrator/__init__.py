@@ -1,0 +1,34 @@
+"""The requester side of agora: running a job this node was given, on the node it names.
+
+- `runner.py`: `JobRunner` (submit, get, list, logs, cancel, outputs, wait; stages, retries, cancel
+  propagation, receipt and output verification), `RunnerSettings`.
+- `record.py`: `JobRecord` and `UnitRecord`, the job's state machine and what the store keeps.
+- `prepare.py`: `prepare_task`: files of this machine named by the spec become bytes (`Blob`) to send.
+- `provider.py`: `ProviderLink`: calls to one provider's /agora/alloc behaviors with the right proofs.
+- `verify.py`: `verify_receipt`, `safe_output_path`.
+- `joblog.py`: `JobLog`, the job's merged, bounded log read by cursor.
+"""
+
+from agora.orchestrator.joblog import JobLog
+from agora.orchestrator.prepare import Blob, PreparedTask, prepare_task
+from agora.orchestrator.provider import ProofSource, ProviderLink
+from agora.orchestrator.record import JOB_TERMINAL, UNIT_TERMINAL, JobRecord, UnitRecord
+from agora.orchestrator.runner import JobRunner, RunnerSettings
+from agora.orchestrator.verify import safe_output_path, verify_receipt
+
+__all__ = [
+    "JOB_TERMINAL",
+    "UNIT_TERMINAL",
+    "Blob",
+    "JobLog",
+    "JobRecord",
+    "JobRunner",
+    "PreparedTask",
+    "ProofSource",
+    "ProviderLink",
+    "RunnerSettings",
+    "UnitRecord",
+    "prepare_task",
+    "safe_output_path",
+    "verify_receipt",
+]

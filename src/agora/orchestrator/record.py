@@ -1,0 +1,157 @@
+"""The job record a requester keeps: the job's state, and one unit per task instance it runs (pure data).
+
+Job states: submitted -> running -> completed | failed | cancelled (submitted may also end directly
+in failed or cancelled). A unit (one instance of one task: `name`, or `name-<i>` when the job's count
+is above 1) goes pending -> starting -> running -> completed | failed | cancelled, visits
+waiting_retry between attempts, and is `skipped` when an earlier stage of the workflow failed. Every
+move lands in the record's history with its time and cause; an illegal move is a bug and raises
+`invalid_argument` instead of rewriting history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from agora.errors import AgoraError
+
+SUBMITTED = "submitted"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+JOB_TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+JOB_MOVES: dict[str, frozenset[str]] = {
+    SUBMITTED: frozenset({RUNNING, FAILED, CANCELLED}),
+    RUNNING: frozenset({COMPLETED, FAILED, CANCELLED}),
+}
+
+PENDING = "pending"
+STARTING = "starting"
+WAITING_RETRY = "waiting_retry"
+SKIPPED = "skipped"
+UNIT_TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED, SKIPPED})
+UNIT_MOVES: dict[str, frozenset[str]] = {
+    PENDING: frozenset({STARTING, CANCELLED, SKIPPED}),
+    STARTING: frozenset({RUNNING, WAITING_RETRY, FAILED, CANCELLED}),
+    RUNNING: frozenset({COMPLETED, WAITING_RETRY, FAILED, CANCELLED}),
+    WAITING_RETRY: frozenset({STARTING, FAILED, CANCELLED}),
+}
+COLLECTION = "jobs"
+
+
+def _move(history: list[dict[str, Any]], moves: dict[str, frozenset[str]], what: str, old: str, new: str) -> None:
+    if new not in moves.get(old, frozenset()):
+        raise AgoraError("invalid_argument", f"{what} cannot go from {old} to {new}")
+
+
+@dataclass
+class UnitRecord:
+    key: str
+    task: str
+    index: int
+    node: str
+    state: str = PENDING
+    attempts: int = 0
+    alloc_id: str | None = None
+    error: dict[str, Any] | None = None
+    receipt: dict[str, Any] | None = None  # UsageReceipt.to_dict() of the last attempt
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    started_at: float | None = None
+    ended_at: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ended(self) -> bool:
+        return self.state in UNIT_TERMINAL
+
+    def move(self, state: str, at: float, cause: str) -> None:
+        _move(self.history, UNIT_MOVES, f"task {self.key}", self.state, state)
+        self.state = state
+        self.history.append({"state": state, "at": at, "cause": cause[:1000]})
+        if state == STARTING and self.started_at is None:
+            self.started_at = at
+        if state in UNIT_TERMINAL:
+            self.ended_at = at
+
+
+@dataclass
+class JobRecord:
+    id: str
+    name: str
+    node: str  # where its tasks run (this node's own DID when run locally)
+    requester: str
+    spec: dict[str, Any]
+    submitted_at: float
+    dir: str
+    units: list[UnitRecord]
+    state: str = SUBMITTED
+    updated_at: float = 0.0
+    ended_at: float | None = None
+    error: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.history:
+            self.history.append({"state": self.state, "at": self.submitted_at, "cause": "submitted"})
+            self.updated_at = self.submitted_at
+
+    @property
+    def ended(self) -> bool:
+        return self.state in JOB_TERMINAL
+
+    def move(self, state: str, at: float, cause: str) -> None:
+        _move(self.history, JOB_MOVES, f"job {self.id}", self.state, state)
+        self.state = state
+        self.updated_at = at
+        self.history.append({"state": state, "at": at, "cause": cause[:1000]})
+        if state in JOB_TERMINAL:
+            self.ended_at = at
+
+    def unit(self, key: str) -> UnitRecord:
+        for u in self.units:
+            if u.key == key:
+                return u
+        raise KeyError(key)
+
+    def units_of(self, task: str) -> list[UnitRecord]:
+        return [u for u in self.units if u.task == task]
+
+    def to_doc(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> JobRecord:
+        data = dict(doc)
+        data["units"] = [UnitRecord(**u) for u in doc["units"]]
+        return cls(**data)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "node": self.node,
+            "state": self.state,
+            "submitted_at": self.submitted_at,
+            "ended_at": self.ended_at,
+            "tasks": {u.key: u.state for u in self.units},
+            "error": self.error,
+        }
+
+
+__all__ = [
+    "CANCELLED",
+    "COLLECTION",
+    "COMPLETED",
+    "FAILED",
+    "JOB_TERMINAL",
+    "PENDING",
+    "RUNNING",
+    "SKIPPED",
+    "STARTING",
+    "SUBMITTED",
+    "UNIT_TERMINAL",
+    "WAITING_RETRY",
+    "JobRecord",
+    "UnitRecord",
+]

@@ -1,0 +1,426 @@
+"""`JobRunner`: runs a job submitted to this node, on a chosen node, to a recorded end.
+
+Submit parses and validates the spec (errors name their field), reads the files it names on this
+machine (`prepare`), writes the job record (`submitted`) and returns its id; the job then runs in the
+background. Stages of the workflow DAG run in order, the units of one stage at once. Each unit:
+start on the target (`/agora/alloc/start` with this node's delegation from the target), follow its
+status (long-poll) and logs, then on the end verify the signed usage receipt (signature, provider,
+requester, allocation, the start invocation's CID, the outputs) and fetch every output into
+`<jobs dir>/<job id>/<unit>/`, checking each file's SHA-256 and size against the receipt.
+
+Failures: an error whose code is retryable (busy node, unreachable peer, interrupted allocation...) is
+retried after the spec's `retry.backoff`, up to `retry.attempts` more times; anything else fails the
+unit at once. A failed unit fails the job: later stages are `skipped`. Cancel reaches every running
+allocation on its provider, and waiting retries stop. Whatever happens, the job and every unit end in
+a recorded state with their cause, and each move is an event (`job.state`, `job.task`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agora.actor import Actor, Runtime
+from agora.clock import SYSTEM_CLOCK, Clock
+from agora.codec import CID
+from agora.errors import AgoraError
+from agora.identity import public_from_did
+from agora.jobs import parse_job, stages
+from agora.models.job import JobSpec
+from agora.orchestrator.joblog import JobLog
+from agora.orchestrator.prepare import PreparedTask, prepare_task
+from agora.orchestrator.provider import ProofSource, ProviderLink
+from agora.orchestrator.record import (
+    CANCELLED,
+    COLLECTION,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    STARTING,
+    WAITING_RETRY,
+    JobRecord,
+    UnitRecord,
+)
+from agora.orchestrator.verify import safe_output_path, verify_receipt
+from agora.store import Scalar, Store
+
+log = logging.getLogger("agora.orchestrator")
+
+ALLOC_TERMINAL = frozenset({"completed", "failed", "cancelled"})
+TRANSIENT = frozenset({"timeout", "peer_unreachable", "unavailable", "hub_unreachable", "transport_closed"})
+MAX_POLLS = 10_000_000  # a bound, not a plan: a poll waits up to status_wait_s
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    status_wait_s: float = 5.0  # long-poll of the provider's status
+    log_wait_s: float = 5.0
+    call_timeout: float = 10.0
+    transient_errors: int = 8  # consecutive polling failures tolerated before the attempt fails
+    log_drain_s: float = 3.0
+    finished_logs: int = 256  # jobs whose logs stay readable after they ended
+
+
+@dataclass
+class _Run:
+    record: JobRecord
+    spec: JobSpec
+    prepared: dict[str, PreparedTask]
+    log: JobLog
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    cancel_cause: str = ""
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    active: dict[str, tuple[ProviderLink, str]] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+
+
+class JobRunner(Actor):
+    """Registered as an actor (no behaviors) so the node stops it with the others."""
+
+    name = "jobs"
+
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        store: Store,
+        jobs_dir: Path,
+        proofs_for: ProofSource,
+        clock: Clock = SYSTEM_CLOCK,
+        settings: RunnerSettings | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.did = runtime.did
+        self.store = store
+        self.jobs_dir = jobs_dir
+        self.proofs_for = proofs_for
+        self.clock = clock
+        self.settings = settings or RunnerSettings()
+        self._runs: dict[str, _Run] = {}
+        self._logs: OrderedDict[str, JobLog] = OrderedDict()
+        self._closed = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def recover(self) -> int:
+        """Jobs that were running when this node went down cannot be followed any more: fail them."""
+        n = 0
+        for state in ("submitted", RUNNING):
+            for doc in await self.store.query(COLLECTION, {"state": state}, limit=10_000):
+                rec = JobRecord.from_doc(doc)
+                now = self.clock.now()
+                err = AgoraError("alloc_interrupted", "this node stopped while the job ran")
+                for u in rec.units:
+                    if not u.ended:
+                        u.error = err.to_dict()
+                        u.state, u.ended_at = FAILED, now
+                        u.history.append({"state": FAILED, "at": now, "cause": "requester restarted"})
+                rec.error = err.to_dict()
+                rec.move(FAILED, now, "requester restarted")
+                await self._persist(rec, "job.state", rec.id, {"state": FAILED, "cause": "requester restarted"})
+                n += 1
+        return n
+
+    async def stop(self) -> None:
+        self._closed = True
+        runs = list(self._runs.values())
+        for run in runs:
+            await self._cancel_run(run, "the node is stopping")
+        tasks = [r.task for r in runs if r.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=30)
+
+    # -- public API ---------------------------------------------------------------------------
+    async def submit(
+        self,
+        source: str | bytes | Mapping[str, Any],
+        *,
+        node: str | None = None,
+        base_dirs: Sequence[Path | str] = (),
+    ) -> dict[str, Any]:
+        """Validate, prepare and start a job; returns its summary (with `id`) at once."""
+        if self._closed:
+            raise AgoraError("unavailable", "the node is stopping", retryable=True)
+        spec = parse_job(source)  # job_spec_invalid (every field) / workflow_cycle
+        target = node or self.did
+        if target != self.did:
+            public_from_did(target)  # did_invalid / did_unsupported
+        dirs = [Path(d) for d in base_dirs]
+        prepared = await asyncio.to_thread(lambda: {t.name: prepare_task(t, dirs) for t in spec.tasks})
+        job_id = "job-" + secrets.token_hex(8)
+        units = [
+            UnitRecord(key=t.name if spec.count == 1 else f"{t.name}-{i}", task=t.name, index=i, node=target)
+            for t in spec.tasks
+            for i in range(spec.count)
+        ]
+        rec = JobRecord(
+            id=job_id,
+            name=spec.name,
+            node=target,
+            requester=self.did,
+            spec=spec.to_dict(),
+            submitted_at=self.clock.now(),
+            dir=str(self.jobs_dir / job_id),
+            units=units,
+        )
+        await self._persist(rec, "job.state", job_id, {"state": rec.state, "cause": "submitted", "node": target})
+        run = _Run(rec, spec, prepared, JobLog())
+        self._runs[job_id] = run
+        self._keep_log(job_id, run.log)
+        run.task = asyncio.create_task(self._run_job(run), name=f"job:{job_id}")
+        return rec.summary()
+
+    async def get(self, job_id: str) -> dict[str, Any]:
+        run = self._runs.get(job_id)
+        if run is not None:
+            return run.record.to_doc()
+        doc = await self.store.get(COLLECTION, job_id)
+        if doc is None:
+            raise AgoraError("job_not_found", f"no job {job_id} on this node")
+        return doc
+
+    async def list_jobs(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        where: dict[str, Scalar] | None = {"state": state} if state else None
+        docs = await self.store.query(COLLECTION, where, order_by="submitted_at", desc=True, limit=limit)
+        return [JobRecord.from_doc(d).summary() for d in docs]
+
+    async def logs(self, job_id: str, *, after: int = 0, limit: int = 1000, wait_s: float = 0.0) -> dict[str, Any]:
+        await self.get(job_id)  # job_not_found
+        jl = self._logs.get(job_id)
+        if jl is None:
+            return {"lines": [], "next": after, "dropped": 0, "done": True, "expired": True}
+        await jl.wait(after, min(max(wait_s, 0.0), 30.0))
+        return jl.read(after, limit) | {"expired": False}
+
+    async def cancel(self, job_id: str, cause: str = "cancelled by the user") -> dict[str, Any]:
+        run = self._runs.get(job_id)
+        if run is None:
+            return JobRecord.from_doc(await self.get(job_id)).summary()
+        await self._cancel_run(run, cause)
+        return run.record.summary()
+
+    async def outputs(self, job_id: str) -> list[dict[str, Any]]:
+        rec = JobRecord.from_doc(await self.get(job_id))
+        return [{"task": u.key, **o} for u in rec.units for o in u.outputs]
+
+    async def wait(self, job_id: str, timeout: float) -> dict[str, Any]:
+        """The job record once it ended, or as it is when `timeout` runs out."""
+        run = self._runs.get(job_id)
+        if run is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.done.wait(), max(0.0, timeout))
+        return await self.get(job_id)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _keep_log(self, job_id: str, jl: JobLog) -> None:
+        self._logs[job_id] = jl
+        while len(self._logs) > self.settings.finished_logs + len(self._runs):
+            oldest = next(iter(self._logs))
+            if oldest in self._runs:
+                break
+            self._logs.pop(oldest)
+
+    async def _persist(self, rec: JobRecord, kind: str, subject: str, data: dict[str, Any]) -> None:
+        async with self.store.transaction():
+            await self.store.put(COLLECTION, rec.id, rec.to_doc())
+            await self.store.append_event(kind, subject, data)
+
+    async def _job_move(self, run: _Run, state: str, cause: str) -> None:
+        run.record.move(state, self.clock.now(), cause)
+        run.log.add("", "agora", f"job {run.record.id}: {state} ({cause})", self.clock.now())
+        await self._persist(run.record, "job.state", run.record.id, {"state": state, "cause": cause})
+
+    async def _unit_move(self, run: _Run, unit: UnitRecord, state: str, cause: str) -> None:
+        unit.move(state, self.clock.now(), cause)
+        run.log.add(unit.key, "agora", f"{unit.key}: {state} ({cause})", self.clock.now(), unit.attempts)
+        data = {"task": unit.key, "state": state, "cause": cause, "attempt": unit.attempts, "alloc_id": unit.alloc_id}
+        await self._persist(run.record, "job.task", run.record.id, data)
+
+    async def _cancel_run(self, run: _Run, cause: str) -> None:
+        if run.cancel.is_set() or run.record.ended:
+            return
+        run.cancel_cause = cause
+        run.cancel.set()
+        for link, alloc_id in list(run.active.values()):
+            try:
+                await link.cancel(alloc_id)
+            except AgoraError as err:
+                log.warning("could not cancel %s on %s: %s", alloc_id, link.target, err)
+
+    async def _run_job(self, run: _Run) -> None:
+        rec = run.record
+        try:
+            await self._job_move(run, RUNNING, f"running on {rec.node}")
+            for stage in stages(run.spec):
+                units = [u for name in stage for u in rec.units_of(name)]
+                await asyncio.gather(*(self._run_unit(run, u) for u in units))
+                if any(u.state != COMPLETED for u in units):
+                    break
+            for u in rec.units:
+                if u.state == PENDING:
+                    cancelled = run.cancel.is_set()
+                    why = run.cancel_cause if cancelled else "an earlier stage did not complete"
+                    await self._unit_move(run, u, CANCELLED if cancelled else SKIPPED, why)
+            if all(u.state == COMPLETED for u in rec.units):
+                await self._job_move(run, COMPLETED, f"{len(rec.units)} task(s) completed")
+            elif run.cancel.is_set():
+                rec.error = AgoraError("cancelled", run.cancel_cause).to_dict()
+                await self._job_move(run, CANCELLED, run.cancel_cause)
+            else:
+                bad = next(u for u in rec.units if u.state in (FAILED, CANCELLED))
+                rec.error = {**(bad.error or {"code": "task_failed", "message": "failed"}), "task": bad.key}
+                await self._job_move(run, FAILED, f"task {bad.key}: {rec.error.get('code')}")
+        except Exception as exc:
+            log.exception("job %s failed inside the orchestrator", rec.id)
+            rec.error = AgoraError("internal", f"{type(exc).__name__}: {exc}").to_dict()
+            if not rec.ended:
+                with contextlib.suppress(Exception):
+                    await self._job_move(run, FAILED, "orchestrator error")
+        finally:
+            run.log.close()
+            self._runs.pop(rec.id, None)
+            run.done.set()
+
+    async def _run_unit(self, run: _Run, unit: UnitRecord) -> None:
+        retry = run.spec.retry
+        tries = 1 + retry.attempts
+        for attempt in range(1, tries + 1):
+            if run.cancel.is_set():
+                await self._unit_move(run, unit, CANCELLED, run.cancel_cause)
+                return
+            unit.attempts = attempt
+            await self._unit_move(run, unit, STARTING, f"attempt {attempt} of {tries} on {unit.node}")
+            try:
+                await self._attempt(run, unit, attempt)
+                await self._unit_move(run, unit, COMPLETED, f"verified, {len(unit.outputs)} output(s)")
+                return
+            except Exception as exc:
+                if isinstance(exc, AgoraError):
+                    err = exc
+                else:
+                    log.exception("task %s of job %s failed inside the orchestrator", unit.key, run.record.id)
+                    err = AgoraError("internal", f"{type(exc).__name__}: {exc}", retryable=False)
+                unit.error = err.to_dict()
+                if run.cancel.is_set() or err.code == "task_cancelled":
+                    await self._unit_move(run, unit, CANCELLED, run.cancel_cause or err.message)
+                    return
+                if err.retryable and attempt < tries:
+                    cause = f"{err.code}: {err.message}; retry in {retry.backoff}s"
+                    await self._unit_move(run, unit, WAITING_RETRY, cause)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(run.cancel.wait(), retry.backoff)
+                    continue
+                await self._unit_move(run, unit, FAILED, f"{err.code}: {err.message}")
+                return
+
+    async def _attempt(self, run: _Run, unit: UnitRecord, attempt: int) -> None:
+        rec = run.record
+        link = ProviderLink(self.runtime, unit.node, self.proofs_for, timeout=self.settings.call_timeout)
+        args, uploads = run.prepared[unit.task].start_args(rec.name, rec.id)
+        for blob in uploads:
+            await link.upload(blob)
+        reply, invocation = await link.start(args)
+        alloc_id = str(reply["alloc_id"])
+        unit.alloc_id = alloc_id
+        unit.receipt = None
+        run.active[unit.key] = (link, alloc_id)
+        follower: asyncio.Task[None] | None = None
+        status: dict[str, Any] | None = None
+        try:
+            await self._unit_move(run, unit, RUNNING, f"allocation {alloc_id} accepted")
+            if run.cancel.is_set():
+                await link.cancel(alloc_id)
+            follower = asyncio.create_task(self._follow_logs(run, unit, link, alloc_id, attempt))
+            status = await self._await_end(run, link, alloc_id)
+        finally:
+            run.active.pop(unit.key, None)
+            if status is None:  # we lost track of it: do not leave it running on the provider
+                with contextlib.suppress(AgoraError, TimeoutError):
+                    await asyncio.wait_for(link.cancel(alloc_id), 2.0)
+            if follower is not None:
+                with contextlib.suppress(TimeoutError, Exception):
+                    await asyncio.wait_for(asyncio.shield(follower), self.settings.log_drain_s)
+                follower.cancel()
+                await asyncio.gather(follower, return_exceptions=True)
+        await self._finish(rec, unit, link, status, invocation)
+
+    async def _finish(
+        self, rec: JobRecord, unit: UnitRecord, link: ProviderLink, status: dict[str, Any], invocation: CID
+    ) -> None:
+        alloc_id = str(unit.alloc_id)
+        receipt = verify_receipt(
+            status.get("receipt"),
+            provider=unit.node,
+            requester=self.did,
+            alloc_id=alloc_id,
+            invocation=invocation,
+            outputs=status.get("outputs") if isinstance(status.get("outputs"), list) else [],
+        )
+        unit.receipt = receipt.to_dict()
+        state = status.get("state")
+        if state == COMPLETED:
+            root = Path(rec.dir) / unit.key
+            fetched = []
+            for out in receipt.outputs:
+                dest = safe_output_path(root, out.path)
+                await link.fetch_to(alloc_id, out.sha256, out.size, dest)
+                fetched.append(out.to_dict() | {"local_path": str(dest)})
+            unit.outputs = fetched
+            return
+        err = status.get("error")
+        if state == CANCELLED:
+            raise AgoraError("task_cancelled", f"allocation {alloc_id} was cancelled")
+        if isinstance(err, dict):
+            raise AgoraError.from_dict(err)
+        raise AgoraError("task_failed", f"allocation {alloc_id} ended {state} without an error")
+
+    async def _await_end(self, run: _Run, link: ProviderLink, alloc_id: str) -> dict[str, Any]:
+        known: str | None = None
+        failures = 0
+        for _ in range(MAX_POLLS):
+            try:
+                status = await link.status(alloc_id, known, self.settings.status_wait_s)
+                failures = 0
+            except AgoraError as err:
+                if err.code not in TRANSIENT or failures >= self.settings.transient_errors:
+                    raise
+                failures += 1
+                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                continue
+            state = status.get("state")
+            if state in ALLOC_TERMINAL:
+                return status
+            known = str(state)
+        raise AgoraError("timeout", f"allocation {alloc_id} did not end")
+
+    async def _follow_logs(self, run: _Run, unit: UnitRecord, link: ProviderLink, alloc_id: str, attempt: int) -> None:
+        after = 0
+        failures = 0
+        for _ in range(MAX_POLLS):
+            try:
+                page = await link.logs(alloc_id, after, self.settings.log_wait_s)
+                failures = 0
+            except AgoraError as err:
+                if err.code not in TRANSIENT or failures >= self.settings.transient_errors:
+                    return
+                failures += 1
+                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                continue
+            if page.get("dropped"):
+                run.log.add(unit.key, "agora", f"[{page['dropped']} log lines dropped]", self.clock.now(), attempt)
+            for line in page["lines"]:
+                run.log.add(unit.key, str(line.get("stream")), str(line.get("line")), float(line.get("ts", 0)), attempt)
+            after = int(page.get("next", after))
+            if page.get("done"):
+                return
+
+
+__all__ = ["JobRunner", "RunnerSettings"]

@@ -1,0 +1,106 @@
+"""Grants: what a node accepts as a delegation to itself, and which one it picks to call another node."""
+
+from __future__ import annotations
+
+import pytest
+
+from agora.clock import ManualClock
+from agora.compute import DelegationBook, parse_token, token_text
+from agora.errors import AgoraError
+from agora.identity import Keypair
+from agora.store import MemoryStore
+from agora.ucan import delegate
+from tests.unit.compute.harness import Provider, Requester, grant
+
+OFFER = "/agora/node/delegation/offer"
+
+
+async def test_a_grant_is_offered_and_then_used(provider: Provider, requester: Requester) -> None:
+    assert requester.book.proofs_for(provider.did, "/agora/alloc/start") == []
+    await grant(provider, requester, ttl_s=3600)
+    [d] = requester.book.proofs_for(provider.did, "/agora/alloc/start")
+    assert (d.iss, d.sub, d.aud, d.cmd) == (provider.did, provider.did, requester.did, "/agora/alloc")
+    assert requester.book.proofs_for(provider.did, "/agora/market/bid") == []
+    assert requester.book.proofs_for(requester.did, "/agora/alloc/start") == []
+    issued = await provider.book.issued()
+    assert [g["aud"] for g in issued] == [requester.did]
+    held = requester.book.held()
+    assert [h["cid"] for h in held] == [str(d.cid)]
+    assert [e.kind for e in await requester.store.events(kind="delegation.received")] == ["delegation.received"]
+    # offering the same token again changes nothing
+    assert await provider.runtime.call(requester.did, OFFER, {"token": d.raw}) == {"cid": str(d.cid), "stored": False}
+
+
+@pytest.mark.parametrize("case", ["other-audience", "forged", "not-about-issuer", "expired", "garbage"])
+async def test_offers_a_node_must_refuse(provider: Provider, requester: Requester, case: str) -> None:
+    outsider = Keypair.generate()
+    if case == "other-audience":
+        raw, code = (
+            delegate(provider.keypair, aud=outsider.did, sub=provider.did, cmd="/agora/alloc", exp=None).raw,
+            "ucan_audience_mismatch",
+        )
+    elif case == "forged":
+        good = bytearray(
+            delegate(provider.keypair, aud=requester.did, sub=provider.did, cmd="/agora/alloc", exp=None).raw
+        )
+        good[5] ^= 1
+        raw, code = bytes(good), "ucan_signature_invalid"
+    elif case == "not-about-issuer":
+        raw = delegate(outsider, aud=requester.did, sub=provider.did, cmd="/agora/alloc", exp=None).raw
+        code = "ucan_invalid_claim"
+    elif case == "expired":
+        raw, code = (
+            delegate(provider.keypair, aud=requester.did, sub=provider.did, cmd="/agora/alloc", exp=1).raw,
+            "ucan_expired",
+        )
+    else:
+        raw, code = b"\x82\x01\x02", "ucan_malformed"
+    with pytest.raises(AgoraError) as err:
+        await provider.runtime.call(requester.did, OFFER, {"token": raw})
+    assert err.value.code == code
+    assert requester.book.held() == [] and await requester.store.count("delegations") == 0
+
+
+async def test_the_held_count_is_bounded_and_expired_ones_make_room() -> None:
+    clock = ManualClock(1_000_000.0)
+    me, other = Keypair.generate(), Keypair.generate()
+    store = MemoryStore(clock)
+    book = DelegationBook(me, store, clock=clock, max_held=2)
+    short = delegate(other, aud=me.did, sub=other.did, cmd="/agora/alloc", exp=1_000_100)
+    await book.accept(short.raw, source="test")
+    await book.accept(delegate(other, aud=me.did, sub=other.did, cmd="/agora", exp=None).raw, source="test")
+    third = delegate(other, aud=me.did, sub=other.did, cmd="/agora/alloc/start", exp=None)
+    with pytest.raises(AgoraError) as err:
+        await book.accept(third.raw, source="test")
+    assert err.value.code == "delegation_limit"
+    clock.advance(200)
+    await book.accept(third.raw, source="test")
+    assert len(book.held()) == 2 and await store.count("delegations") == 2
+    # the longest-lived covering delegation is picked; a reload from the store sees the same
+    assert book.proofs_for(other.did, "/agora/alloc/start")[0].exp is None
+    again = DelegationBook(me, store, clock=clock, max_held=2)
+    assert await again.load() == 2
+
+
+async def test_issuing_checks_its_arguments(provider: Provider) -> None:
+    for kwargs, code in (
+        ({"aud": "nobody"}, "did_invalid"),
+        ({"aud": provider.did}, "invalid_argument"),
+        ({"aud": Keypair.generate().did, "command": "/other"}, "invalid_argument"),
+        ({"aud": Keypair.generate().did, "ttl_s": 5}, "invalid_argument"),
+        ({"aud": Keypair.generate().did, "policy": [["~~", ".x", 1]]}, "ucan_policy_invalid"),
+    ):
+        with pytest.raises(AgoraError) as err:
+            await provider.book.issue(**kwargs)  # type: ignore[arg-type]
+        assert err.value.code == code, kwargs
+    assert await provider.book.issued() == []
+
+
+def test_token_text_round_trips_and_rejects_garbage() -> None:
+    d = delegate(Keypair.generate(), aud=Keypair.generate().did, sub=None, cmd="/agora", exp=None)
+    text = token_text(d)
+    assert parse_token(text) == d.raw
+    assert parse_token(text.replace("+", "-").replace("/", "_").rstrip("=")) == d.raw
+    with pytest.raises(AgoraError) as err:
+        parse_token("not base64!")
+    assert err.value.code == "ucan_malformed"

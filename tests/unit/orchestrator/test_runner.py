@@ -1,0 +1,232 @@
+"""The requester's JobRunner against a real provider (memory transport, real wasm executor)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agora.actor import CallContext, behavior
+from agora.compute import AllocationManager
+from agora.errors import AgoraError
+from agora.models.capability import Capability
+from agora.orchestrator import JobRunner
+from agora.transport import MemoryNetwork
+from agora.wire import UsageReceipt
+from tests.unit.compute import wat
+from tests.unit.compute.harness import Provider, Requester, grant, leftovers, make_provider
+
+
+def read(path: str | Path) -> bytes:
+    return Path(path).read_bytes()
+
+
+def job(tmp: Path, modules: dict[str, bytes], **extra: Any) -> dict[str, Any]:
+    tasks = []
+    for name, module in modules.items():
+        (tmp / f"{name}.wasm").write_bytes(module)
+        tasks.append(
+            {
+                "name": name,
+                "module": f"{name}.wasm",
+                "resources": {"cpu": 1, "memory": "64Mi", "disk": "16Mi"},
+                "timeout": 30,
+            }
+        )
+    spec: dict[str, Any] = {"name": "unit-job", "tasks": tasks}
+    spec.update(extra)
+    return spec
+
+
+async def run(
+    req: Requester, spec: dict[str, Any], node: str | None, base: Path, timeout: float = 20
+) -> dict[str, Any]:
+    summary = await req.runner.submit(spec, node=node, base_dirs=[base])
+    doc = await req.runner.wait(summary["id"], timeout)
+    assert doc["state"] in ("completed", "failed", "cancelled"), doc
+    return doc
+
+
+async def test_a_job_runs_on_the_chosen_node_and_its_outputs_come_back_verified(
+    provider: Provider, requester: Requester, tmp_path: Path
+) -> None:
+    await grant(provider, requester)
+    doc = await run(requester, job(tmp_path, {"hello": wat.hello(content="result\n")}), provider.did, tmp_path)
+    assert doc["state"] == "completed", doc["error"]
+    assert [h["state"] for h in doc["history"]] == ["submitted", "running", "completed"]
+    [unit] = doc["units"]
+    assert unit["state"] == "completed" and unit["attempts"] == 1 and unit["node"] == provider.did
+    receipt = UsageReceipt.from_dict(unit["receipt"], expected_provider=provider.did)
+    assert receipt.ok and receipt.requester == requester.did and receipt.alloc_id == unit["alloc_id"]
+    [out] = unit["outputs"]
+    local = Path(out["local_path"])
+    assert local == Path(doc["dir"]) / "hello" / "hello.txt" and read(local) == b"result\n"
+    assert out["sha256"] == hashlib.sha256(b"result\n").hexdigest()
+    assert await requester.runner.outputs(doc["id"]) == [{"task": "hello", **out}]
+    logs = await requester.runner.logs(doc["id"])
+    lines = [(x["task"], x["stream"], x["line"]) for x in logs["lines"]]
+    assert ("hello", "stdout", "hello from wat") in lines and ("hello", "stderr", "to stderr") in lines
+    assert logs["done"]
+    kinds = [(e.kind, e.data["state"]) for e in await requester.store.events(subject=doc["id"])]
+    assert kinds[0] == ("job.state", "submitted") and kinds[-1] == ("job.state", "completed")
+    assert ("job.task", "running") in kinds
+    assert leftovers(provider) == []
+
+
+async def test_a_job_without_a_delegation_fails_with_the_hint_to_ask_for_one(
+    provider: Provider, requester: Requester, tmp_path: Path
+) -> None:
+    doc = await run(requester, job(tmp_path, {"hello": wat.hello()}), provider.did, tmp_path)
+    assert doc["state"] == "failed"
+    err = doc["error"]
+    assert err["code"] == "ucan_unauthorized" and err["task"] == "hello"
+    assert f"agora node grant {requester.did}" in err["hint"]
+    assert await provider.store.count("allocations") == 0
+
+
+async def test_workflow_stages_run_in_order_and_a_failure_skips_the_rest(
+    provider: Provider, requester: Requester, tmp_path: Path
+) -> None:
+    await grant(provider, requester)
+    spec = job(tmp_path, {"a": wat.hello(), "b": wat.hello(), "c": wat.hello()})
+    spec["tasks"][1]["depends_on"] = ["a"]
+    spec["tasks"][2]["depends_on"] = ["b"]
+    spec["tasks"] = list(reversed(spec["tasks"]))  # declaration order must not matter
+    doc = await run(requester, spec, provider.did, tmp_path)
+    assert doc["state"] == "completed", doc["error"]
+    events = [e.data for e in await requester.store.events(kind="job.task", subject=doc["id"])]
+    order = [d["task"] for d in events if d["state"] == "starting"]
+    done = {d["task"]: i for i, d in enumerate(events) if d["state"] == "completed"}
+    started = {d["task"]: i for i, d in enumerate(events) if d["state"] == "starting"}
+    assert order == ["a", "b", "c"] and done["a"] < started["b"] and done["b"] < started["c"]
+
+    failing = job(tmp_path, {"a": wat.exit_with(2), "b": wat.hello()})
+    failing["tasks"][1]["depends_on"] = ["a"]
+    doc = await run(requester, failing, provider.did, tmp_path)
+    assert doc["state"] == "failed" and doc["error"]["code"] == "task_failed"
+    assert {u["key"]: u["state"] for u in doc["units"]} == {"a": "failed", "b": "skipped"}
+    assert leftovers(provider) == []
+
+
+async def test_cancel_reaches_the_provider(provider: Provider, requester: Requester, tmp_path: Path) -> None:
+    await grant(provider, requester)
+    spec = job(tmp_path, {"spin": wat.spin()})
+    summary = await requester.runner.submit(spec, node=provider.did, base_dirs=[tmp_path])
+    for _ in range(200):
+        doc = await requester.runner.get(summary["id"])
+        if doc["units"][0]["state"] == "running" and provider.manager.running():
+            break
+        await requester.runner.wait(summary["id"], 0.05)
+    assert provider.manager.running()
+    await requester.runner.cancel(summary["id"])
+    doc = await requester.runner.wait(summary["id"], 10)
+    assert doc["state"] == "cancelled" and doc["units"][0]["state"] == "cancelled"
+    alloc = await provider.store.get("allocations", doc["units"][0]["alloc_id"])
+    assert alloc is not None and alloc["state"] == "cancelled"
+    assert leftovers(provider) == []
+
+
+async def test_a_retryable_failure_is_retried(provider: Provider, requester: Requester, tmp_path: Path) -> None:
+    await grant(provider, requester)
+    provider.capacity.reserve("blocker", Capability(cpu_millis=3500))
+    spec = job(tmp_path, {"hello": wat.hello()}, retry={"attempts": 2, "backoff": 1})
+    summary = await requester.runner.submit(spec, node=provider.did, base_dirs=[tmp_path])
+    for _ in range(200):
+        doc = await requester.runner.get(summary["id"])
+        if doc["units"][0]["state"] == "waiting_retry":
+            break
+        await requester.runner.wait(summary["id"], 0.02)
+    assert doc["units"][0]["error"]["code"] == "insufficient_capacity"
+    provider.capacity.release("blocker")
+    doc = await requester.runner.wait(summary["id"], 10)
+    assert doc["state"] == "completed" and doc["units"][0]["attempts"] == 2
+
+
+async def test_a_failure_that_cannot_improve_is_not_retried(
+    provider: Provider, requester: Requester, tmp_path: Path
+) -> None:
+    await grant(provider, requester)
+    spec = job(tmp_path, {"spin": wat.spin()}, retry={"attempts": 3, "backoff": 1})
+    spec["tasks"][0]["timeout"] = 1
+    doc = await run(requester, spec, provider.did, tmp_path)
+    assert doc["state"] == "failed" and doc["error"]["code"] == "task_timeout"
+    assert doc["units"][0]["attempts"] == 1
+
+
+async def test_bad_submissions_fail_at_once_and_store_nothing(requester: Requester, tmp_path: Path) -> None:
+    with pytest.raises(AgoraError) as err:
+        await requester.runner.submit({"name": "x", "tasks": [{"name": "t", "engine": "wasm"}]})
+    assert err.value.code == "job_spec_invalid" and err.value.details["errors"][0]["path"] == "tasks[0].module"
+    with pytest.raises(AgoraError) as err:
+        await requester.runner.submit(
+            {"name": "x", "tasks": [{"name": "t", "module": "nope.wasm"}]}, base_dirs=[tmp_path]
+        )
+    assert err.value.code == "module_invalid" and "nope.wasm" in err.value.message
+    cyclic = {
+        "name": "x",
+        "tasks": [{"name": "a", "module": "m", "depends_on": ["b"]}, {"name": "b", "module": "m", "depends_on": ["a"]}],
+    }
+    with pytest.raises(AgoraError) as err:
+        await requester.runner.submit(cyclic)
+    assert err.value.code == "workflow_cycle"
+    with pytest.raises(AgoraError) as err:
+        await requester.runner.submit(job(tmp_path, {"a": wat.hello()}), node="did:key:nonsense")
+    assert err.value.code in ("did_invalid", "did_unsupported")
+    assert await requester.store.count("jobs") == 0
+
+
+async def test_a_job_without_a_node_runs_on_this_node(provider: Provider, tmp_path: Path) -> None:
+    local = JobRunner(
+        runtime=provider.runtime, store=provider.store, jobs_dir=tmp_path / "jobs", proofs_for=lambda t, c: []
+    )
+    try:
+        summary = await local.submit(job(tmp_path, {"hello": wat.hello(content="here\n")}), base_dirs=[tmp_path])
+        doc = await local.wait(summary["id"], 20)
+        assert doc["state"] == "completed" and doc["node"] == provider.did
+        assert read(doc["units"][0]["outputs"][0]["local_path"]) == b"here\n"
+    finally:
+        await local.stop()
+
+
+class _Liar(AllocationManager):
+    """A provider that signs one thing and sends another."""
+
+    tamper = "output"
+
+    @behavior("/agora/alloc/fetch")
+    async def fetch(self, ctx: CallContext) -> dict[str, Any]:
+        reply = await super().fetch(ctx)
+        if self.tamper == "output":
+            data = bytearray(reply["data"])
+            data[0] ^= 1
+            reply["data"] = bytes(data)
+        return reply
+
+    @behavior("/agora/alloc/status")
+    async def status(self, ctx: CallContext) -> dict[str, Any]:
+        reply = await super().status(ctx)
+        if self.tamper == "receipt" and reply.get("receipt"):
+            raw = bytearray(reply["receipt"])
+            raw[10] ^= 1  # inside the signature
+            reply["receipt"] = bytes(raw)
+        return reply
+
+
+@pytest.mark.parametrize(("tamper", "code"), [("output", "storage_integrity"), ("receipt", "receipt_invalid")])
+async def test_a_tampered_output_or_receipt_is_refused(
+    net: MemoryNetwork, requester: Requester, tmp_path: Path, tamper: str, code: str
+) -> None:
+    liar = await make_provider(net, tmp_path / "liar", manager_cls=_Liar)
+    assert isinstance(liar.manager, _Liar)
+    liar.manager.tamper = tamper
+    try:
+        await grant(liar, requester)
+        doc = await run(requester, job(tmp_path, {"hello": wat.hello()}), liar.did, tmp_path)
+        assert doc["state"] == "failed" and doc["error"]["code"] == code, doc["error"]
+        out_dir = Path(doc["dir"]) / "hello"
+        assert not out_dir.exists() or list(out_dir.iterdir()) == []
+    finally:
+        await liar.manager.stop()
+        await liar.runtime.transport.close()
