@@ -13,6 +13,7 @@ event loop or a reader thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 import threading
@@ -321,6 +322,31 @@ class DiskWatcher:
         return self._thread is not None and self._thread.is_alive()
 
 
+def check_argv_env(req: ExecRequest) -> None:
+    """Reject NUL bytes in argv and malformed environment names before anything is started."""
+    for part in [*req.command, *req.args]:
+        if "\0" in part:
+            raise AgoraError("invalid_argument", "command and args may not contain NUL bytes")
+    for key, value in req.env.items():
+        if not key or "=" in key or "\0" in key or "\0" in value:
+            raise AgoraError("invalid_argument", f"invalid environment variable name or value: {key!r}")
+
+
+def safe_name(task_id: str) -> str:
+    """A task id made safe for cgroup, container and directory names."""
+    cleaned = "".join(c if c.isalnum() or c in "_.-" else "_" for c in task_id)[:64].lstrip("._-")
+    return cleaned or "task"
+
+
+def chown_tree(root: Path, uid: int, gid: int) -> None:
+    """Never follows links: a task can plant a symlink to /etc/shadow in outputs."""
+    os.lchown(root, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            with contextlib.suppress(FileNotFoundError):
+                os.lchown(os.path.join(dirpath, name), uid, gid)
+
+
 __all__ = [
     "ERROR_CODE_FOR_REASON",
     "LOG_HISTORY",
@@ -330,7 +356,10 @@ __all__ = [
     "LogFanout",
     "Stream",
     "StreamSink",
+    "check_argv_env",
+    "chown_tree",
     "dir_usage",
     "error_code_for",
+    "safe_name",
     "validate_work_dir",
 ]

@@ -23,7 +23,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
@@ -31,7 +30,16 @@ import docker.errors
 from docker.types import Ulimit
 
 from agora.errors import AgoraError
-from agora.executors._common import DiskWatcher, LogFanout, StreamSink, error_code_for, validate_work_dir
+from agora.executors._common import (
+    DiskWatcher,
+    LogFanout,
+    StreamSink,
+    check_argv_env,
+    chown_tree,
+    error_code_for,
+    safe_name,
+    validate_work_dir,
+)
 from agora.executors.interfaces import (
     Availability,
     EndReason,
@@ -238,7 +246,7 @@ class DockerExecutor(Executor):
             host_config=host_config,
         )
         config["StdinOnce"] = req.stdin is not None
-        name = f"agora-{_safe(req.task_id)}-{uuid.uuid4().hex[:8]}"
+        name = f"agora-{safe_name(req.task_id)}-{uuid.uuid4().hex[:8]}"
         return str(api.create_container_from_config(config, name=name)["Id"])
 
     async def _launch(self, h: DockerHandle) -> None:
@@ -248,7 +256,7 @@ class DockerExecutor(Executor):
             h.outputs_owner = (st.st_uid, st.st_gid)
             uid, _, gid = self.user.partition(":")
             if uid.isdigit():
-                await asyncio.to_thread(_chown_tree, req.outputs_dir, int(uid), int(gid or uid))
+                await asyncio.to_thread(chown_tree, req.outputs_dir, int(uid), int(gid or uid))
         try:
             h.container_id = await asyncio.to_thread(self._create, req)
         except docker.errors.APIError as exc:
@@ -458,7 +466,7 @@ class DockerExecutor(Executor):
         h.fanout.close()
         if h.outputs_owner is not None:
             uid, gid = h.outputs_owner
-            await asyncio.to_thread(_chown_tree, h.request.outputs_dir, uid, gid)
+            await asyncio.to_thread(chown_tree, h.request.outputs_dir, uid, gid)
 
     def leftovers(self) -> list[str]:
         """Containers of agora tasks still on the engine (any state): nothing should outlive cleanup."""
@@ -480,26 +488,7 @@ def _validate(req: ExecRequest) -> None:
         raise AgoraError("invalid_argument", f"the docker executor cannot run engine {req.engine!r}")
     if not req.image:
         raise AgoraError("invalid_argument", "a docker task needs an image")
-    for part in [*req.command, *req.args]:
-        if "\0" in part:
-            raise AgoraError("invalid_argument", "command and args may not contain NUL bytes")
-    for key, value in req.env.items():
-        if not key or "=" in key or "\0" in key or "\0" in value:
-            raise AgoraError("invalid_argument", f"invalid environment variable name or value: {key!r}")
-
-
-def _safe(task_id: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "_.-" else "_" for c in task_id)[:64].lstrip("._-")
-    return cleaned or "task"
-
-
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    """Never follows links: a task can plant a symlink to /etc/shadow in outputs."""
-    os.lchown(root, uid, gid)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            with contextlib.suppress(FileNotFoundError):
-                os.lchown(os.path.join(dirpath, name), uid, gid)
+    check_argv_env(req)
 
 
 def _follower(h: DockerHandle, output: Any) -> Callable[[], None]:

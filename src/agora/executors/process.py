@@ -35,7 +35,16 @@ from pathlib import Path
 import psutil
 
 from agora.errors import AgoraError
-from agora.executors._common import DiskWatcher, LogFanout, StreamSink, error_code_for, validate_work_dir
+from agora.executors._common import (
+    DiskWatcher,
+    LogFanout,
+    StreamSink,
+    check_argv_env,
+    chown_tree,
+    error_code_for,
+    safe_name,
+    validate_work_dir,
+)
 from agora.executors.cgroups import Cgroups, TaskCgroup
 from agora.executors.interfaces import (
     Availability,
@@ -175,7 +184,7 @@ class ProcessExecutor(Executor):
     async def _launch(self, h: ProcessHandle) -> None:
         req = h.request
         if self.cgroups.detect().version is not None:
-            name = f"{_safe(req.task_id)}-{uuid.uuid4().hex[:8]}"
+            name = f"{safe_name(req.task_id)}-{uuid.uuid4().hex[:8]}"
             try:
                 h.cgroup = await asyncio.to_thread(self.cgroups.create, name, req.limits)
             except OSError as exc:
@@ -184,7 +193,7 @@ class ProcessExecutor(Executor):
             await asyncio.to_thread(self._prepare_stage_dir)
             st = req.outputs_dir.stat()
             h.outputs_owner = (st.st_uid, st.st_gid)
-            await asyncio.to_thread(_chown_tree, req.outputs_dir, self.sandbox_uid, self.sandbox_uid)
+            await asyncio.to_thread(chown_tree, req.outputs_dir, self.sandbox_uid, self.sandbox_uid)
         status_r, status_w = os.pipe()
         h.status_fd = status_r
         try:
@@ -478,7 +487,7 @@ class ProcessExecutor(Executor):
             await asyncio.to_thread(h.cgroup.remove)
         if h.outputs_owner is not None:
             uid, gid = h.outputs_owner
-            await asyncio.to_thread(_chown_tree, h.request.outputs_dir, uid, gid)
+            await asyncio.to_thread(chown_tree, h.request.outputs_dir, uid, gid)
         _close_status(h)
 
 
@@ -496,26 +505,7 @@ def _validate(req: ExecRequest) -> None:
         raise AgoraError("invalid_argument", f"the process executor cannot run engine {req.engine!r}")
     if not req.command or not req.command[0]:
         raise AgoraError("invalid_argument", "a process task needs a command")
-    for part in [*req.command, *req.args]:
-        if "\0" in part:
-            raise AgoraError("invalid_argument", "command and args may not contain NUL bytes")
-    for key, value in req.env.items():
-        if not key or "=" in key or "\0" in key or "\0" in value:
-            raise AgoraError("invalid_argument", f"invalid environment variable name or value: {key!r}")
-
-
-def _safe(task_id: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "_.-" else "_" for c in task_id)[:64].lstrip(".")
-    return cleaned or "task"
-
-
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    """Never follows links: a task can plant a symlink to /etc/shadow in outputs."""
-    os.lchown(root, uid, gid)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            with contextlib.suppress(FileNotFoundError):
-                os.lchown(os.path.join(dirpath, name), uid, gid)
+    check_argv_env(req)
 
 
 async def _feed_stdin(stream: asyncio.StreamWriter, data: bytes | None) -> None:
