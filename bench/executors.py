@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import wasmtime  # noqa: E402
-from tests.integration.executors.wasm_build import EXAMPLES, compile_c  # noqa: E402
 
 from agora.executors.interfaces import ExecRequest, Limits  # noqa: E402
 from agora.executors.wasm import WasmExecutor  # noqa: E402
+from tests.integration.executors.wasm_build import EXAMPLES, compile_c  # noqa: E402
 
 
 @dataclass
@@ -228,9 +228,9 @@ def bench_docker(n: int) -> Comparison | str:
     import shutil
 
     import docker
-    from tests.integration.executors.conftest_docker import TEST_IMAGE, Dockerd, busybox_image_tar
 
     from agora.executors.docker import DockerExecutor
+    from tests.integration.executors.conftest_docker import TEST_IMAGE, Dockerd, busybox_image_tar
 
     n = min(n, 50)  # a container costs ~100 ms: keep the default run short
     ex = DockerExecutor()
