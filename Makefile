@@ -28,6 +28,8 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/rpc.py
 	$(BIN)/python bench/crypto.py
+	$(BIN)/python bench/node.py
+	$(BIN)/python bench/executors.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

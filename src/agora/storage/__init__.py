@@ -16,9 +16,8 @@ Every `Storage` passes the conformance suite in tests/integration/storage/confor
 from agora.storage.http import HttpFetcher
 from agora.storage.hub import HubObjectStore
 from agora.storage.inline import decode_inline, encode_inline
-from agora.storage.interfaces import ContentRef, Storage
+from agora.storage.interfaces import ContentRef, Storage, parse_s3_uri
 from agora.storage.local import LocalCAS
-from agora.storage.s3 import S3Storage, parse_s3_uri
 from agora.storage.staging import (
     FetchedInput,
     InputSource,
@@ -51,3 +50,12 @@ __all__ = [
     "parse_s3_uri",
     "remove_inputs",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`S3Storage` is imported on first use: boto3 costs a node ~0.2 s of start-up it may never need."""
+    if name == "S3Storage":
+        from agora.storage.s3 import S3Storage
+
+        return S3Storage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

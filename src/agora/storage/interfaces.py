@@ -129,4 +129,21 @@ class Storage(abc.ABC):
         """Release connections the backend owns; idempotent."""
 
 
-__all__ = ["CAS_URI_PREFIX", "ContentRef", "Storage", "check_sha256_hex", "is_sha256_hex"]
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """Split s3://bucket/key into (bucket, key)."""
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise AgoraError("invalid_argument", f"an S3 URI looks like s3://bucket/key, got {uri!r}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket or not key:
+        raise AgoraError("invalid_argument", f"an S3 URI needs a bucket and a key, got {uri!r}")
+    return bucket, key
+
+
+__all__ = [
+    "CAS_URI_PREFIX",
+    "ContentRef",
+    "Storage",
+    "check_sha256_hex",
+    "is_sha256_hex",
+    "parse_s3_uri",
+]

@@ -25,7 +25,7 @@ from botocore.config import Config
 
 from agora.errors import AgoraError
 from agora.storage.integrity import CHUNK, VerifiedFileWriter, sha256_bytes, sha256_file, verify_bytes
-from agora.storage.interfaces import ContentRef, Storage
+from agora.storage.interfaces import ContentRef, Storage, parse_s3_uri
 
 T = TypeVar("T")
 
@@ -80,16 +80,6 @@ def _map_error(e: Exception, what: str, endpoint: str, writing: bool = False) ->
     if isinstance(e, botocore.exceptions.ParamValidationError):
         return AgoraError("invalid_argument", f"{what}: {e}")
     return AgoraError("internal", f"{what}: unexpected S3 client error {type(e).__name__}: {e}")
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """Split s3://bucket/key into (bucket, key)."""
-    if not isinstance(uri, str) or not uri.startswith("s3://"):
-        raise AgoraError("invalid_argument", f"an S3 URI looks like s3://bucket/key, got {uri!r}")
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    if not bucket or not key:
-        raise AgoraError("invalid_argument", f"an S3 URI needs a bucket and a key, got {uri!r}")
-    return bucket, key
 
 
 class S3Storage(Storage):

@@ -30,14 +30,16 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from agora.errors import AgoraError
 from agora.storage.http import HttpFetcher
 from agora.storage.inline import DEFAULT_MAX_INLINE_BYTES, decode_inline
 from agora.storage.integrity import VerifiedFileWriter
-from agora.storage.interfaces import CAS_URI_PREFIX, ContentRef, Storage, check_sha256_hex
-from agora.storage.s3 import S3Storage, parse_s3_uri
+from agora.storage.interfaces import CAS_URI_PREFIX, ContentRef, Storage, check_sha256_hex, parse_s3_uri
+
+if TYPE_CHECKING:  # boto3 is imported only by nodes that use S3
+    from agora.storage.s3 import S3Storage
 
 log = logging.getLogger("agora.storage")
 

@@ -16,8 +16,6 @@ import posixpath
 from typing import Any
 from urllib.parse import urlparse
 
-import hcl2
-
 from agora.errors import AgoraError
 from agora.jobs.convert.common import (
     ConvertResult,
@@ -73,6 +71,8 @@ def _load(text: str | bytes, fmt: str | None) -> tuple[Fields, str, Warnings]:
         return body, str(job.get("Name") or job.get("ID") or "nomad-job"), warn
     if fmt != "hcl":
         raise AgoraError("invalid_argument", f"unknown format {fmt!r} for Nomad: use hcl or json")
+    import hcl2  # imported on first use: the parser (lark) costs ~0.1 s of start-up for every node
+
     options = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
     try:
         doc = hcl2.loads(text, serialization_options=options)
