@@ -67,12 +67,15 @@ class Discovery:
     async def announce(self, kind: str = "heartbeat") -> None:
         await self.transport.publish(TOPIC, self._announcement(kind))
 
-    async def start(self) -> None:
+    async def start(self, *, run_loop: bool = True) -> None:
+        """Subscribe, announce join and ask the others to re-announce. With `run_loop=False` the caller
+        runs `run()` itself (a node runs it under its supervisor)."""
         self._subs.append(await self.transport.subscribe(TOPIC, self._on_announce))
         self._subs.append(await self.transport.subscribe(HELLO_TOPIC, self._on_hello))
         await self.announce("join")
         await self.transport.publish(HELLO_TOPIC, self._announcement("join"))
-        self._task = asyncio.create_task(self._loop(), name="discovery")
+        if run_loop:
+            self._task = asyncio.create_task(self.run(), name="discovery")
 
     async def stop(self, *, announce_leave: bool = True) -> None:
         if self._task is not None:
@@ -88,8 +91,11 @@ class Discovery:
             await sub.unsubscribe()
         self._subs.clear()
 
-    async def _loop(self) -> None:
+    async def run(self, on_beat: Callable[[], None] | None = None) -> None:
+        """Heartbeats and peer sweeps, forever. `on_beat` tells a supervisor the loop is alive."""
         while True:
+            if on_beat is not None:
+                on_beat()
             await asyncio.sleep(self.interval)
             try:
                 await self.announce("heartbeat")

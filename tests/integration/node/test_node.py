@@ -55,9 +55,32 @@ async def test_leave_is_seen_and_silent_peers_are_lost(make_node: NodeFactory) -
     await until(lambda: a.peer_table.get(b.did) is not None and a.peer_table.get(b.did).status == "left", "leave")  # type: ignore[union-attr]
     # a node that dies without a word is marked lost after lost_after
     assert a.discovery is not None
-    await a.discovery.stop(announce_leave=False)
+    await a.supervisor.stop()  # heartbeats stop ...
+    await a.discovery.stop(announce_leave=False)  # ... and no leave is said
     await until(lambda: hub.peer_table.get(a.did).status == "lost", "a to be marked lost", timeout=5)  # type: ignore[union-attr]
     assert any(e.subject == a.did for e in await hub.store.events(kind="peer.lost"))
+
+
+async def test_a_crashed_discovery_loop_is_restarted_by_the_supervisor(make_node: NodeFactory) -> None:
+    hub = await make_node("hub", hub=True)
+    assert hub.discovery is not None
+    sweep = hub.peer_table.sweep
+    crashes = 0
+
+    def crash_once() -> list:  # type: ignore[type-arg]
+        nonlocal crashes
+        if crashes == 0:
+            crashes += 1
+            raise RuntimeError("sweep blew up")
+        return sweep()
+
+    hub.peer_table.sweep = crash_once  # type: ignore[method-assign]
+    await until(lambda: hub.supervisor.status()["discovery"]["restarts"] == 1, "a restart")
+    await until(lambda: hub.supervisor.status()["discovery"]["status"] == "running", "running again")
+    events = await hub.store.events(kind="child.restarted")
+    assert [e.subject for e in events] == ["discovery"]
+    failed = await hub.store.events(kind="child.failed")
+    assert "sweep blew up" in failed[0].data["reason"]
 
 
 async def test_protected_behavior_needs_the_nodes_delegation(make_node: NodeFactory) -> None:
