@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agora import __version__
-from agora.actor import Actor, Runtime
+from agora.actor import Actor, ChildSpec, Runtime, Supervisor
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.discovery import Change, Discovery, PeerTable
 from agora.errors import AgoraError
@@ -66,6 +66,7 @@ class Node:
             self.did, lost_after=config.lost_after, expire_after=config.expire_after, clock=clock
         )
         self.discovery: Discovery | None = None
+        self.supervisor = Supervisor(on_event=self._on_supervisor_event, clock=clock)
         self.started_at: float | None = None
         self.ready_s: float | None = None
         self.hub_check: dict[str, Any] = {}
@@ -115,7 +116,15 @@ class Node:
             on_change=self._on_peer_change,
             on_reject=self.metrics.count_reject,
         )
-        await self.discovery.start()
+        await self.discovery.start(run_loop=False)
+        discovery = self.discovery
+        await self.supervisor.start_child(
+            ChildSpec(
+                "discovery",
+                lambda: discovery.run(on_beat=lambda: self.supervisor.heartbeat("discovery")),
+                heartbeat_timeout=3 * self.config.announce_interval + 5.0,
+            )
+        )
         self.started_at = self.clock.now()
         self.ready_s = time.perf_counter() - t0
         await self.events.record("node.started", self.did, version=__version__, hubs=list(self.hub_urls))
@@ -138,6 +147,7 @@ class Node:
         return TlsConfig(ca_file=Path(self.config.tls_ca)) if self.config.tls_ca else None
 
     async def stop(self) -> None:
+        await self.supervisor.stop()
         if self.discovery is not None:
             await self.discovery.stop(announce_leave=True)
         for actor in reversed(self._actors):
@@ -191,6 +201,7 @@ class Node:
                 "ready_s": self.ready_s,
                 "hub_check": self.hub_check,
                 "peers_alive": len(self.peer_table.alive()),
+                "supervised": self.supervisor.status(),
             }
         )
         return out
@@ -212,6 +223,12 @@ class Node:
             )
             rtts.append((time.perf_counter() - t0) * 1000.0)
         return rtts
+
+    def _on_supervisor_event(self, kind: str, child: str, data: dict[str, object]) -> None:
+        if kind in ("child.failed", "child.gave_up"):
+            log.warning("%s %s: %s", kind, child, data.get("reason"))
+        if kind != "child.started":
+            asyncio.get_running_loop().create_task(self.events.record(kind, child, **data))
 
     def _on_peer_change(self, change: Change) -> None:
         self.metrics.set_peers(len(self.peer_table.alive()))
