@@ -101,6 +101,65 @@ class AgoraClient:
     def metrics(self) -> str:
         return str(self._request("GET", "/metrics"))
 
+    # -- jobs (this node as requester) ----------------------------------------------------------
+    def submit_job(
+        self, spec: dict[str, Any] | str, *, node: str | None = None, base_dirs: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Start a job (spec as a mapping or YAML/JSON text) on `node` (this node when None)."""
+        body = {"spec": spec, "node": node, "base_dirs": base_dirs or []}
+        return dict(self._request("POST", "/jobs", json=body))
+
+    def jobs(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if state:
+            params["state"] = state
+        return list(self._request("GET", "/jobs", params=params)["jobs"])
+
+    def job(self, job_id: str, *, wait: float = 0.0) -> dict[str, Any]:
+        """The job record; with `wait`, the server holds the reply until the job ends (at most 25 s)."""
+        return dict(self._request("GET", f"/jobs/{job_id}", params={"wait": wait}))
+
+    def job_logs(self, job_id: str, *, after: int = 0, wait: float = 0.0, limit: int = 1000) -> dict[str, Any]:
+        params = {"after": after, "wait": wait, "limit": limit}
+        return dict(self._request("GET", f"/jobs/{job_id}/logs", params=params))
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return dict(self._request("POST", f"/jobs/{job_id}/cancel"))
+
+    def job_outputs(self, job_id: str) -> list[dict[str, Any]]:
+        return list(self._request("GET", f"/jobs/{job_id}/outputs")["outputs"])
+
+    # -- this node as provider -----------------------------------------------------------------
+    def resources(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/node/resources"))
+
+    def bench(self) -> dict[str, Any]:
+        return dict(self._request("POST", "/node/bench"))
+
+    def grant(
+        self, did: str, *, command: str = "/agora/alloc", ttl_s: int | None = None, policy: list[Any] | None = None
+    ) -> dict[str, Any]:
+        """Let `did` run tasks on this node; the reply holds the token and whether it was delivered."""
+        body: dict[str, Any] = {"did": did, "command": command, "policy": policy or []}
+        if ttl_s is not None:
+            body["ttl_s"] = ttl_s
+        return dict(self._request("POST", "/grants", json=body))
+
+    def grants(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/grants")["grants"])
+
+    def add_delegation(self, token: str) -> dict[str, Any]:
+        return dict(self._request("POST", "/delegations", json={"token": token}))
+
+    def delegations(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/delegations")["delegations"])
+
+    def allocations(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if state:
+            params["state"] = state
+        return list(self._request("GET", "/allocations", params=params)["allocations"])
+
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Any other endpoint, with the same error handling."""
         return self._request(method, path, **kw)

@@ -9,6 +9,8 @@ from fastapi.responses import JSONResponse
 
 from agora import __version__
 from agora.api.guard import LocalOnlyMiddleware
+from agora.api.routes_compute import router as compute_router
+from agora.api.routes_jobs import router as jobs_router
 from agora.api.routes_node import router as node_router
 from agora.errors import AgoraError
 from agora.node import Node
@@ -20,7 +22,11 @@ def error_response(err: AgoraError) -> JSONResponse:
 
 def routers(node: Node) -> list[APIRouter]:
     """One router per noun; a feature adds its router to this list."""
-    return [node_router(node)]
+    return [
+        node_router(node),
+        jobs_router(node),
+        compute_router(node),
+    ]
 
 
 def create_app(node: Node) -> FastAPI:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from agora.cli import devnet, node
+from agora.cli import devnet, job, node, node_admin
 
 app = typer.Typer(
     name="agora",
@@ -23,9 +23,14 @@ app.add_typer(hub_app, name="hub")
 
 node_app = typer.Typer(help="Run and inspect a node.", no_args_is_help=True)
 node_app.command("up")(node.node_up)
+node_app.command("info")(node_admin.info)
+node_app.command("bench")(node_admin.bench)
+node_app.command("grant")(node_admin.grant)
 app.add_typer(node_app, name="node")
 
 app.add_typer(devnet.app, name="devnet")
+app.add_typer(job.app, name="job")
+app.add_typer(node_admin.grant_app, name="grant")
 
 
 def main() -> None:

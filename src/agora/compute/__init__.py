@@ -14,6 +14,7 @@
 from agora.compute.allocation import STATES, TERMINAL, Allocation
 from agora.compute.grants import (
     DEFAULT_COMMAND,
+    DEFAULT_TTL_S,
     OFFER_COMMAND,
     DelegationBook,
     GrantsActor,
@@ -29,6 +30,7 @@ from agora.compute.transfer import CHUNK
 __all__ = [
     "CHUNK",
     "DEFAULT_COMMAND",
+    "DEFAULT_TTL_S",
     "OFFER_COMMAND",
     "STATES",
     "TERMINAL",

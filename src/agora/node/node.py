@@ -132,6 +132,10 @@ class Node:
     async def _attach_features(self) -> None:
         """Wire the feature actors (compute, jobs, ...): each lives in its own module of this package and
         is attached here explicitly, after the Node actor and before the runtime serves."""
+        from agora.node.compute import attach_compute  # compute: allocations, grants, the job runner
+
+        compute = await attach_compute(self)
+        self.capability_providers.append(compute.capability_summary)
 
     async def _self_test(self) -> None:
         """Check the first hub answers before joining, so a wrong URL fails with a fix, not a hang."""

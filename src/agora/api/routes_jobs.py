@@ -1,0 +1,69 @@
+"""Routes for jobs this node runs as requester: submit, list, inspect, follow logs, cancel, outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from agora.node import Node
+from agora.node.compute import compute_of
+
+
+class JobBody(BaseModel):
+    spec: dict[str, Any] | str = Field(description="The job spec: a mapping, or YAML/JSON text")
+    node: str | None = Field(None, description="DID of the node to run on; this node when absent")
+    base_dirs: list[str] = Field(
+        default_factory=list, description="Where relative file paths in the spec (modules, local inputs) are looked up"
+    )
+
+
+def router(node: Node) -> APIRouter:
+    app = APIRouter()
+
+    @app.post("/jobs", tags=["jobs"], status_code=201)
+    async def submit(body: JobBody) -> dict[str, Any]:
+        """Validate and start a job; it runs in the background. Returns its id and state."""
+        return await compute_of(node).runner.submit(body.spec, node=body.node, base_dirs=body.base_dirs)
+
+    @app.get("/jobs", tags=["jobs"])
+    async def jobs(
+        state: str | None = Query(None, description="submitted, running, completed, failed or cancelled"),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        """Jobs submitted to this node, newest first."""
+        return {"jobs": await compute_of(node).runner.list_jobs(state=state, limit=limit)}
+
+    @app.get("/jobs/{job_id}", tags=["jobs"])
+    async def job(
+        job_id: str, wait: float = Query(0.0, ge=0, le=25, description="wait up to this long for the end")
+    ) -> dict[str, Any]:
+        """The job record: state, history, tasks with their allocations, receipts, errors."""
+        runner = compute_of(node).runner
+        return await (runner.wait(job_id, wait) if wait > 0 else runner.get(job_id))
+
+    @app.get("/jobs/{job_id}/logs", tags=["jobs"])
+    async def logs(
+        job_id: str,
+        after: int = Query(0, ge=0, description="return lines with seq > after"),
+        limit: int = Query(1000, ge=1, le=5000),
+        wait: float = Query(0.0, ge=0, le=25, description="wait up to this long for a new line"),
+    ) -> dict[str, Any]:
+        """Log lines of every task (and the job's state changes) after a cursor."""
+        return await compute_of(node).runner.logs(job_id, after=after, limit=limit, wait_s=wait)
+
+    @app.post("/jobs/{job_id}/cancel", tags=["jobs"])
+    async def cancel(job_id: str) -> dict[str, Any]:
+        """Cancel a job: running allocations are cancelled on their provider."""
+        return await compute_of(node).runner.cancel(job_id)
+
+    @app.get("/jobs/{job_id}/outputs", tags=["jobs"])
+    async def outputs(job_id: str) -> dict[str, Any]:
+        """Every verified output of the job, with where it lies on this machine."""
+        return {"outputs": await compute_of(node).runner.outputs(job_id)}
+
+    return app
+
+
+__all__ = ["JobBody", "router"]

@@ -1,0 +1,266 @@
+"""Wiring of compute (provider side), grants and the job runner (requester side) into a Node.
+
+`attach_compute(node)` is called from `Node._attach_features`. It builds, under the node's home:
+  work/     one directory per running allocation (removed when it ends)
+  cache/    executor caches (compiled wasm modules)
+  cas/      the node's content-addressed store (outputs, uploaded modules and inputs)
+  jobs/     outputs of the jobs this node submitted, fetched and verified
+and registers the AllocationManager, the GrantsActor and the JobRunner with the node's runtime.
+
+Start-up stays fast: machine detection and executor probes take milliseconds; the onboarding
+benchmark (a few seconds of CPU) is loaded from the store when the same benchmark version already
+ran here, else it runs in the background after start and the next announcement carries its score.
+
+The API reaches these parts through `compute_of(node)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+from agora.actor import Actor
+from agora.compute import (
+    DEFAULT_COMMAND,
+    OFFER_COMMAND,
+    AllocationManager,
+    ComputeSettings,
+    DelegationBook,
+    GrantsActor,
+    describe,
+)
+from agora.errors import AgoraError
+from agora.executors.registry import ExecutorRegistry, default_registry
+from agora.orchestrator import JobRunner, RunnerSettings
+from agora.resources import (
+    BenchConfig,
+    BenchmarkResult,
+    CapacityTracker,
+    MachineInfo,
+    detect_async,
+    load_latest_benchmark,
+    run_benchmark,
+    save_benchmark,
+)
+from agora.storage import LocalCAS, Storages
+
+if TYPE_CHECKING:
+    from agora.node.node import Node
+
+log = logging.getLogger("agora.node.compute")
+
+
+@dataclass(frozen=True)
+class ComputeOptions:
+    benchmark: bool = True  # load or run the onboarding benchmark
+    bench_config: BenchConfig | None = None
+    settings: ComputeSettings | None = None
+    runner: RunnerSettings | None = None
+    registry: ExecutorRegistry | None = None  # default: every engine this machine has
+
+    @classmethod
+    def from_env(cls) -> ComputeOptions:
+        """AGORA_BENCHMARK: `on` (default), `off` (no onboarding benchmark: tests, or a node that must not
+        spend CPU on it) or `quick` (a shorter, noisier run: devnets on small machines)."""
+        mode = os.environ.get("AGORA_BENCHMARK", "on").strip().lower()
+        if mode in ("off", "0", "no", "false"):
+            return cls(benchmark=False)
+        if mode == "quick":
+            return cls(bench_config=QUICK_BENCH)
+        return cls()
+
+
+QUICK_BENCH = BenchConfig(
+    cpu_seconds=0.1,
+    multi_seconds=0.15,
+    memory_seconds=0.05,
+    memory_buffer_bytes=8 << 20,
+    disk_bytes=4 << 20,
+    ping_count=2,
+)
+
+
+class ComputeFeature(Actor):
+    """Holds the parts; registered as an actor without behaviors so `Node.stop` stops it first."""
+
+    name = "compute"
+
+    def __init__(self, node: Node, options: ComputeOptions) -> None:
+        assert node.runtime is not None
+        self.node = node
+        self.options = options
+        home = node.config.home
+        self.work_root = home / "work"
+        self.cache_dir = home / "cache"
+        self.cas = LocalCAS(home / "cas")
+        self.registry = options.registry or default_registry(self.work_root, self.cache_dir)
+        self.machine: MachineInfo | None = None
+        self.capacity: CapacityTracker | None = None
+        self.benchmark: BenchmarkResult | None = None
+        self._bench_task: asyncio.Task[BenchmarkResult | None] | None = None
+        self.book = DelegationBook(node.keypair, node.store, clock=node.clock)
+        self.manager: AllocationManager | None = None
+        self.runner = JobRunner(
+            runtime=node.runtime,
+            store=node.store,
+            jobs_dir=home / "jobs",
+            proofs_for=self.book.proofs_for,
+            clock=node.clock,
+            settings=options.runner,
+        )
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.cas.clear_tmp)
+        availability = await asyncio.to_thread(self.registry.available)
+        execs = {str(e): (a.available, a.reason or "ok") for e, a in availability.items()}
+        self.machine = await detect_async(self.node.config.home, execs, clock=self.node.clock)
+        if self.options.benchmark:
+            self.benchmark = await load_latest_benchmark(self.node.store)
+        self.capacity = CapacityTracker(self.machine.capability())
+        self.manager = AllocationManager(
+            keypair=self.node.keypair,
+            store=self.node.store,
+            registry=self.registry,
+            capacity=self.capacity,
+            cas=self.cas,
+            storages=Storages(local=self.cas),
+            work_root=self.work_root,
+            clock=self.node.clock,
+            settings=self.options.settings,
+        )
+        interrupted = await self.manager.recover()
+        failed_jobs = await self.runner.recover()
+        if interrupted or failed_jobs:
+            log.warning("after a restart: %d allocation(s) and %d job(s) marked failed", interrupted, failed_jobs)
+        await self.book.load()
+        if self.options.benchmark and self.benchmark is None:
+            self._bench_task = asyncio.create_task(self._bench(), name="onboarding-benchmark")
+
+    async def _hub_ping(self) -> float:
+        """One signed ping to this node through its hub (the transport, not the local shortcut)."""
+        runtime, transport = self.node.runtime, self.node.transport
+        assert runtime is not None and transport is not None
+        request = runtime.build_request(runtime.did, "/agora/node/ping", {"echo": "bench"})
+        t0 = time.perf_counter()
+        await transport.request(runtime.did, request.encode(), 5.0)
+        return time.perf_counter() - t0
+
+    async def _bench(self) -> BenchmarkResult | None:
+        try:
+            ping = self._hub_ping if self.node.transport is not None else None
+            result = await run_benchmark(
+                self.node.config.home, ping=ping, clock=self.node.clock, config=self.options.bench_config
+            )
+            await save_benchmark(self.node.store, result)
+            self.benchmark = result
+            await self.node.store.append_event("node.benchmark", self.node.did, {"score": result.score})
+            return result
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the onboarding benchmark failed")
+            return None
+
+    async def rebench(self) -> dict[str, Any]:
+        """Run the benchmark now (or join the run in progress) and re-probe the executors."""
+        if self._bench_task is None or self._bench_task.done():
+            self._bench_task = asyncio.create_task(self._bench(), name="benchmark")
+        result = await asyncio.shield(self._bench_task)
+        if result is None:
+            raise AgoraError("benchmark_failed", "the benchmark did not complete; the node's log says why")
+        self.registry.refresh()
+        return result.to_dict()
+
+    async def stop(self) -> None:
+        if self._bench_task is not None and not self._bench_task.done():
+            self._bench_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._bench_task
+        await self.runner.stop()
+        if self.manager is not None:
+            await self.manager.stop()
+
+    # -- what the node shows ------------------------------------------------------------------
+    def capability_summary(self) -> dict[str, Any]:
+        """The compact capacity ad carried by announcements."""
+        if self.capacity is None:
+            return {}
+        total, free = self.capacity.total, self.capacity.free
+        return {
+            "cpu_millis": total.cpu_millis,
+            "memory_bytes": total.memory_bytes,
+            "disk_bytes": total.disk_bytes,
+            "gpu_count": total.gpu_count,
+            "arch": total.arch,
+            "executors": sorted(e for e, a in self.registry.available().items() if a.available),
+            "free": {"cpu_millis": free.cpu_millis, "memory_bytes": free.memory_bytes, "disk_bytes": free.disk_bytes},
+            "allocations": len(self.capacity.allocations),
+            "benchmark_score": self.benchmark.score if self.benchmark is not None else None,
+        }
+
+    def resources(self) -> dict[str, Any]:
+        assert self.capacity is not None and self.machine is not None
+        return {
+            "did": self.node.did,
+            "machine": self.machine.to_dict(),
+            "capability": self.capacity.total.to_dict(),
+            "free": self.capacity.free.to_dict(),
+            "describe": self.capacity.total.describe(),
+            "executors": {
+                e: {"available": a.available, "reason": a.reason, "details": dict(a.details)}
+                for e, a in self.registry.available().items()
+            },
+            "allocations": len(self.capacity.allocations),
+            "benchmark": self.benchmark.to_dict() if self.benchmark is not None else None,
+            "benchmark_running": self._bench_task is not None and not self._bench_task.done(),
+        }
+
+    async def grant(
+        self, did: str, *, command: str = DEFAULT_COMMAND, ttl_s: int | None = None, policy: list[Any] | None = None
+    ) -> dict[str, Any]:
+        """Sign a delegation to `did` and offer it to that node over the network (best effort)."""
+        kwargs: dict[str, Any] = {"command": command, "policy": policy or []}
+        if ttl_s is not None:
+            kwargs["ttl_s"] = ttl_s
+        d = await self.book.issue(did, **kwargs)
+        out = describe(d)
+        runtime = self.node.runtime
+        assert runtime is not None
+        try:
+            await runtime.call(did, OFFER_COMMAND, {"token": d.raw}, timeout=self.node.config.request_timeout)
+            out["delivered"] = True
+        except AgoraError as err:
+            out["delivered"] = False
+            out["delivery_error"] = err.to_dict()
+        return out
+
+
+_FEATURES: WeakKeyDictionary[Node, ComputeFeature] = WeakKeyDictionary()
+
+
+def compute_of(node: Node) -> ComputeFeature:
+    feature = _FEATURES.get(node)
+    if feature is None:
+        raise AgoraError("unavailable", "compute is not attached to this node (it is still starting?)", retryable=True)
+    return feature
+
+
+async def attach_compute(node: Node, options: ComputeOptions | None = None) -> ComputeFeature:
+    feature = ComputeFeature(node, options or ComputeOptions.from_env())
+    await feature.start()
+    assert feature.manager is not None
+    node.add_actor(feature.manager)
+    node.add_actor(GrantsActor(feature.book))
+    node.add_actor(feature.runner)
+    node.add_actor(feature)  # stopped first (actors stop in reverse order)
+    _FEATURES[node] = feature
+    return feature
+
+
+__all__ = ["ComputeFeature", "ComputeOptions", "attach_compute", "compute_of"]
