@@ -107,6 +107,7 @@ def main() -> int:
             metrics = c.metrics()
         rejects = re.findall(r'^agora_rejects_total\{code="([^"]+)"\} (\S+)', metrics, re.M)
         say(f"  {target['name']} counted rejects: " + ", ".join(f"{code}={float(n):g}" for code, n in rejects))
+        jobs_section(state, root)
         return 0
     except AgoraError as err:
         say(f"demo failed: {err.code}: {err.message}\nhint: {err.hint}")
@@ -116,6 +117,134 @@ def main() -> int:
             section("5. tear down")
             stopped = down(root)
             say(f"  stopped {len(stopped)} processes: {', '.join(stopped)}")
+
+
+# == jobs: remote wasm and process jobs with signed usage receipts ===========================================
+
+# A WASI command in WAT (compiled here with wasmtime.wat2wasm, so the demo needs no C compiler): it prints
+# a greeting and writes /outputs/greeting.txt (fd 4 is the preopened /outputs).
+HELLO_WAT = r"""
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "greeting.txt")
+  (data (i32.const 200) "hello from a wasm task on a remote node\n")
+  (func $write (param $fd i32) (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 0) (local.get $ptr))
+    (i32.store (i32.const 4) (local.get $len))
+    (drop (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func (export "_start")
+    (call $write (i32.const 1) (i32.const 200) (i32.const 40))
+    (drop (call $path_open (i32.const 4) (i32.const 0) (i32.const 100) (i32.const 12) (i32.const 9)
+      (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) (i32.const 16)))
+    (call $write (i32.load (i32.const 16)) (i32.const 200) (i32.const 40))))
+"""
+
+
+def _wasm_spec(module: Path) -> dict[str, Any]:
+    return {
+        "name": "demo-wasm",
+        "tasks": [
+            {
+                "name": "hello",
+                "engine": "wasm",
+                "module": str(module),
+                "resources": {"cpu": "500m", "memory": "32Mi", "disk": "8Mi"},
+                "timeout": 30,
+                "outputs": [{"name": "greeting", "path": "/outputs/greeting.txt"}],
+            }
+        ],
+    }
+
+
+PROCESS_SPEC: dict[str, Any] = {
+    "name": "demo-process",
+    "tasks": [
+        {
+            "name": "count",
+            "engine": "process",
+            "command": [
+                "/bin/sh",
+                "-c",
+                'for i in 1 2 3; do echo "line $i from $(hostname)"; done; uname -s > /work/outputs/os.txt',
+            ],
+            "resources": {"cpu": "500m", "memory": "64Mi", "disk": "8Mi"},
+            "timeout": 30,
+        }
+    ],
+}
+
+
+def _run_job(client: AgoraClient, spec: dict[str, Any], node: str, base: Path) -> dict[str, Any]:
+    """Submit, print the log lines as they come, return the final record."""
+    job = client.submit_job(spec, node=node, base_dirs=[str(base)])
+    say(f"  submitted {job['id']} ({spec['name']}) to {short(node)}")
+    after = 0
+    for _ in range(100):  # each round waits up to 2 s for news
+        page = client.job_logs(job["id"], after=after, wait=2.0)
+        for line in page["lines"]:
+            if line["stream"] in ("stdout", "stderr"):
+                say(f"    [{line['task']}:{line['stream']}] {line['line']}")
+        after = page["next"]
+        if page["done"]:
+            break
+    return client.job(job["id"], wait=10.0)
+
+
+def _show_result(doc: dict[str, Any]) -> None:
+    say(f"  job {doc['id']}: {doc['state']}")
+    for unit in doc["units"]:
+        for out in unit["outputs"]:
+            content = Path(out["local_path"]).read_text(errors="replace").strip()
+            say(f"    output {out['path']} ({out['size']} B, sha256 {out['sha256'][:16]}…): {content!r}")
+        r = unit.get("receipt")
+        if r:
+            end = f"exit {r['exit_code']}" if r["exit_code"] is not None else r["reason"]
+            say(
+                f"    usage receipt {r['cid'][:24]}… signed by {short(r['provider'])}: "
+                f"task {r['task']} ({r['engine']}), {end}, wall {r['wall_s'] * 1000:.1f} ms, "
+                f"cpu {r['cpu_s'] * 1000:.1f} ms, "
+                f"peak memory {r['peak_memory_bytes'] // 1024} KiB, {len(r['outputs'])} output hash(es)"
+            )
+
+
+def jobs_section(state: dict[str, Any], root: Path) -> None:
+    import wasmtime
+
+    one, two, three = state["nodes"][:3]
+    c1, c2, c3 = AgoraClient(one["api"]), AgoraClient(two["api"]), AgoraClient(three["api"])
+    try:
+        section(f"jobs 1/4: what {one['name']} offers, and a grant for {two['name']}")
+        res = c1.resources()
+        say(f"  {one['name']}: {res['describe']}")
+        for engine, av in res["executors"].items():
+            say(f"    {engine:<12} {'available' if av['available'] else 'unavailable: ' + av['reason']}")
+        g = c1.grant(two["did"], ttl_s=3600)
+        say(f"  {one['name']} signed a delegation {g['cid'][:24]}… ({g['cmd']}) for {two['name']}")
+        say(f"  offered to {two['name']} over the hub: {'delivered' if g['delivered'] else 'NOT delivered'}")
+
+        section(f"jobs 2/4: a wasm job on {one['name']}, submitted by {two['name']}")
+        module = root / "hello.wasm"
+        module.write_bytes(wasmtime.wat2wasm(HELLO_WAT))
+        _show_result(_run_job(c2, _wasm_spec(module), one["did"], root))
+
+        section(f"jobs 3/4: a process job (bubblewrap sandbox) on {one['name']}, from {two['name']}")
+        if res["executors"]["process"]["available"]:
+            _show_result(_run_job(c2, PROCESS_SPEC, one["did"], root))
+        else:
+            why = res["executors"]["process"]["reason"]
+            say(f"  skipped: the process executor is unavailable on {one['name']}: {why}")
+
+        section(f"jobs 4/4: {three['name']} has no delegation from {one['name']}")
+        doc = _run_job(c3, _wasm_spec(module), one["did"], root)
+        err = doc.get("error") or {}
+        say(f"  job {doc['id']}: {doc['state']} -> {err.get('code')}")
+        say(f"  hint: {err.get('hint')}")
+    finally:
+        for c in (c1, c2, c3):
+            c.close()
 
 
 if __name__ == "__main__":
