@@ -40,7 +40,7 @@ UNIT_MOVES: dict[str, frozenset[str]] = {
 COLLECTION = "jobs"
 
 
-def _move(history: list[dict[str, Any]], moves: dict[str, frozenset[str]], what: str, old: str, new: str) -> None:
+def _check_move(moves: dict[str, frozenset[str]], what: str, old: str, new: str) -> None:
     if new not in moves.get(old, frozenset()):
         raise AgoraError("invalid_argument", f"{what} cannot go from {old} to {new}")
 
@@ -66,7 +66,7 @@ class UnitRecord:
         return self.state in UNIT_TERMINAL
 
     def move(self, state: str, at: float, cause: str) -> None:
-        _move(self.history, UNIT_MOVES, f"task {self.key}", self.state, state)
+        _check_move(UNIT_MOVES, f"task {self.key}", self.state, state)
         self.state = state
         self.history.append({"state": state, "at": at, "cause": cause[:1000]})
         if state == STARTING and self.started_at is None:
@@ -101,7 +101,7 @@ class JobRecord:
         return self.state in JOB_TERMINAL
 
     def move(self, state: str, at: float, cause: str) -> None:
-        _move(self.history, JOB_MOVES, f"job {self.id}", self.state, state)
+        _check_move(JOB_MOVES, f"job {self.id}", self.state, state)
         self.state = state
         self.updated_at = at
         self.history.append({"state": state, "at": at, "cause": cause[:1000]})

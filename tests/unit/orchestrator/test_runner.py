@@ -75,6 +75,16 @@ async def test_a_job_runs_on_the_chosen_node_and_its_outputs_come_back_verified(
     assert leftovers(provider) == []
 
 
+async def test_count_runs_that_many_units(provider: Provider, requester: Requester, tmp_path: Path) -> None:
+    await grant(provider, requester)
+    doc = await run(requester, job(tmp_path, {"hello": wat.hello()}, count=3), provider.did, tmp_path)
+    assert doc["state"] == "completed", doc["error"]
+    assert [u["key"] for u in doc["units"]] == ["hello-0", "hello-1", "hello-2"]
+    assert len({u["alloc_id"] for u in doc["units"]}) == 3
+    assert all(read(u["outputs"][0]["local_path"]) == b"hello output\n" for u in doc["units"])
+    assert leftovers(provider) == []
+
+
 async def test_a_job_without_a_delegation_fails_with_the_hint_to_ask_for_one(
     provider: Provider, requester: Requester, tmp_path: Path
 ) -> None:
