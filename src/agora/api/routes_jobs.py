@@ -39,9 +39,11 @@ def router(node: Node) -> APIRouter:
     async def job(
         job_id: str, wait: float = Query(0.0, ge=0, le=25, description="wait up to this long for the end")
     ) -> dict[str, Any]:
-        """The job record: state, history, tasks with their allocations, receipts, errors."""
+        """The job record: state, history, tasks with their allocations, receipts, errors, and its events."""
         runner = compute_of(node).runner
-        return await (runner.wait(job_id, wait) if wait > 0 else runner.get(job_id))
+        doc = await (runner.wait(job_id, wait) if wait > 0 else runner.get(job_id))
+        events = await node.store.events(subject=job_id, limit=1000)
+        return {**doc, "events": [e.to_dict() for e in events]}
 
     @app.get("/jobs/{job_id}/logs", tags=["jobs"])
     async def logs(

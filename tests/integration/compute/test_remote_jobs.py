@@ -76,6 +76,11 @@ async def test_a_granted_node_runs_a_wasm_job_on_another(cluster: Cluster, hello
         doc = await wait_job(api_a, sub["id"])
         assert doc["state"] == "completed", doc["error"]
         [unit] = doc["units"]
+        assert [e["data"]["state"] for e in doc["events"] if e["kind"] == "job.state"] == [
+            "submitted",
+            "running",
+            "completed",
+        ]
         receipt = UsageReceipt.from_dict(unit["receipt"], expected_provider=b.did)
         assert receipt.ok and receipt.requester == a.did and receipt.engine == "wasm"
         outs = (await ok(await api_a.get(f"/jobs/{sub['id']}/outputs")))["outputs"]

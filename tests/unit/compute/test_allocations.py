@@ -12,6 +12,7 @@ from agora.errors import AgoraError
 from agora.models.capability import Capability, GiB
 from agora.transport import MemoryNetwork
 from agora.wire import UsageReceipt
+from tests.support import free_port
 from tests.unit.compute import wat
 from tests.unit.compute.harness import Provider, Requester, grant, leftovers, make_requester
 
@@ -160,8 +161,36 @@ async def test_an_invalid_task_names_its_field(provider: Provider, requester: Re
             },
             "input_missing",
         ),
+        (
+            wat.hello(content="x" * 40000),
+            {"task": task(resources={"memory": "64Mi", "disk": "4Ki"})},
+            "task_disk_limit",
+        ),
+        (
+            wat.cat_input("msg.txt"),
+            {
+                "task": task(
+                    inputs=[{"name": "msg", "source": {"type": "http", "url": f"http://127.0.0.1:{free_port()}/m"}}]
+                )
+            },
+            "storage_unreachable",
+        ),
+        (
+            wat.cat_input("msg.txt"),
+            {"task": task(inputs=[{"name": "msg", "source": {"type": "s3", "bucket": "data", "key": "m"}}])},
+            "config_invalid",
+        ),
     ],
-    ids=["module-not-there", "module-not-wasm", "trap", "exit-3", "missing-input"],
+    ids=[
+        "module-not-there",
+        "module-not-wasm",
+        "trap",
+        "exit-3",
+        "missing-input",
+        "over-disk-limit",
+        "unreachable-http-input",
+        "s3-input-without-s3",
+    ],
 )
 async def test_every_failure_is_recorded_and_leaves_nothing(
     provider: Provider, requester: Requester, module: bytes | None, extra: dict[str, Any], code: str
