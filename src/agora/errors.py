@@ -88,6 +88,7 @@ CATALOG: dict[str, ErrorKind] = {
     "store_closed": _k(503, "The store was closed; this is a shutdown-ordering bug or a late call."),
     # devnet / node
     "node_not_running": _k(503, "Start the node with `agora node up` or `agora devnet up`.", True),
+    "home_in_use": _k(409, "Another agora node runs with this home; stop it, or give this one its own --home."),
     "devnet_not_running": _k(404, "Start a devnet with `agora devnet up` first."),
     "devnet_already_running": _k(409, "A devnet is already up here; `agora devnet down` stops it."),
     # resources / capability

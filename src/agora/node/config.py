@@ -72,8 +72,9 @@ class NodeConfig:
         if self.announce_interval <= 0 or self.lost_after <= self.announce_interval:
             raise AgoraError("config_invalid", "lost_after must be longer than announce_interval")
 
-    def hub_process_config(self) -> HubProcessConfig:
-        """The embedded nats-server's settings (validated by the transport layer)."""
+    def hub_process_config(self, own_did: str) -> HubProcessConfig:
+        """The embedded nats-server's settings (validated by the transport layer). An allowlist always
+        admits the hub's own node: it dials its own hub like every other node."""
         assert self.hub is not None
         h = self.hub
         cluster = None
@@ -92,9 +93,15 @@ class NodeConfig:
             port=h.port,
             max_payload=self.max_message_bytes + 64 * 1024,
             cluster=cluster,
-            allowed_dids=tuple(h.allow) if h.allow else None,
+            allowed_dids=tuple(dict.fromkeys([own_did, *h.allow])) if h.allow else None,
             tls=tls,
         )
+
+    def own_hub_tls(self) -> TlsConfig | None:
+        """How this node trusts its own TLS hub: the CA given, else the hub's own certificate."""
+        if self.hub is None or not self.hub.tls_cert:
+            return None
+        return TlsConfig(ca_file=Path(self.hub.tls_ca or self.hub.tls_cert))
 
     @property
     def keystore_path(self) -> Path:

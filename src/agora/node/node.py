@@ -8,6 +8,8 @@ with the Node actor, and discovery. A hub node additionally runs the embedded na
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -26,7 +28,7 @@ from agora.node.actor import NodeActor
 from agora.node.config import NodeConfig
 from agora.store import SqliteStore, Store
 from agora.telemetry import EventRecorder, Metrics
-from agora.transport import HubProcess, NatsTransport, TlsConfig, Transport, reachability_check
+from agora.transport import ConnectionState, HubProcess, NatsTransport, TlsConfig, Transport, reachability_check
 
 log = logging.getLogger("agora.node")
 
@@ -50,9 +52,11 @@ class Node:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         config.validate()
+        config.home = config.home.expanduser().resolve()  # paths written into hub configs must be absolute
         self.config = config
         self.clock = clock
-        config.home.mkdir(parents=True, exist_ok=True)
+        config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._lock_fd: int | None = None
         self.keypair = keypair or load_or_create_identity(config)
         self.did = self.keypair.did
         self.metrics = Metrics()
@@ -77,10 +81,51 @@ class Node:
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         t0 = time.perf_counter()
+        self._lock_home()
+        try:
+            await self._start(t0)
+        except BaseException:
+            await self._abort_start()
+            raise
+
+    async def _abort_start(self) -> None:
+        """A failed start leaves nothing running: no hub process, no connection, no lock."""
+        with contextlib.suppress(Exception):
+            if self.transport is not None and self._transport_override is None:
+                await self.transport.close()
+        with contextlib.suppress(Exception):
+            if self.hub is not None:
+                await self.hub.stop()
+        with contextlib.suppress(Exception):
+            await self.store.close()
+        self._unlock_home()
+
+    def _lock_home(self) -> None:
+        """One node per home: two would share an identity, a database and a run file."""
+        path = self.config.home / "node.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise AgoraError(
+                "home_in_use", f"another agora node (pid {other}) runs with home {self.config.home}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def _unlock_home(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = None
+
+    async def _start(self, t0: float) -> None:
         await self.store.open()
         hub_urls = list(self.config.hubs)
         if self.config.hub is not None:
-            self.hub = HubProcess(self.config.hub_process_config())
+            self.hub = HubProcess(self.config.hub_process_config(self.did))
             await self.hub.start()
             hub_urls = [self.hub.url, *hub_urls]
         self.hub_urls = tuple(hub_urls)
@@ -95,6 +140,7 @@ class Node:
                 tls=self._client_tls(),
                 max_message_bytes=self.config.max_message_bytes,
             )
+        self.transport.on_state_change(self._on_link_change)
         await self.transport.start()
         self.runtime = Runtime(
             self.keypair,
@@ -143,12 +189,21 @@ class Node:
         ok, detail, hint = await reachability_check(url, 3.0, keypair=self.keypair, tls=self._client_tls())
         self.hub_check = {"url": url, "ok": ok, "detail": detail, "hint": hint}
         if not ok:
-            log.error("hub self-test failed: %s; fix: %s", detail, hint)
             code = "hub_auth_failed" if "auth" in detail.lower() else "hub_unreachable"
-            raise AgoraError(code, f"{url}: {detail}", hint=hint)
+            raise AgoraError(code, detail if url in detail else f"{url}: {detail}", hint=hint)
 
     def _client_tls(self) -> TlsConfig | None:
-        return TlsConfig(ca_file=Path(self.config.tls_ca)) if self.config.tls_ca else None
+        if self.config.tls_ca:
+            return TlsConfig(ca_file=Path(self.config.tls_ca))
+        return self.config.own_hub_tls()
+
+    def _on_link_change(self, state: ConnectionState) -> None:
+        """Losing and regaining the hub is part of the node's history: record it."""
+        if self.started_at is None or state == ConnectionState.CLOSED:
+            return
+        if state == ConnectionState.DISCONNECTED:
+            log.warning("lost the link to the hub; reconnecting with backoff")
+        asyncio.get_running_loop().create_task(self.events.record(f"hub.{state.value}", self.did))
 
     async def stop(self) -> None:
         await self.supervisor.stop()
@@ -166,6 +221,7 @@ class Node:
             await self.events.record("node.stopped", self.did)
         finally:
             await self.store.close()
+            self._unlock_home()
 
     def add_actor(self, actor: Actor) -> None:
         assert self.runtime is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 
 import pytest
@@ -119,9 +120,7 @@ async def test_allowlisted_hub_refuses_strangers(make_node: NodeFactory, tmp_pat
     hub_key = Keypair.generate()
     create_keystore(hub_home / "identity.json", keypair=hub_key)
     hub = Node(
-        NodeConfig(
-            home=hub_home, hub=HubSettings(port=0, allow=[hub_key.did, friend.did]), api_port=0, announce_interval=0.2
-        )
+        NodeConfig(home=hub_home, hub=HubSettings(port=0, allow=[friend.did]), api_port=0, announce_interval=0.2)
     )
     await hub.start()
     try:
@@ -135,6 +134,35 @@ async def test_allowlisted_hub_refuses_strangers(make_node: NodeFactory, tmp_pat
         await stranger.store.close()
     finally:
         await hub.stop()
+
+
+async def test_one_node_per_home(make_node: NodeFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    hub = await make_node("hub", hub=True)
+    assert hub.hub is not None
+    twin = Node(NodeConfig(home=tmp_path / "hub", hubs=[hub.hub.url], api_port=0))
+    with pytest.raises(AgoraError) as err:
+        await twin.start()
+    assert err.value.code == "home_in_use" and str(os.getpid()) in err.value.message
+    assert twin.transport is None  # refused before joining anything
+    assert (await hub.runtime.call(hub.did, "/agora/node/ping", {}))["pong"] is True  # type: ignore[union-attr]
+
+
+async def test_losing_and_regaining_the_hub_is_recorded(make_node: NodeFactory) -> None:
+    hub_node = await make_node("hub", hub=True)
+    assert hub_node.hub is not None
+    a = await make_node("a", hubs=[hub_node.hub.url])
+    await hub_node.hub.restart()
+    await until(lambda: a.transport is not None and a.transport.state.value in ("connected", "reconnected"), "link")
+
+    async def kinds() -> set[str]:
+        return {e.kind for e in await a.store.events(limit=1000)}
+
+    for _ in range(500):
+        if {"hub.disconnected", "hub.reconnected"} <= await kinds():
+            break
+        await asyncio.sleep(0.02)
+    assert {"hub.disconnected", "hub.reconnected"} <= await kinds()
+    assert (await a.runtime.call(hub_node.did, "/agora/node/ping", {}))["pong"] is True  # type: ignore[union-attr]
 
 
 def test_config_validation() -> None:
