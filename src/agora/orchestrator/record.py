@@ -10,7 +10,7 @@ move lands in the record's history with its time and cause; an illegal move is a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from agora.errors import AgoraError
@@ -65,6 +65,23 @@ class UnitRecord:
     def ended(self) -> bool:
         return self.state in UNIT_TERMINAL
 
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "task": self.task,
+            "index": self.index,
+            "node": self.node,
+            "state": self.state,
+            "attempts": self.attempts,
+            "alloc_id": self.alloc_id,
+            "error": self.error,
+            "receipt": self.receipt,
+            "outputs": list(self.outputs),
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "history": list(self.history),
+        }
+
     def move(self, state: str, at: float, cause: str) -> None:
         _check_move(UNIT_MOVES, f"task {self.key}", self.state, state)
         self.state = state
@@ -118,7 +135,22 @@ class JobRecord:
         return [u for u in self.units if u.task == task]
 
     def to_doc(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON for the store; shallow copies (asdict's deep walk is the hot spot of every state change)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "node": self.node,
+            "requester": self.requester,
+            "spec": self.spec,
+            "submitted_at": self.submitted_at,
+            "dir": self.dir,
+            "units": [u.to_doc() for u in self.units],
+            "state": self.state,
+            "updated_at": self.updated_at,
+            "ended_at": self.ended_at,
+            "error": self.error,
+            "history": list(self.history),
+        }
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> JobRecord:
