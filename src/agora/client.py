@@ -24,17 +24,38 @@ DEFAULT_API = "http://127.0.0.1:8765"
 
 
 def discover_api(home: Path | None = None) -> str:
-    """Where the local node's API is: $AGORA_API, else the run file the node writes in its home."""
+    """Where the local node's API is: $AGORA_API; else the run file the node writes in its home
+    ($AGORA_HOME or ~/.agora); else, inside a devnet directory (./.agora-devnet or $AGORA_DEVNET_DIR),
+    the node named by $AGORA_NODE (default node-1); else the default port."""
     env = os.environ.get("AGORA_API")
     if env:
         return env
     home = home or Path(os.environ.get("AGORA_HOME", Path.home() / ".agora"))
-    run = home / "run.json"
-    try:
-        api = json.loads(run.read_text()).get("api")
-    except (OSError, ValueError):
-        api = None
-    return str(api) if api else DEFAULT_API
+    for path, pick in ((home / "run.json", _from_run_file), (_devnet_file(), _from_devnet)):
+        try:
+            api = pick(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if api:
+            return api
+    return DEFAULT_API
+
+
+def _devnet_file() -> Path:
+    return Path(os.environ.get("AGORA_DEVNET_DIR", ".agora-devnet")) / "devnet.json"
+
+
+def _from_run_file(doc: dict[str, Any]) -> str | None:
+    api = doc.get("api")
+    return str(api) if api else None
+
+
+def _from_devnet(doc: dict[str, Any]) -> str | None:
+    name = os.environ.get("AGORA_NODE", "node-1")
+    for member in [doc["hub"], *doc["nodes"]]:
+        if member.get("name") == name:
+            return str(member["api"])
+    return None
 
 
 class AgoraClient:
@@ -62,7 +83,8 @@ class AgoraClient:
             raise AgoraError(
                 "node_not_running",
                 f"no agora node answers at {self.base_url} ({type(exc).__name__})",
-                hint="Start one with `agora node up --hub URL` or `agora devnet up`, or set AGORA_API.",
+                hint="Start one with `agora node up --hub URL` or `agora devnet up`; to reach a devnet node, "
+                "pass --api with its URL from devnet.json or set AGORA_NODE=node-2 (run from the devnet's parent dir).",
             ) from None
         if resp.status_code >= 400:
             try:

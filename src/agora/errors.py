@@ -47,7 +47,7 @@ CATALOG: dict[str, ErrorKind] = {
     "keystore_missing": _k(404, "Run `agora init` to create a keystore first."),
     "keystore_exists": _k(409, "A keystore already exists; pass --force to replace it (the old key is lost)."),
     "keystore_invalid": _k(400, "The keystore file is damaged or not an agora keystore."),
-    "keystore_passphrase": _k(401, "Wrong or missing passphrase (set AGORA_PASSPHRASE or pass --passphrase)."),
+    "keystore_passphrase": _k(401, "Wrong or missing passphrase: set AGORA_PASSPHRASE for the node process."),
     "keystore_permissions": _k(400, "The keystore must be readable only by its owner: chmod 600 it."),
     # ucan
     "ucan_malformed": _k(400, "The token is not a UCAN 1.0 envelope."),

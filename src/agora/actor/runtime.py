@@ -3,8 +3,8 @@
 Dispatch order for every message, so that no handler ever runs for a message that should be refused:
 1. size limit; 2. decode the request (strict DAG-CBOR, UCAN shapes); 3. validate the invocation and its
 delegation chain (signatures over the received bytes, time bounds with skew, audience = this node,
-replay cache); 4. authority: a protected behavior needs a chain rooted at this node (sub == node);
-5. find the behavior (`unknown_command` otherwise); 6. run it. Whatever happens, the answer is a signed
+replay cache); 4. find the behavior (`unknown_command` otherwise); 5. authority: a protected behavior
+needs a chain rooted at this node (sub == node); 6. run it. Whatever happens, the answer is a signed
 receipt naming what it answers; nothing raises out of `handle`, and every reject is counted by code.
 
 Outgoing calls build an invocation (exp = now + 5 min by default), send it with the delegations it

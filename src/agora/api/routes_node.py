@@ -21,9 +21,12 @@ def router(node: Node) -> APIRouter:
     app = APIRouter()
 
     @app.get("/health", tags=["node"])
-    async def health() -> dict[str, Any]:
-        """Liveness and the state of the link to the hub."""
-        return node.health()
+    async def health(response: Response) -> dict[str, Any]:
+        """Liveness and the state of the link to the hub: 200 when ok, 503 when degraded."""
+        body = node.health()
+        if body["status"] != "ok":
+            response.status_code = 503
+        return body
 
     @app.get("/node", tags=["node"])
     async def node_info() -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from agora.api.app import create_app
+from agora.errors import AgoraError
 from agora.node import Node
 
 
@@ -43,19 +45,33 @@ class ApiServer:
         else:
             sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))  # bind now so port 0 resolves before we announce the URL
+            try:
+                sock.bind((self.host, self.port))  # bind now so port 0 resolves before we announce the URL
+            except OSError as exc:
+                sock.close()
+                raise AgoraError(
+                    "config_invalid",
+                    f"the API cannot listen on {self.host}:{self.port}: {exc.strerror}",
+                    hint="Another process (often another agora node) uses that port: pass --api-port with a "
+                    "free port, or --api-port 0 to pick one.",
+                ) from None
             self.port = sock.getsockname()[1]
             config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
             url = f"http://{self.host}:{self.port}"
         self._server = _EmbeddedServer(config)
         sockets = [sock] if sock is not None else None
         self._task = asyncio.create_task(self._server.serve(sockets=sockets), name="api")
-        for _ in range(500):  # bounded: 5 s
+        for _ in range(3000):  # bounded: 30 s (a loaded machine is slow to start uvicorn)
             if self._server.started or self._task.done():
                 break
             await asyncio.sleep(0.01)
         if self._task.done():
             self._task.result()
+        if not self._server.started:
+            await self.stop()
+            raise AgoraError("unavailable", f"the API did not start listening on {url} in time")
+        if self.uds is not None:
+            os.chmod(self.uds, 0o600)  # only the node's own user may drive it
         self.node.api_url = url
         return url
 

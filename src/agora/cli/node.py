@@ -94,10 +94,13 @@ def node_up(
     hub: Annotated[str, typer.Option("--hub", help="hub URL(s), comma-separated: nats://HOST:PORT")],
     api_port: Annotated[int, typer.Option(help="local API port (0 = pick a free one)")] = 8765,
     api_socket: Annotated[Path | None, typer.Option(help="serve the API on a unix socket instead")] = None,
+    tls_ca: Annotated[str | None, typer.Option(help="CA certificate to trust for tls:// hubs")] = None,
     home: HomeOpt = None,
 ) -> None:
     """Run a node that joins the network through one or more hubs."""
     args = ["--hub-url", hub, "--api-port", str(api_port)]
+    if tls_ca:
+        args += ["--tls-ca", tls_ca]
     if api_socket:
         args += ["--api-socket", str(api_socket)]
     if home:

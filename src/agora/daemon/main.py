@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(config.log_level)
         return asyncio.run(run(config))
     except AgoraError as err:
-        print(json.dumps({"event": "error", **err.to_dict()}), flush=True)
+        if not sys.stdout.isatty():  # a launcher (the devnet) reads this line; a person reads stderr
+            print(json.dumps({"event": "error", **err.to_dict()}), flush=True)
         print(f"error: {err.code}: {err.message}\nhint: {err.hint}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

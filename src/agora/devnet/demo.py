@@ -4,7 +4,9 @@ messages a node refuses (forged, replayed) with their error codes, and a clean t
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -117,6 +119,10 @@ def main() -> int:
             section("5. tear down")
             stopped = down(root)
             say(f"  stopped {len(stopped)} processes: {', '.join(stopped)}")
+        if os.environ.get("AGORA_DEMO_KEEP"):
+            say(f"  kept {root} (AGORA_DEMO_KEEP is set)")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 # == jobs: remote wasm and process jobs with signed usage receipts ===========================================

@@ -18,6 +18,7 @@ class Peer:
     first_seen: float
     last_seen: float
     last_seq: int
+    last_ts: int = 0
     status: str = "alive"  # alive | lost | left
 
     def to_dict(self, now: float) -> dict[str, Any]:
@@ -35,7 +36,7 @@ class Peer:
 
 @dataclass
 class Change:
-    kind: str  # peer.joined | peer.updated | peer.left | peer.lost | peer.expired | peer.returned
+    kind: str  # peer.joined | peer.left | peer.lost | peer.expired | peer.returned
     did: str
 
 
@@ -47,6 +48,7 @@ class PeerTable:
     self_did: str
     lost_after: float = 15.0
     expire_after: float = 60.0
+    max_age: float = 120.0  # announcements older than this (or this far in the future) are replays or bad clocks
     clock: Clock = SYSTEM_CLOCK
     _peers: dict[str, Peer] = field(default_factory=dict)
 
@@ -55,20 +57,28 @@ class PeerTable:
         if ann.did == self.self_did:
             return None
         now = self.clock.now()
+        if abs(now - ann.ts) > self.max_age:
+            return None  # a recorded announcement replayed later, or a clock far off
         peer = self._peers.get(ann.did)
-        if peer is not None and ann.seq <= peer.last_seq and ann.kind != "join":
-            return None
+        if peer is not None:
+            # a restarted node counts its seq from 1 again, so a join is newer when its time is
+            if ann.kind == "join":
+                stale = (ann.ts, ann.seq) <= (peer.last_ts, peer.last_seq)
+            else:
+                stale = ann.seq <= peer.last_seq
+            if stale:
+                return None
         if ann.kind == "leave":
             if peer is None:
                 return None
-            peer.status, peer.last_seen, peer.last_seq = "left", now, ann.seq
+            peer.status, peer.last_seen, peer.last_seq, peer.last_ts = "left", now, ann.seq, ann.ts
             return Change("peer.left", ann.did)
         if peer is None:
-            self._peers[ann.did] = Peer(ann.did, ann.version, ann.hubs, ann.capabilities, now, now, ann.seq)
+            self._peers[ann.did] = Peer(ann.did, ann.version, ann.hubs, ann.capabilities, now, now, ann.seq, ann.ts)
             return Change("peer.joined", ann.did)
         was = peer.status
         peer.version, peer.hubs, peer.capabilities = ann.version, ann.hubs, ann.capabilities
-        peer.last_seen, peer.last_seq, peer.status = now, ann.seq, "alive"
+        peer.last_seen, peer.last_seq, peer.last_ts, peer.status = now, ann.seq, ann.ts, "alive"
         if was != "alive":
             return Change("peer.returned", ann.did)
         return None

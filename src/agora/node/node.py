@@ -56,6 +56,7 @@ class Node:
         self.config = config
         self.clock = clock
         config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(config.home, 0o700)  # keys, database and logs live here: the node's user only
         self._lock_fd: int | None = None
         self.keypair = keypair or load_or_create_identity(config)
         self.did = self.keypair.did

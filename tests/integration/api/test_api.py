@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -101,3 +102,56 @@ def test_client_says_when_no_node_runs() -> None:
     with AgoraClient("http://127.0.0.1:9") as c, pytest.raises(AgoraError) as err:
         c.health()
     assert err.value.code == "node_not_running" and "agora" in err.value.hint
+
+
+async def test_port_in_use_is_a_clear_error(hub_node: Node) -> None:
+    first = ApiServer(hub_node, port=0)
+    await first.start()
+    try:
+        with pytest.raises(AgoraError) as err:
+            await ApiServer(hub_node, port=first.port).start()
+        assert err.value.code == "config_invalid" and "--api-port" in err.value.hint
+    finally:
+        await first.stop()
+
+
+async def test_unix_socket_is_private(hub_node: Node, tmp_path: Path) -> None:
+    sock = tmp_path / "api.sock"
+    server = ApiServer(hub_node, uds=sock)
+    await server.start()
+    try:
+        assert sock.stat().st_mode & 0o777 == 0o600
+    finally:
+        await server.stop()
+
+
+async def test_health_is_503_when_the_hub_link_is_down(hub_node: Node) -> None:
+    assert hub_node.transport is not None
+    async with await _asgi(hub_node, "127.0.0.1") as c:
+        assert (await c.get("/health")).status_code == 200
+        await hub_node.transport.close()
+        resp = await c.get("/health")
+        assert resp.status_code == 503 and resp.json()["status"] == "degraded"
+
+
+def test_client_finds_a_devnet_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agora.client import discover_api
+
+    devnet = tmp_path / ".agora-devnet"
+    devnet.mkdir()
+    state = {
+        "hub": {"name": "hub", "api": "http://127.0.0.1:1001"},
+        "nodes": [
+            {"name": "node-1", "api": "http://127.0.0.1:1002"},
+            {"name": "node-2", "api": "http://127.0.0.1:1003"},
+        ],
+    }
+    (devnet / "devnet.json").write_text(json.dumps(state))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGORA_API", raising=False)
+    monkeypatch.setenv("AGORA_HOME", str(tmp_path / "no-node-here"))
+    assert discover_api() == "http://127.0.0.1:1002"
+    monkeypatch.setenv("AGORA_NODE", "node-2")
+    assert discover_api() == "http://127.0.0.1:1003"
+    monkeypatch.setenv("AGORA_API", "http://127.0.0.1:9999")
+    assert discover_api() == "http://127.0.0.1:9999"

@@ -12,8 +12,8 @@ from agora.transport import MemoryNetwork, MemoryTransport
 from agora.wire import Announcement
 
 
-def ann(kp: Keypair, kind: str, seq: int) -> Announcement:
-    return Announcement(kp.did, kind, "0.1.0", ("nats://127.0.0.1:4222",), {"cpu": 2}, seq, 0)
+def ann(kp: Keypair, kind: str, seq: int, ts: float = 1_700_000_000) -> Announcement:
+    return Announcement(kp.did, kind, "0.1.0", ("nats://127.0.0.1:4222",), {"cpu": 2}, seq, int(ts))
 
 
 def test_join_heartbeat_lost_return_leave_expire() -> None:
@@ -23,17 +23,33 @@ def test_join_heartbeat_lost_return_leave_expire() -> None:
     assert table.observe(ann(peer, "join", 1)).kind == "peer.joined"  # type: ignore[union-attr]
     assert table.observe(ann(me, "join", 1)) is None  # never itself
     clock.advance(10)
-    assert table.observe(ann(peer, "heartbeat", 2)) is None
+    assert table.observe(ann(peer, "heartbeat", 2, clock.now())) is None
     assert table.get(peer.did).last_seen == clock.now()  # type: ignore[union-attr]
     clock.advance(16)
     assert [c.kind for c in table.sweep()] == ["peer.lost"]
     assert table.alive() == []
-    assert table.observe(ann(peer, "heartbeat", 3)).kind == "peer.returned"  # type: ignore[union-attr]
-    assert table.observe(ann(peer, "heartbeat", 3)) is None  # replayed seq ignored
-    assert table.observe(ann(peer, "leave", 4)).kind == "peer.left"  # type: ignore[union-attr]
+    assert table.observe(ann(peer, "heartbeat", 3, clock.now())).kind == "peer.returned"  # type: ignore[union-attr]
+    assert table.observe(ann(peer, "heartbeat", 3, clock.now())) is None  # replayed seq ignored
+    assert table.observe(ann(peer, "leave", 4, clock.now())).kind == "peer.left"  # type: ignore[union-attr]
+    # the recorded join replayed now cannot bring a departed node back
+    assert table.observe(ann(peer, "join", 1, clock.now() - 26)) is None
+    assert table.get(peer.did).status == "left"  # type: ignore[union-attr]
     clock.advance(61)
     assert [c.kind for c in table.sweep()] == ["peer.expired"]
     assert table.all() == []
+
+
+def test_old_or_future_announcements_are_ignored_and_restarts_are_seen() -> None:
+    clock = ManualClock()
+    me, peer = Keypair.generate(), Keypair.generate()
+    table = PeerTable(me.did, clock=clock, max_age=120)
+    assert table.observe(ann(peer, "join", 1, clock.now() - 121)) is None  # recorded long ago
+    assert table.observe(ann(peer, "join", 1, clock.now() + 121)) is None  # from the future
+    assert table.observe(ann(peer, "join", 5, clock.now())).kind == "peer.joined"  # type: ignore[union-attr]
+    assert table.observe(ann(peer, "leave", 6, clock.now())).kind == "peer.left"  # type: ignore[union-attr]
+    clock.advance(3)
+    # the node restarted: its seq starts again at 1, but its join is newer
+    assert table.observe(ann(peer, "join", 1, clock.now())).kind == "peer.returned"  # type: ignore[union-attr]
 
 
 def test_forged_announcement_is_rejected() -> None:
