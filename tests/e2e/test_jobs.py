@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration.executors.wasm_build import EXAMPLES, compile_c
 from tests.support import FIXTURES, ROOT, require_binary
 
 AGORA = [sys.executable, "-m", "agora.cli"]
@@ -44,11 +43,9 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the example job file with the example module compiled next to it, as in the repo."""
+    """The repo's examples/ as a user has them: the job files and the WAT module, nothing compiled."""
     root = tmp_path_factory.mktemp("work")
-    (root / "examples" / "jobs").mkdir(parents=True)
-    shutil.copy(ROOT / "examples" / "jobs" / "hello-wasm.yaml", root / "examples" / "jobs")
-    compile_c(EXAMPLES / "hello.c", root / "examples" / "wasm" / "hello.wasm")
+    shutil.copytree(ROOT / "examples", root / "examples")
     return root
 
 
@@ -67,16 +64,16 @@ def test_a_wasm_job_runs_on_a_granted_node(devnet: dict[str, Any], workdir: Path
 
     run = agora("job", "run", job_file, "--node", one["did"], "--follow", "--api", two["api"], cwd=workdir)
     out = run.stdout
-    assert "[hello] hello from wasm, world!" in out and "[hello] arg 1: agora" in out
-    assert "completed" in out and "usage receipts" in out and "hello.txt" in out
+    assert "[hello] hello from an agora wasm task" in out
+    assert "completed" in out and "usage receipts" in out and "greeting.txt" in out
     job_id = out.split()[1]
     doc = j("job", "status", job_id, "--api", two["api"])
     assert doc["state"] == "completed" and doc["node"] == one["did"]
     assert doc["units"][0]["receipt"]["provider"] == one["did"]
     [output] = j("job", "outputs", job_id, "--api", two["api"])
-    assert Path(output["local_path"]).read_text() == "hello, world: 1 argument(s)\n"
+    assert Path(output["local_path"]).read_text() == "hello from an agora wasm task\n"
     logs = agora("job", "logs", job_id, "--api", two["api"]).stdout
-    assert "hello from wasm, world!" in logs
+    assert "hello from an agora wasm task" in logs
     listed = j("job", "status", "--api", two["api"])
     assert {x["id"]: x["state"] for x in listed}[job_id] == "completed"
     allocs = j("grant", "list", "--api", one["api"])
@@ -107,6 +104,27 @@ def test_a_process_job_runs_in_the_sandbox_of_the_granted_node(
     job_id = run.stdout.split()[1]
     [output] = j("job", "outputs", job_id, "--api", two["api"])
     assert Path(output["local_path"]).read_text() == "ok\n"
+
+
+def test_the_example_process_workflow_runs(devnet: dict[str, Any], workdir: Path) -> None:
+    require_binary("bwrap", "bubblewrap")
+    one, two = devnet["nodes"]
+    agora("node", "grant", two["did"], "--api", one["api"])
+    run = agora(
+        "job",
+        "run",
+        "examples/jobs/hello-process.yaml",
+        "--node",
+        one["did"],
+        "--follow",
+        "--api",
+        two["api"],
+        cwd=workdir,
+    )
+    assert "[shout] HELLO FROM AN INLINE INPUT" in run.stdout
+    job_id = run.stdout.split()[1]
+    [output] = j("job", "outputs", job_id, "--api", two["api"])
+    assert Path(output["local_path"]).read_text() == "Hello from Linux\n"
 
 
 def test_node_info_and_a_failing_job_exit_non_zero(devnet: dict[str, Any], tmp_path: Path) -> None:

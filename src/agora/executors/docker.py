@@ -217,10 +217,13 @@ class DockerExecutor(Executor):
         work_opts = f"{tmpfs_opts},uid={uid},gid={gid or uid}" if uid.isdigit() else tmpfs_opts
         fsize = req.limits.disk_bytes
         host_config = api.create_host_config(
-            binds={
-                os.path.abspath(req.inputs_dir): {"bind": "/work/inputs", "mode": "ro"},
-                os.path.abspath(req.outputs_dir): {"bind": "/work/outputs", "mode": "rw"},
-            },
+            # the same paths in every engine: /inputs and /outputs (as in wasm), and under /work
+            binds=[
+                f"{os.path.abspath(req.inputs_dir)}:/work/inputs:ro",
+                f"{os.path.abspath(req.outputs_dir)}:/work/outputs:rw",
+                f"{os.path.abspath(req.inputs_dir)}:/inputs:ro",
+                f"{os.path.abspath(req.outputs_dir)}:/outputs:rw",
+            ],
             tmpfs={"/tmp": tmpfs_opts, "/work": work_opts},
             network_mode=self.network if req.network else "none",
             read_only=True,

@@ -270,7 +270,9 @@ class ProcessExecutor(Executor):
             args += ["--ro-bind", extra, extra]
         args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", *size, "--tmpfs", "/tmp"]
         args += ["--perms", "0755", *size, "--tmpfs", "/work", "--ro-bind", inputs, "/work/inputs"]
-        args += ["--bind", outputs, "/work/outputs", "--chdir", "/work", "--remount-ro", "/"]
+        args += ["--bind", outputs, "/work/outputs"]
+        # the same paths in every engine: /inputs and /outputs (as in wasm), and under /work
+        args += ["--ro-bind", inputs, "/inputs", "--bind", outputs, "/outputs", "--chdir", "/work", "--remount-ro", "/"]
         args += [
             "--clearenv",
             "--setenv",

@@ -84,6 +84,20 @@ def _read(path: Path, what: str) -> bytes:
     return path.read_bytes()
 
 
+def _module_bytes(task: str, path: Path) -> bytes:
+    """A module file as sent to the provider; a `.wat` text module is compiled here, so examples and
+    first jobs need no compiler (the provider only ever receives binary wasm)."""
+    data = _read(path, "module")
+    if path.suffix != ".wat":
+        return data
+    import wasmtime  # only requesters that submit WAT pay for this import
+
+    try:
+        return bytes(wasmtime.wat2wasm(data.decode("utf-8")))
+    except (UnicodeDecodeError, wasmtime.WasmtimeError) as exc:
+        raise AgoraError("module_invalid", f"task {task}: {path.name} is not valid WAT: {exc}") from None
+
+
 def prepare_task(task: TaskSpec, base_dirs: Sequence[Path]) -> PreparedTask:
     """Read the task's local files (blocking: call from a thread)."""
     wire = task.to_dict()
@@ -105,7 +119,7 @@ def prepare_task(task: TaskSpec, base_dirs: Sequence[Path]) -> PreparedTask:
                     f"task {task.name}: module file {ref!r} does not exist (looked in {looked})",
                     hint="Check the path; relative paths are taken from where you ran the command.",
                 )
-            module = Blob.of(_read(found, "module"))
+            module = Blob.of(_module_bytes(task.name, found))
             wire["module"] = f"sha256:{module.sha256}"
     local: dict[str, Blob] = {}
     for spec in task.inputs:

@@ -383,7 +383,8 @@ def test_examples_validate(name: str) -> None:
 
 def test_example_wasm_points_at_the_example_module() -> None:
     spec = load_job_file(ROOT / "examples" / "jobs" / "hello-wasm.yaml")
-    assert spec.tasks[0].engine == "wasm" and spec.tasks[0].module == "examples/wasm/hello.wasm"
+    assert spec.tasks[0].engine == "wasm" and spec.tasks[0].module == "examples/wasm/hello.wat"
+    assert (ROOT / "examples" / "wasm" / "hello.wat").is_file()
     proc = load_job_file(ROOT / "examples" / "jobs" / "hello-process.yaml")
     assert [t.name for t in proc.tasks] == ["greet", "shout"] and proc.tasks[1].depends_on == ("greet",)
 
