@@ -144,6 +144,13 @@ class DockerExecutor(Executor):
     # ------------------------------------------------------------------ probe
 
     def probe(self) -> Availability:
+        sock = self.base_url[len("unix://") :] if self.base_url.startswith("unix://") else None
+        if sock is not None and not os.path.exists(sock):
+            return Availability(
+                "docker", False, f"no docker engine: {sock} does not exist (install docker.io and start dockerd)"
+            )
+        if sock is not None and not os.access(sock, os.R_OK | os.W_OK):
+            return Availability("docker", False, f"no permission on {sock} (add the node's user to the docker group)")
         try:
             client = docker.DockerClient(base_url=self.base_url, timeout=5)
         except Exception as exc:

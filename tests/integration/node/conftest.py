@@ -11,8 +11,10 @@ NodeFactory = Callable[..., Awaitable[Node]]
 
 
 @pytest.fixture
-async def make_node(tmp_path: Path) -> AsyncIterator[NodeFactory]:
-    """Start real nodes (SQLite store, NATS transport); the first with hub=True runs nats-server."""
+async def make_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[NodeFactory]:
+    """Start real nodes (SQLite store, NATS transport); the first with hub=True runs nats-server.
+    The onboarding benchmark is off: these tests are about the network, and it would compete for the CPU."""
+    monkeypatch.setenv("AGORA_BENCHMARK", "off")
     started: list[Node] = []
 
     async def factory(name: str, *, hub: bool = False, hubs: list[str] | None = None, **kw: object) -> Node:
