@@ -119,6 +119,12 @@ CATALOG: dict[str, ErrorKind] = {
     "storage_auth_failed": _k(401, "Check the storage credentials."),
     "storage_integrity": _k(422, "The content's hash does not match the expected one."),
     "input_too_large": _k(413, "The input is over this node's size limit for its source; use S3 or raise the limit."),
+    "input_forbidden": _k(
+        403,
+        "The provider does not fetch from private or local addresses (loopback, private networks, link-local, "
+        "cloud metadata); publish the input on a public address, or its operator can allow them with "
+        "--allow-private-inputs.",
+    ),
     # compute
     "alloc_not_found": _k(404, "No such allocation on this node."),
     "alloc_invalid_state": _k(409, "The allocation is not in a state that allows this."),

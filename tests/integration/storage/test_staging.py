@@ -12,6 +12,7 @@ import pytest
 
 from agora.errors import AgoraError
 from agora.storage import (
+    HttpFetcher,
     HubObjectStore,
     InputSource,
     InputSpec,
@@ -26,6 +27,9 @@ from tests.integration.storage.conformance import listing
 from tests.integration.storage.conftest import TEST_BUCKET, HttpServer
 
 pytestmark = pytest.mark.integration
+
+LOOPBACK_HTTP = HttpFetcher(allow_private_inputs=True)
+"""The test HTTP server is on 127.0.0.1, which a provider refuses unless its operator opts in."""
 
 
 def _sha(data: bytes) -> str:
@@ -68,7 +72,7 @@ async def test_every_source_is_fetched_read_only(
         InputSpec("s3", InputSource("s3", bucket=TEST_BUCKET, key=f"{s3_storage.prefix}/in/data.bin")),
         InputSpec("hub", InputSource("hub", uri=hub_ref.uri), path="refs/hub.bin"),
     ]
-    storages = Storages(local=cas, s3=s3_storage, hub=hub_store)
+    storages = Storages(local=cas, s3=s3_storage, hub=hub_store, http=LOOPBACK_HTTP)
     dest = work / "inputs"
     fetched = await fetch_inputs(inputs, dest, storages)
 
@@ -103,7 +107,7 @@ async def test_hash_mismatch_removes_everything(work: Path, cas: LocalCAS, http_
         InputSpec("bad", InputSource("http", url=http_server.serve("/bad", b"tampered")), sha256=_sha(b"original")),
     ]
     with pytest.raises(AgoraError) as info:
-        await fetch_inputs(inputs, work / "inputs", Storages(local=cas))
+        await fetch_inputs(inputs, work / "inputs", Storages(local=cas, http=LOOPBACK_HTTP))
     assert info.value.code == "storage_integrity"
     assert "'bad'" in info.value.message
     assert info.value.details["input"] == "bad"
@@ -114,7 +118,7 @@ async def test_missing_input_names_the_input(
     work: Path, cas: LocalCAS, s3_storage: S3Storage, hub_store: HubObjectStore, http_server: HttpServer
 ) -> None:
     absent = cas.ref_for(_sha(b"never stored"), None)
-    storages = Storages(local=cas, s3=s3_storage, hub=hub_store)
+    storages = Storages(local=cas, s3=s3_storage, hub=hub_store, http=LOOPBACK_HTTP)
     cases = [
         InputSpec("weights", InputSource("local", uri=absent.uri)),
         InputSpec("dataset", InputSource("http", url=http_server.base_url + "/nothing")),
