@@ -34,6 +34,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--announce-interval", type=float, default=5.0)
     p.add_argument("--lost-after", type=float, default=None)
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--allow-private-inputs",
+        action="store_true",
+        help="fetch HTTP(S) inputs from loopback, private and link-local addresses too (off: SSRF protection)",
+    )
     return p.parse_args(argv)
 
 
@@ -63,6 +68,7 @@ def build_config(ns: argparse.Namespace) -> NodeConfig:
         expire_after=12 * ns.announce_interval,
         log_level=ns.log_level,
         tls_ca=ns.tls_ca,
+        allow_private_inputs=ns.allow_private_inputs,
     )
 
 

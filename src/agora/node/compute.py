@@ -6,6 +6,7 @@
   cas/      the node's content-addressed store (outputs, uploaded modules and inputs)
   jobs/     outputs of the jobs this node submitted, fetched and verified
 and registers the AllocationManager, the GrantsActor and the JobRunner with the node's runtime.
+HTTP(S) inputs refuse private and local addresses unless `NodeConfig.allow_private_inputs` (SSRF).
 
 Start-up stays fast: machine detection and executor probes take milliseconds; the onboarding
 benchmark (a few seconds of CPU) is loaded from the store when the same benchmark version already
@@ -48,7 +49,7 @@ from agora.resources import (
     run_benchmark,
     save_benchmark,
 )
-from agora.storage import LocalCAS, Storages
+from agora.storage import HttpFetcher, LocalCAS, Storages
 
 if TYPE_CHECKING:
     from agora.node.node import Node
@@ -123,13 +124,17 @@ class ComputeFeature(Actor):
         if self.options.benchmark:
             self.benchmark = await load_latest_benchmark(self.node.store)
         self.capacity = CapacityTracker(self.machine.capability())
+        if self.node.config.allow_private_inputs:
+            log.warning("HTTP inputs may reach loopback, private and link-local addresses (allow_private_inputs)")
         self.manager = AllocationManager(
             keypair=self.node.keypair,
             store=self.node.store,
             registry=self.registry,
             capacity=self.capacity,
             cas=self.cas,
-            storages=Storages(local=self.cas),
+            storages=Storages(
+                local=self.cas, http=HttpFetcher(allow_private_inputs=self.node.config.allow_private_inputs)
+            ),
             work_root=self.work_root,
             clock=self.node.clock,
             settings=self.options.settings,

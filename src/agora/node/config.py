@@ -46,6 +46,9 @@ class NodeConfig:
     max_message_bytes: int = 1024 * 1024
     log_level: str = "INFO"
     tls_ca: str | None = None  # CA to trust when a hub URL is tls://
+    # HTTP(S) inputs (and wasm modules by URL) may come from loopback, private and link-local addresses.
+    # Off: a requester's URL must not reach into the provider's own network (SSRF). On: inputs on a LAN.
+    allow_private_inputs: bool = False
 
     def validate(self) -> None:
         if self.api_socket is None and self.api_host not in LOOPBACK_HOSTS:
