@@ -136,7 +136,7 @@ class Storages:
     local: Storage | None = None
     s3: S3Storage | None = None
     hub: Storage | None = None
-    http: HttpFetcher = field(default_factory=HttpFetcher)
+    http: HttpFetcher = field(default_factory=HttpFetcher)  # refuses private/local addresses unless opted in
     inline_max_bytes: int = DEFAULT_MAX_INLINE_BYTES
     s3_max_bytes: int | None = None
 

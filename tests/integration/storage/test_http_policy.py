@@ -76,7 +76,7 @@ def _start(tls: ssl.SSLContext | None = None) -> tuple[Server, ThreadingHTTPServ
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     if tls is not None:
-        tls.sni_callback = lambda _sock, name, _ctx: state.sni.append(name)  # type: ignore[assignment,misc]
+        tls.sni_callback = lambda _sock, name, _ctx: state.sni.append(name)
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="test-http-policy", daemon=True)
