@@ -254,7 +254,7 @@ class HttpFetcher:
         return _ChunkIter(url, resp)
 
     # -- one hop: resolve, check, connect to the checked address ------------------------------------
-    async def _addresses(self, hop: httpx.URL, url: str) -> list[IPAddress]:
+    async def _addresses(self, hop: httpx.URL, url: str, redirected: bool) -> list[IPAddress]:
         """The checked addresses of the hop's host; input_forbidden if any of them is refused."""
         host = hop.raw_host.decode("ascii")  # IDNA form; an IPv6 literal comes without brackets
         literal = _ip_literal(host)
@@ -262,7 +262,7 @@ class HttpFetcher:
         for ip in addresses:
             reason = self._policy(ip)
             if reason is not None:
-                via = "" if str(hop) == url else f"redirected to {hop}, "
+                via = f"redirected to {hop}, " if redirected else ""
                 named = f"{host} is" if str(ip) == host else f"{host} resolves to {ip},"
                 raise AgoraError(
                     "input_forbidden",
@@ -322,8 +322,8 @@ class HttpFetcher:
     async def _open(self, url: str) -> tuple[httpx.AsyncClient, httpx.Response]:
         """Follow redirects by hand so that every hop's host is checked before it is contacted."""
         first = hop = _check_url(url)
-        for _ in range(MAX_REDIRECTS + 1):
-            addresses = await self._addresses(hop, url)
+        for n in range(MAX_REDIRECTS + 1):
+            addresses = await self._addresses(hop, url, redirected=n > 0)
             same_origin = (hop.scheme, hop.raw_host, hop.port) == (first.scheme, first.raw_host, first.port)
             headers = (
                 self._headers
