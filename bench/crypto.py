@@ -12,6 +12,7 @@ Target: agora >= 70 % of raw.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 
@@ -42,26 +43,32 @@ def main() -> int:
         )
         for i in range(args.n)
     ]
-    # wire bytes, decoded on arrival as a node does
+    # wire bytes, decoded on arrival as a node does; agora and raw alternate in rounds so that a change in
+    # machine load hits both alike, and the ratio is the median of the per-round ratios
     raws = [inv.raw for inv in invs]
-    replay = ReplayCache()
-    t0 = time.perf_counter()
-    for raw in raws:
-        validate_invocation(Invocation.decode(raw), proofs, now=now, audience=node.did, replay=replay)
-    agora_s = time.perf_counter() - t0
-
     vk = nacl.signing.VerifyKey(caller.public_bytes)
     signed = [(inv.raw[67:], inv.raw[3:67]) for inv in invs]
-    t1 = time.perf_counter()
-    for msg, sig in signed:
-        vk.verify(msg, sig)
-    raw_s = time.perf_counter() - t1
-
+    replay = ReplayCache()
+    rounds = 10
+    size = args.n // rounds
+    agora_times, raw_times = [], []
+    for r in range(rounds):
+        chunk = slice(r * size, (r + 1) * size)
+        t0 = time.perf_counter()
+        for raw in raws[chunk]:
+            validate_invocation(Invocation.decode(raw), proofs, now=now, audience=node.did, replay=replay)
+        agora_times.append(time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        for msg, sig in signed[chunk]:
+            vk.verify(msg, sig)
+        raw_times.append(time.perf_counter() - t1)
+    ratio = statistics.median(r / a for a, r in zip(agora_times, raw_times, strict=True))
+    agora_s, raw_s = min(agora_times) * rounds, min(raw_times) * rounds
     agora_rate, raw_rate = args.n / agora_s, args.n / raw_s
     print(f"invocations: {args.n}, signed bytes each: {len(signed[0][0])}")
-    print(f"raw PyNaCl verify:            {raw_rate:10.0f} /s")
-    print(f"agora decode+validate (UCAN): {agora_rate:10.0f} /s")
-    print(f"ratio: {agora_rate / raw_rate:.1%} of raw (target >= 70 %)")
+    print(f"raw PyNaCl verify:            {raw_rate:10.0f} /s (best round)")
+    print(f"agora decode+validate (UCAN): {agora_rate:10.0f} /s (best round)")
+    print(f"ratio: {ratio:.1%} of raw (median of {rounds} interleaved rounds; target >= 70 %)")
     return 0
 
 

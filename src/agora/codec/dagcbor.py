@@ -190,79 +190,103 @@ class _Decoder:
     def item(self, depth: int) -> Any:
         if depth > MAX_DEPTH:
             raise self.fail("nesting too deep")
+        data, n = self.data, self.n
         start = pos = self.pos
-        if pos >= self.n:
+        if pos >= n:
             raise self.fail("truncated input")
-        ib = self.data[pos]
+        ib = data[pos]
         if ib & 0x1F < 24:  # fast path: the value is in the initial byte
-            self.pos = pos + 1
+            pos += 1
+            self.pos = pos
             major, info, v = ib >> 5, ib & 0x1F, ib & 0x1F
         else:
             major, info, v = self.head()
-        if major == 0:
-            return v
-        if major == 1:
-            return -1 - v
-        if major == 2:
-            return self.take(v)
+            pos = self.pos
         if major == 3:
-            raw = self.take(v)
+            end = pos + v
+            if end > n:
+                raise self.fail("truncated input")
+            self.pos = end
             try:
-                return raw.decode("utf-8")
+                return data[pos:end].decode("utf-8")
             except UnicodeDecodeError:
                 self.pos = start
                 raise self.fail("text is not valid UTF-8") from None
+        if major == 5:
+            return self._map(v, depth)
+        if major == 0:
+            return v
+        if major == 2:
+            end = pos + v
+            if end > n:
+                raise self.fail("truncated input")
+            self.pos = end
+            return data[pos:end]
         if major == 4:
-            if v > self.n - self.pos:  # each element takes at least one byte
+            if v > n - pos:  # each element takes at least one byte
                 raise self.fail("array longer than the input")
             return [self.item(depth + 1) for _ in range(v)]
-        if major == 5:
-            if v * 2 > self.n - self.pos:
-                raise self.fail("map longer than the input")
-            out: dict[str, Any] = {}
-            prev: tuple[int, bytes] | None = None
-            data, n = self.data, self.n
-            for _ in range(v):
-                kstart = self.pos
-                kb0 = data[kstart] if kstart < n else 0
-                if 0x60 <= kb0 < 0x78:  # fast path: a short text key
-                    kend = kstart + 1 + (kb0 - 0x60)
-                    if kend > n:
-                        raise self.fail("truncated input")
-                    kb = data[kstart + 1 : kend]
-                    self.pos = kend
-                else:
-                    kmajor, _ki, klen = self.head()
-                    if kmajor != 3:
-                        self.pos = kstart
-                        raise self.fail("map keys must be text strings")
-                    kb = self.take(klen)
-                sort_key = (len(kb), kb)
-                if prev is not None and sort_key <= prev:
-                    if sort_key == prev:
-                        raise self.fail("duplicate map key")
-                    raise self.noncanon("map keys out of canonical order")
-                prev = sort_key
-                try:
-                    key = kb.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise self.fail("map key is not valid UTF-8") from None
-                out[key] = self.item(depth + 1)
-            return out
+        if major == 1:
+            return -1 - v
         if major == 6:
-            if v != 42:
-                raise self.fail(f"tag {v} is not allowed in DAG-CBOR (only 42)")
-            bmajor, _bi, blen = self.head()
-            if bmajor != 2:
-                raise self.fail("tag 42 must wrap a byte string")
-            raw = self.take(blen)
-            if not raw or raw[0] != 0:
-                raise self.fail("CID bytes must start with the 0x00 multibase prefix")
+            return self._tag(v)
+        return self._simple(info, v)
+
+    def _map(self, count: int, depth: int) -> dict[str, Any]:
+        data, n = self.data, self.n
+        if count * 2 > n - self.pos:
+            raise self.fail("map longer than the input")
+        out: dict[str, Any] = {}
+        prev: tuple[int, bytes] | None = None
+        for _ in range(count):
+            kstart = self.pos
+            kb0 = data[kstart] if kstart < n else 0
+            if 0x60 <= kb0 < 0x78:  # fast path: a short text key
+                kend = kstart + 1 + (kb0 - 0x60)
+                if kend > n:
+                    raise self.fail("truncated input")
+                kb = data[kstart + 1 : kend]
+                self.pos = kend
+            else:
+                kmajor, _ki, klen = self.head()
+                if kmajor != 3:
+                    self.pos = kstart
+                    raise self.fail("map keys must be text strings")
+                kb = self.take(klen)
+            sort_key = (len(kb), kb)
+            if prev is not None and sort_key <= prev:
+                if sort_key == prev:
+                    raise self.fail("duplicate map key")
+                raise self.noncanon("map keys out of canonical order")
+            prev = sort_key
             try:
-                return CID(raw[1:])
-            except AgoraError as exc:
-                raise self.fail(f"bad CID: {exc.message}") from None
-        # major 7
+                key = kb.decode("utf-8")
+            except UnicodeDecodeError:
+                raise self.fail("map key is not valid UTF-8") from None
+            vpos = self.pos
+            vb = data[vpos] if vpos < n else 0xFF
+            if vb < 0x18:  # fast path: a small unsigned integer value
+                self.pos = vpos + 1
+                out[key] = vb
+            else:
+                out[key] = self.item(depth + 1)
+        return out
+
+    def _tag(self, tag: int) -> CID:
+        if tag != 42:
+            raise self.fail(f"tag {tag} is not allowed in DAG-CBOR (only 42)")
+        bmajor, _bi, blen = self.head()
+        if bmajor != 2:
+            raise self.fail("tag 42 must wrap a byte string")
+        raw = self.take(blen)
+        if not raw or raw[0] != 0:
+            raise self.fail("CID bytes must start with the 0x00 multibase prefix")
+        try:
+            return CID(raw[1:])
+        except AgoraError as exc:
+            raise self.fail(f"bad CID: {exc.message}") from None
+
+    def _simple(self, info: int, v: int) -> Any:
         if info == 20:
             return False
         if info == 21:

@@ -88,12 +88,19 @@ def b64decode_any(text: str) -> bytes:
     return base64.b64decode(t + "=" * (-len(t) % 4), validate=True)
 
 
+_V1_PREFIXES = (b"\x01\x71", b"\x01\x55")  # CIDv1 + dag-cbor / raw: one-byte varints
+
+
 class CID:
     """A CIDv1 (or v0 on parse). Compared and hashed by its bytes."""
 
     __slots__ = ("_bytes", "codec", "digest", "hash_code")
 
     def __init__(self, raw: bytes) -> None:
+        if len(raw) == 36 and raw[2:4] == b"\x12\x20" and raw[:2] in _V1_PREFIXES:  # fast path: v1, sha2-256
+            self.codec, self.hash_code, self.digest = raw[1], 0x12, raw[4:]
+            self._bytes = bytes(raw)
+            return
         try:
             if len(raw) == 34 and raw[0] == 0x12 and raw[1] == 0x20:  # CIDv0: a bare sha2-256 multihash
                 self.codec, self.hash_code, self.digest = 0x70, 0x12, raw[2:]
