@@ -73,9 +73,14 @@ def hub_up(
     tls_cert: Annotated[str | None, typer.Option()] = None,
     tls_key: Annotated[str | None, typer.Option()] = None,
     tls_ca: Annotated[str | None, typer.Option()] = None,
+    allow_private_inputs: Annotated[
+        bool, typer.Option(help="let jobs' HTTP inputs come from private or local addresses (off: SSRF guard)")
+    ] = False,
 ) -> None:
     """Run a hub: a node that also runs the NATS server other nodes dial out to."""
     args = ["--hub", "--hub-host", host, "--hub-port", str(port), "--api-port", str(api_port)]
+    if allow_private_inputs:
+        args.append("--allow-private-inputs")
     if home:
         args += ["--home", str(home)]
     for did in allow or []:
@@ -95,10 +100,15 @@ def node_up(
     api_port: Annotated[int, typer.Option(help="local API port (0 = pick a free one)")] = 8765,
     api_socket: Annotated[Path | None, typer.Option(help="serve the API on a unix socket instead")] = None,
     tls_ca: Annotated[str | None, typer.Option(help="CA certificate to trust for tls:// hubs")] = None,
+    allow_private_inputs: Annotated[
+        bool, typer.Option(help="let jobs' HTTP inputs come from private or local addresses (off: SSRF guard)")
+    ] = False,
     home: HomeOpt = None,
 ) -> None:
     """Run a node that joins the network through one or more hubs."""
     args = ["--hub-url", hub, "--api-port", str(api_port)]
+    if allow_private_inputs:
+        args.append("--allow-private-inputs")
     if tls_ca:
         args += ["--tls-ca", tls_ca]
     if api_socket:
