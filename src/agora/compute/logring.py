@@ -11,10 +11,10 @@ Everything runs on the node's event loop (the executor's log iterator feeds it),
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
+
+from agora.telemetry import SeqLog
 
 DEFAULT_CAPACITY = 2000
 MAX_REPLY_BYTES = 512 * 1024  # keeps a logs reply well inside one message
@@ -48,65 +48,35 @@ class LogPage:
 
 
 class LogRing:
+    """One allocation's log: lines with their stream and time, read as pages of `LogEntry`."""
+
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         if capacity < 1:
             raise ValueError("a log ring holds at least one line")
-        self._lines: deque[LogEntry] = deque(maxlen=capacity)
-        self._last = 0
-        self._closed = False
-        self._changed = asyncio.Event()
+        self._log: SeqLog[tuple[str, str, float]] = SeqLog(capacity)
 
     @property
     def last_seq(self) -> int:
-        return self._last
+        return self._log.last_seq
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._log.closed
 
     def append(self, stream: str, line: str, ts: float) -> int:
-        if self._closed:
-            return self._last
-        self._last += 1
-        self._lines.append(LogEntry(self._last, stream, line, ts))
-        self._wake()
-        return self._last
+        return self._log.append((stream, line, ts))
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._wake()
-
-    def _wake(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._log.close()
 
     def read(self, after: int = 0, limit: int = 500) -> LogPage:
-        after = max(0, min(after, self._last))
-        first = self._lines[0].seq if self._lines else self._last + 1
-        dropped = max(0, first - after - 1)
-        out: list[LogEntry] = []
-        size = 0
-        cursor = max(after, first - 1)
-        for entry in self._lines:
-            if entry.seq <= after:
-                continue
-            size += len(entry.line) + 64
-            if len(out) >= limit or (out and size > MAX_REPLY_BYTES):
-                break
-            out.append(entry)
-            cursor = entry.seq
-        return LogPage(out, cursor, dropped, self._closed and cursor >= self._last)
+        page = self._log.read(after, limit, size=lambda e: len(e[1]) + 64, max_bytes=MAX_REPLY_BYTES)
+        lines = [LogEntry(seq, stream, line, ts) for seq, (stream, line, ts) in page.items]
+        return LogPage(lines, page.next, page.dropped, page.done)
 
     async def wait(self, after: int, timeout: float) -> None:
         """Return once a line newer than `after` exists or the log is closed (or after `timeout`)."""
-        if self._last > after or self._closed or timeout <= 0:
-            return
-        event = self._changed
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
+        await self._log.wait(after, timeout)
 
 
 __all__ = ["DEFAULT_CAPACITY", "LogEntry", "LogPage", "LogRing"]

@@ -3,6 +3,7 @@
 - `logging.py`: `configure_logging` (JSON lines), `log_event`, `redact` (secrets never reach a log).
 - `metrics.py`: `Metrics`, one node's counters, gauges and RPC latency histogram in its own registry.
 - `events.py`: `EventRecorder`, stores an event through any `append_event` sink and logs it.
+- `seqlog.py`: `SeqLog`, a bounded sequence-numbered log read by cursor with long-poll (task and job logs).
 """
 
 from agora.telemetry.events import (
@@ -19,6 +20,7 @@ from agora.telemetry.events import (
 )
 from agora.telemetry.logging import REDACTED, configure_logging, is_sensitive_key, log_event, redact
 from agora.telemetry.metrics import RPC_BUCKETS, Metrics
+from agora.telemetry.seqlog import SeqLog, SeqPage
 
 __all__ = [
     "ALLOC_STATE",
@@ -34,6 +36,8 @@ __all__ = [
     "EventRecorder",
     "EventSink",
     "Metrics",
+    "SeqLog",
+    "SeqPage",
     "configure_logging",
     "is_sensitive_key",
     "log_event",
