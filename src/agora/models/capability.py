@@ -74,62 +74,6 @@ def _trim(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}".rstrip("0").rstrip(".")
 
 
-_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "ki": KiB,
-    "kib": KiB,
-    "mi": MiB,
-    "mib": MiB,
-    "gi": GiB,
-    "gib": GiB,
-    "ti": TiB,
-    "tib": TiB,
-}
-
-
-def parse_bytes(value: int | str, field_name: str = "bytes") -> int:
-    """`4GiB`, `4 Gi`, `512MiB`, `1.5GB` (decimal), `100` (bytes) -> bytes; rounds up to whole bytes."""
-    if isinstance(value, bool):
-        raise _invalid(field_name, f"expected a size such as '4GiB', got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise _invalid(field_name, f"must not be negative, got {value}")
-        return value
-    m = _SIZE_RE.match(value) if isinstance(value, str) else None
-    unit = m.group(2).lower() if m else ""
-    if m is None or unit not in _SIZE_UNITS:
-        raise _invalid(field_name, f"expected a size such as '4GiB' or '512MiB', got {value!r}")
-    return math.ceil(Fraction(m.group(1)) * _SIZE_UNITS[unit])
-
-
-def parse_cpu(value: int | float | str, field_name: str = "cpu") -> int:
-    """Cores as a number (`2`, `0.5`, `"1.5"`), or milli-cores (`"500m"`) -> milli-cores (rounded up)."""
-    if isinstance(value, bool):
-        raise _invalid(field_name, f"expected cores such as 2 or '500m', got {value!r}")
-    try:
-        if isinstance(value, str) and value.strip().endswith("m"):
-            millis = Fraction(value.strip()[:-1])
-        elif isinstance(value, int | float | str):
-            millis = Fraction(str(value).strip()) * 1000  # via str: 0.1 stays exactly 0.1
-        else:
-            raise ValueError(value)
-    except (ValueError, ZeroDivisionError, OverflowError):
-        raise _invalid(field_name, f"expected cores such as 2 or '500m', got {value!r}") from None
-    if millis < 0:
-        raise _invalid(field_name, f"must not be negative, got {value!r}")
-    return math.ceil(millis)
-
-
 @dataclass(frozen=True)
 class PriceSchedule:
     """Prices in integer minor units per second of use; `minimum` is the least one allocation costs."""
@@ -449,7 +393,5 @@ __all__ = [
     "gpu_model_matches",
     "location_matches",
     "normalize_arch",
-    "parse_bytes",
-    "parse_cpu",
     "subtract",
 ]
