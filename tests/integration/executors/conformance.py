@@ -337,7 +337,12 @@ class ConformanceSuite:
             assert_clean(env)
             return
         if mode == "no_host_loopback":
-            pytest.skip("this engine's network cannot reach the host's loopback, the only address tests may use")
+            # a bridge of the task's own (docker): the only addresses tests may use are the host's loopback,
+            # which is not on that network, so what is checked is that the task got a network at all
+            result = await run(env, env.request("net_ifaces", network=True))
+            assert result.ok and set(result.stdout.split()) - {b"lo"}, result
+            assert_clean(env)
+            return
         result = await run(env, env.request("connect_tcp", str(tcp_listener.port), network=True))
         assert result.ok and b"connected" in result.stdout, result
         assert len(tcp_listener.accepted) == 1
