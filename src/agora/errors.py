@@ -80,6 +80,9 @@ CATALOG: dict[str, ErrorKind] = {
     "hub_start_failed": _k(500, "The nats-server binary could not start; see the hub log."),
     "topic_invalid": _k(400, "Topics are dotted names of letters, digits, '-' and '_' (e.g. agora.announce)."),
     "transport_closed": _k(503, "The transport is not started or was closed; start a new one."),
+    "hub_permission_denied": _k(
+        403, "An allowlisted hub lets a node use only its own inbox and replies and the hub's public topics."
+    ),
     # store
     "store_conflict": _k(409, "The document changed meanwhile; re-read and retry.", True),
     "store_query_invalid": _k(400, "Query fields must be simple names and values JSON scalars."),

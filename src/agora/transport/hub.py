@@ -5,6 +5,10 @@ nkey auth and TLS are what operators need and nats-server has them battle-tested
 its config file and supervises the process. Port 0 is handed to nats-server as -1 (it binds a
 free port itself, so there is no pick-then-bind race) and the chosen ports are read back from the
 ports file it writes; they are then pinned so `restart()` comes back on the same addresses.
+
+An allowlisted hub confines its nodes (no node may create a JetStream stream: a stream can capture
+any subject), so the hub creates its object store buckets itself right after start, with a key
+made for this process that exists only in memory (its public nkey is an unrestricted user).
 """
 
 from __future__ import annotations
@@ -14,15 +18,21 @@ import atexit
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import IO, Any
 
+import nats.aio.client
+import nats.js.errors
+
 from agora.errors import AgoraError
+from agora.identity import Keypair
 from agora.transport.hub_config import HubConfig, render
-from agora.transport.reachability import reachability_check
+from agora.transport.reachability import close_client, reachability_check
+from agora.transport.subjects import reply_inbox_prefix
 
 _POLL_S = 0.005
 _BINARY_HINT = (
@@ -56,6 +66,14 @@ class HubProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._ports: dict[str, int] = {}
+        self._service_key = Keypair.generate() if self._provisions_buckets else None
+
+    @property
+    def _provisions_buckets(self) -> bool:
+        """Clustered JetStream has no meta leader until enough peers are up, so buckets of a
+        clustered allowlisted hub are created by an admin DID on first use instead."""
+        c = self.config
+        return c.allowed_dids is not None and c.jetstream and bool(c.object_buckets) and c.cluster is None
 
     # -- paths and addresses -----------------------------------------------------------------
 
@@ -130,16 +148,67 @@ class HubProcess:
         _live.add(self)
         try:
             await self._wait_ready()
+            if self._service_key is not None:
+                await self._create_buckets(self._service_key)
         except BaseException:
             await self.stop()
             raise
+
+    async def _create_buckets(self, key: Keypair) -> None:
+        """Create the object store buckets nodes of an allowlisted hub may use but not create."""
+        nc = nats.aio.client.Client()
+
+        async def quiet(_exc: Exception) -> None:
+            return None  # failures surface as the exception below
+
+        try:
+            async with asyncio.timeout(self._start_timeout):
+                await nc.connect(
+                    servers=[self.url],
+                    nkeys_seed_str=key.nkey_seed(),
+                    inbox_prefix=reply_inbox_prefix(key.did),
+                    tls=self._service_tls(),
+                    allow_reconnect=False,
+                    max_reconnect_attempts=1,
+                    error_cb=quiet,
+                    name="agora-hub-service",
+                )
+                js = nc.jetstream(timeout=self._start_timeout)
+                for bucket in self.config.object_buckets:
+                    try:
+                        await js.object_store(bucket)
+                    except nats.js.errors.BucketNotFoundError:
+                        await js.create_object_store(bucket, description="agora content-addressed results")
+        except Exception as exc:
+            raise AgoraError(
+                "hub_start_failed",
+                f"the hub could not create its object store buckets: {type(exc).__name__}: {exc}",
+                details={"log": str(self.log_path)},
+            ) from None
+        finally:
+            await close_client(nc)
+
+    def _service_tls(self) -> ssl.SSLContext | None:
+        """TLS to our own process: trust its CA (or its self-signed certificate) without a host
+        name check (we dial the address we just started on), with its certificate as client
+        certificate when the hub demands one."""
+        tls = self.config.tls
+        if tls is None:
+            return None
+        trust = tls.ca_file or tls.cert_file
+        ctx = ssl.create_default_context(cafile=str(trust) if trust else None)
+        ctx.check_hostname = False
+        if tls.verify_clients and tls.cert_file is not None and tls.key_file is not None:
+            ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+        return ctx
 
     def _prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._ports_dir.mkdir(exist_ok=True, mode=0o700)
         for stale in self._ports_dir.glob("*.ports"):
             stale.unlink(missing_ok=True)
-        text = render(self.config, ports_dir=self._ports_dir, ports=self._ports)
+        service = [self._service_key.nkey] if self._service_key is not None else []
+        text = render(self.config, ports_dir=self._ports_dir, ports=self._ports, service_nkeys=service)
         tmp = self.config_path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:

@@ -3,6 +3,10 @@
 Validation happens before anything is written or started, so a bad setting costs nothing and
 leaves no half-made hub behind. The rendered file is the only place settings reach nats-server:
 nothing sensitive is ever put on its command line (visible to every user in `ps`).
+
+An allowlisted hub also confines every node to its own subjects (`user_permissions`): it may read
+only its inbox, its reply inbox and the public topics, so no member can read, steal or race the
+replies of another. An open hub has no identities to attach permissions to; it cannot do this.
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ from pathlib import Path
 from agora.errors import AgoraError
 from agora.identity import nkey_from_public, public_from_did
 from agora.transport.interfaces import DEFAULT_MAX_MESSAGE_BYTES
+from agora.transport.subjects import (
+    PUBLIC_TOPICS,
+    inbox_subject,
+    reply_inbox_prefix,
+    validate_public_topic,
+)
 from agora.transport.tls import TlsConfig
 
 HEADER_ROOM = 64 * 1024
@@ -26,6 +36,9 @@ HEADER_ROOM = 64 * 1024
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ROUTE_RE = re.compile(r"(nats-route|nats|tls)://[A-Za-z0-9.:\[\]_-]+")
 _NATS_MAX_PAYLOAD = 64 * 1024 * 1024
+_BUCKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+DEFAULT_OBJECT_BUCKETS: tuple[str, ...] = ("agora-results",)
+"""The hub object store's bucket (agora.storage.hub.DEFAULT_BUCKET): open to allowlisted nodes."""
 
 
 def is_loopback(host: str) -> bool:
@@ -52,8 +65,12 @@ class HubConfig:
     """Everything a hub needs. `port=0` (and `monitor_port=0`, `cluster.port=0`) pick a free port.
 
     `allowed_dids=None` is an open hub; a tuple is an allowlist: only those DIDs (as NATS nkeys,
-    proven by signing the server's nonce) may connect. A hub listening beyond loopback must use TLS
-    unless `allow_insecure_remote` says the operator knows what they are doing.
+    proven by signing the server's nonce) may connect, each confined to its own inbox, its own reply
+    inbox, the `topics` patterns and the JetStream object store `object_buckets`. `admin_dids`
+    (a subset of the allowlist, e.g. the operator's tools) have no restriction at all: whoever can
+    create a JetStream stream can make it capture any subject, other nodes' inboxes included.
+    A hub listening beyond loopback must use TLS unless `allow_insecure_remote` says the operator
+    knows what they are doing.
     """
 
     home: Path
@@ -67,6 +84,9 @@ class HubConfig:
     server_name: str = field(default_factory=lambda: "agora-hub-" + secrets.token_hex(4))
     cluster: ClusterConfig | None = None
     allowed_dids: tuple[str, ...] | None = None
+    admin_dids: tuple[str, ...] = ()
+    topics: tuple[str, ...] = PUBLIC_TOPICS
+    object_buckets: tuple[str, ...] = DEFAULT_OBJECT_BUCKETS
     tls: TlsConfig | None = None
     allow_insecure_remote: bool = False
 
@@ -100,8 +120,22 @@ class HubConfig:
                 raise AgoraError("config_invalid", "allowed_dids is empty: no node could connect")
             for did in self.allowed_dids:
                 public_from_did(did)
+                inbox_subject(did)
+        stray = [did for did in self.admin_dids if did not in (self.allowed_dids or ())]
+        if stray:
+            raise AgoraError("config_invalid", f"admin_dids must be on the allowlist (allowed_dids): {stray[0]!r}")
+        self._validate_permissions()
         if self.cluster is not None:
             self._validate_cluster(self.cluster)
+
+    def _validate_permissions(self) -> None:
+        if isinstance(self.topics, str) or isinstance(self.object_buckets, str):
+            raise AgoraError("config_invalid", "topics and object_buckets are lists, not single strings")
+        for topic in self.topics:
+            validate_public_topic(topic)
+        for bucket in self.object_buckets:
+            if not isinstance(bucket, str) or not _BUCKET_RE.fullmatch(bucket):
+                raise AgoraError("config_invalid", f"object bucket {bucket!r}: 1-64 letters, digits, '-' or '_'")
 
     def _validate_cluster(self, cluster: ClusterConfig) -> None:
         if not _NAME_RE.fullmatch(cluster.name):
@@ -130,6 +164,53 @@ class HubConfig:
     def nkeys(self) -> list[str]:
         return [nkey_from_public(public_from_did(did)) for did in self.allowed_dids or ()]
 
+    def user_permissions(self, did: str) -> dict[str, object]:
+        """What an allowlisted, non-admin `did` may do on this hub (nats-server `permissions`).
+
+        Publish: any node's inbox (that is how requests are sent), the public topics and the
+        object store's subjects; replies only through `allow_responses` (once, to the reply
+        subject of a message this node received), never to arbitrary `_INBOX` subjects.
+        Subscribe: its own inbox, its own reply inbox (`reply_inbox_prefix`), the public topics.
+        No JetStream stream may be created or changed (a stream can capture any subject).
+        """
+        publish = ["agora.node.*", *self.topics]
+        if self.jetstream and self.object_buckets:
+            publish.extend(("$JS.API.INFO", "$JS.API.STREAM.NAMES"))  # names: js.subscribe finds a stream by subject
+            for bucket in self.object_buckets:
+                publish.extend(_object_store_subjects(bucket))
+        return {
+            "publish": {"allow": publish},
+            "subscribe": {"allow": [inbox_subject(did), reply_inbox_prefix(did) + ".>", *self.topics]},
+            "allow_responses": True,
+        }
+
+
+def _object_store_subjects(bucket: str) -> list[str]:
+    """The JetStream API subjects nats-py's object store uses on one bucket, and nothing more.
+
+    Read from nats-py 2.16 (js/object_store.py, js/manager.py, js/client.py) and checked by the
+    storage conformance suite on an allowlisted hub: stream info, last message by subject
+    (STREAM.MSG.GET or DIRECT.GET), purge (delete), ordered consumers for reads (create, info,
+    delete; flow control and acks), and the bucket's own `$O.<bucket>.` subjects.
+    """
+    stream = f"OBJ_{bucket}"
+    api = "$JS.API."
+    return [
+        f"{api}STREAM.INFO.{stream}",
+        f"{api}STREAM.MSG.GET.{stream}",
+        f"{api}DIRECT.GET.{stream}",
+        f"{api}DIRECT.GET.{stream}.>",
+        f"{api}STREAM.PURGE.{stream}",
+        f"{api}CONSUMER.CREATE.{stream}",
+        f"{api}CONSUMER.CREATE.{stream}.>",
+        f"{api}CONSUMER.INFO.{stream}.*",
+        f"{api}CONSUMER.DELETE.{stream}.*",
+        f"{api}CONSUMER.MSG.NEXT.{stream}.*",
+        f"$JS.ACK.{stream}.>",
+        f"$JS.FC.{stream}.>",
+        f"$O.{bucket}.>",
+    ]
+
 
 def _check_host(name: str, host: str) -> None:
     if not host or any(c in host for c in '"\\ \n\r\t/'):
@@ -155,8 +236,14 @@ def _hostport(host: str, port: int) -> str:
     return f"{shown}:{port if port else -1}"
 
 
-def render(config: HubConfig, *, ports_dir: Path, ports: dict[str, int] | None = None) -> str:
-    """The nats-server config file. `ports` pins ports found on a first start (for restarts)."""
+def render(
+    config: HubConfig, *, ports_dir: Path, ports: dict[str, int] | None = None, service_nkeys: Sequence[str] = ()
+) -> str:
+    """The nats-server config file. `ports` pins ports found on a first start (for restarts).
+
+    `service_nkeys` are extra unrestricted users of an allowlisted hub: the hub process's own
+    short-lived key that creates the object store buckets (its secret never leaves memory).
+    """
     ports = ports or {}
     port = ports.get("client", config.port)
     lines = [
@@ -179,11 +266,26 @@ def render(config: HubConfig, *, ports_dir: Path, ports: dict[str, int] | None =
     if config.tls is not None:
         lines.append("tls " + _tls_block(config.tls, verify=config.tls.verify_clients))
     if config.allowed_dids is not None:
-        users = ",\n    ".join("{nkey: " + _q(k) + "}" for k in config.nkeys())
-        lines.append("authorization {\n  users = [\n    " + users + "\n  ]\n}")
+        lines.append(_authorization_block(config, service_nkeys))
     if config.cluster is not None:
         lines.append(_cluster_block(config.cluster, config.tls, ports.get("cluster", config.cluster.port)))
     return "\n".join(lines) + "\n"
+
+
+def _authorization_block(config: HubConfig, service_nkeys: Sequence[str]) -> str:
+    users = []
+    for did, nkey in zip(config.allowed_dids or (), config.nkeys(), strict=True):
+        if did in config.admin_dids:
+            users.append("{nkey: " + _q(nkey) + "}  # admin: " + did)
+        else:
+            users.append("{nkey: " + _q(nkey) + ", permissions: " + _json(config.user_permissions(did)) + "}")
+    users.extend("{nkey: " + _q(k) + "}  # the hub's own service key" for k in service_nkeys)
+    return "authorization {\n  users = [\n    " + "\n    ".join(users) + "\n  ]\n}"
+
+
+def _json(value: object) -> str:
+    """NATS config accepts JSON; one user per line keeps the file readable and diffable."""
+    return json.dumps(value, separators=(", ", ": "))
 
 
 def _tls_block(tls: TlsConfig, *, verify: bool) -> str:
@@ -210,4 +312,12 @@ def routes_for(urls: Sequence[str]) -> tuple[str, ...]:
     return tuple("nats-route://" + u.split("://", 1)[-1] for u in urls)
 
 
-__all__ = ["HEADER_ROOM", "ClusterConfig", "HubConfig", "is_loopback", "render", "routes_for"]
+__all__ = [
+    "DEFAULT_OBJECT_BUCKETS",
+    "HEADER_ROOM",
+    "ClusterConfig",
+    "HubConfig",
+    "is_loopback",
+    "render",
+    "routes_for",
+]

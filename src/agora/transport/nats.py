@@ -10,6 +10,14 @@ Reconnect policy: after a disconnect the client retries forever with exponential
 nats-py replays every subscription (the inbox, topics, its reply inbox) on reconnect, so nothing
 above notices beyond the state events. The first connect is bounded by `connect_deadline` and
 fails with `hub_unreachable` / `hub_auth_failed` and a hint instead of hanging.
+
+Subject permissions (allowlisted hubs): replies come back under this node's own reply prefix
+(`reply_inbox_prefix`), which is all the hub lets it read besides its inbox and public topics. A
+refused subscription or topic publish arrives as an asynchronous -ERR; nats-py hands it to the
+error callback before the PONG of the next flush, so `serve`, `subscribe` and a node's first
+`publish` to a topic flush and then turn it into `hub_permission_denied` instead of silence.
+Replies go only to `_INBOX.` subjects: a sender cannot make this node publish its reply elsewhere
+(to a JetStream API subject, say) with its permissions.
 """
 
 from __future__ import annotations
@@ -37,10 +45,20 @@ from agora.transport.interfaces import (
     log,
 )
 from agora.transport.reachability import HINT_TLS_NOT_OFFERED, close_client, explain_connect_error, split_url
-from agora.transport.subjects import ERROR_HEADER, check_size, inbox_subject, validate_topic
+from agora.transport.subjects import (
+    ERROR_HEADER,
+    REPLY_INBOX_ROOT,
+    check_size,
+    inbox_subject,
+    reply_inbox_prefix,
+    validate_topic,
+)
 from agora.transport.tls import TlsConfig
 
 _CLOSE_GRACE_S = 2.0
+_PERMISSIONS_ERR = "permissions violation for "
+_MAX_REMEMBERED = 1024
+_REPLY_ROOT = REPLY_INBOX_ROOT + "."
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,7 @@ class NatsTransport(Transport):
     ) -> None:
         super().__init__()
         self._inbox = inbox_subject(did)
+        self._reply_prefix = reply_inbox_prefix(did)
         if isinstance(servers, str) or not servers:
             raise AgoraError("config_invalid", "servers must be a non-empty list of hub URLs")
         for url in servers:
@@ -145,6 +164,8 @@ class NatsTransport(Transport):
         self._connecting = False
         self._closing = False
         self._last_error: BaseException | None = None
+        self._denied: set[tuple[str, str]] = set()  # ("subscription" | "publish", lowercased subject)
+        self._topics_ok: set[str] = set()  # topics this connection has published to without a refusal
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -171,6 +192,7 @@ class NatsTransport(Transport):
             "connect_timeout": max(1, round(self._connect_timeout)),
             "ping_interval": self._reconnect.ping_interval,
             "max_outstanding_pings": 3,
+            "inbox_prefix": self._reply_prefix,
         }
         if self._keypair is not None:
             options["nkeys_seed_str"] = self._keypair.nkey_seed()
@@ -237,6 +259,15 @@ class NatsTransport(Transport):
 
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = exc
+        text = str(exc).lower()
+        at = text.find(_PERMISSIONS_ERR)
+        if at >= 0:  # nats-py lowercases the server's text: 'permissions violation for publish to "x"'
+            kind, _, subject = text[at + len(_PERMISSIONS_ERR) :].partition(" to ")
+            if len(self._denied) >= _MAX_REMEMBERED:
+                self._denied.clear()
+            self._denied.add((kind.strip(), subject.strip().strip('"')))
+            log.warning("hub refused %s: %s", self.local_did, exc)
+            return
         if self._connecting:
             code, detail, hint = explain_connect_error(exc, ", ".join(self.servers))
             if code == "hub_auth_failed" or isinstance(exc, ssl.SSLError | ssl.CertificateError):
@@ -268,8 +299,13 @@ class NatsTransport(Transport):
         nc = self._require()
         self._handler = handler
         if self._inbox_sub is None:
+            self._denied.discard(("subscription", self._inbox.lower()))
             self._inbox_sub = await nc.subscribe(self._inbox, cb=self._on_inbox)
             await _flush(nc)  # the hub knows our interest before serve returns: no early "no responders"
+            if ("subscription", self._inbox.lower()) in self._denied:
+                sub, self._inbox_sub, self._handler = self._inbox_sub, None, None
+                await _NatsSubscription(self._inbox, sub, nc).unsubscribe()
+                raise _denied("read its own inbox", self._inbox)
 
     async def _on_inbox(self, msg: Msg) -> None:
         await self._slots.acquire()
@@ -299,6 +335,9 @@ class NatsTransport(Transport):
             return
         if not reply or out is None:
             return
+        if not reply.startswith(_REPLY_ROOT):
+            log.warning("%s did not answer to %r: replies go only to %s* subjects", self.local_did, reply, _REPLY_ROOT)
+            return
         if len(out) > self.max_message_bytes:
             log.warning("refused to send a %d-byte reply: over max_message_bytes", len(out))
             await self._reply_error(reply, "message_too_large")
@@ -309,6 +348,8 @@ class NatsTransport(Transport):
             log.warning("reply of %s was lost: %s", self.local_did, exc)
 
     async def _reply_error(self, reply: str, code: str) -> None:
+        if not reply.startswith(_REPLY_ROOT):
+            return
         try:
             await self._require().publish(reply, b"", headers={ERROR_HEADER: code})
         except (AgoraError, nats.errors.Error) as exc:
@@ -347,7 +388,21 @@ class NatsTransport(Transport):
     async def publish(self, topic: str, data: bytes) -> None:
         validate_topic(topic)
         check_size(data, self.max_message_bytes, "message")
+        if topic in self._topics_ok:
+            await self._publish(topic, data)
+            return
+        # first publish to this topic: one round trip tells whether the hub permits it
+        nc = self._require()
+        key = ("publish", topic.lower())
+        self._denied.discard(key)
         await self._publish(topic, data)
+        await _flush(nc)
+        if key in self._denied:
+            raise _denied(f"publish to topic {topic!r}", topic)
+        if nc.is_connected:  # a flush while disconnected proves nothing
+            if len(self._topics_ok) >= _MAX_REMEMBERED:
+                self._topics_ok.clear()
+            self._topics_ok.add(topic)
 
     async def _publish(self, subject: str, data: bytes) -> None:
         nc = self._require()
@@ -370,10 +425,25 @@ class NatsTransport(Transport):
             except Exception:
                 log.exception("topic handler for %s failed", topic)
 
+        key = ("subscription", topic.lower())
+        self._denied.discard(key)
         sub = _NatsSubscription(topic, await nc.subscribe(topic, cb=on_msg), nc, self._subs)
         await _flush(nc)  # interest registered at the hub before the caller publishes
+        if key in self._denied:
+            await sub.unsubscribe()
+            raise _denied(f"subscribe to topic {topic!r}", topic)
         self._subs.append(sub)
         return sub
+
+
+def _denied(what: str, subject: str) -> AgoraError:
+    return AgoraError(
+        "hub_permission_denied",
+        f"the hub does not let this node {what}",
+        hint="On an allowlisted hub a node may read only its own inbox and replies and the hub's topics "
+        "(HubConfig.topics, default agora.announce and agora.announce.>); ask the hub operator to add the topic.",
+        details={"subject": subject},
+    )
 
 
 def _outbound_error(exc: Exception) -> AgoraError:

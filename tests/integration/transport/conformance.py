@@ -3,6 +3,8 @@
 Use: subclass `TransportConformance` and provide a `make_transport` fixture returning
 `async (max_message_bytes=...) -> Transport`, started, with a fresh DID, closed at teardown
 (see test_conformance.py). Waits are events with a deadline, never fixed sleeps.
+Every topic lives under `agora.test.`, so the suite also runs on an allowlisted hub that opens
+just that namespace (`TEST_TOPICS`) besides agora's own public topics.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from agora.identity import Keypair
 from agora.transport import ConnectionState, Transport
 
 DEADLINE = 10.0
+TEST_TOPICS = ("agora.test.>",)
 MakeTransport = Callable[..., Awaitable[Transport]]
 
 
@@ -193,21 +196,21 @@ class TransportConformance:
     async def test_publish_subscribe_unsubscribe(self, make_transport: MakeTransport) -> None:
         pub, sub1, sub2 = await make_transport(), await make_transport(), await make_transport()
         first, second, wild, control = Collector(), Collector(), Collector(), Collector()
-        s1 = await sub1.subscribe("agora.announce", first)
-        await sub2.subscribe("agora.announce", second)
-        await sub2.subscribe("agora.*", wild)
-        await sub1.subscribe("agora.>", control)
+        s1 = await sub1.subscribe("agora.test.announce", first)
+        await sub2.subscribe("agora.test.announce", second)
+        await sub2.subscribe("agora.test.*", wild)
+        await sub1.subscribe("agora.test.>", control)
 
-        await pub.publish("agora.announce", b"hello")
+        await pub.publish("agora.test.announce", b"hello")
         assert await first.wait_for(1) == [b"hello"]
         assert await second.wait_for(1) == [b"hello"]
         assert await wild.wait_for(1) == [b"hello"]
 
         await s1.unsubscribe()
         await s1.unsubscribe()  # idempotent
-        await pub.publish("agora.announce", b"again")
-        await pub.publish("agora.other.deep", b"deep")
-        await pub.publish("agora.end", b"end")  # a marker: per-publisher order is kept
+        await pub.publish("agora.test.announce", b"again")
+        await pub.publish("agora.test.other.deep", b"deep")
+        await pub.publish("agora.test.end", b"end")  # a marker: per-publisher order is kept
         assert await control.wait_for(4) == [b"hello", b"again", b"deep", b"end"]
         assert await second.wait_for(2) == [b"hello", b"again"]
         assert first.items == [b"hello"], "an unsubscribed handler still got messages"
@@ -216,9 +219,9 @@ class TransportConformance:
     async def test_topic_handlers_run_in_order(self, make_transport: MakeTransport) -> None:
         pub, sub = await make_transport(), await make_transport()
         got = Collector()
-        await sub.subscribe("agora.order", got)
+        await sub.subscribe("agora.test.order", got)
         for i in range(50):
-            await pub.publish("agora.order", str(i).encode())
+            await pub.publish("agora.test.order", str(i).encode())
         assert await got.wait_for(50) == [str(i).encode() for i in range(50)]
 
     async def test_bad_topics(self, make_transport: MakeTransport) -> None:
@@ -237,9 +240,9 @@ class TransportConformance:
                 raise ValueError("bad message")
             await got(data)
 
-        await sub.subscribe("agora.picky", picky)
-        await pub.publish("agora.picky", b"bad")
-        await pub.publish("agora.picky", b"good")
+        await sub.subscribe("agora.test.picky", picky)
+        await pub.publish("agora.test.picky", b"bad")
+        await pub.publish("agora.test.picky", b"good")
         assert await got.wait_for(1) == [b"good"]
 
     # -- concurrency -------------------------------------------------------------------------
@@ -279,7 +282,7 @@ class TransportConformance:
         stop_watching = b.on_state_change(states.append)
         assert b.state is ConnectionState.CONNECTED
         await b.serve(echo)
-        await b.subscribe("agora.closing", Collector())
+        await b.subscribe("agora.test.closing", Collector())
         assert await a.request(b.local_did, b"x", timeout=DEADLINE) == b"echo:x"
 
         await b.close()
@@ -290,15 +293,15 @@ class TransportConformance:
         await _raises("peer_unreachable", a.request(b.local_did, b"x", timeout=DEADLINE))
         await _raises("transport_closed", b.send(a.local_did, b"x"))
         await _raises("transport_closed", b.request(a.local_did, b"x", timeout=1.0))
-        await _raises("transport_closed", b.publish("agora.closing", b"x"))
-        await _raises("transport_closed", b.subscribe("agora.closing", Collector()))
+        await _raises("transport_closed", b.publish("agora.test.closing", b"x"))
+        await _raises("transport_closed", b.subscribe("agora.test.closing", Collector()))
         await _raises("transport_closed", b.serve(echo))
 
     async def test_close_leaves_no_tasks_behind(self, make_transport: MakeTransport) -> None:
         before = asyncio.all_tasks()
         a, b = await make_transport(), await make_transport()
         await b.serve(echo)
-        await a.subscribe("agora.tasks", Collector())
+        await a.subscribe("agora.test.tasks", Collector())
         await a.request(b.local_did, b"x", timeout=DEADLINE)
         await a.close()
         await b.close()

@@ -7,10 +7,13 @@ from typing import Any
 
 import pytest
 
+from agora.discovery import HELLO_TOPIC, TOPIC
 from agora.errors import AgoraError
 from agora.identity import Keypair
+from agora.storage.hub import DEFAULT_BUCKET
 from agora.transport import ClusterConfig, HubConfig, HubProcess, TlsConfig, routes_for
-from agora.transport.hub_config import HEADER_ROOM, is_loopback, render
+from agora.transport.hub_config import DEFAULT_OBJECT_BUCKETS, HEADER_ROOM, is_loopback, render
+from agora.transport.subjects import reply_inbox_prefix, topic_matches
 
 
 def _fail(code: str, **fields: Any) -> AgoraError:
@@ -125,8 +128,71 @@ def test_render_allowlist_as_nkeys(tmp_path: Path) -> None:
     text = render(HubConfig(home=tmp_path, allowed_dids=tuple(k.did for k in keys)), ports_dir=tmp_path)
     assert "authorization {" in text
     for key in keys:
-        assert f'{{nkey: "{key.nkey}"}}' in text
+        assert f'{{nkey: "{key.nkey}", permissions: ' in text
         assert key.nkey.startswith("U")
+
+
+def _user_line(text: str, nkey: str) -> str:
+    (line,) = [line for line in text.splitlines() if f'nkey: "{nkey}"' in line]
+    return line
+
+
+def test_each_user_may_read_only_its_own_subjects(tmp_path: Path) -> None:
+    a, b = Keypair.generate(), Keypair.generate()
+    config = HubConfig(home=tmp_path, allowed_dids=(a.did, b.did), topics=("agora.announce", "agora.jobs.>"))
+    perms = config.user_permissions(a.did)
+    assert perms["subscribe"] == {
+        "allow": [f"agora.node.{a.did}", reply_inbox_prefix(a.did) + ".>", "agora.announce", "agora.jobs.>"]
+    }
+    publish = perms["publish"]["allow"]  # type: ignore[index]
+    assert publish[:3] == ["agora.node.*", "agora.announce", "agora.jobs.>"]
+    assert perms["allow_responses"] is True
+    # nothing that reaches other nodes' replies or lets a node create or change a stream
+    assert not any(s.startswith("_INBOX") for s in publish)
+    assert not any(s in publish for s in (">", "$JS.API.>", "$JS.>", "$O.>"))
+    assert not any(".STREAM.CREATE." in s or ".STREAM.UPDATE." in s or ".STREAM.DELETE." in s for s in publish)
+    assert "$O.agora-results.>" in publish and "$JS.API.STREAM.INFO.OBJ_agora-results" in publish
+    text = render(config, ports_dir=tmp_path)
+    assert reply_inbox_prefix(b.did) not in _user_line(text, a.nkey)
+    assert reply_inbox_prefix(b.did) in _user_line(text, b.nkey)
+
+
+def test_admins_and_the_hub_service_key_are_unrestricted(tmp_path: Path) -> None:
+    a, admin, service = Keypair.generate(), Keypair.generate(), Keypair.generate()
+    config = HubConfig(home=tmp_path, allowed_dids=(a.did, admin.did), admin_dids=(admin.did,))
+    text = render(config, ports_dir=tmp_path, service_nkeys=[service.nkey])
+    assert "permissions" in _user_line(text, a.nkey)
+    assert "permissions" not in _user_line(text, admin.nkey)
+    assert "permissions" not in _user_line(text, service.nkey)
+    assert service.seed.hex() not in text and service.nkey_seed() not in text
+
+
+def test_object_store_permissions_follow_the_buckets(tmp_path: Path) -> None:
+    a = Keypair.generate()
+    config = HubConfig(home=tmp_path, allowed_dids=(a.did,), object_buckets=("one", "two"))
+    publish = config.user_permissions(a.did)["publish"]["allow"]  # type: ignore[index]
+    assert "$O.one.>" in publish and "$O.two.>" in publish and "$O.agora-results.>" not in publish
+    no_js = HubConfig(home=tmp_path, allowed_dids=(a.did,), jetstream=False)
+    assert not any(s.startswith("$") for s in no_js.user_permissions(a.did)["publish"]["allow"])  # type: ignore[index]
+
+
+def test_permission_settings_are_validated(tmp_path: Path) -> None:
+    a, b = Keypair.generate(), Keypair.generate()
+    _fail("config_invalid", home=tmp_path, allowed_dids=(a.did,), admin_dids=(b.did,))
+    _fail("config_invalid", home=tmp_path, admin_dids=(a.did,))  # admins need an allowlist
+    for topics in (("agora.>",), (">",), ("agora.*.x",), ("*.announce",), ("agora.node.x",), ("_INBOX.>",), ("$JS.>",)):
+        _fail("topic_invalid", home=tmp_path, allowed_dids=(a.did,), topics=topics)
+    _fail("config_invalid", home=tmp_path, topics="agora.announce")
+    for bucket in ("", "a.b", "a b", "x" * 65, "*"):
+        _fail("config_invalid", home=tmp_path, object_buckets=(bucket,))
+    HubConfig(home=tmp_path, allowed_dids=(a.did,), admin_dids=(a.did,), topics=("agora.*", "jobs.>")).validate()
+
+
+def test_the_default_topics_cover_what_agora_publishes() -> None:
+    """Discovery must keep working on an allowlisted hub: its topics are in the default permissions."""
+    for topic in (TOPIC, HELLO_TOPIC):
+        assert any(topic_matches(pattern, topic) for pattern in HubConfig(home=Path("/tmp/x")).topics), topic
+    assert DEFAULT_OBJECT_BUCKETS == (DEFAULT_BUCKET,)
 
 
 def test_render_tls(tmp_path: Path, cert_files: TlsConfig) -> None:

@@ -6,7 +6,14 @@ import pytest
 
 from agora.errors import AgoraError
 from agora.identity import Keypair
-from agora.transport.subjects import check_size, inbox_subject, topic_matches, validate_topic
+from agora.transport.subjects import (
+    check_size,
+    inbox_subject,
+    reply_inbox_prefix,
+    topic_matches,
+    validate_public_topic,
+    validate_topic,
+)
 
 
 def test_inbox_subject_of_a_did_key() -> None:
@@ -81,3 +88,30 @@ def test_check_size() -> None:
     with pytest.raises(AgoraError) as info:
         check_size("text", 10, "message")  # type: ignore[arg-type]
     assert info.value.code == "invalid_argument"
+
+
+def test_reply_inbox_prefix_is_one_stable_token_per_did() -> None:
+    a, b = Keypair.generate().did, Keypair.generate().did
+    prefix = reply_inbox_prefix(a)
+    root, token = prefix.split(".")
+    assert root == "_INBOX" and len(token) == 26 and token.isalnum() and token == token.lower()
+    assert reply_inbox_prefix(a) == prefix and reply_inbox_prefix(b) != prefix
+    # a reply subject of a (prefix + "." + nuid + "." + token) is never matched by b's permission
+    assert topic_matches(prefix + ".>", prefix + ".NUID.tok")
+    assert not topic_matches(reply_inbox_prefix(b) + ".>", prefix + ".NUID.tok")
+    with pytest.raises(AgoraError) as info:
+        reply_inbox_prefix("did:key:a.b")
+    assert info.value.code == "did_invalid"
+
+
+@pytest.mark.parametrize("pattern", ["agora.announce", "agora.announce.>", "agora.*", "jobs.*.done", "agora.x.*"])
+def test_public_topics_that_cannot_reach_an_inbox(pattern: str) -> None:
+    assert validate_public_topic(pattern) == pattern
+    assert not topic_matches(pattern, "agora.node.did:key:z6Mkabc")
+
+
+@pytest.mark.parametrize("pattern", [">", "*", "*.x", "agora.>", "agora.*.>", "agora.*.x", "agora.node.>", "_INBOX.>"])
+def test_public_topics_that_could_reach_an_inbox_are_refused(pattern: str) -> None:
+    with pytest.raises(AgoraError) as info:
+        validate_public_topic(pattern)
+    assert info.value.code == "topic_invalid"
