@@ -9,6 +9,7 @@ import pytest
 
 from agora.errors import AgoraError
 from agora.identity import Keypair
+from agora.storage import HubObjectStore
 from agora.transport import NatsTransport, TlsConfig, reachability_check
 from agora.transport.reachability import HINT_TLS_MISMATCH, HINT_TLS_NOT_OFFERED, HINT_TLS_REQUIRED
 from tests.integration.transport.conformance import DEADLINE, echo
@@ -78,3 +79,18 @@ async def test_a_tls_node_refuses_a_plaintext_hub(certs: Path, hub_factory: HubF
         await node.start()
     assert (info.value.code, info.value.hint) == ("hub_unreachable", HINT_TLS_NOT_OFFERED)
     assert (await reachability_check(hub.url, tls=trust))[::2] == (False, HINT_TLS_NOT_OFFERED)
+
+
+async def test_an_allowlisted_tls_hub_creates_its_bucket_over_tls(certs: Path, hub_factory: HubFactory) -> None:
+    """The hub dials itself over TLS (trusting its own certificate) to create the object store bucket."""
+    key = Keypair.generate()
+    tls = TlsConfig(cert_file=certs / "server.pem", key_file=certs / "server.key")
+    hub = await hub_factory(tls=tls, allowed_dids=(key.did,))
+    node = NatsTransport(key.did, [hub.url], keypair=key, tls=TlsConfig(ca_file=certs / "ca.pem"))
+    await node.start()
+    try:
+        store = HubObjectStore(node.nats_client)
+        ref = await store.put(b"over tls")
+        assert await store.get(ref) == b"over tls"
+    finally:
+        await node.close()
