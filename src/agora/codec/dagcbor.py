@@ -199,6 +199,21 @@ class _Decoder:
             pos += 1
             self.pos = pos
             major, info, v = ib >> 5, ib & 0x1F, ib & 0x1F
+        elif (ib == 0x78 or ib == 0x58) and pos + 1 < n and data[pos + 1] >= 24:
+            # fast path: text or bytes of 24..255 (DIDs, signatures), one length byte, canonical
+            v = data[pos + 1]
+            pos += 2
+            end = pos + v
+            if end > n:
+                raise self.fail("truncated input")
+            self.pos = end
+            if ib == 0x58:
+                return data[pos:end]
+            try:
+                return data[pos:end].decode("utf-8")
+            except UnicodeDecodeError:
+                self.pos = start
+                raise self.fail("text is not valid UTF-8") from None
         else:
             major, info, v = self.head()
             pos = self.pos

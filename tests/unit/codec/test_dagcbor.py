@@ -59,6 +59,9 @@ def test_cid_tag_roundtrip() -> None:
     [
         ("1817", "cbor_non_canonical"),  # 23 in two bytes
         ("190017", "cbor_non_canonical"),
+        ("780161", "cbor_non_canonical"),  # 1-char text with a length byte
+        ("5801ff", "cbor_non_canonical"),  # 1-byte bytes with a length byte
+        ("7818" + "61" * 23, "cbor_malformed"),  # text of 24 announced, 23 given
         ("f93c00", "cbor_non_canonical"),  # half float
         ("fa3f800000", "cbor_non_canonical"),  # single float
         ("5f4101ff", "cbor_non_canonical"),  # indefinite bytes
