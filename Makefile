@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/crypto.py
 	$(BIN)/python bench/node.py
 	$(BIN)/python bench/executors.py
+	$(BIN)/python bench/remote_job.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
