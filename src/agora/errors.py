@@ -128,6 +128,9 @@ CATALOG: dict[str, ErrorKind] = {
         "cloud metadata); publish the input on a public address, or its operator can allow them with "
         "--allow-private-inputs.",
     ),
+    "storage_forbidden": _k(
+        403, "A provider lets jobs use its S3 credentials for its configured bucket only; name that bucket."
+    ),
     # compute
     "alloc_not_found": _k(404, "No such allocation on this node."),
     "alloc_invalid_state": _k(409, "The allocation is not in a state that allows this."),

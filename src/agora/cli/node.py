@@ -55,6 +55,24 @@ def init(
         )
 
 
+S3EndpointOpt = Annotated[
+    str | None, typer.Option(help="S3-compatible server for jobs' s3 outputs/inputs (default: AWS)")
+]
+S3BucketOpt = Annotated[
+    str | None,
+    typer.Option(help="S3 bucket jobs may use (turns S3 on; keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"),
+]
+S3RegionOpt = Annotated[str | None, typer.Option(help="S3 region (default us-east-1)")]
+
+
+def _s3_args(endpoint: str | None, bucket: str | None, region: str | None) -> list[str]:
+    args: list[str] = []
+    for flag, value in (("--s3-endpoint", endpoint), ("--s3-bucket", bucket), ("--s3-region", region)):
+        if value:
+            args += [flag, value]
+    return args
+
+
 def _exec_daemon(args: list[str]) -> None:
     """Replace this process with the node process, so signals and exit codes go straight to it."""
     argv = [sys.executable, "-m", "agora.daemon", *args]
@@ -76,9 +94,13 @@ def hub_up(
     allow_private_inputs: Annotated[
         bool, typer.Option(help="let jobs' HTTP inputs come from private or local addresses (off: SSRF guard)")
     ] = False,
+    s3_endpoint: S3EndpointOpt = None,
+    s3_bucket: S3BucketOpt = None,
+    s3_region: S3RegionOpt = None,
 ) -> None:
     """Run a hub: a node that also runs the NATS server other nodes dial out to."""
     args = ["--hub", "--hub-host", host, "--hub-port", str(port), "--api-port", str(api_port)]
+    args += _s3_args(s3_endpoint, s3_bucket, s3_region)
     if allow_private_inputs:
         args.append("--allow-private-inputs")
     if home:
@@ -104,9 +126,13 @@ def node_up(
         bool, typer.Option(help="let jobs' HTTP inputs come from private or local addresses (off: SSRF guard)")
     ] = False,
     home: HomeOpt = None,
+    s3_endpoint: S3EndpointOpt = None,
+    s3_bucket: S3BucketOpt = None,
+    s3_region: S3RegionOpt = None,
 ) -> None:
     """Run a node that joins the network through one or more hubs."""
     args = ["--hub-url", hub, "--api-port", str(api_port)]
+    args += _s3_args(s3_endpoint, s3_bucket, s3_region)
     if allow_private_inputs:
         args.append("--allow-private-inputs")
     if tls_ca:

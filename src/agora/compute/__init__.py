@@ -7,6 +7,8 @@
   request, the storage layer's input specs, output naming.
 - `logring.py`: `LogRing`, a bounded per-allocation log read by cursor (long-poll).
 - `transfer.py`: chunked uploads into the CAS and chunked output reads.
+- `stores.py`: `NodeStores`, which store a task's inputs come from and its outputs go to (local CAS, the hub's
+  object store, the operator's S3), checked before any I/O; `publish_outputs`; `S3Settings`, `HubBuckets`.
 - `grants.py`: `DelegationBook` (delegations issued and held, `proofs_for`), `GrantsActor` (the public
   /agora/node/delegation/offer behavior), token text helpers.
 """
@@ -24,6 +26,7 @@ from agora.compute.grants import (
 )
 from agora.compute.logring import LogEntry, LogPage, LogRing
 from agora.compute.manager import AllocationManager, ComputeSettings
+from agora.compute.stores import HubBuckets, HubOpener, NodeStores, S3Settings, publish_outputs
 from agora.compute.taskprep import need_of, parse_task
 from agora.compute.transfer import CHUNK
 
@@ -39,12 +42,17 @@ __all__ = [
     "ComputeSettings",
     "DelegationBook",
     "GrantsActor",
+    "HubBuckets",
+    "HubOpener",
     "LogEntry",
     "LogPage",
     "LogRing",
+    "NodeStores",
+    "S3Settings",
     "describe",
     "need_of",
     "parse_task",
     "parse_token",
+    "publish_outputs",
     "token_text",
 ]

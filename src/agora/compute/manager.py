@@ -50,6 +50,7 @@ from agora.compute.allocation import (
     Allocation,
 )
 from agora.compute.logring import LogRing
+from agora.compute.stores import NodeStores, publish_outputs
 from agora.compute.taskprep import (
     exec_request,
     module_sha256,
@@ -67,7 +68,7 @@ from agora.identity import Keypair
 from agora.models.capability import fits
 from agora.models.job import TaskSpec
 from agora.resources import CapacityTracker
-from agora.storage import LocalCAS, Storages, collect_outputs, fetch_inputs
+from agora.storage import LocalCAS, collect_outputs, fetch_inputs
 from agora.store import Scalar, Store
 from agora.wire import OutputDigest, UsageReceipt
 
@@ -114,7 +115,7 @@ class AllocationManager(Actor):
         capacity: CapacityTracker,
         cas: LocalCAS,
         work_root: Path,
-        storages: Storages | None = None,
+        stores: NodeStores | None = None,
         clock: Clock = SYSTEM_CLOCK,
         settings: ComputeSettings | None = None,
     ) -> None:
@@ -124,7 +125,7 @@ class AllocationManager(Actor):
         self.registry = registry
         self.capacity = capacity
         self.cas = cas
-        self.storages = storages or Storages(local=cas)
+        self.stores = stores or NodeStores(cas)  # where inputs come from and outputs go (local only by default)
         self.work_root = work_root
         self.clock = clock
         self.settings = settings or ComputeSettings()
@@ -370,7 +371,7 @@ class AllocationManager(Actor):
         module = spec.module or ""
         if module.startswith(("http://", "https://")):
             target = live_dir(self.work_root, live.alloc.id) / "module.wasm"
-            await self.storages.http.fetch_to_file(module, target)
+            await self.stores.http.fetch_to_file(module, target)
             return target
         raise AgoraError(
             "module_invalid",
@@ -384,10 +385,11 @@ class AllocationManager(Actor):
         work = live_dir(self.work_root, live.alloc.id)
         dirs = output_dirs(live.spec)
         await asyncio.to_thread(_make_dirs, work, dirs)
-        inputs = storage_inputs(live.spec, data, refs)
+        self.stores.check_task(live.spec)  # a hub/s3 input or output this node cannot serve: refuse before running
+        inputs = storage_inputs(live.spec, data, refs, self.stores.hub_bucket)
         module_path = await self._resolve_module(live, module_bytes)
         if inputs:
-            await fetch_inputs(inputs, work / "inputs", self.storages)
+            await fetch_inputs(inputs, work / "inputs", await self.stores.input_storages(live.spec))
         else:
             await asyncio.to_thread((work / "inputs").mkdir)
         return module_path
@@ -408,6 +410,7 @@ class AllocationManager(Actor):
         result: ExecResult | None = None
         error: AgoraError | None = None
         outputs: list[OutputDigest] = []
+        uris: dict[str, str] = {}  # output path -> where it is published (cas://, hub://, s3://)
         started_at = self.clock.now()
         work = live_dir(self.work_root, alloc.id)
         try:
@@ -431,7 +434,14 @@ class AllocationManager(Actor):
                     await executor.cleanup(live.handle)
             if result.ok:
                 refs = await collect_outputs(work / "outputs", self.cas)
-                outputs = [OutputDigest(output_name(live.spec, r.path), r.path, r.sha256, r.size) for r in refs]
+                collected = [OutputDigest(output_name(live.spec, r.path), r.path, r.sha256, r.size) for r in refs]
+                # every output stays in this node's CAS (served by /agora/alloc/fetch); those the spec
+                # publishes to the hub or S3 are put there too, and their URIs say so
+                published = await publish_outputs(
+                    self.stores, live.spec, [(o.name, o.path, o.sha256) for o in collected], self.cas.path_of
+                )
+                uris = {r.path: r.uri for r in refs} | published
+                outputs = collected
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
@@ -443,7 +453,7 @@ class AllocationManager(Actor):
         except Exception as exc:
             log.exception("allocation %s failed", alloc.id)
             error = AgoraError("internal", f"{type(exc).__name__}: {exc}")
-        await self._end(live, result, error, outputs, started_at, work)
+        await self._end(live, result, error, outputs, started_at, work, uris)
 
     async def _end(
         self,
@@ -453,6 +463,7 @@ class AllocationManager(Actor):
         outputs: list[OutputDigest],
         started_at: float,
         work: Path,
+        uris: dict[str, str],
     ) -> None:
         alloc = live.alloc
         try:
@@ -474,9 +485,12 @@ class AllocationManager(Actor):
             state = CANCELLED if error.code == "task_cancelled" else FAILED
             cause = f"{error.code}: {error.message}"
         alloc.exit_code = result.exit_code if result is not None else None
-        alloc.reason = result.reason if result is not None else ("cancelled" if state == CANCELLED else "error")
+        if result is not None and not (result.ok and error is not None):
+            alloc.reason = result.reason
+        else:  # no result, or the task exited 0 and what followed failed (publishing its outputs)
+            alloc.reason = "cancelled" if state == CANCELLED else "error"
         alloc.error = error.to_dict() if error is not None else None
-        alloc.outputs = [o.to_dict() for o in outputs]
+        alloc.outputs = [o.to_dict() | ({"uri": uris[o.path]} if o.path in uris else {}) for o in outputs]
         stats = result.stats if result is not None else None
         try:
             receipt = UsageReceipt.issue(

@@ -12,7 +12,8 @@ in which case only its parent is created. Every regular file under `outputs/` is
 or not; its output name is that of the declared output containing it, else its first path part.
 
 Input sources map onto the storage layer: inline text/base64 as is; `http` by URL; `s3` by bucket
-and key; `hub` by `hub://<bucket>/<name>`; `local` means a file on the *requester's* machine, so its
+and key; `hub` by `hub://<bucket>/<name>` (the name is the object's sha256, the bucket defaults to the
+node's hub bucket); `local` means a file on the *requester's* machine, so its
 bytes must come with the request (`input_data`) or have been uploaded first (`input_refs`: sha256 of
 an object in this node's CAS). A plain module path is likewise the requester's: its bytes come as
 `module_bytes` or it is named `sha256:<hex>` of an earlier upload.
@@ -21,6 +22,7 @@ an object in this node's CAS). A plain module path is likewise the requester's: 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -29,13 +31,16 @@ from agora.errors import AgoraError
 from agora.executors import ExecRequest, Limits
 from agora.jobs import spec_from_data
 from agora.models.capability import Capability
-from agora.models.job import TaskSpec
+from agora.models.job import InputSpec as JobInput
+from agora.models.job import Scalar, TaskSpec
 from agora.storage import InputSource, InputSpec
+from agora.storage.hub import DEFAULT_BUCKET as DEFAULT_HUB_BUCKET
 
 INPUT_ROOTS = ("/inputs", "/work/inputs")
 OUTPUT_ROOTS = ("/outputs", "/work/outputs")
 NO_TIMEOUT_S = 30 * 24 * 3600.0  # a service task (timeout null) still ends some day
-DEFAULT_HUB_BUCKET = "agora"
+_HUB_BUCKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def parse_task(task: Any, job: str) -> TaskSpec:
@@ -113,8 +118,39 @@ def output_name(task: TaskSpec, rel_path: str) -> str:
     return p.parts[0] if p.parts else rel_path
 
 
-def storage_inputs(task: TaskSpec, input_data: Mapping[str, bytes], input_refs: Mapping[str, str]) -> list[InputSpec]:
-    """The task's inputs as the storage layer fetches them."""
+def spec_error(where: str, expected: str, got: object) -> AgoraError:
+    return AgoraError(
+        "job_spec_invalid",
+        f"{where}: expected {expected}, got {got!r}",
+        details={"errors": [{"path": where, "expected": expected, "got": str(got)}]},
+    )
+
+
+def hub_bucket_of(where: str, params: Mapping[str, Scalar], default: str = DEFAULT_HUB_BUCKET) -> str:
+    """The hub bucket a source or publish block names, else the node's."""
+    bucket = params.get("bucket", default)
+    if not isinstance(bucket, str) or not _HUB_BUCKET_RE.fullmatch(bucket):
+        raise spec_error(f"{where}.bucket", "a hub bucket name: 1-64 letters, digits, '-' or '_'", bucket)
+    return bucket
+
+
+def hub_input_uri(inp: JobInput, default_bucket: str = DEFAULT_HUB_BUCKET) -> str:
+    """hub://<bucket>/<hex>: a hub input's `name` is the object's sha256, as a hub output's URI ends."""
+    where = f"input {inp.name!r}.source"
+    bucket = hub_bucket_of(where, inp.source.params, default_bucket)
+    name = inp.source.params.get("name")
+    if not isinstance(name, str) or not _HEX64.fullmatch(name.lower()):
+        raise spec_error(f"{where}.name", "the object's sha256 (64 hex characters, as a hub output's uri ends)", name)
+    return f"hub://{bucket}/{name.lower()}"
+
+
+def storage_inputs(
+    task: TaskSpec,
+    input_data: Mapping[str, bytes],
+    input_refs: Mapping[str, str],
+    hub_bucket: str = DEFAULT_HUB_BUCKET,
+) -> list[InputSpec]:
+    """The task's inputs as the storage layer fetches them (`hub_bucket`: the node's default bucket)."""
     out: list[InputSpec] = []
     for spec in task.inputs:
         rel = relative_to_root(spec.path, INPUT_ROOTS, f"input {spec.name!r}")
@@ -130,8 +166,7 @@ def storage_inputs(task: TaskSpec, input_data: Mapping[str, bytes], input_refs: 
         elif kind == "s3":
             source = InputSource(type="s3", bucket=str(params.get("bucket", "")), key=str(params.get("key", "")))
         elif kind == "hub":
-            bucket = str(params.get("bucket", DEFAULT_HUB_BUCKET))
-            source = InputSource(type="hub", uri=f"hub://{bucket}/{params.get('name', '')}")
+            source = InputSource(type="hub", uri=hub_input_uri(spec, hub_bucket))
         elif kind == "local":
             if spec.name in input_data:
                 content = base64.b64encode(input_data[spec.name]).decode("ascii")
@@ -179,6 +214,8 @@ __all__ = [
     "INPUT_ROOTS",
     "OUTPUT_ROOTS",
     "exec_request",
+    "hub_bucket_of",
+    "hub_input_uri",
     "limits_of",
     "module_sha256",
     "need_of",
@@ -186,5 +223,6 @@ __all__ = [
     "output_name",
     "parse_task",
     "relative_to_root",
+    "spec_error",
     "storage_inputs",
 ]

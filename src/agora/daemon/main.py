@@ -39,6 +39,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="fetch HTTP(S) inputs from loopback, private and link-local addresses too (off: SSRF protection)",
     )
+    s3 = p.add_argument_group(
+        "S3 storage", "for jobs' s3 outputs and inputs; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+    )
+    s3.add_argument("--s3-endpoint", default=None, help="S3-compatible server URL (default: AWS itself)")
+    s3.add_argument("--s3-bucket", default=None, help="the bucket jobs may use (setting it turns S3 on)")
+    s3.add_argument("--s3-region", default="us-east-1")
     return p.parse_args(argv)
 
 
@@ -69,6 +75,9 @@ def build_config(ns: argparse.Namespace) -> NodeConfig:
         log_level=ns.log_level,
         tls_ca=ns.tls_ca,
         allow_private_inputs=ns.allow_private_inputs,
+        s3_endpoint=ns.s3_endpoint,
+        s3_bucket=ns.s3_bucket,
+        s3_region=ns.s3_region,
     )
 
 

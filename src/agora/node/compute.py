@@ -8,6 +8,12 @@
 and registers the AllocationManager, the GrantsActor and the JobRunner with the node's runtime.
 HTTP(S) inputs refuse private and local addresses unless `NodeConfig.allow_private_inputs` (SSRF).
 
+Storage (`NodeStores`, shared by the provider side and the requester side): the CAS; the hub's object
+store (bucket `NodeConfig.hub_bucket`), opened on first use over the node's own NATS connection (a
+transport without one dials the hubs just for storage; the memory transport has no hub, so hub inputs
+and outputs are config_invalid there); and, when `NodeConfig.s3_bucket` is set, the operator's S3 store
+(credentials from the config, else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+
 Start-up stays fast: machine detection and executor probes take milliseconds; the onboarding
 benchmark (a few seconds of CPU) is loaded from the store when the same benchmark version already
 ran here, else it runs in the background after start and the next announcement carries its score.
@@ -34,6 +40,9 @@ from agora.compute import (
     ComputeSettings,
     DelegationBook,
     GrantsActor,
+    HubOpener,
+    NodeStores,
+    S3Settings,
     describe,
 )
 from agora.errors import AgoraError
@@ -49,7 +58,8 @@ from agora.resources import (
     run_benchmark,
     save_benchmark,
 )
-from agora.storage import HttpFetcher, LocalCAS, Storages
+from agora.storage import HttpFetcher, HubObjectStore, LocalCAS
+from agora.transport import MemoryTransport, NatsTransport
 
 if TYPE_CHECKING:
     from agora.node.node import Node
@@ -107,6 +117,7 @@ class ComputeFeature(Actor):
         self._bench_task: asyncio.Task[BenchmarkResult | None] | None = None
         self.book = DelegationBook(node.keypair, node.store, clock=node.clock)
         self.manager: AllocationManager | None = None
+        self.stores = build_stores(node, self.cas)
         self.runner = JobRunner(
             runtime=node.runtime,
             store=node.store,
@@ -114,6 +125,7 @@ class ComputeFeature(Actor):
             proofs_for=self.book.proofs_for,
             clock=node.clock,
             settings=options.runner,
+            published=self.stores,
         )
 
     async def start(self) -> None:
@@ -132,9 +144,7 @@ class ComputeFeature(Actor):
             registry=self.registry,
             capacity=self.capacity,
             cas=self.cas,
-            storages=Storages(
-                local=self.cas, http=HttpFetcher(allow_private_inputs=self.node.config.allow_private_inputs)
-            ),
+            stores=self.stores,
             work_root=self.work_root,
             clock=self.node.clock,
             settings=self.options.settings,
@@ -190,6 +200,7 @@ class ComputeFeature(Actor):
         await self.runner.stop()
         if self.manager is not None:
             await self.manager.stop()
+        await self.stores.close()
 
     # -- what the node shows ------------------------------------------------------------------
     def capability_summary(self) -> dict[str, Any]:
@@ -246,6 +257,53 @@ class ComputeFeature(Actor):
         return out
 
 
+def build_stores(node: Node, cas: LocalCAS) -> NodeStores:
+    """The node's storage backends from its config and transport (nothing is opened until used)."""
+    config = node.config
+    opener, no_hub = _hub_opener(node)
+    s3 = None
+    if config.s3_bucket is not None:
+        access, secret = config.s3_credentials()
+        s3 = S3Settings(
+            bucket=config.s3_bucket,
+            endpoint=config.s3_endpoint,
+            region=config.s3_region,
+            access_key=access,
+            secret_key=secret,
+        )
+    return NodeStores(
+        cas,
+        http=HttpFetcher(allow_private_inputs=config.allow_private_inputs),
+        hub=opener,
+        hub_bucket=config.hub_bucket,
+        no_hub_reason=no_hub,
+        s3=s3,
+    )
+
+
+def _hub_opener(node: Node) -> tuple[HubOpener | None, str]:
+    """How this node opens a bucket of its hub's object store, or why it cannot."""
+    transport = node.transport
+    cap = node.config.hub_max_object_bytes
+    if isinstance(transport, NatsTransport):
+        nats_transport = transport
+
+        async def shared(bucket: str) -> HubObjectStore:  # the node's own connection: its key, its reply inbox
+            return HubObjectStore(nats_transport.nats_client, bucket, max_object_bytes=cap)
+
+        return shared, ""
+    urls = list(getattr(node, "hub_urls", ()))
+    if isinstance(transport, MemoryTransport) or not urls:
+        return None, "this node runs on the in-process memory transport, which has no hub"
+    tls = node.config.client_tls()
+
+    async def dialled(bucket: str) -> HubObjectStore:  # another transport: a connection just for storage
+        options: dict[str, Any] = {"tls": tls.client_context()} if tls is not None else {}
+        return await HubObjectStore.connect(urls, bucket, max_object_bytes=cap, keypair=node.keypair, **options)
+
+    return dialled, ""
+
+
 _FEATURES: WeakKeyDictionary[Node, ComputeFeature] = WeakKeyDictionary()
 
 
@@ -268,4 +326,4 @@ async def attach_compute(node: Node, options: ComputeOptions | None = None) -> C
     return feature
 
 
-__all__ = ["ComputeFeature", "ComputeOptions", "attach_compute", "compute_of"]
+__all__ = ["ComputeFeature", "ComputeOptions", "attach_compute", "build_stores", "compute_of"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from agora.transport import ClusterConfig, TlsConfig
 from agora.transport import HubConfig as HubProcessConfig
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+DEFAULT_HUB_BUCKET = "agora-results"  # agora.storage.hub.DEFAULT_BUCKET; an allowlisted hub creates it
+DEFAULT_HUB_MAX_OBJECT_BYTES = 8 * 1024 * 1024
+_HUB_BUCKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_S3_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+S3_FLAGS_HINT = "Example: --s3-endpoint http://127.0.0.1:8333 --s3-bucket results [--s3-region us-east-1]"
 
 
 def default_home() -> Path:
@@ -49,6 +55,16 @@ class NodeConfig:
     # HTTP(S) inputs (and wasm modules by URL) may come from loopback, private and link-local addresses.
     # Off: a requester's URL must not reach into the provider's own network (SSRF). On: inputs on a LAN.
     allow_private_inputs: bool = False
+    # The hub's JetStream object store, for outputs published `{type: hub}` and `hub` inputs
+    hub_bucket: str = DEFAULT_HUB_BUCKET
+    hub_max_object_bytes: int = DEFAULT_HUB_MAX_OBJECT_BYTES  # bigger results belong in S3
+    # The operator's S3 store (any S3-compatible server) for `s3` outputs and inputs; off unless s3_bucket is
+    # set. Jobs may use this bucket only. Credentials: these, else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    s3_endpoint: str | None = None  # None: AWS itself
+    s3_bucket: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key: str | None = field(default=None, repr=False)
+    s3_secret_key: str | None = field(default=None, repr=False)
 
     def validate(self) -> None:
         if self.api_socket is None and self.api_host not in LOOPBACK_HOSTS:
@@ -74,6 +90,45 @@ class NodeConfig:
             )
         if self.announce_interval <= 0 or self.lost_after <= self.announce_interval:
             raise AgoraError("config_invalid", "lost_after must be longer than announce_interval")
+        self._validate_storage()
+
+    def _validate_storage(self) -> None:
+        if not isinstance(self.hub_bucket, str) or not _HUB_BUCKET_RE.fullmatch(self.hub_bucket):
+            raise AgoraError("config_invalid", f"hub_bucket {self.hub_bucket!r}: 1-64 letters, digits, '-' or '_'")
+        if isinstance(self.hub_max_object_bytes, bool) or not (
+            isinstance(self.hub_max_object_bytes, int) and self.hub_max_object_bytes > 0
+        ):
+            raise AgoraError(
+                "config_invalid", f"hub_max_object_bytes must be a positive integer, got {self.hub_max_object_bytes!r}"
+            )
+        if self.s3_endpoint is not None and not self.s3_endpoint.startswith(("http://", "https://")):
+            raise AgoraError(
+                "config_invalid", f"s3_endpoint {self.s3_endpoint!r} must be an http(s) URL", hint=S3_FLAGS_HINT
+            )
+        if self.s3_bucket is None:
+            if self.s3_endpoint is not None:
+                raise AgoraError(
+                    "config_invalid", "s3_endpoint is set but s3_bucket is not: S3 needs a bucket", hint=S3_FLAGS_HINT
+                )
+            return
+        if not _S3_BUCKET_RE.fullmatch(self.s3_bucket):
+            raise AgoraError(
+                "config_invalid", f"s3_bucket {self.s3_bucket!r} is not an S3 bucket name (3-63 of a-z 0-9 . -)"
+            )
+        if not self.s3_region or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.s3_region):
+            raise AgoraError("config_invalid", f"s3_region {self.s3_region!r} is not a region name like us-east-1")
+        if (self.s3_access_key is None) != (self.s3_secret_key is None):
+            raise AgoraError(
+                "config_invalid",
+                "s3_access_key and s3_secret_key go together",
+                hint="Set both, or neither (then AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are used).",
+            )
+
+    def s3_credentials(self) -> tuple[str | None, str | None]:
+        """The configured keys, else the standard environment variables, else (None, None): boto3's own chain."""
+        if self.s3_access_key is not None:
+            return self.s3_access_key, self.s3_secret_key
+        return os.environ.get("AWS_ACCESS_KEY_ID") or None, os.environ.get("AWS_SECRET_ACCESS_KEY") or None
 
     def hub_process_config(self, own_did: str) -> HubProcessConfig:
         """The embedded nats-server's settings (validated by the transport layer). An allowlist always
@@ -98,6 +153,7 @@ class NodeConfig:
             cluster=cluster,
             allowed_dids=tuple(dict.fromkeys([own_did, *h.allow])) if h.allow else None,
             tls=tls,
+            object_buckets=tuple(dict.fromkeys([DEFAULT_HUB_BUCKET, self.hub_bucket])),
         )
 
     def own_hub_tls(self) -> TlsConfig | None:
@@ -105,6 +161,12 @@ class NodeConfig:
         if self.hub is None or not self.hub.tls_cert:
             return None
         return TlsConfig(ca_file=Path(self.hub.tls_ca or self.hub.tls_cert))
+
+    def client_tls(self) -> TlsConfig | None:
+        """How this node trusts the hubs it dials: `tls_ca`, else its own hub's certificate, else plain."""
+        if self.tls_ca:
+            return TlsConfig(ca_file=Path(self.tls_ca))
+        return self.own_hub_tls()
 
     @property
     def keystore_path(self) -> Path:
@@ -120,4 +182,11 @@ class NodeConfig:
         return self.home / "run.json"
 
 
-__all__ = ["LOOPBACK_HOSTS", "HubSettings", "NodeConfig", "default_home"]
+__all__ = [
+    "DEFAULT_HUB_BUCKET",
+    "DEFAULT_HUB_MAX_OBJECT_BYTES",
+    "LOOPBACK_HOSTS",
+    "HubSettings",
+    "NodeConfig",
+    "default_home",
+]

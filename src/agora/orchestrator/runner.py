@@ -35,6 +35,7 @@ from agora.identity import public_from_did
 from agora.jobs import parse_job, stages
 from agora.models.job import JobSpec
 from agora.orchestrator.joblog import JobLog
+from agora.orchestrator.outputs import PublishedOutputs, fetch_output
 from agora.orchestrator.prepare import PreparedTask, prepare_task
 from agora.orchestrator.provider import ProofSource, ProviderLink
 from agora.orchestrator.record import (
@@ -97,8 +98,12 @@ class JobRunner(Actor):
         proofs_for: ProofSource,
         clock: Clock = SYSTEM_CLOCK,
         settings: RunnerSettings | None = None,
+        published: PublishedOutputs | None = None,
     ) -> None:
+        """`published`: this node's storage backends, to read outputs a provider published to the hub or S3
+        (None: always from the provider)."""
         self.runtime = runtime
+        self.published = published
         self.did = runtime.did
         self.store = store
         self.jobs_dir = jobs_dir
@@ -350,11 +355,12 @@ class JobRunner(Actor):
                     await asyncio.wait_for(asyncio.shield(follower), self.settings.log_drain_s)
                 follower.cancel()
                 await asyncio.gather(follower, return_exceptions=True)
-        await self._finish(rec, unit, link, status, invocation)
+        await self._finish(run, unit, link, status, invocation)
 
     async def _finish(
-        self, rec: JobRecord, unit: UnitRecord, link: ProviderLink, status: dict[str, Any], invocation: CID
+        self, run: _Run, unit: UnitRecord, link: ProviderLink, status: dict[str, Any], invocation: CID
     ) -> None:
+        rec = run.record
         alloc_id = str(unit.alloc_id)
         receipt = verify_receipt(
             status.get("receipt"),
@@ -368,11 +374,17 @@ class JobRunner(Actor):
         state = status.get("state")
         if state == COMPLETED:
             root = Path(rec.dir) / unit.key
+            uris = _uris(status.get("outputs"))
             fetched = []
             for out in receipt.outputs:
                 dest = safe_output_path(root, out.path)
-                await link.fetch_to(alloc_id, out.sha256, out.size, dest)
-                fetched.append(out.to_dict() | {"local_path": str(dest)})
+                uri = uris.get((out.path, out.sha256))
+                source, problem = await fetch_output(link, self.published, alloc_id, out, uri, dest)
+                if problem is not None:
+                    note = f"{out.path}: {uri} unusable ({problem.code}: {problem.message}); fetched from the provider"
+                    run.log.add(unit.key, "agora", note, self.clock.now(), unit.attempts)
+                extra = {"local_path": str(dest), "fetched_from": source} | ({"uri": uri} if uri else {})
+                fetched.append(out.to_dict() | extra)
             unit.outputs = fetched
             return
         err = status.get("error")
@@ -421,6 +433,16 @@ class JobRunner(Actor):
             after = int(page.get("next", after))
             if page.get("done"):
                 return
+
+
+def _uris(outputs: object) -> dict[tuple[str, str], str]:
+    """(path, sha256) -> the URI the provider says the output is published at (unsigned: only a place to
+    look; the bytes found there must still match the signed receipt)."""
+    found: dict[tuple[str, str], str] = {}
+    for o in outputs if isinstance(outputs, list) else []:
+        if isinstance(o, dict) and isinstance(o.get("uri"), str):
+            found[(str(o.get("path")), str(o.get("sha256")))] = o["uri"]
+    return found
 
 
 __all__ = ["JobRunner", "RunnerSettings"]
