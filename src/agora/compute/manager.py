@@ -68,7 +68,7 @@ from agora.identity import Keypair
 from agora.models.capability import fits
 from agora.models.job import TaskSpec
 from agora.resources import CapacityTracker
-from agora.storage import LocalCAS, collect_outputs, fetch_inputs
+from agora.storage import LocalCAS, Storages, collect_outputs, fetch_inputs
 from agora.store import Scalar, Store
 from agora.wire import OutputDigest, UsageReceipt
 
@@ -133,6 +133,11 @@ class AllocationManager(Actor):
         self._live: dict[str, _Live] = {}
         self._rings: OrderedDict[str, LogRing] = OrderedDict()
         self._closed = False
+
+    @property
+    def storages(self) -> Storages:
+        """The backends any task may use (CAS and the HTTP fetcher); hub and S3 come per task from `stores`."""
+        return Storages(local=self.cas, http=self.stores.http)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def recover(self) -> int:

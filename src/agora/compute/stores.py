@@ -154,15 +154,15 @@ class NodeStores:
             where = f"input {inp.name!r}"
             kind = inp.source.type
             if kind == "hub":
+                hub_input_uri(inp, self.hub_bucket)  # a malformed spec is told as such first
                 self._need_hub(where)
-                hub_input_uri(inp, self.hub_bucket)
             elif kind == "s3":
                 self._need_s3(where, inp.source.params)
         for out in task.outputs:
             where = f"output {out.name!r}"
             if out.publish.type == "hub":
-                self._need_hub(where)
                 self._hub_bucket_of(f"{where}.publish", out.publish.params)
+                self._need_hub(where)
             elif out.publish.type == "s3":
                 self._need_s3(where, out.publish.params)
 

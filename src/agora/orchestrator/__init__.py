@@ -5,11 +5,13 @@
 - `record.py`: `JobRecord` and `UnitRecord`, the job's state machine and what the store keeps.
 - `prepare.py`: `prepare_task`: files of this machine named by the spec become bytes (`Blob`) to send.
 - `provider.py`: `ProviderLink`: calls to one provider's /agora/alloc behaviors with the right proofs.
+- `outputs.py`: `fetch_output` (from the hub / S3 where published, else the provider), `PublishedOutputs`.
 - `verify.py`: `verify_receipt`, `safe_output_path`.
 - `joblog.py`: `JobLog`, the job's merged, bounded log read by cursor.
 """
 
 from agora.orchestrator.joblog import JobLog
+from agora.orchestrator.outputs import PublishedOutputs, fetch_output
 from agora.orchestrator.prepare import Blob, PreparedTask, prepare_task
 from agora.orchestrator.provider import ProofSource, ProviderLink
 from agora.orchestrator.record import JOB_TERMINAL, UNIT_TERMINAL, JobRecord, UnitRecord
@@ -26,8 +28,10 @@ __all__ = [
     "PreparedTask",
     "ProofSource",
     "ProviderLink",
+    "PublishedOutputs",
     "RunnerSettings",
     "UnitRecord",
+    "fetch_output",
     "prepare_task",
     "safe_output_path",
     "verify_receipt",

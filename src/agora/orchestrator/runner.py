@@ -6,7 +6,8 @@ background. Stages of the workflow DAG run in order, the units of one stage at o
 start on the target (`/agora/alloc/start` with this node's delegation from the target), follow its
 status (long-poll) and logs, then on the end verify the signed usage receipt (signature, provider,
 requester, allocation, the start invocation's CID, the outputs) and fetch every output into
-`<jobs dir>/<job id>/<unit>/`, checking each file's SHA-256 and size against the receipt.
+`<jobs dir>/<job id>/<unit>/` (from the hub or S3 where the provider published it and this node can
+read it, else from the provider), checking each file's SHA-256 and size against the receipt.
 
 Failures: an error whose code is retryable (busy node, unreachable peer, interrupted allocation...) is
 retried after the spec's `retry.backoff`, up to `retry.attempts` more times; anything else fails the
