@@ -8,7 +8,11 @@ import pytest
 
 from agora.daemon.main import build_config, parse_args
 from agora.errors import AgoraError
-from agora.node import HubSettings, NodeConfig
+from agora.identity import Keypair
+from agora.models.job import Publish
+from agora.node import HubSettings, Node, NodeConfig
+from agora.node.compute import compute_of
+from agora.transport import MemoryNetwork, MemoryTransport
 
 HUB = ["--hub-url", "nats://127.0.0.1:4222"]
 
@@ -75,3 +79,21 @@ def test_an_allowlisted_hub_opens_the_configured_bucket(tmp_path: Path) -> None:
         "agora-results",
         "team-results",
     )
+
+
+async def test_a_node_on_the_memory_transport_has_no_hub_store_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGORA_BENCHMARK", "off")
+    kp = Keypair.generate()
+    node = Node(config(tmp_path, s3_bucket="results"), keypair=kp, transport=MemoryTransport(MemoryNetwork(), kp.did))
+    await node.start()
+    try:
+        stores = compute_of(node).stores
+        assert stores.hub is None and not stores.can_download("hub://agora-results/" + "ab" * 32)
+        assert stores.s3_settings is not None and stores.s3_settings.bucket == "results"
+        with pytest.raises(AgoraError) as info:
+            await stores.publisher(Publish("hub"), "output 'result'")
+        assert info.value.code == "config_invalid" and "memory transport" in info.value.message
+    finally:
+        await node.stop()
