@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -495,7 +496,8 @@ class AllocationManager(Actor):
         else:  # no result, or the task exited 0 and what followed failed (publishing its outputs)
             alloc.reason = "cancelled" if state == CANCELLED else "error"
         alloc.error = error.to_dict() if error is not None else None
-        alloc.outputs = [o.to_dict() | ({"uri": uris[o.path]} if o.path in uris else {}) for o in outputs]
+        outputs = [dataclasses.replace(o, uri=uris[o.path]) if o.path in uris else o for o in outputs]
+        alloc.outputs = [o.to_dict() for o in outputs]
         stats = result.stats if result is not None else None
         try:
             receipt = UsageReceipt.issue(

@@ -375,11 +375,10 @@ class JobRunner(Actor):
         state = status.get("state")
         if state == COMPLETED:
             root = Path(rec.dir) / unit.key
-            uris = _uris(status.get("outputs"))
             fetched = []
             for out in receipt.outputs:
                 dest = safe_output_path(root, out.path)
-                uri = uris.get((out.path, out.sha256))
+                uri = out.uri  # where the provider says, under its signature, it published the output
                 source, problem = await fetch_output(link, self.published, alloc_id, out, uri, dest)
                 if problem is not None:
                     note = f"{out.path}: {uri} unusable ({problem.code}: {problem.message}); fetched from the provider"
@@ -434,16 +433,6 @@ class JobRunner(Actor):
             after = int(page.get("next", after))
             if page.get("done"):
                 return
-
-
-def _uris(outputs: object) -> dict[tuple[str, str], str]:
-    """(path, sha256) -> the URI the provider says the output is published at (unsigned: only a place to
-    look; the bytes found there must still match the signed receipt)."""
-    found: dict[tuple[str, str], str] = {}
-    for o in outputs if isinstance(outputs, list) else []:
-        if isinstance(o, dict) and isinstance(o.get("uri"), str):
-            found[(str(o.get("path")), str(o.get("sha256")))] = o["uri"]
-    return found
 
 
 __all__ = ["JobRunner", "RunnerSettings"]

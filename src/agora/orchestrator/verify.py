@@ -38,8 +38,8 @@ def verify_receipt(
     if receipt.invocation != invocation:
         raise AgoraError("receipt_invalid", "the receipt cites another start invocation than the one sent")
     if outputs is not None:
-        listed = sorted((str(o.get("path")), str(o.get("sha256")), o.get("size")) for o in outputs)
-        signed = sorted((o.path, o.sha256, o.size) for o in receipt.outputs)
+        listed = sorted((str(o.get("path")), str(o.get("sha256")), o.get("size"), o.get("uri")) for o in outputs)
+        signed = sorted((o.path, o.sha256, o.size, o.uri) for o in receipt.outputs)
         if listed != signed:
             raise AgoraError("receipt_invalid", "the outputs in the status differ from those in the signed receipt")
     return receipt

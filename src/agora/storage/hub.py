@@ -184,12 +184,13 @@ class HubObjectStore(Storage):
             payload = bytes(data)
             self._check_size(len(payload))
             ref = self.ref_for(sha256_bytes(payload), len(payload))
-            if not await self._stored_with_size(ref):
-                obs = await self._store()
-                try:
-                    await obs.put(ref.sha256, payload)
-                except Exception as e:
-                    raise _map_error(e, what) from e
+            # always written, never skipped when a same-named object exists: whoever can write the bucket
+            # could have planted other bytes (and a matching digest header) under this hash
+            obs = await self._store()
+            try:
+                await obs.put(ref.sha256, payload)
+            except Exception as e:
+                raise _map_error(e, what) from e
             return ref
         path = Path(data)
         try:
@@ -200,26 +201,15 @@ class HubObjectStore(Storage):
         digest, size = await asyncio.to_thread(sha256_file, path)
         self._check_size(size)
         ref = self.ref_for(digest, size)
-        if not await self._stored_with_size(ref):
-            obs = await self._store()
-            f = await asyncio.to_thread(open, path, "rb")
-            try:
-                await obs.put(ref.sha256, f)
-            except Exception as e:
-                raise _map_error(e, what) from e
-            finally:
-                await asyncio.to_thread(f.close)
-        return ref
-
-    async def _stored_with_size(self, ref: ContentRef) -> bool:
         obs = await self._store()
+        f = await asyncio.to_thread(open, path, "rb")
         try:
-            info = await obs.get_info(ref.sha256)
-        except nats.js.errors.NotFoundError:
-            return False
+            await obs.put(ref.sha256, f)
         except Exception as e:
-            raise _map_error(e, f"hub object {ref.sha256}") from e
-        return bool(info.size == ref.size)
+            raise _map_error(e, what) from e
+        finally:
+            await asyncio.to_thread(f.close)
+        return ref
 
     async def get(self, ref: ContentRef) -> bytes:
         what = f"hub object {ref.sha256}"

@@ -57,20 +57,26 @@ def _bad(message: str) -> AgoraError:
 
 @dataclass(frozen=True)
 class OutputDigest:
-    """One output file: its declared output name, its path under the outputs dir, hash and size."""
+    """One output file: its declared output name, its path under the outputs dir, hash and size, and where
+    the provider published it when the spec asked for more than its own store (`hub://...`, `s3://...`)."""
 
     name: str
     path: str
     sha256: str
     size: int
+    uri: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": self.path, "sha256": self.sha256, "size": self.size}
+        out: dict[str, Any] = {"name": self.name, "path": self.path, "sha256": self.sha256, "size": self.size}
+        if self.uri is not None:
+            out["uri"] = self.uri
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OutputDigest:
-        if not isinstance(data, Mapping) or set(data) != {"name", "path", "sha256", "size"}:
-            raise _bad("an output is {name, path, sha256, size}")
+        required = {"name", "path", "sha256", "size"}
+        if not isinstance(data, Mapping) or not required <= set(data) or not set(data) <= required | {"uri"}:
+            raise _bad("an output is {name, path, sha256, size[, uri]}")
         name, path, sha, size = data["name"], data["path"], data["sha256"], data["size"]
         if not isinstance(name, str) or not isinstance(path, str) or not path:
             raise _bad("output name and path must be strings")
@@ -78,7 +84,10 @@ class OutputDigest:
             raise _bad(f"output {path!r}: sha256 must be 64 lowercase hex characters")
         if type(size) is not int or size < 0:
             raise _bad(f"output {path!r}: size must be a non-negative integer")
-        return cls(name, path, sha, size)
+        uri = data.get("uri")
+        if "uri" in data and (not isinstance(uri, str) or not uri or len(uri) > 2048):
+            raise _bad(f"output {path!r}: uri must be a non-empty string")
+        return cls(name, path, sha, size, uri)
 
 
 @dataclass(frozen=True)

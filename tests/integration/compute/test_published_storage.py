@@ -126,22 +126,41 @@ async def test_an_output_published_to_the_hub_reaches_the_requester_from_the_hub
     await until(lambda: clean(b), "the provider to hold nothing of the task")
 
 
-async def test_a_tampered_hub_copy_is_refused_and_the_provider_copy_taken(cluster: Cluster, tmp_path: Path) -> None:
-    """A writer with access to the bucket plants other bytes under the result's name (same size): the requester
-    does not believe the hub over the signed receipt."""
+async def test_a_planted_hub_copy_is_overwritten_by_the_provider(cluster: Cluster, tmp_path: Path) -> None:
+    """A writer with access to the bucket plants other bytes under the result's name (same size) before the job:
+    the provider's put replaces them, so the hub copy the requester reads is the real one."""
     a, b = cluster.a, cluster.b
     content = b"the real result\n"
     digest = sha(content)
-    nc = await nats.connect(hub_url(cluster))
-    try:
-        js = nc.jetstream()
-        try:
-            obs = await js.object_store(BUCKET)
-        except nats.js.errors.BucketNotFoundError:
-            obs = await js.create_object_store(BUCKET)
-        await obs.put(digest, b"a forged result\n")
-    finally:
-        await nc.close()
+    await _plant(cluster, digest, b"a forged result\n")
+    mod = module(tmp_path, wat.hello(content=content.decode()))
+    async with cluster.api(a) as api_a, cluster.api(b) as api_b:
+        await grant(api_b, a)
+        doc = await run(api_a, job(mod, outputs=published({"type": "hub"})), b)
+        assert doc["state"] == "completed", doc["error"]
+        [out] = doc["units"][0]["outputs"]
+        assert out["uri"] == f"hub://{BUCKET}/{digest}" and out["fetched_from"] == "hub"
+        assert read(out["local_path"]) == content
+
+
+async def test_a_hub_copy_tampered_after_publishing_is_refused_and_the_provider_copy_taken(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes are replaced on the hub right after the provider published them: the requester does not
+    believe the hub over the signed receipt and takes the provider's copy."""
+    import agora.compute.manager as manager
+
+    a, b = cluster.a, cluster.b
+    content = b"the real result\n"
+    digest = sha(content)
+    original = manager.publish_outputs
+
+    async def publish_then_tamper(*args: Any, **kw: Any) -> Any:
+        uris = await original(*args, **kw)
+        await _plant(cluster, digest, b"a forged result\n")
+        return uris
+
+    monkeypatch.setattr(manager, "publish_outputs", publish_then_tamper)
     mod = module(tmp_path, wat.hello(content=content.decode()))
     async with cluster.api(a) as api_a, cluster.api(b) as api_b:
         await grant(api_b, a)
@@ -152,6 +171,19 @@ async def test_a_tampered_hub_copy_is_refused_and_the_provider_copy_taken(cluste
         assert read(out["local_path"]) == content
         logs = await ok(await api_a.get(f"/jobs/{doc['id']}/logs"))
         assert any("storage_integrity" in x["line"] and "fetched from the provider" in x["line"] for x in logs["lines"])
+
+
+async def _plant(cluster: Cluster, name: str, data: bytes) -> None:
+    nc = await nats.connect(hub_url(cluster))
+    try:
+        js = nc.jetstream()
+        try:
+            obs = await js.object_store(BUCKET)
+        except nats.js.errors.BucketNotFoundError:
+            obs = await js.create_object_store(BUCKET)
+        await obs.put(name, data)
+    finally:
+        await nc.close()
 
 
 async def test_a_task_reads_its_input_from_the_hub(cluster: Cluster, tmp_path: Path) -> None:

@@ -71,3 +71,15 @@ def test_wrong_provider_wrong_tag_and_wrong_shapes_are_refused() -> None:
     with pytest.raises(AgoraError) as err:
         UsageReceipt.from_dict({"alloc_id": "alloc-1"})
     assert err.value.code == "receipt_invalid"
+
+
+def test_the_published_uri_is_signed_with_the_output() -> None:
+    out = OutputDigest("out", "out/a.txt", "a" * 64, 12, uri="hub://agora-results/" + "a" * 64)
+    r = issue(outputs=[out])
+    back = UsageReceipt.open(r.raw, expected_provider=KP.did)
+    assert back.outputs[0].uri == out.uri and back.to_dict()["outputs"][0]["uri"] == out.uri
+    with pytest.raises(AgoraError) as err:
+        OutputDigest.from_dict({**out.to_dict(), "uri": ""})
+    assert err.value.code == "receipt_invalid"
+    with pytest.raises(AgoraError):
+        OutputDigest.from_dict({**out.to_dict(), "extra": 1})
