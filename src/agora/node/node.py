@@ -28,7 +28,7 @@ from agora.node.actor import NodeActor
 from agora.node.config import NodeConfig
 from agora.store import SqliteStore, Store
 from agora.telemetry import EventRecorder, Metrics
-from agora.transport import ConnectionState, HubProcess, NatsTransport, TlsConfig, Transport, reachability_check
+from agora.transport import ConnectionState, HubProcess, NatsTransport, Transport, reachability_check
 
 log = logging.getLogger("agora.node")
 
@@ -138,7 +138,7 @@ class Node:
                 self.did,
                 list(self.hub_urls),
                 keypair=self.keypair,
-                tls=self._client_tls(),
+                tls=self.config.client_tls(),
                 max_message_bytes=self.config.max_message_bytes,
             )
         self.transport.on_state_change(self._on_link_change)
@@ -187,16 +187,11 @@ class Node:
     async def _self_test(self) -> None:
         """Check the first hub answers before joining, so a wrong URL fails with a fix, not a hang."""
         url = self.hub_urls[0]
-        ok, detail, hint = await reachability_check(url, 3.0, keypair=self.keypair, tls=self._client_tls())
+        ok, detail, hint = await reachability_check(url, 3.0, keypair=self.keypair, tls=self.config.client_tls())
         self.hub_check = {"url": url, "ok": ok, "detail": detail, "hint": hint}
         if not ok:
             code = "hub_auth_failed" if "auth" in detail.lower() else "hub_unreachable"
             raise AgoraError(code, detail if url in detail else f"{url}: {detail}", hint=hint)
-
-    def _client_tls(self) -> TlsConfig | None:
-        if self.config.tls_ca:
-            return TlsConfig(ca_file=Path(self.config.tls_ca))
-        return self.config.own_hub_tls()
 
     def _on_link_change(self, state: ConnectionState) -> None:
         """Losing and regaining the hub is part of the node's history: record it."""
