@@ -227,12 +227,13 @@ class JobRunner(Actor):
 
     # -- internals ----------------------------------------------------------------------------
     def _keep_log(self, job_id: str, jl: JobLog) -> None:
+        """Keep at most `finished_logs` logs of ended jobs, dropping the oldest ended ones: a live job's
+        log is skipped over (never evicted, and never a reason to stop evicting the ended ones behind it)."""
         self._logs[job_id] = jl
-        while len(self._logs) > self.settings.finished_logs + len(self._runs):
-            oldest = next(iter(self._logs))
-            if oldest in self._runs:
-                break
-            self._logs.pop(oldest)
+        excess = len(self._logs) - self.settings.finished_logs - len(self._runs)
+        if excess > 0:
+            for old in [k for k in self._logs if k not in self._runs][:excess]:
+                self._logs.pop(old)
 
     async def _persist(self, rec: JobRecord, kind: str, subject: str, data: dict[str, Any]) -> None:
         async with self.store.transaction():

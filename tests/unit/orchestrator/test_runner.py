@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -240,3 +241,18 @@ async def test_a_tampered_output_or_receipt_is_refused(
     finally:
         await liar.manager.stop()
         await liar.runtime.transport.close()
+
+
+async def test_finished_logs_are_evicted_oldest_first_even_behind_a_live_job(tmp_path: Path) -> None:
+    from agora.orchestrator.joblog import JobLog
+    from agora.orchestrator.runner import RunnerSettings, _Run
+
+    runner = JobRunner.__new__(JobRunner)
+    runner.settings = RunnerSettings(finished_logs=2)
+    runner._runs = {}
+    runner._logs = OrderedDict()
+    runner._runs["live"] = cast(_Run, object())  # the oldest log belongs to a job still running
+    runner._keep_log("live", JobLog())
+    for i in range(6):
+        runner._keep_log(f"done-{i}", JobLog())
+    assert list(runner._logs) == ["live", "done-4", "done-5"]
