@@ -1,10 +1,12 @@
 """The runtime of one node: dispatches incoming invocations to behaviors and makes outgoing calls.
 
 Dispatch order for every message, so that no handler ever runs for a message that should be refused:
-1. size limit; 2. decode the request (strict DAG-CBOR, UCAN shapes); 3. validate the invocation and its
-delegation chain (signatures over the received bytes, time bounds with skew, audience = this node,
-replay cache); 4. find the behavior (`unknown_command` otherwise); 5. authority: a protected behavior
-needs a chain rooted at this node (sub == node); 6. run it. Whatever happens, the answer is a signed
+1. size limit; 2. decode the request (strict DAG-CBOR, UCAN shapes); 3. find the behavior
+(`unknown_command` otherwise); 4. authority shape: a protected behavior needs a chain rooted at this node
+(sub == node), a public one takes no proofs; 5. validate the invocation and its delegation chain
+(signatures over the received bytes, time bounds with skew, audience = this node, policies, replay cache);
+6. run it. Steps 3-4 come first so that nothing that could never run here costs a signature check, a policy
+evaluation or a replay-cache entry. Whatever happens, the answer is a signed
 receipt naming what it answers; nothing raises out of `handle`, and every reject is counted by code.
 
 Outgoing calls build an invocation (exp = now + 5 min by default), send it with the delegations it
@@ -60,7 +62,8 @@ class Runtime:
         self.max_message_bytes = max_message_bytes
         self.invocation_ttl = invocation_ttl
         self.skew = skew
-        self.replay = ReplayCache()
+        # invocations may live at most twice agora's default lifetime: the cache holds each until it expires
+        self.replay = ReplayCache(max_lifetime=2 * invocation_ttl, skew=skew)
         self._behaviors: dict[str, Behavior] = {}
 
     # -- registration -------------------------------------------------------------------------
@@ -94,6 +97,21 @@ class Runtime:
             inv = request.invocation
             ran = inv.cid
             self._count_in("request")
+            # Cheap refusals first, so that no chain is verified, no policy evaluated and no replay-cache entry
+            # spent on a message that could never run here.
+            beh = self._behaviors.get(inv.cmd)
+            if beh is None:
+                raise AgoraError("unknown_command", f"{inv.cmd} is not a behavior of {self.did}")
+            if beh.public and (inv.prf or request.delegations):
+                raise AgoraError(
+                    "ucan_invalid_claim", f"{inv.cmd} is public: invoke it about yourself, without proofs"
+                )
+            if not beh.public and inv.sub != self.did:
+                raise AgoraError(
+                    "ucan_unauthorized",
+                    f"{inv.cmd} needs a delegation from this node ({self.did}); the invocation's subject is {inv.sub}",
+                    hint="Ask the node's operator for one: `agora node grant DID --command ...`.",
+                )
             validate_invocation(
                 inv,
                 request.proofs(),
@@ -102,15 +120,6 @@ class Runtime:
                 replay=self.replay,
                 skew=self.skew,
             )
-            beh = self._behaviors.get(inv.cmd)
-            if beh is None:
-                raise AgoraError("unknown_command", f"{inv.cmd} is not a behavior of {self.did}")
-            if not beh.public and inv.sub != self.did:
-                raise AgoraError(
-                    "ucan_unauthorized",
-                    f"{inv.cmd} needs a delegation from this node ({self.did}); the invocation's subject is {inv.sub}",
-                    hint="Ask the node's operator for one: `agora node grant DID --command ...`.",
-                )
             ctx = CallContext(inv, request.delegations, self)
             try:
                 result = await beh.handler(ctx)

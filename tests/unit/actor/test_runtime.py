@@ -212,3 +212,32 @@ async def test_peer_unreachable(pair: Pair) -> None:
     with pytest.raises(AgoraError) as err:
         await pair.client.call(Keypair.generate().did, "/agora/test/echo", {}, timeout=0.5)
     assert err.value.code == "peer_unreachable"
+
+
+async def test_refused_messages_cost_no_replay_cache_entry(pair: Pair) -> None:
+    """Unknown commands and invocations without authority are refused before the chain is checked, so a
+    stranger cannot fill the replay cache (or make the node evaluate policies) with them."""
+    before = len(pair.server.replay)
+    for _ in range(20):
+        await _send(pair, pair.client.build_request(pair.server.did, "/agora/test/nope", {}).encode())
+        await _send(pair, pair.client.build_request(pair.server.did, "/agora/test/secret", {}).encode())
+    assert len(pair.server.replay) == before
+    await _still_serving(pair)
+    assert len(pair.server.replay) == before + 1
+
+
+async def test_public_behaviors_take_no_proofs(pair: Pair) -> None:
+    # a chain the caller issued to itself (sub = iss = caller) with a heavy policy: refused before evaluation
+    now = int(pair.clock.now())
+    me = pair.client_key
+    dlg = delegate(me, aud=me.did, sub=me.did, cmd="/agora/test", exp=now + 60, pol=[["all", ".xs", ["==", ".", 1]]])
+    req = pair.client.build_request(pair.server.did, "/agora/test/echo", {"xs": [1] * 1000}, proofs=[dlg], sub=me.did)
+    await _expect(pair, req.encode(), "ucan_invalid_claim")
+
+
+async def test_invocations_living_too_long_are_refused(pair: Pair) -> None:
+    now = int(pair.clock.now())
+    inv = invoke(
+        pair.client_key, sub=pair.client_key.did, aud=pair.server.did, cmd="/agora/test/echo", args={}, exp=now + 3600
+    )
+    await _expect(pair, Request(inv, ()).encode(), "ucan_lifetime_invalid")
