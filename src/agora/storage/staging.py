@@ -345,25 +345,59 @@ def _first_error(eg: BaseExceptionGroup) -> BaseException:
     return flat[0] if flat else eg
 
 
+def _chmod_no_follow(path: str, mode: int) -> None:
+    """chmod `path` unless it is a symlink: os.chmod follows links, and a task can plant one to any host dir.
+
+    Linux has no lchmod, so the check is an lstat just before; cleanup runs after the task has ended, so
+    nothing in the sandbox can swap the entry in between.
+    """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        return
+    with contextlib.suppress(OSError):
+        os.chmod(path, mode)
+
+
 def _make_read_only(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False, followlinks=False):
         for f in filenames:
-            os.chmod(os.path.join(dirpath, f), 0o444)
+            _chmod_no_follow(os.path.join(dirpath, f), 0o444)
         for d in dirnames:
-            os.chmod(os.path.join(dirpath, d), 0o555)
-    os.chmod(root, 0o555)
+            _chmod_no_follow(os.path.join(dirpath, d), 0o555)
+    _chmod_no_follow(str(root), 0o555)
 
 
 def _force_remove(root: Path) -> None:
-    """rmtree that first restores write permission (read-only dirs cannot be emptied)."""
-    if not root.exists():
+    """rmtree that first restores write permission (read-only dirs cannot be emptied); never follows links."""
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
         return
-    for dirpath, dirnames, _ in os.walk(root):
-        os.chmod(dirpath, 0o755)
-        for d in dirnames:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.join(dirpath, d), 0o755)
+    if not stat.S_ISDIR(st.st_mode):  # a symlink (or file) in place of the dir: remove the entry only
+        with contextlib.suppress(OSError):
+            os.unlink(root)
+        return
+    _chmod_no_follow(str(root), 0o755)
+    for dirpath, dirnames, _ in os.walk(root, followlinks=False):
+        for d in list(dirnames):
+            full = os.path.join(dirpath, d)
+            try:
+                is_link = stat.S_ISLNK(os.lstat(full).st_mode)
+            except OSError:
+                is_link = True
+            if is_link:
+                dirnames.remove(d)
+                continue
+            _chmod_no_follow(full, 0o755)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def remove_tree(root: Path) -> None:
+    """Blocking: delete a work or inputs dir even when parts are read-only, never following a symlink."""
+    _force_remove(Path(root))
 
 
 async def remove_inputs(dest_dir: Path) -> None:
@@ -436,4 +470,5 @@ __all__ = [
     "collect_outputs",
     "fetch_inputs",
     "remove_inputs",
+    "remove_tree",
 ]

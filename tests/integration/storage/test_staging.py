@@ -36,6 +36,10 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _lexists(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
@@ -240,3 +244,31 @@ def test_publish_target_must_be_configured() -> None:
     with pytest.raises(AgoraError) as info:
         Storages().for_publish("ftp")
     assert info.value.code == "invalid_argument"
+
+
+async def test_cleanup_never_follows_symlinks(work: Path, tmp_path: Path) -> None:
+    """A task can leave `ln -s /any/dir outputs/x`; cleanup must not chmod (or empty) what the link points to."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    os.chmod(outside / "keep.txt", 0o400)
+    os.chmod(outside, 0o700)
+    dest = work / "inputs"
+    fetched = await fetch_inputs([InputSpec("a", InputSource("inline", content="x"))], dest, Storages())
+    assert fetched and _mode(dest) == 0o555
+    outputs = work / "outputs" / "sub"
+    outputs.mkdir(parents=True)
+    (outputs / "evil").symlink_to(outside)
+    (outputs / "evil-file").symlink_to(outside / "keep.txt")
+    os.chmod(outputs, 0o555)
+    link_root = tmp_path / "link-root"
+    link_root.symlink_to(outside)
+
+    await remove_inputs(work)
+    await remove_inputs(link_root)
+
+    assert not _lexists(work)
+    assert not _lexists(link_root), "a symlink given as the root is removed, not followed"
+    assert _mode(outside) == 0o700, "the directory a planted symlink points to was chmodded"
+    assert _mode(outside / "keep.txt") == 0o400
+    assert (outside / "keep.txt").read_text() == "mine"
