@@ -70,6 +70,7 @@ class RunnerSettings:
     transient_errors: int = 8  # consecutive polling failures tolerated before the attempt fails
     log_drain_s: float = 3.0
     finished_logs: int = 256  # jobs whose logs stay readable after they ended
+    orphan_cancel_tries: int = 5  # cancels sent, after a restart, for allocations left running
 
 
 @dataclass
@@ -114,11 +115,13 @@ class JobRunner(Actor):
         self._runs: dict[str, _Run] = {}
         self._logs: OrderedDict[str, JobLog] = OrderedDict()
         self._closed = False
+        self._recovering: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def recover(self) -> int:
         """Jobs that were running when this node went down cannot be followed any more: fail them."""
         n = 0
+        orphans: list[tuple[str, str, str, str]] = []  # (job, unit, node, alloc_id) possibly still running
         for state in ("submitted", RUNNING):
             for doc in await self.store.query(COLLECTION, {"state": state}, limit=10_000):
                 rec = JobRecord.from_doc(doc)
@@ -126,6 +129,8 @@ class JobRunner(Actor):
                 err = AgoraError("alloc_interrupted", "this node stopped while the job ran")
                 for u in rec.units:
                     if not u.ended:
+                        if u.alloc_id:
+                            orphans.append((rec.id, u.key, u.node, u.alloc_id))
                         u.error = err.to_dict()
                         u.state, u.ended_at = FAILED, now
                         u.history.append({"state": FAILED, "at": now, "cause": "requester restarted"})
@@ -133,10 +138,43 @@ class JobRunner(Actor):
                 rec.move(FAILED, now, "requester restarted")
                 await self._persist(rec, "job.state", rec.id, {"state": FAILED, "cause": "requester restarted"})
                 n += 1
+        if orphans:  # in the background: start-up must not wait on providers that may be gone
+            self._recovering = asyncio.create_task(self._cancel_orphans(orphans), name="jobs:cancel-orphans")
         return n
+
+    async def _cancel_orphans(self, orphans: list[tuple[str, str, str, str]]) -> None:
+        """Ask each provider to cancel an allocation this node started before it went down (else it would
+        run, and hold its capacity, until its timeout). Best effort: a few tries, each bounded; every
+        outcome is an event (`job.orphan`), a failure also a warning."""
+        for job_id, key, node, alloc_id in orphans:
+            link = ProviderLink(self.runtime, node, self.proofs_for, timeout=self.settings.call_timeout)
+            error: AgoraError | None = None
+            for attempt in range(self.settings.orphan_cancel_tries):
+                if self._closed:
+                    return
+                try:
+                    await asyncio.wait_for(link.cancel(alloc_id), self.settings.call_timeout)
+                    error = None
+                    break
+                except TimeoutError:
+                    error = AgoraError("timeout", f"{node} did not answer the cancel of {alloc_id}", retryable=True)
+                except AgoraError as err:
+                    error = err
+                    if not err.retryable and err.code not in TRANSIENT:
+                        break
+                await asyncio.sleep(min(0.5 * 2**attempt, 10.0))
+            data: dict[str, Any] = {"task": key, "node": node, "alloc_id": alloc_id, "cancelled": error is None}
+            if error is not None:
+                log.warning("job %s: could not cancel %s on %s after a restart: %s", job_id, alloc_id, node, error)
+                data["error"] = error.to_dict()
+            with contextlib.suppress(AgoraError):
+                await self.store.append_event("job.orphan", job_id, data)
 
     async def stop(self) -> None:
         self._closed = True
+        if self._recovering is not None:
+            self._recovering.cancel()
+            await asyncio.gather(self._recovering, return_exceptions=True)
         runs = list(self._runs.values())
         for run in runs:
             await self._cancel_run(run, "the node is stopping")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import OrderedDict
 from pathlib import Path
@@ -10,10 +11,13 @@ from typing import Any, cast
 import pytest
 
 from agora.actor import CallContext, behavior
+from agora.clock import SYSTEM_CLOCK
 from agora.compute import AllocationManager
 from agora.errors import AgoraError
+from agora.identity import Keypair
 from agora.models.capability import Capability
-from agora.orchestrator import JobRunner
+from agora.orchestrator import JobRunner, RunnerSettings
+from agora.store import MemoryStore
 from agora.transport import MemoryNetwork
 from agora.wire import UsageReceipt
 from tests.unit.compute import wat
@@ -245,7 +249,7 @@ async def test_a_tampered_output_or_receipt_is_refused(
 
 async def test_finished_logs_are_evicted_oldest_first_even_behind_a_live_job(tmp_path: Path) -> None:
     from agora.orchestrator.joblog import JobLog
-    from agora.orchestrator.runner import RunnerSettings, _Run
+    from agora.orchestrator.runner import _Run
 
     runner = JobRunner.__new__(JobRunner)
     runner.settings = RunnerSettings(finished_logs=2)
@@ -256,3 +260,46 @@ async def test_finished_logs_are_evicted_oldest_first_even_behind_a_live_job(tmp
     for i in range(6):
         runner._keep_log(f"done-{i}", JobLog())
     assert list(runner._logs) == ["live", "done-4", "done-5"]
+
+
+async def test_after_a_restart_the_allocations_left_running_are_cancelled_on_their_provider(
+    provider: Provider, requester: Requester, tmp_path: Path
+) -> None:
+    await grant(provider, requester)
+    summary = await requester.runner.submit(
+        job(tmp_path, {"spin": wat.spin()}), node=provider.did, base_dirs=[tmp_path]
+    )
+    for _ in range(400):
+        doc = await requester.runner.get(summary["id"])
+        if doc["units"][0]["state"] == "running" and provider.manager.running():
+            break
+        await requester.runner.wait(summary["id"], 0.05)
+    assert provider.manager.running()
+    # The requester "crashes": what it left is its store as it was; a new runner starts on it.
+    store = MemoryStore(SYSTEM_CLOCK)
+    await store.open()
+    await store.put("jobs", doc["id"], await requester.store.get("jobs", doc["id"]))
+    gone = Keypair.generate().did  # a second job on a provider that is not there any more
+    lost = {**doc, "id": "job-lost", "units": [{**doc["units"][0], "node": gone, "alloc_id": "alloc-lost"}]}
+    await store.put("jobs", "job-lost", lost)
+    fresh = JobRunner(
+        runtime=requester.runtime,
+        store=store,
+        jobs_dir=tmp_path / "jobs2",
+        proofs_for=requester.book.proofs_for,
+        settings=RunnerSettings(call_timeout=2.0, orphan_cancel_tries=2),
+    )
+    try:
+        assert await fresh.recover() == 2
+        assert (await fresh.get(doc["id"]))["state"] == "failed"
+        assert fresh._recovering is not None
+        await asyncio.wait_for(fresh._recovering, 30)
+        alloc = await provider.store.get("allocations", doc["units"][0]["alloc_id"])
+        assert alloc is not None and alloc["state"] == "cancelled"
+        [ok] = [e.data for e in await store.events(kind="job.orphan", subject=doc["id"])]
+        assert ok["cancelled"] is True and ok["alloc_id"] == doc["units"][0]["alloc_id"]
+        [bad] = [e.data for e in await store.events(kind="job.orphan", subject="job-lost")]
+        assert bad["cancelled"] is False and bad["node"] == gone and bad["error"]["code"]
+    finally:
+        await fresh.stop()
+        await requester.runner.wait(summary["id"], 10)
