@@ -7,9 +7,10 @@ command: no message from the network can make a node hand out authority over its
 
 The signed token then has to reach the requester. The provider offers it through the public behavior
 `/agora/node/delegation/offer`; anyone may call it (it only accepts tokens addressed to this node, with
-a valid signature, about their own issuer, unexpired, and at most `max_held` of them), because a token
-gives authority only to its audience and is worthless to whoever carries it. The same checks apply to a
-token imported by hand (`agora grant add TOKEN`, POST /delegations).
+a valid signature, about their own issuer, with an `exp` at most MAX_TTL_S ahead), because a token gives
+authority only to its audience and is worthless to whoever carries it. Offered tokens are kept in their own
+bounded LRU (`max_offered`), so a flood of junk offers evicts junk but never blocks a token imported by hand
+(`agora grant add TOKEN`, POST /delegations), which gets the same checks but may have no `exp`.
 
 When this node calls a protected command on another node, `proofs_for(target, command)` picks the
 held delegation that covers it (the longest-lived one), so callers never handle tokens themselves.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +42,18 @@ DEFAULT_TTL_S = 30 * 24 * 3600
 MAX_TTL_S = 366 * 24 * 3600
 MIN_TTL_S = 60
 DEFAULT_MAX_HELD = 1024
+DEFAULT_MAX_OFFERED = 256
+OFFER_SKEW_S = 300
+"""Slack on the offered exp bound for a provider clock that runs a little ahead."""
+
+
+def _is_network_source(source: str) -> bool:
+    """Offers from the network are recorded with the caller's DID; local imports with "api", "cli"..."""
+    return source.startswith("did:")
+
+
+def _offer_lifetime_ok(d: Delegation, now: float) -> bool:
+    return d.exp is not None and d.exp <= now + MAX_TTL_S + OFFER_SKEW_S
 
 
 def token_text(d: Delegation) -> str:
@@ -79,22 +93,37 @@ def describe(d: Delegation, **extra: Any) -> dict[str, Any]:
 
 
 class DelegationBook:
-    """Issued and held delegations, persisted in the store; held ones are also kept decoded in memory."""
+    """Issued and held delegations, persisted in the store; held ones are also kept decoded in memory.
+
+    Held delegations live in two books. Imported ones (the local API or CLI: the operator chose them) are
+    bounded by `max_held` and refused beyond it. Offered ones (the public offer behavior: anyone can send
+    them) are a separate, evicting LRU of `max_offered`, must carry an `exp` at most MAX_TTL_S ahead, and
+    are pruned once expired, so junk from throw-away keys can neither pile up forever nor block an import.
+    """
 
     def __init__(
-        self, keypair: Keypair, store: Store, *, clock: Clock = SYSTEM_CLOCK, max_held: int = DEFAULT_MAX_HELD
+        self,
+        keypair: Keypair,
+        store: Store,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        max_held: int = DEFAULT_MAX_HELD,
+        max_offered: int = DEFAULT_MAX_OFFERED,
     ) -> None:
         self.keypair = keypair
         self.did = keypair.did
         self.store = store
         self.clock = clock
         self.max_held = max_held
+        self.max_offered = max_offered
         self._held: dict[str, Delegation] = {}
+        self._offered: OrderedDict[str, Delegation] = OrderedDict()
 
     async def load(self) -> int:
-        """Read the held delegations back at start; expired or undecodable ones are dropped."""
-        rows = await self.store.query(HELD, limit=self.max_held * 2)
+        """Read the held delegations back at start; expired, undecodable or over-bound ones are dropped."""
+        rows = await self.store.query(HELD, limit=(self.max_held + self.max_offered) * 2)
         now = self.clock.now()
+        offered_rows: list[tuple[float, Delegation]] = []
         for row in rows:
             try:
                 d = Delegation.decode(base64.b64decode(row["token"]))
@@ -102,11 +131,21 @@ class DelegationBook:
                 log.warning("dropping an unreadable held delegation %s", row.get("cid"))
                 await self.store.delete(HELD, str(row.get("cid")))
                 continue
-            if d.exp is not None and d.exp < now:
+            offered = bool(row.get("offered", _is_network_source(str(row.get("source", "")))))
+            if (d.exp is not None and d.exp < now) or (offered and not _offer_lifetime_ok(d, now)):
                 await self.store.delete(HELD, str(d.cid))
                 continue
-            self._held[str(d.cid)] = d
-        return len(self._held)
+            if offered:
+                offered_rows.append((float(row.get("received_at") or 0), d))
+            elif len(self._held) < self.max_held:
+                self._held[str(d.cid)] = d
+        offered_rows.sort(key=lambda item: item[0])
+        for _, d in offered_rows:
+            self._offered[str(d.cid)] = d
+        while len(self._offered) > self.max_offered:
+            key, _ = self._offered.popitem(last=False)
+            await self.store.delete(HELD, key)
+        return len(self._held) + len(self._offered)
 
     # -- issuing (provider side) --------------------------------------------------------------
     async def issue(
@@ -138,8 +177,14 @@ class DelegationBook:
         return await self.store.query(ISSUED, order_by="issued_at", desc=True, limit=limit)
 
     # -- holding (requester side) -------------------------------------------------------------
-    async def accept(self, raw: bytes, *, source: str) -> tuple[Delegation, bool]:
-        """Check and keep a delegation addressed to this node; returns it and whether it was new."""
+    async def accept(self, raw: bytes, *, source: str, offered: bool | None = None) -> tuple[Delegation, bool]:
+        """Check and keep a delegation addressed to this node; returns it and whether it was new.
+
+        `offered` says whether it came unsolicited from the network (default: when `source` is a DID, which
+        is what the offer behavior passes; "api"/"cli" are the operator's imports).
+        """
+        if offered is None:
+            offered = _is_network_source(source)
         d = Delegation.decode(raw)  # ucan_malformed / ucan_policy_invalid
         if d.aud != self.did:
             raise AgoraError("ucan_audience_mismatch", f"the delegation is addressed to {d.aud}, not this node")
@@ -154,32 +199,67 @@ class DelegationBook:
         now = self.clock.now()
         if d.exp is not None and d.exp < now:
             raise AgoraError("ucan_expired", f"the delegation expired at {d.exp}")
+        if offered and not _offer_lifetime_ok(d, now):
+            raise AgoraError(
+                "ucan_lifetime_invalid",
+                f"an offered delegation needs an exp at most {MAX_TTL_S} s ahead, got {d.exp}",
+                hint="Grants from `agora node grant` always have one; import others with `agora grant add`.",
+            )
         key = str(d.cid)
         if key in self._held:
             return self._held[key], False
+        if key in self._offered:
+            if not offered:  # the operator imports what was only offered: it becomes a kept grant
+                return await self._keep_imported(d, now, source), False
+            self._offered.move_to_end(key)
+            return self._offered[key], False
+        if offered:
+            await self._make_room_for_offer()
+            doc = describe(d, received_at=now, source=source, offered=True)
+            await self.store.put(HELD, key, doc)
+            self._offered[key] = d
+        else:
+            await self._keep_imported(d, now, source)
+        await self.store.append_event(
+            "delegation.received", key, {"iss": d.iss, "cmd": d.cmd, "source": source, "offered": offered}
+        )
+        return d, True
+
+    async def _keep_imported(self, d: Delegation, now: float, source: str) -> Delegation:
+        key = str(d.cid)
         if len(self._held) >= self.max_held:
             await self.prune()
         if len(self._held) >= self.max_held:
             raise AgoraError("delegation_limit", f"this node already holds {len(self._held)} delegations")
-        doc = describe(d, received_at=now, source=source)
-        await self.store.put(HELD, key, doc)
-        await self.store.append_event("delegation.received", key, {"iss": d.iss, "cmd": d.cmd, "source": source})
+        await self.store.put(HELD, key, describe(d, received_at=now, source=source, offered=False))
+        self._offered.pop(key, None)
         self._held[key] = d
-        return d, True
+        return d
+
+    async def _make_room_for_offer(self) -> None:
+        """Expired offers go first, then the least recently used ones."""
+        if len(self._offered) >= self.max_offered:
+            await self.prune()
+        while len(self._offered) >= self.max_offered and self._offered:
+            key, _ = self._offered.popitem(last=False)
+            await self.store.delete(HELD, key)
+            log.info("evicted the least recently used offered delegation %s", key)
 
     async def prune(self) -> int:
         now = self.clock.now()
-        gone = [k for k, d in self._held.items() if d.exp is not None and d.exp < now]
-        for key in gone:
-            self._held.pop(key, None)
-            await self.store.delete(HELD, key)
-        return len(gone)
+        gone = 0
+        for book in (self._held, self._offered):
+            for key in [k for k, d in book.items() if d.exp is not None and d.exp < now]:
+                book.pop(key, None)
+                await self.store.delete(HELD, key)
+                gone += 1
+        return gone
 
     def proofs_for(self, target: str, command: str) -> list[Delegation]:
         """The chain (root first) to invoke `command` on `target`, or [] when this node holds none."""
         now = self.clock.now()
         best: Delegation | None = None
-        for d in self._held.values():
+        for d in [*self._held.values(), *self._offered.values()]:
             if d.iss != target or d.sub != target or not covers(d.cmd, command):
                 continue
             if d.exp is not None and d.exp < now:
@@ -188,10 +268,15 @@ class DelegationBook:
                 continue
             if best is None or (best.exp is not None and (d.exp is None or d.exp > best.exp)):
                 best = d
-        return [best] if best is not None else []
+        if best is None:
+            return []
+        if str(best.cid) in self._offered:
+            self._offered.move_to_end(str(best.cid))  # in use: the last to be evicted
+        return [best]
 
     def held(self) -> list[dict[str, Any]]:
-        return [describe(d) for d in sorted(self._held.values(), key=lambda d: (d.iss, d.exp or 0))]
+        rows = [(d, False) for d in self._held.values()] + [(d, True) for d in self._offered.values()]
+        return [describe(d, offered=o) for d, o in sorted(rows, key=lambda r: (r[0].iss, r[0].exp or 0))]
 
 
 class GrantsActor(Actor):
@@ -208,12 +293,13 @@ class GrantsActor(Actor):
         token = ctx.args.get("token")
         if not isinstance(token, bytes):
             raise AgoraError("invalid_argument", "args.token must be the delegation's bytes")
-        d, new = await self.book.accept(token, source=ctx.invoker)
+        d, new = await self.book.accept(token, source=ctx.invoker, offered=True)
         return {"cid": str(d.cid), "stored": new}
 
 
 __all__ = [
     "DEFAULT_COMMAND",
+    "DEFAULT_MAX_OFFERED",
     "DEFAULT_TTL_S",
     "HELD",
     "ISSUED",

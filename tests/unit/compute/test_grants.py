@@ -6,6 +6,7 @@ import pytest
 
 from agora.clock import ManualClock
 from agora.compute import DelegationBook, parse_token, token_text
+from agora.compute.grants import MAX_TTL_S
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.store import MemoryStore
@@ -104,3 +105,69 @@ def test_token_text_round_trips_and_rejects_garbage() -> None:
     with pytest.raises(AgoraError) as err:
         parse_token("not base64!")
     assert err.value.code == "ucan_malformed"
+
+
+async def test_junk_offers_never_block_an_imported_grant() -> None:
+    """The reviewer's scenario: offers from throw-away keys used to fill the book and lock out real grants."""
+    clock = ManualClock(1_000_000.0)
+    me = Keypair.generate()
+    store = MemoryStore(clock)
+    book = DelegationBook(me, store, clock=clock, max_held=4, max_offered=3)
+    junk = [Keypair.generate() for _ in range(6)]
+    # no exp, or one beyond the longest grant a node issues: refused, nothing kept
+    for exp in (None, int(clock.now()) + MAX_TTL_S + 3600):
+        with pytest.raises(AgoraError) as err:
+            await book.accept(
+                delegate(junk[0], aud=me.did, sub=junk[0].did, cmd="/agora", exp=exp).raw, source="x", offered=True
+            )
+        assert err.value.code == "ucan_lifetime_invalid"
+    # a DID as source is what the offer behavior passes: treated as an offer too
+    with pytest.raises(AgoraError) as err:
+        await book.accept(
+            delegate(junk[0], aud=me.did, sub=junk[0].did, cmd="/agora", exp=None).raw, source=junk[0].did
+        )
+    assert err.value.code == "ucan_lifetime_invalid"
+    assert book.held() == [] and await store.count("delegations") == 0
+    # many valid junk offers: the offered book stays at its bound, evicting the least recently used
+    offers = [delegate(k, aud=me.did, sub=k.did, cmd="/agora", exp=int(clock.now()) + 3600) for k in junk]
+    for d in offers:
+        clock.advance(1)
+        await book.accept(d.raw, source=d.iss)
+    assert {h["cid"] for h in book.held()} == {str(d.cid) for d in offers[-3:]}
+    assert await store.count("delegations") == 3
+    # imports by the operator have their own bound: all four fit, none refused
+    provider = Keypair.generate()
+    for i in range(4):
+        real = delegate(provider, aud=me.did, sub=provider.did, cmd=f"/agora/alloc{'/x' * i}", exp=None)
+        _, new = await book.accept(real.raw, source="api")
+        assert new
+    assert len(book.held()) == 7 and await store.count("delegations") == 7
+    assert book.proofs_for(provider.did, "/agora/alloc/start")[0].iss == provider.did
+    # expired offers are pruned (store too), imports without exp stay
+    clock.advance(3600 * 2)
+    assert await book.prune() == 3
+    assert await store.count("delegations") == 4
+    again = DelegationBook(me, store, clock=clock, max_held=4, max_offered=3)
+    assert await again.load() == 4
+
+
+async def test_a_used_offer_is_evicted_last_and_survives_a_reload() -> None:
+    clock = ManualClock(1_000_000.0)
+    me = Keypair.generate()
+    store = MemoryStore(clock)
+    book = DelegationBook(me, store, clock=clock, max_offered=2)
+    keys = [Keypair.generate() for _ in range(3)]
+    offers = [delegate(k, aud=me.did, sub=k.did, cmd="/agora", exp=int(clock.now()) + 3600) for k in keys]
+    await book.accept(offers[0].raw, source=keys[0].did)
+    await book.accept(offers[1].raw, source=keys[1].did)
+    assert book.proofs_for(keys[0].did, "/agora/alloc/start") == [offers[0]]  # touches offer 0
+    await book.accept(offers[2].raw, source=keys[2].did)
+    assert {h["cid"] for h in book.held()} == {str(offers[0].cid), str(offers[2].cid)}
+    assert book.proofs_for(keys[1].did, "/agora/alloc/start") == []
+    again = DelegationBook(me, store, clock=clock, max_offered=2)
+    assert await again.load() == 2
+    assert all(h["offered"] for h in again.held())
+    # the operator importing an offered token moves it to the kept book
+    _, new = await again.accept(offers[2].raw, source="api")
+    assert not new
+    assert {h["cid"]: h["offered"] for h in again.held()}[str(offers[2].cid)] is False
