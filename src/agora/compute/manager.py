@@ -33,6 +33,7 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -558,18 +559,23 @@ def _make_dirs(work: Path, output_subdirs: list[Any]) -> None:
 
 
 def _force_remove(path: Path) -> None:
-    """Remove a work dir even when staged inputs in it are read-only."""
-    if not path.exists() and not path.is_symlink():
+    """Remove a work dir even when staged inputs in it are read-only, never following a link.
+
+    A task can plant symlinks in its outputs (`ln -s /etc /outputs/x`); `os.chmod` follows links, so
+    every entry is lstat'ed and links are left alone (rmtree unlinks them, it never descends into them).
+    """
+    try:
+        top = os.lstat(path)
+    except FileNotFoundError:
         return
-    if path.is_symlink() or not path.is_dir():
+    if not stat.S_ISDIR(top.st_mode):
         path.unlink(missing_ok=True)
         return
-    for dirpath, dirnames, _ in os.walk(path):
-        with contextlib.suppress(OSError):
-            os.chmod(dirpath, 0o755)
-        for d in dirnames:
+    for dirpath, dirnames, _ in os.walk(path):  # followlinks=False: never descends through a link
+        for d in [dirpath, *(os.path.join(dirpath, n) for n in dirnames)]:
             with contextlib.suppress(OSError):
-                os.chmod(os.path.join(dirpath, d), 0o755)
+                if stat.S_ISDIR(os.lstat(d).st_mode):  # a real directory, not a link to one
+                    os.chmod(d, 0o755)
     shutil.rmtree(path, ignore_errors=True)
 
 
