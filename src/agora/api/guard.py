@@ -3,6 +3,11 @@
 It checks the peer address of every connection, not a header a client could forge. A unix-socket
 caller has no IP address and is local by construction. Anything else gets 403 with
 `forbidden_remote_caller`, even when the server was bound to a public address by mistake.
+
+It also checks the Host header: a web page in the user's browser can make the browser call
+127.0.0.1 under a name the attacker controls (DNS rebinding), so only requests addressed to a loopback
+name or address are served (`localhost`, `127.x.x.x`, `[::1]`, any port), and a request whose `Origin`
+is a web site is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +29,24 @@ def is_local(host: str | None) -> bool:
         return False
 
 
+def _host_is_local(host_header: str) -> bool:
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host in ("localhost", "agora"):  # "agora": the name the Python client uses over a unix socket
+        return True
+    return is_local(host) if host else False
+
+
+def _origin_is_local(origin: str) -> bool:
+    if origin in ("", "null"):
+        return True
+    rest = origin.split("://", 1)[-1]
+    return _host_is_local(rest.split("/", 1)[0])
+
+
 class LocalOnlyMiddleware:
     def __init__(self, app: ASGIApp, on_reject: object = None) -> None:
         self.app = app
@@ -35,9 +58,14 @@ class LocalOnlyMiddleware:
             return
         client = scope.get("client")
         host = client[0] if client else None
-        if is_local(host):
+        headers = dict(scope.get("headers") or [])
+        host_header = headers.get(b"host", b"").decode("latin-1")
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        if is_local(host) and _host_is_local(host_header) and _origin_is_local(origin):
             await self.app(scope, receive, send)
             return
+        if is_local(host):
+            host = f"{host or 'unix socket'} (Host: {host_header or '-'}, Origin: {origin or '-'})"
         if callable(self.on_reject):
             self.on_reject("forbidden_remote_caller")
         if scope["type"] == "websocket":

@@ -155,3 +155,24 @@ def test_client_finds_a_devnet_node(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert discover_api() == "http://127.0.0.1:1003"
     monkeypatch.setenv("AGORA_API", "http://127.0.0.1:9999")
     assert discover_api() == "http://127.0.0.1:9999"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Host": "rebind.attacker.example"}, 403),  # DNS rebinding: a web page reaching 127.0.0.1 under its name
+        ({"Host": "127.0.0.1:8765", "Origin": "https://attacker.example"}, 403),  # a web page's request
+        ({"Host": "localhost:8765"}, 200),
+        ({"Host": "127.0.0.1"}, 200),
+        ({"Host": "[::1]:8765"}, 200),
+        ({"Host": "127.0.0.1:8765", "Origin": "http://localhost:3000"}, 200),
+    ],
+)
+async def test_only_requests_addressed_to_this_machine_are_served(
+    hub_node: Node, headers: dict[str, str], status: int
+) -> None:
+    async with await _asgi(hub_node, "127.0.0.1") as c:
+        resp = await c.get("/health", headers=headers)
+        assert resp.status_code == status
+        if status == 403:
+            assert resp.json()["error"]["code"] == "forbidden_remote_caller"
