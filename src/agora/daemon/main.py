@@ -107,9 +107,9 @@ async def run(config: NodeConfig) -> int:
         return 0
     finally:
         await api.stop()
-        if started:
+        if started:  # only the process that ran the node owns its run file (a refused twin must not remove it)
+            node.remove_run_file()
             await node.stop()
-        node.remove_run_file()
 
 
 def main(argv: list[str] | None = None) -> int:
