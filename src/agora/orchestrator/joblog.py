@@ -4,20 +4,37 @@ The orchestrator copies each allocation's lines here as it follows them (tagged 
 attempt), and adds a line for every state change, so `agora job logs ID --follow` shows one story.
 Bounded like the provider's ring: a reader that fell behind is told how many lines it missed.
 Kept in memory only (the provider holds the authoritative copy while it remembers the allocation).
+A provider chooses what it sends, so each line is cut to `MAX_LINE_BYTES` and the log to `max_bytes`
+in all (the oldest lines go first, as when the line count is reached).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from agora.telemetry import SeqLog
 
 DEFAULT_CAPACITY = 5000
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+MAX_LINE_BYTES = 4096
+_ENTRY_OVERHEAD = 64  # the fields around the text, roughly
+
+
+def clip(line: str, limit: int = MAX_LINE_BYTES) -> str:
+    """At most `limit` bytes of UTF-8, marked when cut."""
+    raw = line.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return line
+    return raw[: limit - 16].decode("utf-8", "ignore") + f"…[+{len(raw) - limit + 16}B]"
 
 
 class JobLog:
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._log: SeqLog[dict[str, Any]] = SeqLog(capacity)
+        self._max_bytes = max_bytes
+        self._sizes: deque[int] = deque()
+        self._bytes = 0
 
     @property
     def last_seq(self) -> int:
@@ -28,7 +45,19 @@ class JobLog:
         return self._log.closed
 
     def add(self, unit: str, stream: str, line: str, ts: float, attempt: int = 0) -> None:
-        self._log.append({"task": unit, "attempt": attempt, "stream": stream, "line": line, "ts": ts})
+        if self._log.closed:
+            return
+        unit, stream, line = clip(unit, 256), clip(stream, 64), clip(line)
+        entry = {"task": unit, "attempt": attempt, "stream": stream, "line": line, "ts": ts}
+        size = _ENTRY_OVERHEAD + len(unit.encode()) + len(stream.encode()) + len(line.encode())
+        if self._sizes and len(self._sizes) == self._log._items.maxlen:  # the ring drops its oldest itself
+            self._bytes -= self._sizes.popleft()
+        self._log.append(entry)
+        self._sizes.append(size)
+        self._bytes += size
+        while self._bytes > self._max_bytes and len(self._sizes) > 1:
+            self._log._items.popleft()
+            self._bytes -= self._sizes.popleft()
 
     def close(self) -> None:
         self._log.close()

@@ -52,7 +52,7 @@ from agora.orchestrator.record import (
     JobRecord,
     UnitRecord,
 )
-from agora.orchestrator.verify import safe_output_path, verify_receipt
+from agora.orchestrator.verify import check_end, limit_outputs, safe_output_path, verify_receipt
 from agora.store import Scalar, Store
 
 log = logging.getLogger("agora.orchestrator")
@@ -71,6 +71,8 @@ class RunnerSettings:
     log_drain_s: float = 3.0
     finished_logs: int = 256  # jobs whose logs stay readable after they ended
     orphan_cancel_tries: int = 5  # cancels sent, after a restart, for allocations left running
+    end_grace_s: float = 60.0  # past the task's timeout, how long the provider has to report its end
+    min_poll_s: float = 0.2  # a provider that answers a long-poll at once is not asked again sooner
 
 
 @dataclass
@@ -384,7 +386,8 @@ class JobRunner(Actor):
             if run.cancel.is_set():
                 await link.cancel(alloc_id)
             follower = asyncio.create_task(self._follow_logs(run, unit, link, alloc_id, attempt))
-            status = await self._await_end(run, link, alloc_id)
+            timeout = next(t for t in run.spec.tasks if t.name == unit.task).timeout
+            status = await self._await_end(run, link, alloc_id, timeout)
         finally:
             run.active.pop(unit.key, None)
             if status is None:  # we lost track of it: do not leave it running on the provider
@@ -412,7 +415,9 @@ class JobRunner(Actor):
         )
         unit.receipt = receipt.to_dict()
         state = status.get("state")
+        check_end(state, receipt, status.get("error"))
         if state == COMPLETED:
+            limit_outputs(receipt, next(t for t in run.spec.tasks if t.name == unit.task).resources.disk)
             root = Path(rec.dir) / unit.key
             fetched = []
             for out in receipt.outputs:
@@ -433,12 +438,27 @@ class JobRunner(Actor):
             raise AgoraError.from_dict(err)
         raise AgoraError("task_failed", f"allocation {alloc_id} ended {state} without an error")
 
-    async def _await_end(self, run: _Run, link: ProviderLink, alloc_id: str) -> dict[str, Any]:
+    async def _await_end(self, run: _Run, link: ProviderLink, alloc_id: str, timeout: float | None) -> dict[str, Any]:
+        """Poll until the allocation ends. The provider does not decide how long this takes: past the task's
+        timeout plus a grace period it is `task_timeout` (the caller then cancels it on the provider), and
+        a provider that answers at once is polled no faster than `min_poll_s`."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout + self.settings.end_grace_s
         known: str | None = None
         failures = 0
         for _ in range(MAX_POLLS):
+            began = loop.time()
+            if deadline is not None and began >= deadline:
+                raise AgoraError(
+                    "task_timeout",
+                    f"allocation {alloc_id} did not end within its timeout of {timeout}s "
+                    f"(+{self.settings.end_grace_s:g}s grace); cancelled on {link.target}",
+                )
+            wait_s = self.settings.status_wait_s
+            if deadline is not None:
+                wait_s = max(0.0, min(wait_s, deadline - began))
             try:
-                status = await link.status(alloc_id, known, self.settings.status_wait_s)
+                status = await link.status(alloc_id, known, wait_s)
                 failures = 0
             except AgoraError as err:
                 if err.code not in TRANSIENT or failures >= self.settings.transient_errors:
@@ -450,12 +470,15 @@ class JobRunner(Actor):
             if state in ALLOC_TERMINAL:
                 return status
             known = str(state)
+            await asyncio.sleep(max(0.0, began + self.settings.min_poll_s - loop.time()))
         raise AgoraError("timeout", f"allocation {alloc_id} did not end")
 
     async def _follow_logs(self, run: _Run, unit: UnitRecord, link: ProviderLink, alloc_id: str, attempt: int) -> None:
         after = 0
         failures = 0
+        loop = asyncio.get_running_loop()
         for _ in range(MAX_POLLS):
+            began = loop.time()
             try:
                 page = await link.logs(alloc_id, after, self.settings.log_wait_s)
                 failures = 0
@@ -472,6 +495,8 @@ class JobRunner(Actor):
             after = int(page.get("next", after))
             if page.get("done"):
                 return
+            if not page["lines"]:  # an empty answer before the long-poll ran out: do not spin
+                await asyncio.sleep(max(0.0, began + self.settings.min_poll_s - loop.time()))
 
 
 __all__ = ["JobRunner", "RunnerSettings"]

@@ -222,6 +222,10 @@ class _Liar(AllocationManager):
     @behavior("/agora/alloc/status")
     async def status(self, ctx: CallContext) -> dict[str, Any]:
         reply = await super().status(ctx)
+        if self.tamper == "state" and reply.get("state") == "failed":
+            reply["state"], reply["error"] = "completed", None  # unsigned: claims success the receipt denies
+        if self.tamper == "never_ends":
+            reply = {"alloc_id": reply["alloc_id"], "state": "running"}  # answers at once, forever
         if self.tamper == "receipt" and reply.get("receipt"):
             raw = bytearray(reply["receipt"])
             raw[10] ^= 1  # inside the signature
@@ -303,3 +307,89 @@ async def test_after_a_restart_the_allocations_left_running_are_cancelled_on_the
     finally:
         await fresh.stop()
         await requester.runner.wait(summary["id"], 10)
+
+
+async def test_a_status_that_contradicts_the_signed_receipt_is_refused(
+    net: MemoryNetwork, requester: Requester, tmp_path: Path
+) -> None:
+    liar = await make_provider(net, tmp_path / "liar", manager_cls=_Liar)
+    assert isinstance(liar.manager, _Liar)
+    liar.manager.tamper = "state"
+    try:
+        await grant(liar, requester)
+        doc = await run(requester, job(tmp_path, {"bad": wat.exit_with(2)}), liar.did, tmp_path)
+        assert doc["state"] == "failed" and doc["error"]["code"] == "receipt_invalid", doc["error"]
+        assert "signed receipt says exited" in doc["error"]["message"]
+    finally:
+        await liar.manager.stop()
+        await liar.runtime.transport.close()
+
+
+async def test_a_provider_that_never_reports_the_end_times_out_and_is_cancelled(
+    net: MemoryNetwork, requester: Requester, tmp_path: Path
+) -> None:
+    liar = await make_provider(net, tmp_path / "liar", manager_cls=_Liar)
+    assert isinstance(liar.manager, _Liar)
+    liar.manager.tamper = "never_ends"
+    runner = JobRunner(
+        runtime=requester.runtime,
+        store=requester.store,
+        jobs_dir=tmp_path / "jobs",
+        proofs_for=requester.book.proofs_for,
+        settings=RunnerSettings(call_timeout=5.0, end_grace_s=0.5, min_poll_s=0.1, log_wait_s=0.5),
+    )
+    try:
+        await grant(liar, requester)
+        spec = job(tmp_path, {"spin": wat.spin()})
+        spec["tasks"][0]["timeout"] = 1
+        summary = await runner.submit(spec, node=liar.did, base_dirs=[tmp_path])
+        doc = await runner.wait(summary["id"], 20)
+        assert doc["state"] == "failed" and doc["error"]["code"] == "task_timeout", doc["error"]
+        alloc = await liar.store.get("allocations", doc["units"][0]["alloc_id"])
+        assert alloc is not None and alloc["state"] in ("cancelled", "failed")
+    finally:
+        await runner.stop()
+        await liar.manager.stop()
+        await liar.runtime.transport.close()
+
+
+def test_log_lines_are_cut_and_a_job_log_is_bounded_in_bytes() -> None:
+    from agora.orchestrator.joblog import MAX_LINE_BYTES, JobLog
+
+    jl = JobLog(capacity=1000, max_bytes=64 * 1024)
+    jl.add("t", "stdout", "x" * 1_000_000, 0.0)
+    [first] = jl.read()["lines"]
+    assert len(first["line"].encode()) <= MAX_LINE_BYTES + 16 and first["line"].startswith("xxx")
+    for i in range(100):
+        jl.add("t", "stdout", f"{i}:" + "y" * 4000, 0.0)
+    page = jl.read(0, 1000)
+    assert sum(len(x["line"]) for x in page["lines"]) <= 64 * 1024
+    assert page["dropped"] > 0 and page["lines"][-1]["line"].startswith("99:")
+
+
+def test_outputs_larger_than_the_task_disk_are_refused_before_any_download() -> None:
+    from agora.codec import CID
+    from agora.orchestrator.verify import MAX_OUTPUTS, limit_outputs
+    from agora.wire import OutputDigest
+
+    kp = Keypair.generate()
+
+    def receipt(outputs: list[OutputDigest]) -> UsageReceipt:
+        return UsageReceipt.issue(
+            kp, alloc_id="a1", requester=kp.did, job="j", task="t", engine="wasm", exit_code=0, reason="exited",
+            error_code=None, started_at=0.0, ended_at=1.0, wall_s=1.0, cpu_s=1.0, peak_memory_bytes=0,
+            outputs=outputs, invocation=CID.of(b"x"), iat=1,
+        )  # fmt: skip
+
+    small = OutputDigest(name="o", path="a", sha256="0" * 64, size=10)
+    limit_outputs(receipt([small]), disk=10)
+    for outs, disk in (
+        ([OutputDigest(name="o", path="a", sha256="0" * 64, size=2**40)], 16 * 2**20),
+        ([small] * 2, 15),
+    ):
+        with pytest.raises(AgoraError) as err:
+            limit_outputs(receipt(outs), disk=disk)
+        assert err.value.code == "receipt_invalid" and "nothing was downloaded" in err.value.message
+    many = [OutputDigest(name="o", path=f"f{i}", sha256="0" * 64, size=0) for i in range(MAX_OUTPUTS + 1)]
+    with pytest.raises(AgoraError):
+        limit_outputs(receipt(many), disk=2**40)
