@@ -67,6 +67,10 @@ def test_devnet_lifecycle(tmp_path: Path) -> None:
         assert again.returncode == 1 and json.loads(again.stdout)["error"]["code"] == "devnet_already_running"
         bad = agora("ping", "not-a-did", "--api", a["api"], check=False)
         assert bad.returncode == 1 and "did_invalid" in bad.stderr and "hint:" in bad.stderr
+        # a second node on the same home is refused and leaves the running node's run file alone
+        twin = agora("node", "up", "--hub", state["hub_url"], "--home", a["home"], "--api-port", "0", check=False)
+        assert twin.returncode == 1 and "home_in_use" in twin.stderr
+        assert json.loads((Path(a["home"]) / "run.json").read_text())["did"] == a["did"]
         gone = agora(
             "ping",
             "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp",
