@@ -107,6 +107,11 @@ CATALOG: dict[str, ErrorKind] = {
     "convert_parse_failed": _k(400, "The file could not be parsed in the given format."),
     # executors
     "executor_unavailable": _k(409, "That engine is not available on the node; see its reason."),
+    "network_forbidden": _k(
+        403,
+        "This node does not give process tasks the host's network (a task there could reach the machine's "
+        "local services); its operator can allow it with --allow-task-network, or use the docker engine.",
+    ),
     "executor_failed": _k(500, "The sandbox could not start the task; see the message."),
     "task_timeout": _k(408, "The task ran past its timeout; raise `timeout` or make it faster."),
     "task_oom": _k(507, "The task went over its memory limit; raise `resources.memory`."),

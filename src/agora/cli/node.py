@@ -94,6 +94,9 @@ def hub_up(
     allow_private_inputs: Annotated[
         bool, typer.Option(help="let jobs' HTTP inputs come from private or local addresses (off: SSRF guard)")
     ] = False,
+    allow_task_network: Annotated[
+        bool, typer.Option(help="give process tasks that ask for a network the host's (they can reach local services)")
+    ] = False,
     s3_endpoint: S3EndpointOpt = None,
     s3_bucket: S3BucketOpt = None,
     s3_region: S3RegionOpt = None,
@@ -103,6 +106,8 @@ def hub_up(
     args += _s3_args(s3_endpoint, s3_bucket, s3_region)
     if allow_private_inputs:
         args.append("--allow-private-inputs")
+    if allow_task_network:
+        args.append("--allow-task-network")
     if home:
         args += ["--home", str(home)]
     for did in allow or []:
@@ -125,6 +130,9 @@ def node_up(
     allow_private_inputs: Annotated[
         bool, typer.Option(help="let jobs' HTTP inputs come from private or local addresses (off: SSRF guard)")
     ] = False,
+    allow_task_network: Annotated[
+        bool, typer.Option(help="give process tasks that ask for a network the host's (they can reach local services)")
+    ] = False,
     home: HomeOpt = None,
     s3_endpoint: S3EndpointOpt = None,
     s3_bucket: S3BucketOpt = None,
@@ -135,6 +143,8 @@ def node_up(
     args += _s3_args(s3_endpoint, s3_bucket, s3_region)
     if allow_private_inputs:
         args.append("--allow-private-inputs")
+    if allow_task_network:
+        args.append("--allow-task-network")
     if tls_ca:
         args += ["--tls-ca", tls_ca]
     if api_socket:

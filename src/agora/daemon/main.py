@@ -39,6 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="fetch HTTP(S) inputs from loopback, private and link-local addresses too (off: SSRF protection)",
     )
+    p.add_argument(
+        "--allow-task-network",
+        action="store_true",
+        help="give process tasks that ask for a network the host's network (they can reach local services)",
+    )
     s3 = p.add_argument_group(
         "S3 storage", "for jobs' s3 outputs and inputs; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
     )
@@ -75,6 +80,7 @@ def build_config(ns: argparse.Namespace) -> NodeConfig:
         log_level=ns.log_level,
         tls_ca=ns.tls_ca,
         allow_private_inputs=ns.allow_private_inputs,
+        allow_task_network=ns.allow_task_network,
         s3_endpoint=ns.s3_endpoint,
         s3_bucket=ns.s3_bucket,
         s3_region=ns.s3_region,

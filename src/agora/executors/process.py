@@ -103,8 +103,12 @@ class ProcessExecutor(Executor):
         term_grace_s: float = 2.0,
         stage_dir: Path | None = None,
         extra_ro_binds: tuple[str, ...] = (),
+        host_network: bool = False,
     ) -> None:
         self._bwrap = bwrap
+        # bubblewrap's only network is the host's (--share-net): a task on it can reach 127.0.0.1, where the
+        # node's own API and other local services listen, so it takes the operator's explicit consent
+        self.host_network = host_network
         self.cgroups = cgroups if cgroups is not None else Cgroups()
         self.sandbox_uid = sandbox_uid
         self.term_grace_s = term_grace_s
@@ -169,6 +173,8 @@ class ProcessExecutor(Executor):
     async def start(self, req: ExecRequest) -> ExecHandle:
         _validate(req)
         validate_work_dir(req)
+        if req.network and not self.host_network:
+            raise AgoraError("network_forbidden", "process tasks do not get the host's network on this node")
         if self._available is None or not self._available.available:
             self._available = await asyncio.to_thread(self.probe)
         if not self._available.available:

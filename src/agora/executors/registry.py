@@ -138,15 +138,18 @@ def build_lazy(engine: Engine, path: str, work_root: Path, cache_dir: Path) -> E
     return ex
 
 
-def default_registry(work_root: Path, cache_dir: Path) -> ExecutorRegistry:
+def default_registry(work_root: Path, cache_dir: Path, *, task_host_network: bool = False) -> ExecutorRegistry:
     """All four engines as this node has them. `work_root` is where the node keeps task work dirs
-    (engines may put scratch space under it), `cache_dir` its caches (wasm keeps modules in wasm/)."""
+    (engines may put scratch space under it), `cache_dir` its caches (wasm keeps modules in wasm/).
+    `task_host_network`: the operator lets process tasks that ask for a network use the host's."""
     reg = ExecutorRegistry([WasmExecutor(cache_dir / "wasm")])
     for engine, path in LAZY_EXECUTORS.items():
         built = build_lazy(engine, path, work_root, cache_dir)
         if isinstance(built, str):
             reg.mark_unavailable(engine, built)
         else:
+            if hasattr(built, "host_network"):
+                built.host_network = task_host_network
             reg.register(built)
     reg.register(FirecrackerExecutor())
     return reg

@@ -110,7 +110,9 @@ class ComputeFeature(Actor):
         self.work_root = home / "work"
         self.cache_dir = home / "cache"
         self.cas = LocalCAS(home / "cas")
-        self.registry = options.registry or default_registry(self.work_root, self.cache_dir)
+        self.registry = options.registry or default_registry(
+            self.work_root, self.cache_dir, task_host_network=self.node.config.allow_task_network
+        )
         self.machine: MachineInfo | None = None
         self.capacity: CapacityTracker | None = None
         self.benchmark: BenchmarkResult | None = None

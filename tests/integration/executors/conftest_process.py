@@ -53,7 +53,7 @@ def process_executor() -> Iterator[ProcessExecutor]:
     cgroups = Cgroups(parent=f"agora-test-{os.getpid()}")
     # the stage dir must be reachable by the sandbox uid: pytest's own tmp dirs are 0700
     stage = Path(tempfile.gettempdir()) / f"agora-test-stage-{os.getpid()}"
-    ex = ProcessExecutor(cgroups=cgroups, stage_dir=stage, term_grace_s=1.0)
+    ex = ProcessExecutor(cgroups=cgroups, stage_dir=stage, term_grace_s=1.0, host_network=True)
     availability = ex.probe()
     require(availability.available, f"process executor unavailable: {availability.reason}")
     try:

@@ -215,3 +215,13 @@ async def test_without_cgroups_it_says_so_and_still_runs(tmp_path: Path) -> None
     finally:
         with contextlib.suppress(FileNotFoundError):
             stage.rmdir()
+
+
+async def test_the_host_network_takes_the_operators_consent(process_env: ExecutorEnv) -> None:
+    """bubblewrap's only network is the host's, where the node's API listens on 127.0.0.1: by default a process
+    task asking for a network is refused, with the way to allow it."""
+    strict = ProcessExecutor(stage_dir=process_env.executor.stage_dir)  # type: ignore[attr-defined]
+    with pytest.raises(AgoraError) as err:
+        await strict.start(process_env.request("connect_tcp", "1", network=True))
+    assert err.value.code == "network_forbidden" and "--allow-task-network" in err.value.hint
+    assert process_env.leftovers() == []
