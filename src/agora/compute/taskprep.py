@@ -16,7 +16,9 @@ and key; `hub` by `hub://<bucket>/<name>` (the name is the object's sha256, the 
 node's hub bucket); `local` means a file on the *requester's* machine, so its
 bytes must come with the request (`input_data`) or have been uploaded first (`input_refs`: sha256 of
 an object in this node's CAS). A plain module path is likewise the requester's: its bytes come as
-`module_bytes` or it is named `sha256:<hex>` of an earlier upload.
+`module_bytes` or it is named `sha256:<hex>` of an earlier upload. The CAS is shared by all requesters,
+so such a reference must name an object of the same requester: `cas_references` lists them for the
+manager to check with `transfer.CasOwners.require` before anything is staged.
 """
 
 from __future__ import annotations
@@ -172,7 +174,8 @@ def storage_inputs(
                 content = base64.b64encode(input_data[spec.name]).decode("ascii")
                 source = InputSource(type="inline", content=content, encoding="base64")
             elif spec.name in input_refs:
-                source = InputSource(type="local", uri=f"cas://sha256/{input_refs[spec.name]}")
+                digest = _ref_digest(spec.name, input_refs[spec.name])
+                source = InputSource(type="local", uri=f"cas://sha256/{digest}")
             else:
                 raise AgoraError(
                     "input_missing",
@@ -185,6 +188,30 @@ def storage_inputs(
             raise AgoraError("invalid_argument", f"input {spec.name!r}: unknown source type {kind!r}")
         out.append(InputSpec(name=spec.name, source=source, path=rel.as_posix(), sha256=spec.sha256))
     return out
+
+
+def _ref_digest(name: str, ref: object) -> str:
+    if not isinstance(ref, str) or not _HEX64.fullmatch(ref.lower()):
+        raise AgoraError("invalid_argument", f"input_refs[{name!r}] must be a sha256 (64 hex characters), got {ref!r}")
+    return ref.lower()
+
+
+def cas_references(
+    task: TaskSpec, input_data: Mapping[str, bytes], input_refs: Mapping[str, str], *, module_sent: bool = False
+) -> list[tuple[str, str]]:
+    """(what, digest) of every object of this node's CAS the task names by hash: "module" or an input's name.
+
+    These are the references a requester may only make to objects it owns (see `transfer.CasOwners`).
+    A module sent as bytes (`module_sent`) and inputs sent inline are not listed: the bytes prove possession.
+    """
+    refs: list[tuple[str, str]] = []
+    named = module_sha256(task)
+    if task.engine == "wasm" and named is not None and not module_sent:
+        refs.append(("module", named))
+    for spec in task.inputs:
+        if spec.source.type == "local" and spec.name not in input_data and spec.name in input_refs:
+            refs.append((spec.name, _ref_digest(spec.name, input_refs[spec.name])))
+    return refs
 
 
 def exec_request(task: TaskSpec, alloc_id: str, work_dir: Path, module_path: Path | None) -> ExecRequest:
@@ -213,6 +240,7 @@ def module_sha256(task: TaskSpec) -> str | None:
 __all__ = [
     "INPUT_ROOTS",
     "OUTPUT_ROOTS",
+    "cas_references",
     "exec_request",
     "hub_bucket_of",
     "hub_input_uri",

@@ -8,6 +8,12 @@ abandoned upload cannot fill the disk.
 
 Downloads (`/agora/alloc/fetch`) read a stored output by offset; the requester verifies the whole file
 against the signed usage receipt, so the provider does not re-hash per chunk.
+
+Ownership: the CAS is shared by every requester of this node, and a digest is no secret (an output's
+is in its requester's receipt). So `CasOwners` records, per digest, which requesters put it there (by
+uploading or sending its bytes, or as an output of their allocation), and a task may name by hash only
+objects its own requester owns. An upload of a digest someone else stored is taken in full (the bytes
+prove possession) and never answered "already complete", so the reply does not reveal what is stored.
 """
 
 from __future__ import annotations
@@ -16,17 +22,62 @@ import asyncio
 import hashlib
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from agora.errors import AgoraError
 from agora.storage import LocalCAS
 from agora.storage.interfaces import check_sha256_hex
+from agora.store import Store
 
 CHUNK = 256 * 1024
 MAX_UPLOAD = 256 * 1024 * 1024
 MAX_PARTIAL = 16
 PARTIAL_TTL_S = 600.0
+OWNERS = "cas_owners"
+"""Store collection: CAS digest -> {"owners": [requester DIDs]}."""
+
+
+class CasOwners:
+    """Which requesters may name a CAS object by its digest (they stored it or their task produced it)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = asyncio.Lock()  # add() is read-modify-write of one row
+
+    async def add(self, owner: str, digests: Iterable[str]) -> None:
+        async with self._lock:
+            for digest in dict.fromkeys(digests):
+                doc = await self.store.get(OWNERS, digest)
+                owners = list(doc.get("owners", [])) if doc else []
+                if owner not in owners:
+                    await self.store.put(OWNERS, digest, {"owners": [*owners, owner]})
+
+    async def owns(self, owner: str, digest: str) -> bool:
+        doc = await self.store.get(OWNERS, digest.lower())
+        return doc is not None and owner in doc.get("owners", [])
+
+    async def require(self, owner: str, refs: Iterable[tuple[str, str]]) -> None:
+        """Refuse a (what, digest) reference the owner does not own, exactly as if it were not stored.
+
+        `what` is "module" or an input name (see `taskprep.cas_references`).
+        """
+        for what, digest in refs:
+            if await self.owns(owner, digest):
+                continue
+            if what == "module":
+                raise AgoraError(
+                    "module_invalid",
+                    f"module sha256:{digest} does not exist on this node",
+                    hint="Send the module with the start request or upload it first (`agora job run` does both).",
+                )
+            raise AgoraError(
+                "input_missing",
+                f"input {what!r}: sha256:{digest} is not stored on this node",
+                hint="Upload the input first or send its bytes with the request (`agora job run` does both).",
+                details={"input": what},
+            )
 
 
 @dataclass
@@ -39,11 +90,19 @@ class _Part:
 
 
 class Uploads:
-    def __init__(self, cas: LocalCAS, part_dir: Path, *, max_size: int = MAX_UPLOAD) -> None:
+    """Chunked uploads into the CAS; with `owners`, each complete one is recorded as its uploader's.
+
+    Without `owners` nothing can tell who may know a digest, so an upload is never cut short.
+    """
+
+    def __init__(
+        self, cas: LocalCAS, part_dir: Path, *, max_size: int = MAX_UPLOAD, owners: CasOwners | None = None
+    ) -> None:
         self.cas = cas
         self.part_dir = part_dir
         self.max_size = max_size
-        self._parts: dict[str, _Part] = {}
+        self.owners = owners
+        self._parts: dict[tuple[str, str], _Part] = {}  # (owner, digest): parts of two requesters never meet
         self._lock = asyncio.Lock()
 
     def clear(self) -> None:
@@ -58,30 +117,38 @@ class Uploads:
             raise AgoraError("input_too_large", f"an upload is 1 to {self.max_size} bytes, got {size!r}")
         if type(offset) is not int or not isinstance(data, bytes) or not 0 < len(data) <= CHUNK:
             raise AgoraError("invalid_argument", f"offset must be an integer and data 1 to {CHUNK} bytes")
-        if await self.cas.exists(self.cas.ref_for(digest, None)):
+        key = (owner, digest)
+        if (
+            self.owners is not None
+            and key not in self._parts
+            and await self.owners.owns(owner, digest)
+            and await self.cas.exists(self.cas.ref_for(digest, None))
+        ):
             return {"received": size, "complete": 1}
         async with self._lock:
             now = time.monotonic()
-            for key, part in list(self._parts.items()):
+            for old, part in list(self._parts.items()):
                 if now - part.touched > PARTIAL_TTL_S:
-                    await self._drop(key)
-            found = self._parts.get(digest)
+                    await self._drop(old)
+            found = self._parts.get(key)
             if found is None:
                 if offset != 0:
                     raise AgoraError("invalid_argument", f"no upload of {digest} in progress; start at offset 0")
                 if len(self._parts) >= MAX_PARTIAL:
                     raise AgoraError("unavailable", "too many uploads in progress here; retry later", retryable=True)
-                part = _Part(self.part_dir / digest, size, 0, owner, now)
+                tag = hashlib.sha256(owner.encode()).hexdigest()[:16]
+                part = _Part(self.part_dir / f"{digest}.{tag}", size, 0, owner, now)
                 await asyncio.to_thread(part.path.write_bytes, b"")
-                self._parts[digest] = part
+                self._parts[key] = part
             else:
                 part = found
-            if part.owner != owner or part.size != size:
-                raise AgoraError("already_exists", f"another upload of {digest} is in progress")
+            if part.size != size:
+                await self._drop(key)
+                raise AgoraError("invalid_argument", f"the upload of {digest} was announced with size {part.size}")
             if offset != part.received:
                 raise AgoraError("invalid_argument", f"expected offset {part.received}, got {offset}")
             if offset + len(data) > size:
-                await self._drop(digest)
+                await self._drop(key)
                 raise AgoraError("invalid_argument", "the chunks are longer than the announced size")
             await asyncio.to_thread(_append, part.path, data)
             part.received += len(data)
@@ -93,12 +160,14 @@ class Uploads:
                 if actual != digest:
                     raise AgoraError("storage_integrity", f"the upload hashes to {actual}, not {digest}")
                 await self.cas.put(part.path)
+                if self.owners is not None:
+                    await self.owners.add(owner, [digest])
             finally:
-                await self._drop(digest)
+                await self._drop(key)
             return {"received": size, "complete": 1}
 
-    async def _drop(self, digest: str) -> None:
-        part = self._parts.pop(digest, None)
+    async def _drop(self, key: tuple[str, str]) -> None:
+        part = self._parts.pop(key, None)
         if part is not None:
             await asyncio.to_thread(part.path.unlink, True)
 
@@ -138,4 +207,4 @@ async def read_chunk(cas: LocalCAS, sha256: str, offset: object, length: object)
     return {"data": data, "size": size, "eof": offset + len(data) >= size}
 
 
-__all__ = ["CHUNK", "MAX_UPLOAD", "Uploads", "read_chunk"]
+__all__ = ["CHUNK", "MAX_UPLOAD", "OWNERS", "CasOwners", "Uploads", "read_chunk"]
