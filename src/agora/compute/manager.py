@@ -99,6 +99,7 @@ class _Live:
     handle: ExecHandle | None = None
     cancel_cause: str | None = None
     stopping: bool = False
+    ending: bool = False  # `_run` reached `_end`: a cancel must no longer interrupt the task
 
     def notify(self) -> None:
         self.changed.set()
@@ -350,8 +351,10 @@ class AllocationManager(Actor):
         live.cancel_cause = cause
         if live.handle is not None and live.executor is not None:
             await live.executor.cancel(live.handle)
-        elif live.task is not None:
+        elif live.task is not None and not live.ending:
             live.task.cancel()  # still staging: interrupt the fetch; _run records the ending
+        # once ending, `_end` is already recording a terminal state: interrupting it would leak the
+        # reservation and leave the record in `staging`
 
     async def _resolve_module(self, live: _Live, module_bytes: bytes | None) -> Path | None:
         spec = live.spec
@@ -460,9 +463,27 @@ class AllocationManager(Actor):
         except Exception as exc:
             log.exception("allocation %s failed", alloc.id)
             error = AgoraError("internal", f"{type(exc).__name__}: {exc}")
+        live.ending = True  # no await since the except clauses: no cancel can land in between
         await self._end(live, result, error, outputs, started_at, work, uris)
 
     async def _end(
+        self,
+        live: _Live,
+        result: ExecResult | None,
+        error: AgoraError | None,
+        outputs: list[OutputDigest],
+        started_at: float,
+        work: Path,
+        uris: dict[str, str],
+    ) -> None:
+        alloc = live.alloc
+        try:
+            await self._finish(live, result, error, outputs, started_at, work, uris)
+        finally:  # whatever happened above (even a cancel from outside), the node holds nothing of it
+            self.capacity.release(alloc.id)
+            self._live.pop(alloc.id, None)
+
+    async def _finish(
         self,
         live: _Live,
         result: ExecResult | None,
@@ -528,8 +549,6 @@ class AllocationManager(Actor):
             await self._move(live, state, cause)
         except Exception:
             log.exception("could not record the end of %s", alloc.id)
-        finally:
-            self._live.pop(alloc.id, None)
 
 
 def live_dir(work_root: Path, alloc_id: str) -> Path:
