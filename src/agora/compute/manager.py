@@ -77,6 +77,7 @@ from agora.wire import OutputDigest, UsageReceipt
 log = logging.getLogger("agora.compute")
 
 MAX_MODULE_INLINE = 512 * 1024
+WASM_MIN_CPU_MILLIS = 1000  # a wasm task runs a whole thread with no CPU-rate limit: it takes a core
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,8 @@ class AllocationManager(Actor):
             raise AgoraError("invalid_argument", "args.input_refs maps input names to sha256 hex")
         executor = await asyncio.to_thread(self.registry.get, spec.engine)  # executor_unavailable + reason
         need = need_of(spec)
+        if spec.engine == "wasm" and need.cpu_millis < WASM_MIN_CPU_MILLIS:
+            need = dataclasses.replace(need, cpu_millis=WASM_MIN_CPU_MILLIS)
         whole = fits(need, self.capacity.total)
         if not whole.ok:
             raise AgoraError(
@@ -215,6 +218,8 @@ class AllocationManager(Actor):
             )
         if len(self._live) >= self.settings.max_allocations:
             raise AgoraError("insufficient_capacity", f"{len(self._live)} allocations already run here")
+        # from the count to the insert into `_live` there is no await: concurrent starts cannot all
+        # pass the check (the slot is taken before the record is written, and given back if that fails)
         alloc_id = "alloc-" + secrets.token_hex(8)
         self.capacity.reserve(alloc_id, need)  # insufficient_capacity with every reason, nothing reserved
         now = self.clock.now()
@@ -230,12 +235,13 @@ class AllocationManager(Actor):
             created_at=now,
         )
         live = _Live(alloc, spec, LogRing(self.settings.log_lines))
+        self._live[alloc_id] = live
         try:
             await self._persist(alloc, "start accepted")
         except BaseException:
+            self._live.pop(alloc_id, None)
             self.capacity.release(alloc_id)
             raise
-        self._live[alloc_id] = live
         self._keep_ring(alloc_id, live.ring)
         live.task = asyncio.create_task(
             self._run(live, executor, module_bytes, dict(input_data), dict(input_refs)), name=f"alloc:{alloc_id}"
