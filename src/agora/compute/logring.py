@@ -2,7 +2,8 @@
 
 Every line gets a sequence number (1, 2, ...) when it arrives. A reader passes the last number it saw
 (`after`) and gets what came since; when the ring has dropped lines the reader never saw (it holds
-the last `capacity` lines only), the reply says how many, so a slow reader learns it missed some
+the last `capacity` lines, and only as many as fit in `max_bytes`; a line longer than `MAX_LINE`
+characters is cut), the reply says how many, so a slow reader learns it missed some
 instead of silently getting a hole. `wait` lets a reader long-poll: it returns as soon as a line
 newer than its cursor exists or the log is closed, or when its timeout runs out.
 
@@ -17,7 +18,43 @@ from typing import Any
 from agora.telemetry import SeqLog
 
 DEFAULT_CAPACITY = 2000
+DEFAULT_MAX_BYTES = 1024 * 1024  # per ring: 256 finished rings hold at most ~256 MiB, not lines x line size
+MAX_LINE = 4096  # characters kept of one line; the rest is cut and marked
 MAX_REPLY_BYTES = 512 * 1024  # keeps a logs reply well inside one message
+ENTRY_OVERHEAD = 64  # what one entry costs beyond its text (seq, stream, ts), counted in both bounds
+TRUNCATED = " [... line truncated]"
+
+Item = tuple[str, str, float]
+
+
+def _size(item: Item) -> int:
+    return len(item[1]) + ENTRY_OVERHEAD
+
+
+class _BoundedLog(SeqLog[Item]):
+    """A SeqLog bounded by the bytes of its text as well as by its line count: a task writing long
+    lines would otherwise make every ring (kept after the task ended) hold lines x line size."""
+
+    def __init__(self, capacity: int, max_bytes: int) -> None:
+        super().__init__(capacity)
+        self._max_bytes = max_bytes
+        self._bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def append(self, item: Item) -> int:
+        if self.closed:
+            return self.last_seq
+        if len(self._items) == self._items.maxlen:  # the deque drops its oldest on this append
+            self._bytes -= _size(self._items[0][1])
+        seq = super().append(item)
+        self._bytes += _size(item)
+        while self._bytes > self._max_bytes and len(self._items) > 1:
+            _, old = self._items.popleft()  # readers see these as `dropped`, like lines past the count
+            self._bytes -= _size(old)
+        return seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +87,10 @@ class LogPage:
 class LogRing:
     """One allocation's log: lines with their stream and time, read as pages of `LogEntry`."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
-        if capacity < 1:
-            raise ValueError("a log ring holds at least one line")
-        self._log: SeqLog[tuple[str, str, float]] = SeqLog(capacity)
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if capacity < 1 or max_bytes < MAX_LINE + len(TRUNCATED) + ENTRY_OVERHEAD:
+            raise ValueError("a log ring holds at least one line of the longest length")
+        self._log = _BoundedLog(capacity, max_bytes)
 
     @property
     def last_seq(self) -> int:
@@ -63,14 +100,21 @@ class LogRing:
     def closed(self) -> bool:
         return self._log.closed
 
+    @property
+    def bytes(self) -> int:
+        """What the held lines cost (text + a fixed overhead each): at most `max_bytes`."""
+        return self._log.bytes
+
     def append(self, stream: str, line: str, ts: float) -> int:
+        if len(line) > MAX_LINE:
+            line = line[:MAX_LINE] + TRUNCATED
         return self._log.append((stream, line, ts))
 
     def close(self) -> None:
         self._log.close()
 
     def read(self, after: int = 0, limit: int = 500) -> LogPage:
-        page = self._log.read(after, limit, size=lambda e: len(e[1]) + 64, max_bytes=MAX_REPLY_BYTES)
+        page = self._log.read(after, limit, size=_size, max_bytes=MAX_REPLY_BYTES)
         lines = [LogEntry(seq, stream, line, ts) for seq, (stream, line, ts) in page.items]
         return LogPage(lines, page.next, page.dropped, page.done)
 
@@ -79,4 +123,4 @@ class LogRing:
         await self._log.wait(after, timeout)
 
 
-__all__ = ["DEFAULT_CAPACITY", "LogEntry", "LogPage", "LogRing"]
+__all__ = ["DEFAULT_CAPACITY", "DEFAULT_MAX_BYTES", "MAX_LINE", "LogEntry", "LogPage", "LogRing"]

@@ -84,6 +84,7 @@ WASM_MIN_CPU_MILLIS = 1000  # a wasm task runs a whole thread with no CPU-rate l
 class ComputeSettings:
     max_allocations: int = 64  # running at once
     log_lines: int = 2000  # per allocation
+    log_bytes: int = 1024 * 1024  # per allocation: text kept (lines longer than logring.MAX_LINE are cut)
     finished_logs: int = 256  # allocations whose logs stay readable after they ended
     max_wait_s: float = 10.0  # longest long-poll
     log_drain_s: float = 5.0  # how long to wait for the last log lines after the task ended
@@ -234,7 +235,7 @@ class AllocationManager(Actor):
             invocation=str(ctx.invocation.cid),
             created_at=now,
         )
-        live = _Live(alloc, spec, LogRing(self.settings.log_lines))
+        live = _Live(alloc, spec, LogRing(self.settings.log_lines, self.settings.log_bytes))
         self._live[alloc_id] = live
         try:
             await self._persist(alloc, "start accepted")
@@ -328,13 +329,15 @@ class AllocationManager(Actor):
         return alloc
 
     def _keep_ring(self, alloc_id: str, ring: LogRing) -> None:
+        """Keep the rings of live allocations and of the last `finished_logs` that ended, no more.
+
+        Live rings are skipped, not a stop: one long-running allocation started first must not pin
+        every ring that finished after it."""
         self._rings[alloc_id] = ring
         self._rings.move_to_end(alloc_id)
-        while len(self._rings) > self.settings.finished_logs + len(self._live):
-            oldest = next(iter(self._rings))
-            if oldest in self._live:
-                break
-            self._rings.pop(oldest)
+        finished = [a for a in self._rings if a not in self._live]
+        for oldest in finished[: max(0, len(finished) - self.settings.finished_logs)]:
+            del self._rings[oldest]
 
     async def _persist(self, alloc: Allocation, cause: str) -> None:
         data: dict[str, Any] = {"state": alloc.state, "cause": cause, "job": alloc.job, "task": alloc.task}
@@ -488,6 +491,7 @@ class AllocationManager(Actor):
         finally:  # whatever happened above (even a cancel from outside), the node holds nothing of it
             self.capacity.release(alloc.id)
             self._live.pop(alloc.id, None)
+            self._keep_ring(alloc.id, live.ring)  # now a finished ring: the newest, older ones may go
 
     async def _finish(
         self,
