@@ -64,6 +64,9 @@ class Runtime:
         self.skew = skew
         # invocations may live at most twice agora's default lifetime: the cache holds each until it expires
         self.replay = ReplayCache(max_lifetime=2 * invocation_ttl, skew=skew)
+        # the replay cache lives in memory: an invocation issued before this runtime started could have been
+        # seen by the previous one, so those are refused (a caller just sends a fresh one)
+        self.booted_at = clock.now()
         self._behaviors: dict[str, Behavior] = {}
 
     # -- registration -------------------------------------------------------------------------
@@ -111,6 +114,11 @@ class Runtime:
                     "ucan_unauthorized",
                     f"{inv.cmd} needs a delegation from this node ({self.did}); the invocation's subject is {inv.sub}",
                     hint="Ask the node's operator for one: `agora node grant DID --command ...`.",
+                )
+            if inv.iat is None or inv.iat < self.booted_at - self.skew:
+                raise AgoraError(
+                    "ucan_replayed",
+                    "the invocation has no iat or was issued before this node started (it may have been seen)",
                 )
             validate_invocation(
                 inv,

@@ -182,6 +182,7 @@ async def test_missing_proof(pair: Pair) -> None:
         args={},
         prf=[dlg.cid],
         exp=now + 60,
+        iat=now,
     )
     await _expect(pair, Request(inv, ()).encode(), "ucan_proof_missing")
 
@@ -238,6 +239,32 @@ async def test_public_behaviors_take_no_proofs(pair: Pair) -> None:
 async def test_invocations_living_too_long_are_refused(pair: Pair) -> None:
     now = int(pair.clock.now())
     inv = invoke(
-        pair.client_key, sub=pair.client_key.did, aud=pair.server.did, cmd="/agora/test/echo", args={}, exp=now + 3600
+        pair.client_key,
+        sub=pair.client_key.did,
+        aud=pair.server.did,
+        cmd="/agora/test/echo",
+        args={},
+        exp=now + 3600,
+        iat=now,
     )
     await _expect(pair, Request(inv, ()).encode(), "ucan_lifetime_invalid")
+
+
+async def test_invocations_from_before_the_node_started_are_refused(pair: Pair) -> None:
+    """The replay cache is in memory: what was issued before this runtime started may have been seen by the
+    previous one, so it is refused (and so is an invocation without iat)."""
+    now = int(pair.clock.now())
+    old = invoke(
+        pair.client_key,
+        sub=pair.client_key.did,
+        aud=pair.server.did,
+        cmd="/agora/test/echo",
+        args={},
+        exp=now + 200,
+        iat=now - 120,
+    )
+    await _expect(pair, Request(old, ()).encode(), "ucan_replayed")
+    no_iat = invoke(
+        pair.client_key, sub=pair.client_key.did, aud=pair.server.did, cmd="/agora/test/echo", args={}, exp=now + 200
+    )
+    await _expect(pair, Request(no_iat, ()).encode(), "ucan_replayed")
