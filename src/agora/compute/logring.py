@@ -31,32 +31,6 @@ def _size(item: Item) -> int:
     return len(item[1]) + ENTRY_OVERHEAD
 
 
-class _BoundedLog(SeqLog[Item]):
-    """A SeqLog bounded by the bytes of its text as well as by its line count: a task writing long
-    lines would otherwise make every ring (kept after the task ended) hold lines x line size."""
-
-    def __init__(self, capacity: int, max_bytes: int) -> None:
-        super().__init__(capacity)
-        self._max_bytes = max_bytes
-        self._bytes = 0
-
-    @property
-    def bytes(self) -> int:
-        return self._bytes
-
-    def append(self, item: Item) -> int:
-        if self.closed:
-            return self.last_seq
-        if len(self._items) == self._items.maxlen:  # the deque drops its oldest on this append
-            self._bytes -= _size(self._items[0][1])
-        seq = super().append(item)
-        self._bytes += _size(item)
-        while self._bytes > self._max_bytes and len(self._items) > 1:
-            _, old = self._items.popleft()  # readers see these as `dropped`, like lines past the count
-            self._bytes -= _size(old)
-        return seq
-
-
 @dataclass(frozen=True, slots=True)
 class LogEntry:
     seq: int
@@ -90,7 +64,7 @@ class LogRing:
     def __init__(self, capacity: int = DEFAULT_CAPACITY, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if capacity < 1 or max_bytes < MAX_LINE + len(TRUNCATED) + ENTRY_OVERHEAD:
             raise ValueError("a log ring holds at least one line of the longest length")
-        self._log = _BoundedLog(capacity, max_bytes)
+        self._log: SeqLog[Item] = SeqLog(capacity, max_bytes=max_bytes, size=_size)
 
     @property
     def last_seq(self) -> int:

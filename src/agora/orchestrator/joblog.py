@@ -10,7 +10,6 @@ in all (the oldest lines go first, as when the line count is reached).
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 from agora.telemetry import SeqLog
@@ -29,12 +28,13 @@ def clip(line: str, limit: int = MAX_LINE_BYTES) -> str:
     return raw[: limit - 16].decode("utf-8", "ignore") + f"…[+{len(raw) - limit + 16}B]"
 
 
+def _entry_size(entry: dict[str, Any]) -> int:
+    return _ENTRY_OVERHEAD + sum(len(str(entry[k]).encode()) for k in ("task", "stream", "line"))
+
+
 class JobLog:
     def __init__(self, capacity: int = DEFAULT_CAPACITY, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self._log: SeqLog[dict[str, Any]] = SeqLog(capacity)
-        self._max_bytes = max_bytes
-        self._sizes: deque[int] = deque()
-        self._bytes = 0
+        self._log: SeqLog[dict[str, Any]] = SeqLog(capacity, max_bytes=max_bytes, size=_entry_size)
 
     @property
     def last_seq(self) -> int:
@@ -48,16 +48,7 @@ class JobLog:
         if self._log.closed:
             return
         unit, stream, line = clip(unit, 256), clip(stream, 64), clip(line)
-        entry = {"task": unit, "attempt": attempt, "stream": stream, "line": line, "ts": ts}
-        size = _ENTRY_OVERHEAD + len(unit.encode()) + len(stream.encode()) + len(line.encode())
-        if self._sizes and len(self._sizes) == self._log._items.maxlen:  # the ring drops its oldest itself
-            self._bytes -= self._sizes.popleft()
-        self._log.append(entry)
-        self._sizes.append(size)
-        self._bytes += size
-        while self._bytes > self._max_bytes and len(self._sizes) > 1:
-            self._log._items.popleft()
-            self._bytes -= self._sizes.popleft()
+        self._log.append({"task": unit, "attempt": attempt, "stream": stream, "line": line, "ts": ts})
 
     def close(self) -> None:
         self._log.close()

@@ -28,13 +28,27 @@ class SeqPage(Generic[T]):
 
 
 class SeqLog(Generic[T]):
-    def __init__(self, capacity: int) -> None:
+    """`capacity` items at most and, when `size` is given, `max_bytes` of them at most (the oldest go first,
+    and readers see them counted as dropped): a writer of long items cannot make a kept log large."""
+
+    def __init__(self, capacity: int, *, max_bytes: int | None = None, size: Callable[[T], int] | None = None) -> None:
         if capacity < 1:
             raise ValueError("a log holds at least one item")
+        if (max_bytes is None) != (size is None):
+            raise ValueError("max_bytes and size go together")
         self._items: deque[tuple[int, T]] = deque(maxlen=capacity)
+        self._sizes: deque[int] = deque()
+        self._max_bytes = max_bytes
+        self._size = size
+        self._bytes = 0
         self._last = 0
         self._closed = False
         self._changed = asyncio.Event()
+
+    @property
+    def bytes(self) -> int:
+        """What the held items cost by `size` (0 without a byte bound)."""
+        return self._bytes
 
     @property
     def last_seq(self) -> int:
@@ -49,7 +63,17 @@ class SeqLog(Generic[T]):
         if self._closed:
             return self._last
         self._last += 1
+        if self._size is not None:
+            if len(self._items) == self._items.maxlen:  # the deque drops its oldest on this append
+                self._bytes -= self._sizes.popleft()
+            cost = self._size(item)
+            self._sizes.append(cost)
+            self._bytes += cost
         self._items.append((self._last, item))
+        if self._max_bytes is not None:
+            while self._bytes > self._max_bytes and len(self._items) > 1:
+                self._items.popleft()
+                self._bytes -= self._sizes.popleft()
         self._wake()
         return self._last
 

@@ -43,3 +43,19 @@ async def test_wait_returns_on_news_or_close_or_timeout() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError):
         SeqLog(0)
+
+
+def test_a_byte_bound_drops_the_oldest_and_counts_them() -> None:
+    log: SeqLog[str] = SeqLog(100, max_bytes=250, size=len)
+    for i in range(5):
+        log.append(str(i) * 100)
+    assert log.bytes == 200 and [s for s, _ in log.read().items] == [4, 5]
+    assert log.read(after=0).dropped == 3
+    log.append("x" * 1000)  # one item over the bound is still kept, alone
+    assert [s for s, _ in log.read().items] == [6] and log.bytes == 1000
+    small: SeqLog[str] = SeqLog(2, max_bytes=10_000, size=len)
+    for word in ("aa", "bbb", "cccc"):
+        small.append(word)
+    assert small.bytes == 7  # the count bound dropped "aa" and its bytes with it
+    with pytest.raises(ValueError):
+        SeqLog(3, max_bytes=10)
