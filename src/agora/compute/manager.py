@@ -30,10 +30,7 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-import os
 import secrets
-import shutil
-import stat
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +51,7 @@ from agora.compute.allocation import (
 from agora.compute.logring import LogRing
 from agora.compute.stores import NodeStores, publish_outputs
 from agora.compute.taskprep import (
+    cas_references,
     exec_request,
     module_sha256,
     need_of,
@@ -62,7 +60,7 @@ from agora.compute.taskprep import (
     parse_task,
     storage_inputs,
 )
-from agora.compute.transfer import Uploads, read_chunk
+from agora.compute.transfer import CasOwners, Uploads, read_chunk
 from agora.errors import AgoraError
 from agora.executors import ExecHandle, ExecResult, Executor
 from agora.executors.registry import ExecutorRegistry
@@ -70,7 +68,7 @@ from agora.identity import Keypair
 from agora.models.capability import fits
 from agora.models.job import TaskSpec
 from agora.resources import CapacityTracker
-from agora.storage import LocalCAS, Storages, collect_outputs, fetch_inputs
+from agora.storage import LocalCAS, Storages, collect_outputs, fetch_inputs, remove_tree
 from agora.store import Scalar, Store
 from agora.wire import OutputDigest, UsageReceipt
 
@@ -134,7 +132,8 @@ class AllocationManager(Actor):
         self.work_root = work_root
         self.clock = clock
         self.settings = settings or ComputeSettings()
-        self.uploads = Uploads(cas, work_root.parent / "uploads")
+        self.owners = CasOwners(store)  # who may name which CAS object by its hash
+        self.uploads = Uploads(cas, work_root.parent / "uploads", owners=self.owners)
         self._live: dict[str, _Live] = {}
         self._rings: OrderedDict[str, LogRing] = OrderedDict()
         self._closed = False
@@ -161,7 +160,7 @@ class AllocationManager(Actor):
     def _clear_dirs(self) -> None:
         if self.work_root.exists():
             for child in self.work_root.iterdir():
-                _force_remove(child)
+                remove_tree(child)
         self.work_root.mkdir(parents=True, exist_ok=True)
         self.uploads.clear()
 
@@ -378,6 +377,7 @@ class AllocationManager(Actor):
                 raise AgoraError("storage_integrity", f"the module bytes hash to {digest}, not {named}")
             if not await self.cas.exists(self.cas.ref_for(digest, None)):
                 await self.cas.put(module_bytes)
+            await self.owners.add(live.alloc.requester, [digest])
             return self.cas.path_of(digest)
         if named is not None:
             if not await self.cas.exists(self.cas.ref_for(named, None)):
@@ -405,6 +405,9 @@ class AllocationManager(Actor):
         dirs = output_dirs(live.spec)
         await asyncio.to_thread(_make_dirs, work, dirs)
         self.stores.check_task(live.spec)  # a hub/s3 input or output this node cannot serve: refuse before running
+        # the CAS is shared: another requester's object reads as not stored
+        named = cas_references(live.spec, data, refs, module_sent=module_bytes is not None)
+        await self.owners.require(live.alloc.requester, named)
         inputs = storage_inputs(live.spec, data, refs, self.stores.hub_bucket)
         module_path = await self._resolve_module(live, module_bytes)
         if inputs:
@@ -453,6 +456,7 @@ class AllocationManager(Actor):
                     await executor.cleanup(live.handle)
             if result.ok:
                 refs = await collect_outputs(work / "outputs", self.cas)
+                await self.owners.add(alloc.requester, [r.sha256 for r in refs])
                 collected = [OutputDigest(output_name(live.spec, r.path), r.path, r.sha256, r.size) for r in refs]
                 # every output stays in this node's CAS (served by /agora/alloc/fetch); those the spec
                 # publishes to the hub or S3 are put there too, and their URIs say so
@@ -505,7 +509,7 @@ class AllocationManager(Actor):
     ) -> None:
         alloc = live.alloc
         try:
-            await asyncio.to_thread(_force_remove, work)
+            await asyncio.to_thread(remove_tree, work)
         except Exception:
             log.exception("could not remove %s", work)
         self.capacity.release(alloc.id)
@@ -585,27 +589,6 @@ def _make_dirs(work: Path, output_subdirs: list[Any]) -> None:
     outputs.mkdir()
     for rel in output_subdirs:
         (outputs / rel).mkdir(parents=True, exist_ok=True)
-
-
-def _force_remove(path: Path) -> None:
-    """Remove a work dir even when staged inputs in it are read-only, never following a link.
-
-    A task can plant symlinks in its outputs (`ln -s /etc /outputs/x`); `os.chmod` follows links, so
-    every entry is lstat'ed and links are left alone (rmtree unlinks them, it never descends into them).
-    """
-    try:
-        top = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(top.st_mode):
-        path.unlink(missing_ok=True)
-        return
-    for dirpath, dirnames, _ in os.walk(path):  # followlinks=False: never descends through a link
-        for d in [dirpath, *(os.path.join(dirpath, n) for n in dirnames)]:
-            with contextlib.suppress(OSError):
-                if stat.S_ISDIR(os.lstat(d).st_mode):  # a real directory, not a link to one
-                    os.chmod(d, 0o755)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 __all__ = ["AllocationManager", "ComputeSettings", "live_dir"]

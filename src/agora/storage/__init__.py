@@ -28,6 +28,7 @@ from agora.storage.staging import (
     collect_outputs,
     fetch_inputs,
     remove_inputs,
+    remove_tree,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "fetch_inputs",
     "parse_s3_uri",
     "remove_inputs",
+    "remove_tree",
 ]
 
 

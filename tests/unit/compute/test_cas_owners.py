@@ -128,12 +128,6 @@ async def _refusal(req: Requester, p: Provider, t: dict[str, Any], **extra: Any)
     return str(st["error"]["code"]) if st["state"] == "failed" else None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="needs AllocationManager wiring (CasOwners.require in _stage, owners recorded for inline modules and"
-    " outputs); remove this mark with that change",
-)
 async def test_bob_cannot_stage_alices_output(
     net: MemoryNetwork, provider: Provider, requester: Requester, tmp_path: Path
 ) -> None:

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from agora.compute.manager import _force_remove
+from agora.storage import remove_tree
 from tests.unit.compute.harness import Provider
 
 
@@ -38,7 +38,7 @@ def test_a_planted_link_to_a_host_dir_is_not_followed(tmp_path: Path) -> None:
     outside = _outside(tmp_path)
     work = tmp_path / "work" / "alloc-1"
     _plant(work, outside)
-    _force_remove(work)
+    remove_tree(work)
     assert not work.exists() and not work.is_symlink()
     assert _mode(outside) == 0o700 and _mode(outside / "secret.txt") == 0o600
     assert (outside / "secret.txt").read_text() == "keep me"
@@ -48,9 +48,9 @@ def test_a_work_dir_that_is_itself_a_link_is_unlinked_only(tmp_path: Path) -> No
     outside = _outside(tmp_path)
     link = tmp_path / "alloc-2"
     os.symlink(outside, link)
-    _force_remove(link)
+    remove_tree(link)
     assert not link.is_symlink() and _mode(outside) == 0o700 and (outside / "secret.txt").exists()
-    _force_remove(tmp_path / "missing")  # nothing there: nothing to do
+    remove_tree(tmp_path / "missing")  # nothing there: nothing to do
 
 
 async def test_recover_clears_leftover_dirs_without_following_links(provider: Provider, tmp_path: Path) -> None:
