@@ -106,9 +106,7 @@ class Runtime:
             if beh is None:
                 raise AgoraError("unknown_command", f"{inv.cmd} is not a behavior of {self.did}")
             if beh.public and (inv.prf or request.delegations):
-                raise AgoraError(
-                    "ucan_invalid_claim", f"{inv.cmd} is public: invoke it about yourself, without proofs"
-                )
+                raise AgoraError("ucan_invalid_claim", f"{inv.cmd} is public: invoke it about yourself, without proofs")
             if not beh.public and inv.sub != self.did:
                 raise AgoraError(
                     "ucan_unauthorized",
