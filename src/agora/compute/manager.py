@@ -411,7 +411,15 @@ class AllocationManager(Actor):
         inputs = storage_inputs(live.spec, data, refs, self.stores.hub_bucket)
         module_path = await self._resolve_module(live, module_bytes)
         if inputs:
-            await fetch_inputs(inputs, work / "inputs", await self.stores.input_storages(live.spec))
+            fetched = await fetch_inputs(inputs, work / "inputs", await self.stores.input_storages(live.spec))
+            staged = sum(f.size for f in fetched)
+            disk = live.spec.resources.disk
+            if staged > disk:  # inputs live on the provider's disk too: they count against what was reserved
+                raise AgoraError(
+                    "task_disk_limit",
+                    f"the inputs take {staged} bytes, more than the task's disk ({disk} bytes)",
+                    hint="Raise `resources.disk` to cover the inputs and the outputs.",
+                )
         else:
             await asyncio.to_thread((work / "inputs").mkdir)
         return module_path

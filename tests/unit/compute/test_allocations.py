@@ -170,6 +170,16 @@ async def test_an_invalid_task_names_its_field(provider: Provider, requester: Re
             wat.cat_input("msg.txt"),
             {
                 "task": task(
+                    resources={"memory": "64Mi", "disk": "4Ki"},
+                    inputs=[{"name": "msg", "source": {"type": "inline", "content": "x" * 5000}}],
+                )
+            },
+            "task_disk_limit",  # staged inputs count against the task's disk
+        ),
+        (
+            wat.cat_input("msg.txt"),
+            {
+                "task": task(
                     inputs=[{"name": "msg", "source": {"type": "http", "url": f"http://127.0.0.1:{free_port()}/m"}}]
                 )
             },
@@ -188,6 +198,7 @@ async def test_an_invalid_task_names_its_field(provider: Provider, requester: Re
         "exit-3",
         "missing-input",
         "over-disk-limit",
+        "inputs-over-disk",
         "loopback-http-input-refused",
         "s3-input-without-s3",
     ],
@@ -341,3 +352,16 @@ async def test_a_restart_marks_what_was_in_flight_failed(provider: Provider, req
     doc = await provider.store.get("allocations", alloc_id)
     assert doc is not None and doc["state"] == "failed" and doc["error"]["code"] == "alloc_interrupted"
     assert list((provider.home / "work2").iterdir()) == []
+
+
+async def test_staged_inputs_count_against_the_tasks_disk(provider: Provider, requester: Requester) -> None:
+    await grant(provider, requester)
+    t = task(
+        resources={"memory": "64Mi", "disk": "4Ki"},
+        inputs=[{"name": "msg", "source": {"type": "inline", "content": "x" * 5000}}],
+    )
+    alloc_id = await start(requester, provider, t, wat.exit_with(0))  # the task itself writes nothing
+    st = await wait_end(requester, provider, alloc_id)
+    assert st["state"] == "failed" and st["error"]["code"] == "task_disk_limit"
+    assert "the inputs take 5000 bytes" in st["error"]["message"]
+    assert leftovers(provider) == []
