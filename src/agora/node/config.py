@@ -157,17 +157,14 @@ class NodeConfig:
             object_buckets=tuple(dict.fromkeys([DEFAULT_HUB_BUCKET, self.hub_bucket])),
         )
 
-    def own_hub_tls(self) -> TlsConfig | None:
-        """How this node trusts its own TLS hub: the CA given, else the hub's own certificate."""
+    def client_tls(self) -> TlsConfig | None:
+        """How this node trusts the hubs it dials: `tls_ca`; else, for its own TLS hub, that hub's CA or its
+        certificate; else plain."""
+        if self.tls_ca:
+            return TlsConfig(ca_file=Path(self.tls_ca))
         if self.hub is None or not self.hub.tls_cert:
             return None
         return TlsConfig(ca_file=Path(self.hub.tls_ca or self.hub.tls_cert))
-
-    def client_tls(self) -> TlsConfig | None:
-        """How this node trusts the hubs it dials: `tls_ca`, else its own hub's certificate, else plain."""
-        if self.tls_ca:
-            return TlsConfig(ca_file=Path(self.tls_ca))
-        return self.own_hub_tls()
 
     @property
     def keystore_path(self) -> Path:
