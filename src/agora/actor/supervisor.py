@@ -9,6 +9,10 @@ The supervisor restarts failed children with exponential backoff according to it
 Too many restarts inside `window` seconds escalates: the supervisor gives up on the child, marks it
 `failed`, and reports `child.gave_up`, so a crash loop is visible instead of silent.
 
+Events and state are one step: the event sink may be a coroutine function, and the supervisor awaits it
+before the state the event describes becomes visible (`status()`), so a reader that sees a restarted
+child can read its `child.restarted` event. Restarts run as tasks the supervisor holds and `stop()` ends.
+
 `HeartbeatMonitor` is the same "missed heartbeats -> lost" rule for things that are not tasks here,
 such as remote peers.
 """
@@ -17,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,7 +32,7 @@ from agora.clock import SYSTEM_CLOCK, Clock
 log = logging.getLogger("agora.actor.supervisor")
 
 Strategy = Literal["one_for_one", "all_for_one", "rest_for_one"]
-EventSink = Callable[[str, str, dict[str, object]], None]
+EventSink = Callable[[str, str, dict[str, object]], Awaitable[None] | None]
 
 
 @dataclass
@@ -71,6 +76,7 @@ class Supervisor:
         self._order: list[str] = []
         self._watch: asyncio.Task[None] | None = None
         self._restarting: set[str] = set()
+        self._restart_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # -- public -------------------------------------------------------------------------------
@@ -81,6 +87,7 @@ class Supervisor:
         self._children[spec.name] = child
         self._order.append(spec.name)
         self._launch(child)
+        await self._emit("child.started", spec.name)
         if self._watch is None:
             self._watch = asyncio.create_task(self._watch_loop(), name="supervisor-watch")
 
@@ -100,15 +107,21 @@ class Supervisor:
         if self._watch is not None:
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)
+        pending = list(self._restart_tasks)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         for name in reversed(self._order):
             await self._stop_child(self._children[name])
             self._children[name].status = "stopped"
 
     # -- internals ----------------------------------------------------------------------------
-    def _emit(self, kind: str, name: str, **data: object) -> None:
+    async def _emit(self, kind: str, name: str, **data: object) -> None:
         if self.on_event is not None:
             try:
-                self.on_event(kind, name, data)
+                result = self.on_event(kind, name, data)
+                if inspect.isawaitable(result):
+                    await result
             except Exception:
                 log.exception("supervisor event sink failed")
 
@@ -118,7 +131,6 @@ class Supervisor:
         task = asyncio.create_task(child.spec.factory(), name=f"child-{child.spec.name}")
         child.task = task
         task.add_done_callback(functools.partial(self._on_done, child))
-        self._emit("child.started", child.spec.name)
 
     def _on_done(self, child: _Child, task: asyncio.Task[None]) -> None:
         if self._closed or child.task is not task or task.cancelled():
@@ -131,20 +143,27 @@ class Supervisor:
         name = child.spec.name
         if name in self._restarting or child.status == "failed":
             return
-        self._emit("child.failed", name, reason=reason)
         self._restarting.add(name)
-        asyncio.get_running_loop().create_task(self._restart(child, reason))
+        task = asyncio.get_running_loop().create_task(self._restart(child, reason), name=f"restart-{name}")
+        self._restart_tasks.add(task)
+        task.add_done_callback(self._restart_done)
+
+    def _restart_done(self, task: asyncio.Task[None]) -> None:
+        self._restart_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("restart failed", exc_info=task.exception())
 
     async def _restart(self, failed: _Child, reason: str) -> None:
         try:
+            await self._emit("child.failed", failed.spec.name, reason=reason)
             now = self.clock.monotonic()
             failed.restarts = [t for t in failed.restarts if now - t < self.window]
             if len(failed.restarts) >= self.max_restarts:
                 await self._stop_child(failed)
+                await self._emit("child.gave_up", failed.spec.name, reason=reason, restarts=len(failed.restarts))
                 failed.status = "failed"
-                self._emit("child.gave_up", failed.spec.name, reason=reason, restarts=len(failed.restarts))
                 return
-            failed.restarts.append(now)
+            attempt = len(failed.restarts) + 1
             idx = self._order.index(failed.spec.name)
             if self.strategy == "one_for_one":
                 group = [failed.spec.name]
@@ -155,13 +174,16 @@ class Supervisor:
             for name in reversed(group):
                 self._children[name].status = "restarting"
                 await self._stop_child(self._children[name])
-            delay = min(self.backoff_max, self.backoff_initial * (2 ** (len(failed.restarts) - 1)))
+            delay = min(self.backoff_max, self.backoff_initial * (2 ** (attempt - 1)))
             await asyncio.sleep(delay)
             if self._closed:
                 return
+            failed.restarts.append(now)  # counted with the event, so status() never runs ahead of it
             for name in group:
+                await self._emit("child.restarted", name, attempt=len(self._children[name].restarts), delay=delay)
+                if self._closed:
+                    return
                 self._launch(self._children[name])
-                self._emit("child.restarted", name, attempt=len(self._children[name].restarts), delay=delay)
         finally:
             self._restarting.discard(failed.spec.name)
 

@@ -34,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--announce-interval", type=float, default=5.0)
     p.add_argument("--lost-after", type=float, default=None)
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--pin-peer", action="append", default=[], help="DID the peer table always keeps (repeat)")
     p.add_argument(
         "--allow-private-inputs",
         action="store_true",
@@ -78,6 +79,7 @@ def build_config(ns: argparse.Namespace) -> NodeConfig:
         lost_after=ns.lost_after if ns.lost_after is not None else 3 * ns.announce_interval,
         expire_after=12 * ns.announce_interval,
         log_level=ns.log_level,
+        pinned_peers=list(ns.pin_peer),
         tls_ca=ns.tls_ca,
         allow_private_inputs=ns.allow_private_inputs,
         allow_task_network=ns.allow_task_network,

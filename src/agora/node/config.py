@@ -49,6 +49,8 @@ class NodeConfig:
     lost_after: float = 15.0
     expire_after: float = 60.0
     request_timeout: float = 5.0
+    # DIDs the peer table always keeps and whose events are never rate-limited (docs/operators.md, discovery)
+    pinned_peers: list[str] = field(default_factory=list)
     max_message_bytes: int = 1024 * 1024
     log_level: str = "INFO"
     tls_ca: str | None = None  # CA to trust when a hub URL is tls://

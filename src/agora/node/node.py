@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,11 @@ class Node:
         self.transport: Transport | None = None
         self.runtime: Runtime | None = None
         self.peer_table = PeerTable(
-            self.did, lost_after=config.lost_after, expire_after=config.expire_after, clock=clock
+            self.did,
+            lost_after=config.lost_after,
+            expire_after=config.expire_after,
+            clock=clock,
+            pinned=frozenset(config.pinned_peers),
         )
         self.discovery: Discovery | None = None
         self.supervisor = Supervisor(on_event=self._on_supervisor_event, clock=clock)
@@ -78,6 +82,7 @@ class Node:
         self.api_url: str | None = None
         self.capability_providers: list[Callable[[], dict[str, Any]]] = []
         self._actors: list[Actor] = []
+        self._tasks: set[asyncio.Task[Any]] = set()  # background work the node owns; stop() waits for it
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -162,6 +167,7 @@ class Node:
             interval=self.config.announce_interval,
             on_change=self._on_peer_change,
             on_reject=self.metrics.count_reject,
+            on_alive=self.metrics.set_peers,
         )
         await self.discovery.start(run_loop=False)
         discovery = self.discovery
@@ -199,7 +205,18 @@ class Node:
             return
         if state == ConnectionState.DISCONNECTED:
             log.warning("lost the link to the hub; reconnecting with backoff")
-        asyncio.get_running_loop().create_task(self.events.record(f"hub.{state.value}", self.did))
+        self._spawn(self.events.record(f"hub.{state.value}", self.did), f"event-hub.{state.value}")
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Start background work the node owns: held until done, failures logged, awaited by stop()."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
     async def stop(self) -> None:
         await self.supervisor.stop()
@@ -213,6 +230,8 @@ class Node:
             await self.transport.close()
         if self.hub is not None:
             await self.hub.stop()
+        if self._tasks:  # events still being written go in before the store closes
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
         try:
             await self.events.record("node.stopped", self.did)
         finally:
@@ -280,15 +299,16 @@ class Node:
             rtts.append((time.perf_counter() - t0) * 1000.0)
         return rtts
 
-    def _on_supervisor_event(self, kind: str, child: str, data: dict[str, object]) -> None:
+    async def _on_supervisor_event(self, kind: str, child: str, data: dict[str, object]) -> None:
+        """Awaited by the supervisor before the state it describes shows in `supervisor.status()`."""
         if kind in ("child.failed", "child.gave_up"):
             log.warning("%s %s: %s", kind, child, data.get("reason"))
         if kind != "child.started":
-            asyncio.get_running_loop().create_task(self.events.record(kind, child, **data))
+            await self.events.record(kind, child, **data)
 
-    def _on_peer_change(self, change: Change) -> None:
-        self.metrics.set_peers(len(self.peer_table.alive()))
-        asyncio.get_running_loop().create_task(self.events.record(change.kind, change.did))
+    async def _on_peer_change(self, change: Change) -> None:
+        """Awaited by discovery before the peer table shows the change."""
+        await self.events.record(change.kind, change.did, **change.data)
 
     def write_run_file(self, **extra: Any) -> None:
         doc = {"pid": os.getpid(), "did": self.did, "api": self.api_url, "hubs": list(self.hub_urls), **extra}

@@ -134,6 +134,7 @@ class Announcement:
     capabilities: dict[str, Any]
     seq: int
     ts: int
+    interval_ms: int | None = None  # the sender's heartbeat interval; absent from older nodes (None)
 
     KINDS = ("join", "heartbeat", "leave")
 
@@ -149,6 +150,8 @@ class Announcement:
             "seq": self.seq,
             "ts": self.ts,
         }
+        if self.interval_ms is not None:
+            payload["ivl"] = self.interval_ms
         return seal_envelope(keypair, ANNOUNCE_TAG, payload)
 
     @classmethod
@@ -157,7 +160,7 @@ class Announcement:
         env = open_envelope(data)
         p = env.payload
         keys = {"did", "kind", "version", "hubs", "caps", "seq", "ts"}
-        if env.type_tag != ANNOUNCE_TAG or not isinstance(p, dict) or set(p) != keys:
+        if env.type_tag != ANNOUNCE_TAG or not isinstance(p, dict) or set(p) - {"ivl"} != keys:
             raise AgoraError("message_malformed", "not an agora announcement")
         if (
             not isinstance(p["did"], str)
@@ -168,11 +171,12 @@ class Announcement:
             or not isinstance(p["caps"], dict)
             or type(p["seq"]) is not int
             or type(p["ts"]) is not int
+            or ("ivl" in p and (type(p["ivl"]) is not int or p["ivl"] <= 0))
         ):
             raise AgoraError("message_malformed", "announcement fields have the wrong types")
         if not env.verify(p["did"]):
             raise AgoraError("ucan_signature_invalid", "announcement signature does not verify")
-        return cls(p["did"], p["kind"], p["version"], tuple(p["hubs"]), p["caps"], p["seq"], p["ts"])
+        return cls(p["did"], p["kind"], p["version"], tuple(p["hubs"]), p["caps"], p["seq"], p["ts"], p.get("ivl"))
 
 
 MESSAGE_TYPES: dict[str, str] = {

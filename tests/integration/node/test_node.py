@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from agora.discovery import Update
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.node import HubSettings, Node, NodeConfig
@@ -65,17 +66,17 @@ async def test_leave_is_seen_and_silent_peers_are_lost(make_node: NodeFactory) -
 async def test_a_crashed_discovery_loop_is_restarted_by_the_supervisor(make_node: NodeFactory) -> None:
     hub = await make_node("hub", hub=True)
     assert hub.discovery is not None
-    sweep = hub.peer_table.sweep
+    due = hub.peer_table.due
     crashes = 0
 
-    def crash_once() -> list:  # type: ignore[type-arg]
+    def crash_once() -> Update:
         nonlocal crashes
         if crashes == 0:
             crashes += 1
             raise RuntimeError("sweep blew up")
-        return sweep()
+        return due()
 
-    hub.peer_table.sweep = crash_once  # type: ignore[method-assign]
+    hub.peer_table.due = crash_once  # type: ignore[method-assign]
     await until(lambda: hub.supervisor.status()["discovery"]["restarts"] == 1, "a restart")
     await until(lambda: hub.supervisor.status()["discovery"]["status"] == "running", "running again")
     events = await hub.store.events(kind="child.restarted")

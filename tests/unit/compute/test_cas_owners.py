@@ -111,11 +111,16 @@ def test_cas_references_lists_what_a_task_names_by_hash() -> None:
 async def _run(req: Requester, p: Provider, t: dict[str, Any], **extra: Any) -> dict[str, Any]:
     proofs = req.book.proofs_for(p.did, "/agora/alloc/start")
     args = {"job": "j", "job_id": "x", "task": t, **extra}
-    alloc_id = (await req.runtime.call(p.did, "/agora/alloc/start", args, proofs=proofs))["alloc_id"]
+    started = await req.runtime.call(p.did, "/agora/alloc/start", args, proofs=proofs)
+    alloc_id, known = started["alloc_id"], started["state"]
+    # long-poll from the state last seen, so each call waits for a change instead of answering at once
     for _ in range(100):
-        st = await req.runtime.call(p.did, "/agora/alloc/status", {"alloc_id": alloc_id, "wait_s": 1}, proofs=proofs)
+        st = await req.runtime.call(
+            p.did, "/agora/alloc/status", {"alloc_id": alloc_id, "known_state": known, "wait_s": 1}, proofs=proofs
+        )
         if st["state"] in ("completed", "failed", "cancelled"):
             return dict(st)
+        known = st["state"]
     raise AssertionError("the allocation did not end")
 
 
