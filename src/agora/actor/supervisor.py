@@ -178,12 +178,15 @@ class Supervisor:
             await asyncio.sleep(delay)
             if self._closed:
                 return
-            failed.restarts.append(now)  # counted with the event, so status() never runs ahead of it
             for name in group:
-                await self._emit("child.restarted", name, attempt=len(self._children[name].restarts), delay=delay)
+                child = self._children[name]
+                count = len(child.restarts) + (1 if child is failed else 0)
+                await self._emit("child.restarted", name, attempt=count, delay=delay)
                 if self._closed:
                     return
-                self._launch(self._children[name])
+                if child is failed:  # counted with the launch, after the event: status() never runs ahead of it
+                    failed.restarts.append(now)
+                self._launch(child)
         finally:
             self._restarting.discard(failed.spec.name)
 

@@ -8,10 +8,15 @@ from collections.abc import Callable
 
 import pytest
 
+from agora.clock import SYSTEM_CLOCK
+from agora.daemon.main import build_config, parse_args
 from agora.discovery import Update
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.node import HubSettings, Node, NodeConfig
+from agora.store import MemoryStore
+from agora.store.interfaces import Event, JSONDict
+from agora.transport import MemoryNetwork, MemoryTransport
 from agora.ucan import delegate
 from tests.integration.node.conftest import NodeFactory
 from tests.support import free_port
@@ -176,3 +181,40 @@ def test_config_validation() -> None:
     assert err.value.code == "config_invalid" and "loopback" in err.value.message
     with pytest.raises(AgoraError):
         NodeConfig().validate()  # no hub to dial and not a hub
+
+
+class _SlowEventStore(MemoryStore):
+    """Writes `hub.*` events slowly (many loop turns, no wall-clock wait) and remembers what it wrote."""
+
+    def __init__(self) -> None:
+        super().__init__(SYSTEM_CLOCK)
+        self.written: list[str] = []
+
+    async def append_event(self, kind: str, subject: str, data: JSONDict) -> Event:
+        if kind.startswith("hub."):
+            for _ in range(2000):
+                await asyncio.sleep(0)
+        event = await super().append_event(kind, subject, data)
+        self.written.append(kind)
+        return event
+
+
+async def test_the_node_owns_its_background_event_writes(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Events written in the background (a link change) are in the log before the node says it stopped."""
+    monkeypatch.setenv("AGORA_BENCHMARK", "off")
+    net, kp, store = MemoryNetwork(), Keypair.generate(), _SlowEventStore()
+    config = NodeConfig(home=tmp_path / "n", hubs=["nats://127.0.0.1:4222"], api_port=0, announce_interval=0.2)
+    node = Node(config, keypair=kp, transport=MemoryTransport(net, kp.did), store=store)
+    await node.start()
+    net.disconnect(kp.did)  # the link drops and comes back: the node records both in the background
+    net.reconnect(kp.did)
+    await node.stop()
+    assert store.written[-3:] == ["hub.disconnected", "hub.reconnected", "node.stopped"]
+
+
+def test_pinned_peers_come_from_the_config_and_the_daemon_flag(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    a, b = Keypair.generate().did, Keypair.generate().did
+    config = build_config(parse_args(["--hub-url", "nats://127.0.0.1:4222", "--pin-peer", a, "--pin-peer", b]))
+    assert config.pinned_peers == [a, b]
+    config.home = tmp_path / "n"
+    assert Node(config).peer_table.pinned == {a, b}

@@ -109,3 +109,39 @@ def test_heartbeat_monitor_marks_lost() -> None:
     assert mon.lost() == ["n1"]
     mon.forget("n1")
     assert mon.lost() == []
+
+
+async def test_an_awaited_event_is_recorded_before_the_state_it_describes_shows() -> None:
+    """A reader that sees a restarted child can read its `child.restarted` event, even from a slow sink."""
+    recorded: list[tuple[str, dict[str, object]]] = []
+    sup: Supervisor | None = None
+
+    async def slow_sink(kind: str, name: str, data: dict[str, object]) -> None:
+        for _ in range(20):
+            await asyncio.sleep(0)  # a store write in a worker thread yields like this
+        assert sup is not None
+        recorded.append((kind, dict(sup.status()[name])))
+
+    sup = Supervisor(backoff_initial=0.001, on_event=slow_sink)
+    a = Child("a", fail_times=1)
+    await sup.start_child(ChildSpec("a", a.run))
+    try:
+        await _until(lambda: sup.status()["a"] == {"status": "running", "restarts": 1})
+        kinds = [k for k, _ in recorded]
+        assert kinds == ["child.started", "child.failed", "child.restarted"]
+        # what the status said while each event was being recorded: never ahead of the event
+        assert recorded[2][1] == {"status": "restarting", "restarts": 0}
+    finally:
+        await sup.stop()
+
+
+async def test_stop_ends_a_pending_restart() -> None:
+    """A restart waiting out its backoff is a task the supervisor holds: stop() ends it, nothing is left."""
+    before = asyncio.all_tasks()
+    failed = asyncio.Event()
+    sup = Supervisor(backoff_initial=60.0, on_event=lambda k, n, d: failed.set() if k == "child.failed" else None)
+    await sup.start_child(ChildSpec("a", Child("a", fail_times=1).run))
+    async with asyncio.timeout(5):
+        await failed.wait()
+    await sup.stop()
+    assert asyncio.all_tasks() - before - {asyncio.current_task()} == set()
