@@ -8,6 +8,6 @@ shutdown announces leave, stops everything it started and removes `run.json`.
 - `main.py`: argument parsing, `run(config)`.
 """
 
-from agora.daemon.main import build_config, main, parse_args, run
+from agora.daemon.main import build_config, build_parser, main, parse_args, run
 
-__all__ = ["build_config", "main", "parse_args", "run"]
+__all__ = ["build_config", "build_parser", "main", "parse_args", "run"]

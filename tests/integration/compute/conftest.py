@@ -48,8 +48,7 @@ def hello_wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def cluster(make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
-    monkeypatch.setenv("AGORA_BENCHMARK", "off")
+async def cluster(make_node: NodeFactory) -> AsyncIterator[Cluster]:
     hub = await make_node("hub", hub=True)
     assert hub.hub is not None
     a = await make_node("a", hubs=[hub.hub.url])
