@@ -46,6 +46,7 @@ async def run(config: NodeConfig) -> int:
         loop.add_signal_handler(sig, stop.set)
     started = False
     try:
+        api.bind()  # before joining: a taken port fails now, and peers never see this node join and leave
         await node.start()
         started = True
         url = await api.start()

@@ -7,7 +7,16 @@
 """
 
 from agora.node import settings
-from agora.node.config import LOOPBACK_HOSTS, HubSettings, NodeConfig, default_home
+from agora.node.config import LOOPBACK_HOSTS, HubSettings, NodeConfig, default_home, loopback_address
 from agora.node.node import Node, load_or_create_identity
 
-__all__ = ["LOOPBACK_HOSTS", "HubSettings", "Node", "NodeConfig", "default_home", "load_or_create_identity", "settings"]
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "HubSettings",
+    "Node",
+    "NodeConfig",
+    "default_home",
+    "load_or_create_identity",
+    "loopback_address",
+    "settings",
+]

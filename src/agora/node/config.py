@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -22,6 +24,26 @@ _HUB_BUCKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _S3_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 BenchmarkMode = Literal["on", "off", "quick"]
 S3_FLAGS_HINT = "Example: --s3-endpoint http://127.0.0.1:8333 --s3-bucket results [--s3-region us-east-1]"
+
+
+def loopback_address(host: str) -> str:
+    """The address the local API binds for `host`: the name is resolved, and every address it resolves to must
+    be loopback (a `localhost` that /etc/hosts points at a LAN address is refused). IPv4 first."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise AgoraError(
+            "config_invalid", f"api_host {host!r} does not resolve: {exc}", hint="Use 127.0.0.1 or --api-socket PATH."
+        ) from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    remote = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_loopback]
+    if remote or not addresses:
+        raise AgoraError(
+            "config_invalid",
+            f"api_host {host!r} is not a loopback address (it resolves to {', '.join(remote) or 'nothing'})",
+            hint="The local API only serves this machine: use 127.0.0.1 or --api-socket PATH.",
+        )
+    return sorted(addresses, key=lambda a: ":" in a)[0]
 
 
 def default_home() -> Path:
@@ -111,12 +133,8 @@ class NodeConfig:
     s3_secret_key: str | None = setting(None, secret=True, group="storage", help="S3 secret key")
 
     def validate(self) -> None:
-        if self.api_socket is None and self.api_host not in LOOPBACK_HOSTS:
-            raise AgoraError(
-                "config_invalid",
-                f"api_host {self.api_host!r} is not a loopback address",
-                hint="The local API only serves this machine: use 127.0.0.1 or --api-socket PATH.",
-            )
+        if self.api_socket is None:
+            loopback_address(self.api_host)
         if not 0 <= self.api_port <= 65535:
             raise AgoraError("config_invalid", f"api_port {self.api_port} is out of range")
         for url in self.hubs:
@@ -232,4 +250,5 @@ __all__ = [
     "HubSettings",
     "NodeConfig",
     "default_home",
+    "loopback_address",
 ]
