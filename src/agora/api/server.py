@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +28,18 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class ApiServer:
-    def __init__(self, node: Node, *, host: str = "127.0.0.1", port: int = 8765, uds: Path | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        uds: Path | None = None,
+        require_token: bool = False,
+    ) -> None:
         self.node = node
+        # a fresh token per start, for the TCP API only (the unix socket is 0600 itself)
+        self.token = secrets.token_urlsafe(32) if require_token and uds is None else None
         self.host = host
         self.port = port
         self.uds = uds
@@ -65,7 +76,9 @@ class ApiServer:
         self._sock = sock
 
     async def start(self) -> str:
-        app = create_app(self.node)
+        if self.token is not None:
+            _write_private(self.node.config.api_token_file, self.token)
+        app = create_app(self.node, api_token=self.token)
         if self.uds is not None:
             self.uds.parent.mkdir(parents=True, exist_ok=True)
             self.uds.unlink(missing_ok=True)
@@ -104,6 +117,20 @@ class ApiServer:
             await asyncio.gather(self._task, return_exceptions=True)
         if self.uds is not None:
             self.uds.unlink(missing_ok=True)
+        if self.token is not None:
+            self.node.config.api_token_file.unlink(missing_ok=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read: created 0600 under a temporary name, then renamed over."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    tmp.replace(path)
 
 
 __all__ = ["ApiServer"]

@@ -39,7 +39,13 @@ def build_config(ns: argparse.Namespace, environ: Mapping[str, str] | None = Non
 
 async def run(config: NodeConfig) -> int:
     node = Node(config)
-    api = ApiServer(node, host=config.api_host, port=config.api_port, uds=config.api_socket)
+    api = ApiServer(
+        node,
+        host=config.api_host,
+        port=config.api_port,
+        uds=config.api_socket,
+        require_token=config.require_api_token,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

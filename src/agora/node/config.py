@@ -238,6 +238,11 @@ class NodeConfig:
         return self.home / "agora.db"
 
     @property
+    def api_token_file(self) -> Path:
+        """The TCP API's token (0600), written at each start when `require_api_token` is on; the CLI reads it."""
+        return self.home / "api.token"
+
+    @property
     def run_file(self) -> Path:
         """Written while the node runs: pid, DID and API address, so the CLI can find it."""
         return self.home / "run.json"

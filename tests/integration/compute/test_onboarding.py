@@ -14,7 +14,7 @@ from tests.integration.node.conftest import NodeFactory
 
 def api(node: Node) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=create_app(node), client=("127.0.0.1", 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://agora", timeout=60)
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=60)
 
 
 async def test_the_benchmark_runs_after_start_and_is_kept(
