@@ -47,7 +47,8 @@ def loopback_address(host: str) -> str:
 
 
 def default_home() -> Path:
-    return Path(os.environ.get("AGORA_HOME", Path.home() / ".agora"))
+    """~/.agora. `AGORA_HOME` is the `home` setting's environment name: the loader reads it, not this."""
+    return Path.home() / ".agora"
 
 
 @dataclass
