@@ -58,14 +58,28 @@ def _from_devnet(doc: dict[str, Any]) -> str | None:
     return None
 
 
+def local_api_token(base_url: str, home: Path | None = None) -> str | None:
+    """The token of the local node's TCP API (`api.token`, 0600, in its home), when that node runs with
+    `require_api_token`. Sent only to the API the home's run file names: never to another port's listener."""
+    home = home or Path(os.environ.get("AGORA_HOME", Path.home() / ".agora"))
+    try:
+        if _from_run_file(json.loads((home / "run.json").read_text())) != base_url:
+            return None
+        return (home / "api.token").read_text().strip() or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 class AgoraClient:
-    def __init__(self, base_url: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str | None = None, *, timeout: float = 30.0, token: str | None = None) -> None:
         self.base_url = base_url or discover_api()
         if self.base_url.startswith("unix://"):
             transport = httpx.HTTPTransport(uds=self.base_url[len("unix://") :])
             self._http = httpx.Client(base_url="http://agora", transport=transport, timeout=timeout)
         else:
-            self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+            token = token or local_api_token(self.base_url)
+            headers = {"Authorization": f"Bearer {token}"} if token else None
+            self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def __enter__(self) -> AgoraClient:
         return self
@@ -187,4 +201,4 @@ class AgoraClient:
         return self._request(method, path, **kw)
 
 
-__all__ = ["DEFAULT_API", "AgoraClient", "discover_api"]
+__all__ = ["DEFAULT_API", "AgoraClient", "discover_api", "local_api_token"]

@@ -33,6 +33,9 @@ CATALOG: dict[str, ErrorKind] = {
     "unavailable": _k(503, "The service is not reachable right now; retry later.", True),
     "cancelled": _k(499, "The operation was cancelled before it finished."),
     "forbidden_remote_caller": _k(403, "The local API only answers callers on this machine."),
+    "api_token_invalid": _k(
+        401, "This node's TCP API asks for its token: run the CLI as the node's user (it reads HOME/api.token)."
+    ),
     "config_invalid": _k(400, "Fix the configuration value named in the message."),
     # codec / wire
     "cbor_malformed": _k(400, "The message is not valid DAG-CBOR; the sender is broken or hostile."),

@@ -29,13 +29,14 @@ def routers(node: Node) -> list[APIRouter]:
     ]
 
 
-def create_app(node: Node) -> FastAPI:
+def create_app(node: Node, *, api_token: str | None = None) -> FastAPI:
+    """`api_token`: TCP callers must send it (`Authorization: Bearer`); see the guard."""
     app = FastAPI(
         title="agora node API",
         version=__version__,
         description="The local API of an agora node. It answers callers on this machine only.",
     )
-    app.add_middleware(LocalOnlyMiddleware, on_reject=node.metrics.count_reject)
+    app.add_middleware(LocalOnlyMiddleware, on_reject=node.metrics.count_reject, token=api_token)
 
     @app.exception_handler(AgoraError)
     async def _agora_error(_: Request, exc: AgoraError) -> JSONResponse:

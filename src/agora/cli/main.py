@@ -18,11 +18,11 @@ app.command("peers")(node.peers)
 app.command("ping")(node.ping)
 
 hub_app = typer.Typer(help="Run a hub.", no_args_is_help=True)
-hub_app.command("up")(node.hub_up)
+hub_app.command("up", context_settings=node.DAEMON_PASSTHROUGH)(node.hub_up)
 app.add_typer(hub_app, name="hub")
 
 node_app = typer.Typer(help="Run and inspect a node.", no_args_is_help=True)
-node_app.command("up")(node.node_up)
+node_app.command("up", context_settings=node.DAEMON_PASSTHROUGH)(node.node_up)
 node_app.command("info")(node_admin.info)
 node_app.command("bench")(node_admin.bench)
 node_app.command("grant")(node_admin.grant)

@@ -73,6 +73,11 @@ def _s3_args(endpoint: str | None, bucket: str | None, region: str | None) -> li
     return args
 
 
+# `agora hub up` and `agora node up` hand every flag they do not know to the node process: all the daemon's
+# flags (generated from the settings schema, `python -m agora.daemon --help`) work here without a CLI option each.
+DAEMON_PASSTHROUGH: dict[str, Any] = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
 def _exec_daemon(args: list[str]) -> None:
     """Replace this process with the node process, so signals and exit codes go straight to it."""
     argv = [sys.executable, "-m", "agora.daemon", *args]
@@ -81,6 +86,7 @@ def _exec_daemon(args: list[str]) -> None:
 
 
 def hub_up(
+    ctx: typer.Context,
     port: Annotated[int, typer.Option(help="NATS port nodes dial (0 = pick a free one)")] = 4222,
     host: Annotated[str, typer.Option(help="address to listen on; beyond loopback needs TLS")] = "127.0.0.1",
     api_port: Annotated[int, typer.Option(help="local API port")] = 8765,
@@ -101,7 +107,10 @@ def hub_up(
     s3_bucket: S3BucketOpt = None,
     s3_region: S3RegionOpt = None,
 ) -> None:
-    """Run a hub: a node that also runs the NATS server other nodes dial out to."""
+    """Run a hub: a node that also runs the NATS server other nodes dial out to.
+
+    Any other node setting: pass its daemon flag (`python -m agora.daemon --help` lists them) or set its
+    AGORA_* environment variable."""
     args = ["--hub", "--hub-host", host, "--hub-port", str(port), "--api-port", str(api_port)]
     args += _s3_args(s3_endpoint, s3_bucket, s3_region)
     if allow_private_inputs:
@@ -119,10 +128,11 @@ def hub_up(
     for flag, value in (("--tls-cert", tls_cert), ("--tls-key", tls_key), ("--tls-ca", tls_ca)):
         if value:
             args += [flag, value]
-    _exec_daemon(args)
+    _exec_daemon([*args, *ctx.args])
 
 
 def node_up(
+    ctx: typer.Context,
     hub: Annotated[str, typer.Option("--hub", help="hub URL(s), comma-separated: nats://HOST:PORT")],
     api_port: Annotated[int, typer.Option(help="local API port (0 = pick a free one)")] = 8765,
     api_socket: Annotated[Path | None, typer.Option(help="serve the API on a unix socket instead")] = None,
@@ -138,7 +148,10 @@ def node_up(
     s3_bucket: S3BucketOpt = None,
     s3_region: S3RegionOpt = None,
 ) -> None:
-    """Run a node that joins the network through one or more hubs."""
+    """Run a node that joins the network through one or more hubs.
+
+    Any other node setting: pass its daemon flag (`python -m agora.daemon --help` lists them, e.g.
+    --compute-max-allocations 8 or --require-api-token) or set its AGORA_* environment variable."""
     args = ["--hub-url", hub, "--api-port", str(api_port)]
     args += _s3_args(s3_endpoint, s3_bucket, s3_region)
     if allow_private_inputs:
@@ -151,7 +164,7 @@ def node_up(
         args += ["--api-socket", str(api_socket)]
     if home:
         args += ["--home", str(home)]
-    _exec_daemon(args)
+    _exec_daemon([*args, *ctx.args])
 
 
 def status(api: ApiOpt = None, as_json: JsonOpt = False) -> None:

@@ -5,99 +5,54 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
-from pathlib import Path
+from collections.abc import Mapping
 
 from agora.api import ApiServer
 from agora.errors import AgoraError
-from agora.node import HubSettings, Node, NodeConfig, default_home
+from agora.node import Node, NodeConfig, settings
 from agora.telemetry import configure_logging
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """Every flag comes from the settings schema (`NodeConfig`); `--help` shows each one's AGORA_* name."""
+    p = argparse.ArgumentParser(
+        prog="python -m agora.daemon",
+        description="Run an agora node. Every flag can also be set by its AGORA_* environment variable "
+        "(flags win); secrets (AGORA_PASSPHRASE, AGORA_S3_ACCESS_KEY, AGORA_S3_SECRET_KEY) by the environment only.",
+    )
+    settings.add_arguments(p, NodeConfig)
+    return p
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m agora.daemon", description="Run an agora node.")
-    p.add_argument("--home", type=Path, default=None, help="node home (default $AGORA_HOME or ~/.agora)")
-    p.add_argument("--hub-url", action="append", default=[], help="hub URL to dial (repeat or comma-separate)")
-    p.add_argument("--hub", action="store_true", help="also run a hub (embedded nats-server)")
-    p.add_argument("--hub-host", default="127.0.0.1")
-    p.add_argument("--hub-port", type=int, default=4222)
-    p.add_argument("--cluster-port", type=int, default=None)
-    p.add_argument("--route", action="append", default=[], help="cluster route to another hub")
-    p.add_argument("--allow", action="append", default=[], help="DID allowed on this hub (default: open)")
-    p.add_argument("--tls-cert")
-    p.add_argument("--tls-key")
-    p.add_argument("--tls-ca")
-    p.add_argument("--api-host", default="127.0.0.1")
-    p.add_argument("--api-port", type=int, default=8765)
-    p.add_argument("--api-socket", type=Path, default=None)
-    p.add_argument("--announce-interval", type=float, default=5.0)
-    p.add_argument("--lost-after", type=float, default=None)
-    p.add_argument("--log-level", default="INFO")
-    p.add_argument("--pin-peer", action="append", default=[], help="DID the peer table always keeps (repeat)")
-    p.add_argument(
-        "--allow-private-inputs",
-        action="store_true",
-        help="fetch HTTP(S) inputs from loopback, private and link-local addresses too (off: SSRF protection)",
-    )
-    p.add_argument(
-        "--allow-task-network",
-        action="store_true",
-        help="give process tasks that ask for a network the host's network (they can reach local services)",
-    )
-    s3 = p.add_argument_group(
-        "S3 storage", "for jobs' s3 outputs and inputs; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
-    )
-    s3.add_argument("--s3-endpoint", default=None, help="S3-compatible server URL (default: AWS itself)")
-    s3.add_argument("--s3-bucket", default=None, help="the bucket jobs may use (setting it turns S3 on)")
-    s3.add_argument("--s3-region", default="us-east-1")
-    return p.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
-def build_config(ns: argparse.Namespace) -> NodeConfig:
-    hubs = [u.strip() for arg in ns.hub_url for u in arg.split(",") if u.strip()]
-    hub = None
-    if ns.hub:
-        hub = HubSettings(
-            host=ns.hub_host,
-            port=ns.hub_port,
-            cluster_port=ns.cluster_port,
-            routes=list(ns.route),
-            allow=list(ns.allow),
-            tls_cert=ns.tls_cert,
-            tls_key=ns.tls_key,
-            tls_ca=ns.tls_ca,
-        )
-    return NodeConfig(
-        home=ns.home or default_home(),
-        hubs=hubs,
-        hub=hub,
-        api_host=ns.api_host,
-        api_port=ns.api_port,
-        api_socket=ns.api_socket,
-        announce_interval=ns.announce_interval,
-        lost_after=ns.lost_after if ns.lost_after is not None else 3 * ns.announce_interval,
-        expire_after=12 * ns.announce_interval,
-        log_level=ns.log_level,
-        pinned_peers=list(ns.pin_peer),
-        tls_ca=ns.tls_ca,
-        allow_private_inputs=ns.allow_private_inputs,
-        allow_task_network=ns.allow_task_network,
-        s3_endpoint=ns.s3_endpoint,
-        s3_bucket=ns.s3_bucket,
-        s3_region=ns.s3_region,
-    )
+def build_config(ns: argparse.Namespace, environ: Mapping[str, str] | None = None) -> NodeConfig:
+    """The config from the command line over `environ` (the process environment at the entry point only)."""
+    env = settings.from_environment(NodeConfig, environ or {})
+    return settings.build(NodeConfig, {**env, **settings.from_namespace(NodeConfig, ns)})
 
 
 async def run(config: NodeConfig) -> int:
     node = Node(config)
-    api = ApiServer(node, host=config.api_host, port=config.api_port, uds=config.api_socket)
+    api = ApiServer(
+        node,
+        host=config.api_host,
+        port=config.api_port,
+        uds=config.api_socket,
+        require_token=config.require_api_token,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     started = False
     try:
+        api.bind()  # before joining: a taken port fails now, and peers never see this node join and leave
         await node.start()
         started = True
         url = await api.start()
@@ -123,7 +78,7 @@ async def run(config: NodeConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     ns = parse_args(argv)
     try:
-        config = build_config(ns)
+        config = build_config(ns, os.environ)
         config.validate()
         configure_logging(config.log_level)
         return asyncio.run(run(config))
@@ -136,4 +91,4 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-__all__ = ["build_config", "main", "parse_args", "run"]
+__all__ = ["build_config", "build_parser", "main", "parse_args", "run"]

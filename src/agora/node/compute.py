@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -62,6 +61,7 @@ from agora.storage import HttpFetcher, HubObjectStore, LocalCAS
 from agora.transport import MemoryTransport, NatsTransport
 
 if TYPE_CHECKING:
+    from agora.node.config import NodeConfig
     from agora.node.node import Node
 
 log = logging.getLogger("agora.node.compute")
@@ -76,15 +76,14 @@ class ComputeOptions:
     registry: ExecutorRegistry | None = None  # default: every engine this machine has
 
     @classmethod
-    def from_env(cls) -> ComputeOptions:
-        """AGORA_BENCHMARK: `on` (default), `off` (no onboarding benchmark: tests, or a node that must not
-        spend CPU on it) or `quick` (a shorter, noisier run: devnets on small machines)."""
-        mode = os.environ.get("AGORA_BENCHMARK", "on").strip().lower()
-        if mode in ("off", "0", "no", "false"):
-            return cls(benchmark=False)
-        if mode == "quick":
-            return cls(bench_config=QUICK_BENCH)
-        return cls()
+    def from_config(cls, config: NodeConfig) -> ComputeOptions:
+        """`NodeConfig.benchmark` (`on`, `off` or `quick`) and its `compute` and `runner` sections."""
+        return cls(
+            benchmark=config.benchmark != "off",
+            bench_config=QUICK_BENCH if config.benchmark == "quick" else None,
+            settings=config.compute,
+            runner=config.runner,
+        )
 
 
 QUICK_BENCH = BenchConfig(
@@ -317,7 +316,7 @@ def compute_of(node: Node) -> ComputeFeature:
 
 
 async def attach_compute(node: Node, options: ComputeOptions | None = None) -> ComputeFeature:
-    feature = ComputeFeature(node, options or ComputeOptions.from_env())
+    feature = ComputeFeature(node, options or ComputeOptions.from_config(node.config))
     await feature.start()
     assert feature.manager is not None
     node.add_actor(feature.manager)

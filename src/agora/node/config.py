@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
+import socket
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
+from agora.compute import ComputeSettings
 from agora.errors import AgoraError
+from agora.node.settings import setting, setting_factory
+from agora.orchestrator import RunnerSettings
 from agora.transport import ClusterConfig, TlsConfig
 from agora.transport import HubConfig as HubProcessConfig
 
@@ -16,66 +22,124 @@ DEFAULT_HUB_BUCKET = "agora-results"  # agora.storage.hub.DEFAULT_BUCKET; an all
 DEFAULT_HUB_MAX_OBJECT_BYTES = 8 * 1024 * 1024
 _HUB_BUCKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _S3_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+BenchmarkMode = Literal["on", "off", "quick"]
 S3_FLAGS_HINT = "Example: --s3-endpoint http://127.0.0.1:8333 --s3-bucket results [--s3-region us-east-1]"
 
 
+def loopback_address(host: str) -> str:
+    """The address the local API binds for `host`: the name is resolved, and every address it resolves to must
+    be loopback (a `localhost` that /etc/hosts points at a LAN address is refused). IPv4 first."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise AgoraError(
+            "config_invalid", f"api_host {host!r} does not resolve: {exc}", hint="Use 127.0.0.1 or --api-socket PATH."
+        ) from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    remote = [a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_loopback]
+    if remote or not addresses:
+        raise AgoraError(
+            "config_invalid",
+            f"api_host {host!r} is not a loopback address (it resolves to {', '.join(remote) or 'nothing'})",
+            hint="The local API only serves this machine: use 127.0.0.1 or --api-socket PATH.",
+        )
+    return sorted(addresses, key=lambda a: ":" in a)[0]
+
+
 def default_home() -> Path:
-    return Path(os.environ.get("AGORA_HOME", Path.home() / ".agora"))
+    """~/.agora. `AGORA_HOME` is the `home` setting's environment name: the loader reads it, not this."""
+    return Path.home() / ".agora"
 
 
 @dataclass
 class HubSettings:
-    """Settings of the embedded hub (nats-server) when this node is a hub."""
+    """Settings of the embedded hub (nats-server) when this node is a hub (`--hub`)."""
 
-    host: str = "127.0.0.1"
-    port: int = 4222
-    cluster_port: int | None = None
-    routes: list[str] = field(default_factory=list)
-    allow: list[str] = field(default_factory=list)  # empty: open hub; else DIDs allowed to connect
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_ca: str | None = None
+    host: str = setting("127.0.0.1", help="address the hub listens on; beyond loopback needs TLS")
+    port: int = setting(4222, help="NATS port nodes dial (0: pick a free one)")
+    cluster_port: int | None = setting(None, flag="--cluster-port", help="port for routes from other hubs")
+    routes: list[str] = setting_factory(list, flag="--route", help="cluster route to another hub")
+    allow: list[str] = setting_factory(list, flag="--allow", help="DID allowed to connect (default: an open hub)")
+    tls_cert: str | None = setting(None, flag="--tls-cert", help="the hub's TLS certificate (PEM)")
+    tls_key: str | None = setting(None, flag="--tls-key", help="the hub's TLS key (PEM)")
+    tls_ca: str | None = setting(None, help="CA of the hub's TLS (default: --tls-ca)", derive=lambda c: c.tls_ca)
 
 
 @dataclass
 class NodeConfig:
-    home: Path = field(default_factory=default_home)
-    hubs: list[str] = field(default_factory=list)  # nats://host:port URLs this node dials out to
-    hub: HubSettings | None = None  # set: this node also runs a hub
-    api_host: str = "127.0.0.1"
-    api_port: int = 8765  # 0: pick a free port
-    api_socket: Path | None = None  # serve the API on a unix socket instead of TCP
-    announce_interval: float = 5.0
-    lost_after: float = 15.0
-    expire_after: float = 60.0
-    request_timeout: float = 5.0
+    """The node's settings. Adding one: add a field here (see src/agora/node/README.md); its daemon flag, its
+    `AGORA_*` environment name and its place in `agora node up` derive from it (`agora.node.settings`)."""
+
+    home: Path = setting_factory(default_home, help="node home: identity, database, run file (default ~/.agora)")
+    # nats://host:port URLs this node dials out to
+    hubs: list[str] = setting_factory(list, flag="--hub-url", help="hub URL to dial (nats:// or tls://)")
+    hub: HubSettings | None = setting(None, help="also run a hub (embedded nats-server)")  # set: this node is a hub
+    api_host: str = setting("127.0.0.1", group="api", help="address of the local API (must resolve to loopback)")
+    api_port: int = setting(8765, group="api", help="local API port (0: pick a free one)")
+    api_socket: Path | None = setting(None, group="api", help="serve the API on this unix socket instead of TCP")
+    # The TCP API asks for the token in `api.token` (0600, in the home): other users of a shared machine cannot
+    # drive the node. A unix socket (0600) needs none.
+    require_api_token: bool = setting(
+        False, group="api", help="the TCP API asks for the token the node writes in HOME/api.token (0600)"
+    )
+    announce_interval: float = setting(5.0, group="discovery", help="seconds between announcements")
+    lost_after: float = setting(
+        15.0,
+        group="discovery",
+        help="a silent peer is lost after (default 3 x announce interval)",
+        derive=lambda c: 3 * c.announce_interval,
+    )
+    expire_after: float = setting(
+        60.0,
+        group="discovery",
+        help="a lost peer is forgotten after (default 12 x announce interval)",
+        derive=lambda c: 12 * c.announce_interval,
+    )
+    request_timeout: float = setting(5.0, help="default timeout of a call to another node (s)")
     # DIDs the peer table always keeps and whose events are never rate-limited (docs/operators.md, discovery)
-    pinned_peers: list[str] = field(default_factory=list)
-    max_message_bytes: int = 1024 * 1024
-    log_level: str = "INFO"
-    tls_ca: str | None = None  # CA to trust when a hub URL is tls://
+    pinned_peers: list[str] = setting_factory(
+        list, group="discovery", flag="--pin-peer", help="DID the peer table always keeps (repeat)"
+    )
+    max_message_bytes: int = setting(1024 * 1024, help="largest message sent or accepted")
+    log_level: str = setting("INFO", help="log level: DEBUG, INFO, WARNING or ERROR")
+    tls_ca: str | None = setting(None, help="CA certificate to trust for tls:// hubs")
+    # Unlocks a passphrase-protected identity.json. Environment only: a flag would show in `ps`.
+    passphrase: str | None = setting(None, secret=True, help="passphrase of the keystore")
     # HTTP(S) inputs (and wasm modules by URL) may come from loopback, private and link-local addresses.
     # Off: a requester's URL must not reach into the provider's own network (SSRF). On: inputs on a LAN.
-    allow_private_inputs: bool = False
-    allow_task_network: bool = False  # process tasks asking for a network get the host's (see executors)
+    allow_private_inputs: bool = setting(
+        False,
+        group="compute",
+        help="fetch HTTP(S) inputs from loopback, private and link-local addresses too (off: SSRF protection)",
+    )
+    allow_task_network: bool = setting(
+        False,
+        group="compute",
+        help="give process tasks that ask for a network the host's network (they can reach local services)",
+    )
+    # on: load or run the onboarding benchmark; off: never (tests, a node that must not spend the CPU);
+    # quick: a shorter, noisier run (devnets on small machines)
+    benchmark: BenchmarkMode = setting("on", group="compute", help="onboarding benchmark")
+    compute: ComputeSettings = setting_factory(ComputeSettings, help="provider side: allocations and their logs")
+    runner: RunnerSettings = setting_factory(RunnerSettings, help="requester side: jobs this node submits")
     # The hub's JetStream object store, for outputs published `{type: hub}` and `hub` inputs
-    hub_bucket: str = DEFAULT_HUB_BUCKET
-    hub_max_object_bytes: int = DEFAULT_HUB_MAX_OBJECT_BYTES  # bigger results belong in S3
+    hub_bucket: str = setting(DEFAULT_HUB_BUCKET, group="storage", help="bucket of the hub's object store")
+    hub_max_object_bytes: int = setting(
+        DEFAULT_HUB_MAX_OBJECT_BYTES, group="storage", help="largest object in the hub's store (more: use S3)"
+    )
     # The operator's S3 store (any S3-compatible server) for `s3` outputs and inputs; off unless s3_bucket is
     # set. Jobs may use this bucket only. Credentials: these, else AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
-    s3_endpoint: str | None = None  # None: AWS itself
-    s3_bucket: str | None = None
-    s3_region: str = "us-east-1"
-    s3_access_key: str | None = field(default=None, repr=False)
-    s3_secret_key: str | None = field(default=None, repr=False)
+    s3_endpoint: str | None = setting(
+        None, group="storage", help="S3-compatible server URL for jobs' s3 outputs/inputs (default: AWS itself)"
+    )
+    s3_bucket: str | None = setting(None, group="storage", help="the bucket jobs may use (setting it turns S3 on)")
+    s3_region: str = setting("us-east-1", group="storage", help="S3 region")
+    s3_access_key: str | None = setting(None, secret=True, group="storage", help="S3 access key")
+    s3_secret_key: str | None = setting(None, secret=True, group="storage", help="S3 secret key")
 
     def validate(self) -> None:
-        if self.api_socket is None and self.api_host not in LOOPBACK_HOSTS:
-            raise AgoraError(
-                "config_invalid",
-                f"api_host {self.api_host!r} is not a loopback address",
-                hint="The local API only serves this machine: use 127.0.0.1 or --api-socket PATH.",
-            )
+        if self.api_socket is None:
+            loopback_address(self.api_host)
         if not 0 <= self.api_port <= 65535:
             raise AgoraError("config_invalid", f"api_port {self.api_port} is out of range")
         for url in self.hubs:
@@ -93,6 +157,8 @@ class NodeConfig:
             )
         if self.announce_interval <= 0 or self.lost_after <= self.announce_interval:
             raise AgoraError("config_invalid", "lost_after must be longer than announce_interval")
+        if self.benchmark not in get_args(BenchmarkMode):
+            raise AgoraError("config_invalid", f"benchmark {self.benchmark!r}: expected on, off or quick")
         self._validate_storage()
 
     def _validate_storage(self) -> None:
@@ -177,6 +243,11 @@ class NodeConfig:
         return self.home / "agora.db"
 
     @property
+    def api_token_file(self) -> Path:
+        """The TCP API's token (0600), written at each start when `require_api_token` is on; the CLI reads it."""
+        return self.home / "api.token"
+
+    @property
     def run_file(self) -> Path:
         """Written while the node runs: pid, DID and API address, so the CLI can find it."""
         return self.home / "run.json"
@@ -189,4 +260,5 @@ __all__ = [
     "HubSettings",
     "NodeConfig",
     "default_home",
+    "loopback_address",
 ]

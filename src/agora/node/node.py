@@ -34,8 +34,8 @@ log = logging.getLogger("agora.node")
 
 
 def load_or_create_identity(config: NodeConfig) -> Keypair:
-    """A node keeps one identity for life; the first start creates it (passphrase from AGORA_PASSPHRASE)."""
-    passphrase = os.environ.get("AGORA_PASSPHRASE") or None
+    """A node keeps one identity for life; the first start creates it (`passphrase`: AGORA_PASSPHRASE)."""
+    passphrase = config.passphrase or None
     if config.keystore_path.exists():
         return load_keystore(config.keystore_path, passphrase)
     return create_keystore(config.keystore_path, passphrase)

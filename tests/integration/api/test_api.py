@@ -24,7 +24,7 @@ async def hub_node(make_node: NodeFactory) -> AsyncIterator[Node]:  # noqa: F811
 
 async def _asgi(node: Node, client_host: str) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=create_app(node), client=(client_host, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://agora")
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
 
 
 async def test_endpoints(hub_node: Node) -> None:

@@ -27,7 +27,7 @@ class Cluster:
 
     def api(self, node: Node) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=create_app(node), client=("127.0.0.1", 40000))
-        return httpx.AsyncClient(transport=transport, base_url="http://agora", timeout=60)
+        return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=60)
 
 
 async def until(cond: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:
@@ -48,8 +48,7 @@ def hello_wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def cluster(make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
-    monkeypatch.setenv("AGORA_BENCHMARK", "off")
+async def cluster(make_node: NodeFactory) -> AsyncIterator[Cluster]:
     hub = await make_node("hub", hub=True)
     assert hub.hub is not None
     a = await make_node("a", hubs=[hub.hub.url])

@@ -4,7 +4,6 @@ in announcements, loaded (not re-run) on the next start, and re-run on demand.""
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from agora.api import create_app
 from agora.node import Node
@@ -15,17 +14,15 @@ from tests.integration.node.conftest import NodeFactory
 
 def api(node: Node) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=create_app(node), client=("127.0.0.1", 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://agora", timeout=60)
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=60)
 
 
 async def test_the_benchmark_runs_after_start_and_is_kept(
     make_node: NodeFactory,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("AGORA_BENCHMARK", "quick")
     hub = await make_node("hub", hub=True)
     assert hub.hub is not None
-    node = await make_node("a", hubs=[hub.hub.url])
+    node = await make_node("a", hubs=[hub.hub.url], benchmark="quick")
     c = compute_of(node)
     assert node.ready_s is not None and c.benchmark is None  # start did not wait for it
 
@@ -54,7 +51,7 @@ async def test_the_benchmark_runs_after_start_and_is_kept(
     await node.stop()
     node.started_at = None
 
-    again = await make_node("a", hubs=[hub.hub.url])  # same home: the stored result is loaded
+    again = await make_node("a", hubs=[hub.hub.url], benchmark="quick")  # same home: the stored result is loaded
     c2 = compute_of(again)
     assert c2.benchmark is not None and c2.benchmark.timestamp == saved.timestamp
     assert c2.resources()["benchmark_running"] is False

@@ -229,17 +229,14 @@ async def test_an_output_over_the_hub_cap_fails_clearly_and_frees_capacity(clust
     await until(lambda: clean(small), "the provider to free its capacity")
 
 
-async def test_an_allowlisted_hub_serves_hub_outputs_to_its_members(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AGORA_BENCHMARK", "off")
+async def test_an_allowlisted_hub_serves_hub_outputs_to_its_members(tmp_path: Path) -> None:
     # identities first: the hub's allowlist names them; the hub creates its bucket (nodes may not)
     dids = [create_keystore(tmp_path / n / "identity.json").did for n in ("a", "b")]
     started: list[Node] = []
 
     async def start(name: str, **kw: Any) -> Node:
         timing = {"announce_interval": 0.2, "lost_after": 1.0, "expire_after": 5.0}
-        node = Node(NodeConfig(home=tmp_path / name, api_port=0, **timing, **kw))
+        node = Node(NodeConfig(home=tmp_path / name, api_port=0, benchmark="off", **timing, **kw))
         await node.start()
         started.append(node)
         return node
@@ -275,7 +272,6 @@ async def s3_cluster(
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Cluster]:
     """A hub and two nodes that both use the S3 server (credentials from the standard variables)."""
-    monkeypatch.setenv("AGORA_BENCHMARK", "off")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweed.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweed.secret_key)
     s3 = {"s3_endpoint": seaweed.endpoint, "s3_bucket": TEST_BUCKET, "s3_region": seaweed.region}

@@ -11,10 +11,9 @@ NodeFactory = Callable[..., Awaitable[Node]]
 
 
 @pytest.fixture
-async def make_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[NodeFactory]:
+async def make_node(tmp_path: Path) -> AsyncIterator[NodeFactory]:
     """Start real nodes (SQLite store, NATS transport); the first with hub=True runs nats-server.
     The onboarding benchmark is off: these tests are about the network, and it would compete for the CPU."""
-    monkeypatch.setenv("AGORA_BENCHMARK", "off")
     started: list[Node] = []
 
     async def factory(name: str, *, hub: bool = False, hubs: list[str] | None = None, **kw: object) -> Node:
@@ -26,7 +25,7 @@ async def make_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
             announce_interval=0.2,
             lost_after=1.0,
             expire_after=5.0,
-            **kw,  # type: ignore[arg-type]
+            **{"benchmark": "off", **kw},  # type: ignore[arg-type]
         )
         node = Node(config)
         await node.start()

@@ -81,12 +81,13 @@ def test_an_allowlisted_hub_opens_the_configured_bucket(tmp_path: Path) -> None:
     )
 
 
-async def test_a_node_on_the_memory_transport_has_no_hub_store_and_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AGORA_BENCHMARK", "off")
+async def test_a_node_on_the_memory_transport_has_no_hub_store_and_says_so(tmp_path: Path) -> None:
     kp = Keypair.generate()
-    node = Node(config(tmp_path, s3_bucket="results"), keypair=kp, transport=MemoryTransport(MemoryNetwork(), kp.did))
+    node = Node(
+        config(tmp_path, s3_bucket="results", benchmark="off"),
+        keypair=kp,
+        transport=MemoryTransport(MemoryNetwork(), kp.did),
+    )
     await node.start()
     try:
         stores = compute_of(node).stores
