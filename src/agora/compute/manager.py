@@ -194,7 +194,7 @@ class AllocationManager(Actor):
         job_id = args.get("job_id", "")
         if not isinstance(job, str) or not isinstance(job_id, str):
             raise AgoraError("invalid_argument", "args.job (the job's name) and args.job_id must be strings")
-        spec = parse_task(args.get("task"), job)
+        spec = parse_task(args.get("task"), job, args.get("job_type"))
         module_bytes = args.get("module_bytes")
         input_data = args.get("input_data", {})
         input_refs = args.get("input_refs", {})

@@ -4,6 +4,8 @@
 - `parse_task.py`: one task (engine rules, resources, inputs, outputs).
 - `problems.py`, `readers.py`: error collection and typed field readers (every error in one pass).
 - `quantities.py`: bytes / CPU / duration units -> integers.
+- `taskcheck.py`: `validate_task` / `parse_constraints` (the provider's checks, by the requester's rules)
+  and `start_context` (the job fields a start request carries).
 - `workflow.py`: `depends_on` DAG: cycle detection, `topological_order`, `stages`.
 - `convert/`: Kubernetes Job/Pod, Nomad (HCL and JSON), Bacalhau -> `JobSpec` with warnings.
 
@@ -13,6 +15,7 @@ The data classes live in `agora.models.job`; they are re-exported here for conve
 from agora.jobs.convert import ConvertResult, convert
 from agora.jobs.parse import load_job_file, parse_job, spec_from_data
 from agora.jobs.quantities import format_bytes, parse_bytes, parse_cpu, parse_duration
+from agora.jobs.taskcheck import parse_constraints, start_context, validate_task
 from agora.jobs.workflow import check_acyclic, dependency_graph, dependents_of, find_cycle, stages, topological_order
 from agora.models.job import (
     Affinity,
@@ -53,10 +56,13 @@ __all__ = [
     "format_bytes",
     "load_job_file",
     "parse_bytes",
+    "parse_constraints",
     "parse_cpu",
     "parse_duration",
     "parse_job",
     "spec_from_data",
     "stages",
+    "start_context",
     "topological_order",
+    "validate_task",
 ]

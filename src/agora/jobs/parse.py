@@ -129,7 +129,7 @@ def _match_value(p: Problems, path: str, op: str, m: Mapping[str, Any]) -> tuple
     return True, value
 
 
-def _matches(p: Problems, path: str, raw: Any, weighted: bool) -> list[Any]:
+def read_matches(p: Problems, path: str, raw: Any, weighted: bool) -> list[Any]:
     out: list[Any] = []
     fields = ("key", "op", "value", "weight") if weighted else ("key", "op", "value")
     for i, item in enumerate(read_list(p, path, raw)):
@@ -261,8 +261,8 @@ def spec_from_data(data: Any) -> JobSpec:
     parsed = [(i, parse_task(p, f"tasks[{i}]", raw, job_type)) for i, raw in enumerate(raw_tasks)]
     tasks = [(i, t) for i, t in parsed if t is not None]
     _check_names(p, tasks)
-    constraints = _matches(p, "constraints", m.get("constraints", []), weighted=False)
-    affinities = _matches(p, "affinities", m.get("affinities", []), weighted=True)
+    constraints = read_matches(p, "constraints", m.get("constraints", []), weighted=False)
+    affinities = read_matches(p, "affinities", m.get("affinities", []), weighted=True)
     placement = _placement(p, m.get("placement", {}))
     payment = _payment(p, m.get("payment", {}))
     if placement.max_price is not None and payment.budget is not None and placement.max_price > payment.budget:
@@ -306,4 +306,4 @@ def load_job_file(path: str | Path) -> JobSpec:
     return parse_job(data, fmt="json" if p.suffix.lower() == ".json" else "yaml")
 
 
-__all__ = ["JOB_FIELDS", "Format", "load_document", "load_job_file", "parse_job", "spec_from_data"]
+__all__ = ["JOB_FIELDS", "Format", "load_document", "load_job_file", "parse_job", "read_matches", "spec_from_data"]

@@ -21,6 +21,10 @@ STRATEGIES = ("cheapest", "fastest", "balanced", "spread")
 PAYMENT_MODES = ("pay_before", "pay_after")
 SOURCE_TYPES = ("inline", "local", "http", "s3", "hub")
 PUBLISH_TYPES = ("local", "s3", "hub")
+# Where a task sees its inputs and outputs: wasm tasks use /inputs and /outputs, the process sandbox
+# /work/inputs and /work/outputs; a mount anywhere else has no directory on the provider to map to.
+INPUT_ROOTS = ("/inputs", "/work/inputs")
+OUTPUT_ROOTS = ("/outputs", "/work/outputs")
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -267,9 +271,20 @@ class JobSpec:
         return out
 
 
+def under_root(path: str, roots: tuple[str, ...]) -> bool:
+    """`path` is one of `roots` or lies below one (no `.` or `..` parts): where a mount can go."""
+    parts = path.split("/")
+    if any(part in (".", "..") for part in parts):
+        return False
+    clean = "/" + "/".join(part for part in parts if part)
+    return any(clean == r or clean.startswith(r + "/") for r in roots)
+
+
 __all__ = [
     "CONSTRAINT_OPS",
     "ENGINES",
+    "INPUT_ROOTS",
+    "OUTPUT_ROOTS",
     "JOB_TYPES",
     "PAYMENT_MODES",
     "PUBLISH_TYPES",
@@ -290,4 +305,5 @@ __all__ = [
     "Scalar",
     "Source",
     "TaskSpec",
+    "under_root",
 ]

@@ -371,7 +371,7 @@ class JobRunner(Actor):
     async def _attempt(self, run: _Run, unit: UnitRecord, attempt: int) -> None:
         rec = run.record
         link = ProviderLink(self.runtime, unit.node, self.proofs_for, timeout=self.settings.call_timeout)
-        args, uploads = run.prepared[unit.task].start_args(rec.name, rec.id)
+        args, uploads = run.prepared[unit.task].start_args(rec.name, rec.id, spec=run.spec)
         for blob in uploads:
             await link.upload(blob)
         reply, invocation = await link.start(args)

@@ -17,7 +17,7 @@ import yaml
 
 from agora.errors import AgoraError
 from agora.jobs.parse import spec_from_data
-from agora.models.job import JobSpec
+from agora.models.job import JobSpec, under_root
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +174,19 @@ def str_map(f: Fields, name: str) -> dict[str, str]:
     return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
 
 
+def mount_path(value: Any, roots: tuple[str, ...], where: str, warn: Warnings) -> Any:
+    """An input or output path the provider can map. A path already under `roots` stays; any other path
+    is moved under the first root, with a warning naming the field, because a converter must never emit
+    a spec that a provider refuses later. What is not a usable path is left for the parser to report."""
+    if not isinstance(value, str) or not value.strip() or "\x00" in value or ".." in value.split("/"):
+        return value
+    if value.startswith("/") and under_root(value, roots):
+        return value
+    moved = roots[0] + ("/" + value.strip("/") if value.strip("/") else "")
+    warn.add(where, f"{value} is mapped to {moved}: agora tasks see their files under {roots[0]}; make the task use it")
+    return moved
+
+
 def parse_failed(source: str, exc: Exception | str) -> AgoraError:
     reason = str(exc).replace("\n", " ")[:300]
     return AgoraError("convert_parse_failed", f"cannot read the {source} file: {reason}")
@@ -226,6 +239,7 @@ __all__ = [
     "is_empty",
     "join",
     "load_yaml_or_json",
+    "mount_path",
     "parse_failed",
     "slug",
     "str_list",

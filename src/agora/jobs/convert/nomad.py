@@ -22,13 +22,14 @@ from agora.jobs.convert.common import (
     Fields,
     Warnings,
     finish_spec,
+    mount_path,
     parse_failed,
     slug,
     str_list,
     unique_names,
 )
 from agora.jobs.convert.nomad_blocks import block, blocks, integer, mapping, match, named, seconds
-from agora.models.job import MIB
+from agora.models.job import INPUT_ROOTS, MIB
 
 DEFAULT_CPU_MHZ = 100
 DEFAULT_MEMORY_MB = 300
@@ -148,6 +149,7 @@ def _files(task: Fields, out: dict[str, Any]) -> None:
         if base.endswith(_ARCHIVES):
             a.warn.add(a.path, "archives are not unpacked by agora; the file is passed as downloaded")
         path = "/" + dest.strip("/") + "/" + base if dest.endswith("/") or not dest else "/" + dest.strip("/")
+        path = mount_path(path, INPUT_ROOTS, a.path_of("destination"), a.warn)
         inputs.append({"name": slug(base, "artifact"), "source": {"type": "http", "url": source}, "path": path})
         a.finish()
     for t in blocks(task, "template", "Templates"):
@@ -160,7 +162,8 @@ def _files(task: Fields, out: dict[str, Any]) -> None:
         t.ignore("change_mode", "ChangeMode", "perms", "Perms", "splay", "Splay")
         base = posixpath.basename(str(dest))
         inline = {"type": "inline", "content": data}
-        inputs.append({"name": slug(base, "template"), "source": inline, "path": "/" + str(dest).strip("/")})
+        path = mount_path("/" + str(dest).strip("/"), INPUT_ROOTS, t.path_of("destination"), t.warn)
+        inputs.append({"name": slug(base, "template"), "source": inline, "path": path})
         t.finish()
     if inputs:
         names = unique_names([i["name"] for i in inputs])
