@@ -115,9 +115,8 @@ def test_api_json_fixture() -> None:
     assert crunch.command == ("python",) and crunch.args == ("main.py", "--fast")  # entrypoint + command + args
     assert crunch.resources.cpu == 2000 and crunch.resources.memory == 2048 * MIB and crunch.resources.gpu.count == 1
     assert crunch.env == {"MODE": "batch"} and crunch.depends_on == ("fetch",)  # prestart hook
-    assert (
-        crunch.inputs[0].source.params == {"content": "threshold = 3\n"} and crunch.inputs[0].path == "/inputs/local/app.conf"
-    )
+    assert crunch.inputs[0].source.params == {"content": "threshold = 3\n"}
+    assert crunch.inputs[0].path == "/inputs/local/app.conf"
     assert [c.to_dict() for c in s.constraints] == [
         {"key": "arch", "op": "==", "value": "x86_64"},
         {"key": "os", "op": "==", "value": "linux"},

@@ -9,6 +9,7 @@ provider's own path mapping of inputs and outputs.
 from __future__ import annotations
 
 import re
+
 import pytest
 
 from agora.compute.taskprep import INPUT_ROOTS, output_dirs, parse_task, relative_to_root
