@@ -32,8 +32,10 @@ from agora.jobs.workflow import check_acyclic
 from agora.models.job import (
     CONSTRAINT_OPS,
     DEFAULT_BACKOFF_S,
+    DEFAULT_RETRY_ON,
     JOB_TYPES,
     PAYMENT_MODES,
+    RETRY_ON,
     STRATEGIES,
     Affinity,
     Constraint,
@@ -182,13 +184,27 @@ def _payment(p: Problems, raw: Any) -> Payment:
     return Payment(mode=mode or "pay_after", budget=budget)
 
 
+def _retry_on(p: Problems, raw: Any) -> tuple[str, ...]:
+    expected = "a non-empty list of distinct failure classes: " + ", ".join(RETRY_ON)
+    if not isinstance(raw, list) or not raw or len(set(map(str, raw))) != len(raw):
+        p.add("retry.on", expected, raw)
+        return DEFAULT_RETRY_ON
+    for i, item in enumerate(raw):
+        read_choice(p, f"retry.on[{i}]", item, RETRY_ON)
+    return tuple(str(x) for x in raw)
+
+
 def _retry(p: Problems, raw: Any) -> RetryPolicy:
-    m = p.mapping("retry", raw, ("attempts", "backoff"))
+    if isinstance(raw, Mapping) and True in raw and "on" not in raw:
+        # YAML 1.1 reads a bare `on:` key as the boolean true (as GitHub Actions files know): it is `on`
+        raw = {("on" if k is True else k): v for k, v in raw.items()}
+    m = p.mapping("retry", raw, ("attempts", "backoff", "on"))
     if m is None:
         return RetryPolicy()
     attempts = read_int(p, "retry.attempts", m.get("attempts", 0), hi=100)
     backoff = p.check("retry.backoff", m.get("backoff", DEFAULT_BACKOFF_S), parse_duration, "seconds or like 30s")
-    return RetryPolicy(attempts=attempts or 0, backoff=DEFAULT_BACKOFF_S if backoff is None else backoff)
+    on = _retry_on(p, m["on"]) if "on" in m else DEFAULT_RETRY_ON
+    return RetryPolicy(attempts=attempts or 0, backoff=DEFAULT_BACKOFF_S if backoff is None else backoff, on=on)
 
 
 def _positive_seconds(p: Problems, raw: Any, expected: str) -> int | None:

@@ -45,3 +45,18 @@ async def test_the_provider_refuses_a_job_whose_constraints_it_does_not_meet(
     assert unit["attempts"] == 1 and unit["alloc_id"] is None  # not retried: the node will not change
     assert await provider.store.query("allocations", None) == []
     assert leftovers(provider) == []
+
+
+async def test_retry_on_task_failed_runs_a_failed_task_again(
+    provider: Provider, requester: Requester, tmp_path: Path
+) -> None:
+    await grant(provider, requester)
+    on_failure = job(tmp_path, {"bad": wat.exit_with(3)}, retry={"attempts": 1, "backoff": 0, "on": ["task_failed"]})
+    doc = await run(requester, on_failure, provider.did, tmp_path)
+    assert doc["state"] == "failed" and doc["error"]["code"] == "task_failed"
+    assert doc["units"][0]["attempts"] == 2  # retried once, as Kubernetes' backoffLimit would
+
+    by_default = job(tmp_path, {"bad": wat.exit_with(3)}, retry={"attempts": 1, "backoff": 0})
+    doc = await run(requester, by_default, provider.did, tmp_path)
+    assert doc["state"] == "failed" and doc["units"][0]["attempts"] == 1  # default on: [node_lost, transient]
+    assert leftovers(provider) == []

@@ -4,7 +4,8 @@ Mapping (table in docs/jobspec.md): every task of every group becomes an agora t
 `<group>.<task>` when the job has several groups); drivers docker/podman -> docker, exec/exec2/raw_exec
 -> process; `resources.cpu` in MHz -> millicores at 1 MHz = 1 millicore (a nominal 1 GHz core;
 `cores` -> 1000 millicores each); memory MB -> MiB; group count -> count; restart (+ reschedule)
-attempts -> retry.attempts, delay -> retry.backoff; lifecycle prestart/poststop -> depends_on;
+attempts -> retry.attempts (on task failure, restart, and node loss, reschedule: `retry.on`
+[task_failed, node_lost, transient]), delay -> retry.backoff; lifecycle prestart/poststop -> depends_on;
 artifacts (http) -> inputs; templates -> inline inputs. Nomad's own defaults apply when a block is
 absent (100 MHz, 300 MB, restart 3 attempts for batch / 2 for service, 15 s delay).
 """
@@ -309,7 +310,11 @@ def convert_nomad(text: str | bytes, fmt: str | None = None) -> ConvertResult:
     spec.update(
         count=max(counts),
         tasks=tasks,
-        retry={"attempts": min(max(attempts), 100), "backoff": max(delays)},
+        retry={
+            "attempts": min(max(attempts), 100),
+            "backoff": max(delays),
+            "on": ["task_failed", "node_lost", "transient"],
+        },
         constraints=constraints,
         affinities=affinities,
         labels=labels,
