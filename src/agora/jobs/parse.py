@@ -68,12 +68,31 @@ _JOB_NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,127}$")
 
 
+def syntax_error(exc: Exception | str) -> tuple[str, int | None, int | None]:
+    """(what is wrong, line, column) of a YAML or JSON syntax error; line and column are 1-based, None
+    when the error has no position. A YAML message's own context and position are dropped from the
+    text (they are in line/column), so a long message is never cut before the place it names."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        context = str(exc.context or "")
+        if context and exc.context_mark is not None and exc.context_mark is not mark:
+            context += f" (from line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
+        parts = [context, str(exc.problem or "")]
+        text = " ".join(p for p in parts if p).strip() or type(exc).__name__
+        return text, (mark.line + 1 if mark else None), (mark.column + 1 if mark else None)
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg, exc.lineno, exc.colno
+    return str(exc).replace("\n", " ")[:300], None, None
+
+
 def _invalid_document(what: str, exc: Exception | str) -> AgoraError:
-    reason = str(exc).replace("\n", " ")[:300]
+    reason, line, column = syntax_error(exc)
+    where = f"line {line}, column {column}: " if line is not None else ""
+    error: dict[str, Any] = {"path": "(document)", "expected": f"valid {what}", "got": reason[:300]}
+    if line is not None:
+        error.update(line=line, column=column)
     return AgoraError(
-        "job_spec_invalid",
-        f"the job spec is not valid {what}: {reason}",
-        details={"errors": [{"path": "(document)", "expected": f"valid {what}", "got": reason}]},
+        "job_spec_invalid", f"the job spec is not valid {what}: {where}{reason[:300]}", details={"errors": [error]}
     )
 
 
@@ -86,12 +105,13 @@ def load_document(text: str | bytes, fmt: Format | None = None) -> Any:
             raise _invalid_document("UTF-8 text", exc) from exc
     if len(text) > MAX_DOCUMENT:
         raise _invalid_document("job spec", f"larger than {MAX_DOCUMENT} bytes")
+    json_error: ValueError | None = None
     if fmt is None:  # JSON is also YAML; try the stricter parser first for its clearer messages
         if text.lstrip().startswith("{"):
             try:
                 return json.loads(text)
-            except ValueError:
-                pass
+            except ValueError as exc:
+                json_error = exc
         fmt = "yaml"
     if fmt == "json":
         try:
@@ -103,6 +123,8 @@ def load_document(text: str | bytes, fmt: Format | None = None) -> Any:
     try:
         return yaml.safe_load(text)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        if json_error is not None:  # it looked like JSON and is neither: JSON's message is the clearer
+            raise _invalid_document("JSON", json_error) from exc
         raise _invalid_document("YAML", exc) from exc
 
 
@@ -322,4 +344,13 @@ def load_job_file(path: str | Path) -> JobSpec:
     return parse_job(data, fmt="json" if p.suffix.lower() == ".json" else "yaml")
 
 
-__all__ = ["JOB_FIELDS", "Format", "load_document", "load_job_file", "parse_job", "read_matches", "spec_from_data"]
+__all__ = [
+    "JOB_FIELDS",
+    "Format",
+    "load_document",
+    "load_job_file",
+    "parse_job",
+    "read_matches",
+    "spec_from_data",
+    "syntax_error",
+]

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from agora.errors import AgoraError
-from agora.jobs.parse import spec_from_data
+from agora.jobs.parse import spec_from_data, syntax_error
 from agora.models.job import JobSpec, under_root
 
 
@@ -187,9 +187,17 @@ def mount_path(value: Any, roots: tuple[str, ...], where: str, warn: Warnings) -
     return moved
 
 
-def parse_failed(source: str, exc: Exception | str) -> AgoraError:
-    reason = str(exc).replace("\n", " ")[:300]
-    return AgoraError("convert_parse_failed", f"cannot read the {source} file: {reason}")
+def parse_failed(
+    source: str, exc: Exception | str, *, hint: str | None = None, line: int | None = None, column: int | None = None
+) -> AgoraError:
+    """`convert_parse_failed`; a syntax error keeps its line and column (message and details)."""
+    reason, yaml_line, yaml_column = syntax_error(exc)
+    line, column = (yaml_line, yaml_column) if yaml_line is not None else (line, column)
+    where = f"line {line}, column {column}: " if isinstance(line, int) and isinstance(column, int) else ""
+    details = {"line": line, "column": column} if where else None
+    return AgoraError(
+        "convert_parse_failed", f"cannot read the {source} file: {where}{reason}", hint=hint, details=details
+    )
 
 
 def load_yaml_or_json(text: str | bytes, source: str, fmt: str | None) -> list[Any]:

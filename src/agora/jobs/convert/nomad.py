@@ -17,6 +17,8 @@ import posixpath
 from typing import Any
 from urllib.parse import urlparse
 
+import yaml
+
 from agora.errors import AgoraError
 from agora.jobs.convert.common import (
     ConvertResult,
@@ -44,6 +46,46 @@ _API_SILENT = (
     "ModifyIndex", "JobModifyIndex", "Stop", "Dispatched", "DispatchIdempotencyToken", "NomadTokenID",
     "VaultToken", "ConsulToken", "Payload", "Region", "Namespace", "Priority", "AllAtOnce", "NodePool",
 )  # fmt: skip
+
+
+_OTHER_SOURCES = (  # (keys of which any one marks it, what it then likely is)
+    (("apiVersion", "kind"), "a Kubernetes object: use --from kubernetes"),
+    (("Tasks",), "a Bacalhau job: use --from bacalhau"),
+    (("tasks",), "an agora job spec: run it as it is"),
+)
+
+
+def _looks_like_yaml(text: str) -> dict[str, Any] | None:
+    """The YAML mapping `text` is, if it is one (HCL never is: a block or an attribute is not a mapping)."""
+    try:
+        doc = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) and doc else None
+
+
+def _hcl_failed(text: str, exc: Exception) -> AgoraError:
+    """A clear `convert_parse_failed` for text HCL cannot read: YAML is named as such (with what it
+    likely is), a syntax error is reduced to its place and the unexpected token (no parser dump)."""
+    doc = _looks_like_yaml(text)
+    if doc is not None:
+        what = next((w for keys, w in _OTHER_SOURCES if any(k in doc for k in keys)), None)
+        return parse_failed(
+            "Nomad",
+            "this looks like YAML; Nomad jobs are HCL or JSON" + (f" (it looks like {what})" if what else ""),
+            hint='A Nomad job is HCL (job "name" { group "g" { task "t" { ... } } }) or the API\'s JSON '
+            '({"Job": {...}}); for a Kubernetes or Bacalhau YAML file use --from kubernetes or --from bacalhau.',
+        )
+    token, char = getattr(exc, "token", None), getattr(exc, "char", None)
+    if token is not None:
+        shown = (str(token).splitlines() or [""])[0][:40]
+        reason = "unexpected end of file" if getattr(token, "type", "") == "$END" else f"unexpected {shown!r}"
+    elif char is not None:
+        reason = f"unexpected character {char!r}"
+    else:
+        reason = f"not valid HCL ({type(exc).__name__})"
+    line, column = getattr(exc, "line", None), getattr(exc, "column", None)
+    return parse_failed("Nomad", reason, line=line, column=column)
 
 
 def _load(text: str | bytes, fmt: str | None) -> tuple[Fields, str, Warnings]:
@@ -79,7 +121,7 @@ def _load(text: str | bytes, fmt: str | None) -> tuple[Fields, str, Warnings]:
     try:
         doc = hcl2.loads(text, serialization_options=options)
     except Exception as exc:  # python-hcl2 raises lark's many exception types
-        raise parse_failed("Nomad", exc) from exc
+        raise _hcl_failed(text, exc) from exc
     top = Fields(doc, "", warn)
     jobs = named(top, "job", "Job")
     if len(jobs) != 1:
