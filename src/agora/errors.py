@@ -108,6 +108,9 @@ CATALOG: dict[str, ErrorKind] = {
     "convert_unknown_engine": _k(400, "Supported: --from kubernetes, nomad or bacalhau."),
     "convert_unsupported_kind": _k(400, "Only Kubernetes Job and Pod objects can be converted."),
     "convert_parse_failed": _k(400, "The file could not be parsed in the given format."),
+    "constraints_unmet": _k(
+        409, "The chosen node does not meet the job's constraints (see the reasons): pick another node or relax them."
+    ),
     # executors
     "executor_unavailable": _k(409, "That engine is not available on the node; see its reason."),
     "network_forbidden": _k(

@@ -139,6 +139,21 @@ def test_node_info_and_a_failing_job_exit_non_zero(devnet: dict[str, Any], tmp_p
     assert res.returncode == 1 and "job_spec_invalid" in res.stderr
 
 
+def test_run_warns_about_inert_fields_and_a_node_that_fails_a_constraint_refuses(
+    devnet: dict[str, Any], workdir: Path
+) -> None:
+    one, _ = devnet["nodes"]
+    example = "examples/jobs/hello-wasm.yaml"  # sets placement.strategy and payment.budget: no effect yet
+    res = agora("job", "run", example, "--detach", "--api", one["api"], cwd=workdir)
+    assert res.stdout.strip().startswith("job-")
+    assert "warning: placement.strategy: has no effect yet" in res.stderr
+    assert "warning: payment.budget: has no effect yet" in res.stderr
+    riscv = workdir / "riscv.yaml"
+    riscv.write_text((workdir / example).read_text() + "constraints: [{key: arch, op: in, value: [riscv64]}]\n")
+    refused = agora("job", "run", str(riscv), "--api", one["api"], cwd=workdir, check=False)
+    assert refused.returncode == 1 and "constraints_unmet" in refused.stderr + refused.stdout
+
+
 def test_convert_prints_an_agora_spec_and_its_warnings() -> None:
     src = FIXTURES / "jobspecs" / "kubernetes" / "job-pi.yaml"
     res = agora("job", "convert", str(src), "--from", "kubernetes")

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from agora.jobs import announced_facts, node_facts, require_constraints, validate
 from agora.node import Node
 from agora.node.compute import compute_of
 
@@ -19,13 +20,29 @@ class JobBody(BaseModel):
     )
 
 
+def _target_facts(node: Node, target: str | None) -> tuple[dict[str, Any], bool]:
+    """What this node knows of the target's capability, and whether that is all of it (this node: yes;
+    a peer: only what its announcement carries)."""
+    if target is None or target == node.did:
+        capacity = compute_of(node).capacity
+        return (node_facts(capacity.total), True) if capacity is not None else ({}, False)
+    peer = node.peer_table.get(target)
+    return (announced_facts(peer.capabilities), False) if peer is not None else ({}, False)
+
+
 def router(node: Node) -> APIRouter:
     app = APIRouter()
 
     @app.post("/jobs", tags=["jobs"], status_code=201)
     async def submit(body: JobBody) -> dict[str, Any]:
-        """Validate and start a job; it runs in the background. Returns its id and state."""
-        return await compute_of(node).runner.submit(body.spec, node=body.node, base_dirs=body.base_dirs)
+        """Validate and start a job; it runs in the background. Returns its id and state, and `warnings`:
+        the fields the spec sets that have no effect yet. A target known to fail one of the job's
+        constraints (this node, or what a peer announced) refuses it before anything is sent."""
+        spec, warnings = validate(body.spec)
+        facts, complete = _target_facts(node, body.node)
+        require_constraints(spec.constraints, facts, node=body.node or node.did, complete=complete)
+        summary = await compute_of(node).runner.submit(body.spec, node=body.node, base_dirs=body.base_dirs)
+        return {**summary, "warnings": warnings}
 
     @app.get("/jobs", tags=["jobs"])
     async def jobs(

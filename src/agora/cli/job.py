@@ -122,6 +122,8 @@ def run(
         dirs = [os.getcwd(), str(file.resolve().parent)]
         summary = c.submit_job(text, node=node, base_dirs=dirs)
         job_id = summary["id"]
+        for w in summary.get("warnings", []):  # fields the spec sets that have no effect yet
+            typer.echo(f"warning: {w}", err=True)
         if detach:
             if as_json:
                 emit_json(summary)

@@ -65,6 +65,7 @@ from agora.errors import AgoraError
 from agora.executors import ExecHandle, ExecResult, Executor
 from agora.executors.registry import ExecutorRegistry
 from agora.identity import Keypair
+from agora.jobs import require_start_constraints
 from agora.models.capability import fits
 from agora.models.job import TaskSpec
 from agora.resources import CapacityTracker
@@ -194,7 +195,8 @@ class AllocationManager(Actor):
         job_id = args.get("job_id", "")
         if not isinstance(job, str) or not isinstance(job_id, str):
             raise AgoraError("invalid_argument", "args.job (the job's name) and args.job_id must be strings")
-        spec = parse_task(args.get("task"), job)
+        spec = parse_task(args.get("task"), job, args.get("job_type"))
+        require_start_constraints(args.get("constraints"), self.capacity.total)  # constraints_unmet, every reason
         module_bytes = args.get("module_bytes")
         input_data = args.get("input_data", {})
         input_refs = args.get("input_refs", {})

@@ -31,28 +31,23 @@ from typing import Any
 
 from agora.errors import AgoraError
 from agora.executors import ExecRequest, Limits
-from agora.jobs import spec_from_data
+from agora.jobs import validate_task
 from agora.models.capability import Capability
+from agora.models.job import INPUT_ROOTS, OUTPUT_ROOTS, Scalar, TaskSpec
 from agora.models.job import InputSpec as JobInput
-from agora.models.job import Scalar, TaskSpec
 from agora.storage import InputSource, InputSpec
 from agora.storage.hub import DEFAULT_BUCKET as DEFAULT_HUB_BUCKET
 
-INPUT_ROOTS = ("/inputs", "/work/inputs")
-OUTPUT_ROOTS = ("/outputs", "/work/outputs")
 NO_TIMEOUT_S = 30 * 24 * 3600.0  # a service task (timeout null) still ends some day
 _HUB_BUCKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def parse_task(task: Any, job: str) -> TaskSpec:
-    """Validate one task dict with the job spec parser (field paths read `tasks[0].<field>`)."""
-    if not isinstance(task, Mapping):
-        raise AgoraError("job_spec_invalid", "the start request's `task` must be a task spec mapping")
-    data = {k: v for k, v in task.items() if k != "depends_on"}  # siblings are the requester's business
-    name = job if isinstance(job, str) and job.strip() else "job"
-    spec = spec_from_data({"name": name[:128], "tasks": [data]})
-    return spec.tasks[0]
+def parse_task(task: Any, job: str, job_type: Any = "batch") -> TaskSpec:
+    """Validate one task dict with the requester's own rules for a job of `job_type` (`jobs.validate_task`;
+    field paths read `tasks[0].<field>`). `job` names the job in messages only."""
+    del job
+    return validate_task(task, job_type=job_type)
 
 
 def need_of(task: TaskSpec) -> Capability:

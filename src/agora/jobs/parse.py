@@ -32,8 +32,10 @@ from agora.jobs.workflow import check_acyclic
 from agora.models.job import (
     CONSTRAINT_OPS,
     DEFAULT_BACKOFF_S,
+    DEFAULT_RETRY_ON,
     JOB_TYPES,
     PAYMENT_MODES,
+    RETRY_ON,
     STRATEGIES,
     Affinity,
     Constraint,
@@ -66,12 +68,31 @@ _JOB_NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]{0,127}$")
 
 
+def syntax_error(exc: Exception | str) -> tuple[str, int | None, int | None]:
+    """(what is wrong, line, column) of a YAML or JSON syntax error; line and column are 1-based, None
+    when the error has no position. A YAML message's own context and position are dropped from the
+    text (they are in line/column), so a long message is never cut before the place it names."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        context = str(exc.context or "")
+        if context and exc.context_mark is not None and exc.context_mark is not mark:
+            context += f" (from line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
+        parts = [context, str(exc.problem or "")]
+        text = " ".join(p for p in parts if p).strip() or type(exc).__name__
+        return text, (mark.line + 1 if mark else None), (mark.column + 1 if mark else None)
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg, exc.lineno, exc.colno
+    return str(exc).replace("\n", " ")[:300], None, None
+
+
 def _invalid_document(what: str, exc: Exception | str) -> AgoraError:
-    reason = str(exc).replace("\n", " ")[:300]
+    reason, line, column = syntax_error(exc)
+    where = f"line {line}, column {column}: " if line is not None else ""
+    error: dict[str, Any] = {"path": "(document)", "expected": f"valid {what}", "got": reason[:300]}
+    if line is not None:
+        error.update(line=line, column=column)
     return AgoraError(
-        "job_spec_invalid",
-        f"the job spec is not valid {what}: {reason}",
-        details={"errors": [{"path": "(document)", "expected": f"valid {what}", "got": reason}]},
+        "job_spec_invalid", f"the job spec is not valid {what}: {where}{reason[:300]}", details={"errors": [error]}
     )
 
 
@@ -84,12 +105,13 @@ def load_document(text: str | bytes, fmt: Format | None = None) -> Any:
             raise _invalid_document("UTF-8 text", exc) from exc
     if len(text) > MAX_DOCUMENT:
         raise _invalid_document("job spec", f"larger than {MAX_DOCUMENT} bytes")
+    json_error: ValueError | None = None
     if fmt is None:  # JSON is also YAML; try the stricter parser first for its clearer messages
         if text.lstrip().startswith("{"):
             try:
                 return json.loads(text)
-            except ValueError:
-                pass
+            except ValueError as exc:
+                json_error = exc
         fmt = "yaml"
     if fmt == "json":
         try:
@@ -101,6 +123,8 @@ def load_document(text: str | bytes, fmt: Format | None = None) -> Any:
     try:
         return yaml.safe_load(text)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        if json_error is not None:  # it looked like JSON and is neither: JSON's message is the clearer
+            raise _invalid_document("JSON", json_error) from exc
         raise _invalid_document("YAML", exc) from exc
 
 
@@ -129,7 +153,7 @@ def _match_value(p: Problems, path: str, op: str, m: Mapping[str, Any]) -> tuple
     return True, value
 
 
-def _matches(p: Problems, path: str, raw: Any, weighted: bool) -> list[Any]:
+def read_matches(p: Problems, path: str, raw: Any, weighted: bool) -> list[Any]:
     out: list[Any] = []
     fields = ("key", "op", "value", "weight") if weighted else ("key", "op", "value")
     for i, item in enumerate(read_list(p, path, raw)):
@@ -182,13 +206,27 @@ def _payment(p: Problems, raw: Any) -> Payment:
     return Payment(mode=mode or "pay_after", budget=budget)
 
 
+def _retry_on(p: Problems, raw: Any) -> tuple[str, ...]:
+    expected = "a non-empty list of distinct failure classes: " + ", ".join(RETRY_ON)
+    if not isinstance(raw, list) or not raw or len(set(map(str, raw))) != len(raw):
+        p.add("retry.on", expected, raw)
+        return DEFAULT_RETRY_ON
+    for i, item in enumerate(raw):
+        read_choice(p, f"retry.on[{i}]", item, RETRY_ON)
+    return tuple(str(x) for x in raw)
+
+
 def _retry(p: Problems, raw: Any) -> RetryPolicy:
-    m = p.mapping("retry", raw, ("attempts", "backoff"))
+    if isinstance(raw, Mapping) and True in raw and "on" not in raw:
+        # YAML 1.1 reads a bare `on:` key as the boolean true (as GitHub Actions files know): it is `on`
+        raw = {("on" if k is True else k): v for k, v in raw.items()}
+    m = p.mapping("retry", raw, ("attempts", "backoff", "on"))
     if m is None:
         return RetryPolicy()
     attempts = read_int(p, "retry.attempts", m.get("attempts", 0), hi=100)
     backoff = p.check("retry.backoff", m.get("backoff", DEFAULT_BACKOFF_S), parse_duration, "seconds or like 30s")
-    return RetryPolicy(attempts=attempts or 0, backoff=DEFAULT_BACKOFF_S if backoff is None else backoff)
+    on = _retry_on(p, m["on"]) if "on" in m else DEFAULT_RETRY_ON
+    return RetryPolicy(attempts=attempts or 0, backoff=DEFAULT_BACKOFF_S if backoff is None else backoff, on=on)
 
 
 def _positive_seconds(p: Problems, raw: Any, expected: str) -> int | None:
@@ -261,8 +299,8 @@ def spec_from_data(data: Any) -> JobSpec:
     parsed = [(i, parse_task(p, f"tasks[{i}]", raw, job_type)) for i, raw in enumerate(raw_tasks)]
     tasks = [(i, t) for i, t in parsed if t is not None]
     _check_names(p, tasks)
-    constraints = _matches(p, "constraints", m.get("constraints", []), weighted=False)
-    affinities = _matches(p, "affinities", m.get("affinities", []), weighted=True)
+    constraints = read_matches(p, "constraints", m.get("constraints", []), weighted=False)
+    affinities = read_matches(p, "affinities", m.get("affinities", []), weighted=True)
     placement = _placement(p, m.get("placement", {}))
     payment = _payment(p, m.get("payment", {}))
     if placement.max_price is not None and payment.budget is not None and placement.max_price > payment.budget:
@@ -306,4 +344,13 @@ def load_job_file(path: str | Path) -> JobSpec:
     return parse_job(data, fmt="json" if p.suffix.lower() == ".json" else "yaml")
 
 
-__all__ = ["JOB_FIELDS", "Format", "load_document", "load_job_file", "parse_job", "spec_from_data"]
+__all__ = [
+    "JOB_FIELDS",
+    "Format",
+    "load_document",
+    "load_job_file",
+    "parse_job",
+    "read_matches",
+    "spec_from_data",
+    "syntax_error",
+]

@@ -37,6 +37,8 @@ from agora.models.job import (
     DEFAULT_MEMORY,
     DEFAULT_TIMEOUT_S,
     ENGINES,
+    INPUT_ROOTS,
+    OUTPUT_ROOTS,
     PUBLISH_TYPES,
     SOURCE_TYPES,
     Gpu,
@@ -47,6 +49,7 @@ from agora.models.job import (
     Scalar,
     Source,
     TaskSpec,
+    under_root,
 )
 
 TASK_FIELDS = (
@@ -204,6 +207,16 @@ def _typed(p: Problems, path: str, raw: Any, role: str) -> tuple[str, dict[str, 
     return (kind, _params(p, path, m, kind, role)) if m is not None else None
 
 
+def _mount(p: Problems, path: str, value: Any, roots: tuple[str, ...]) -> str | None:
+    """A mount path under one of `roots`: the provider maps only those into the task's sandbox, so a
+    path elsewhere is refused here, on submit, not by the node after the job was placed."""
+    mount = read_abs_path(p, path, value)
+    if mount is not None and not under_root(mount, roots):
+        p.add(path, f"a path under {' or '.join(roots)} (like {roots[0]}/data)", mount)
+        return None
+    return mount
+
+
 def _inputs(p: Problems, path: str, raw: Any) -> tuple[InputSpec, ...]:
     out: list[InputSpec] = []
     for i, item in enumerate(read_list(p, path, raw)):
@@ -213,7 +226,7 @@ def _inputs(p: Problems, path: str, raw: Any) -> tuple[InputSpec, ...]:
             continue
         name = read_name(p, child(ipath, "name"), m.get("name"))
         src = _typed(p, child(ipath, "source"), m.get("source"), "source")
-        mount = read_abs_path(p, child(ipath, "path"), m.get("path", f"/inputs/{name}"))
+        mount = _mount(p, child(ipath, "path"), m.get("path", f"/inputs/{name}"), INPUT_ROOTS)
         sha = read_sha256(p, child(ipath, "sha256"), m["sha256"]) if "sha256" in m else None
         if name and src and mount:
             out.append(InputSpec(name=name, source=Source(src[0], src[1]), path=mount, sha256=sha))
@@ -228,7 +241,7 @@ def _outputs(p: Problems, path: str, raw: Any) -> tuple[OutputSpec, ...]:
         if m is None:
             continue
         name = read_name(p, child(opath, "name"), m.get("name"))
-        mount = read_abs_path(p, child(opath, "path"), m.get("path", f"/outputs/{name}"))
+        mount = _mount(p, child(opath, "path"), m.get("path", f"/outputs/{name}"), OUTPUT_ROOTS)
         pub = _typed(p, child(opath, "publish"), m.get("publish", {"type": "local"}), "publish")
         if name and mount and pub:
             out.append(OutputSpec(name=name, path=mount, publish=Publish(pub[0], pub[1])))

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from agora.errors import CATALOG
+
 ENGINES = ("wasm", "process", "docker", "firecracker")
 JOB_TYPES = ("batch", "service")
 CONSTRAINT_OPS = ("==", "!=", "in", "not_in", ">=", "<=", "exists")
@@ -21,6 +23,10 @@ STRATEGIES = ("cheapest", "fastest", "balanced", "spread")
 PAYMENT_MODES = ("pay_before", "pay_after")
 SOURCE_TYPES = ("inline", "local", "http", "s3", "hub")
 PUBLISH_TYPES = ("local", "s3", "hub")
+# Where a task sees its inputs and outputs: wasm tasks use /inputs and /outputs, the process sandbox
+# /work/inputs and /work/outputs; a mount anywhere else has no directory on the provider to map to.
+INPUT_ROOTS = ("/inputs", "/work/inputs")
+OUTPUT_ROOTS = ("/outputs", "/work/outputs")
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -32,6 +38,21 @@ DEFAULT_TIMEOUT_S = 60
 DEFAULT_BACKOFF_S = 10
 DEFAULT_STRATEGY = "balanced"
 DEFAULT_PAYMENT_MODE = "pay_after"
+
+# What a retry policy may retry (`retry.on`), by the error code a failed try ended with:
+#   task_failed   the task ran and failed by itself: exited non-zero, trapped, went over its memory or
+#                 disk limit (what Kubernetes' backoffLimit and Nomad's restart count)
+#   task_timeout  the task ran past its timeout
+#   node_lost     the provider stopped, restarted or could not be reached while the task ran
+#   transient     any other error the catalog calls retryable (a busy node, an unreachable storage...),
+#                 unless whoever raised it said a retry cannot help
+# Anything else (a bad spec, a refusal, a cancel) is never retried.
+RETRY_ON = ("task_failed", "task_timeout", "node_lost", "transient")
+DEFAULT_RETRY_ON = ("node_lost", "transient")
+TASK_FAILED_CODES = frozenset({"task_failed", "module_trap", "task_oom", "task_disk_limit"})
+NODE_LOST_CODES = frozenset(
+    {"alloc_interrupted", "peer_unreachable", "timeout", "unavailable", "hub_unreachable", "transport_closed"}
+)
 
 Scalar = str | int | float | bool
 ConstraintValue = Scalar | tuple[Scalar, ...] | None
@@ -207,13 +228,34 @@ class Payment:
         return out
 
 
+def failure_class(code: str, retryable: bool = True) -> str | None:
+    """Which `RETRY_ON` class a failure with this error code is in (None: never retried). `retryable`
+    is what the error itself says; it can only take a catalog-retryable code out of `transient`."""
+    if code in TASK_FAILED_CODES:
+        return "task_failed"
+    if code == "task_timeout":
+        return "task_timeout"
+    if code in NODE_LOST_CODES:
+        return "node_lost"
+    kind = CATALOG.get(code)
+    return "transient" if kind is not None and kind.retryable and retryable else None
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     attempts: int = 0  # retries after the first try
     backoff: int = DEFAULT_BACKOFF_S  # seconds between tries
+    on: tuple[str, ...] = DEFAULT_RETRY_ON  # failure classes retried (RETRY_ON)
+
+    def should_retry(self, code: str, retryable: bool, attempt: int) -> bool:
+        """Whether try number `attempt` (1-based), failed with error `code`, is followed by another."""
+        if attempt > self.attempts:
+            return False
+        kind = failure_class(code, retryable)
+        return kind is not None and kind in self.on
 
     def to_dict(self) -> dict[str, Any]:
-        return {"attempts": self.attempts, "backoff": self.backoff}
+        return {"attempts": self.attempts, "backoff": self.backoff, "on": list(self.on)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,14 +309,29 @@ class JobSpec:
         return out
 
 
+def under_root(path: str, roots: tuple[str, ...]) -> bool:
+    """`path` is one of `roots` or lies below one (no `.` or `..` parts): where a mount can go."""
+    parts = path.split("/")
+    if any(part in (".", "..") for part in parts):
+        return False
+    clean = "/" + "/".join(part for part in parts if part)
+    return any(clean == r or clean.startswith(r + "/") for r in roots)
+
+
 __all__ = [
     "CONSTRAINT_OPS",
+    "DEFAULT_RETRY_ON",
     "ENGINES",
+    "INPUT_ROOTS",
     "JOB_TYPES",
+    "NODE_LOST_CODES",
+    "OUTPUT_ROOTS",
     "PAYMENT_MODES",
     "PUBLISH_TYPES",
+    "RETRY_ON",
     "SOURCE_TYPES",
     "STRATEGIES",
+    "TASK_FAILED_CODES",
     "Affinity",
     "Constraint",
     "ConstraintValue",
@@ -290,4 +347,6 @@ __all__ = [
     "Scalar",
     "Source",
     "TaskSpec",
+    "failure_class",
+    "under_root",
 ]

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from agora.errors import AgoraError
-from agora.models.job import TaskSpec
+from agora.jobs import start_context
+from agora.models.job import JobSpec, TaskSpec
 
 INLINE_LIMIT = 192 * 1024  # bytes sent inside the start request; bigger ones are uploaded first
 MAX_FILE = 256 * 1024 * 1024
@@ -40,9 +41,14 @@ class PreparedTask:
     module: Blob | None
     local_inputs: dict[str, Blob]
 
-    def start_args(self, job: str, job_id: str, inline_limit: int = INLINE_LIMIT) -> tuple[dict[str, Any], list[Blob]]:
-        """The /agora/alloc/start args, and the blobs to upload before sending them."""
+    def start_args(
+        self, job: str, job_id: str, inline_limit: int = INLINE_LIMIT, *, spec: JobSpec | None = None
+    ) -> tuple[dict[str, Any], list[Blob]]:
+        """The /agora/alloc/start args, and the blobs to upload before sending them. With the job's `spec`
+        they carry its type and constraints (`jobs.start_context`): the provider checks the task by them."""
         args: dict[str, Any] = {"job": job, "job_id": job_id, "task": self.wire}
+        if spec is not None:
+            args.update(start_context(spec))
         uploads: list[Blob] = []
         if self.module is not None:
             if len(self.module.data) <= inline_limit:

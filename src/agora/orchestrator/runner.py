@@ -9,9 +9,10 @@ requester, allocation, the start invocation's CID, the outputs) and fetch every 
 `<jobs dir>/<job id>/<unit>/` (from the hub or S3 where the provider published it and this node can
 read it, else from the provider), checking each file's SHA-256 and size against the receipt.
 
-Failures: an error whose code is retryable (busy node, unreachable peer, interrupted allocation...) is
-retried after the spec's `retry.backoff`, up to `retry.attempts` more times; anything else fails the
-unit at once. A failed unit fails the job: later stages are `skipped`. Cancel reaches every running
+Failures: a failure of a class the spec's `retry.on` lists (`RetryPolicy.should_retry`; by default a
+lost node or an error the catalog calls retryable) is retried after `retry.backoff`, up to
+`retry.attempts` more times; anything else fails the unit at once. A failed unit fails the job: later
+stages are `skipped`. Cancel reaches every running
 allocation on its provider, and waiting retries stop. Whatever happens, the job and every unit end in
 a recorded state with their cause, and each move is an event (`job.state`, `job.task`).
 """
@@ -359,7 +360,7 @@ class JobRunner(Actor):
                 if run.cancel.is_set() or err.code == "task_cancelled":
                     await self._unit_move(run, unit, CANCELLED, run.cancel_cause or err.message)
                     return
-                if err.retryable and attempt < tries:
+                if retry.should_retry(err.code, err.retryable, attempt):  # retry.on: what is retried
                     cause = f"{err.code}: {err.message}; retry in {retry.backoff}s"
                     await self._unit_move(run, unit, WAITING_RETRY, cause)
                     with contextlib.suppress(TimeoutError):
@@ -371,7 +372,7 @@ class JobRunner(Actor):
     async def _attempt(self, run: _Run, unit: UnitRecord, attempt: int) -> None:
         rec = run.record
         link = ProviderLink(self.runtime, unit.node, self.proofs_for, timeout=self.settings.call_timeout)
-        args, uploads = run.prepared[unit.task].start_args(rec.name, rec.id)
+        args, uploads = run.prepared[unit.task].start_args(rec.name, rec.id, spec=run.spec)
         for blob in uploads:
             await link.upload(blob)
         reply, invocation = await link.start(args)

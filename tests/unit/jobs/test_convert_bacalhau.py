@@ -76,7 +76,7 @@ def test_rich_job_maps_every_meaningful_field() -> None:
     assert t.resources.gpu.count == 1
     assert t.timeout == 120 and t.network is True
     cfg, plain, web, home, bucket = t.inputs
-    assert cfg.source.params == {"content": "eyJhIjoxfQ==", "encoding": "base64"} and cfg.path == "/cfg/app.json"
+    assert cfg.source.params == {"content": "eyJhIjoxfQ==", "encoding": "base64"} and cfg.path == "/inputs/cfg/app.json"
     assert base64.b64decode(str(cfg.source.params["content"])) == b'{"a":1}'
     assert plain.source.params == {"content": "hello world"}
     assert web.name == "input-2" and web.source.params == {"url": "https://example.org/x.csv"}

@@ -95,7 +95,9 @@ def test_bacalhau_docker_output() -> None:
     r = run(JOBSPECS / "bacalhau" / "docker-output.yaml")
     (task,) = r.spec.tasks
     (out,) = task.outputs
-    assert (out.name, out.path, out.publish.type) == ("output_custom", "/output_custom", "local")
+    assert (out.name, out.path, out.publish.type) == ("output_custom", "/outputs/output_custom", "local")
+    # the provider maps outputs only under /outputs: moved there, and the move named by its field
+    assert any(w.startswith("Tasks[0].ResultPaths[0].Path: /output_custom is mapped to") for w in r.warnings)
     assert task.args == ("-c", "echo 15 > /output_custom/output.txt")
 
 
@@ -103,7 +105,7 @@ def test_bacalhau_docker_s3() -> None:
     r = run(JOBSPECS / "bacalhau" / "docker-s3.yaml")
     (task,) = r.spec.tasks
     (inp,) = task.inputs
-    assert inp.name == "input_custom" and inp.path == "/input_custom" and inp.source.type == "s3"
+    assert inp.name == "input_custom" and inp.path == "/inputs/input_custom" and inp.source.type == "s3"
     assert dict(inp.source.params) == {
         "bucket": "bacalhau-test-datasets",
         "key": "integration-tests-do-not-delete/set1/",

@@ -110,14 +110,13 @@ def test_api_json_fixture() -> None:
     assert fetch.args == ("-o", "/local/data.csv", "https://example.org/data.csv")
     assert fetch.resources.cpu == 250 and fetch.resources.memory == 128 * MIB and fetch.resources.disk == 500 * MIB
     assert fetch.inputs[0].source.params == {"url": "https://example.org/tool.bin"}
-    assert fetch.inputs[0].path == "/local/bin/tool.bin"
+    assert fetch.inputs[0].path == "/inputs/local/bin/tool.bin"
     assert crunch.engine == "docker" and crunch.image == "python:3.12-slim"
     assert crunch.command == ("python",) and crunch.args == ("main.py", "--fast")  # entrypoint + command + args
     assert crunch.resources.cpu == 2000 and crunch.resources.memory == 2048 * MIB and crunch.resources.gpu.count == 1
     assert crunch.env == {"MODE": "batch"} and crunch.depends_on == ("fetch",)  # prestart hook
-    assert (
-        crunch.inputs[0].source.params == {"content": "threshold = 3\n"} and crunch.inputs[0].path == "/local/app.conf"
-    )
+    assert crunch.inputs[0].source.params == {"content": "threshold = 3\n"}
+    assert crunch.inputs[0].path == "/inputs/local/app.conf"
     assert [c.to_dict() for c in s.constraints] == [
         {"key": "arch", "op": "==", "value": "x86_64"},
         {"key": "os", "op": "==", "value": "linux"},
@@ -155,8 +154,8 @@ def test_multi_group_hcl() -> None:
     assert (main.resources.gpu.count, main.resources.gpu.model) == (2, "a100")
     assert main.env == {"LEVEL": "3"}
     assert [i.name for i in main.inputs] == ["model.tar.gz", "app.toml"]
-    assert main.inputs[0].path == "/local/model/model.tar.gz"
-    assert main.inputs[1].source.type == "inline" and main.inputs[1].path == "/local/app.toml"
+    assert main.inputs[0].path == "/inputs/local/model/model.tar.gz"
+    assert main.inputs[1].source.type == "inline" and main.inputs[1].path == "/inputs/local/app.toml"
     assert report.engine == "docker" and report.command == ("report",)
     assert s.count == 2 and s.placement.strategy == "spread"
     assert s.retry.attempts == 7 and s.retry.backoff == 30  # report: restart 5 + reschedule 2

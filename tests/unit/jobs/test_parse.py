@@ -62,14 +62,14 @@ tasks:
     inputs:
       - name: data
         source: {type: s3, bucket: my-bucket, key: a/b.csv, region: eu-west-1, endpoint: "http://127.0.0.1:8333"}
-        path: /data
+        path: /inputs/data
         sha256: "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
       - {name: cfg, source: {type: inline, content: aGk=, encoding: base64}}
       - {name: page, source: {type: http, url: "https://example.org/x"}}
       - {name: local, source: {type: local, path: ./data}}
       - {name: obj, source: {type: hub, name: results/1, bucket: jobs}}
     outputs:
-      - {name: out, path: /out, publish: {type: s3, bucket: out-bucket, key: runs/}}
+      - {name: out, path: /outputs/out, publish: {type: s3, bucket: out-bucket, key: runs/}}
       - {name: logs}
     network: true
   - name: run
@@ -97,7 +97,7 @@ labels: {team: infra}
     assert (prep.resources.gpu.count, prep.resources.gpu.model, prep.resources.gpu.vram) == (2, "a100", 40 * GIB)
     assert prep.timeout == 300 and prep.network is True
     data, cfg, page, local, obj = prep.inputs
-    assert data.source.type == "s3" and data.source.params["bucket"] == "my-bucket" and data.path == "/data"
+    assert data.source.type == "s3" and data.source.params["bucket"] == "my-bucket" and data.path == "/inputs/data"
     assert data.sha256 == "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
     assert cfg.source.params == {"content": "aGk=", "encoding": "base64"} and cfg.path == "/inputs/cfg"
     assert page.source.params == {"url": "https://example.org/x"}
@@ -259,18 +259,19 @@ def test_output_and_mount_errors() -> None:
         errors_of(
             with_task(
                 module="m",
-                inputs=[{"name": "i", "source": {"type": "local", "path": "p"}, "path": "/data"}],
+                inputs=[{"name": "i", "source": {"type": "local", "path": "p"}, "path": "/inputs/data"}],
                 outputs=[
-                    {"name": "o", "path": "/data"},
+                    {"name": "o", "path": "/outputs/data"},
+                    {"name": "o2", "path": "/outputs/data"},
                     {"name": "p", "publish": {"type": "s3"}},
                     {"name": "q", "publish": {"type": "local", "path": "/x"}},
                 ],
             )
         )
     )
-    assert "tasks[0].outputs[0].path" in errs  # same mount as an input
-    assert "tasks[0].outputs[1].publish.bucket" in errs
-    assert "tasks[0].outputs[2].publish.path" in errs  # local publish takes no fields
+    assert "tasks[0].outputs[1].path" in errs  # same mount as another output
+    assert "tasks[0].outputs[2].publish.bucket" in errs
+    assert "tasks[0].outputs[3].publish.path" in errs  # local publish takes no fields
 
 
 def test_constraint_and_affinity_errors() -> None:

@@ -20,6 +20,7 @@ from agora.jobs.convert.common import (
     Warnings,
     finish_spec,
     load_yaml_or_json,
+    mount_path,
     parse_failed,
     slug,
     str_list,
@@ -28,6 +29,7 @@ from agora.jobs.convert.common import (
 )
 from agora.jobs.quantities import parse_bytes, parse_cpu
 from agora.models.capability import normalize_arch
+from agora.models.job import INPUT_ROOTS, OUTPUT_ROOTS
 
 _TYPES = {"batch": "batch", "service": "service", "ops": "batch", "daemon": "service"}
 _NODE_KEYS = {"architecture": "arch", "operating-system": "os"}
@@ -184,7 +186,8 @@ def _outputs(task: Fields, warn: Warnings) -> list[dict[str, Any]]:
     pub.finish()
     outputs = []
     for i, r in task.items("ResultPaths"):
-        outputs.append({"name": slug(r.take("Name"), f"output-{i}"), "path": r.take("Path"), "publish": publish})
+        path = mount_path(r.take("Path"), OUTPUT_ROOTS, r.path_of("Path"), warn)
+        outputs.append({"name": slug(r.take("Name"), f"output-{i}"), "path": path, "publish": publish})
         r.finish()
     return outputs
 
@@ -200,7 +203,8 @@ def _task(f: Fields, job_type: str, warn: Warnings) -> tuple[dict[str, Any], int
         source = _source(src.sub("Source"))
         if source is not None:
             name = slug(src.take("Alias"), f"input-{i}")
-            inputs.append({"name": name, "source": source, "path": src.take("Target") or f"/inputs/{name}"})
+            target = mount_path(src.take("Target"), INPUT_ROOTS, src.path_of("Target"), warn)
+            inputs.append({"name": name, "source": source, "path": target or f"/inputs/{name}"})
         src.ignore("Alias", "Target")
         src.finish()
     if inputs:

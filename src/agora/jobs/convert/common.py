@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from agora.errors import AgoraError
-from agora.jobs.parse import spec_from_data
-from agora.models.job import JobSpec
+from agora.jobs.parse import spec_from_data, syntax_error
+from agora.models.job import JobSpec, under_root
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +174,30 @@ def str_map(f: Fields, name: str) -> dict[str, str]:
     return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
 
 
-def parse_failed(source: str, exc: Exception | str) -> AgoraError:
-    reason = str(exc).replace("\n", " ")[:300]
-    return AgoraError("convert_parse_failed", f"cannot read the {source} file: {reason}")
+def mount_path(value: Any, roots: tuple[str, ...], where: str, warn: Warnings) -> Any:
+    """An input or output path the provider can map. A path already under `roots` stays; any other path
+    is moved under the first root, with a warning naming the field, because a converter must never emit
+    a spec that a provider refuses later. What is not a usable path is left for the parser to report."""
+    if not isinstance(value, str) or not value.strip() or "\x00" in value or ".." in value.split("/"):
+        return value
+    if value.startswith("/") and under_root(value, roots):
+        return value
+    moved = roots[0] + ("/" + value.strip("/") if value.strip("/") else "")
+    warn.add(where, f"{value} is mapped to {moved}: agora tasks see their files under {roots[0]}; make the task use it")
+    return moved
+
+
+def parse_failed(
+    source: str, exc: Exception | str, *, hint: str | None = None, line: int | None = None, column: int | None = None
+) -> AgoraError:
+    """`convert_parse_failed`; a syntax error keeps its line and column (message and details)."""
+    reason, yaml_line, yaml_column = syntax_error(exc)
+    line, column = (yaml_line, yaml_column) if yaml_line is not None else (line, column)
+    where = f"line {line}, column {column}: " if isinstance(line, int) and isinstance(column, int) else ""
+    details = {"line": line, "column": column} if where else None
+    return AgoraError(
+        "convert_parse_failed", f"cannot read the {source} file: {where}{reason}", hint=hint, details=details
+    )
 
 
 def load_yaml_or_json(text: str | bytes, source: str, fmt: str | None) -> list[Any]:
@@ -226,6 +247,7 @@ __all__ = [
     "is_empty",
     "join",
     "load_yaml_or_json",
+    "mount_path",
     "parse_failed",
     "slug",
     "str_list",

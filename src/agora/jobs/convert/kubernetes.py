@@ -3,7 +3,9 @@
 Mapping (see docs/jobspec.md for the table): each container becomes a docker task; init containers
 become tasks that the main containers `depends_on`, in order; requests/limits become resources (the
 limit wins when both are set, because agora reserves and caps with one number); completions (or
-parallelism) become `count`; backoffLimit becomes `retry.attempts` (Kubernetes' default 6 when unset);
+parallelism) become `count`; backoffLimit becomes `retry.attempts` (Kubernetes' default 6 when unset)
+with `retry.on` [task_failed, node_lost, transient]: a failed pod is retried whether its container
+exited non-zero or its node went away;
 activeDeadlineSeconds becomes the task timeout; nodeSelector and required node affinity become
 constraints, preferred node affinity becomes weighted affinities.
 """
@@ -31,6 +33,8 @@ from agora.models.capability import normalize_arch
 
 K8S_DEFAULT_BACKOFF_LIMIT = 6
 K8S_BACKOFF_S = 10  # the first delay of Kubernetes' exponential pod backoff
+# what a failed pod is in agora: backoffLimit counts container failures and lost nodes alike
+POD_FAILURES = ("task_failed", "node_lost", "transient")
 _GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915")
 _NODE_KEYS = {
     "kubernetes.io/arch": "arch",
@@ -279,7 +283,7 @@ def convert_kubernetes(text: str | bytes, fmt: str | None = None) -> ConvertResu
         spec.finish()
         backoff = _int(backoff, K8S_DEFAULT_BACKOFF_LIMIT)
         out["type"] = "batch"
-        out["retry"] = {"attempts": min(backoff, 100), "backoff": K8S_BACKOFF_S}
+        out["retry"] = {"attempts": min(backoff, 100), "backoff": K8S_BACKOFF_S, "on": list(POD_FAILURES)}
         if backoff > 100:
             warn.add(spec.path_of("backoffLimit"), f"{backoff} retries capped at agora's maximum of 100")
         deadlines = [d for d in (job_deadline, pod["timeout"]) if isinstance(d, int) and d > 0]
@@ -289,7 +293,7 @@ def convert_kubernetes(text: str | bytes, fmt: str | None = None) -> ConvertResu
         attempts = K8S_DEFAULT_BACKOFF_LIMIT if pod["restart"] == "OnFailure" else 0
         if pod["restart"] == "OnFailure":
             warn.add("spec.restartPolicy", f"OnFailure restarts without limit; agora retries {attempts} times")
-        out["retry"] = {"attempts": attempts, "backoff": K8S_BACKOFF_S}
+        out["retry"] = {"attempts": attempts, "backoff": K8S_BACKOFF_S, "on": list(POD_FAILURES)}
         deadlines = [d for d in (pod["timeout"],) if isinstance(d, int) and d > 0]
     top.finish()
     if not labels:

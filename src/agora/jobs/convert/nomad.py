@@ -4,7 +4,8 @@ Mapping (table in docs/jobspec.md): every task of every group becomes an agora t
 `<group>.<task>` when the job has several groups); drivers docker/podman -> docker, exec/exec2/raw_exec
 -> process; `resources.cpu` in MHz -> millicores at 1 MHz = 1 millicore (a nominal 1 GHz core;
 `cores` -> 1000 millicores each); memory MB -> MiB; group count -> count; restart (+ reschedule)
-attempts -> retry.attempts, delay -> retry.backoff; lifecycle prestart/poststop -> depends_on;
+attempts -> retry.attempts (on task failure, restart, and node loss, reschedule: `retry.on`
+[task_failed, node_lost, transient]), delay -> retry.backoff; lifecycle prestart/poststop -> depends_on;
 artifacts (http) -> inputs; templates -> inline inputs. Nomad's own defaults apply when a block is
 absent (100 MHz, 300 MB, restart 3 attempts for batch / 2 for service, 15 s delay).
 """
@@ -16,19 +17,22 @@ import posixpath
 from typing import Any
 from urllib.parse import urlparse
 
+import yaml
+
 from agora.errors import AgoraError
 from agora.jobs.convert.common import (
     ConvertResult,
     Fields,
     Warnings,
     finish_spec,
+    mount_path,
     parse_failed,
     slug,
     str_list,
     unique_names,
 )
 from agora.jobs.convert.nomad_blocks import block, blocks, integer, mapping, match, named, seconds
-from agora.models.job import MIB
+from agora.models.job import INPUT_ROOTS, MIB
 
 DEFAULT_CPU_MHZ = 100
 DEFAULT_MEMORY_MB = 300
@@ -42,6 +46,46 @@ _API_SILENT = (
     "ModifyIndex", "JobModifyIndex", "Stop", "Dispatched", "DispatchIdempotencyToken", "NomadTokenID",
     "VaultToken", "ConsulToken", "Payload", "Region", "Namespace", "Priority", "AllAtOnce", "NodePool",
 )  # fmt: skip
+
+
+_OTHER_SOURCES = (  # (keys of which any one marks it, what it then likely is)
+    (("apiVersion", "kind"), "a Kubernetes object: use --from kubernetes"),
+    (("Tasks",), "a Bacalhau job: use --from bacalhau"),
+    (("tasks",), "an agora job spec: run it as it is"),
+)
+
+
+def _looks_like_yaml(text: str) -> dict[str, Any] | None:
+    """The YAML mapping `text` is, if it is one (HCL never is: a block or an attribute is not a mapping)."""
+    try:
+        doc = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) and doc else None
+
+
+def _hcl_failed(text: str, exc: Exception) -> AgoraError:
+    """A clear `convert_parse_failed` for text HCL cannot read: YAML is named as such (with what it
+    likely is), a syntax error is reduced to its place and the unexpected token (no parser dump)."""
+    doc = _looks_like_yaml(text)
+    if doc is not None:
+        what = next((w for keys, w in _OTHER_SOURCES if any(k in doc for k in keys)), None)
+        return parse_failed(
+            "Nomad",
+            "this looks like YAML; Nomad jobs are HCL or JSON" + (f" (it looks like {what})" if what else ""),
+            hint='A Nomad job is HCL (job "name" { group "g" { task "t" { ... } } }) or the API\'s JSON '
+            '({"Job": {...}}); for a Kubernetes or Bacalhau YAML file use --from kubernetes or --from bacalhau.',
+        )
+    token, char = getattr(exc, "token", None), getattr(exc, "char", None)
+    if token is not None:
+        shown = (str(token).splitlines() or [""])[0][:40]
+        reason = "unexpected end of file" if getattr(token, "type", "") == "$END" else f"unexpected {shown!r}"
+    elif char is not None:
+        reason = f"unexpected character {char!r}"
+    else:
+        reason = f"not valid HCL ({type(exc).__name__})"
+    line, column = getattr(exc, "line", None), getattr(exc, "column", None)
+    return parse_failed("Nomad", reason, line=line, column=column)
 
 
 def _load(text: str | bytes, fmt: str | None) -> tuple[Fields, str, Warnings]:
@@ -77,7 +121,7 @@ def _load(text: str | bytes, fmt: str | None) -> tuple[Fields, str, Warnings]:
     try:
         doc = hcl2.loads(text, serialization_options=options)
     except Exception as exc:  # python-hcl2 raises lark's many exception types
-        raise parse_failed("Nomad", exc) from exc
+        raise _hcl_failed(text, exc) from exc
     top = Fields(doc, "", warn)
     jobs = named(top, "job", "Job")
     if len(jobs) != 1:
@@ -148,6 +192,7 @@ def _files(task: Fields, out: dict[str, Any]) -> None:
         if base.endswith(_ARCHIVES):
             a.warn.add(a.path, "archives are not unpacked by agora; the file is passed as downloaded")
         path = "/" + dest.strip("/") + "/" + base if dest.endswith("/") or not dest else "/" + dest.strip("/")
+        path = mount_path(path, INPUT_ROOTS, a.path_of("destination"), a.warn)
         inputs.append({"name": slug(base, "artifact"), "source": {"type": "http", "url": source}, "path": path})
         a.finish()
     for t in blocks(task, "template", "Templates"):
@@ -160,7 +205,8 @@ def _files(task: Fields, out: dict[str, Any]) -> None:
         t.ignore("change_mode", "ChangeMode", "perms", "Perms", "splay", "Splay")
         base = posixpath.basename(str(dest))
         inline = {"type": "inline", "content": data}
-        inputs.append({"name": slug(base, "template"), "source": inline, "path": "/" + str(dest).strip("/")})
+        path = mount_path("/" + str(dest).strip("/"), INPUT_ROOTS, t.path_of("destination"), t.warn)
+        inputs.append({"name": slug(base, "template"), "source": inline, "path": path})
         t.finish()
     if inputs:
         names = unique_names([i["name"] for i in inputs])
@@ -306,7 +352,11 @@ def convert_nomad(text: str | bytes, fmt: str | None = None) -> ConvertResult:
     spec.update(
         count=max(counts),
         tasks=tasks,
-        retry={"attempts": min(max(attempts), 100), "backoff": max(delays)},
+        retry={
+            "attempts": min(max(attempts), 100),
+            "backoff": max(delays),
+            "on": ["task_failed", "node_lost", "transient"],
+        },
         constraints=constraints,
         affinities=affinities,
         labels=labels,
