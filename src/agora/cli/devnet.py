@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from agora.cli.output import emit_json, errors, table
-from agora.devnet import DEFAULT_DIR, down, status, up
+from agora.devnet import DEFAULT_DIR, check_not_running, down, status, up
 
 app = typer.Typer(help="A local network: one hub and N nodes as processes on loopback.", no_args_is_help=True)
 DirOpt = Annotated[Path, typer.Option("--dir", help="where devnet.json, homes and logs live")]
@@ -23,6 +23,7 @@ def devnet_up(
 ) -> None:
     """Start a hub and N nodes; returns when every node sees every other one."""
     with errors(as_json):
+        check_not_running(directory)
         if not as_json:
             typer.echo(f"starting a hub and {nodes} nodes in {directory} …")
         state = up(nodes, directory)
