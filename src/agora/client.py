@@ -59,13 +59,16 @@ def _from_devnet(doc: dict[str, Any]) -> str | None:
 
 
 class AgoraClient:
-    def __init__(self, base_url: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str | None = None, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        """`transport` replaces the HTTP transport (tests pass an `httpx.MockTransport`)."""
         self.base_url = base_url or discover_api()
         if self.base_url.startswith("unix://"):
-            transport = httpx.HTTPTransport(uds=self.base_url[len("unix://") :])
+            transport = transport or httpx.HTTPTransport(uds=self.base_url[len("unix://") :])
             self._http = httpx.Client(base_url="http://agora", transport=transport, timeout=timeout)
         else:
-            self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+            self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout)
 
     def __enter__(self) -> AgoraClient:
         return self
@@ -127,8 +130,13 @@ class AgoraClient:
     def submit_job(
         self, spec: dict[str, Any] | str, *, node: str | None = None, base_dirs: list[str] | None = None
     ) -> dict[str, Any]:
-        """Start a job (spec as a mapping or YAML/JSON text) on `node` (this node when None)."""
-        body = {"spec": spec, "node": node, "base_dirs": base_dirs or []}
+        """Start a job (spec as a mapping or YAML/JSON text) on `node` (this node when None).
+
+        Relative paths in the spec (modules, inputs) are looked up in `base_dirs`, in order; by default
+        in the current directory of this process, like a command run here would. Pass `base_dirs=[]` to
+        allow none (every path must then be absolute)."""
+        dirs = [os.getcwd()] if base_dirs is None else list(base_dirs)
+        body = {"spec": spec, "node": node, "base_dirs": dirs}
         return dict(self._request("POST", "/jobs", json=body))
 
     def jobs(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
