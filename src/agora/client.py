@@ -45,6 +45,29 @@ def _devnet_file() -> Path:
     return Path(os.environ.get("AGORA_DEVNET_DIR", ".agora-devnet")) / "devnet.json"
 
 
+def resolve_node(name: str) -> str:
+    """A node named by its DID, or by its devnet name (`hub`, `node-1`, …) from the devnet.json that
+    `discover_api` reads (./.agora-devnet or $AGORA_DEVNET_DIR)."""
+    if name.startswith("did:"):
+        return name
+    path = _devnet_file()
+    try:
+        doc = json.loads(path.read_text())
+        members = [doc["hub"], *doc["nodes"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        members = []
+    for member in members:
+        if member.get("name") == name and member.get("did"):
+            return str(member["did"])
+    names = ", ".join(str(m.get("name")) for m in members) or f"no devnet in {path.parent}"
+    raise AgoraError(
+        "invalid_argument",
+        f"{name!r} is neither a DID nor a devnet member ({names})",
+        hint="Pass a DID (`agora peers` lists them), or a devnet name such as node-1 from the devnet's parent "
+        "directory (or with AGORA_DEVNET_DIR set).",
+    )
+
+
 def _from_run_file(doc: dict[str, Any]) -> str | None:
     api = doc.get("api")
     return str(api) if api else None
@@ -195,4 +218,4 @@ class AgoraClient:
         return self._request(method, path, **kw)
 
 
-__all__ = ["DEFAULT_API", "AgoraClient", "discover_api"]
+__all__ = ["DEFAULT_API", "AgoraClient", "discover_api", "resolve_node"]

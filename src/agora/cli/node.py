@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from agora.cli.output import emit_json, errors, run_json_or_text, short, table
-from agora.client import AgoraClient
+from agora.client import AgoraClient, resolve_node
 from agora.errors import AgoraError
 from agora.identity import create_keystore, keystore_did
 
@@ -193,7 +193,7 @@ def peers(
 
 
 def ping(
-    did: Annotated[str, typer.Argument(help="DID of the node to ping")],
+    did: Annotated[str, typer.Argument(help="the node to ping: a DID, or a devnet name like node-2")],
     count: Annotated[int, typer.Option("--count", "-c", min=1, max=100)] = 3,
     timeout: Annotated[float, typer.Option(min=0.1, max=60)] = 5.0,
     api: ApiOpt = None,
@@ -201,6 +201,7 @@ def ping(
 ) -> None:
     """Send signed ping invocations to a node through the hub and print the round trips."""
     with errors(as_json), AgoraClient(api) as c:
+        did = resolve_node(did)
         rtts = c.ping(did, count=count, timeout=timeout)
         if as_json:
             emit_json({"did": did, "rtt_ms": rtts})

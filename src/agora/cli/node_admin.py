@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from agora.cli.output import emit_json, errors, short, table
-from agora.client import AgoraClient
+from agora.client import AgoraClient, resolve_node
 from agora.errors import AgoraError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -74,7 +74,7 @@ def bench(api: ApiOpt = None, as_json: JsonOpt = False) -> None:
 
 
 def grant(
-    did: Annotated[str, typer.Argument(help="DID of the node allowed to run tasks here")],
+    did: Annotated[str, typer.Argument(help="the node allowed to run tasks here: a DID, or a devnet name")],
     command: Annotated[str, typer.Option(help="command path granted (and all below it)")] = "/agora/alloc",
     ttl: Annotated[int, typer.Option("--ttl", help="lifetime in seconds")] = 30 * 24 * 3600,
     policy: Annotated[
@@ -91,7 +91,7 @@ def grant(
                 rules = json.loads(policy)
             except ValueError as exc:
                 raise AgoraError("ucan_policy_invalid", f"--policy is not JSON: {exc}") from None
-        g = c.grant(did, command=command, ttl_s=ttl, policy=rules)
+        g = c.grant(resolve_node(did), command=command, ttl_s=ttl, policy=rules)
         if as_json:
             emit_json(g)
             return
