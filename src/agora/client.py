@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from agora.errors import AgoraError
+
+if TYPE_CHECKING:  # httpx is imported when a client is made: `agora --help` should not pay for it
+    import httpx
 
 DEFAULT_API = "http://127.0.0.1:8765"
 
@@ -41,8 +42,13 @@ def discover_api(home: Path | None = None) -> str:
     return DEFAULT_API
 
 
+def devnet_dir() -> Path:
+    """The devnet directory the CLI uses by default: $AGORA_DEVNET_DIR, else ./.agora-devnet."""
+    return Path(os.environ.get("AGORA_DEVNET_DIR", ".agora-devnet"))
+
+
 def _devnet_file() -> Path:
-    return Path(os.environ.get("AGORA_DEVNET_DIR", ".agora-devnet")) / "devnet.json"
+    return devnet_dir() / "devnet.json"
 
 
 def resolve_node(name: str) -> str:
@@ -86,6 +92,8 @@ class AgoraClient:
         self, base_url: str | None = None, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None
     ) -> None:
         """`transport` replaces the HTTP transport (tests pass an `httpx.MockTransport`)."""
+        import httpx
+
         self.base_url = base_url or discover_api()
         if self.base_url.startswith("unix://"):
             transport = transport or httpx.HTTPTransport(uds=self.base_url[len("unix://") :])
@@ -103,6 +111,8 @@ class AgoraClient:
         self._http.close()
 
     def _request(self, method: str, path: str, **kw: Any) -> Any:
+        import httpx
+
         try:
             resp = self._http.request(method, path, **kw)
         except httpx.TransportError as exc:
@@ -218,4 +228,4 @@ class AgoraClient:
         return self._request(method, path, **kw)
 
 
-__all__ = ["DEFAULT_API", "AgoraClient", "discover_api", "resolve_node"]
+__all__ = ["DEFAULT_API", "AgoraClient", "devnet_dir", "discover_api", "resolve_node"]

@@ -18,12 +18,12 @@ from typing import Annotated, Any
 
 import typer
 
-from agora.cli.output import detail_lines, emit_json, errors, short, table
+from agora.cli.output import PLAIN, detail_lines, emit_json, errors, short, table
 from agora.cli.progress import Progress
 from agora.client import AgoraClient, resolve_node
 from agora.errors import AgoraError
 
-app = typer.Typer(help="Run jobs and follow them.", no_args_is_help=True)
+app = typer.Typer(help="Run jobs and follow them.", no_args_is_help=True, rich_markup_mode=PLAIN)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ApiOpt = Annotated[str | None, typer.Option("--api", help="node API URL (default: $AGORA_API or the local node)")]

@@ -12,7 +12,6 @@ import typer
 from agora.cli.output import emit_json, errors, run_json_or_text, short, table
 from agora.client import AgoraClient, resolve_node
 from agora.errors import AgoraError
-from agora.identity import create_keystore, keystore_did
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ApiOpt = Annotated[str | None, typer.Option("--api", help="node API URL (default: $AGORA_API or the local node)")]
@@ -32,6 +31,8 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Create this machine's identity (an Ed25519 key in a 0600 keystore)."""
+    from agora.identity import create_keystore, keystore_did  # only here: `agora --help` stays fast
+
     path = _home(home) / "identity.json"
     with errors(as_json):
         if path.exists() and not force:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agora.cli.output import detail_lines
+from agora.cli.output import detail_lines, when
 from agora.cli.progress import FRAMES, Progress, elapsed
 from agora.client import resolve_node
 from agora.errors import AgoraError
@@ -58,3 +58,10 @@ def test_resolve_node_takes_a_did_or_a_devnet_name(tmp_path: Path, monkeypatch: 
     with pytest.raises(AgoraError) as info:
         resolve_node("node-7")
     assert info.value.code == "invalid_argument" and "hub, node-1" in info.value.message
+
+
+def test_epoch_times_are_shown_as_dates_with_the_distance() -> None:
+    now = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+    assert when(now + 30 * 86400 + 5, now=now) == "2027-02-14 08:00 UTC (in 30d)"
+    assert when(now - 7200, now=now) == "2027-01-15 06:00 UTC (2h ago)"
+    assert when(None) == "never"
