@@ -25,12 +25,26 @@ DEFAULT_API = "http://127.0.0.1:8765"
 
 
 def discover_api(home: Path | None = None) -> str:
-    """Where the local node's API is: $AGORA_API; else the run file the node writes in its home
-    ($AGORA_HOME or ~/.agora); else, inside a devnet directory (./.agora-devnet or $AGORA_DEVNET_DIR),
-    the node named by $AGORA_NODE (default node-1); else the default port."""
+    """Where the node's API is, most explicit first: $AGORA_API; else, when $AGORA_NODE names a devnet
+    member, that member in the devnet directory (./.agora-devnet or $AGORA_DEVNET_DIR); else the run file
+    the local node writes in its home ($AGORA_HOME or ~/.agora); else the devnet's node-1; else the
+    default port. A node of your own running in your home never hides the devnet node you named."""
     env = os.environ.get("AGORA_API")
     if env:
         return env
+    named = os.environ.get("AGORA_NODE")
+    if named:
+        try:
+            api = _from_devnet(json.loads(_devnet_file().read_text()), named)
+        except (OSError, ValueError, KeyError, TypeError):
+            api = None
+        if api is None:
+            raise AgoraError(
+                "invalid_argument",
+                f"AGORA_NODE={named} but {_devnet_file()} has no member of that name",
+                hint="Run from the devnet's parent directory (or set AGORA_DEVNET_DIR), or unset AGORA_NODE.",
+            )
+        return api
     home = home or Path(os.environ.get("AGORA_HOME", Path.home() / ".agora"))
     for path, pick in ((home / "run.json", _from_run_file), (_devnet_file(), _from_devnet)):
         try:
@@ -79,8 +93,7 @@ def _from_run_file(doc: dict[str, Any]) -> str | None:
     return str(api) if api else None
 
 
-def _from_devnet(doc: dict[str, Any]) -> str | None:
-    name = os.environ.get("AGORA_NODE", "node-1")
+def _from_devnet(doc: dict[str, Any], name: str = "node-1") -> str | None:
     for member in [doc["hub"], *doc["nodes"]]:
         if member.get("name") == name:
             return str(member["api"])
