@@ -81,7 +81,7 @@ def resolve_node(name: str) -> str:
             return str(member["did"])
     names = ", ".join(str(m.get("name")) for m in members) or f"no devnet in {path.parent}"
     raise AgoraError(
-        "invalid_argument",
+        "did_invalid",
         f"{name!r} is neither a DID nor a devnet member ({names})",
         hint="Pass a DID (`agora peers` lists them), or a devnet name such as node-1 from the devnet's parent "
         "directory (or with AGORA_DEVNET_DIR set).",

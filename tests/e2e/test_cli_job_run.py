@@ -155,4 +155,4 @@ def test_node_option_takes_a_devnet_name(work: Path) -> None:
     doc = json.loads(agora("job", "run", "quick.yaml", "--node", "node-1", "--json", cwd=work).stdout)
     assert doc["state"] == "completed" and doc["node"] == node1["did"]
     wrong = agora("job", "run", "quick.yaml", "--node", "node-9", cwd=work, check=False)
-    assert wrong.returncode == 1 and "invalid_argument" in wrong.stderr and "node-1" in wrong.stderr
+    assert wrong.returncode == 1 and "did_invalid" in wrong.stderr and "node-1" in wrong.stderr

@@ -330,7 +330,7 @@ class HubProcess:
             where = busy.group(1)
             return AgoraError(
                 "hub_start_failed",
-                f"the hub cannot listen on {where}: the address is already in use",
+                f"the hub cannot listen on {where}: address already in use",
                 hint=f"Another process (another hub?) listens there: stop it, or pick another port (0 picks a free "
                 f"one). Hub log: {self.log_path}",
                 details=details,

@@ -29,7 +29,7 @@ async def test_a_busy_port_is_named_with_the_log_path(tmp_path: Path, busy_port:
         await hub.start()
     err = info.value
     assert err.code == "hub_start_failed"
-    assert err.message == f"the hub cannot listen on 127.0.0.1:{busy_port}: the address is already in use"
+    assert err.message == f"the hub cannot listen on 127.0.0.1:{busy_port}: address already in use"
     assert str(hub.log_path) in err.hint and err.details["log"] == str(hub.log_path)
     assert not hub.running
 
@@ -45,6 +45,6 @@ def test_agora_hub_up_on_a_busy_port(tmp_path: Path, busy_port: int) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert out.returncode == 1
-    assert f"127.0.0.1:{busy_port}: the address is already in use" in out.stderr
+    assert f"127.0.0.1:{busy_port}: address already in use" in out.stderr
     assert "hint: " in out.stderr and str(tmp_path / "hub" / "nats-server.log") in out.stderr
     assert "[INF]" not in out.stderr  # the log is not pasted into the message

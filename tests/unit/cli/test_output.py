@@ -57,7 +57,7 @@ def test_resolve_node_takes_a_did_or_a_devnet_name(tmp_path: Path, monkeypatch: 
     assert resolve_node("did:key:zOther") == "did:key:zOther"
     with pytest.raises(AgoraError) as info:
         resolve_node("node-7")
-    assert info.value.code == "invalid_argument" and "hub, node-1" in info.value.message
+    assert info.value.code == "did_invalid" and "hub, node-1" in info.value.message
 
 
 def test_epoch_times_are_shown_as_dates_with_the_distance() -> None:
