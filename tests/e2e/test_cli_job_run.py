@@ -156,3 +156,9 @@ def test_node_option_takes_a_devnet_name(work: Path) -> None:
     assert doc["state"] == "completed" and doc["node"] == node1["did"]
     wrong = agora("job", "run", "quick.yaml", "--node", "node-9", cwd=work, check=False)
     assert wrong.returncode == 1 and "did_invalid" in wrong.stderr and "node-1" in wrong.stderr
+
+
+def test_a_second_devnet_up_is_refused_before_it_prints_anything(work: Path) -> None:
+    again = agora("devnet", "up", cwd=work, check=False)
+    assert again.returncode == 1 and again.stdout == ""
+    assert "devnet_already_running" in again.stderr and "agora devnet down --dir" in again.stderr
