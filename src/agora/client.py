@@ -14,22 +14,37 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from agora.errors import AgoraError
+
+if TYPE_CHECKING:  # httpx is imported when a client is made: `agora --help` should not pay for it
+    import httpx
 
 DEFAULT_API = "http://127.0.0.1:8765"
 
 
 def discover_api(home: Path | None = None) -> str:
-    """Where the local node's API is: $AGORA_API; else the run file the node writes in its home
-    ($AGORA_HOME or ~/.agora); else, inside a devnet directory (./.agora-devnet or $AGORA_DEVNET_DIR),
-    the node named by $AGORA_NODE (default node-1); else the default port."""
+    """Where the node's API is, most explicit first: $AGORA_API; else, when $AGORA_NODE names a devnet
+    member, that member in the devnet directory (./.agora-devnet or $AGORA_DEVNET_DIR); else the run file
+    the local node writes in its home ($AGORA_HOME or ~/.agora); else the devnet's node-1; else the
+    default port. A node of your own running in your home never hides the devnet node you named."""
     env = os.environ.get("AGORA_API")
     if env:
         return env
+    named = os.environ.get("AGORA_NODE")
+    if named:
+        try:
+            api = _from_devnet(json.loads(_devnet_file().read_text()), named)
+        except (OSError, ValueError, KeyError, TypeError):
+            api = None
+        if api is None:
+            raise AgoraError(
+                "invalid_argument",
+                f"AGORA_NODE={named} but {_devnet_file()} has no member of that name",
+                hint="Run from the devnet's parent directory (or set AGORA_DEVNET_DIR), or unset AGORA_NODE.",
+            )
+        return api
     home = home or Path(os.environ.get("AGORA_HOME", Path.home() / ".agora"))
     for path, pick in ((home / "run.json", _from_run_file), (_devnet_file(), _from_devnet)):
         try:
@@ -41,8 +56,36 @@ def discover_api(home: Path | None = None) -> str:
     return DEFAULT_API
 
 
+def devnet_dir() -> Path:
+    """The devnet directory the CLI uses by default: $AGORA_DEVNET_DIR, else ./.agora-devnet."""
+    return Path(os.environ.get("AGORA_DEVNET_DIR", ".agora-devnet"))
+
+
 def _devnet_file() -> Path:
-    return Path(os.environ.get("AGORA_DEVNET_DIR", ".agora-devnet")) / "devnet.json"
+    return devnet_dir() / "devnet.json"
+
+
+def resolve_node(name: str) -> str:
+    """A node named by its DID, or by its devnet name (`hub`, `node-1`, …) from the devnet.json that
+    `discover_api` reads (./.agora-devnet or $AGORA_DEVNET_DIR)."""
+    if name.startswith("did:"):
+        return name
+    path = _devnet_file()
+    try:
+        doc = json.loads(path.read_text())
+        members = [doc["hub"], *doc["nodes"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        members = []
+    for member in members:
+        if member.get("name") == name and member.get("did"):
+            return str(member["did"])
+    names = ", ".join(str(m.get("name")) for m in members) or f"no devnet in {path.parent}"
+    raise AgoraError(
+        "did_invalid",
+        f"{name!r} is neither a DID nor a devnet member ({names})",
+        hint="Pass a DID (`agora peers` lists them), or a devnet name such as node-1 from the devnet's parent "
+        "directory (or with AGORA_DEVNET_DIR set).",
+    )
 
 
 def _from_run_file(doc: dict[str, Any]) -> str | None:
@@ -50,8 +93,7 @@ def _from_run_file(doc: dict[str, Any]) -> str | None:
     return str(api) if api else None
 
 
-def _from_devnet(doc: dict[str, Any]) -> str | None:
-    name = os.environ.get("AGORA_NODE", "node-1")
+def _from_devnet(doc: dict[str, Any], name: str = "node-1") -> str | None:
     for member in [doc["hub"], *doc["nodes"]]:
         if member.get("name") == name:
             return str(member["api"])
@@ -71,15 +113,25 @@ def local_api_token(base_url: str, home: Path | None = None) -> str | None:
 
 
 class AgoraClient:
-    def __init__(self, base_url: str | None = None, *, timeout: float = 30.0, token: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: float = 30.0,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """`transport` replaces the HTTP transport (tests pass an `httpx.MockTransport`)."""
+        import httpx
+
         self.base_url = base_url or discover_api()
         if self.base_url.startswith("unix://"):
-            transport = httpx.HTTPTransport(uds=self.base_url[len("unix://") :])
+            transport = transport or httpx.HTTPTransport(uds=self.base_url[len("unix://") :])
             self._http = httpx.Client(base_url="http://agora", transport=transport, timeout=timeout)
         else:
             token = token or local_api_token(self.base_url)
             headers = {"Authorization": f"Bearer {token}"} if token else None
-            self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
+            self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout, headers=headers)
 
     def __enter__(self) -> AgoraClient:
         return self
@@ -91,6 +143,8 @@ class AgoraClient:
         self._http.close()
 
     def _request(self, method: str, path: str, **kw: Any) -> Any:
+        import httpx
+
         try:
             resp = self._http.request(method, path, **kw)
         except httpx.TransportError as exc:
@@ -141,8 +195,13 @@ class AgoraClient:
     def submit_job(
         self, spec: dict[str, Any] | str, *, node: str | None = None, base_dirs: list[str] | None = None
     ) -> dict[str, Any]:
-        """Start a job (spec as a mapping or YAML/JSON text) on `node` (this node when None)."""
-        body = {"spec": spec, "node": node, "base_dirs": base_dirs or []}
+        """Start a job (spec as a mapping or YAML/JSON text) on `node` (this node when None).
+
+        Relative paths in the spec (modules, inputs) are looked up in `base_dirs`, in order; by default
+        in the current directory of this process, like a command run here would. Pass `base_dirs=[]` to
+        allow none (every path must then be absolute)."""
+        dirs = [os.getcwd()] if base_dirs is None else list(base_dirs)
+        body = {"spec": spec, "node": node, "base_dirs": dirs}
         return dict(self._request("POST", "/jobs", json=body))
 
     def jobs(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
@@ -201,4 +260,4 @@ class AgoraClient:
         return self._request(method, path, **kw)
 
 
-__all__ = ["DEFAULT_API", "AgoraClient", "discover_api", "local_api_token"]
+__all__ = ["DEFAULT_API", "AgoraClient", "devnet_dir", "discover_api", "local_api_token", "resolve_node"]

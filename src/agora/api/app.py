@@ -3,9 +3,12 @@ retryable}}` with the catalog's HTTP status, and the local-only guard around eve
 
 from __future__ import annotations
 
+from html import escape
+from typing import Any
+
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from agora import __version__
 from agora.api.guard import LocalOnlyMiddleware
@@ -35,6 +38,8 @@ def create_app(node: Node, *, api_token: str | None = None) -> FastAPI:
         title="agora node API",
         version=__version__,
         description="The local API of an agora node. It answers callers on this machine only.",
+        docs_url=None,  # FastAPI's Swagger UI and ReDoc load their scripts from a CDN: /docs is served below
+        redoc_url=None,
     )
     app.add_middleware(LocalOnlyMiddleware, on_reject=node.metrics.count_reject, token=api_token)
 
@@ -49,7 +54,34 @@ def create_app(node: Node, *, api_token: str | None = None) -> FastAPI:
 
     for router in routers(node):
         app.include_router(router)
+
+    @app.get("/docs", include_in_schema=False)
+    async def _docs() -> HTMLResponse:
+        return HTMLResponse(docs_page(app.openapi()))
+
     return app
 
 
-__all__ = ["create_app", "error_response"]
+def docs_page(spec: dict[str, Any]) -> str:
+    """The endpoint list as one self-contained page: nothing is fetched from another site (a node may run
+    offline, and a page of this origin loading foreign scripts could drive the API)."""
+    rows = []
+    for path, ops in sorted(spec.get("paths", {}).items()):
+        for method, op in ops.items():
+            summary = op.get("summary") or op.get("description", "").split("\n")[0]
+            rows.append(
+                f"<tr><td><code>{escape(method.upper())}</code></td><td><code>{escape(path)}</code></td>"
+                f"<td>{escape(summary)}</td></tr>"
+            )
+    title = escape(f"{spec['info']['title']} {spec['info']['version']}")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px 2px 0;vertical-align:top}</style>"
+        f"</head><body><h1>{title}</h1><p>{escape(spec['info'].get('description', ''))}</p>"
+        "<p>The full schema is <a href='/openapi.json'>/openapi.json</a>; open it in any OpenAPI viewer. "
+        "Swagger UI is not served: it would load its scripts from a CDN.</p>"
+        f"<table>{''.join(rows)}</table></body></html>"
+    )
+
+
+__all__ = ["create_app", "docs_page", "error_response"]

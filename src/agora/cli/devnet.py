@@ -7,10 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
-from agora.cli.output import emit_json, errors, table
-from agora.devnet import DEFAULT_DIR, down, status, up
+from agora.cli.output import PLAIN, emit_json, errors, table
+from agora.client import devnet_dir
 
-app = typer.Typer(help="A local network: one hub and N nodes as processes on loopback.", no_args_is_help=True)
+DEFAULT_DIR = devnet_dir()  # the launcher (subprocess, …) is imported by the commands that use it
+
+app = typer.Typer(
+    help="A local network: one hub and N nodes as processes on loopback.", no_args_is_help=True, rich_markup_mode=PLAIN
+)
 DirOpt = Annotated[Path, typer.Option("--dir", help="where devnet.json, homes and logs live")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
@@ -22,7 +26,10 @@ def devnet_up(
     as_json: JsonOpt = False,
 ) -> None:
     """Start a hub and N nodes; returns when every node sees every other one."""
+    from agora.devnet import check_not_running, up
+
     with errors(as_json):
+        check_not_running(directory)
         if not as_json:
             typer.echo(f"starting a hub and {nodes} nodes in {directory} …")
         state = up(nodes, directory)
@@ -37,6 +44,8 @@ def devnet_up(
 @app.command("status")
 def devnet_status(directory: DirOpt = DEFAULT_DIR, as_json: JsonOpt = False) -> None:
     """Show each devnet process: running, health, peers seen."""
+    from agora.devnet import status
+
     with errors(as_json):
         st = status(directory)
         if as_json:
@@ -49,6 +58,8 @@ def devnet_status(directory: DirOpt = DEFAULT_DIR, as_json: JsonOpt = False) -> 
 @app.command("down")
 def devnet_down(directory: DirOpt = DEFAULT_DIR, as_json: JsonOpt = False) -> None:
     """Stop every process the devnet started."""
+    from agora.devnet import down
+
     with errors(as_json):
         stopped = down(directory)
         if as_json:

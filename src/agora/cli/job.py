@@ -1,27 +1,29 @@
-"""`agora job run|status|logs|cancel|outputs|convert`: jobs, through the local node's API.
+"""`agora job run|status|logs|cancel|outputs|validate|convert`: jobs, through the local node's API.
 
 `run` submits the file's text (relative paths in it are looked up from the current directory, then
 from the file's own directory), shows progress until the job ends (state changes; `--follow` adds
-every log line), then its outputs and the usage receipts, and exits 0 only when the job completed.
-`convert` is local: it needs no node.
+every log line; on a terminal, a spinner with the state and the elapsed time), then its outputs and the
+usage receipts, and exits 0 only when the job completed. Ctrl-C (or `--timeout`) stops watching and says
+how to follow or cancel the job, which keeps running unless `--cancel-on-exit`. `validate` and `convert`
+are local: they need no node.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
-from agora.cli.output import emit_json, errors, short, table
-from agora.client import AgoraClient
+from agora.cli.output import PLAIN, detail_lines, emit_json, errors, short, table
+from agora.cli.progress import Progress
+from agora.client import AgoraClient, resolve_node
 from agora.errors import AgoraError
-from agora.jobs import convert
 
-app = typer.Typer(help="Run jobs and follow them.", no_args_is_help=True)
+app = typer.Typer(help="Run jobs and follow them.", no_args_is_help=True, rich_markup_mode=PLAIN)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ApiOpt = Annotated[str | None, typer.Option("--api", help="node API URL (default: $AGORA_API or the local node)")]
@@ -44,20 +46,67 @@ def _print_line(line: dict[str, Any]) -> None:
         typer.echo(f"[{task}] {line.get('line')}", err=err)
 
 
-def _follow(c: AgoraClient, job_id: str, *, all_lines: bool, deadline: float | None) -> None:
+def _json_line(event: str, **data: Any) -> None:
+    """One compact JSON object per line (`--json --follow`): a script reads them as they come."""
+    typer.echo(json.dumps({"event": event, **data}, sort_keys=True, default=str))
+
+
+def _follow(
+    c: AgoraClient,
+    job_id: str,
+    *,
+    all_lines: bool,
+    deadline: float | None,
+    as_json: bool = False,
+    progress: Progress | None = None,
+) -> None:
     after = 0
-    for _ in range(1_000_000):  # bounded; each round waits up to 2 s for news
+    wait = 0.5 if progress is not None and progress.enabled else 2.0  # a spinner wants frequent redraws
+    for _ in range(1_000_000):  # bounded; each round waits up to `wait` s for news
         if deadline is not None and time.monotonic() > deadline:
-            raise AgoraError("timeout", f"job {job_id} did not end in time; it keeps running", retryable=True)
-        page = c.job_logs(job_id, after=after, wait=2.0)
+            raise _StillRunning(job_id)
+        page = c.job_logs(job_id, after=after, wait=wait)
+        if progress is not None:
+            progress.clear()
         if page.get("dropped"):
-            typer.echo(f"[job] » {page['dropped']} log lines were dropped (read too slowly)")
+            if as_json:
+                _json_line("dropped", count=page["dropped"])
+            else:
+                typer.echo(f"[job] » {page['dropped']} log lines were dropped (read too slowly)")
         for line in page["lines"]:
-            if all_lines or line.get("stream") == "agora":
+            if as_json:
+                _json_line("log", **line)
+            elif all_lines or line.get("stream") == "agora":
                 _print_line(line)
         after = int(page["next"])
         if page.get("done"):
             return
+        if progress is not None and progress.enabled:
+            progress.show(str(c.job(job_id)["state"]))
+
+
+class _StillRunning(Exception):
+    """--timeout passed before the job ended (the job itself keeps running)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
+def _commands(job_id: str, api: str | None) -> list[str]:
+    at = f" --api {api}" if api else ""
+    return [
+        f"follow it:  agora job logs {job_id} --follow{at}",
+        f"status:     agora job status {job_id}{at}",
+        f"cancel it:  agora job cancel {job_id}{at}",
+    ]
+
+
+def _cancel(c: AgoraClient, job_id: str) -> str:
+    """Cancel on the way out (--cancel-on-exit); a fresh connection: the old one may be mid-request."""
+    with AgoraClient(c.base_url, timeout=15) as fresh:
+        fresh.cancel_job(job_id)
+        return str(fresh.job(job_id, wait=10.0)["state"])
 
 
 def _summary(doc: dict[str, Any]) -> None:
@@ -66,6 +115,8 @@ def _summary(doc: dict[str, Any]) -> None:
         err = doc["error"]
         where = f" in task {err['task']}" if err.get("task") else ""
         typer.echo(f"error{where}: {err.get('code')}: {err.get('message')}")
+        for line in detail_lines(err.get("details")):
+            typer.echo(line)
         if err.get("hint"):
             typer.echo(f"hint: {err['hint']}")
     outs = [{"task": u["key"], **o} for u in doc["units"] for o in u.get("outputs", [])]
@@ -108,19 +159,29 @@ def _summary(doc: dict[str, Any]) -> None:
 def run(
     file: Annotated[Path, typer.Argument(help="job spec (YAML or JSON)", exists=True, dir_okay=False)],
     node: Annotated[
-        str | None, typer.Option("--node", help="DID of the node to run on (default: the local node)")
+        str | None,
+        typer.Option("--node", help="node to run on: a DID, or a devnet name like node-2 (default: the local node)"),
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="print every log line while it runs")] = False,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="return once submitted")] = False,
-    timeout: Annotated[float | None, typer.Option(help="give up waiting after this many seconds")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="stop waiting after this many seconds (the job keeps running)")
+    ] = None,
+    cancel_on_exit: Annotated[
+        bool, typer.Option("--cancel-on-exit", help="cancel the job if this command ends first (Ctrl-C, --timeout)")
+    ] = False,
     api: ApiOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a job file; shows progress, then its outputs and usage receipts. Exit 0 only on success."""
+    """Run a job file; shows progress, then its outputs and usage receipts. Exit 0 only on success.
+
+    Relative paths in the file are looked up from the current directory, then from the file's own one.
+    Ctrl-C stops watching, not the job (unless --cancel-on-exit); it prints how to follow or cancel it.
+    With --json --follow, every event is one JSON line (submitted, log, end)."""
     with errors(as_json), AgoraClient(api) as c:
         text = file.read_text()
         dirs = [os.getcwd(), str(file.resolve().parent)]
-        summary = c.submit_job(text, node=node, base_dirs=dirs)
+        summary = c.submit_job(text, node=resolve_node(node) if node else None, base_dirs=dirs)
         job_id = summary["id"]
         for w in summary.get("warnings", []):  # fields the spec sets that have no effect yet
             typer.echo(f"warning: {w}", err=True)
@@ -131,22 +192,88 @@ def run(
                 typer.echo(job_id)
             return
         deadline = time.monotonic() + timeout if timeout else None
-        if not as_json:
-            typer.echo(f"job {job_id} submitted: {summary['name']} on {short(summary['node'])}")
-            _follow(c, job_id, all_lines=follow, deadline=deadline)
-        doc = c.job(job_id)
-        for _ in range(1_000_000):
-            if doc["state"] in TERMINAL:
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                raise AgoraError("timeout", f"job {job_id} did not end in time; it keeps running", retryable=True)
-            doc = c.job(job_id, wait=5.0)
-        if as_json:
+        stream = as_json and follow
+        try:
+            doc = _watch(c, summary, follow=follow, as_json=as_json, deadline=deadline)
+        except KeyboardInterrupt:
+            _left_early(c, summary, api, cancel_on_exit=cancel_on_exit, as_json=as_json, why="interrupted")
+            raise typer.Exit(130) from None
+        except _StillRunning:
+            _left_early(c, summary, api, cancel_on_exit=cancel_on_exit, as_json=as_json, why=f"--timeout {timeout:g}s")
+            raise typer.Exit(1) from None
+        if stream:
+            _json_line("end", job=doc)
+        elif as_json:
             emit_json(doc)
         else:
             _summary(doc)
         if doc["state"] != "completed":
             raise typer.Exit(1)
+
+
+def _watch(
+    c: AgoraClient, summary: dict[str, Any], *, follow: bool, as_json: bool, deadline: float | None
+) -> dict[str, Any]:
+    job_id = summary["id"]
+    if as_json and follow:
+        _json_line("submitted", job=summary)
+        _follow(c, job_id, all_lines=True, deadline=deadline, as_json=True)
+    elif not as_json:
+        typer.echo(f"job {job_id} submitted: {summary['name']} on {short(summary['node'])}")
+        progress = Progress(job_id)
+        try:
+            _follow(c, job_id, all_lines=follow, deadline=deadline, progress=progress)
+        finally:
+            progress.clear()
+    doc = c.job(job_id)
+    for _ in range(1_000_000):
+        if doc["state"] in TERMINAL:
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            raise _StillRunning(job_id)
+        doc = c.job(job_id, wait=5.0)
+    return doc
+
+
+def _left_early(
+    c: AgoraClient, summary: dict[str, Any], api: str | None, *, cancel_on_exit: bool, as_json: bool, why: str
+) -> None:
+    """This command stops watching before the job ended: say so, and how to get back to it."""
+    job_id = summary["id"]
+    state = None
+    if cancel_on_exit:
+        try:
+            state = _cancel(c, job_id)
+        except KeyboardInterrupt:
+            state = None
+        except AgoraError as err:
+            typer.echo(f"could not cancel job {job_id}: {err.code}: {err.message}", err=True)
+    if as_json:
+        _json_line("left", job_id=job_id, reason=why, cancelled=state is not None, state=state)
+        return
+    if state is not None:
+        typer.echo(f"{why}: job {job_id} {state} (--cancel-on-exit)", err=True)
+        return
+    typer.echo(f"{why}: job {job_id} keeps running on {short(summary['node'])}", err=True)
+    for line in _commands(job_id, api):
+        typer.echo(f"  {line}", err=True)
+
+
+@app.command("validate")
+def validate(
+    file: Annotated[Path, typer.Argument(help="job spec (YAML or JSON)", exists=True, dir_okay=False)],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a job file offline (no node needed): every problem at once, with where it is."""
+    from agora.jobs import load_job_file
+
+    with errors(as_json):
+        spec = load_job_file(file)
+        if as_json:
+            emit_json({"valid": True, "spec": spec.to_dict()})
+            return
+        engines = ", ".join(sorted({t.engine for t in spec.tasks}))
+        typer.echo(f"{file}: valid: job {spec.name!r}, {len(spec.tasks)} task(s) ({engines})")
 
 
 @app.command("status")
@@ -205,8 +332,11 @@ def logs(
 ) -> None:
     """The job's log lines (every task, and the job's state changes)."""
     with errors(as_json), AgoraClient(api) as c:
-        if follow and not as_json:
-            _follow(c, job_id, all_lines=True, deadline=None)
+        if follow:
+            try:
+                _follow(c, job_id, all_lines=True, deadline=None, as_json=as_json)
+            except KeyboardInterrupt:
+                raise typer.Exit(130) from None
             return
         page = c.job_logs(job_id, after=after)
         if as_json:
@@ -263,6 +393,10 @@ def convert_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Convert another scheduler's job into an agora spec (YAML on stdout, warnings on stderr)."""
+    import yaml
+
+    from agora.jobs import convert
+
     with errors(as_json):
         result = convert(file.read_bytes(), source, fmt)
         spec = result.spec.to_dict()

@@ -2,26 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from agora.cli import devnet, job, node, node_admin
+from agora.cli.output import PLAIN
 
 app = typer.Typer(
     name="agora",
     help="agora: a decentralized compute network. Start with `agora devnet up` or `agora init`.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=PLAIN,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from agora import __version__
+
+        typer.echo(f"agora {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="print the version and exit", callback=_version, is_eager=True)
+    ] = False,
+) -> None:
+    """agora: a decentralized compute network. Start with `agora devnet up` or `agora init`."""
+
+
 app.command("init")(node.init)
 app.command("status")(node.status)
 app.command("peers")(node.peers)
 app.command("ping")(node.ping)
 
-hub_app = typer.Typer(help="Run a hub.", no_args_is_help=True)
+hub_app = typer.Typer(help="Run a hub.", no_args_is_help=True, rich_markup_mode=PLAIN)
 hub_app.command("up", context_settings=node.DAEMON_PASSTHROUGH)(node.hub_up)
 app.add_typer(hub_app, name="hub")
 
-node_app = typer.Typer(help="Run and inspect a node.", no_args_is_help=True)
+node_app = typer.Typer(help="Run and inspect a node.", no_args_is_help=True, rich_markup_mode=PLAIN)
 node_app.command("up", context_settings=node.DAEMON_PASSTHROUGH)(node.node_up)
 node_app.command("info")(node_admin.info)
 node_app.command("bench")(node_admin.bench)

@@ -10,9 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from agora.cli.output import emit_json, errors, run_json_or_text, short, table
-from agora.client import AgoraClient
+from agora.client import AgoraClient, resolve_node
 from agora.errors import AgoraError
-from agora.identity import create_keystore, keystore_did
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ApiOpt = Annotated[str | None, typer.Option("--api", help="node API URL (default: $AGORA_API or the local node)")]
@@ -32,6 +31,8 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Create this machine's identity (an Ed25519 key in a 0600 keystore)."""
+    from agora.identity import create_keystore, keystore_did  # only here: `agora --help` stays fast
+
     path = _home(home) / "identity.json"
     with errors(as_json):
         if path.exists() and not force:
@@ -206,7 +207,7 @@ def peers(
 
 
 def ping(
-    did: Annotated[str, typer.Argument(help="DID of the node to ping")],
+    did: Annotated[str, typer.Argument(help="the node to ping: a DID, or a devnet name like node-2")],
     count: Annotated[int, typer.Option("--count", "-c", min=1, max=100)] = 3,
     timeout: Annotated[float, typer.Option(min=0.1, max=60)] = 5.0,
     api: ApiOpt = None,
@@ -214,6 +215,7 @@ def ping(
 ) -> None:
     """Send signed ping invocations to a node through the hub and print the round trips."""
     with errors(as_json), AgoraClient(api) as c:
+        did = resolve_node(did)
         rtts = c.ping(did, count=count, timeout=timeout)
         if as_json:
             emit_json({"did": did, "rtt_ms": rtts})

@@ -7,14 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
-from agora.cli.output import emit_json, errors, short, table
-from agora.client import AgoraClient
+from agora.cli.output import PLAIN, emit_json, errors, short, table, when
+from agora.client import AgoraClient, resolve_node
 from agora.errors import AgoraError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ApiOpt = Annotated[str | None, typer.Option("--api", help="node API URL (default: $AGORA_API or the local node)")]
 
-grant_app = typer.Typer(help="Delegations this node holds from others.", no_args_is_help=True)
+grant_app = typer.Typer(help="Delegations this node holds from others.", no_args_is_help=True, rich_markup_mode=PLAIN)
 
 
 def _gib(n: int) -> str:
@@ -74,7 +74,7 @@ def bench(api: ApiOpt = None, as_json: JsonOpt = False) -> None:
 
 
 def grant(
-    did: Annotated[str, typer.Argument(help="DID of the node allowed to run tasks here")],
+    did: Annotated[str, typer.Argument(help="the node allowed to run tasks here: a DID, or a devnet name")],
     command: Annotated[str, typer.Option(help="command path granted (and all below it)")] = "/agora/alloc",
     ttl: Annotated[int, typer.Option("--ttl", help="lifetime in seconds")] = 30 * 24 * 3600,
     policy: Annotated[
@@ -91,11 +91,11 @@ def grant(
                 rules = json.loads(policy)
             except ValueError as exc:
                 raise AgoraError("ucan_policy_invalid", f"--policy is not JSON: {exc}") from None
-        g = c.grant(did, command=command, ttl_s=ttl, policy=rules)
+        g = c.grant(resolve_node(did), command=command, ttl_s=ttl, policy=rules)
         if as_json:
             emit_json(g)
             return
-        typer.echo(f"granted {g['cmd']} on {short(g['iss'])} to {g['aud']} until {g['exp']}")
+        typer.echo(f"granted {g['cmd']} on {short(g['iss'])} to {g['aud']} until {when(g['exp'])}")
         if g.get("delivered"):
             typer.echo("delivered to that node over the network; it will use it automatically")
         else:
@@ -130,11 +130,13 @@ def grant_list(api: ApiOpt = None, as_json: JsonOpt = False) -> None:
             return
         typer.echo("held (lets this node call them):")
         table(
-            [{"from": d["iss"], "command": d["cmd"], "expires": d["exp"]} for d in held], ["from", "command", "expires"]
+            [{"from": d["iss"], "command": d["cmd"], "expires": when(d["exp"])} for d in held],
+            ["from", "command", "expires"],
         )
         typer.echo("issued (lets them call this node):")
         table(
-            [{"to": d["aud"], "command": d["cmd"], "expires": d["exp"]} for d in issued], ["to", "command", "expires"]
+            [{"to": d["aud"], "command": d["cmd"], "expires": when(d["exp"])} for d in issued],
+            ["to", "command", "expires"],
         )
 
 

@@ -4,6 +4,6 @@
 - `demo.py`: what `make demo` shows.
 """
 
-from agora.devnet.launcher import DEFAULT_DIR, STATE_FILE, down, load_state, status, up
+from agora.devnet.launcher import DEFAULT_DIR, STATE_FILE, check_not_running, down, load_state, status, up
 
-__all__ = ["DEFAULT_DIR", "STATE_FILE", "down", "load_state", "status", "up"]
+__all__ = ["DEFAULT_DIR", "STATE_FILE", "check_not_running", "down", "load_state", "status", "up"]

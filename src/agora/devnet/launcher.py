@@ -70,12 +70,35 @@ def _wait_ready(proc: Proc, deadline: float) -> dict[str, Any]:
     raise AgoraError("timeout", f"{proc.name} was not ready in time; see {proc.home / 'daemon.log'}")
 
 
-def _alive(pid: int) -> bool:
+def _start_time(pid: int) -> int | None:
+    """The kernel's start time of `pid` (clock ticks since boot): with the pid, it names one process."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
+        return None
+    try:  # the command name (field 2) may hold spaces and parentheses: split after its last ')'
+        return int(stat[stat.rindex(")") + 2 :].split()[19])
+    except (ValueError, IndexError):
+        return None
+
+
+def _cmdline(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def _is_ours(member: dict[str, Any]) -> bool:
+    """Whether the pid in devnet.json is still the daemon the devnet started: an agora daemon with that
+    member's home, started at the recorded time. A pid recycled after a reboot or by another program,
+    even another agora daemon, is never signalled."""
+    pid = int(member["pid"])
+    args = _cmdline(pid)
+    if b"agora.daemon" not in args or os.fsencode(str(member["home"])) not in args:
         return False
-    return b"agora.daemon" in cmdline  # never signal a recycled pid that is not ours
+    recorded = member.get("start_time")
+    return recorded is not None and _start_time(pid) == recorded
 
 
 def load_state(root: Path = DEFAULT_DIR) -> dict[str, Any]:
@@ -85,19 +108,32 @@ def load_state(root: Path = DEFAULT_DIR) -> dict[str, Any]:
     return dict(json.loads(path.read_text()))
 
 
+def check_not_running(root: Path = DEFAULT_DIR) -> None:
+    """Refuse early (before anything is printed or started) when `root` holds a running devnet."""
+    if not (root / STATE_FILE).exists():
+        return
+    state = load_state(root)
+    if any(_is_ours(m) for m in [state["hub"], *state["nodes"]]):
+        raise AgoraError(
+            "devnet_already_running",
+            f"a devnet is running from {root.resolve()}",
+            hint=f"Use it (`agora devnet status --dir {root}`), stop it (`agora devnet down --dir {root}`), "
+            "or pass another --dir.",
+        )
+
+
 def up(
     nodes: int = 3, root: Path = DEFAULT_DIR, *, announce_interval: float = 1.0, timeout: float = 30.0
 ) -> dict[str, Any]:
     if nodes < 1 or nodes > 32:
         raise AgoraError("invalid_argument", "a devnet has between 1 and 32 nodes")
     root = root.resolve()
-    if (root / STATE_FILE).exists():
-        state = load_state(root)
-        if any(_alive(m["pid"]) for m in [state["hub"], *state["nodes"]]):
-            raise AgoraError("devnet_already_running", f"a devnet is running from {root}")
-        (root / STATE_FILE).unlink()
+    check_not_running(root)
+    (root / STATE_FILE).unlink(missing_ok=True)
     root.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("AGORA_API", "AGORA_HOME")}
+    # every member would benchmark the same cores at once: a full run each made `up` take 14-18 s on 2 cores
+    env.setdefault("AGORA_BENCHMARK", "quick")
     common = ["--announce-interval", str(announce_interval)]
     started: list[Proc] = []
     deadline = time.monotonic() + timeout
@@ -109,7 +145,14 @@ def up(
         for i in range(nodes):
             started.append(_spawn(f"node-{i + 1}", root, ["--hub-url", hub_url, *common], env))
         members = [
-            {**_wait_ready(p, deadline), "name": p.name, "pid": p.popen.pid, "home": str(p.home)} for p in started
+            {
+                **_wait_ready(p, deadline),
+                "name": p.name,
+                "pid": p.popen.pid,
+                "start_time": _start_time(p.popen.pid),
+                "home": str(p.home),
+            }
+            for p in started
         ]
         state = {
             "dir": str(root),
@@ -125,8 +168,7 @@ def up(
         return state
     except BaseException:
         for p in reversed(started):
-            _stop_pid(p.popen.pid)
-            p.popen.wait(timeout=5)
+            _stop_child(p.popen)
         raise
 
 
@@ -145,30 +187,44 @@ def _wait_mesh(state: dict[str, Any], deadline: float) -> None:
                 time.sleep(0.05)
 
 
-def _stop_pid(pid: int, grace: float = 10.0) -> bool:
-    if not _alive(pid):
+def _stop_member(member: dict[str, Any], grace: float = 10.0) -> bool:
+    """SIGTERM (SIGKILL after `grace` s) to a member the devnet started, only while `_is_ours` holds."""
+    if not _is_ours(member):
         return False
+    pid = int(member["pid"])
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
     end = time.monotonic() + grace
     while time.monotonic() < end:
-        if not _alive(pid):
+        if not _is_ours(member):
             return True
         time.sleep(0.02)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    if _is_ours(member):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     return True
+
+
+def _stop_child(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """A process this very call started: its Popen knows it (a pid of our own child cannot be recycled)."""
+    if popen.poll() is None:
+        popen.terminate()
+        try:
+            popen.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+    popen.wait(timeout=5)
 
 
 def status(root: Path = DEFAULT_DIR) -> dict[str, Any]:
     state = load_state(root)
     rows = []
     for m in [state["hub"], *state["nodes"]]:
-        row = {"name": m["name"], "did": m["did"], "api": m["api"], "pid": m["pid"], "running": _alive(m["pid"])}
+        row = {"name": m["name"], "did": m["did"], "api": m["api"], "pid": m["pid"], "running": _is_ours(m)}
         if row["running"]:
             try:
                 with AgoraClient(m["api"], timeout=3) as c:
@@ -184,10 +240,10 @@ def down(root: Path = DEFAULT_DIR) -> list[str]:
     state = load_state(root)
     stopped = []
     for m in [*reversed(state["nodes"]), state["hub"]]:
-        if _stop_pid(m["pid"]):
+        if _stop_member(m):
             stopped.append(m["name"])
     (Path(state["dir"]) / STATE_FILE).unlink(missing_ok=True)
     return stopped
 
 
-__all__ = ["DEFAULT_DIR", "STATE_FILE", "down", "load_state", "status", "up"]
+__all__ = ["DEFAULT_DIR", "STATE_FILE", "check_not_running", "down", "load_state", "status", "up"]

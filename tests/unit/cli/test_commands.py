@@ -1,0 +1,42 @@
+"""Commands that need no node, run in-process through Typer's runner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import agora
+from agora.cli.main import app
+from tests.support import ROOT
+
+runner = CliRunner()
+
+
+def test_job_validate_checks_a_spec_offline(tmp_path: Path) -> None:
+    ok = runner.invoke(app, ["job", "validate", str(ROOT / "examples" / "jobs" / "hello-process.yaml")])
+    assert ok.exit_code == 0, ok.output
+    assert "valid: job 'hello-process', 2 task(s) (process)" in ok.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntasks:\n  - name: t\n    engine: warp\n")
+    out = runner.invoke(app, ["job", "validate", str(bad)])
+    assert out.exit_code == 1
+    assert "error: job_spec_invalid" in out.output and "tasks[0].engine: expected" in out.output
+
+
+def test_the_command_tree_loads_without_the_heavy_modules() -> None:
+    """`agora --help` (and every command before it runs) pays only for typer and the command modules:
+    HTTP, rich help rendering, the job parser, the devnet launcher and the crypto load when used."""
+    code = (
+        "import sys, agora.cli.main; "
+        "print(' '.join(m for m in ('httpx', 'rich', 'yaml', 'nacl', 'agora.jobs', 'agora.devnet.launcher', "
+        "'agora.identity') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == []
+    shown = subprocess.run(
+        [sys.executable, "-m", "agora", "--version"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert shown.stdout == f"agora {agora.__version__}\n"

@@ -1,0 +1,67 @@
+"""CLI printing: error details in text mode, the progress line (terminal only), devnet names for --node."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from agora.cli.output import detail_lines, when
+from agora.cli.progress import FRAMES, Progress, elapsed
+from agora.client import resolve_node
+from agora.errors import AgoraError
+
+
+def test_details_are_printed_as_short_lines() -> None:
+    lines = detail_lines(
+        {"errors": [{"path": "tasks[0].module", "expected": "a path or URL", "got": 7}], "log": "/h/hub.log"}
+    )
+    assert lines == ["  errors:", "    tasks[0].module: expected a path or URL, got 7", "  log: /h/hub.log"]
+    many = detail_lines({"reasons": [{"n": i} for i in range(40)]})
+    assert len(many) == 20 and many[-1] == "  … 22 more (--json shows all)"
+    assert detail_lines(None) == []
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_draws_spinner_state_and_elapsed_time_on_a_terminal_only() -> None:
+    now = [100.0]
+    tty = _Tty()
+    p = Progress("job-1", stream=tty, clock=lambda: now[0])
+    p.show("pending")
+    now[0] += 75
+    p.show("running")
+    p.clear()
+    drawn = tty.getvalue().split("\r\033[K")
+    assert drawn[1] == f"{FRAMES[0]} job job-1 pending · 0s (Ctrl-C detaches)"
+    assert drawn[2] == f"{FRAMES[1]} job job-1 running · 1m15s (Ctrl-C detaches)"
+    assert drawn[3] == ""  # cleared
+    piped = io.StringIO()
+    Progress("job-1", stream=piped).show("running")
+    assert piped.getvalue() == ""
+    assert elapsed(3 * 3600 + 120) == "3h02m"
+
+
+def test_resolve_node_takes_a_did_or_a_devnet_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGORA_DEVNET_DIR", raising=False)
+    (tmp_path / ".agora-devnet").mkdir()
+    doc = {"hub": {"name": "hub", "did": "did:key:zHub"}, "nodes": [{"name": "node-1", "did": "did:key:zOne"}]}
+    (tmp_path / ".agora-devnet" / "devnet.json").write_text(json.dumps(doc))
+    assert resolve_node("node-1") == "did:key:zOne" and resolve_node("hub") == "did:key:zHub"
+    assert resolve_node("did:key:zOther") == "did:key:zOther"
+    with pytest.raises(AgoraError) as info:
+        resolve_node("node-7")
+    assert info.value.code == "did_invalid" and "hub, node-1" in info.value.message
+
+
+def test_epoch_times_are_shown_as_dates_with_the_distance() -> None:
+    now = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+    assert when(now + 30 * 86400 + 5, now=now) == "2027-02-14 08:00 UTC (in 30d)"
+    assert when(now - 7200, now=now) == "2027-01-15 06:00 UTC (2h ago)"
+    assert when(None) == "never"
