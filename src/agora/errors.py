@@ -60,7 +60,7 @@ CATALOG: dict[str, ErrorKind] = {
     "ucan_malformed": _k(400, "The token is not a UCAN 1.0 envelope."),
     "ucan_signature_invalid": _k(401, "The signature does not verify against the issuer's key."),
     "ucan_expired": _k(401, "The token has expired; ask for a fresh one.", True),
-    "ucan_not_yet_valid": _k(401, "The token's nbf is in the future; check the clocks of both machines."),
+    "ucan_not_yet_valid": _k(401, "The token's nbf (or iat) is in the future; check the clocks of both machines."),
     "ucan_replayed": _k(409, "This invocation was already seen; send a new one with a fresh nonce."),
     "ucan_audience_mismatch": _k(403, "The token is addressed to another principal."),
     "ucan_subject_mismatch": _k(403, "Every token in the chain must be about the same subject."),
@@ -71,9 +71,12 @@ CATALOG: dict[str, ErrorKind] = {
     "ucan_policy_invalid": _k(400, "The policy is not valid UCAN policy language."),
     "ucan_invalid_claim": _k(403, "The chain does not prove authority over the subject."),
     "ucan_lifetime_invalid": _k(
-        400, "Invocations need an exp at most the replay window ahead (agora sends now+300 s) so replays are caught."
+        400,
+        "Invocations need an exp at most 600 s ahead, 120 s for public behaviors (agora sends now+300 s, now+60 s "
+        "without proofs), so that replays are caught.",
     ),
     "ucan_replay_cache_full": _k(503, "Too many live invocations to remember; retry in a few seconds.", True),
+    "rate_limited": _k(429, "This caller sent too many requests to the node; slow down and retry shortly.", True),
     # actor / rpc
     "unknown_command": _k(404, "The target does not offer this command; check `agora node info`."),
     "handler_failed": _k(500, "The behavior failed on the remote node; its log has the details."),

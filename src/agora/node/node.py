@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agora import __version__
-from agora.actor import Actor, ChildSpec, Runtime, Supervisor
+from agora.actor import Actor, ChildSpec, Runtime, StoreReplayJournal, Supervisor
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.discovery import Change, Discovery, PeerTable
 from agora.errors import AgoraError
@@ -149,6 +149,7 @@ class Node:
             clock=self.clock,
             metrics=self.metrics,
             max_message_bytes=self.config.max_message_bytes,
+            journal=StoreReplayJournal(self.store),  # mutating invocations are refused again after a restart
         )
         self.add_actor(NodeActor(self))
         await self._attach_features()
@@ -263,9 +264,16 @@ class Node:
         return out
 
     def health(self) -> dict[str, Any]:
+        """ok, or degraded with the reasons: the hub link is down, or a shared admission limit (a full share of
+        the replay cache) refused callers in the last minute; `limits` lists every limit hit."""
         transport = self.transport.state.value if self.transport else "stopped"
-        ok = transport in ("connected", "reconnected")
-        return {"status": "ok" if ok else "degraded", "did": self.did, "transport": transport}
+        reasons = [] if transport in ("connected", "reconnected") else [f"transport {transport}"]
+        body: dict[str, Any] = {"did": self.did, "transport": transport}
+        if self.runtime is not None:
+            admission = self.runtime.health()
+            reasons += admission["degraded"]
+            body["limits"], body["replay"] = admission["limits"], admission["replay"]
+        return {"status": "degraded" if reasons else "ok", "reasons": reasons, **body}
 
     async def ping(self, did: str, *, count: int = 1, timeout: float | None = None) -> list[float]:
         """Round trips in milliseconds of signed /agora/node/ping invocations to `did`."""

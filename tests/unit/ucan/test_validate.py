@@ -295,3 +295,10 @@ def test_every_truncation_fails(chain: Chain) -> None:
             Invocation.decode(raw[:n])
         with pytest.raises(AgoraError):
             Invocation.decode(raw + raw[:n] if n else raw + b"\x00")
+
+
+def test_an_invocation_issued_in_the_future_is_refused(chain: Chain) -> None:
+    assert _code(_inv(chain, iat=NOW + 61), chain.proofs) == "ucan_not_yet_valid"
+    assert _code(_inv(chain, iat=NOW + 3600), chain.proofs, skew=0) == "ucan_not_yet_valid"
+    validate_invocation(_inv(chain, iat=NOW + 60), chain.proofs, now=NOW)  # within the skew
+    validate_invocation(_inv(chain, iat=NOW - 3600), chain.proofs, now=NOW)  # iat in the past is fine
