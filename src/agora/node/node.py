@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agora import __version__
-from agora.actor import Actor, ChildSpec, Runtime, StoreReplayJournal, Supervisor
+from agora.actor import Actor, AdmissionSettings, ChildSpec, Runtime, StoreReplayJournal, Supervisor
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.discovery import Change, Discovery, PeerTable
 from agora.errors import AgoraError
@@ -50,6 +50,7 @@ class Node:
         transport: Transport | None = None,
         store: Store | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        admission: AdmissionSettings | None = None,
     ) -> None:
         config.validate()
         config.home = config.home.expanduser().resolve()  # paths written into hub configs must be absolute
@@ -65,6 +66,7 @@ class Node:
         self.events = EventRecorder(self.store, logger=log)
         self.hub: HubProcess | None = None
         self._transport_override = transport
+        self._admission = admission  # replay-cache shares and public rate limits (defaults when None)
         self.transport: Transport | None = None
         self.runtime: Runtime | None = None
         self.peer_table = PeerTable(
@@ -150,6 +152,7 @@ class Node:
             metrics=self.metrics,
             max_message_bytes=self.config.max_message_bytes,
             journal=StoreReplayJournal(self.store),  # mutating invocations are refused again after a restart
+            limits=self._admission,
         )
         self.add_actor(NodeActor(self))
         await self._attach_features()
