@@ -104,7 +104,7 @@ class Runtime:
     @property
     def commands(self) -> list[dict[str, Any]]:
         return [
-            {"command": b.command, "public": b.public, "summary": b.summary}
+            {"command": b.command, "public": b.public, "mutating": b.mutating, "summary": b.summary}
             for b in sorted(self._behaviors.values(), key=lambda b: b.command)
         ]
 

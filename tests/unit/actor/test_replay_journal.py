@@ -126,6 +126,10 @@ async def test_the_journal_is_written_before_the_handler_runs(world: World) -> N
 
 async def test_read_only_behaviors_are_not_journaled(world: World) -> None:
     runtime, bank = await world.boot()
+    assert {c["command"]: c["mutating"] for c in runtime.commands} == {
+        "/agora/test/balance": False,
+        "/agora/test/pay": True,
+    }
     for _ in range(3):
         assert _error(await runtime.handle(world.balance()), world.node.did) is None
     assert bank.looked == 3 and await world.store.count(COLLECTION) == 0
