@@ -46,6 +46,10 @@ Codes are stable: match on `code`, never on `message`.
   know becomes `internal` with the original code kept at the start of the message.
 
 *Retryable* means the same request may succeed later without changes (after a wait or a restart).
+This table is the one source of that rule (`agora.errors.is_retryable(code)`): a specific error may be
+marked not retryable when its code is (the raiser knows it cannot get better), never the other way; a
+bug (`internal`, `handler_failed`) is never retried. A peer's `retryable` in a receipt is advice: it
+can only narrow what the table says.
 The hint shown is the default; a specific error may carry a more precise one.
 """
 

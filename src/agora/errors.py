@@ -4,6 +4,13 @@ Every failure that crosses a boundary (the wire, the API, the CLI) is an `AgoraE
 a key of `CATALOG`. Codes are stable: clients and tests match on them, so a code is never renamed;
 a new situation gets a new code. Each entry holds the HTTP status the API maps it to, whether a retry
 can help, and a default hint that tells a person what to do about it.
+
+Retryability has one source, this catalog (`is_retryable(code)`). A code is retryable when the same
+request may succeed later without changes; a bug (`internal`, `handler_failed`) is not, since retrying it
+only repeats the bug. A particular error may be *less* retryable than its code (the raiser knows this
+case cannot get better: a task bigger than the whole node), never more: `AgoraError(..., retryable=True)`
+on a non-retryable code stays non-retryable. A remote peer's `retryable` in a receipt is advice, not
+authority: `from_dict` keeps it only where the catalog agrees.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ def _k(status: int, hint: str, retryable: bool = False) -> ErrorKind:
 
 CATALOG: dict[str, ErrorKind] = {
     # generic
-    "internal": _k(500, "This is a bug in agora; the node's log has the details.", True),
+    "internal": _k(500, "This is a bug in agora; the node's log has the details."),
     "invalid_argument": _k(400, "Check the request against the API documentation."),
     "not_found": _k(404, "Check the identifier; list what exists first."),
     "already_exists": _k(409, "Pick another name or remove the existing one first."),
@@ -56,7 +63,7 @@ CATALOG: dict[str, ErrorKind] = {
     "ucan_malformed": _k(400, "The token is not a UCAN 1.0 envelope."),
     "ucan_signature_invalid": _k(401, "The signature does not verify against the issuer's key."),
     "ucan_expired": _k(401, "The token has expired; ask for a fresh one.", True),
-    "ucan_not_yet_valid": _k(401, "The token's nbf is in the future; check the clocks of both machines."),
+    "ucan_not_yet_valid": _k(401, "The token's nbf (or iat) is in the future; check the clocks of both machines."),
     "ucan_replayed": _k(409, "This invocation was already seen; send a new one with a fresh nonce."),
     "ucan_audience_mismatch": _k(403, "The token is addressed to another principal."),
     "ucan_subject_mismatch": _k(403, "Every token in the chain must be about the same subject."),
@@ -67,12 +74,15 @@ CATALOG: dict[str, ErrorKind] = {
     "ucan_policy_invalid": _k(400, "The policy is not valid UCAN policy language."),
     "ucan_invalid_claim": _k(403, "The chain does not prove authority over the subject."),
     "ucan_lifetime_invalid": _k(
-        400, "Invocations need an exp at most the replay window ahead (agora sends now+300 s) so replays are caught."
+        400,
+        "Invocations need an exp at most 600 s ahead, 120 s for public behaviors (agora sends now+300 s, now+60 s "
+        "without proofs), so that replays are caught.",
     ),
     "ucan_replay_cache_full": _k(503, "Too many live invocations to remember; retry in a few seconds.", True),
+    "rate_limited": _k(429, "This caller sent too many requests to the node; slow down and retry shortly.", True),
     # actor / rpc
     "unknown_command": _k(404, "The target does not offer this command; check `agora node info`."),
-    "handler_failed": _k(500, "The behavior failed on the remote node; its log has the details.", True),
+    "handler_failed": _k(500, "The behavior failed on the remote node; its log has the details."),
     "peer_unreachable": _k(503, "No route to the peer; check that it is up and joined to the same hub.", True),
     "receipt_invalid": _k(502, "The reply receipt did not verify; the peer is broken or hostile."),
     # transport / hub
@@ -169,7 +179,8 @@ class AgoraError(Exception):
         self.code = code
         self.message = message
         self.hint = hint if hint is not None else kind.hint
-        self.retryable = kind.retryable if retryable is None else retryable
+        # the catalog decides; a caller may only narrow it (this case cannot get better), never widen it
+        self.retryable = kind.retryable and retryable is not False
         self.details = details or {}
 
     @property
@@ -189,7 +200,10 @@ class AgoraError(Exception):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AgoraError:
-        """Rebuild an error received as data; an unknown code becomes `internal` (never lost)."""
+        """Rebuild an error received as data; an unknown code becomes `internal` (never lost).
+
+        The sender's `retryable` is advice: a `false` narrows the code's retryability, a `true` never
+        widens it (a peer cannot make this node retry what the catalog says will not get better)."""
         code = str(data.get("code", "internal"))
         message = str(data.get("message", ""))
         if code not in CATALOG:
@@ -210,4 +224,11 @@ def http_status(code: str) -> int:
     return kind.http_status if kind else 500
 
 
-__all__ = ["CATALOG", "AgoraError", "ErrorKind", "http_status"]
+def is_retryable(code: str) -> bool:
+    """Whether an error with this code may succeed later without changes: the catalog's word (an unknown
+    code is not). The one rule for every retry loop."""
+    kind = CATALOG.get(code)
+    return kind is not None and kind.retryable
+
+
+__all__ = ["CATALOG", "AgoraError", "ErrorKind", "http_status", "is_retryable"]

@@ -41,20 +41,27 @@ class Behavior:
     handler: Handler
     public: bool = False  # public: any signed caller may invoke it about itself (sub == iss, no proofs)
     summary: str = ""
+    # mutating: running it twice could change state twice, so its invocation's CID is journaled durably
+    # before it runs (replays refused across restarts); read-only or idempotent behaviors say False
+    mutating: bool = True
 
 
 _MARK = "__agora_behavior__"
 
 
-def behavior(command: str, *, public: bool = False, summary: str = "") -> Callable[[Any], Any]:
+def behavior(command: str, *, public: bool = False, mutating: bool = True, summary: str = "") -> Callable[[Any], Any]:
     """Mark an actor method as the handler of `command`. Public behaviors (ping, info) still need a
-    valid signature, audience and freshness; they only waive the delegation from the node."""
+    valid signature, audience and freshness; they only waive the delegation from the node.
+
+    `mutating=False` declares the behavior read-only or idempotent: a replay of it (after a restart,
+    when the in-memory replay cache is empty) changes nothing, so its invocations are not journaled.
+    The default is the safe one: every behavior is treated as state-changing unless it says otherwise."""
 
     if not command.startswith("/agora/") or command.endswith("/") or command != command.lower():
         raise ValueError(f"behavior command must be a lowercase path under /agora/: {command!r}")
 
     def mark(fn: Any) -> Any:
-        setattr(fn, _MARK, (command, public, summary or (fn.__doc__ or "").strip().split("\n")[0]))
+        setattr(fn, _MARK, (command, public, summary or (fn.__doc__ or "").strip().split("\n")[0], mutating))
         return fn
 
     return mark
@@ -71,8 +78,8 @@ class Actor:
             fn = getattr(type(self), attr, None)
             mark = getattr(fn, _MARK, None)
             if mark is not None:
-                command, public, summary = mark
-                found.append(Behavior(command, getattr(self, attr), public, summary))
+                command, public, summary, mutating = mark
+                found.append(Behavior(command, getattr(self, attr), public, summary, mutating))
         return found
 
 

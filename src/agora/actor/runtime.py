@@ -4,13 +4,17 @@ Dispatch order for every message, so that no handler ever runs for a message tha
 1. size limit; 2. decode the request (strict DAG-CBOR, UCAN shapes); 3. find the behavior
 (`unknown_command` otherwise); 4. authority shape: a protected behavior needs a chain rooted at this node
 (sub == node), a public one takes no proofs; 5. validate the invocation and its delegation chain
-(signatures over the received bytes, time bounds with skew, audience = this node, policies, replay cache);
-6. run it. Steps 3-4 come first so that nothing that could never run here costs a signature check, a policy
-evaluation or a replay-cache entry. Whatever happens, the answer is a signed
-receipt naming what it answers; nothing raises out of `handle`, and every reject is counted by code.
+(signatures over the received bytes, time bounds with skew, `iat` not in the future, audience = this node,
+policies); 6. admission (`limits.py`): a public behavior's per-issuer rate limit and short lifetime, then the
+replay cache, in the share of its class (granted / public) and within its issuer's quota; 7. a mutating
+behavior's CID is committed to the replay journal (`journal.py`), so it is refused after a restart or a
+crash too; 8. run it. Steps 3-4 come first so that nothing that could never run here costs a signature
+check, a policy evaluation or a replay-cache entry. Whatever happens, the answer is a signed receipt
+naming what it answers; nothing raises out of `handle`, and every reject is counted by code.
 
-Outgoing calls build an invocation (exp = now + 5 min by default), send it with the delegations it
-cites, and verify that the receipt is signed by the callee and names this invocation's CID.
+Outgoing calls build an invocation (exp = now + 5 min by default, now + 1 min without proofs, which is
+how public behaviors are called), send it with the delegations it cites, and verify that the receipt is
+signed by the callee and names this invocation's CID.
 """
 
 from __future__ import annotations
@@ -21,17 +25,20 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from agora.actor.behaviors import Actor, Behavior, CallContext
+from agora.actor.journal import ReplayJournal
+from agora.actor.limits import GRANTED, PUBLIC, AdmissionSettings, LimitLog, RateLimiter
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.codec import CID
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.transport import Transport
-from agora.ucan import Delegation, ReplayCache, invoke, validate_invocation
+from agora.ucan import Delegation, Invocation, ReplayCache, invoke, validate_invocation
 from agora.wire import DEFAULT_MAX_MESSAGE, Receipt, Request, check_size, raw_cid
 
 log = logging.getLogger("agora.actor")
 
 DEFAULT_INVOCATION_TTL = 300.0
+DEFAULT_PUBLIC_INVOCATION_TTL = 60.0  # calls without proofs (public behaviors): well inside their 120 s limit
 DEFAULT_SKEW = 60.0
 
 
@@ -52,7 +59,10 @@ class Runtime:
         metrics: MetricsSink | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE,
         invocation_ttl: float = DEFAULT_INVOCATION_TTL,
+        public_invocation_ttl: float = DEFAULT_PUBLIC_INVOCATION_TTL,
         skew: float = DEFAULT_SKEW,
+        limits: AdmissionSettings | None = None,
+        journal: ReplayJournal | None = None,
     ) -> None:
         self.keypair = keypair
         self.did = keypair.did
@@ -61,11 +71,22 @@ class Runtime:
         self.metrics = metrics
         self.max_message_bytes = max_message_bytes
         self.invocation_ttl = invocation_ttl
+        self.public_invocation_ttl = min(public_invocation_ttl, invocation_ttl)
         self.skew = skew
-        # invocations may live at most twice agora's default lifetime: the cache holds each until it expires
-        self.replay = ReplayCache(max_lifetime=2 * invocation_ttl, skew=skew)
-        # the replay cache lives in memory: an invocation issued before this runtime started could have been
-        # seen by the previous one, so those are refused (a caller just sends a fresh one)
+        self.limits = limits or AdmissionSettings()
+        # the cache holds each accepted invocation until it expires, in the share of its class
+        self.replay = ReplayCache(
+            max_entries=self.limits.total_entries,
+            max_lifetime=self.limits.max_lifetime,
+            skew=skew,
+            shares=self.limits.shares(),
+        )
+        self.public_rate = RateLimiter(self.limits.public_rate, self.limits.public_burst, self.limits.rate_issuers)
+        self.limit_log = LimitLog(self.limits.report_window)
+        # mutating invocations are journaled durably before they run, so a restart forgets none of them
+        self.journal = journal
+        # without a journal the cache is all there is, and it starts empty: an invocation of a mutating behavior
+        # issued before this runtime started could have been run by the previous one, so it is refused
         self.booted_at = clock.now()
         self._behaviors: dict[str, Behavior] = {}
 
@@ -83,11 +104,13 @@ class Runtime:
     @property
     def commands(self) -> list[dict[str, Any]]:
         return [
-            {"command": b.command, "public": b.public, "summary": b.summary}
+            {"command": b.command, "public": b.public, "mutating": b.mutating, "summary": b.summary}
             for b in sorted(self._behaviors.values(), key=lambda b: b.command)
         ]
 
     async def start(self) -> None:
+        if self.journal is not None:
+            await self.journal.prune(self.clock.now())
         await self.transport.serve(self.handle)
 
     # -- dispatch -----------------------------------------------------------------------------
@@ -113,19 +136,14 @@ class Runtime:
                     f"{inv.cmd} needs a delegation from this node ({self.did}); the invocation's subject is {inv.sub}",
                     hint="Ask the node's operator for one: `agora node grant DID --command ...`.",
                 )
-            if inv.iat is None or inv.iat < self.booted_at - self.skew:
+            if self.journal is None and beh.mutating and (inv.iat is None or inv.iat < self.booted_at - self.skew):
                 raise AgoraError(
                     "ucan_replayed",
                     "the invocation has no iat or was issued before this node started (it may have been seen)",
                 )
-            validate_invocation(
-                inv,
-                request.proofs(),
-                now=self.clock.now(),
-                audience=self.did,
-                replay=self.replay,
-                skew=self.skew,
-            )
+            now = self.clock.now()
+            validate_invocation(inv, request.proofs(), now=now, audience=self.did, skew=self.skew)
+            await self._admit(inv, beh, now)
             ctx = CallContext(inv, request.delegations, self)
             try:
                 result = await beh.handler(ctx)
@@ -148,6 +166,57 @@ class Runtime:
             self._count_reject(bug.code)
             return self._receipt(ran if ran is not None else raw_cid(bytes(data)), error=bug)
 
+    async def _admit(self, inv: Invocation, beh: Behavior, now: float) -> None:
+        """Spend what accepting `inv` costs, within the limits of its class; raise if a limit refuses it.
+
+        Runs after the whole chain validated, so only genuine issuers spend (their own) budgets."""
+        if beh.public and inv.iss != self.did:  # the node calling itself is no stranger
+            if not self.public_rate.allow(inv.iss, now):
+                self.limit_log.hit("public_rate", f"{inv.iss} over {self.limits.public_rate:g}/s", now)
+                raise AgoraError(
+                    "rate_limited",
+                    f"{inv.iss} called public behaviors more than {self.limits.public_rate:g} times a second",
+                    details={"issuer": inv.iss},
+                )
+            # an issuer holding invocations proven by this node's delegation is known: its share, its quota
+            share = GRANTED if self.replay.issuer_entries(GRANTED, inv.iss) else PUBLIC
+            longest: float | None = self.limits.public_max_lifetime
+        else:
+            share, longest = GRANTED, (self.limits.public_max_lifetime if beh.public else None)
+        try:
+            self.replay.check_and_remember(
+                inv.cid, inv.exp, now, self.skew, share=share, issuer=inv.iss, max_lifetime=longest
+            )
+        except AgoraError as err:
+            if err.code == "ucan_replay_cache_full":
+                self.limit_log.hit("replay_share_full", err.message, now)
+            elif err.code == "rate_limited":
+                self.limit_log.hit("issuer_quota", err.message, now)
+            raise
+        if beh.mutating and self.journal is not None:
+            try:
+                await self.journal.remember(inv.cid, float(inv.exp or now) + self.skew, now)
+            except AgoraError as err:
+                if err.code != "ucan_replayed":  # not recorded, so not run: a resend of the same bytes is fine
+                    self.replay.forget(inv.cid)
+                raise
+            except BaseException:
+                self.replay.forget(inv.cid)
+                raise
+
+    def health(self) -> dict[str, Any]:
+        """What the node's /health shows of admission: reasons to be degraded, and every limit hit."""
+        now = self.clock.now()
+        return {
+            "degraded": self.limit_log.degraded(now),
+            "limits": self.limit_log.report(now),
+            "replay": {
+                "entries": len(self.replay),
+                GRANTED: self.replay.share_size(GRANTED),
+                PUBLIC: self.replay.share_size(PUBLIC),
+            },
+        }
+
     def _receipt(self, ran: CID, *, ok: Any = None, error: AgoraError | None = None) -> bytes:
         self._count_out("receipt")
         return Receipt.issue(self.keypair, ran, ok=ok, error=error, iat=int(self.clock.now())).raw
@@ -167,6 +236,7 @@ class Runtime:
         now = self.clock.now()
         if sub is None:
             sub = proofs[0].sub if proofs and proofs[0].sub is not None else (target if proofs else self.did)
+        ttl = self.invocation_ttl if proofs else self.public_invocation_ttl
         inv = invoke(
             self.keypair,
             sub=sub,
@@ -174,7 +244,7 @@ class Runtime:
             cmd=command,
             args=args or {},
             prf=[d.cid for d in proofs],
-            exp=int(now + self.invocation_ttl),
+            exp=int(now + ttl),
             iat=int(now),
         )
         return Request(inv, tuple(proofs))
@@ -242,4 +312,4 @@ class Runtime:
             self.metrics.count_reject(code)
 
 
-__all__ = ["DEFAULT_INVOCATION_TTL", "MetricsSink", "Runtime"]
+__all__ = ["DEFAULT_INVOCATION_TTL", "DEFAULT_PUBLIC_INVOCATION_TTL", "MetricsSink", "Runtime"]

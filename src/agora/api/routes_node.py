@@ -22,7 +22,8 @@ def router(node: Node) -> APIRouter:
 
     @app.get("/health", tags=["node"])
     async def health(response: Response) -> dict[str, Any]:
-        """Liveness and the state of the link to the hub: 200 when ok, 503 when degraded."""
+        """Liveness, the link to the hub and the admission limits: 200 when ok, 503 when degraded (`reasons`
+        says why: the hub link is down, or a full share of the replay cache refused callers in the last minute)."""
         body = node.health()
         if body["status"] != "ok":
             response.status_code = 503

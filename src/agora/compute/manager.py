@@ -250,7 +250,7 @@ class AllocationManager(Actor):
         )
         return {"alloc_id": alloc_id, "state": alloc.state}
 
-    @behavior("/agora/alloc/status")
+    @behavior("/agora/alloc/status", mutating=False)
     async def status(self, ctx: CallContext) -> dict[str, Any]:
         """The allocation's record; with known_state and wait_s, waits for a change first."""
         alloc_id = _alloc_id(ctx.args)
@@ -265,7 +265,7 @@ class AllocationManager(Actor):
             return live.alloc.to_wire()
         return (await self._load(alloc_id, ctx.invoker)).to_wire()
 
-    @behavior("/agora/alloc/logs")
+    @behavior("/agora/alloc/logs", mutating=False)
     async def logs(self, ctx: CallContext) -> dict[str, Any]:
         """Log lines after the cursor `after` (long-poll with wait_s)."""
         alloc_id = _alloc_id(ctx.args)
@@ -295,7 +295,7 @@ class AllocationManager(Actor):
         await self._cancel(live, f"cancelled by {ctx.invoker}")
         return {"alloc_id": alloc_id, "state": live.alloc.state, "ended": live.alloc.ended}
 
-    @behavior("/agora/alloc/fetch")
+    @behavior("/agora/alloc/fetch", mutating=False)
     async def fetch(self, ctx: CallContext) -> dict[str, Any]:
         """A chunk of one of the allocation's outputs."""
         alloc_id = _alloc_id(ctx.args)

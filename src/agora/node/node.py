@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agora import __version__
-from agora.actor import Actor, ChildSpec, Runtime, Supervisor
+from agora.actor import Actor, AdmissionSettings, ChildSpec, Runtime, StoreReplayJournal, Supervisor
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.discovery import Change, Discovery, PeerTable
 from agora.errors import AgoraError
@@ -50,6 +50,7 @@ class Node:
         transport: Transport | None = None,
         store: Store | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        admission: AdmissionSettings | None = None,
     ) -> None:
         config.validate()
         config.home = config.home.expanduser().resolve()  # paths written into hub configs must be absolute
@@ -65,6 +66,7 @@ class Node:
         self.events = EventRecorder(self.store, logger=log)
         self.hub: HubProcess | None = None
         self._transport_override = transport
+        self._admission = admission  # replay-cache shares and public rate limits (defaults when None)
         self.transport: Transport | None = None
         self.runtime: Runtime | None = None
         self.peer_table = PeerTable(
@@ -154,6 +156,8 @@ class Node:
             clock=self.clock,
             metrics=self.metrics,
             max_message_bytes=self.config.max_message_bytes,
+            journal=StoreReplayJournal(self.store),  # mutating invocations are refused again after a restart
+            limits=self._admission,
         )
         self.add_actor(NodeActor(self))
         await self._attach_features()
@@ -282,9 +286,16 @@ class Node:
         return out
 
     def health(self) -> dict[str, Any]:
+        """ok, or degraded with the reasons: the hub link is down, or a shared admission limit (a full share of
+        the replay cache) refused callers in the last minute; `limits` lists every limit hit."""
         transport = self.transport.state.value if self.transport else "stopped"
-        ok = transport in ("connected", "reconnected")
-        return {"status": "ok" if ok else "degraded", "did": self.did, "transport": transport}
+        reasons = [] if transport in ("connected", "reconnected") else [f"transport {transport}"]
+        body: dict[str, Any] = {"did": self.did, "transport": transport}
+        if self.runtime is not None:
+            admission = self.runtime.health()
+            reasons += admission["degraded"]
+            body["limits"], body["replay"] = admission["limits"], admission["replay"]
+        return {"status": "degraded" if reasons else "ok", "reasons": reasons, **body}
 
     async def ping(self, did: str, *, count: int = 1, timeout: float | None = None) -> list[float]:
         """Round trips in milliseconds of signed /agora/node/ping invocations to `did`."""

@@ -59,7 +59,6 @@ from agora.store import Scalar, Store
 log = logging.getLogger("agora.orchestrator")
 
 ALLOC_TERMINAL = frozenset({"completed", "failed", "cancelled"})
-TRANSIENT = frozenset({"timeout", "peer_unreachable", "unavailable", "hub_unreachable", "transport_closed"})
 MAX_POLLS = 10_000_000  # a bound, not a plan: a poll waits up to status_wait_s
 
 
@@ -163,7 +162,7 @@ class JobRunner(Actor):
                     error = AgoraError("timeout", f"{node} did not answer the cancel of {alloc_id}", retryable=True)
                 except AgoraError as err:
                     error = err
-                    if not err.retryable and err.code not in TRANSIENT:
+                    if not err.retryable:
                         break
                 await asyncio.sleep(min(0.5 * 2**attempt, 10.0))
             data: dict[str, Any] = {"task": key, "node": node, "alloc_id": alloc_id, "cancelled": error is None}
@@ -462,7 +461,7 @@ class JobRunner(Actor):
                 status = await link.status(alloc_id, known, wait_s)
                 failures = 0
             except AgoraError as err:
-                if err.code not in TRANSIENT or failures >= self.settings.transient_errors:
+                if not err.retryable or failures >= self.settings.transient_errors:
                     raise
                 failures += 1
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
@@ -484,7 +483,7 @@ class JobRunner(Actor):
                 page = await link.logs(alloc_id, after, self.settings.log_wait_s)
                 failures = 0
             except AgoraError as err:
-                if err.code not in TRANSIENT or failures >= self.settings.transient_errors:
+                if not err.retryable or failures >= self.settings.transient_errors:
                     return
                 failures += 1
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))

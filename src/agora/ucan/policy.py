@@ -7,9 +7,13 @@ A policy is a list of statements, all of which must hold:
 bad part) and compiles it; `matches(args)` only evaluates.
 
 Decisions, where Python or the spec leave room:
-- Kinds are IPLD kinds: a bool is never a number, so `["==", ".a", 1]` does not match `true`, and
-  `==` is a deep comparison in which int 1 and float 1.0 differ (different kinds). The ordering
-  operators are numeric-type agnostic as the spec requires (`2 > 1.5`), and are false on non-numbers.
+- Kinds are IPLD kinds, except that numbers compare by value: a bool is never a number, so
+  `["==", ".a", 1]` does not match `true`, but int 1 and float 1.0 are equal, both for `==` (a deep
+  comparison, so also inside lists and maps) and for the ordering operators. The spec says numeric
+  comparisons are agnostic to numeric type (`1 == 1.0 == 1.00`), and the working group's policy
+  fixtures (`fixtures/1.0.0/policy.json` of ucan-wg/spec) require `["==", ".b", 1.0]` to hold for
+  `{"b": 1}`. The comparison is exact (Python compares int and float without rounding), so
+  `2**53 + 1 != float(2**53)`. The ordering operators are false on non-numbers.
 - `like` is a glob with `*` (zero or more characters); `\\*` is a literal star and `\\\\` a literal
   backslash. Matching is linear-ish (chunk search), never a backtracking regex an argument could blow up.
 - A selector that cannot be resolved makes its statement "unknown": false where it stands, and
@@ -48,14 +52,15 @@ def _is_number(v: object) -> bool:
 
 
 def ipld_equal(a: Any, b: Any) -> bool:
-    """Deep equality over IPLD kinds (bool, int and float are three distinct kinds)."""
+    """Deep equality over IPLD values; numbers compare by exact value across int and float (1 == 1.0),
+    a bool is never a number (true != 1)."""
     ta, tb = type(a), type(b)
     if ta is tuple:
         ta = list
     if tb is tuple:
         tb = list
     if ta is not tb:
-        return False
+        return (ta is int or ta is float) and (tb is int or tb is float) and bool(a == b)
     if ta is list:
         return len(a) == len(b) and all(ipld_equal(x, y) for x, y in zip(a, b, strict=True))
     if ta is dict:

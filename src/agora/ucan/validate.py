@@ -1,7 +1,9 @@
 """Chain validation: is this invocation authorized, right now, by the proofs it cites?
 
 Checks, in this order (the first failure raises AgoraError with the code in brackets):
- 1. the invocation's signature [ucan_signature_invalid] and its expiry [ucan_expired];
+ 1. the invocation's signature [ucan_signature_invalid], its expiry [ucan_expired], and its `iat`,
+    which may not be further ahead than the skew [ucan_not_yet_valid]: a token "issued" in the future
+    says its issuer's clock is wrong, or that it was made to outlive a replay window keyed on iat;
  2. `audience` given: the invocation is addressed to it (its `aud`, else its `sub`) [ucan_audience_mismatch];
  3. every cited proof is supplied, under the CID cited [ucan_proof_missing];
     no proofs at all is only valid when the invoker is the subject [ucan_invalid_claim];
@@ -95,6 +97,8 @@ def validate_invocation(
         raise _fail("ucan_signature_invalid", f"the invocation's signature does not verify for {inv.iss}", inv)
     if inv.exp is not None and now > inv.exp + skew:
         raise _fail("ucan_expired", f"the invocation expired at {inv.exp}", inv)
+    if inv.iat is not None and inv.iat > now + skew:
+        raise _fail("ucan_not_yet_valid", f"the invocation claims to be issued at {inv.iat}, in the future", inv)
     if audience is not None and inv.audience != audience:
         raise _fail("ucan_audience_mismatch", f"the invocation is addressed to {inv.audience}, not {audience}", inv)
 

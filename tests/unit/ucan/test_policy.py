@@ -147,16 +147,39 @@ def test_kinds_bool_is_not_a_number() -> None:
 
 
 def test_kinds_int_and_float() -> None:
-    # equality is deep IPLD equality: different kinds differ
-    assert not holds([["==", ".a", 1]], {"a": 1.0})
-    assert not holds([["==", ".a", 1.0]], {"a": 1})
+    # numbers compare by value across int and float, for == as for the ordering operators: the spec's
+    # "1 == 1.0 == 1.00", and ucan-wg/spec fixtures/1.0.0/policy.json holds ["==", ".b", 1.0] for {"b": 1}
+    assert holds([["==", ".a", 1]], {"a": 1.0})
+    assert holds([["==", ".a", 1.0]], {"a": 1})
     assert holds([["==", ".a", 1.0]], {"a": 1.0})
+    assert holds([["==", ".a", 0]], {"a": -0.0})
+    assert not holds([["==", ".a", 1]], {"a": 1.5})
+    # != is the negation of ==
+    assert not holds([["!=", ".a", 1]], {"a": 1.0})
+    assert not holds([["!=", ".a", 1.0]], {"a": 1})
+    assert holds([["!=", ".a", 2.0]], {"a": 1})
+    # equality stays deep: numbers inside lists and maps compare the same way
+    assert holds([["==", ".a", [1, {"b": 2}]]], {"a": [1.0, {"b": 2.0}]})
+    assert not holds([["!=", ".a", {"b": [3]}]], {"a": {"b": [3.0]}})
+    # the comparison is exact: no rounding of a large int to the nearest float
+    assert not holds([["==", ".a", 2**53 + 1]], {"a": float(2**53)})
+    assert holds([["==", ".a", 2**53]], {"a": float(2**53)})
     # ordering is numeric-type agnostic (spec)
     assert holds([["<=", ".a", 1]], {"a": 1.0})
     assert holds([[">", ".a", 1.5]], {"a": 2})
     assert holds([[">=", ".a", 2]], {"a": 2.0})
+    assert holds([["<", ".a", 2.0]], {"a": 1}) and holds([[">", ".a", 0.0]], {"a": 1})
+    assert not holds([["<", ".a", 1.0]], {"a": 1}) and not holds([[">", ".a", 1]], {"a": 1.0})
     assert not holds([["<", ".a", 2**53]], {"a": float(2**53)})
     assert holds([["<", ".a", 2**53 + 1]], {"a": float(2**53)})
+
+
+def test_numbers_equal_by_value_are_still_not_bools() -> None:
+    assert not holds([["==", ".a", 1.0]], {"a": True})
+    assert not holds([["==", ".a", True]], {"a": 1.0})
+    assert not holds([["==", ".a", 0.0]], {"a": False})
+    assert holds([["!=", ".a", True]], {"a": 1.0})
+    assert not holds([["==", ".a", [1.0]]], {"a": [True]})
 
 
 def test_ordering_on_non_numbers_is_false() -> None:

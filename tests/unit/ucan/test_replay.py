@@ -6,7 +6,7 @@ import pytest
 
 from agora.codec import CID
 from agora.errors import AgoraError
-from agora.ucan import ReplayCache, token_cid
+from agora.ucan import MAX_LIFETIME, ReplayCache, ReplayShare, token_cid
 
 NOW = 1_000_000
 
@@ -70,3 +70,74 @@ def test_bad_configuration() -> None:
     for kw in ({"max_entries": 0}, {"max_lifetime": 0}, {"skew": -1}):
         with pytest.raises(ValueError):
             ReplayCache(**kw)
+
+
+SHARES = {"granted": ReplayShare(max_entries=10, per_issuer=4), "public": ReplayShare(max_entries=5, per_issuer=2)}
+
+
+def test_a_full_share_refuses_only_its_own_class() -> None:
+    cache = ReplayCache(max_entries=100, skew=0, shares=SHARES)
+    for i in range(5):
+        cache.check_and_remember(cid(i), NOW + 100, NOW, share="public", issuer=f"did:key:z{i}")
+    with pytest.raises(AgoraError) as err:
+        cache.check_and_remember(cid(99), NOW + 100, NOW, share="public", issuer="did:key:zfresh")
+    assert err.value.code == "ucan_replay_cache_full" and err.value.details["share"] == "public"
+    cache.check_and_remember(cid(100), NOW + 100, NOW, share="granted", issuer="did:key:zgranted")
+    assert cache.share_size("public") == 5 and cache.share_size("granted") == 1
+    cache.check_and_remember(cid(99), NOW + 300, NOW + 101, share="public", issuer="did:key:zfresh")  # drained
+    assert cache.share_size("public") == 1
+
+
+def test_an_issuer_over_its_quota_is_refused_alone() -> None:
+    cache = ReplayCache(max_entries=100, skew=0, shares=SHARES)
+    for i in range(4):
+        cache.check_and_remember(cid(i), NOW + 10, NOW, share="granted", issuer="did:key:zgreedy")
+    with pytest.raises(AgoraError) as err:
+        cache.check_and_remember(cid(50), NOW + 10, NOW, share="granted", issuer="did:key:zgreedy")
+    assert err.value.code == "rate_limited" and err.value.details["issuer"] == "did:key:zgreedy"
+    assert cid(50) not in cache
+    cache.check_and_remember(cid(51), NOW + 10, NOW, share="granted", issuer="did:key:zother")
+    assert cache.issuer_entries("granted", "did:key:zgreedy") == 4
+    assert cache.purge(NOW + 11) == 0
+    assert cache.issuer_entries("granted", "did:key:zgreedy") == 0 and cache.share_size("granted") == 0
+    cache.check_and_remember(cid(50), NOW + 20, NOW + 11, share="granted", issuer="did:key:zgreedy")
+
+
+def test_a_replay_is_a_replay_whatever_share_it_claims() -> None:
+    cache = ReplayCache(skew=0, shares=SHARES)
+    cache.check_and_remember(cid(1), NOW + 10, NOW, share="granted", issuer="did:key:za")
+    assert _code(cache, cid(1), NOW + 10, NOW) == "ucan_replayed"
+    with pytest.raises(AgoraError) as err:
+        cache.check_and_remember(cid(1), NOW + 10, NOW, share="public", issuer="did:key:zb")
+    assert err.value.code == "ucan_replayed"
+
+
+def test_forget_gives_the_entry_and_its_quota_back() -> None:
+    cache = ReplayCache(skew=0, shares=SHARES)
+    cache.check_and_remember(cid(1), NOW + 10, NOW, share="public", issuer="did:key:za")
+    assert cache.forget(cid(1)) and not cache.forget(cid(1))
+    assert cid(1) not in cache and cache.share_size("public") == 0
+    assert cache.issuer_entries("public", "did:key:za") == 0
+    cache.check_and_remember(cid(1), NOW + 10, NOW, share="public", issuer="did:key:za")
+    assert cache.purge(NOW + 11) == 0  # the stale heap slot of the forgotten entry is harmless
+
+
+def test_a_shorter_lifetime_for_one_class() -> None:
+    cache = ReplayCache(max_lifetime=600, shares=SHARES)
+    assert _code(cache, cid(1), NOW + 121, NOW, max_lifetime=120) == "ucan_lifetime_invalid"
+    cache.check_and_remember(cid(1), NOW + 120, NOW, max_lifetime=120)
+    assert _code(cache, cid(2), NOW + 601, NOW, max_lifetime=900) == "ucan_lifetime_invalid"  # never longer
+
+
+def test_the_longest_lifetime_is_600_s_by_default() -> None:
+    assert MAX_LIFETIME == 600
+    cache = ReplayCache()
+    assert _code(cache, cid(1), NOW + 601, NOW) == "ucan_lifetime_invalid"
+    cache.check_and_remember(cid(1), NOW + 600, NOW)
+
+
+def test_unknown_share_and_bad_shares() -> None:
+    with pytest.raises(ValueError):
+        ReplayCache(shares=SHARES).check_and_remember(cid(1), NOW + 1, NOW, share="nope")
+    with pytest.raises(ValueError):
+        ReplayShare(max_entries=0, per_issuer=1)

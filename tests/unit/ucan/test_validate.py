@@ -200,6 +200,22 @@ def test_every_policy_in_the_chain_applies(chain: Chain) -> None:
     assert _code(_inv(chain, args={"kind": "job", "price": True}), chain.proofs) == "ucan_policy_violation"
 
 
+def test_policy_numbers_compare_by_value_through_signed_tokens(chain: Chain) -> None:
+    # DAG-CBOR keeps int 1 and float 1.0 apart on the wire; the policy compares them by value (UCAN spec,
+    # ucan-wg/spec fixtures/1.0.0/policy.json), so a float in the policy matches an int in the args and back
+    root = delegate(
+        chain.alice, aud=chain.carol.did, sub=chain.alice.did, cmd="/agora/job", pol=[["==", ".n", 1.0]], exp=NOW + 60
+    )
+    decoded = Delegation.decode(root.raw)
+    assert type(decoded.pol[0][2]) is float
+    for n in (1, 1.0):
+        inv = Invocation.decode(_inv(chain, args={"n": n}, prf=[root.cid]).raw)
+        assert type(inv.args["n"]) is type(n)
+        validate_invocation(inv, {root.cid: decoded}, now=NOW)
+    for n in (2, True, 1.5):
+        assert _code(_inv(chain, args={"n": n}, prf=[root.cid]), {root.cid: decoded}) == "ucan_policy_violation"
+
+
 def test_replay(chain: Chain) -> None:
     cache = ReplayCache()
     inv = _inv(chain)
@@ -279,3 +295,10 @@ def test_every_truncation_fails(chain: Chain) -> None:
             Invocation.decode(raw[:n])
         with pytest.raises(AgoraError):
             Invocation.decode(raw + raw[:n] if n else raw + b"\x00")
+
+
+def test_an_invocation_issued_in_the_future_is_refused(chain: Chain) -> None:
+    assert _code(_inv(chain, iat=NOW + 61), chain.proofs) == "ucan_not_yet_valid"
+    assert _code(_inv(chain, iat=NOW + 3600), chain.proofs, skew=0) == "ucan_not_yet_valid"
+    validate_invocation(_inv(chain, iat=NOW + 60), chain.proofs, now=NOW)  # within the skew
+    validate_invocation(_inv(chain, iat=NOW - 3600), chain.proofs, now=NOW)  # iat in the past is fine
