@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections import OrderedDict
 from pathlib import Path
@@ -226,6 +227,13 @@ class _Liar(AllocationManager):
             reply["state"], reply["error"] = "completed", None  # unsigned: claims success the receipt denies
         if self.tamper == "never_ends":
             reply = {"alloc_id": reply["alloc_id"], "state": "running"}  # answers at once, forever
+        if self.tamper == "escape" and reply.get("receipt"):  # signs an output path that leaves the job dir
+            signed = UsageReceipt.open(reply["receipt"])
+            outs = [dataclasses.replace(o, path="../../escaped-" + o.path) for o in signed.outputs]
+            fields = {f.name: getattr(signed, f.name) for f in dataclasses.fields(signed)}
+            fields = {k: v for k, v in fields.items() if k not in ("provider", "raw")} | {"outputs": outs}
+            reply["receipt"] = UsageReceipt.issue(self.keypair, **fields).raw
+            reply["outputs"] = [o.to_dict() for o in outs]
         if self.tamper == "receipt" and reply.get("receipt"):
             raw = bytearray(reply["receipt"])
             raw[10] ^= 1  # inside the signature
@@ -246,6 +254,23 @@ async def test_a_tampered_output_or_receipt_is_refused(
         assert doc["state"] == "failed" and doc["error"]["code"] == code, doc["error"]
         out_dir = Path(doc["dir"]) / "hello"
         assert not out_dir.exists() or list(out_dir.iterdir()) == []
+    finally:
+        await liar.manager.stop()
+        await liar.runtime.transport.close()
+
+
+async def test_a_signed_output_path_that_leaves_the_job_dir_is_refused_and_nothing_is_written(
+    net: MemoryNetwork, requester: Requester, tmp_path: Path
+) -> None:
+    liar = await make_provider(net, tmp_path / "liar", manager_cls=_Liar)
+    assert isinstance(liar.manager, _Liar)
+    liar.manager.tamper = "escape"
+    try:
+        await grant(liar, requester)
+        doc = await run(requester, job(tmp_path, {"hello": wat.hello()}), liar.did, tmp_path)
+        assert doc["state"] == "failed" and doc["error"]["code"] == "receipt_invalid", doc["error"]
+        assert "not a safe relative path" in doc["error"]["message"]
+        assert not await asyncio.to_thread(lambda: list(tmp_path.rglob("escaped-*")))
     finally:
         await liar.manager.stop()
         await liar.runtime.transport.close()
