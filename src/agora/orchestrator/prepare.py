@@ -18,6 +18,7 @@ from typing import Any
 
 from agora.errors import AgoraError
 from agora.models.job import TaskSpec
+from agora.wire.alloc import StartArgs
 
 INLINE_LIMIT = 192 * 1024  # bytes sent inside the start request; bigger ones are uploaded first
 MAX_FILE = 256 * 1024 * 1024
@@ -40,13 +41,13 @@ class PreparedTask:
     module: Blob | None
     local_inputs: dict[str, Blob]
 
-    def start_args(self, job: str, job_id: str, inline_limit: int = INLINE_LIMIT) -> tuple[dict[str, Any], list[Blob]]:
+    def start_args(self, job: str, job_id: str, inline_limit: int = INLINE_LIMIT) -> tuple[StartArgs, list[Blob]]:
         """The /agora/alloc/start args, and the blobs to upload before sending them."""
-        args: dict[str, Any] = {"job": job, "job_id": job_id, "task": self.wire}
         uploads: list[Blob] = []
+        module_bytes: bytes | None = None
         if self.module is not None:
             if len(self.module.data) <= inline_limit:
-                args["module_bytes"] = self.module.data
+                module_bytes = self.module.data
             else:
                 uploads.append(self.module)
         data: dict[str, bytes] = {}
@@ -59,11 +60,7 @@ class PreparedTask:
             else:
                 refs[name] = blob.sha256
                 uploads.append(blob)
-        if data:
-            args["input_data"] = data
-        if refs:
-            args["input_refs"] = refs
-        return args, uploads
+        return StartArgs(job, job_id, self.wire, module_bytes, data, refs), uploads
 
 
 def _find(path: str, base_dirs: Sequence[Path]) -> Path | None:

@@ -222,7 +222,14 @@ class _Liar(AllocationManager):
 
     @behavior("/agora/alloc/status")
     async def status(self, ctx: CallContext) -> dict[str, Any]:
-        reply = await super().status(ctx)
+        return self._lie(await super().status(ctx))
+
+    @behavior("/agora/alloc/watch")
+    async def watch(self, ctx: CallContext) -> dict[str, Any]:
+        reply = await super().watch(ctx)
+        return reply | {"status": self._lie(reply["status"])}
+
+    def _lie(self, reply: dict[str, Any]) -> dict[str, Any]:
         if self.tamper == "state" and reply.get("state") == "failed":
             reply["state"], reply["error"] = "completed", None  # unsigned: claims success the receipt denies
         if self.tamper == "never_ends":
@@ -361,7 +368,7 @@ async def test_a_provider_that_never_reports_the_end_times_out_and_is_cancelled(
         store=requester.store,
         jobs_dir=tmp_path / "jobs",
         proofs_for=requester.book.proofs_for,
-        settings=RunnerSettings(call_timeout=5.0, end_grace_s=0.5, min_poll_s=0.1, log_wait_s=0.5),
+        settings=RunnerSettings(call_timeout=5.0, end_grace_s=0.5, min_poll_s=0.1),
     )
     try:
         await grant(liar, requester)
