@@ -48,9 +48,11 @@ from agora.orchestrator.record import (
     RUNNING,
     SKIPPED,
     STARTING,
+    UNITS,
     WAITING_RETRY,
     JobRecord,
     UnitRecord,
+    unit_row_id,
 )
 from agora.orchestrator.verify import check_end, limit_outputs, safe_output_path, verify_receipt
 from agora.store import Scalar, Store
@@ -86,6 +88,10 @@ class _Run:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     active: dict[str, tuple[ProviderLink, str]] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
+    order: dict[str, int] = field(default_factory=dict)  # unit key -> its place in the record
+
+    def __post_init__(self) -> None:
+        self.order = {u.key: i for i, u in enumerate(self.record.units)}
 
 
 class JobRunner(Actor):
@@ -126,7 +132,7 @@ class JobRunner(Actor):
         orphans: list[tuple[str, str, str, str]] = []  # (job, unit, node, alloc_id) possibly still running
         for state in ("submitted", RUNNING):
             for doc in await self.store.query(COLLECTION, {"state": state}, limit=10_000):
-                rec = JobRecord.from_doc(doc)
+                rec = await self._load(doc)
                 now = self.clock.now()
                 err = AgoraError("alloc_interrupted", "this node stopped while the job ran")
                 for u in rec.units:
@@ -138,7 +144,9 @@ class JobRunner(Actor):
                         u.history.append({"state": FAILED, "at": now, "cause": "requester restarted"})
                 rec.error = err.to_dict()
                 rec.move(FAILED, now, "requester restarted")
-                await self._persist(rec, "job.state", rec.id, {"state": FAILED, "cause": "requester restarted"})
+                await self._persist(
+                    rec, "job.state", rec.id, {"state": FAILED, "cause": "requester restarted"}, units=rec.units
+                )
                 n += 1
         if orphans:  # in the background: start-up must not wait on providers that may be gone
             self._recovering = asyncio.create_task(self._cancel_orphans(orphans), name="jobs:cancel-orphans")
@@ -217,7 +225,9 @@ class JobRunner(Actor):
             dir=str(self.jobs_dir / job_id),
             units=units,
         )
-        await self._persist(rec, "job.state", job_id, {"state": rec.state, "cause": "submitted", "node": target})
+        await self._persist(
+            rec, "job.state", job_id, {"state": rec.state, "cause": "submitted", "node": target}, units=rec.units
+        )
         run = _Run(rec, spec, prepared, JobLog())
         self._runs[job_id] = run
         self._keep_log(job_id, run.log)
@@ -231,12 +241,12 @@ class JobRunner(Actor):
         doc = await self.store.get(COLLECTION, job_id)
         if doc is None:
             raise AgoraError("job_not_found", f"no job {job_id} on this node")
-        return doc
+        return (await self._load(doc)).to_doc()
 
     async def list_jobs(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         where: dict[str, Scalar] | None = {"state": state} if state else None
         docs = await self.store.query(COLLECTION, where, order_by="submitted_at", desc=True, limit=limit)
-        return [JobRecord.from_doc(d).summary() for d in docs]
+        return [(await self._load(d)).summary() for d in docs]
 
     async def logs(self, job_id: str, *, after: int = 0, limit: int = 1000, wait_s: float = 0.0) -> dict[str, Any]:
         await self.get(job_id)  # job_not_found
@@ -275,10 +285,31 @@ class JobRunner(Actor):
             for old in [k for k in self._logs if k not in self._runs][:excess]:
                 self._logs.pop(old)
 
-    async def _persist(self, rec: JobRecord, kind: str, subject: str, data: dict[str, Any]) -> None:
+    async def _load(self, row: dict[str, Any]) -> JobRecord:
+        """A job from its row and its units' rows (or, for a row of the older layout, its inline units)."""
+        if "units" in row:
+            return JobRecord.from_doc(row)
+        n = int(row.get("unit_count", 0))
+        units = await self.store.query(UNITS, {"job_id": str(row["id"])}, limit=max(1, n))
+        return JobRecord.from_doc(row, units)
+
+    async def _persist(
+        self, rec: JobRecord, kind: str, subject: str, data: dict[str, Any], *, units: Sequence[UnitRecord] = ()
+    ) -> None:
+        """The job's row with the rows of `units` and the event, in one step."""
+        order = {id(u): i for i, u in enumerate(rec.units)} if units else {}
         async with self.store.transaction():
-            await self.store.put(COLLECTION, rec.id, rec.to_doc())
+            await self.store.put(COLLECTION, rec.id, rec.row())
+            for u in units:
+                await self.store.put(UNITS, unit_row_id(rec.id, u.key), u.row(rec.id, order[id(u)]))
             await self.store.append_event(kind, subject, data)
+
+    async def _persist_unit(self, run: _Run, unit: UnitRecord, data: dict[str, Any]) -> None:
+        """One unit's move: its row and its event, nothing of the other units."""
+        rec = run.record
+        async with self.store.transaction():
+            await self.store.put(UNITS, unit_row_id(rec.id, unit.key), unit.row(rec.id, run.order[unit.key]))
+            await self.store.append_event("job.task", rec.id, data)
 
     async def _job_move(self, run: _Run, state: str, cause: str) -> None:
         run.record.move(state, self.clock.now(), cause)
@@ -289,7 +320,7 @@ class JobRunner(Actor):
         unit.move(state, self.clock.now(), cause)
         run.log.add(unit.key, "agora", f"{unit.key}: {state} ({cause})", self.clock.now(), unit.attempts)
         data = {"task": unit.key, "state": state, "cause": cause, "attempt": unit.attempts, "alloc_id": unit.alloc_id}
-        await self._persist(run.record, "job.task", run.record.id, data)
+        await self._persist_unit(run, unit, data)
 
     async def _cancel_run(self, run: _Run, cause: str) -> None:
         if run.cancel.is_set() or run.record.ended:
