@@ -56,7 +56,7 @@ from agora.orchestrator.record import (
 )
 from agora.orchestrator.verify import check_end, limit_outputs, safe_output_path, verify_receipt
 from agora.store import Scalar, Store
-from agora.wire.alloc import LogsPage, StatusReply, WatchArgs
+from agora.wire.alloc import ACCEPTED, LogsPage, StatusReply, WatchArgs
 
 log = logging.getLogger("agora.orchestrator")
 
@@ -482,7 +482,7 @@ class JobRunner(Actor):
         long-poll at once) waits out `min_poll_s` first."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout + self.settings.end_grace_s
-        known: str | None = None
+        known: str | None = ACCEPTED  # what start answered: the first watch waits for the next state
         after = 0
         failures = 0
         ended: StatusReply | None = None
