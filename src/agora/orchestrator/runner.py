@@ -2,9 +2,10 @@
 
 Submit parses and validates the spec (errors name their field), reads the files it names on this
 machine (`prepare`), writes the job record (`submitted`) and returns its id; the job then runs in the
-background. Stages of the workflow DAG run in order, the units of one stage at once. Each unit:
-start on the target (`/agora/alloc/start` with this node's delegation from the target), follow its
-status (long-poll) and logs, then on the end verify the signed usage receipt (signature, provider,
+background. Stages of the workflow DAG run in order, the units of one stage at most `units_at_once` at
+a time. Each unit: start on the target (`/agora/alloc/start` with this node's delegation from the
+target), follow it through one stream (`/agora/alloc/watch`: state and log lines, pushed by long-poll,
+resumable by sequence), then on the end verify the signed usage receipt (signature, provider,
 requester, allocation, the start invocation's CID, the outputs) and fetch every output into
 `<jobs dir>/<job id>/<unit>/` (from the hub or S3 where the provider published it and this node can
 read it, else from the provider), checking each file's SHA-256 and size against the receipt.
@@ -13,7 +14,8 @@ Failures: an error whose code is retryable (busy node, unreachable peer, interru
 retried after the spec's `retry.backoff`, up to `retry.attempts` more times; anything else fails the
 unit at once. A failed unit fails the job: later stages are `skipped`. Cancel reaches every running
 allocation on its provider, and waiting retries stop. Whatever happens, the job and every unit end in
-a recorded state with their cause, and each move is an event (`job.state`, `job.task`).
+a recorded state with their cause, and each move is an event (`job.state`, `job.task`) written with the
+row it changed (the job's, or that one unit's: units are rows of their own).
 """
 
 from __future__ import annotations
