@@ -1,6 +1,6 @@
 """Invocation verification rate vs raw PyNaCl Ed25519 verify, in one run.
 
-    .venv/bin/python bench/crypto.py [--n 5000]
+    .venv/bin/python bench/crypto.py [--n 5000] [--smoke]
 
 agora: `validate_invocation` of fresh invocations, each citing one delegation (node -> caller) —
 signature over the received bytes, time bounds, chain linkage, command, policy, replay cache.
@@ -25,7 +25,10 @@ from agora.ucan import Invocation, ReplayCache, delegate, invoke, validate_invoc
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--smoke", action="store_true", help="a handful of invocations: checks the benchmark runs")
     args = ap.parse_args()
+    if args.smoke:
+        args.n = 20
     node, caller = Keypair.generate(), Keypair.generate()
     now = int(time.time())
     dlg = delegate(node, aud=caller.did, sub=node.did, cmd="/agora/alloc", exp=now + 3600, pol=[["<=", ".cpu", 8]])

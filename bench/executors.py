@@ -1,6 +1,6 @@
 """Executor overhead: agora's executors vs the raw runtime underneath, for a trivial task, in one run.
 
-    .venv/bin/python bench/executors.py [--n 300] [--engines wasm,process,docker]
+    .venv/bin/python bench/executors.py [--n 300] [--engines wasm,process,docker] [--smoke]
 
 Each engine is one function returning a `Comparison` (or the reason it was skipped):
   wasm     agora `WasmExecutor.run` (start + wait + cleanup: thread, WASI setup, log fan-out, disk
@@ -299,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--smoke", action="store_true", help="a few runs per engine: checks the benchmark runs")
     ns = ap.parse_args(argv)
+    if ns.smoke:
+        ns.n = 3
     for name in ns.engines.split(","):
         fn = ENGINES.get(name.strip())
         if fn is None:

@@ -1,6 +1,6 @@
 """Node start-up time, idle memory and hub start-up, against references measured in the same run.
 
-    .venv/bin/python bench/node.py [--runs 5]
+    .venv/bin/python bench/node.py [--runs 5] [--smoke]
 
 - hub ready: `HubProcess.start()` (config written, nats-server spawned, accepting clients) vs the raw
   nats-server binary started by hand until its port accepts a TCP connection.
@@ -117,7 +117,10 @@ def bare_python() -> tuple[float, int]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--smoke", action="store_true", help="one run: checks the benchmark runs")
     args = ap.parse_args()
+    if args.smoke:
+        args.runs = 1
     root = Path(tempfile.mkdtemp(prefix="agora-bench-node-"))
     raw_hub = [raw_nats_ready(root / f"raw{i}") for i in range(args.runs)]
     agora_hub = [hub_ready(root / f"hub{i}") for i in range(args.runs)]

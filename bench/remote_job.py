@@ -1,6 +1,6 @@
 """A trivial wasm job on a remote devnet node through the API path of `agora job run`, vs the raw executor.
 
-    .venv/bin/python bench/remote_job.py [--runs 200] [--warmup 10]
+    .venv/bin/python bench/remote_job.py [--runs 200] [--warmup 10] [--smoke]
 
 A devnet of a hub and 2 nodes starts on loopback (onboarding benchmark off, so it does not compete).
 node-1 grants node-2; then, from node-2's API, each run submits the same one-task wasm job for node-1
@@ -116,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--smoke", action="store_true", help="a few runs: checks the benchmark runs")
     ns = p.parse_args(argv)
+    if ns.smoke:
+        ns.runs, ns.warmup = 3, 1
     with tempfile.TemporaryDirectory(prefix="agora-bench-job-") as tmp:
         root = Path(tmp)
         module = root / "ok.wasm"

@@ -1,9 +1,12 @@
 """Signed agora RPC over a NATS hub vs raw nats-py request/reply of the same payload, in one run.
 
-    .venv/bin/python bench/rpc.py [--serial 2000] [--parallel 8000] [--inflight 16]
+    .venv/bin/python bench/rpc.py [--serial 2000] [--parallel 8000] [--inflight 16] [--smoke]
 
 A hub (nats-server) starts on a free loopback port. A server process answers both a raw NATS subject
-(echoing the payload) and agora invocations of /agora/node/ping (UCAN chain checked, signed receipt).
+(echoing the payload) and agora invocations of `/agora/bench/echo`, a protected (granted) command: the
+caller cites the server's delegation, so every call checks a UCAN chain and gets a signed receipt.
+(Public behaviours such as `/agora/node/ping` refuse proofs, so they cannot measure a granted call.)
+`--smoke` runs a handful of calls: the test suite runs it so that this benchmark cannot rot unnoticed.
 This process is the client: it measures serial round trips (p50, p99, requests/s) and throughput with
 N requests in flight, for raw and for agora, and prints the ratios. Nothing is asserted: it reports.
 """
@@ -23,10 +26,9 @@ from typing import Any
 
 import nats
 
-from agora.actor import Runtime
+from agora.actor import Actor, CallContext, Runtime, behavior
 from agora.codec import encode
 from agora.identity import Keypair
-from agora.node.actor import NodeActor
 from agora.transport import HubConfig, HubProcess, NatsTransport
 from agora.ucan import delegate
 
@@ -34,10 +36,14 @@ RAW_SUBJECT = "bench.raw.echo"
 ARGS = {"echo": "x" * 64, "n": 1}
 
 
-class _FakeNode:
-    def __init__(self, did: str) -> None:
-        self.did = did
-        self.clock = type("C", (), {"now": staticmethod(time.time)})()
+class EchoActor(Actor):
+    """A protected command (no `public=True`): only a caller holding this node's delegation may call it."""
+
+    name = "bench"
+
+    @behavior("/agora/bench/echo")
+    async def echo(self, ctx: CallContext) -> dict[str, object]:
+        return dict(ctx.args)
 
 
 def server_main(url: str, seed: bytes, ready: Any, stop: Any) -> None:
@@ -52,8 +58,7 @@ def server_main(url: str, seed: bytes, ready: Any, stop: Any) -> None:
         transport = NatsTransport(kp.did, [url])
         await transport.start()
         runtime = Runtime(kp, transport)
-        actor = NodeActor(_FakeNode(kp.did))  # type: ignore[arg-type]
-        runtime.register(actor)
+        runtime.register(EchoActor())
         await runtime.start()
         ready.set()
         await asyncio.to_thread(stop.wait)
@@ -68,8 +73,8 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(p / 100 * len(s)))]
 
 
-async def measure(name: str, call: Any, serial: int, parallel: int, inflight: int) -> dict[str, Any]:
-    for _ in range(200):  # warm-up
+async def measure(name: str, call: Any, serial: int, parallel: int, inflight: int, warmup: int = 200) -> dict[str, Any]:
+    for _ in range(warmup):
         await call()
     lat = []
     t0 = time.perf_counter()
@@ -107,15 +112,18 @@ async def client(url: str, server_did: str, server_key: Keypair, args: argparse.
     transport = NatsTransport(kp.did, [url])
     await transport.start()
     runtime = Runtime(kp, transport)
-    # a real chain: the server delegates /agora/node to the client, so every call checks a proof
-    dlg = delegate(server_key, aud=kp.did, sub=server_did, cmd="/agora/node", exp=int(time.time()) + 3600)
+    # a real chain: the server delegates /agora/bench to the client, so every call checks a proof
+    dlg = delegate(server_key, aud=kp.did, sub=server_did, cmd="/agora/bench", exp=int(time.time()) + 3600)
 
     async def agora_call() -> None:
-        await runtime.call(server_did, "/agora/node/ping", ARGS, proofs=[dlg], timeout=5)
+        reply = await runtime.call(server_did, "/agora/bench/echo", ARGS, proofs=[dlg], timeout=5)
+        if reply != ARGS:
+            raise RuntimeError(f"the echo came back different: {reply!r}")
 
+    n = (args.serial, args.parallel, args.inflight, args.warmup)
     results = [
-        await measure("raw nats-py request/reply", raw, args.serial, args.parallel, args.inflight),
-        await measure("agora signed RPC (UCAN + receipt)", agora_call, args.serial, args.parallel, args.inflight),
+        await measure("raw nats-py request/reply", raw, *n),
+        await measure("agora signed RPC (UCAN + receipt)", agora_call, *n),
     ]
     await transport.close()
     await nc.close()
@@ -127,8 +135,12 @@ def main() -> int:
     ap.add_argument("--serial", type=int, default=2000)
     ap.add_argument("--parallel", type=int, default=8000)
     ap.add_argument("--inflight", type=int, default=16)
+    ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="a handful of calls: checks the benchmark runs")
     args = ap.parse_args()
+    if args.smoke:
+        args.serial, args.parallel, args.inflight, args.warmup = 5, 10, 4, 2
     home = Path(tempfile.mkdtemp(prefix="agora-bench-"))
     hub = HubProcess(HubConfig(home=home))
     asyncio.run(hub.start())
@@ -152,7 +164,8 @@ def main() -> int:
         print(json.dumps({"raw": raw, "agora": agora}, indent=2))
         return 0
     print(f"payload {len(encode(ARGS))} bytes; serial n={args.serial}; {args.inflight} in flight n={args.parallel}")
-    print(f"{'':38} {'p50 ms':>8} {'p99 ms':>8} {'serial/s':>10} {'16-inflight/s':>14}")
+    inflight = f"{args.inflight}-inflight/s"
+    print(f"{'':38} {'p50 ms':>8} {'p99 ms':>8} {'serial/s':>10} {inflight:>14}")
     for r in (raw, agora):
         print(f"{r['name']:38} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {r['serial_rps']:10.0f} {r['inflight_rps']:14.0f}")
     print(

@@ -12,10 +12,9 @@ Everything runs on the node's event loop (the executor's log iterator feeds it),
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from agora.telemetry import SeqLog
+from agora.wire.alloc import LogLine as LogEntry
+from agora.wire.alloc import LogsPage as LogPage
 
 DEFAULT_CAPACITY = 2000
 DEFAULT_MAX_BYTES = 1024 * 1024  # per ring: 256 finished rings hold at most ~256 MiB, not lines x line size
@@ -31,35 +30,9 @@ def _size(item: Item) -> int:
     return len(item[1]) + ENTRY_OVERHEAD
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    seq: int
-    stream: str
-    line: str
-    ts: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "stream": self.stream, "line": self.line, "ts": self.ts}
-
-
-@dataclass(frozen=True, slots=True)
-class LogPage:
-    lines: list[LogEntry]
-    next: int  # the cursor to pass as `after` next time
-    dropped: int  # lines after the cursor that the ring no longer holds
-    done: bool  # the log is closed and this page reaches its end
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "lines": [e.to_dict() for e in self.lines],
-            "next": self.next,
-            "dropped": self.dropped,
-            "done": self.done,
-        }
-
-
 class LogRing:
-    """One allocation's log: lines with their stream and time, read as pages of `LogEntry`."""
+    """One allocation's log: lines with their stream and time, read as pages of the protocol's
+    `LogsPage` of `LogLine` (`agora.wire.alloc`; `LogPage`/`LogEntry` here are the same types)."""
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if capacity < 1 or max_bytes < MAX_LINE + len(TRUNCATED) + ENTRY_OVERHEAD:

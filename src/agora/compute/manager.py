@@ -9,6 +9,8 @@ checks before any handler runs; `agora node grant DID` issues one):
   /agora/alloc/status  the allocation record (long-poll: `known_state` + `wait_s` returns as soon as
                        the state differs); the signed usage receipt once it ended
   /agora/alloc/logs    log lines after a cursor (long-poll with `wait_s`)
+  /agora/alloc/watch   state and log lines together, as soon as either changes (`watch.py`): the one
+                       stream the requester follows; message shapes in `agora.wire.alloc`
   /agora/alloc/cancel  stop it (idempotent once it ended)
   /agora/alloc/fetch   an output's bytes by sha256, <= 256 KiB per call
   /agora/alloc/upload  a module or input too big for the start request, in chunks, into the CAS
@@ -61,6 +63,7 @@ from agora.compute.taskprep import (
     storage_inputs,
 )
 from agora.compute.transfer import CasOwners, Uploads, read_chunk
+from agora.compute.watch import WatchBehavior
 from agora.errors import AgoraError
 from agora.executors import ExecHandle, ExecResult, Executor
 from agora.executors.registry import ExecutorRegistry
@@ -72,6 +75,7 @@ from agora.resources import CapacityTracker
 from agora.storage import LocalCAS, Storages, collect_outputs, fetch_inputs, remove_tree
 from agora.store import Scalar, Store
 from agora.wire import OutputDigest, UsageReceipt
+from agora.wire.alloc import LogsPage, StartArgs, StatusReply, check_alloc_id, check_cursor, check_wait
 
 log = logging.getLogger("agora.compute")
 
@@ -107,7 +111,7 @@ class _Live:
         self.changed = asyncio.Event()
 
 
-class AllocationManager(Actor):
+class AllocationManager(WatchBehavior, Actor):
     name = "alloc"
 
     def __init__(
@@ -188,24 +192,13 @@ class AllocationManager(Actor):
     @behavior("/agora/alloc/start")
     async def start(self, ctx: CallContext) -> dict[str, Any]:
         """Reserve capacity for one task and start it in the background."""
-        args = ctx.args
         if self._closed:
             raise AgoraError("unavailable", "the node is stopping", retryable=True)
-        job = args.get("job")
-        job_id = args.get("job_id", "")
-        if not isinstance(job, str) or not isinstance(job_id, str):
-            raise AgoraError("invalid_argument", "args.job (the job's name) and args.job_id must be strings")
-        spec = parse_task(args.get("task"), job, args.get("job_type"))
-        require_start_constraints(args.get("constraints"), self.capacity.total)  # constraints_unmet, every reason
-        module_bytes = args.get("module_bytes")
-        input_data = args.get("input_data", {})
-        input_refs = args.get("input_refs", {})
-        if module_bytes is not None and not isinstance(module_bytes, bytes):
-            raise AgoraError("invalid_argument", "args.module_bytes must be bytes")
-        if not isinstance(input_data, dict) or not all(isinstance(v, bytes) for v in input_data.values()):
-            raise AgoraError("invalid_argument", "args.input_data maps input names to bytes")
-        if not isinstance(input_refs, dict) or not all(isinstance(v, str) for v in input_refs.values()):
-            raise AgoraError("invalid_argument", "args.input_refs maps input names to sha256 hex")
+        args = StartArgs.from_args(ctx.args)  # the protocol's one schema (agora.wire.alloc)
+        job, job_id = args.job, args.job_id
+        spec = parse_task(args.task, job, args.job_type)
+        require_start_constraints(list(args.constraints), self.capacity.total)  # constraints_unmet, every reason
+        module_bytes, input_data, input_refs = args.module_bytes, args.input_data, args.input_refs
         executor = await asyncio.to_thread(self.registry.get, spec.engine)  # executor_unavailable + reason
         need = need_of(spec)
         if spec.engine == "wasm" and need.cpu_millis < WASM_MIN_CPU_MILLIS:
@@ -262,16 +255,14 @@ class AllocationManager(Actor):
             if known == live.alloc.state and wait_s > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(live.changed.wait(), wait_s)
-            return live.alloc.to_wire()
-        return (await self._load(alloc_id, ctx.invoker)).to_wire()
+            return StatusReply.of_record(live.alloc.to_wire()).to_wire()
+        return StatusReply.of_record((await self._load(alloc_id, ctx.invoker)).to_wire()).to_wire()
 
     @behavior("/agora/alloc/logs", mutating=False)
     async def logs(self, ctx: CallContext) -> dict[str, Any]:
         """Log lines after the cursor `after` (long-poll with wait_s)."""
         alloc_id = _alloc_id(ctx.args)
-        after, limit = ctx.args.get("after", 0), ctx.args.get("limit", 500)
-        if type(after) is not int or type(limit) is not int or after < 0 or not 1 <= limit <= 5000:
-            raise AgoraError("invalid_argument", "after must be >= 0 and limit 1 to 5000")
+        after, limit = check_cursor(ctx.args)
         live = self._live.get(alloc_id)
         if live is not None:
             self._check_owner(live.alloc, ctx.invoker)
@@ -279,9 +270,9 @@ class AllocationManager(Actor):
             await self._load(alloc_id, ctx.invoker)
         ring = self._rings.get(alloc_id)
         if ring is None:
-            return {"lines": [], "next": after, "dropped": 0, "done": True, "expired": True}
+            return LogsPage.gone(after).to_dict()
         await ring.wait(after, _wait(ctx.args, self.settings.max_wait_s))
-        return ring.read(after, limit).to_dict() | {"expired": False}
+        return ring.read(after, limit).to_dict()
 
     @behavior("/agora/alloc/cancel")
     async def cancel(self, ctx: CallContext) -> dict[str, Any]:
@@ -579,18 +570,8 @@ def live_dir(work_root: Path, alloc_id: str) -> Path:
     return work_root / alloc_id
 
 
-def _alloc_id(args: dict[str, Any]) -> str:
-    alloc_id = args.get("alloc_id")
-    if not isinstance(alloc_id, str) or not alloc_id.startswith("alloc-") or len(alloc_id) > 64:
-        raise AgoraError("invalid_argument", "args.alloc_id must be an allocation id (alloc-...)")
-    return alloc_id
-
-
-def _wait(args: dict[str, Any], cap: float) -> float:
-    w = args.get("wait_s", 0)
-    if isinstance(w, bool) or not isinstance(w, int | float) or w < 0:
-        raise AgoraError("invalid_argument", "wait_s must be a non-negative number of seconds")
-    return float(min(w, cap))
+_alloc_id = check_alloc_id
+_wait = check_wait
 
 
 def _make_dirs(work: Path, output_subdirs: list[Any]) -> None:

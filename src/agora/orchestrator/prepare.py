@@ -19,6 +19,7 @@ from typing import Any
 from agora.errors import AgoraError
 from agora.jobs import start_context
 from agora.models.job import JobSpec, TaskSpec
+from agora.wire.alloc import StartArgs
 
 INLINE_LIMIT = 192 * 1024  # bytes sent inside the start request; bigger ones are uploaded first
 MAX_FILE = 256 * 1024 * 1024
@@ -43,16 +44,14 @@ class PreparedTask:
 
     def start_args(
         self, job: str, job_id: str, inline_limit: int = INLINE_LIMIT, *, spec: JobSpec | None = None
-    ) -> tuple[dict[str, Any], list[Blob]]:
+    ) -> tuple[StartArgs, list[Blob]]:
         """The /agora/alloc/start args, and the blobs to upload before sending them. With the job's `spec`
         they carry its type and constraints (`jobs.start_context`): the provider checks the task by them."""
-        args: dict[str, Any] = {"job": job, "job_id": job_id, "task": self.wire}
-        if spec is not None:
-            args.update(start_context(spec))
         uploads: list[Blob] = []
+        module_bytes: bytes | None = None
         if self.module is not None:
             if len(self.module.data) <= inline_limit:
-                args["module_bytes"] = self.module.data
+                module_bytes = self.module.data
             else:
                 uploads.append(self.module)
         data: dict[str, bytes] = {}
@@ -65,11 +64,9 @@ class PreparedTask:
             else:
                 refs[name] = blob.sha256
                 uploads.append(blob)
-        if data:
-            args["input_data"] = data
-        if refs:
-            args["input_refs"] = refs
-        return args, uploads
+        ctx = start_context(spec) if spec is not None else {}
+        job_type, constraints = ctx.get("job_type"), tuple(ctx.get("constraints", ()))
+        return StartArgs(job, job_id, self.wire, module_bytes, data, refs, job_type, constraints), uploads
 
 
 def _find(path: str, base_dirs: Sequence[Path]) -> Path | None:

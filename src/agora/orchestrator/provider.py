@@ -21,6 +21,8 @@ from agora.codec import CID
 from agora.errors import AgoraError
 from agora.orchestrator.prepare import Blob
 from agora.ucan import Delegation
+from agora.wire import alloc
+from agora.wire.alloc import LogsPage, StartArgs, StatusReply, WatchArgs, WatchReply
 
 ProofSource = Callable[[str, str], list[Delegation]]
 CHUNK = 256 * 1024
@@ -68,37 +70,38 @@ class ProviderLink:
         result, _ = await self._call_with(command, args, timeout)
         return result
 
-    async def start(self, args: dict[str, Any]) -> tuple[dict[str, Any], CID]:
-        """Start an allocation; returns its reply and the CID of the invocation (the receipt must cite it)."""
-        result, cid = await self._call_with("/agora/alloc/start", args, None)
+    async def start(self, args: StartArgs) -> tuple[str, CID]:
+        """Start an allocation; returns its id and the CID of the invocation (the receipt must cite it)."""
+        result, cid = await self._call_with(alloc.START, args.to_args(), None)
         if not isinstance(result, dict) or not isinstance(result.get("alloc_id"), str):
             raise AgoraError("receipt_invalid", f"{self.target} answered start without an allocation id")
-        return result, cid
+        return str(result["alloc_id"]), cid
 
-    async def status(self, alloc_id: str, known_state: str | None = None, wait_s: float = 0.0) -> dict[str, Any]:
+    async def status(self, alloc_id: str, known_state: str | None = None, wait_s: float = 0.0) -> StatusReply:
         args: dict[str, Any] = {"alloc_id": alloc_id, "wait_s": wait_s}
         if known_state is not None:
             args["known_state"] = known_state
-        result = await self.call("/agora/alloc/status", args, timeout=self.timeout + wait_s)
-        if not isinstance(result, dict) or result.get("alloc_id") != alloc_id:
-            raise AgoraError("receipt_invalid", f"{self.target} answered status for another allocation")
-        return result
+        result = await self.call(alloc.STATUS, args, timeout=self.timeout + wait_s)
+        return StatusReply.from_wire(result, alloc_id)
 
-    async def logs(self, alloc_id: str, after: int, wait_s: float = 0.0) -> dict[str, Any]:
+    async def logs(self, alloc_id: str, after: int, wait_s: float = 0.0) -> LogsPage:
         args = {"alloc_id": alloc_id, "after": after, "wait_s": wait_s}
-        result = await self.call("/agora/alloc/logs", args, timeout=self.timeout + wait_s)
-        if not isinstance(result, dict) or not isinstance(result.get("lines"), list):
-            raise AgoraError("receipt_invalid", f"{self.target} answered logs in the wrong shape")
-        return result
+        result = await self.call(alloc.LOGS, args, timeout=self.timeout + wait_s)
+        return LogsPage.from_wire(result, after)
+
+    async def watch(self, args: WatchArgs) -> WatchReply:
+        """One long-poll for the allocation's state and its log lines after `args.after_seq`."""
+        result = await self.call(alloc.WATCH, args.to_args(), timeout=self.timeout + args.wait_s)
+        return WatchReply.from_wire(result, args.alloc_id, args.after_seq)
 
     async def cancel(self, alloc_id: str) -> dict[str, Any]:
-        return dict(await self.call("/agora/alloc/cancel", {"alloc_id": alloc_id}))
+        return dict(await self.call(alloc.CANCEL, {"alloc_id": alloc_id}))
 
     async def upload(self, blob: Blob) -> None:
         size = len(blob.data)
         for offset in range(0, size, CHUNK):
             args = {"sha256": blob.sha256, "size": size, "offset": offset, "data": blob.data[offset : offset + CHUNK]}
-            reply = await self.call("/agora/alloc/upload", args)
+            reply = await self.call(alloc.UPLOAD, args)
             if reply.get("complete"):
                 return
         raise AgoraError("storage_integrity", f"{self.target} did not complete the upload of {blob.sha256}")
@@ -114,7 +117,7 @@ class ProviderLink:
             try:
                 for _ in range(size // CHUNK + 2):  # bounded: one more round than the size needs
                     args = {"alloc_id": alloc_id, "sha256": sha256, "offset": got, "length": CHUNK}
-                    reply = await self.call("/agora/alloc/fetch", args)
+                    reply = await self.call(alloc.FETCH, args)
                     data = reply.get("data") if isinstance(reply, dict) else None
                     if not isinstance(data, bytes):
                         raise AgoraError("receipt_invalid", f"{self.target} answered fetch without data")

@@ -6,6 +6,11 @@ is above 1) goes pending -> starting -> running -> completed | failed | cancelle
 waiting_retry between attempts, and is `skipped` when an earlier stage of the workflow failed. Every
 move lands in the record's history with its time and cause; an illegal move is a bug and raises
 `invalid_argument` instead of rewriting history.
+
+Stored as rows: the job's own row in `jobs` (no units in it, only `unit_count`) and one row per unit in
+`job_units` (id `<job id>/<unit key>`, with `job_id` and its `order`), so a unit's move rewrites that unit
+alone, not a record that grows with `count` (which may be 10,000). `to_doc` is the whole record as the API
+shows it; `from_doc` also reads a job row of the older layout that held its units inline.
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ UNIT_MOVES: dict[str, frozenset[str]] = {
     WAITING_RETRY: frozenset({STARTING, FAILED, CANCELLED}),
 }
 COLLECTION = "jobs"
+UNITS = "job_units"
+
+
+def unit_row_id(job_id: str, key: str) -> str:
+    return f"{job_id}/{key}"
 
 
 def _check_move(moves: dict[str, frozenset[str]], what: str, old: str, new: str) -> None:
@@ -81,6 +91,14 @@ class UnitRecord:
             "ended_at": self.ended_at,
             "history": list(self.history),
         }
+
+    def row(self, job_id: str, order: int) -> dict[str, Any]:
+        """The unit's own row in `job_units`."""
+        return self.to_doc() | {"job_id": job_id, "order": order}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> UnitRecord:
+        return cls(**{k: v for k, v in row.items() if k not in ("job_id", "order")})
 
     def move(self, state: str, at: float, cause: str) -> None:
         _check_move(UNIT_MOVES, f"task {self.key}", self.state, state)
@@ -152,10 +170,20 @@ class JobRecord:
             "history": list(self.history),
         }
 
+    def row(self) -> dict[str, Any]:
+        """The job's own row in `jobs`: the record without its units (they are rows of their own)."""
+        doc = self.to_doc()
+        del doc["units"]
+        return doc | {"unit_count": len(self.units)}
+
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> JobRecord:
-        data = dict(doc)
-        data["units"] = [UnitRecord(**u) for u in doc["units"]]
+    def from_doc(cls, doc: dict[str, Any], unit_rows: list[dict[str, Any]] | None = None) -> JobRecord:
+        """A whole record (`to_doc`), or a job row and its unit rows (in any order)."""
+        data = {k: v for k, v in doc.items() if k != "unit_count"}
+        if unit_rows is not None:
+            data["units"] = [UnitRecord.from_row(r) for r in sorted(unit_rows, key=lambda r: int(r["order"]))]
+        else:
+            data["units"] = [UnitRecord.from_row(u) for u in doc.get("units", [])]
         return cls(**data)
 
     def summary(self) -> dict[str, Any]:
@@ -182,8 +210,10 @@ __all__ = [
     "SKIPPED",
     "STARTING",
     "SUBMITTED",
+    "UNITS",
     "UNIT_TERMINAL",
     "WAITING_RETRY",
     "JobRecord",
     "UnitRecord",
+    "unit_row_id",
 ]

@@ -2,9 +2,10 @@
 
 Submit parses and validates the spec (errors name their field), reads the files it names on this
 machine (`prepare`), writes the job record (`submitted`) and returns its id; the job then runs in the
-background. Stages of the workflow DAG run in order, the units of one stage at once. Each unit:
-start on the target (`/agora/alloc/start` with this node's delegation from the target), follow its
-status (long-poll) and logs, then on the end verify the signed usage receipt (signature, provider,
+background. Stages of the workflow DAG run in order, the units of one stage at most `units_at_once` at
+a time. Each unit: start on the target (`/agora/alloc/start` with this node's delegation from the
+target), follow it through one stream (`/agora/alloc/watch`: state and log lines, pushed by long-poll,
+resumable by sequence), then on the end verify the signed usage receipt (signature, provider,
 requester, allocation, the start invocation's CID, the outputs) and fetch every output into
 `<jobs dir>/<job id>/<unit>/` (from the hub or S3 where the provider published it and this node can
 read it, else from the provider), checking each file's SHA-256 and size against the receipt.
@@ -14,7 +15,8 @@ lost node or an error the catalog calls retryable) is retried after `retry.backo
 `retry.attempts` more times; anything else fails the unit at once. A failed unit fails the job: later
 stages are `skipped`. Cancel reaches every running
 allocation on its provider, and waiting retries stop. Whatever happens, the job and every unit end in
-a recorded state with their cause, and each move is an event (`job.state`, `job.task`).
+a recorded state with their cause, and each move is an event (`job.state`, `job.task`) written with the
+row it changed (the job's, or that one unit's: units are rows of their own).
 """
 
 from __future__ import annotations
@@ -49,30 +51,32 @@ from agora.orchestrator.record import (
     RUNNING,
     SKIPPED,
     STARTING,
+    UNITS,
     WAITING_RETRY,
     JobRecord,
     UnitRecord,
+    unit_row_id,
 )
 from agora.orchestrator.verify import check_end, limit_outputs, safe_output_path, verify_receipt
 from agora.store import Scalar, Store
+from agora.wire.alloc import ACCEPTED, LogsPage, StatusReply, WatchArgs
 
 log = logging.getLogger("agora.orchestrator")
 
-ALLOC_TERMINAL = frozenset({"completed", "failed", "cancelled"})
-MAX_POLLS = 10_000_000  # a bound, not a plan: a poll waits up to status_wait_s
+MAX_POLLS = 10_000_000  # a bound, not a plan: a watch waits up to status_wait_s
 
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    status_wait_s: float = 5.0  # long-poll of the provider's status
-    log_wait_s: float = 5.0
+    status_wait_s: float = 5.0  # longest wait of one watch (long-poll of state and logs) on the provider
     call_timeout: float = 10.0
-    transient_errors: int = 8  # consecutive polling failures tolerated before the attempt fails
-    log_drain_s: float = 3.0
+    transient_errors: int = 8  # consecutive watch failures tolerated before the attempt fails
+    log_drain_s: float = 3.0  # after the end, how long to keep reading log lines still to come
     finished_logs: int = 256  # jobs whose logs stay readable after they ended
     orphan_cancel_tries: int = 5  # cancels sent, after a restart, for allocations left running
     end_grace_s: float = 60.0  # past the task's timeout, how long the provider has to report its end
-    min_poll_s: float = 0.2  # a provider that answers a long-poll at once is not asked again sooner
+    min_poll_s: float = 0.2  # after a watch reply with nothing new, the least wait before the next
+    units_at_once: int = 32  # units of one stage running at once (a stage of count=10,000 is not 10,000 starts)
 
 
 @dataclass
@@ -86,6 +90,10 @@ class _Run:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     active: dict[str, tuple[ProviderLink, str]] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
+    order: dict[str, int] = field(default_factory=dict)  # unit key -> its place in the record
+
+    def __post_init__(self) -> None:
+        self.order = {u.key: i for i, u in enumerate(self.record.units)}
 
 
 class JobRunner(Actor):
@@ -126,7 +134,7 @@ class JobRunner(Actor):
         orphans: list[tuple[str, str, str, str]] = []  # (job, unit, node, alloc_id) possibly still running
         for state in ("submitted", RUNNING):
             for doc in await self.store.query(COLLECTION, {"state": state}, limit=10_000):
-                rec = JobRecord.from_doc(doc)
+                rec = await self._load(doc)
                 now = self.clock.now()
                 err = AgoraError("alloc_interrupted", "this node stopped while the job ran")
                 for u in rec.units:
@@ -138,7 +146,9 @@ class JobRunner(Actor):
                         u.history.append({"state": FAILED, "at": now, "cause": "requester restarted"})
                 rec.error = err.to_dict()
                 rec.move(FAILED, now, "requester restarted")
-                await self._persist(rec, "job.state", rec.id, {"state": FAILED, "cause": "requester restarted"})
+                await self._persist(
+                    rec, "job.state", rec.id, {"state": FAILED, "cause": "requester restarted"}, units=rec.units
+                )
                 n += 1
         if orphans:  # in the background: start-up must not wait on providers that may be gone
             self._recovering = asyncio.create_task(self._cancel_orphans(orphans), name="jobs:cancel-orphans")
@@ -217,7 +227,9 @@ class JobRunner(Actor):
             dir=str(self.jobs_dir / job_id),
             units=units,
         )
-        await self._persist(rec, "job.state", job_id, {"state": rec.state, "cause": "submitted", "node": target})
+        await self._persist(
+            rec, "job.state", job_id, {"state": rec.state, "cause": "submitted", "node": target}, units=rec.units
+        )
         run = _Run(rec, spec, prepared, JobLog())
         self._runs[job_id] = run
         self._keep_log(job_id, run.log)
@@ -231,12 +243,12 @@ class JobRunner(Actor):
         doc = await self.store.get(COLLECTION, job_id)
         if doc is None:
             raise AgoraError("job_not_found", f"no job {job_id} on this node")
-        return doc
+        return (await self._load(doc)).to_doc()
 
     async def list_jobs(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         where: dict[str, Scalar] | None = {"state": state} if state else None
         docs = await self.store.query(COLLECTION, where, order_by="submitted_at", desc=True, limit=limit)
-        return [JobRecord.from_doc(d).summary() for d in docs]
+        return [(await self._load(d)).summary() for d in docs]
 
     async def logs(self, job_id: str, *, after: int = 0, limit: int = 1000, wait_s: float = 0.0) -> dict[str, Any]:
         await self.get(job_id)  # job_not_found
@@ -275,10 +287,31 @@ class JobRunner(Actor):
             for old in [k for k in self._logs if k not in self._runs][:excess]:
                 self._logs.pop(old)
 
-    async def _persist(self, rec: JobRecord, kind: str, subject: str, data: dict[str, Any]) -> None:
+    async def _load(self, row: dict[str, Any]) -> JobRecord:
+        """A job from its row and its units' rows (or, for a row of the older layout, its inline units)."""
+        if "units" in row:
+            return JobRecord.from_doc(row)
+        n = int(row.get("unit_count", 0))
+        units = await self.store.query(UNITS, {"job_id": str(row["id"])}, limit=max(1, n))
+        return JobRecord.from_doc(row, units)
+
+    async def _persist(
+        self, rec: JobRecord, kind: str, subject: str, data: dict[str, Any], *, units: Sequence[UnitRecord] = ()
+    ) -> None:
+        """The job's row with the rows of `units` and the event, in one step."""
+        order = {id(u): i for i, u in enumerate(rec.units)} if units else {}
         async with self.store.transaction():
-            await self.store.put(COLLECTION, rec.id, rec.to_doc())
+            await self.store.put(COLLECTION, rec.id, rec.row())
+            for u in units:
+                await self.store.put(UNITS, unit_row_id(rec.id, u.key), u.row(rec.id, order[id(u)]))
             await self.store.append_event(kind, subject, data)
+
+    async def _persist_unit(self, run: _Run, unit: UnitRecord, data: dict[str, Any]) -> None:
+        """One unit's move: its row and its event, nothing of the other units."""
+        rec = run.record
+        async with self.store.transaction():
+            await self.store.put(UNITS, unit_row_id(rec.id, unit.key), unit.row(rec.id, run.order[unit.key]))
+            await self.store.append_event("job.task", rec.id, data)
 
     async def _job_move(self, run: _Run, state: str, cause: str) -> None:
         run.record.move(state, self.clock.now(), cause)
@@ -289,7 +322,7 @@ class JobRunner(Actor):
         unit.move(state, self.clock.now(), cause)
         run.log.add(unit.key, "agora", f"{unit.key}: {state} ({cause})", self.clock.now(), unit.attempts)
         data = {"task": unit.key, "state": state, "cause": cause, "attempt": unit.attempts, "alloc_id": unit.alloc_id}
-        await self._persist(run.record, "job.task", run.record.id, data)
+        await self._persist_unit(run, unit, data)
 
     async def _cancel_run(self, run: _Run, cause: str) -> None:
         if run.cancel.is_set() or run.record.ended:
@@ -308,7 +341,7 @@ class JobRunner(Actor):
             await self._job_move(run, RUNNING, f"running on {rec.node}")
             for stage in stages(run.spec):
                 units = [u for name in stage for u in rec.units_of(name)]
-                await asyncio.gather(*(self._run_unit(run, u) for u in units))
+                await self._run_stage(run, units)
                 if any(u.state != COMPLETED for u in units):
                     break
             for u in rec.units:
@@ -335,6 +368,16 @@ class JobRunner(Actor):
             run.log.close()
             self._runs.pop(rec.id, None)
             run.done.set()
+
+    async def _run_stage(self, run: _Run, units: list[UnitRecord]) -> None:
+        """The units of one stage, at most `units_at_once` of them at a time (workers taking the next)."""
+        todo = iter(units)
+
+        async def worker() -> None:
+            for unit in todo:
+                await self._run_unit(run, unit)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, min(self.settings.units_at_once, len(units))))))
 
     async def _run_unit(self, run: _Run, unit: UnitRecord) -> None:
         retry = run.spec.retry
@@ -374,48 +417,40 @@ class JobRunner(Actor):
         args, uploads = run.prepared[unit.task].start_args(rec.name, rec.id, spec=run.spec)
         for blob in uploads:
             await link.upload(blob)
-        reply, invocation = await link.start(args)
-        alloc_id = str(reply["alloc_id"])
+        alloc_id, invocation = await link.start(args)
         unit.alloc_id = alloc_id
         unit.receipt = None
         run.active[unit.key] = (link, alloc_id)
-        follower: asyncio.Task[None] | None = None
-        status: dict[str, Any] | None = None
+        status: StatusReply | None = None
         try:
             await self._unit_move(run, unit, RUNNING, f"allocation {alloc_id} accepted")
             if run.cancel.is_set():
                 await link.cancel(alloc_id)
-            follower = asyncio.create_task(self._follow_logs(run, unit, link, alloc_id, attempt))
             timeout = next(t for t in run.spec.tasks if t.name == unit.task).timeout
-            status = await self._await_end(run, link, alloc_id, timeout)
+            status = await self._follow(run, unit, link, alloc_id, timeout)
         finally:
             run.active.pop(unit.key, None)
             if status is None:  # we lost track of it: do not leave it running on the provider
                 with contextlib.suppress(AgoraError, TimeoutError):
                     await asyncio.wait_for(link.cancel(alloc_id), 2.0)
-            if follower is not None:
-                with contextlib.suppress(TimeoutError, Exception):
-                    await asyncio.wait_for(asyncio.shield(follower), self.settings.log_drain_s)
-                follower.cancel()
-                await asyncio.gather(follower, return_exceptions=True)
         await self._finish(run, unit, link, status, invocation)
 
     async def _finish(
-        self, run: _Run, unit: UnitRecord, link: ProviderLink, status: dict[str, Any], invocation: CID
+        self, run: _Run, unit: UnitRecord, link: ProviderLink, status: StatusReply, invocation: CID
     ) -> None:
         rec = run.record
         alloc_id = str(unit.alloc_id)
         receipt = verify_receipt(
-            status.get("receipt"),
+            status.receipt,
             provider=unit.node,
             requester=self.did,
             alloc_id=alloc_id,
             invocation=invocation,
-            outputs=status.get("outputs") if isinstance(status.get("outputs"), list) else [],
+            outputs=status.outputs,
         )
         unit.receipt = receipt.to_dict()
-        state = status.get("state")
-        check_end(state, receipt, status.get("error"))
+        state = status.state
+        check_end(state, receipt, status.error)
         if state == COMPLETED:
             limit_outputs(receipt, next(t for t in run.spec.tasks if t.name == unit.task).resources.disk)
             root = Path(rec.dir) / unit.key
@@ -431,72 +466,72 @@ class JobRunner(Actor):
                 fetched.append(out.to_dict() | extra)
             unit.outputs = fetched
             return
-        err = status.get("error")
+        err = status.error
         if state == CANCELLED:
             raise AgoraError("task_cancelled", f"allocation {alloc_id} was cancelled")
         if isinstance(err, dict):
             raise AgoraError.from_dict(err)
         raise AgoraError("task_failed", f"allocation {alloc_id} ended {state} without an error")
 
-    async def _await_end(self, run: _Run, link: ProviderLink, alloc_id: str, timeout: float | None) -> dict[str, Any]:
-        """Poll until the allocation ends. The provider does not decide how long this takes: past the task's
-        timeout plus a grace period it is `task_timeout` (the caller then cancels it on the provider), and
-        a provider that answers at once is polled no faster than `min_poll_s`."""
+    async def _follow(
+        self, run: _Run, unit: UnitRecord, link: ProviderLink, alloc_id: str, timeout: float | None
+    ) -> StatusReply:
+        """Follow the allocation through one stream, `/agora/alloc/watch` (state and log lines after a
+        cursor, pushed as soon as either changes), until it ended and its log is read (or `log_drain_s`
+        after the end). The provider does not decide how long this takes: past the task's timeout plus a
+        grace period it is `task_timeout` (the caller then cancels it on the provider). A reply with news
+        is followed by the next long-poll at once; one with nothing new (a provider that answers the
+        long-poll at once) waits out `min_poll_s` first."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout + self.settings.end_grace_s
-        known: str | None = None
+        known: str | None = ACCEPTED  # what start answered: the first watch waits for the next state
+        after = 0
         failures = 0
+        ended: StatusReply | None = None
+        drain_until = 0.0
         for _ in range(MAX_POLLS):
             began = loop.time()
-            if deadline is not None and began >= deadline:
+            if ended is not None and began >= drain_until:
+                return ended
+            if ended is None and deadline is not None and began >= deadline:
                 raise AgoraError(
                     "task_timeout",
                     f"allocation {alloc_id} did not end within its timeout of {timeout}s "
                     f"(+{self.settings.end_grace_s:g}s grace); cancelled on {link.target}",
                 )
-            wait_s = self.settings.status_wait_s
+            wait_s = 0.0 if ended is not None else self.settings.status_wait_s
             if deadline is not None:
                 wait_s = max(0.0, min(wait_s, deadline - began))
             try:
-                status = await link.status(alloc_id, known, wait_s)
+                reply = await link.watch(WatchArgs(alloc_id, after, known, wait_s))
                 failures = 0
             except AgoraError as err:
+                if ended is not None:  # the end is known; the last log lines are best effort
+                    return ended
                 if not err.retryable or failures >= self.settings.transient_errors:
                     raise
                 failures += 1
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 continue
-            state = status.get("state")
-            if state in ALLOC_TERMINAL:
-                return status
-            known = str(state)
-            await asyncio.sleep(max(0.0, began + self.settings.min_poll_s - loop.time()))
+            page, state = reply.logs, reply.status.state
+            self._copy_logs(run, unit, page)
+            news = bool(page.lines or page.dropped) or state != known
+            after, known = page.next, state
+            if reply.status.ended:
+                if ended is None:
+                    ended = reply.status
+                    drain_until = loop.time() + self.settings.log_drain_s
+                if page.done or page.expired:
+                    return ended
+            if not news:
+                await asyncio.sleep(max(0.0, began + self.settings.min_poll_s - loop.time()))
         raise AgoraError("timeout", f"allocation {alloc_id} did not end")
 
-    async def _follow_logs(self, run: _Run, unit: UnitRecord, link: ProviderLink, alloc_id: str, attempt: int) -> None:
-        after = 0
-        failures = 0
-        loop = asyncio.get_running_loop()
-        for _ in range(MAX_POLLS):
-            began = loop.time()
-            try:
-                page = await link.logs(alloc_id, after, self.settings.log_wait_s)
-                failures = 0
-            except AgoraError as err:
-                if not err.retryable or failures >= self.settings.transient_errors:
-                    return
-                failures += 1
-                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
-                continue
-            if page.get("dropped"):
-                run.log.add(unit.key, "agora", f"[{page['dropped']} log lines dropped]", self.clock.now(), attempt)
-            for line in page["lines"]:
-                run.log.add(unit.key, str(line.get("stream")), str(line.get("line")), float(line.get("ts", 0)), attempt)
-            after = int(page.get("next", after))
-            if page.get("done"):
-                return
-            if not page["lines"]:  # an empty answer before the long-poll ran out: do not spin
-                await asyncio.sleep(max(0.0, began + self.settings.min_poll_s - loop.time()))
+    def _copy_logs(self, run: _Run, unit: UnitRecord, page: LogsPage) -> None:
+        if page.dropped:
+            run.log.add(unit.key, "agora", f"[{page.dropped} log lines dropped]", self.clock.now(), unit.attempts)
+        for line in page.lines:
+            run.log.add(unit.key, line.stream, line.line, line.ts, unit.attempts)
 
 
 __all__ = ["JobRunner", "RunnerSettings"]

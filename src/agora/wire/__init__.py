@@ -4,6 +4,9 @@
   invocation's CID with a result or an error), `Announcement` (signed presence), the message type registry.
 - `usage.py`: `UsageReceipt` (the provider's signed account of one allocation: exit, time, CPU, memory,
   output hashes), `OutputDigest`.
+- `alloc.py`: the `/agora/alloc/*` protocol, versioned: `StartArgs`, `WatchArgs`, `StatusReply`, `LogsPage`,
+  `WatchReply`, the end states; imported as `agora.wire.alloc` by the provider (compute) and the
+  requester (orchestrator), the one place its messages are built and checked.
 """
 
 from agora.wire.messages import (

@@ -98,7 +98,7 @@ async def make_requester(net: MemoryNetwork, home: Path) -> Requester:
         store=store,
         jobs_dir=home / "jobs",
         proofs_for=book.proofs_for,
-        settings=RunnerSettings(status_wait_s=1.0, log_wait_s=1.0, call_timeout=5.0, log_drain_s=2.0),
+        settings=RunnerSettings(status_wait_s=1.0, call_timeout=5.0, log_drain_s=2.0),
     )
     runtime.register(runner)
     await runtime.start()

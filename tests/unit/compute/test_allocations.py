@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -365,3 +366,59 @@ async def test_staged_inputs_count_against_the_tasks_disk(provider: Provider, re
     assert st["state"] == "failed" and st["error"]["code"] == "task_disk_limit"
     assert "the inputs take 5000 bytes" in st["error"]["message"]
     assert leftovers(provider) == []
+
+
+async def test_watch_answers_at_once_then_only_on_news_and_resumes_by_sequence(
+    provider: Provider, requester: Requester
+) -> None:
+    """The one stream a requester follows: state and log lines together; a watch with nothing new waits."""
+    await grant(provider, requester)
+    alloc_id = await start(requester, provider, task(timeout=60), wat.spin())
+    first = await call(requester, provider, "/agora/alloc/watch", {"alloc_id": alloc_id})  # no known state: at once
+    assert first["status"]["alloc_id"] == alloc_id and first["logs"]["lines"] == []
+    state = first["status"]["state"]
+    for _ in range(50):  # follow it to running, each reply a change
+        if state == "running":
+            break
+        reply = await call(
+            requester, provider, "/agora/alloc/watch", {"alloc_id": alloc_id, "known_state": state, "wait_s": 5}
+        )
+        assert reply["status"]["state"] != state
+        state = reply["status"]["state"]
+    assert state == "running"
+    # its one line ("spinning") comes as a log delta in the same stream
+    after = 0
+    for _ in range(50):
+        reply = await call(
+            requester, provider, "/agora/alloc/watch",
+            {"alloc_id": alloc_id, "known_state": "running", "after_seq": after, "wait_s": 5},
+        )  # fmt: skip
+        after = reply["logs"]["next"]
+        if after:
+            break
+    assert after == 1 and reply["logs"]["lines"][-1]["line"] == "spinning"
+    # nothing new: the watch waits; the cancel below is the news it returns with
+    args = {"alloc_id": alloc_id, "known_state": "running", "after_seq": 1, "wait_s": 10}
+    pending = asyncio.create_task(call(requester, provider, "/agora/alloc/watch", args))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert not pending.done()
+    await call(requester, provider, "/agora/alloc/cancel", {"alloc_id": alloc_id})
+    ended = await asyncio.wait_for(pending, 10)
+    assert ended["status"]["state"] == "cancelled" and ended["status"]["receipt"]
+    assert ended["logs"]["done"]
+
+
+async def test_watch_streams_log_lines_after_the_cursor(provider: Provider, requester: Requester) -> None:
+    await grant(provider, requester)
+    alloc_id = await start(requester, provider, task(), wat.hello())
+    await wait_end(requester, provider, alloc_id)
+    reply = await call(requester, provider, "/agora/alloc/watch", {"alloc_id": alloc_id, "known_state": "completed"})
+    assert [x["seq"] for x in reply["logs"]["lines"]] == [1, 2] and reply["logs"]["done"]
+    later = await call(
+        requester, provider, "/agora/alloc/watch", {"alloc_id": alloc_id, "known_state": "completed", "after_seq": 1}
+    )
+    assert [x["line"] for x in later["logs"]["lines"]] == ["to stderr"] and later["logs"]["next"] == 2
+    with pytest.raises(AgoraError) as err:
+        await call(requester, provider, "/agora/alloc/watch", {"alloc_id": alloc_id, "v": 99})
+    assert err.value.code == "invalid_argument"

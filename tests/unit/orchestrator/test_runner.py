@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections import OrderedDict
 from pathlib import Path
@@ -88,6 +89,91 @@ async def test_count_runs_that_many_units(provider: Provider, requester: Request
     assert len({u["alloc_id"] for u in doc["units"]}) == 3
     assert all(read(u["outputs"][0]["local_path"]) == b"hello output\n" for u in doc["units"])
     assert leftovers(provider) == []
+
+
+class _Counting(AllocationManager):
+    """A provider that counts the calls it gets and the allocations running when each starts."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.calls: dict[str, int] = {}
+        self.most_at_once = 0
+
+    def _count(self, ctx: CallContext) -> None:
+        self.calls[ctx.command] = self.calls.get(ctx.command, 0) + 1
+
+    @behavior("/agora/alloc/start")
+    async def start(self, ctx: CallContext) -> dict[str, Any]:
+        self._count(ctx)
+        reply = await super().start(ctx)
+        self.most_at_once = max(self.most_at_once, len(self._live))
+        return reply
+
+    @behavior("/agora/alloc/status")
+    async def status(self, ctx: CallContext) -> dict[str, Any]:
+        self._count(ctx)
+        return await super().status(ctx)
+
+    @behavior("/agora/alloc/logs")
+    async def logs(self, ctx: CallContext) -> dict[str, Any]:
+        self._count(ctx)
+        return await super().logs(ctx)
+
+    @behavior("/agora/alloc/watch")
+    async def watch(self, ctx: CallContext) -> dict[str, Any]:
+        self._count(ctx)
+        return await super().watch(ctx)
+
+
+async def test_units_are_followed_through_one_stream_and_a_stage_runs_a_bounded_number_at_once(
+    net: MemoryNetwork, requester: Requester, tmp_path: Path
+) -> None:
+    prov = await make_provider(net, tmp_path / "counting", manager_cls=_Counting)
+    assert isinstance(prov.manager, _Counting)
+    runner = JobRunner(
+        runtime=requester.runtime,
+        store=requester.store,
+        jobs_dir=tmp_path / "jobs",
+        proofs_for=requester.book.proofs_for,
+        settings=RunnerSettings(call_timeout=5.0, units_at_once=2),
+    )
+    try:
+        await grant(prov, requester)
+        spec = job(tmp_path, {"hello": wat.hello()}, count=6)
+        summary = await runner.submit(spec, node=prov.did, base_dirs=[tmp_path])
+        doc = await runner.wait(summary["id"], 30)
+        assert doc["state"] == "completed", doc["error"]
+        calls = prov.manager.calls
+        assert calls.get("/agora/alloc/start") == 6 and calls.get("/agora/alloc/watch", 0) >= 6
+        assert "/agora/alloc/status" not in calls and "/agora/alloc/logs" not in calls  # no polling loops
+        assert 1 <= prov.manager.most_at_once <= 2
+        logs = await runner.logs(summary["id"])
+        assert sum(1 for x in logs["lines"] if x["line"] == "hello from wat") == 6  # log deltas came along
+    finally:
+        await runner.stop()
+        await prov.manager.stop()
+        await prov.runtime.transport.close()
+
+
+async def test_units_are_rows_of_their_own_and_a_unit_move_leaves_the_job_row_alone(
+    provider: Provider, requester: Requester, tmp_path: Path
+) -> None:
+    """A job of `count` units must not rewrite a record that grows with `count` on every unit move."""
+    await grant(provider, requester)
+    versions = []
+    for count in (1, 4):
+        doc = await run(requester, job(tmp_path, {"hello": wat.hello()}, count=count), provider.did, tmp_path)
+        assert doc["state"] == "completed", doc["error"]
+        row, version = await requester.store.get_with_version("jobs", doc["id"])  # type: ignore[misc]
+        assert "units" not in row and row["unit_count"] == count
+        versions.append(version)
+        units = await requester.store.query("job_units", {"job_id": doc["id"]})
+        assert sorted(u["key"] for u in units) == sorted(u["key"] for u in doc["units"])
+        assert all(u["state"] == "completed" and u["outputs"] for u in units)
+        assert await requester.runner.get(doc["id"]) == doc  # read back whole, in order
+        [listed] = [j for j in await requester.runner.list_jobs() if j["id"] == doc["id"]]
+        assert listed["tasks"] == {u["key"]: "completed" for u in doc["units"]}
+    assert versions[0] == versions[1]  # the job row was written as often for 4 units as for 1
 
 
 async def test_a_job_without_a_delegation_fails_with_the_hint_to_ask_for_one(
@@ -221,11 +307,25 @@ class _Liar(AllocationManager):
 
     @behavior("/agora/alloc/status")
     async def status(self, ctx: CallContext) -> dict[str, Any]:
-        reply = await super().status(ctx)
+        return self._lie(await super().status(ctx))
+
+    @behavior("/agora/alloc/watch")
+    async def watch(self, ctx: CallContext) -> dict[str, Any]:
+        reply = await super().watch(ctx)
+        return reply | {"status": self._lie(reply["status"])}
+
+    def _lie(self, reply: dict[str, Any]) -> dict[str, Any]:
         if self.tamper == "state" and reply.get("state") == "failed":
             reply["state"], reply["error"] = "completed", None  # unsigned: claims success the receipt denies
         if self.tamper == "never_ends":
             reply = {"alloc_id": reply["alloc_id"], "state": "running"}  # answers at once, forever
+        if self.tamper == "escape" and reply.get("receipt"):  # signs an output path that leaves the job dir
+            signed = UsageReceipt.open(reply["receipt"])
+            outs = [dataclasses.replace(o, path="../../escaped-" + o.path) for o in signed.outputs]
+            fields = {f.name: getattr(signed, f.name) for f in dataclasses.fields(signed)}
+            fields = {k: v for k, v in fields.items() if k not in ("provider", "raw")} | {"outputs": outs}
+            reply["receipt"] = UsageReceipt.issue(self.keypair, **fields).raw
+            reply["outputs"] = [o.to_dict() for o in outs]
         if self.tamper == "receipt" and reply.get("receipt"):
             raw = bytearray(reply["receipt"])
             raw[10] ^= 1  # inside the signature
@@ -246,6 +346,23 @@ async def test_a_tampered_output_or_receipt_is_refused(
         assert doc["state"] == "failed" and doc["error"]["code"] == code, doc["error"]
         out_dir = Path(doc["dir"]) / "hello"
         assert not out_dir.exists() or list(out_dir.iterdir()) == []
+    finally:
+        await liar.manager.stop()
+        await liar.runtime.transport.close()
+
+
+async def test_a_signed_output_path_that_leaves_the_job_dir_is_refused_and_nothing_is_written(
+    net: MemoryNetwork, requester: Requester, tmp_path: Path
+) -> None:
+    liar = await make_provider(net, tmp_path / "liar", manager_cls=_Liar)
+    assert isinstance(liar.manager, _Liar)
+    liar.manager.tamper = "escape"
+    try:
+        await grant(liar, requester)
+        doc = await run(requester, job(tmp_path, {"hello": wat.hello()}), liar.did, tmp_path)
+        assert doc["state"] == "failed" and doc["error"]["code"] == "receipt_invalid", doc["error"]
+        assert "not a safe relative path" in doc["error"]["message"]
+        assert not await asyncio.to_thread(lambda: list(tmp_path.rglob("escaped-*")))
     finally:
         await liar.manager.stop()
         await liar.runtime.transport.close()
@@ -283,6 +400,8 @@ async def test_after_a_restart_the_allocations_left_running_are_cancelled_on_the
     store = MemoryStore(SYSTEM_CLOCK)
     await store.open()
     await store.put("jobs", doc["id"], await requester.store.get("jobs", doc["id"]))
+    for row in await requester.store.query("job_units", {"job_id": doc["id"]}):  # the job's units are rows
+        await store.put("job_units", f"{doc['id']}/{row['key']}", row)
     gone = Keypair.generate().did  # a second job on a provider that is not there any more
     lost = {**doc, "id": "job-lost", "units": [{**doc["units"][0], "node": gone, "alloc_id": "alloc-lost"}]}
     await store.put("jobs", "job-lost", lost)
@@ -336,7 +455,7 @@ async def test_a_provider_that_never_reports_the_end_times_out_and_is_cancelled(
         store=requester.store,
         jobs_dir=tmp_path / "jobs",
         proofs_for=requester.book.proofs_for,
-        settings=RunnerSettings(call_timeout=5.0, end_grace_s=0.5, min_poll_s=0.1, log_wait_s=0.5),
+        settings=RunnerSettings(call_timeout=5.0, end_grace_s=0.5, min_poll_s=0.1),
     )
     try:
         await grant(liar, requester)

@@ -59,3 +59,21 @@ def test_a_byte_bound_drops_the_oldest_and_counts_them() -> None:
     assert small.bytes == 7  # the count bound dropped "aa" and its bytes with it
     with pytest.raises(ValueError):
         SeqLog(3, max_bytes=10)
+
+
+async def test_wait_does_not_return_before_there_is_news() -> None:
+    """A long-poll that returns at once would turn every follower into a busy loop."""
+    log: SeqLog[int] = SeqLog(4)
+    log.append(1)
+    waiter = asyncio.create_task(log.wait(1, 30.0))
+    for _ in range(20):  # many turns of the loop, no news: the waiter must still be waiting
+        await asyncio.sleep(0)
+    assert not waiter.done()
+    log.append(2)
+    await asyncio.wait_for(waiter, 5.0)
+    closer = asyncio.create_task(log.wait(2, 30.0))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not closer.done()
+    log.close()
+    await asyncio.wait_for(closer, 5.0)

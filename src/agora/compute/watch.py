@@ -1,0 +1,74 @@
+"""`/agora/alloc/watch`: the one stream a requester follows an allocation by (state and log deltas).
+
+A long-poll, resumable by sequence: the requester sends the last state it saw and the last log line it
+saw (`after_seq`); the reply carries the current status and the log lines after the cursor, and comes
+as soon as there is something new for it (a state change, a new line, the log closed), or when
+`wait_s` (cut to the node's `max_wait_s`) runs out. Nothing new is never answered at once: the provider
+waits on the allocation's change event and its log ring, no loop. A reply that carries nothing new is
+the requester's cue to slow down (the requester keeps a minimum interval between such replies).
+
+Kept out of `manager.py` as a mixin so the allocation lifecycle stays in one place; it needs of the
+manager only the live allocations, their log rings, the owner check and the stored records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from agora.actor import CallContext, behavior
+from agora.wire.alloc import WATCH, LogsPage, StatusReply, WatchArgs, WatchReply
+
+if TYPE_CHECKING:
+    from collections import OrderedDict
+
+    from agora.compute.allocation import Allocation
+    from agora.compute.logring import LogRing
+
+
+class WatchBehavior:
+    """Mixed into `AllocationManager` (which provides the attributes declared here)."""
+
+    if TYPE_CHECKING:
+        _live: dict[str, Any]
+        _rings: OrderedDict[str, LogRing]
+        settings: Any
+
+        def _check_owner(self, alloc: Allocation, invoker: str) -> None: ...
+
+        async def _load(self, alloc_id: str, invoker: str) -> Allocation: ...
+
+    @behavior(WATCH)
+    async def watch(self, ctx: CallContext) -> dict[str, Any]:
+        """State and log lines after a cursor, as soon as either changes (long-poll with wait_s)."""
+        args = WatchArgs.from_args(ctx.args, self.settings.max_wait_s)
+        live = self._live.get(args.alloc_id)
+        if live is not None:
+            alloc: Allocation = live.alloc
+            self._check_owner(alloc, ctx.invoker)
+        else:
+            alloc = await self._load(args.alloc_id, ctx.invoker)
+        ring = self._rings.get(args.alloc_id)
+        news = alloc.state != args.known_state or ring is None or ring.last_seq > args.after_seq or ring.closed
+        if live is not None and not news and args.wait_s > 0:
+            await _first(live.changed.wait(), ring.wait(args.after_seq, args.wait_s) if ring else None, args.wait_s)
+        logs = LogsPage.gone(args.after_seq) if ring is None else ring.read(args.after_seq, args.limit)
+        return WatchReply(StatusReply.of_record(alloc.to_wire()), logs).to_wire()
+
+
+async def _first(a: Awaitable[Any], b: Awaitable[Any] | None, timeout: float) -> None:
+    """Wait for whichever comes first (or the timeout); the other is cancelled and awaited."""
+    tasks = [asyncio.ensure_future(x) for x in (a, b) if x is not None]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+
+__all__ = ["WatchBehavior"]
