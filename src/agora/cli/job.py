@@ -265,15 +265,17 @@ def validate(
     as_json: JsonOpt = False,
 ) -> None:
     """Check a job file offline (no node needed): every problem at once, with where it is."""
-    from agora.jobs import load_job_file
+    from agora.jobs import validate_file
 
     with errors(as_json):
-        spec = load_job_file(file)
+        spec, warnings = validate_file(file)
         if as_json:
-            emit_json({"valid": True, "spec": spec.to_dict()})
+            emit_json({"valid": True, "spec": spec.to_dict(), "warnings": warnings})
             return
         engines = ", ".join(sorted({t.engine for t in spec.tasks}))
         typer.echo(f"{file}: valid: job {spec.name!r}, {len(spec.tasks)} task(s) ({engines})")
+        for warning in warnings:
+            typer.echo(f"warning: {warning}", err=True)
 
 
 @app.command("status")
