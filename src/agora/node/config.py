@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+from agora.actor import AdmissionSettings
 from agora.compute import ComputeSettings
 from agora.errors import AgoraError
 from agora.node.settings import setting, setting_factory
@@ -122,6 +123,9 @@ class NodeConfig:
     benchmark: BenchmarkMode = setting("on", group="compute", help="onboarding benchmark")
     compute: ComputeSettings = setting_factory(ComputeSettings, help="provider side: allocations and their logs")
     runner: RunnerSettings = setting_factory(RunnerSettings, help="requester side: jobs this node submits")
+    admission: AdmissionSettings = setting_factory(
+        AdmissionSettings, help="replay-cache shares and public-call rate limits (docs/protocol.md)"
+    )
     # The hub's JetStream object store, for outputs published `{type: hub}` and `hub` inputs
     hub_bucket: str = setting(DEFAULT_HUB_BUCKET, group="storage", help="bucket of the hub's object store")
     hub_max_object_bytes: int = setting(

@@ -66,7 +66,7 @@ class Node:
         self.events = EventRecorder(self.store, logger=log)
         self.hub: HubProcess | None = None
         self._transport_override = transport
-        self._admission = admission  # replay-cache shares and public rate limits (defaults when None)
+        self._admission = admission or config.admission  # replay-cache shares and public rate limits
         self.transport: Transport | None = None
         self.runtime: Runtime | None = None
         self.peer_table = PeerTable(

@@ -303,7 +303,11 @@ def _build(cls: type[T], prefix: tuple[str, ...], values: Mapping[tuple[str, ...
             kwargs[f.name] = _build(tp, path, values, settings)
         elif path in values:
             kwargs[f.name] = values[path]
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:  # a section's own checks (e.g. AdmissionSettings.__post_init__)
+        section = ".".join(prefix) or cls.__name__
+        raise AgoraError("config_invalid", f"{section}: {exc}", hint="See `python -m agora.daemon --help`.") from None
 
 
 def load(cls: type[T], parser: argparse.ArgumentParser, argv: Sequence[str] | None, environ: Mapping[str, str]) -> T:

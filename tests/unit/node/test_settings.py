@@ -24,6 +24,8 @@ def _sample(s: Setting) -> Any:
         return not s.default
     if s.choices is not None:
         return next(c for c in s.choices if c != s.default)
+    if s.path == ("admission", "max_lifetime"):
+        return 300.0  # must stay >= public_max_lifetime (120): the section checks it
     one: Any = {int: 7, float: 2.5, str: "sample-value", Path: Path("/tmp/sample-path")}[s.kind]
     if s.kind in (int, float) and s.default == one:
         one = one * 3
@@ -170,3 +172,13 @@ def test_a_field_of_an_unsupported_type_is_caught_by_the_schema() -> None:
 
     with pytest.raises(TypeError, match=r"Odd\.mapping"):
         settings.schema(Odd)
+
+
+def test_admission_limits_are_settings_and_a_section_check_is_config_invalid() -> None:
+    """The replay-cache shares and public rate limits reach the node from flags or the environment; a value the
+    section itself refuses (AdmissionSettings.__post_init__) is `config_invalid`, not a traceback."""
+    config = build_config(parse_args(["--hub", "--admission-public-rate", "5"]), {"AGORA_ADMISSION_PUBLIC_BURST": "7"})
+    assert (config.admission.public_rate, config.admission.public_burst) == (5.0, 7.0)
+    with pytest.raises(AgoraError) as info:
+        build_config(parse_args(["--hub", "--admission-public-rate", "0"]))
+    assert info.value.code == "config_invalid" and "admission" in info.value.message
