@@ -4,6 +4,8 @@
   invocation's CID with a result or an error), `Announcement` (signed presence), the message type registry.
 - `usage.py`: `UsageReceipt` (the provider's signed account of one allocation: exit, time, CPU, memory,
   output hashes), `OutputDigest`.
+- `market.py`: the market protocol (capacity ads, bid requests, bids, declines, awards, commits, releases);
+  import from `agora.wire.market`.
 """
 
 from agora.wire.messages import (
