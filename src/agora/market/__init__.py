@@ -14,17 +14,22 @@ The offer data type lives in `agora.models.offer` and the signed messages in `ag
 """
 
 from agora.market.diagnostics import Change, Decision, Suggestion, Verdict, count_reasons, what_would_fit
+from agora.market.index import AdVerifier, AdWatch, MarketIndex, MemoryMarketIndex
 from agora.market.matching import JobNeed, MatchPolicy, hard_filter, match
 from agora.market.reservations import Hold, ReservationBook
 from agora.market.strategies import STRATEGIES, Scored, Strategy, strategy
 
 __all__ = [
     "STRATEGIES",
+    "AdVerifier",
+    "AdWatch",
     "Change",
     "Decision",
     "Hold",
     "JobNeed",
+    "MarketIndex",
     "MatchPolicy",
+    "MemoryMarketIndex",
     "ReservationBook",
     "Scored",
     "Strategy",
