@@ -155,7 +155,8 @@ def _change(reason: Reason) -> tuple[Change, float] | None:
     param, template = relax
     value = reason.have
     if param == "min_trust":
-        value = 0.0 if value is None else value
+        if value is None:  # unknown trust passes no min_trust, however low
+            return Change(param, None, "drop min_trust (the provider's trust is unknown)"), 1.0
         rel = float(reason.need) - float(value)
     elif isinstance(reason.need, int) and isinstance(value, int) and reason.need > 0:
         rel = abs(reason.need - value) / reason.need

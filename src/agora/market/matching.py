@@ -64,6 +64,12 @@ class JobNeed:
         strategy(self.strategy)  # an unknown strategy fails here, not in the middle of a match
 
     @property
+    def plain_need(self) -> bool:
+        """Only cpu, memory, disk and the engine: `hard_filter` can check a fit without `fits`."""
+        n = self.need
+        return n.gpu_count == 0 and n.arch is None and not n.labels and n.location is None and len(n.executors) == 1
+
+    @property
     def limit(self) -> int | None:
         """The most this job may cost: the lower of max_price and budget (None: no limit)."""
         limits = [x for x in (self.max_price, self.budget) if x is not None]
@@ -211,17 +217,26 @@ def _policy(ad: CapacityAd, job: JobNeed, policy: MatchPolicy, now: float) -> li
         out.append(Reason("policy_refused", "offer", need, have, f"policy_refused: {what}"))
 
     if not offer.is_valid_at(now):
-        refuse(f"offer {offer.offer_id} is valid from {offer.valid_from} until {offer.valid_until}", now,
-               [offer.valid_from, offer.valid_until])  # fmt: skip
+        refuse(
+            f"offer {offer.offer_id} is valid from {offer.valid_from} until {offer.valid_until}",
+            now,
+            [offer.valid_from, offer.valid_until],
+        )
     if not terms.accepts_engine(job.engine):
         refuse(f"the offer does not accept engine {job.engine}", job.engine, sorted(terms.engines))
     if terms.max_duration_s is not None and job.duration_s > terms.max_duration_s:
-        refuse(f"max duration {terms.max_duration_s} s < the job's {job.duration_s} s", job.duration_s,
-               terms.max_duration_s)  # fmt: skip
+        refuse(
+            f"max duration {terms.max_duration_s} s < the job's {job.duration_s} s",
+            job.duration_s,
+            terms.max_duration_s,
+        )
     if not terms.access.admits(job.requester, policy.requester_trust):
         access = terms.access
-        what = "requester not on the offer's allowlist" if access.mode == "allowlist" else (
-            f"the offer asks requester trust >= {access.min_trust:g}")  # fmt: skip
+        what = (
+            "requester not on the offer's allowlist"
+            if access.mode == "allowlist"
+            else (f"the offer asks requester trust >= {access.min_trust:g}")
+        )
         refuse(what, job.requester, access.mode)
     return out
 
@@ -232,8 +247,14 @@ def _executor_text(reason: Reason, ad: CapacityAd) -> Reason:
         state = ad.executors.get(name)
         why = "not offered" if state is None else (state.reason or "unavailable")
         parts.append(f"{name} ({why})")
-    return Reason(reason.code, reason.dimension, reason.need, reason.have,
-                  "executor_unavailable: " + ", ".join(parts), reason.shortfall)  # fmt: skip
+    return Reason(
+        reason.code,
+        reason.dimension,
+        reason.need,
+        reason.have,
+        "executor_unavailable: " + ", ".join(parts),
+        reason.shortfall,
+    )
 
 
 def hard_filter(ad: CapacityAd, job: JobNeed, policy: MatchPolicy, now: float) -> tuple[list[Reason], int | None]:
@@ -242,11 +263,22 @@ def hard_filter(ad: CapacityAd, job: JobNeed, policy: MatchPolicy, now: float) -
     age = now - ad.iat
     if now >= ad.expires_at or age > policy.stale_after_s:
         text = f"stale_ad: issued {age:.0f} s ago, " + (
-            f"expired {now - ad.expires_at:.0f} s ago" if now >= ad.expires_at else
-            f"older than {policy.stale_after_s} s")  # fmt: skip
+            f"expired {now - ad.expires_at:.0f} s ago"
+            if now >= ad.expires_at
+            else f"older than {policy.stale_after_s} s"
+        )
         reasons.append(Reason("stale_ad", "ad", policy.stale_after_s, int(age), text))
-    for r in fits(job.need, ad.free).reasons:
-        reasons.append(_executor_text(r, ad) if r.code == "executor_unavailable" else r)
+    need, free = job.need, ad.free
+    quick = (  # the common shape (quantities and an engine) that fits: no need to build a FitResult
+        job.plain_need
+        and need.cpu_millis <= free.cpu_millis
+        and need.memory_bytes <= free.memory_bytes
+        and need.disk_bytes <= free.disk_bytes
+        and job.engine in free.executors
+    )
+    if not quick:
+        for r in fits(need, free).reasons:
+            reasons.append(_executor_text(r, ad) if r.code == "executor_unavailable" else r)
     reasons.extend(_policy(ad, job, policy, now))
     if job.min_trust is not None:
         trust = policy.trust.get(ad.provider)
@@ -343,8 +375,9 @@ def match(job: JobNeed, ads: Iterable[CapacityAd], policy: MatchPolicy | None = 
     scored = _score(passing, job, pol, weights)
     keyed = []
     for ad, quote, score, breakdown in scored:
-        s = Scored(ad.provider, score, quote, ad.benchmark_score, pol.latency_ms.get(ad.provider),
-                   _utilization(ad, job.need))  # fmt: skip
+        s = Scored(
+            ad.provider, score, quote, ad.benchmark_score, pol.latency_ms.get(ad.provider), _utilization(ad, job.need)
+        )
         keyed.append(((*strat.key(s), ad.provider), ad.provider, quote, score, breakdown))
     keyed.sort(key=lambda t: t[0])
     ordered = [

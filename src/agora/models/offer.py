@@ -323,8 +323,17 @@ class DataOffer:
     valid_until: int
 
     kind = "data"
-    FIELDS = ("kind", "offer_id", "provider", "tags", "size_bytes", "licence", "price_per_round", "valid_from",
-              "valid_until")  # fmt: skip
+    FIELDS = (
+        "kind",
+        "offer_id",
+        "provider",
+        "tags",
+        "size_bytes",
+        "licence",
+        "price_per_round",
+        "valid_from",
+        "valid_until",
+    )
 
     def __post_init__(self) -> None:
         _parse(self.to_dict())
@@ -399,8 +408,7 @@ def _parse(data: Any) -> tuple[str, dict[str, Any]]:
         if not _is_int(price) or price < 0:
             p.add("price_per_round", "a non-negative integer (minor units)", price)
         p.raise_if_any()
-        return kind, {**head, "tags": frozenset(tags), "size_bytes": size, "licence": licence,
-                      "price_per_round": price}  # fmt: skip
+        return kind, {**head, "tags": frozenset(tags), "size_bytes": size, "licence": licence, "price_per_round": price}
     resources = _resources(p, m.get("resources"))
     price_terms = PriceTerms.parse(p, "price", m.get("price", {}))
     terms = OfferTerms.parse(p, "terms", m.get("terms", {}))

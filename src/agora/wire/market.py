@@ -267,8 +267,9 @@ class CapacityAd(_Signed):
         if isinstance(p["free"], dict) and "executors" in p["free"]:
             raise f.bad("free", "a capability without executors (they travel in execs)")
         free = f.capability("free")
-        free = Capability.from_dict({**free.to_dict(), "executors": sorted(n for n, s in executors.items()
-                                                                           if s.available)})  # fmt: skip
+        free = Capability.from_dict(
+            {**free.to_dict(), "executors": sorted(n for n, s in executors.items() if s.available)}
+        )
         try:
             offer = ResourceOffer.from_dict(p["offer"])
         except AgoraError as exc:
@@ -277,8 +278,9 @@ class CapacityAd(_Signed):
         if offer.provider != provider:
             raise f.bad("offer", f"an offer of the ad's own provider ({provider}), not {offer.provider}")
         bench = p["bench"]
-        if bench is not None and (isinstance(bench, bool) or not isinstance(bench, float | int)
-                                  or not math.isfinite(bench) or bench < 0):  # fmt: skip
+        if bench is not None and (
+            isinstance(bench, bool) or not isinstance(bench, float | int) or not math.isfinite(bench) or bench < 0
+        ):
             raise f.bad("bench", "a non-negative number or null")
         return cls(
             provider,
@@ -320,8 +322,20 @@ def check_newer(ad: CapacityAd, last: CapacityAd | None) -> bool:
 class BidRequest(_Signed):
     TAG: ClassVar[str] = BID_REQUEST_TAG
     SIGNER: ClassVar[str] = "req"
-    KEYS: ClassVar[tuple[str, ...]] = ("req", "prov", "rid", "job", "task", "offer", "need", "engine", "dur",
-                                       "max", "by", "iat")  # fmt: skip
+    KEYS: ClassVar[tuple[str, ...]] = (
+        "req",
+        "prov",
+        "rid",
+        "job",
+        "task",
+        "offer",
+        "need",
+        "engine",
+        "dur",
+        "max",
+        "by",
+        "iat",
+    )
     WHAT: ClassVar[str] = "bid request"
 
     requester: str
@@ -342,15 +356,37 @@ class BidRequest(_Signed):
         return cls(requester=keypair.did, **kw)._sealed(keypair)
 
     def _payload(self) -> dict[str, Any]:
-        return {"req": self.requester, "prov": self.provider, "rid": self.request_id, "job": self.job_id,
-                "task": self.task, "offer": self.offer_id, "need": self.need.to_dict(), "engine": self.engine,
-                "dur": self.duration_s, "max": self.max_price, "by": self.respond_by, "iat": self.iat}  # fmt: skip
+        return {
+            "req": self.requester,
+            "prov": self.provider,
+            "rid": self.request_id,
+            "job": self.job_id,
+            "task": self.task,
+            "offer": self.offer_id,
+            "need": self.need.to_dict(),
+            "engine": self.engine,
+            "dur": self.duration_s,
+            "max": self.max_price,
+            "by": self.respond_by,
+            "iat": self.iat,
+        }
 
     @classmethod
     def _from_payload(cls, f: _Fields) -> BidRequest:
-        return cls(f.did("req"), f.did("prov"), f.str_("rid", max_len=128), f.str_("job"), f.str_("task"),
-                   f.str_("offer", max_len=128), f.capability("need"), f.str_("engine", max_len=32),
-                   f.int_("dur", low=1), f.opt_int("max"), f.int_("by"), f.int_("iat"))  # fmt: skip
+        return cls(
+            f.did("req"),
+            f.did("prov"),
+            f.str_("rid", max_len=128),
+            f.str_("job"),
+            f.str_("task"),
+            f.str_("offer", max_len=128),
+            f.capability("need"),
+            f.str_("engine", max_len=32),
+            f.int_("dur", low=1),
+            f.opt_int("max"),
+            f.int_("by"),
+            f.int_("iat"),
+        )
 
 
 @dataclass(frozen=True)
@@ -360,8 +396,7 @@ class Bid(_Signed):
 
     TAG: ClassVar[str] = BID_TAG
     SIGNER: ClassVar[str] = "prov"
-    KEYS: ClassVar[tuple[str, ...]] = ("prov", "req", "request", "rid", "job", "offer", "price", "until", "dlg",
-                                       "iat")  # fmt: skip
+    KEYS: ClassVar[tuple[str, ...]] = ("prov", "req", "request", "rid", "job", "offer", "price", "until", "dlg", "iat")
     WHAT: ClassVar[str] = "bid"
 
     provider: str
@@ -376,10 +411,28 @@ class Bid(_Signed):
     iat: int
 
     @classmethod
-    def issue(cls, keypair: Keypair, request: BidRequest, *, price: int, valid_until: int, iat: int,
-              delegation: bytes | None = None) -> Bid:  # fmt: skip
-        bid = cls(keypair.did, request.requester, request.cid, request.request_id, request.job_id, request.offer_id,
-                  price, valid_until, delegation, iat)  # fmt: skip
+    def issue(
+        cls,
+        keypair: Keypair,
+        request: BidRequest,
+        *,
+        price: int,
+        valid_until: int,
+        iat: int,
+        delegation: bytes | None = None,
+    ) -> Bid:
+        bid = cls(
+            keypair.did,
+            request.requester,
+            request.cid,
+            request.request_id,
+            request.job_id,
+            request.offer_id,
+            price,
+            valid_until,
+            delegation,
+            iat,
+        )
         check_bid(bid, request, now=iat)  # a provider never signs a bid over the job's max_price
         return bid._sealed(keypair)
 
@@ -387,9 +440,18 @@ class Bid(_Signed):
         return None if self.delegation is None else Delegation.decode(self.delegation)
 
     def _payload(self) -> dict[str, Any]:
-        return {"prov": self.provider, "req": self.requester, "request": self.request, "rid": self.request_id,
-                "job": self.job_id, "offer": self.offer_id, "price": self.price, "until": self.valid_until,
-                "dlg": self.delegation, "iat": self.iat}  # fmt: skip
+        return {
+            "prov": self.provider,
+            "req": self.requester,
+            "request": self.request,
+            "rid": self.request_id,
+            "job": self.job_id,
+            "offer": self.offer_id,
+            "price": self.price,
+            "until": self.valid_until,
+            "dlg": self.delegation,
+            "iat": self.iat,
+        }
 
     @classmethod
     def _from_payload(cls, f: _Fields) -> Bid:
@@ -403,8 +465,18 @@ class Bid(_Signed):
                 raise f.bad("dlg", f"a UCAN delegation ({exc.message})") from None
             if token.iss != f.p["prov"] or token.aud != f.p["req"]:
                 raise f.bad("dlg", "a delegation from the bidding provider to the requester")
-        return cls(f.did("prov"), f.did("req"), f.cid("request"), f.str_("rid", max_len=128), f.str_("job"),
-                   f.str_("offer", max_len=128), f.int_("price"), f.int_("until"), dlg, f.int_("iat"))  # fmt: skip
+        return cls(
+            f.did("prov"),
+            f.did("req"),
+            f.cid("request"),
+            f.str_("rid", max_len=128),
+            f.str_("job"),
+            f.str_("offer", max_len=128),
+            f.int_("price"),
+            f.int_("until"),
+            dlg,
+            f.int_("iat"),
+        )
 
 
 def check_bid(bid: Bid, request: BidRequest, *, now: float) -> None:
@@ -452,8 +524,13 @@ class Decline(_Signed):
         return [r.code for r in self.reasons]
 
     def _payload(self) -> dict[str, Any]:
-        return {"prov": self.provider, "request": self.request, "rid": self.request_id,
-                "reasons": [r.to_dict() for r in self.reasons], "iat": self.iat}  # fmt: skip
+        return {
+            "prov": self.provider,
+            "request": self.request,
+            "rid": self.request_id,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "iat": self.iat,
+        }
 
     @classmethod
     def _from_payload(cls, f: _Fields) -> Decline:
@@ -462,8 +539,13 @@ class Decline(_Signed):
             raise f.bad("reasons", f"a list of 1 to {MAX_REASONS} reasons")
         reasons = []
         for r in raw:
-            if (not isinstance(r, dict) or set(r) != {"code", "text"} or r["code"] not in DECLINE_CODES
-                    or not isinstance(r["text"], str) or len(r["text"]) > MAX_TEXT):  # fmt: skip
+            if (
+                not isinstance(r, dict)
+                or set(r) != {"code", "text"}
+                or r["code"] not in DECLINE_CODES
+                or not isinstance(r["text"], str)
+                or len(r["text"]) > MAX_TEXT
+            ):
                 raise f.bad("reasons", f"{{code, text}} with code one of {', '.join(DECLINE_CODES)}")
             reasons.append(DeclineReason(r["code"], r["text"]))
         return cls(f.did("prov"), f.cid("request"), f.str_("rid", max_len=128), tuple(reasons), f.int_("iat"))
@@ -495,13 +577,29 @@ class Award(_Signed):
         return award._sealed(keypair)
 
     def _payload(self) -> dict[str, Any]:
-        return {"req": self.requester, "prov": self.provider, "bid": self.bid, "rid": self.request_id,
-                "job": self.job_id, "price": self.price, "by": self.commit_by, "iat": self.iat}  # fmt: skip
+        return {
+            "req": self.requester,
+            "prov": self.provider,
+            "bid": self.bid,
+            "rid": self.request_id,
+            "job": self.job_id,
+            "price": self.price,
+            "by": self.commit_by,
+            "iat": self.iat,
+        }
 
     @classmethod
     def _from_payload(cls, f: _Fields) -> Award:
-        return cls(f.did("req"), f.did("prov"), f.cid("bid"), f.str_("rid", max_len=128), f.str_("job"),
-                   f.int_("price"), f.int_("by"), f.int_("iat"))  # fmt: skip
+        return cls(
+            f.did("req"),
+            f.did("prov"),
+            f.cid("bid"),
+            f.str_("rid", max_len=128),
+            f.str_("job"),
+            f.int_("price"),
+            f.int_("by"),
+            f.int_("iat"),
+        )
 
 
 def check_award(award: Award, bid: Bid, *, now: float) -> None:
@@ -533,13 +631,20 @@ class Commit(_Signed):
         return cls(keypair.did, award.cid, award.request_id, award.job_id, start_by, iat)._sealed(keypair)
 
     def _payload(self) -> dict[str, Any]:
-        return {"prov": self.provider, "award": self.award, "rid": self.request_id, "job": self.job_id,
-                "start_by": self.start_by, "iat": self.iat}  # fmt: skip
+        return {
+            "prov": self.provider,
+            "award": self.award,
+            "rid": self.request_id,
+            "job": self.job_id,
+            "start_by": self.start_by,
+            "iat": self.iat,
+        }
 
     @classmethod
     def _from_payload(cls, f: _Fields) -> Commit:
-        return cls(f.did("prov"), f.cid("award"), f.str_("rid", max_len=128), f.str_("job"), f.int_("start_by"),
-                   f.int_("iat"))  # fmt: skip
+        return cls(
+            f.did("prov"), f.cid("award"), f.str_("rid", max_len=128), f.str_("job"), f.int_("start_by"), f.int_("iat")
+        )
 
 
 @dataclass(frozen=True)
@@ -562,13 +667,13 @@ class Release(_Signed):
         return cls(keypair.did, award.cid, award.request_id, reason, iat)._sealed(keypair)
 
     def _payload(self) -> dict[str, Any]:
-        return {"iss": self.issuer, "award": self.award, "rid": self.request_id, "reason": self.reason,
-                "iat": self.iat}  # fmt: skip
+        return {"iss": self.issuer, "award": self.award, "rid": self.request_id, "reason": self.reason, "iat": self.iat}
 
     @classmethod
     def _from_payload(cls, f: _Fields) -> Release:
-        return cls(f.did("iss"), f.cid("award"), f.str_("rid", max_len=128), f.str_("reason", max_len=MAX_TEXT),
-                   f.int_("iat"))  # fmt: skip
+        return cls(
+            f.did("iss"), f.cid("award"), f.str_("rid", max_len=128), f.str_("reason", max_len=MAX_TEXT), f.int_("iat")
+        )
 
 
 MARKET_MESSAGES: dict[str, Callable[..., _Signed]] = {

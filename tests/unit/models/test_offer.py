@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agora.errors import AgoraError
 from agora.models.capability import Capability, GiB, PriceSchedule
@@ -151,3 +155,22 @@ def test_data_offer_kind() -> None:
 def test_price_terms_default_is_free() -> None:
     assert PriceTerms().quote(Capability(cpu_millis=1000), 3600, None) == 0
     assert PriceTerms(PriceSchedule(cpu_second=1)).schedule_for("wasm") == PriceSchedule(cpu_second=1)
+
+
+@given(
+    cpu=st.integers(0, 64_000),
+    mem=st.integers(0, 1 << 40),
+    gpu=st.integers(0, 8),
+    prices=st.tuples(*[st.integers(0, 10_000)] * 4),
+    seconds=st.integers(0, 10**7),
+)
+def test_integer_seconds_cost_equals_the_exact_fraction(
+    cpu: int, mem: int, gpu: int, prices: tuple[int, int, int, int], seconds: int
+) -> None:
+    """`cost` has an integer fast path for whole seconds (placement quotes); it must equal the exact path."""
+    schedule = PriceSchedule(*prices)
+    need = Capability(cpu_millis=cpu, memory_bytes=mem, gpu_count=gpu)
+    rate = Fraction(cpu * prices[0], 1000) + Fraction(mem * prices[1], GiB) + gpu * prices[2]
+    assert (
+        schedule.cost(need, seconds) == max(prices[3], math.ceil(rate * seconds)) == schedule.cost(need, seconds + 0.0)
+    )
