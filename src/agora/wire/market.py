@@ -47,6 +47,7 @@ DECLINE_CODES = ("busy", "policy", "price", "draining", "capacity", "expired")
 MAX_EXECUTORS = 32
 MAX_REASONS = 16
 MAX_TEXT = 512
+_NOT_IN_FREE = {"executors", "price", "trust", "latency_ms", "benchmark_score"}
 
 MESSAGE_TYPES.update(
     {
@@ -264,8 +265,10 @@ class CapacityAd(_Signed):
             ):
                 raise f.bad("execs", "engine -> {ok: bool, why: string or null}")
             executors[name] = ExecutorState(state["ok"], state["why"])
-        if isinstance(p["free"], dict) and "executors" in p["free"]:
-            raise f.bad("free", "a capability without executors (they travel in execs)")
+        if isinstance(p["free"], dict) and set(p["free"]) & _NOT_IN_FREE:
+            # executors travel in execs with their availability; price, trust, latency and benchmark are not
+            # the provider's to claim here (prices are in the offer, the others are the requester's view)
+            raise f.bad("free", f"a capability without {', '.join(sorted(_NOT_IN_FREE))}")
         free = f.capability("free")
         free = Capability.from_dict(
             {**free.to_dict(), "executors": sorted(n for n, s in executors.items() if s.available)}

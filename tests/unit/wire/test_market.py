@@ -159,6 +159,8 @@ def test_domain_separation_a_receipt_is_not_an_ad() -> None:
         ("bench", "fast"),
         ("execs", {"wasm": True}),
         ("free", {"cpu_millis": -1}),
+        ("free", {"cpu_millis": 1, "trust": 1.0}),
+        ("free", {"cpu_millis": 1, "executors": ["docker"]}),
         ("ver", ""),
         ("offer", {"kind": "resources"}),
     ],
