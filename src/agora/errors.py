@@ -157,6 +157,15 @@ CATALOG: dict[str, ErrorKind] = {
     "alloc_invalid_state": _k(409, "The allocation is not in a state that allows this."),
     "alloc_interrupted": _k(503, "The provider node stopped or restarted while the task ran; run it again.", True),
     "delegation_limit": _k(507, "This node holds too many delegations; let old ones expire or remove some."),
+    # market
+    "offer_invalid": _k(400, "Fix the offer field named in details.field; details.errors lists every problem."),
+    "ad_invalid": _k(400, "The capacity ad is malformed or its signature does not verify; it is ignored."),
+    "ad_replayed": _k(409, "An ad older than (or conflicting with) one already seen from this provider; ignored."),
+    "market_message_invalid": _k(400, "A bid request, bid, decline, award, commit or release is malformed or forged."),
+    "bid_expired": _k(409, "The bid or award is past its valid-until; ask for a new bid.", True),
+    "bid_over_max_price": _k(409, "A bid may never exceed the job's max_price; the provider is broken or hostile."),
+    "reservation_not_found": _k(404, "No reservation for this award on the provider (expired or released)."),
+    "reservation_invalid_state": _k(409, "The reservation is not in a state that allows this (already started?)."),
 }
 
 

@@ -7,6 +7,8 @@
 - `alloc.py`: the `/agora/alloc/*` protocol, versioned: `StartArgs`, `WatchArgs`, `StatusReply`, `LogsPage`,
   `WatchReply`, the end states; imported as `agora.wire.alloc` by the provider (compute) and the
   requester (orchestrator), the one place its messages are built and checked.
+- `market.py`: the market protocol (capacity ads, bid requests, bids, declines, awards, commits, releases);
+  import from `agora.wire.market`.
 """
 
 from agora.wire.messages import (

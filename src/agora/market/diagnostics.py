@@ -1,0 +1,206 @@
+"""The `why` of a placement: every candidate's verdict, counts per reason, and what would make it fit.
+
+A `Decision` keeps every candidate considered (chosen ones first, then the other passing ones in order,
+then the rejected ones with every reason), the counts per reason code (a candidate counts once per
+code), and `what_would_fit`: for each rejected candidate whose reasons can all be relaxed by the
+requester (quantities, budget, min_trust), the smallest change that would let it pass, e.g.
+"raise the budget to 1,200" or "lower memory to 2 GiB". The best few are kept (fewest changes, then
+smallest relative change, then DID), and `hint` joins them with "or".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agora.models.capability import Reason, format_bytes, format_cpu, format_gpus
+from agora.resources.comparator import ScorePart
+
+MAX_SUGGESTIONS = 3
+
+# reason code -> (the requester's parameter, how to say the change); only these can be relaxed by the requester
+_RELAX: dict[str, tuple[str, str]] = {
+    "insufficient_cpu": ("cpu", "lower cpu to {}"),
+    "insufficient_memory": ("memory", "lower memory to {}"),
+    "insufficient_disk": ("disk", "lower disk to {}"),
+    "insufficient_gpu": ("gpu", "lower gpu count to {}"),
+    "insufficient_vram": ("gpu_vram", "lower gpu vram to {}"),
+    "over_budget": ("budget", "raise the budget to {}"),
+    "trust_below_min": ("min_trust", "lower min_trust to {}"),
+}
+_FORMAT: dict[str, Callable[[Any], str]] = {
+    "cpu": format_cpu,
+    "memory": format_bytes,
+    "disk": format_bytes,
+    "gpu": format_gpus,
+    "gpu_vram": format_bytes,
+    "budget": lambda v: f"{v:,}",
+    "min_trust": lambda v: f"{v:g}",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One candidate: passed or not, every reason, its quote, score breakdown and place in the order."""
+
+    provider: str
+    ok: bool
+    reasons: tuple[Reason, ...] = ()
+    quote: int | None = None
+    score: float = 0.0
+    breakdown: Mapping[str, ScorePart] = field(default_factory=dict)
+    position: int | None = None  # 1-based among passing candidates
+    chosen: bool = False
+
+    @property
+    def codes(self) -> list[str]:
+        return [r.code for r in self.reasons]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "verdict": "chosen" if self.chosen else ("passed" if self.ok else "rejected"),
+            "ok": self.ok,
+            "quote": self.quote,
+            "score": self.score,
+            "position": self.position,
+            "breakdown": {k: v.to_dict() for k, v in self.breakdown.items()},
+            "reasons": [r.to_dict() for r in self.reasons],
+        }
+
+
+@dataclass(frozen=True)
+class Change:
+    param: str  # cpu | memory | disk | gpu | gpu_vram | budget | min_trust
+    value: Any
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"param": self.param, "value": self.value, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """Changes to the job that would let `provider` pass (every one of them is needed)."""
+
+    provider: str
+    changes: tuple[Change, ...]
+    cost: float  # relative size of the change; smaller first
+
+    @property
+    def text(self) -> str:
+        return " and ".join(c.text for c in self.changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "text": self.text, "changes": [c.to_dict() for c in self.changes]}
+
+
+@dataclass(frozen=True)
+class Decision:
+    strategy: str
+    chosen: tuple[str, ...]
+    candidates: tuple[Verdict, ...]
+    counts: Mapping[str, int]
+    what_would_fit: tuple[Suggestion, ...] = ()
+
+    @property
+    def placed(self) -> bool:
+        return bool(self.chosen)
+
+    @property
+    def passed(self) -> tuple[Verdict, ...]:
+        return tuple(v for v in self.candidates if v.ok)
+
+    @property
+    def rejected(self) -> tuple[Verdict, ...]:
+        return tuple(v for v in self.candidates if not v.ok)
+
+    @property
+    def hint(self) -> str | None:
+        return " or ".join(s.text for s in self.what_would_fit) or None
+
+    def verdict(self, provider: str) -> Verdict:
+        for v in self.candidates:
+            if v.provider == provider:
+                return v
+        raise KeyError(provider)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "chosen": list(self.chosen),
+            "considered": len(self.candidates),
+            "passed": sum(1 for v in self.candidates if v.ok),
+            "counts": dict(self.counts),
+            "what_would_fit": [s.to_dict() for s in self.what_would_fit],
+            "hint": self.hint,
+            "candidates": [v.to_dict() for v in self.candidates],
+        }
+
+
+def count_reasons(verdicts: Iterable[Verdict]) -> dict[str, int]:
+    """Rejections per reason code (a candidate counts once per code), most common first, then by code."""
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        for code in dict.fromkeys(r.code for r in v.reasons):
+            counts[code] = counts.get(code, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _change(reason: Reason) -> tuple[Change, float] | None:
+    relax = _RELAX.get(reason.code)
+    if relax is None:
+        return None
+    param, template = relax
+    value = reason.have
+    if param == "min_trust":
+        if value is None:  # unknown trust passes no min_trust, however low
+            return Change(param, None, "drop min_trust (the provider's trust is unknown)"), 1.0
+        rel = float(reason.need) - float(value)
+    elif isinstance(reason.need, int) and isinstance(value, int) and reason.need > 0:
+        rel = abs(reason.need - value) / reason.need
+    else:
+        return None
+    return Change(param, value, template.format(_FORMAT[param](value))), rel
+
+
+def suggest(verdict: Verdict) -> Suggestion | None:
+    """The changes that would let this rejected candidate pass, or None if some reason cannot be relaxed."""
+    if verdict.ok or not verdict.reasons:
+        return None
+    changes: list[Change] = []
+    total = 0.0
+    for reason in verdict.reasons:
+        found = _change(reason)
+        if found is None:
+            return None
+        changes.append(found[0])
+        total += found[1]
+    return Suggestion(verdict.provider, tuple(changes), total)
+
+
+def what_would_fit(verdicts: Iterable[Verdict], limit: int = MAX_SUGGESTIONS) -> tuple[Suggestion, ...]:
+    """The `limit` smallest distinct suggestions: fewest changes, then smallest relative change, then DID."""
+    found = [s for v in verdicts if (s := suggest(v)) is not None]
+    found.sort(key=lambda s: (len(s.changes), s.cost, s.provider))
+    out: list[Suggestion] = []
+    seen: set[str] = set()
+    for s in found:
+        if s.text not in seen:
+            seen.add(s.text)
+            out.append(s)
+        if len(out) >= limit:
+            break
+    return tuple(out)
+
+
+__all__ = [
+    "Change",
+    "Decision",
+    "Suggestion",
+    "Verdict",
+    "count_reasons",
+    "suggest",
+    "what_would_fit",
+]
