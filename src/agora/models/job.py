@@ -19,7 +19,7 @@ from agora.errors import CATALOG
 ENGINES = ("wasm", "process", "docker", "firecracker")
 JOB_TYPES = ("batch", "service")
 CONSTRAINT_OPS = ("==", "!=", "in", "not_in", ">=", "<=", "exists")
-STRATEGIES = ("cheapest", "fastest", "balanced", "spread")
+STRATEGIES = ("cheapest", "fastest", "balanced", "binpack", "spread")
 PAYMENT_MODES = ("pay_before", "pay_after")
 SOURCE_TYPES = ("inline", "local", "http", "s3", "hub")
 PUBLISH_TYPES = ("local", "s3", "hub")
