@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/node.py
 	$(BIN)/python bench/executors.py
 	$(BIN)/python bench/remote_job.py
+	$(BIN)/python bench/matching.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

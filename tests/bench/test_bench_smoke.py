@@ -21,6 +21,7 @@ RATIO_LINE = {
     "node": "ratio x",
     "executors": "ratio agora/raw",
     "remote_job": "p50 ratio remote/raw:",
+    "matching": "ratio: agora",
 }
 
 pytestmark = pytest.mark.integration
