@@ -110,6 +110,9 @@ class StartArgs:
     # the field existed) and its hard constraints (each a mapping; their meaning is checked by `agora.jobs`).
     job_type: str | None = None
     constraints: tuple[Mapping[str, Any], ...] = ()
+    # Placed by the market: the committed bid request's id, so the allocation takes the capacity the commit
+    # reserved (agora.wire.market_rpc). None: a plain start on a grant, capacity reserved at start.
+    reservation: str | None = None
 
     def to_args(self) -> dict[str, Any]:
         args: dict[str, Any] = {"v": ALLOC_VERSION, "job": self.job, "job_id": self.job_id, "task": dict(self.task)}
@@ -117,6 +120,8 @@ class StartArgs:
             args["job_type"] = self.job_type
         if self.constraints:
             args["constraints"] = [dict(c) for c in self.constraints]
+        if self.reservation is not None:
+            args["reservation"] = self.reservation
         if self.module_bytes is not None:
             args["module_bytes"] = self.module_bytes
         if self.input_data:
@@ -153,7 +158,11 @@ class StartArgs:
         constraints = args.get("constraints") or []
         if not isinstance(constraints, list) or not all(isinstance(c, Mapping) for c in constraints):
             raise AgoraError("job_spec_invalid", "the start request's `constraints` must be a list of mappings")
-        return cls(job, job_id, task, module_bytes, dict(input_data), dict(input_refs), job_type, tuple(constraints))
+        reservation = args.get("reservation")
+        if reservation is not None and (not isinstance(reservation, str) or not 0 < len(reservation) <= 128):
+            raise _arg("args.reservation must be the committed bid request's id")
+        data, refs = dict(input_data), dict(input_refs)
+        return cls(job, job_id, task, module_bytes, data, refs, job_type, tuple(constraints), reservation)
 
 
 @dataclass(frozen=True)
