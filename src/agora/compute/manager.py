@@ -38,16 +38,14 @@ from typing import Any
 
 from agora.actor import Actor, CallContext, behavior
 from agora.clock import SYSTEM_CLOCK, Clock
-from agora.codec import CID
 from agora.compute.allocation import (
-    CANCELLED,
     COLLECTION,
     COMPLETED,
-    FAILED,
     RUNNING,
     STAGING,
     Allocation,
 )
+from agora.compute.ending import interrupted, outcome, sign_usage
 from agora.compute.logring import LogRing
 from agora.compute.stores import NodeStores, publish_outputs
 from agora.compute.taskprep import (
@@ -70,7 +68,7 @@ from agora.models.job import TaskSpec
 from agora.resources import CapacityTracker
 from agora.storage import LocalCAS, Storages, collect_outputs, fetch_inputs, remove_tree
 from agora.store import Scalar, Store
-from agora.wire import OutputDigest, UsageReceipt
+from agora.wire import OutputDigest
 
 log = logging.getLogger("agora.compute")
 
@@ -151,9 +149,8 @@ class AllocationManager(Actor):
         for state in ("accepted", STAGING, RUNNING):
             for doc in await self.store.query(COLLECTION, {"state": state}, limit=10_000):
                 alloc = Allocation.from_doc(doc)
-                alloc.error = AgoraError("alloc_interrupted", "the node stopped while the allocation ran").to_dict()
-                alloc.move(FAILED, self.clock.now(), "node restarted")
-                await self._persist(alloc, alloc.error["code"])
+                interrupted(self.keypair, alloc, self.clock.now())  # signed: the requester retries it
+                await self._persist(alloc, "alloc_interrupted")
                 n += 1
         return n
 
@@ -522,53 +519,24 @@ class AllocationManager(Actor):
             log.exception("could not remove %s", work)
         self.capacity.release(alloc.id)
         ended_at = self.clock.now()
-        if error is None and result is not None and result.ok:
-            state, cause = COMPLETED, "exited 0"
-        elif error is None and result is not None:
-            state = CANCELLED if result.reason == "cancelled" else FAILED
-            code = result.error_code or "task_failed"
-            text = result.message or (f"exit code {result.exit_code}" if result.reason == "exited" else result.reason)
-            error = AgoraError(code, text, details={"stderr_tail": result.stderr[-2000:].decode(errors="replace")})
-            cause = f"{result.reason}: {text}"
-        else:
-            assert error is not None
-            state = CANCELLED if error.code == "task_cancelled" else FAILED
-            cause = f"{error.code}: {error.message}"
-        alloc.exit_code = result.exit_code if result is not None else None
-        if result is not None and not (result.ok and error is not None):
-            alloc.reason = result.reason
-        else:  # no result, or the task exited 0 and what followed failed (publishing its outputs)
-            alloc.reason = "cancelled" if state == CANCELLED else "error"
-        alloc.error = error.to_dict() if error is not None else None
+        end = outcome(result, error)
+        alloc.exit_code = end.exit_code
+        alloc.reason = end.reason
+        alloc.error = end.error.to_dict() if end.error is not None else None
         outputs = [dataclasses.replace(o, uri=uris[o.path]) if o.path in uris else o for o in outputs]
         alloc.outputs = [o.to_dict() for o in outputs]
-        stats = result.stats if result is not None else None
-        try:
-            receipt = UsageReceipt.issue(
-                self.keypair,
-                alloc_id=alloc.id,
-                requester=alloc.requester,
-                job=alloc.job,
-                task=alloc.task,
-                engine=alloc.engine,
-                exit_code=alloc.exit_code,
-                reason=alloc.reason,
-                error_code=error.code if error is not None else None,
-                started_at=started_at,
-                ended_at=ended_at,
-                wall_s=stats.wall_seconds if stats else 0.0,
-                cpu_s=stats.cpu_seconds if stats else 0.0,
-                peak_memory_bytes=stats.peak_memory_bytes if stats else 0,
-                outputs=outputs,
-                invocation=CID.parse(alloc.invocation),
-                iat=int(ended_at),
-            )
-            alloc.receipt = receipt.raw
-        except Exception:
-            log.exception("could not sign the usage receipt of %s", alloc.id)
+        alloc.receipt = sign_usage(
+            self.keypair,
+            alloc,
+            error_code=end.error.code if end.error is not None else None,
+            started_at=started_at,
+            ended_at=ended_at,
+            stats=result.stats if result is not None else None,
+            outputs=outputs,
+        )
         live.ring.close()
         try:
-            await self._move(live, state, cause)
+            await self._move(live, end.state, end.cause)
         except Exception:
             log.exception("could not record the end of %s", alloc.id)
 
