@@ -111,7 +111,10 @@ class ComputeFeature(Actor):
         self.cache_dir = home / "cache"
         self.cas = LocalCAS(home / "cas")
         self.registry = options.registry or default_registry(
-            self.work_root, self.cache_dir, task_host_network=self.node.config.allow_task_network
+            self.work_root,
+            self.cache_dir,
+            task_host_network=self.node.config.allow_task_network,
+            task_userns=self.node.config.allow_task_userns,
         )
         self.machine: MachineInfo | None = None
         self.capacity: CapacityTracker | None = None

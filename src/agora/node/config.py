@@ -56,6 +56,8 @@ class NodeConfig:
     # Off: a requester's URL must not reach into the provider's own network (SSRF). On: inputs on a LAN.
     allow_private_inputs: bool = False
     allow_task_network: bool = False  # process tasks asking for a network get the host's (see executors)
+    # Off: a process task cannot create user namespaces in its sandbox (no `unshare -r`, no namespaced root)
+    allow_task_userns: bool = False
     # The hub's JetStream object store, for outputs published `{type: hub}` and `hub` inputs
     hub_bucket: str = DEFAULT_HUB_BUCKET
     hub_max_object_bytes: int = DEFAULT_HUB_MAX_OBJECT_BYTES  # bigger results belong in S3
