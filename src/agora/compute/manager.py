@@ -47,6 +47,7 @@ from agora.compute.allocation import (
 )
 from agora.compute.ending import interrupted, outcome, sign_usage
 from agora.compute.logring import LogRing
+from agora.compute.outputs import check_outputs, survey_outputs
 from agora.compute.stores import NodeStores, publish_outputs
 from agora.compute.taskprep import (
     cas_references,
@@ -84,6 +85,7 @@ class ComputeSettings:
     finished_logs: int = 256  # allocations whose logs stay readable after they ended
     max_wait_s: float = 10.0  # longest long-poll
     log_drain_s: float = 5.0  # how long to wait for the last log lines after the task ended
+    max_output_files: int = 1000  # per task (a receipt lists each; at most agora.wire.usage.MAX_OUTPUTS)
 
 
 @dataclass
@@ -460,6 +462,9 @@ class AllocationManager(Actor):
                 with contextlib.suppress(Exception):
                     await executor.cleanup(live.handle)
             if result.ok:
+                # bounded before anything is hashed: the receipt must be able to list what is collected
+                survey = await asyncio.to_thread(survey_outputs, work / "outputs", self.settings.max_output_files)
+                check_outputs(survey, max_files=self.settings.max_output_files, disk=live.spec.resources.disk)
                 refs = await collect_outputs(work / "outputs", self.cas)
                 await self.owners.add(alloc.requester, [r.sha256 for r in refs])
                 collected = [OutputDigest(output_name(live.spec, r.path), r.path, r.sha256, r.size) for r in refs]

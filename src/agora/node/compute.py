@@ -62,6 +62,7 @@ from agora.storage import HttpFetcher, HubObjectStore, LocalCAS
 from agora.transport import MemoryTransport, NatsTransport
 
 if TYPE_CHECKING:
+    from agora.node.config import NodeConfig
     from agora.node.node import Node
 
 log = logging.getLogger("agora.node.compute")
@@ -152,7 +153,7 @@ class ComputeFeature(Actor):
             stores=self.stores,
             work_root=self.work_root,
             clock=self.node.clock,
-            settings=self.options.settings,
+            settings=self.options.settings or compute_settings(self.node.config),
         )
         interrupted = await self.manager.recover()
         failed_jobs = await self.runner.recover()
@@ -260,6 +261,11 @@ class ComputeFeature(Actor):
             out["delivered"] = False
             out["delivery_error"] = err.to_dict()
         return out
+
+
+def compute_settings(config: NodeConfig) -> ComputeSettings:
+    """The provider's limits as the operator set them in the node's config."""
+    return ComputeSettings(max_output_files=config.max_output_files)
 
 
 def build_stores(node: Node, cas: LocalCAS) -> NodeStores:

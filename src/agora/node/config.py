@@ -58,6 +58,8 @@ class NodeConfig:
     allow_task_network: bool = False  # process tasks asking for a network get the host's (see executors)
     # Off: a process task cannot create user namespaces in its sandbox (no `unshare -r`, no namespaced root)
     allow_task_userns: bool = False
+    # Output files one task may leave (each is listed in its signed receipt; the wire allows 4096)
+    max_output_files: int = 1000
     # The hub's JetStream object store, for outputs published `{type: hub}` and `hub` inputs
     hub_bucket: str = DEFAULT_HUB_BUCKET
     hub_max_object_bytes: int = DEFAULT_HUB_MAX_OBJECT_BYTES  # bigger results belong in S3
@@ -94,6 +96,13 @@ class NodeConfig:
         if self.announce_interval <= 0 or self.lost_after <= self.announce_interval:
             raise AgoraError("config_invalid", "lost_after must be longer than announce_interval")
         self._validate_storage()
+        self._validate_provider_limits()
+
+    def _validate_provider_limits(self) -> None:
+        if isinstance(self.max_output_files, bool) or not (
+            isinstance(self.max_output_files, int) and 1 <= self.max_output_files <= 4096
+        ):
+            raise AgoraError("config_invalid", f"max_output_files must be 1 to 4096, got {self.max_output_files!r}")
 
     def _validate_storage(self) -> None:
         if not isinstance(self.hub_bucket, str) or not _HUB_BUCKET_RE.fullmatch(self.hub_bucket):
