@@ -3,6 +3,7 @@ fetch, cancel) are authorized by its ownership. The README's own example, end to
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,8 @@ async def test_the_documented_wasm_only_grant_runs_a_wasm_job_to_its_verified_re
     assert doc["state"] == "completed", doc.get("error")
     [unit] = doc["units"]
     [out] = unit["outputs"]
-    assert Path(out["local_path"]).read_bytes() == b"42\n"  # fetched from the provider and verified
+    fetched = await asyncio.to_thread(Path(out["local_path"]).read_bytes)
+    assert fetched == b"42\n"  # fetched from the provider and verified
     logs = await requester.runner.logs(summary["id"])
     assert any("hello from wat" in str(line) for line in logs["lines"]), logs
     assert leftovers(provider) == []
