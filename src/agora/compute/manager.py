@@ -32,7 +32,7 @@ import hashlib
 import logging
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from agora.compute.allocation import (
     Allocation,
 )
 from agora.compute.ending import interrupted, outcome, sign_usage
+from agora.compute.lifecycle import AllocationRun, executor_handle, uninterrupted
 from agora.compute.logring import LogRing
 from agora.compute.outputs import check_outputs, survey_outputs
 from agora.compute.stores import NodeStores, publish_outputs
@@ -65,7 +66,6 @@ from agora.executors import ExecHandle, ExecResult, Executor
 from agora.executors.registry import ExecutorRegistry
 from agora.identity import Keypair
 from agora.models.capability import fits
-from agora.models.job import TaskSpec
 from agora.resources import CapacityTracker
 from agora.storage import LocalCAS, Storages, collect_outputs, fetch_inputs, remove_tree
 from agora.store import Scalar, Store
@@ -88,22 +88,7 @@ class ComputeSettings:
     max_output_files: int = 1000  # per task (a receipt lists each; at most agora.wire.usage.MAX_OUTPUTS)
 
 
-@dataclass
-class _Live:
-    alloc: Allocation
-    spec: TaskSpec
-    ring: LogRing
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    executor: Executor | None = None
-    handle: ExecHandle | None = None
-    cancel_cause: str | None = None
-    stopping: bool = False
-    ending: bool = False  # `_run` reached `_end`: a cancel must no longer interrupt the task
-
-    def notify(self) -> None:
-        self.changed.set()
-        self.changed = asyncio.Event()
+_Live = AllocationRun  # the name the lifecycle tests know it by
 
 
 class AllocationManager(Actor):
@@ -233,14 +218,16 @@ class AllocationManager(Actor):
             invocation=str(ctx.invocation.cid),
             created_at=now,
         )
-        live = _Live(alloc, spec, LogRing(self.settings.log_lines, self.settings.log_bytes))
+        ring = LogRing(self.settings.log_lines, self.settings.log_bytes)
+        live = AllocationRun(alloc, spec, ring, live_dir(self.work_root, alloc_id), started_at=now)
         self._live[alloc_id] = live
         try:
             await self._persist(alloc, "start accepted")
-        except BaseException:
+        except BaseException:  # its life never began: nothing but the slot and the reservation to give back
             self._live.pop(alloc_id, None)
             self.capacity.release(alloc_id)
             raise
+        live.held.callback(self.capacity.release, alloc_id)  # the first thing it holds, the last given back
         self._keep_ring(alloc_id, live.ring)
         live.task = asyncio.create_task(
             self._run(live, executor, module_bytes, dict(input_data), dict(input_refs)), name=f"alloc:{alloc_id}"
@@ -353,15 +340,7 @@ class AllocationManager(Actor):
             live.notify()
 
     async def _cancel(self, live: _Live, cause: str) -> None:
-        if live.alloc.ended or live.cancel_cause is not None:
-            return
-        live.cancel_cause = cause
-        if live.handle is not None and live.executor is not None:
-            await live.executor.cancel(live.handle)
-        elif live.task is not None and not live.ending:
-            live.task.cancel()  # still staging: interrupt the fetch; _run records the ending
-        # once ending, `_end` is already recording a terminal state: interrupting it would leak the
-        # reservation and leave the record in `staging`
+        await live.cancel(cause)
 
     async def _resolve_module(self, live: _Live, module_bytes: bytes | None) -> Path | None:
         spec = live.spec
@@ -388,7 +367,7 @@ class AllocationManager(Actor):
             return self.cas.path_of(named)
         module = spec.module or ""
         if module.startswith(("http://", "https://")):
-            target = live_dir(self.work_root, live.alloc.id) / "module.wasm"
+            target = live.work / "module.wasm"
             await self.stores.http.fetch_to_file(module, target)
             return target
         raise AgoraError(
@@ -400,9 +379,10 @@ class AllocationManager(Actor):
     async def _stage(
         self, live: _Live, module_bytes: bytes | None, data: dict[str, bytes], refs: dict[str, str]
     ) -> Path | None:
-        work = live_dir(self.work_root, live.alloc.id)
+        work = live.work
         dirs = output_dirs(live.spec)
-        await asyncio.to_thread(_make_dirs, work, dirs)
+        live.held.push_async_callback(self._remove_work, work)  # before it exists: a half-made dir goes too
+        await uninterrupted(asyncio.to_thread(_make_dirs, work, dirs))
         self.stores.check_task(live.spec)  # a hub/s3 input or output this node cannot serve: refuse before running
         # the CAS is shared: another requester's object reads as not stored
         named = cas_references(live.spec, data, refs, module_sent=module_bytes is not None)
@@ -424,8 +404,11 @@ class AllocationManager(Actor):
         return module_path
 
     async def _pump(self, executor: Executor, handle: ExecHandle, ring: LogRing) -> None:
-        async for line in executor.logs(handle):
-            ring.append(line.stream, line.line, line.ts)
+        try:
+            async for line in executor.logs(handle):
+                ring.append(line.stream, line.line, line.ts)
+        except Exception:  # the log is best effort: it must never end the allocation's task group
+            log.exception("the log pump of %s failed", handle.request.task_id)
 
     async def _run(
         self,
@@ -435,59 +418,74 @@ class AllocationManager(Actor):
         input_data: dict[str, bytes],
         input_refs: dict[str, str],
     ) -> None:
+        """The owner of one allocation: its body in its task group, then the one ending."""
+        async with asyncio.TaskGroup() as tg:
+            live.tg = tg
+            live.body = tg.create_task(
+                self._body(live, executor, module_bytes, input_data, input_refs), name=f"alloc-body:{live.alloc.id}"
+            )
+        await self._end(live, live.result, live.error, live.outputs, live.started_at, live.work, live.uris)
+
+    async def _body(
+        self,
+        live: _Live,
+        executor: Executor,
+        module_bytes: bytes | None,
+        input_data: dict[str, bytes],
+        input_refs: dict[str, str],
+    ) -> None:
+        """Stage, run, collect; how it went is left on `live`, never raised (a cancel included)."""
         alloc = live.alloc
-        result: ExecResult | None = None
-        error: AgoraError | None = None
-        outputs: list[OutputDigest] = []
-        uris: dict[str, str] = {}  # output path -> where it is published (cas://, hub://, s3://)
-        started_at = self.clock.now()
-        work = live_dir(self.work_root, alloc.id)
         try:
             await self._move(live, STAGING, "staging inputs")
             module_path = await self._stage(live, module_bytes, input_data, input_refs)
             if live.cancel_cause is not None:
                 raise AgoraError("task_cancelled", live.cancel_cause)
             live.executor = executor
-            live.handle = await executor.start(exec_request(live.spec, alloc.id, work, module_path))
-            started_at = self.clock.now()
-            try:
+            async with executor_handle(executor, exec_request(live.spec, alloc.id, live.work, module_path)) as handle:
+                live.handle = handle
+                live.started_at = self.clock.now()
                 if live.cancel_cause is not None:  # a cancel that came while the executor started
-                    await executor.cancel(live.handle)
-                pump = asyncio.create_task(self._pump(executor, live.handle, live.ring))
-                await self._move(live, RUNNING, f"{live.spec.engine} task started")
-                result = await executor.wait(live.handle)
-                with contextlib.suppress(TimeoutError, Exception):
-                    await asyncio.wait_for(pump, self.settings.log_drain_s)
-            finally:
-                with contextlib.suppress(Exception):
-                    await executor.cleanup(live.handle)
-            if result.ok:
-                # bounded before anything is hashed: the receipt must be able to list what is collected
-                survey = await asyncio.to_thread(survey_outputs, work / "outputs", self.settings.max_output_files)
-                check_outputs(survey, max_files=self.settings.max_output_files, disk=live.spec.resources.disk)
-                refs = await collect_outputs(work / "outputs", self.cas)
-                await self.owners.add(alloc.requester, [r.sha256 for r in refs])
-                collected = [OutputDigest(output_name(live.spec, r.path), r.path, r.sha256, r.size) for r in refs]
-                # every output stays in this node's CAS (served by /agora/alloc/fetch); those the spec
-                # publishes to the hub or S3 are put there too, and their URIs say so
-                published = await publish_outputs(
-                    self.stores, live.spec, [(o.name, o.path, o.sha256) for o in collected], self.cas.path_of
-                )
-                uris = {r.path: r.uri for r in refs} | published
-                outputs = collected
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            code = "alloc_interrupted" if live.stopping else "task_cancelled"
-            error = AgoraError(code, live.cancel_cause or "cancelled")
+                    await executor.cancel(handle)
+                assert live.tg is not None
+                pump = live.tg.create_task(self._pump(executor, handle, live.ring))
+                try:
+                    await self._move(live, RUNNING, f"{live.spec.engine} task started")
+                    live.result = await executor.wait(handle)
+                    await asyncio.wait({pump}, timeout=self.settings.log_drain_s)
+                finally:
+                    pump.cancel()  # ended, or the last lines did not come in time: stop waiting for them
+            if live.result.ok:
+                await self._collect(live)
+        except asyncio.CancelledError:  # only the body was cancelled (`AllocationRun.cancel`): it ends here
+            live.error = live.interrupted()
         except AgoraError as exc:
-            error = exc
+            live.error = exc
         except Exception as exc:
             log.exception("allocation %s failed", alloc.id)
-            error = AgoraError("internal", f"{type(exc).__name__}: {exc}")
-        live.ending = True  # no await since the except clauses: no cancel can land in between
-        await self._end(live, result, error, outputs, started_at, work, uris)
+            live.error = AgoraError("internal", f"{type(exc).__name__}: {exc}")
+
+    async def _collect(self, live: _Live) -> None:
+        alloc, work = live.alloc, live.work
+        # bounded before anything is hashed: the receipt must be able to list what is collected
+        survey = await asyncio.to_thread(survey_outputs, work / "outputs", self.settings.max_output_files)
+        check_outputs(survey, max_files=self.settings.max_output_files, disk=live.spec.resources.disk)
+        refs = await collect_outputs(work / "outputs", self.cas)
+        await self.owners.add(alloc.requester, [r.sha256 for r in refs])
+        collected = [OutputDigest(output_name(live.spec, r.path), r.path, r.sha256, r.size) for r in refs]
+        # every output stays in this node's CAS (served by /agora/alloc/fetch); those the spec
+        # publishes to the hub or S3 are put there too, and their URIs say so
+        published = await publish_outputs(
+            self.stores, live.spec, [(o.name, o.path, o.sha256) for o in collected], self.cas.path_of
+        )
+        live.uris = {r.path: r.uri for r in refs} | published
+        live.outputs = collected
+
+    async def _remove_work(self, work: Path) -> None:
+        try:
+            await asyncio.to_thread(remove_tree, work)
+        except Exception:
+            log.exception("could not remove %s", work)
 
     async def _end(
         self,
@@ -499,11 +497,14 @@ class AllocationManager(Actor):
         work: Path,
         uris: dict[str, str],
     ) -> None:
+        """Give back what it held (its exit stack: work dir, then reservation), sign, record, forget it."""
         alloc = live.alloc
         try:
-            await self._finish(live, result, error, outputs, started_at, work, uris)
-        finally:  # whatever happened above (even a cancel from outside), the node holds nothing of it
-            self.capacity.release(alloc.id)
+            try:
+                await live.held.aclose()
+            finally:
+                await self._finish(live, result, error, outputs, started_at, uris)
+        finally:  # recorded (or not recordable): the node holds nothing of it any more
             self._live.pop(alloc.id, None)
             self._keep_ring(alloc.id, live.ring)  # now a finished ring: the newest, older ones may go
 
@@ -514,15 +515,9 @@ class AllocationManager(Actor):
         error: AgoraError | None,
         outputs: list[OutputDigest],
         started_at: float,
-        work: Path,
         uris: dict[str, str],
     ) -> None:
         alloc = live.alloc
-        try:
-            await asyncio.to_thread(remove_tree, work)
-        except Exception:
-            log.exception("could not remove %s", work)
-        self.capacity.release(alloc.id)
         ended_at = self.clock.now()
         end = outcome(result, error)
         alloc.exit_code = end.exit_code
