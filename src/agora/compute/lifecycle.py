@@ -49,6 +49,7 @@ class AllocationRun:
     executor: Executor | None = None
     handle: ExecHandle | None = None
     cancel_cause: str | None = None
+    uses: set[str] = field(default_factory=set)  # CAS digests it reads (module, inputs): never swept meanwhile
     stopping: bool = False  # the node is stopping: a cancel is an interruption, not the requester's
     # how the body ended
     result: ExecResult | None = None

@@ -32,7 +32,7 @@ import hashlib
 import logging
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from agora.compute.ending import interrupted, outcome, sign_usage
 from agora.compute.lifecycle import AllocationRun, executor_handle, uninterrupted
 from agora.compute.logring import LogRing
 from agora.compute.outputs import check_outputs, survey_outputs
+from agora.compute.quota import StoreLedger, StoreLimits
 from agora.compute.stores import NodeStores, publish_outputs
 from agora.compute.taskprep import (
     cas_references,
@@ -86,6 +87,9 @@ class ComputeSettings:
     max_wait_s: float = 10.0  # longest long-poll
     log_drain_s: float = 5.0  # how long to wait for the last log lines after the task ended
     max_output_files: int = 1000  # per task (a receipt lists each; at most agora.wire.usage.MAX_OUTPUTS)
+    store: StoreLimits = field(
+        default_factory=StoreLimits
+    )  # each requester's share of the CAS, and how long things stay
 
 
 _Live = AllocationRun  # the name the lifecycle tests know it by
@@ -118,10 +122,19 @@ class AllocationManager(Actor):
         self.clock = clock
         self.settings = settings or ComputeSettings()
         self.owners = CasOwners(store)  # who may name which CAS object by its hash
-        self.uploads = Uploads(cas, work_root.parent / "uploads", owners=self.owners)
+        self.ledger = StoreLedger(store, cas, self.owners, self.settings.store, clock)  # quotas, retention
+        self.uploads = Uploads(
+            cas,
+            work_root.parent / "uploads",
+            owners=self.owners,
+            admit=lambda owner, size: self.ledger.require_room(owner, size, "the upload"),
+            stored=lambda owner, digest, size: self.ledger.hold(owner, digest, size, "upload"),
+        )
         self._live: dict[str, _Live] = {}
         self._rings: OrderedDict[str, LogRing] = OrderedDict()
         self._closed = False
+        self._gc: asyncio.Task[None] | None = None
+        self._gc_stop = asyncio.Event()
 
     @property
     def storages(self) -> Storages:
@@ -148,9 +161,34 @@ class AllocationManager(Actor):
         self.work_root.mkdir(parents=True, exist_ok=True)
         self.uploads.clear()
 
+    async def start_sweeping(self) -> None:
+        """Sweep the store now and every `store.sweep_interval_s` (expired uploads and outputs)."""
+        if self._gc is None:
+            self._gc = asyncio.create_task(self._sweep_loop(), name="alloc-store-sweep")
+
+    async def sweep(self) -> int:
+        """Remove what expired from the CAS, except objects a live allocation uses; how many went."""
+        in_use = {d for live in self._live.values() for d in live.uses}
+        return await self.ledger.sweep(in_use)
+
+    async def _sweep_loop(self) -> None:
+        while not self._gc_stop.is_set():
+            try:
+                removed = await self.sweep()
+                if removed:
+                    log.info("removed %d expired object(s) from the store", removed)
+            except Exception:
+                log.exception("the store sweep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._gc_stop.wait(), self.settings.store.sweep_interval_s)
+
     async def stop(self) -> None:
         """Cancel every allocation and wait for each to end cleanly (recorded, capacity back)."""
         self._closed = True
+        self._gc_stop.set()
+        if self._gc is not None:
+            await self._gc
+            self._gc = None
         lives = list(self._live.values())
         for live in lives:
             live.stopping = True
@@ -290,7 +328,10 @@ class AllocationManager(Actor):
         if alloc.state != COMPLETED or not any(o["sha256"] == sha for o in alloc.outputs):
             raise AgoraError("not_found", f"allocation {alloc_id} has no output with sha256 {sha!r}")
         assert isinstance(sha, str)
-        return await read_chunk(self.cas, sha, ctx.args.get("offset", 0), ctx.args.get("length"))
+        chunk = await read_chunk(self.cas, sha, ctx.args.get("offset", 0), ctx.args.get("length"))
+        if chunk["eof"] and ctx.invoker == alloc.requester:  # it has all of it: keep it only a grace period
+            await self.ledger.fetched(alloc.requester, sha)
+        return chunk
 
     @behavior("/agora/alloc/upload")
     async def upload(self, ctx: CallContext) -> dict[str, Any]:
@@ -353,9 +394,13 @@ class AllocationManager(Actor):
             digest = hashlib.sha256(module_bytes).hexdigest()
             if named is not None and digest != named:
                 raise AgoraError("storage_integrity", f"the module bytes hash to {digest}, not {named}")
+            live.uses.add(digest)
+            if not await self.owners.owns(live.alloc.requester, digest):
+                await self.ledger.require_room(live.alloc.requester, len(module_bytes), "the module")
             if not await self.cas.exists(self.cas.ref_for(digest, None)):
                 await self.cas.put(module_bytes)
             await self.owners.add(live.alloc.requester, [digest])
+            await self.ledger.hold(live.alloc.requester, digest, len(module_bytes), "module")
             return self.cas.path_of(digest)
         if named is not None:
             if not await self.cas.exists(self.cas.ref_for(named, None)):
@@ -386,7 +431,10 @@ class AllocationManager(Actor):
         self.stores.check_task(live.spec)  # a hub/s3 input or output this node cannot serve: refuse before running
         # the CAS is shared: another requester's object reads as not stored
         named = cas_references(live.spec, data, refs, module_sent=module_bytes is not None)
+        live.uses.update(digest for _, digest in named)  # the sweep leaves them while this runs
         await self.owners.require(live.alloc.requester, named)
+        for _, digest in named:
+            await self.ledger.renew(live.alloc.requester, digest)
         inputs = storage_inputs(live.spec, data, refs, self.stores.hub_bucket)
         module_path = await self._resolve_module(live, module_bytes)
         if inputs:
@@ -470,8 +518,11 @@ class AllocationManager(Actor):
         # bounded before anything is hashed: the receipt must be able to list what is collected
         survey = await asyncio.to_thread(survey_outputs, work / "outputs", self.settings.max_output_files)
         check_outputs(survey, max_files=self.settings.max_output_files, disk=live.spec.resources.disk)
+        await self.ledger.require_room(alloc.requester, survey.bytes, "the task's outputs")
         refs = await collect_outputs(work / "outputs", self.cas)
         await self.owners.add(alloc.requester, [r.sha256 for r in refs])
+        for r in refs:
+            await self.ledger.hold(alloc.requester, r.sha256, r.size, "output")
         collected = [OutputDigest(output_name(live.spec, r.path), r.path, r.sha256, r.size) for r in refs]
         # every output stays in this node's CAS (served by /agora/alloc/fetch); those the spec
         # publishes to the hub or S3 are put there too, and their URIs say so

@@ -43,6 +43,7 @@ from agora.compute import (
     HubOpener,
     NodeStores,
     S3Settings,
+    StoreLimits,
     describe,
 )
 from agora.errors import AgoraError
@@ -156,6 +157,7 @@ class ComputeFeature(Actor):
             settings=self.options.settings or compute_settings(self.node.config),
         )
         interrupted = await self.manager.recover()
+        await self.manager.start_sweeping()
         failed_jobs = await self.runner.recover()
         if interrupted or failed_jobs:
             log.warning("after a restart: %d allocation(s) and %d job(s) marked failed", interrupted, failed_jobs)
@@ -265,7 +267,8 @@ class ComputeFeature(Actor):
 
 def compute_settings(config: NodeConfig) -> ComputeSettings:
     """The provider's limits as the operator set them in the node's config."""
-    return ComputeSettings(max_output_files=config.max_output_files)
+    store = StoreLimits(quota_bytes=config.requester_store_quota_bytes, retention_s=config.store_retention_s)
+    return ComputeSettings(max_output_files=config.max_output_files, store=store)
 
 
 def build_stores(node: Node, cas: LocalCAS) -> NodeStores:

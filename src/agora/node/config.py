@@ -60,6 +60,10 @@ class NodeConfig:
     allow_task_userns: bool = False
     # Output files one task may leave (each is listed in its signed receipt; the wire allows 4096)
     max_output_files: int = 1000
+    # Each requester's share of this node's store (uploads, modules, outputs), in bytes; 0: no bound
+    requester_store_quota_bytes: int = 10 * 1024**3
+    # How long an upload or an output stays in the store (an output fetched to its end: 5 more minutes)
+    store_retention_s: float = 7 * 24 * 3600.0
     # The hub's JetStream object store, for outputs published `{type: hub}` and `hub` inputs
     hub_bucket: str = DEFAULT_HUB_BUCKET
     hub_max_object_bytes: int = DEFAULT_HUB_MAX_OBJECT_BYTES  # bigger results belong in S3
@@ -103,6 +107,12 @@ class NodeConfig:
             isinstance(self.max_output_files, int) and 1 <= self.max_output_files <= 4096
         ):
             raise AgoraError("config_invalid", f"max_output_files must be 1 to 4096, got {self.max_output_files!r}")
+        quota = self.requester_store_quota_bytes
+        if isinstance(quota, bool) or not isinstance(quota, int) or quota < 0:
+            raise AgoraError("config_invalid", f"requester_store_quota_bytes must be >= 0 (0: no bound), got {quota!r}")
+        retention = self.store_retention_s
+        if isinstance(retention, bool) or not isinstance(retention, int | float) or not retention > 0:
+            raise AgoraError("config_invalid", f"store_retention_s must be a positive number, got {retention!r}")
 
     def _validate_storage(self) -> None:
         if not isinstance(self.hub_bucket, str) or not _HUB_BUCKET_RE.fullmatch(self.hub_bucket):

@@ -20,6 +20,9 @@ def test_the_defaults_are_valid_and_reach_the_manager(tmp_path: Path) -> None:
     c.validate()
     assert compute_settings(c).max_output_files == c.max_output_files == 1000
     assert compute_settings(config(tmp_path, max_output_files=7)).max_output_files == 7
+    store = compute_settings(config(tmp_path, requester_store_quota_bytes=0, store_retention_s=60.0)).store
+    assert (store.quota_bytes, store.retention_s) == (0, 60.0)
+    assert compute_settings(c).store.quota_bytes == c.requester_store_quota_bytes > 0
 
 
 @pytest.mark.parametrize(
@@ -28,6 +31,8 @@ def test_the_defaults_are_valid_and_reach_the_manager(tmp_path: Path) -> None:
         ({"max_output_files": 0}, "max_output_files"),
         ({"max_output_files": 5000}, "max_output_files"),
         ({"max_output_files": True}, "max_output_files"),
+        ({"requester_store_quota_bytes": -1}, "requester_store_quota_bytes"),
+        ({"store_retention_s": 0}, "store_retention_s"),
     ],
 )
 def test_bad_provider_limits_fail_at_start(tmp_path: Path, kw: dict[str, object], says: str) -> None:
