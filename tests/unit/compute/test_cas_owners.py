@@ -112,10 +112,13 @@ async def _run(req: Requester, p: Provider, t: dict[str, Any], **extra: Any) -> 
     proofs = req.book.proofs_for(p.did, "/agora/alloc/start")
     args = {"job": "j", "job_id": "x", "task": t, **extra}
     alloc_id = (await req.runtime.call(p.did, "/agora/alloc/start", args, proofs=proofs))["alloc_id"]
-    for _ in range(100):
-        st = await req.runtime.call(p.did, "/agora/alloc/status", {"alloc_id": alloc_id, "wait_s": 1}, proofs=proofs)
+    known = None
+    for _ in range(100):  # long-poll: each call waits (up to 1 s) for the state to move past `known`
+        args = {"alloc_id": alloc_id, "known_state": known, "wait_s": 1}
+        st = await req.runtime.call(p.did, "/agora/alloc/status", args, proofs=proofs)
         if st["state"] in ("completed", "failed", "cancelled"):
             return dict(st)
+        known = st["state"]
     raise AssertionError("the allocation did not end")
 
 
