@@ -17,10 +17,12 @@ Only the requester that started an allocation (or this node itself) can see or t
 gets `alloc_not_found`, so allocation ids leak nothing.
 
 Every ending (completed, failed, cancelled, timeout, oom, a start error after the reservation) goes
-through `_run`'s one exit path: executor cleanup, work dir removed, capacity released, usage receipt
-signed, then the terminal state recorded. A requester that sees a terminal state can rely on the node
-holding nothing of the task any more but its collected outputs. A node that restarts marks what was
-in flight `failed` with `alloc_interrupted` and removes the work dirs left behind (`recover`).
+through `_run`'s one exit path: executor cleanup, work dir removed, capacity released (the
+`AllocationRun`'s exit stack, see lifecycle.py), usage receipt signed, then the terminal state recorded.
+A requester that sees a terminal state can rely on the node holding nothing of the task any more but
+its collected outputs. A node that restarts marks what was in flight `failed` with `alloc_interrupted`
+and a signed receipt saying so, and removes the work dirs left behind (`recover`). What requesters
+store here is bounded per requester and swept when it expires (quota.py).
 """
 
 from __future__ import annotations
