@@ -89,9 +89,8 @@ class ComputeSettings:
     max_wait_s: float = 10.0  # longest long-poll
     log_drain_s: float = 5.0  # how long to wait for the last log lines after the task ended
     max_output_files: int = 1000  # per task (a receipt lists each; at most agora.wire.usage.MAX_OUTPUTS)
-    store: StoreLimits = field(
-        default_factory=StoreLimits
-    )  # each requester's share of the CAS, and how long things stay
+    # each requester's share of the CAS, and how long what it stored there stays (quota.py)
+    store: StoreLimits = field(default_factory=StoreLimits)
 
 
 _Live = AllocationRun  # the name the lifecycle tests know it by
