@@ -195,23 +195,26 @@ class Cgroups:
         memsw = (roots["memory"] / "memory.memsw.limit_in_bytes").exists()
         return CgroupSupport("v1", roots=roots, memsw=memsw)
 
-    def sweep(self, min_age_s: float = 60.0) -> int:
+    def sweep(self, prefix: str = "", min_age_s: float = 60.0) -> int:
         """Remove the empty task cgroups a node that died (kill -9, power loss) left under the parent.
 
         Only empty ones: `rmdir` of a cgroup with members fails (EBUSY), so a task still running, of
-        this node or of another node sharing the parent, is never touched; and only those older than
-        `min_age_s`, so one another node just made and has not joined yet stays. Returns how many went."""
+        this node or of another node sharing the parent, is never touched. With a `prefix` (a node's own
+        tag on its task cgroups) only those, at any age; without, only those older than `min_age_s`, so
+        one another node just made and has not joined yet stays. Returns how many went."""
         support = self.detect()
         removed = 0
         now = time.time()
         for root in sorted(set(support.roots.values())):
             try:
-                children = [p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name)]
+                children = [
+                    p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name) and p.name.startswith(prefix)
+                ]
             except OSError:
                 continue
             for child in children:
                 try:
-                    if now - child.stat().st_mtime < min_age_s:
+                    if not prefix and now - child.stat().st_mtime < min_age_s:
                         continue
                     child.rmdir()
                     removed += 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import resource
@@ -105,7 +106,11 @@ class ProcessExecutor(Executor):
         extra_ro_binds: tuple[str, ...] = (),
         host_network: bool = False,
         nested_userns: bool = False,
+        cgroup_tag: str = "",
     ) -> None:
+        # the node's own mark on its task cgroups, so that its next start can sweep what it left (and
+        # only that) after a crash; "" (no mark): only old empty cgroups are swept
+        self.cgroup_tag = cgroup_tag
         self._bwrap = bwrap
         # a user namespace inside the sandbox makes the task root of it (`unshare -r`): the kernel's whole
         # namespaced-root attack surface opens to it, so it takes the operator's explicit consent too
@@ -122,6 +127,13 @@ class ProcessExecutor(Executor):
         self._available: Availability | None = None
         self._bwrap_has_size = False
         self._swept = False
+
+    @classmethod
+    def for_node(cls, *, work_root: Path, cache_dir: Path) -> ProcessExecutor:
+        """A node's executor: its task cgroups carry a tag of its work root (stable across restarts)."""
+        del cache_dir  # nothing cached
+        tag = "n" + hashlib.sha256(str(work_root.absolute()).encode()).hexdigest()[:10]
+        return cls(cgroup_tag=tag)
 
     # ------------------------------------------------------------------ probe
 
@@ -178,7 +190,8 @@ class ProcessExecutor(Executor):
             details["cgroup_parent"] = ",".join(sorted({str(p) for p in support.roots.values()}))
             if not self._swept:  # once per executor, at start-up: what a killed node left behind
                 self._swept = True
-                details["stale_cgroups_removed"] = str(self.cgroups.sweep())
+                mine = f"{self.cgroup_tag}-" if self.cgroup_tag else ""
+                details["stale_cgroups_removed"] = str(self.cgroups.sweep(mine))
         self._bwrap = bwrap
         return Availability("process", True, "", details)
 
@@ -208,7 +221,8 @@ class ProcessExecutor(Executor):
     async def _launch(self, h: ProcessHandle) -> None:
         req = h.request
         if self.cgroups.detect().version is not None:
-            name = f"{safe_name(req.task_id)}-{uuid.uuid4().hex[:8]}"
+            tag = f"{self.cgroup_tag}-" if self.cgroup_tag else ""
+            name = f"{tag}{safe_name(req.task_id)}-{uuid.uuid4().hex[:8]}"
             try:
                 h.cgroup = await asyncio.to_thread(self.cgroups.create, name, req.limits)
             except OSError as exc:

@@ -276,3 +276,39 @@ async def test_stale_task_cgroups_are_swept_and_live_ones_kept(process_env: Exec
         await ex.cancel(handle)
         await ex.cleanup(handle)
     assert process_env.leftovers() == []
+
+
+async def test_a_nodes_next_start_sweeps_its_own_cgroups_at_any_age(process_env: ExecutorEnv, tmp_path: Path) -> None:
+    """After a kill -9 the node restarts at once: its own (tagged) empty task cgroups go at the first probe,
+    however young; another node's stay."""
+    ex = process_env.executor
+    assert isinstance(ex, ProcessExecutor)
+    support = ex.cgroups.detect()
+    if support.version is None:
+        pytest.skip("no cgroups here")
+    node = ProcessExecutor.for_node(work_root=tmp_path / "work", cache_dir=tmp_path / "cache")
+    node.cgroups, node.stage_dir = ex.cgroups, ex.stage_dir
+    assert (
+        node.cgroup_tag
+        and node.cgroup_tag == ProcessExecutor.for_node(work_root=tmp_path / "work", cache_dir=tmp_path).cgroup_tag
+    )
+    roots = sorted(set(support.roots.values()))
+    mine = [root / f"{node.cgroup_tag}-alloc-1-0123abcd" for root in roots]
+    other = [root / "nffffffffff-alloc-2-0123abcd" for root in roots]
+    for path in (*mine, *other):
+        path.mkdir()
+    try:
+        availability = node.probe()
+        assert availability.details["stale_cgroups_removed"] == str(len(mine))
+        assert not any(p.exists() for p in mine) and all(p.exists() for p in other)
+    finally:
+        for path in other:
+            path.rmdir()
+    handle = await node.start(process_env.request("sleep_forever", limits=Limits(timeout_s=WAIT)))
+    try:
+        assert handle.cgroup is not None  # type: ignore[attr-defined]
+        assert all(d.name.startswith(f"{node.cgroup_tag}-") for d in handle.cgroup.unique_dirs())  # type: ignore[attr-defined]
+    finally:
+        await node.cancel(handle)
+        await node.cleanup(handle)
+    assert process_env.leftovers() == []
