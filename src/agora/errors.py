@@ -132,6 +132,9 @@ CATALOG: dict[str, ErrorKind] = {
     "task_timeout": _k(408, "The task ran past its timeout; raise `timeout` or make it faster."),
     "task_oom": _k(507, "The task went over its memory limit; raise `resources.memory`."),
     "task_disk_limit": _k(507, "The task wrote more than its disk limit; raise `resources.disk`."),
+    "task_output_limit": _k(
+        413, "The task wrote more output files than a receipt may list; pack them into one archive (tar, zip)."
+    ),
     "task_failed": _k(422, "The task exited non-zero; read its logs."),
     "task_cancelled": _k(499, "The task was cancelled."),
     "module_invalid": _k(400, "The wasm module could not be compiled or does not exist."),
@@ -142,6 +145,11 @@ CATALOG: dict[str, ErrorKind] = {
     "storage_unreachable": _k(503, "The storage endpoint did not answer; check the URL.", True),
     "storage_auth_failed": _k(401, "Check the storage credentials."),
     "storage_integrity": _k(422, "The content's hash does not match the expected one."),
+    "storage_quota_exceeded": _k(
+        507,
+        "This requester's share of the provider's store is full; results are removed after they are fetched "
+        "or expire, so fetch them, wait, or ask the operator for a larger quota.",
+    ),
     "input_too_large": _k(413, "The input is over this node's size limit for its source; use S3 or raise the limit."),
     "input_forbidden": _k(
         403,

@@ -9,6 +9,12 @@
 - `transfer.py`: chunked uploads into the CAS and chunked output reads.
 - `stores.py`: `NodeStores`, which store a task's inputs come from and its outputs go to (local CAS, the hub's
   object store, the operator's S3), checked before any I/O; `publish_outputs`; `S3Settings`, `HubBuckets`.
+- `lifecycle.py`: `AllocationRun`, one allocation's life: its task group (body, log pump) and the exit
+  stack of what it holds (reservation, work dir, executor handle), given back in reverse order.
+- `ending.py`: how an allocation ends (state, cause, error) and its signed usage receipt, including the
+  signed interruption of one found in flight after a restart.
+- `outputs.py`: bounds on a task's outputs (count, listing size, disk) before they are collected.
+- `quota.py`: `StoreLedger`, `StoreLimits`: each requester's share of the CAS, retention and the sweep.
 - `grants.py`: `DelegationBook` (delegations issued and held, `proofs_for`), `GrantsActor` (the public
   /agora/node/delegation/offer behavior), token text helpers.
 """
@@ -26,6 +32,7 @@ from agora.compute.grants import (
 )
 from agora.compute.logring import LogEntry, LogPage, LogRing
 from agora.compute.manager import AllocationManager, ComputeSettings
+from agora.compute.quota import StoreLedger, StoreLimits
 from agora.compute.stores import HubBuckets, HubOpener, NodeStores, S3Settings, publish_outputs
 from agora.compute.taskprep import need_of, parse_task
 from agora.compute.transfer import CHUNK
@@ -49,6 +56,8 @@ __all__ = [
     "LogRing",
     "NodeStores",
     "S3Settings",
+    "StoreLedger",
+    "StoreLimits",
     "describe",
     "need_of",
     "parse_task",

@@ -38,6 +38,7 @@ ISSUED = "grants"
 HELD = "delegations"
 OFFER_COMMAND = "/agora/node/delegation/offer"
 DEFAULT_COMMAND = "/agora/alloc"
+START_COMMAND = "/agora/alloc/start"
 DEFAULT_TTL_S = 30 * 24 * 3600
 MAX_TTL_S = 366 * 24 * 3600
 MIN_TTL_S = 60
@@ -90,6 +91,21 @@ def describe(d: Delegation, **extra: Any) -> dict[str, Any]:
         "token": token_text(d),
         **extra,
     }
+
+
+def starts_only(command: str, policy: Sequence[Any]) -> list[Any]:
+    """A grant's policy constrains what is started, not the calls that follow on an allocation.
+
+    A UCAN policy holds for every command the delegation covers, and `/agora/alloc` covers status, logs,
+    cancel, fetch and upload too, whose args carry no `.task`: `[["==", ".task.engine", "wasm"]]` would let
+    the task start and then refuse every status call (the result lost to `ucan_policy_violation`). So a
+    policy on a grant that covers `/agora/alloc/start` and more is issued as "no task in the args, or the
+    policy holds": a start (which needs a task) is always checked, the follow-ups are authorized by the
+    allocation's ownership (the manager answers only the requester that started it)."""
+    rules = list(policy)
+    if not rules or command == START_COMMAND or not covers(command, START_COMMAND):
+        return rules
+    return [["or", [["==", ".task?", None], ["and", rules]]]]
 
 
 class DelegationBook:
@@ -167,7 +183,8 @@ class DelegationBook:
         if isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or not MIN_TTL_S <= ttl_s <= MAX_TTL_S:
             raise AgoraError("invalid_argument", f"ttl_s must be an integer from {MIN_TTL_S} to {MAX_TTL_S}")
         now = int(self.clock.now())
-        d = delegate(self.keypair, aud=aud, sub=self.did, cmd=command, pol=list(policy), exp=now + ttl_s, nbf=now)
+        pol = starts_only(command, policy)
+        d = delegate(self.keypair, aud=aud, sub=self.did, cmd=command, pol=pol, exp=now + ttl_s, nbf=now)
         doc = describe(d, issued_at=now)
         await self.store.put(ISSUED, str(d.cid), doc)
         await self.store.append_event("grant.issued", str(d.cid), {"aud": aud, "cmd": command, "exp": d.exp})
@@ -304,9 +321,11 @@ __all__ = [
     "HELD",
     "ISSUED",
     "OFFER_COMMAND",
+    "START_COMMAND",
     "DelegationBook",
     "GrantsActor",
     "describe",
     "parse_token",
+    "starts_only",
     "token_text",
 ]

@@ -19,10 +19,12 @@ Only the requester that started an allocation (or this node itself) can see or t
 gets `alloc_not_found`, so allocation ids leak nothing.
 
 Every ending (completed, failed, cancelled, timeout, oom, a start error after the reservation) goes
-through `_run`'s one exit path: executor cleanup, work dir removed, capacity released, usage receipt
-signed, then the terminal state recorded. A requester that sees a terminal state can rely on the node
-holding nothing of the task any more but its collected outputs. A node that restarts marks what was
-in flight `failed` with `alloc_interrupted` and removes the work dirs left behind (`recover`).
+through `_run`'s one exit path: executor cleanup, work dir removed, capacity released (the
+`AllocationRun`'s exit stack, see lifecycle.py), usage receipt signed, then the terminal state recorded.
+A requester that sees a terminal state can rely on the node holding nothing of the task any more but
+its collected outputs. A node that restarts marks what was in flight `failed` with `alloc_interrupted`
+and a signed receipt saying so, and removes the work dirs left behind (`recover`). What requesters
+store here is bounded per requester and swept when it expires (quota.py).
 """
 
 from __future__ import annotations
@@ -40,17 +42,18 @@ from typing import Any
 
 from agora.actor import Actor, CallContext, behavior
 from agora.clock import SYSTEM_CLOCK, Clock
-from agora.codec import CID
 from agora.compute.allocation import (
-    CANCELLED,
     COLLECTION,
     COMPLETED,
-    FAILED,
     RUNNING,
     STAGING,
     Allocation,
 )
+from agora.compute.ending import interrupted, outcome, sign_usage
+from agora.compute.lifecycle import AllocationRun, executor_handle, uninterrupted
 from agora.compute.logring import LogRing
+from agora.compute.outputs import check_outputs, survey_outputs
+from agora.compute.quota import StoreLedger, StoreLimits
 from agora.compute.stores import NodeStores, publish_outputs
 from agora.compute.taskprep import (
     cas_references,
@@ -70,11 +73,10 @@ from agora.executors.registry import ExecutorRegistry
 from agora.identity import Keypair
 from agora.jobs import require_start_constraints
 from agora.models.capability import fits
-from agora.models.job import TaskSpec
 from agora.resources import CapacityTracker
 from agora.storage import LocalCAS, Storages, collect_outputs, fetch_inputs, remove_tree
 from agora.store import Scalar, Store
-from agora.wire import OutputDigest, UsageReceipt
+from agora.wire import OutputDigest
 from agora.wire.alloc import LogsPage, StartArgs, StatusReply, check_alloc_id, check_cursor, check_wait
 
 log = logging.getLogger("agora.compute")
@@ -91,24 +93,12 @@ class ComputeSettings:
     finished_logs: int = 256  # allocations whose logs stay readable after they ended
     max_wait_s: float = 10.0  # longest long-poll
     log_drain_s: float = 5.0  # how long to wait for the last log lines after the task ended
+    max_output_files: int = 1000  # per task (a receipt lists each; at most agora.wire.usage.MAX_OUTPUTS)
+    # each requester's share of the CAS, and how long what it stored there stays (quota.py)
+    store: StoreLimits = field(default_factory=StoreLimits)
 
 
-@dataclass
-class _Live:
-    alloc: Allocation
-    spec: TaskSpec
-    ring: LogRing
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    executor: Executor | None = None
-    handle: ExecHandle | None = None
-    cancel_cause: str | None = None
-    stopping: bool = False
-    ending: bool = False  # `_run` reached `_end`: a cancel must no longer interrupt the task
-
-    def notify(self) -> None:
-        self.changed.set()
-        self.changed = asyncio.Event()
+_Live = AllocationRun  # the name the lifecycle tests know it by
 
 
 class AllocationManager(WatchBehavior, Actor):
@@ -138,10 +128,19 @@ class AllocationManager(WatchBehavior, Actor):
         self.clock = clock
         self.settings = settings or ComputeSettings()
         self.owners = CasOwners(store)  # who may name which CAS object by its hash
-        self.uploads = Uploads(cas, work_root.parent / "uploads", owners=self.owners)
+        self.ledger = StoreLedger(store, cas, self.owners, self.settings.store, clock)  # quotas, retention
+        self.uploads = Uploads(
+            cas,
+            work_root.parent / "uploads",
+            owners=self.owners,
+            admit=lambda owner, size: self.ledger.require_room(owner, size, "the upload"),
+            stored=lambda owner, digest, size: self.ledger.hold(owner, digest, size, "upload"),
+        )
         self._live: dict[str, _Live] = {}
         self._rings: OrderedDict[str, LogRing] = OrderedDict()
         self._closed = False
+        self._gc: asyncio.Task[None] | None = None
+        self._gc_stop = asyncio.Event()
 
     @property
     def storages(self) -> Storages:
@@ -156,9 +155,8 @@ class AllocationManager(WatchBehavior, Actor):
         for state in ("accepted", STAGING, RUNNING):
             for doc in await self.store.query(COLLECTION, {"state": state}, limit=10_000):
                 alloc = Allocation.from_doc(doc)
-                alloc.error = AgoraError("alloc_interrupted", "the node stopped while the allocation ran").to_dict()
-                alloc.move(FAILED, self.clock.now(), "node restarted")
-                await self._persist(alloc, alloc.error["code"])
+                interrupted(self.keypair, alloc, self.clock.now())  # signed: the requester retries it
+                await self._persist(alloc, "alloc_interrupted")
                 n += 1
         return n
 
@@ -169,9 +167,34 @@ class AllocationManager(WatchBehavior, Actor):
         self.work_root.mkdir(parents=True, exist_ok=True)
         self.uploads.clear()
 
+    async def start_sweeping(self) -> None:
+        """Sweep the store now and every `store.sweep_interval_s` (expired uploads and outputs)."""
+        if self._gc is None:
+            self._gc = asyncio.create_task(self._sweep_loop(), name="alloc-store-sweep")
+
+    async def sweep(self) -> int:
+        """Remove what expired from the CAS, except objects a live allocation uses; how many went."""
+        in_use = {d for live in self._live.values() for d in live.uses}
+        return await self.ledger.sweep(in_use)
+
+    async def _sweep_loop(self) -> None:
+        while not self._gc_stop.is_set():
+            try:
+                removed = await self.sweep()
+                if removed:
+                    log.info("removed %d expired object(s) from the store", removed)
+            except Exception:
+                log.exception("the store sweep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._gc_stop.wait(), self.settings.store.sweep_interval_s)
+
     async def stop(self) -> None:
         """Cancel every allocation and wait for each to end cleanly (recorded, capacity back)."""
         self._closed = True
+        self._gc_stop.set()
+        if self._gc is not None:
+            await self._gc
+            self._gc = None
         lives = list(self._live.values())
         for live in lives:
             live.stopping = True
@@ -229,14 +252,16 @@ class AllocationManager(WatchBehavior, Actor):
             invocation=str(ctx.invocation.cid),
             created_at=now,
         )
-        live = _Live(alloc, spec, LogRing(self.settings.log_lines, self.settings.log_bytes))
+        ring = LogRing(self.settings.log_lines, self.settings.log_bytes)
+        live = AllocationRun(alloc, spec, ring, live_dir(self.work_root, alloc_id), started_at=now)
         self._live[alloc_id] = live
         try:
             await self._persist(alloc, "start accepted")
-        except BaseException:
+        except BaseException:  # its life never began: nothing but the slot and the reservation to give back
             self._live.pop(alloc_id, None)
             self.capacity.release(alloc_id)
             raise
+        live.held.callback(self.capacity.release, alloc_id)  # the first thing it holds, the last given back
         self._keep_ring(alloc_id, live.ring)
         live.task = asyncio.create_task(
             self._run(live, executor, module_bytes, dict(input_data), dict(input_refs)), name=f"alloc:{alloc_id}"
@@ -297,7 +322,10 @@ class AllocationManager(WatchBehavior, Actor):
         if alloc.state != COMPLETED or not any(o["sha256"] == sha for o in alloc.outputs):
             raise AgoraError("not_found", f"allocation {alloc_id} has no output with sha256 {sha!r}")
         assert isinstance(sha, str)
-        return await read_chunk(self.cas, sha, ctx.args.get("offset", 0), ctx.args.get("length"))
+        chunk = await read_chunk(self.cas, sha, ctx.args.get("offset", 0), ctx.args.get("length"))
+        if chunk["eof"] and ctx.invoker == alloc.requester:  # it has all of it: keep it only a grace period
+            await self.ledger.fetched(alloc.requester, sha)
+        return chunk
 
     @behavior("/agora/alloc/upload")
     async def upload(self, ctx: CallContext) -> dict[str, Any]:
@@ -347,15 +375,7 @@ class AllocationManager(WatchBehavior, Actor):
             live.notify()
 
     async def _cancel(self, live: _Live, cause: str) -> None:
-        if live.alloc.ended or live.cancel_cause is not None:
-            return
-        live.cancel_cause = cause
-        if live.handle is not None and live.executor is not None:
-            await live.executor.cancel(live.handle)
-        elif live.task is not None and not live.ending:
-            live.task.cancel()  # still staging: interrupt the fetch; _run records the ending
-        # once ending, `_end` is already recording a terminal state: interrupting it would leak the
-        # reservation and leave the record in `staging`
+        await live.cancel(cause)
 
     async def _resolve_module(self, live: _Live, module_bytes: bytes | None) -> Path | None:
         spec = live.spec
@@ -368,9 +388,13 @@ class AllocationManager(WatchBehavior, Actor):
             digest = hashlib.sha256(module_bytes).hexdigest()
             if named is not None and digest != named:
                 raise AgoraError("storage_integrity", f"the module bytes hash to {digest}, not {named}")
+            live.uses.add(digest)
+            if not await self.owners.owns(live.alloc.requester, digest):
+                await self.ledger.require_room(live.alloc.requester, len(module_bytes), "the module")
             if not await self.cas.exists(self.cas.ref_for(digest, None)):
                 await self.cas.put(module_bytes)
             await self.owners.add(live.alloc.requester, [digest])
+            await self.ledger.hold(live.alloc.requester, digest, len(module_bytes), "module")
             return self.cas.path_of(digest)
         if named is not None:
             if not await self.cas.exists(self.cas.ref_for(named, None)):
@@ -382,7 +406,7 @@ class AllocationManager(WatchBehavior, Actor):
             return self.cas.path_of(named)
         module = spec.module or ""
         if module.startswith(("http://", "https://")):
-            target = live_dir(self.work_root, live.alloc.id) / "module.wasm"
+            target = live.work / "module.wasm"
             await self.stores.http.fetch_to_file(module, target)
             return target
         raise AgoraError(
@@ -394,13 +418,17 @@ class AllocationManager(WatchBehavior, Actor):
     async def _stage(
         self, live: _Live, module_bytes: bytes | None, data: dict[str, bytes], refs: dict[str, str]
     ) -> Path | None:
-        work = live_dir(self.work_root, live.alloc.id)
+        work = live.work
         dirs = output_dirs(live.spec)
-        await asyncio.to_thread(_make_dirs, work, dirs)
+        live.held.push_async_callback(self._remove_work, work)  # before it exists: a half-made dir goes too
+        await uninterrupted(asyncio.to_thread(_make_dirs, work, dirs))
         self.stores.check_task(live.spec)  # a hub/s3 input or output this node cannot serve: refuse before running
         # the CAS is shared: another requester's object reads as not stored
         named = cas_references(live.spec, data, refs, module_sent=module_bytes is not None)
+        live.uses.update(digest for _, digest in named)  # the sweep leaves them while this runs
         await self.owners.require(live.alloc.requester, named)
+        for _, digest in named:
+            await self.ledger.renew(live.alloc.requester, digest)
         inputs = storage_inputs(live.spec, data, refs, self.stores.hub_bucket)
         module_path = await self._resolve_module(live, module_bytes)
         if inputs:
@@ -418,8 +446,11 @@ class AllocationManager(WatchBehavior, Actor):
         return module_path
 
     async def _pump(self, executor: Executor, handle: ExecHandle, ring: LogRing) -> None:
-        async for line in executor.logs(handle):
-            ring.append(line.stream, line.line, line.ts)
+        try:
+            async for line in executor.logs(handle):
+                ring.append(line.stream, line.line, line.ts)
+        except Exception:  # the log is best effort: it must never end the allocation's task group
+            log.exception("the log pump of %s failed", handle.request.task_id)
 
     async def _run(
         self,
@@ -429,56 +460,77 @@ class AllocationManager(WatchBehavior, Actor):
         input_data: dict[str, bytes],
         input_refs: dict[str, str],
     ) -> None:
+        """The owner of one allocation: its body in its task group, then the one ending."""
+        async with asyncio.TaskGroup() as tg:
+            live.tg = tg
+            live.body = tg.create_task(
+                self._body(live, executor, module_bytes, input_data, input_refs), name=f"alloc-body:{live.alloc.id}"
+            )
+        await self._end(live, live.result, live.error, live.outputs, live.started_at, live.work, live.uris)
+
+    async def _body(
+        self,
+        live: _Live,
+        executor: Executor,
+        module_bytes: bytes | None,
+        input_data: dict[str, bytes],
+        input_refs: dict[str, str],
+    ) -> None:
+        """Stage, run, collect; how it went is left on `live`, never raised (a cancel included)."""
         alloc = live.alloc
-        result: ExecResult | None = None
-        error: AgoraError | None = None
-        outputs: list[OutputDigest] = []
-        uris: dict[str, str] = {}  # output path -> where it is published (cas://, hub://, s3://)
-        started_at = self.clock.now()
-        work = live_dir(self.work_root, alloc.id)
         try:
             await self._move(live, STAGING, "staging inputs")
             module_path = await self._stage(live, module_bytes, input_data, input_refs)
             if live.cancel_cause is not None:
                 raise AgoraError("task_cancelled", live.cancel_cause)
             live.executor = executor
-            live.handle = await executor.start(exec_request(live.spec, alloc.id, work, module_path))
-            started_at = self.clock.now()
-            try:
+            async with executor_handle(executor, exec_request(live.spec, alloc.id, live.work, module_path)) as handle:
+                live.handle = handle
+                live.started_at = self.clock.now()
                 if live.cancel_cause is not None:  # a cancel that came while the executor started
-                    await executor.cancel(live.handle)
-                pump = asyncio.create_task(self._pump(executor, live.handle, live.ring))
-                await self._move(live, RUNNING, f"{live.spec.engine} task started")
-                result = await executor.wait(live.handle)
-                with contextlib.suppress(TimeoutError, Exception):
-                    await asyncio.wait_for(pump, self.settings.log_drain_s)
-            finally:
-                with contextlib.suppress(Exception):
-                    await executor.cleanup(live.handle)
-            if result.ok:
-                refs = await collect_outputs(work / "outputs", self.cas)
-                await self.owners.add(alloc.requester, [r.sha256 for r in refs])
-                collected = [OutputDigest(output_name(live.spec, r.path), r.path, r.sha256, r.size) for r in refs]
-                # every output stays in this node's CAS (served by /agora/alloc/fetch); those the spec
-                # publishes to the hub or S3 are put there too, and their URIs say so
-                published = await publish_outputs(
-                    self.stores, live.spec, [(o.name, o.path, o.sha256) for o in collected], self.cas.path_of
-                )
-                uris = {r.path: r.uri for r in refs} | published
-                outputs = collected
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            code = "alloc_interrupted" if live.stopping else "task_cancelled"
-            error = AgoraError(code, live.cancel_cause or "cancelled")
+                    await executor.cancel(handle)
+                assert live.tg is not None
+                pump = live.tg.create_task(self._pump(executor, handle, live.ring))
+                try:
+                    await self._move(live, RUNNING, f"{live.spec.engine} task started")
+                    live.result = await executor.wait(handle)
+                    await asyncio.wait({pump}, timeout=self.settings.log_drain_s)
+                finally:
+                    pump.cancel()  # ended, or the last lines did not come in time: stop waiting for them
+            if live.result.ok:
+                await self._collect(live)
+        except asyncio.CancelledError:  # only the body was cancelled (`AllocationRun.cancel`): it ends here
+            live.error = live.interrupted()
         except AgoraError as exc:
-            error = exc
+            live.error = exc
         except Exception as exc:
             log.exception("allocation %s failed", alloc.id)
-            error = AgoraError("internal", f"{type(exc).__name__}: {exc}")
-        live.ending = True  # no await since the except clauses: no cancel can land in between
-        await self._end(live, result, error, outputs, started_at, work, uris)
+            live.error = AgoraError("internal", f"{type(exc).__name__}: {exc}")
+
+    async def _collect(self, live: _Live) -> None:
+        alloc, work = live.alloc, live.work
+        # bounded before anything is hashed: the receipt must be able to list what is collected
+        survey = await asyncio.to_thread(survey_outputs, work / "outputs", self.settings.max_output_files)
+        check_outputs(survey, max_files=self.settings.max_output_files, disk=live.spec.resources.disk)
+        await self.ledger.require_room(alloc.requester, survey.bytes, "the task's outputs")
+        refs = await collect_outputs(work / "outputs", self.cas)
+        await self.owners.add(alloc.requester, [r.sha256 for r in refs])
+        for r in refs:
+            await self.ledger.hold(alloc.requester, r.sha256, r.size, "output")
+        collected = [OutputDigest(output_name(live.spec, r.path), r.path, r.sha256, r.size) for r in refs]
+        # every output stays in this node's CAS (served by /agora/alloc/fetch); those the spec
+        # publishes to the hub or S3 are put there too, and their URIs say so
+        published = await publish_outputs(
+            self.stores, live.spec, [(o.name, o.path, o.sha256) for o in collected], self.cas.path_of
+        )
+        live.uris = {r.path: r.uri for r in refs} | published
+        live.outputs = collected
+
+    async def _remove_work(self, work: Path) -> None:
+        try:
+            await asyncio.to_thread(remove_tree, work)
+        except Exception:
+            log.exception("could not remove %s", work)
 
     async def _end(
         self,
@@ -490,11 +542,14 @@ class AllocationManager(WatchBehavior, Actor):
         work: Path,
         uris: dict[str, str],
     ) -> None:
+        """Give back what it held (its exit stack: work dir, then reservation), sign, record, forget it."""
         alloc = live.alloc
         try:
-            await self._finish(live, result, error, outputs, started_at, work, uris)
-        finally:  # whatever happened above (even a cancel from outside), the node holds nothing of it
-            self.capacity.release(alloc.id)
+            try:
+                await live.held.aclose()
+            finally:
+                await self._finish(live, result, error, outputs, started_at, uris)
+        finally:  # recorded (or not recordable): the node holds nothing of it any more
             self._live.pop(alloc.id, None)
             self._keep_ring(alloc.id, live.ring)  # now a finished ring: the newest, older ones may go
 
@@ -505,63 +560,28 @@ class AllocationManager(WatchBehavior, Actor):
         error: AgoraError | None,
         outputs: list[OutputDigest],
         started_at: float,
-        work: Path,
         uris: dict[str, str],
     ) -> None:
         alloc = live.alloc
-        try:
-            await asyncio.to_thread(remove_tree, work)
-        except Exception:
-            log.exception("could not remove %s", work)
-        self.capacity.release(alloc.id)
         ended_at = self.clock.now()
-        if error is None and result is not None and result.ok:
-            state, cause = COMPLETED, "exited 0"
-        elif error is None and result is not None:
-            state = CANCELLED if result.reason == "cancelled" else FAILED
-            code = result.error_code or "task_failed"
-            text = result.message or (f"exit code {result.exit_code}" if result.reason == "exited" else result.reason)
-            error = AgoraError(code, text, details={"stderr_tail": result.stderr[-2000:].decode(errors="replace")})
-            cause = f"{result.reason}: {text}"
-        else:
-            assert error is not None
-            state = CANCELLED if error.code == "task_cancelled" else FAILED
-            cause = f"{error.code}: {error.message}"
-        alloc.exit_code = result.exit_code if result is not None else None
-        if result is not None and not (result.ok and error is not None):
-            alloc.reason = result.reason
-        else:  # no result, or the task exited 0 and what followed failed (publishing its outputs)
-            alloc.reason = "cancelled" if state == CANCELLED else "error"
-        alloc.error = error.to_dict() if error is not None else None
+        end = outcome(result, error)
+        alloc.exit_code = end.exit_code
+        alloc.reason = end.reason
+        alloc.error = end.error.to_dict() if end.error is not None else None
         outputs = [dataclasses.replace(o, uri=uris[o.path]) if o.path in uris else o for o in outputs]
         alloc.outputs = [o.to_dict() for o in outputs]
-        stats = result.stats if result is not None else None
-        try:
-            receipt = UsageReceipt.issue(
-                self.keypair,
-                alloc_id=alloc.id,
-                requester=alloc.requester,
-                job=alloc.job,
-                task=alloc.task,
-                engine=alloc.engine,
-                exit_code=alloc.exit_code,
-                reason=alloc.reason,
-                error_code=error.code if error is not None else None,
-                started_at=started_at,
-                ended_at=ended_at,
-                wall_s=stats.wall_seconds if stats else 0.0,
-                cpu_s=stats.cpu_seconds if stats else 0.0,
-                peak_memory_bytes=stats.peak_memory_bytes if stats else 0,
-                outputs=outputs,
-                invocation=CID.parse(alloc.invocation),
-                iat=int(ended_at),
-            )
-            alloc.receipt = receipt.raw
-        except Exception:
-            log.exception("could not sign the usage receipt of %s", alloc.id)
+        alloc.receipt = sign_usage(
+            self.keypair,
+            alloc,
+            error_code=end.error.code if end.error is not None else None,
+            started_at=started_at,
+            ended_at=ended_at,
+            stats=result.stats if result is not None else None,
+            outputs=outputs,
+        )
         live.ring.close()
         try:
-            await self._move(live, state, cause)
+            await self._move(live, end.state, end.cause)
         except Exception:
             log.exception("could not record the end of %s", alloc.id)
 

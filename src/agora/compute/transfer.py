@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +53,18 @@ class CasOwners:
                 owners = list(doc.get("owners", [])) if doc else []
                 if owner not in owners:
                     await self.store.put(OWNERS, digest, {"owners": [*owners, owner]})
+
+    async def remove(self, owner: str, digest: str) -> None:
+        """The owner no longer holds the object (its retention ran out): it may not name it any more."""
+        async with self._lock:
+            doc = await self.store.get(OWNERS, digest)
+            if doc is None:
+                return
+            owners = [o for o in doc.get("owners", []) if o != owner]
+            if owners:
+                await self.store.put(OWNERS, digest, {"owners": owners})
+            else:
+                await self.store.delete(OWNERS, digest)
 
     async def owns(self, owner: str, digest: str) -> bool:
         doc = await self.store.get(OWNERS, digest.lower())
@@ -96,9 +108,18 @@ class Uploads:
     """
 
     def __init__(
-        self, cas: LocalCAS, part_dir: Path, *, max_size: int = MAX_UPLOAD, owners: CasOwners | None = None
+        self,
+        cas: LocalCAS,
+        part_dir: Path,
+        *,
+        max_size: int = MAX_UPLOAD,
+        owners: CasOwners | None = None,
+        admit: Callable[[str, int], Awaitable[None]] | None = None,
+        stored: Callable[[str, str, int], Awaitable[None]] | None = None,
     ) -> None:
         self.cas = cas
+        self.admit = admit  # (owner, size): raises when the owner may not store that much more
+        self.stored = stored  # (owner, digest, size): a complete upload is in the CAS
         self.part_dir = part_dir
         self.max_size = max_size
         self.owners = owners
@@ -136,6 +157,8 @@ class Uploads:
                     raise AgoraError("invalid_argument", f"no upload of {digest} in progress; start at offset 0")
                 if len(self._parts) >= MAX_PARTIAL:
                     raise AgoraError("unavailable", "too many uploads in progress here; retry later", retryable=True)
+                if self.admit is not None:
+                    await self.admit(owner, size)  # storage_quota_exceeded before the first byte lands
                 tag = hashlib.sha256(owner.encode()).hexdigest()[:16]
                 part = _Part(self.part_dir / f"{digest}.{tag}", size, 0, owner, now)
                 await asyncio.to_thread(part.path.write_bytes, b"")
@@ -162,6 +185,8 @@ class Uploads:
                 await self.cas.put(part.path)
                 if self.owners is not None:
                     await self.owners.add(owner, [digest])
+                if self.stored is not None:
+                    await self.stored(owner, digest, size)
             finally:
                 await self._drop(key)
             return {"received": size, "complete": 1}

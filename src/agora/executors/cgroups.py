@@ -195,6 +195,33 @@ class Cgroups:
         memsw = (roots["memory"] / "memory.memsw.limit_in_bytes").exists()
         return CgroupSupport("v1", roots=roots, memsw=memsw)
 
+    def sweep(self, prefix: str = "", min_age_s: float = 60.0) -> int:
+        """Remove the empty task cgroups a node that died (kill -9, power loss) left under the parent.
+
+        Only empty ones: `rmdir` of a cgroup with members fails (EBUSY), so a task still running, of
+        this node or of another node sharing the parent, is never touched. With a `prefix` (a node's own
+        tag on its task cgroups) only those, at any age; without, only those older than `min_age_s`, so
+        one another node just made and has not joined yet stays. Returns how many went."""
+        support = self.detect()
+        removed = 0
+        now = time.time()
+        for root in sorted(set(support.roots.values())):
+            try:
+                children = [
+                    p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name) and p.name.startswith(prefix)
+                ]
+            except OSError:
+                continue
+            for child in children:
+                try:
+                    if not prefix and now - child.stat().st_mtime < min_age_s:
+                        continue
+                    child.rmdir()
+                    removed += 1
+                except OSError:  # busy (a live task), or gone already
+                    continue
+        return removed
+
     def create(self, name: str, limits: Limits) -> TaskCgroup:
         """Make the task's cgroup and write its limits; on any failure nothing is left behind."""
         support = self.detect()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import resource
@@ -104,8 +105,16 @@ class ProcessExecutor(Executor):
         stage_dir: Path | None = None,
         extra_ro_binds: tuple[str, ...] = (),
         host_network: bool = False,
+        nested_userns: bool = False,
+        cgroup_tag: str = "",
     ) -> None:
+        # the node's own mark on its task cgroups, so that its next start can sweep what it left (and
+        # only that) after a crash; "" (no mark): only old empty cgroups are swept
+        self.cgroup_tag = cgroup_tag
         self._bwrap = bwrap
+        # a user namespace inside the sandbox makes the task root of it (`unshare -r`): the kernel's whole
+        # namespaced-root attack surface opens to it, so it takes the operator's explicit consent too
+        self.nested_userns = nested_userns
         # bubblewrap's only network is the host's (--share-net): a task on it can reach 127.0.0.1, where the
         # node's own API and other local services listen, so it takes the operator's explicit consent
         self.host_network = host_network
@@ -117,6 +126,14 @@ class ProcessExecutor(Executor):
         self.extra_ro_binds = extra_ro_binds
         self._available: Availability | None = None
         self._bwrap_has_size = False
+        self._swept = False
+
+    @classmethod
+    def for_node(cls, *, work_root: Path, cache_dir: Path) -> ProcessExecutor:
+        """A node's executor: its task cgroups carry a tag of its work root (stable across restarts)."""
+        del cache_dir  # nothing cached
+        tag = "n" + hashlib.sha256(str(work_root.absolute()).encode()).hexdigest()[:10]
+        return cls(cgroup_tag=tag)
 
     # ------------------------------------------------------------------ probe
 
@@ -139,13 +156,14 @@ class ProcessExecutor(Executor):
                 return Availability("process", False, f"{', '.join(missing)} not found (install util-linux)", details)
             prefix = self._setpriv()
         try:
+            helptext = subprocess.run([bwrap, "--help"], capture_output=True, timeout=10).stdout
+            userns = [] if self.nested_userns or b"--disable-userns" not in helptext else ["--disable-userns"]
             check = subprocess.run(
-                [*prefix, bwrap, "--unshare-all", "--ro-bind", "/", "/", "true"],
+                [*prefix, bwrap, "--unshare-all", "--unshare-user", *userns, "--ro-bind", "/", "/", "true"],
                 capture_output=True,
                 timeout=10,
                 env={"PATH": DEFAULT_PATH},
             )
-            helptext = subprocess.run([bwrap, "--help"], capture_output=True, timeout=10).stdout
         except (OSError, subprocess.TimeoutExpired) as exc:
             return Availability("process", False, f"running {bwrap} failed: {exc}", details)
         if check.returncode != 0:
@@ -154,6 +172,15 @@ class ProcessExecutor(Executor):
                 "process", False, f"bwrap cannot create namespaces here ({why}); enable unprivileged user namespaces"
             )
         self._bwrap_has_size = b"--size" in helptext
+        if not self.nested_userns and b"--disable-userns" not in helptext:
+            return Availability(
+                "process",
+                False,
+                f"{bwrap} cannot disable user namespaces inside the sandbox (bubblewrap 0.8 or newer can); "
+                "upgrade bubblewrap, or let tasks create them (allow_task_userns)",
+                details,
+            )
+        details["nested_userns"] = "allowed" if self.nested_userns else "disabled"
         support = self.cgroups.detect()
         details["cgroup"] = support.version or "none"
         if support.version is None:
@@ -161,6 +188,10 @@ class ProcessExecutor(Executor):
             details["limits"] = "rlimits only: no memory accounting, OOM shows as a failed allocation"
         else:
             details["cgroup_parent"] = ",".join(sorted({str(p) for p in support.roots.values()}))
+            if not self._swept:  # once per executor, at start-up: what a killed node left behind
+                self._swept = True
+                mine = f"{self.cgroup_tag}-" if self.cgroup_tag else ""
+                details["stale_cgroups_removed"] = str(self.cgroups.sweep(mine))
         self._bwrap = bwrap
         return Availability("process", True, "", details)
 
@@ -190,7 +221,8 @@ class ProcessExecutor(Executor):
     async def _launch(self, h: ProcessHandle) -> None:
         req = h.request
         if self.cgroups.detect().version is not None:
-            name = f"{safe_name(req.task_id)}-{uuid.uuid4().hex[:8]}"
+            tag = f"{self.cgroup_tag}-" if self.cgroup_tag else ""
+            name = f"{tag}{safe_name(req.task_id)}-{uuid.uuid4().hex[:8]}"
             try:
                 h.cgroup = await asyncio.to_thread(self.cgroups.create, name, req.limits)
             except OSError as exc:
@@ -202,13 +234,21 @@ class ProcessExecutor(Executor):
             await asyncio.to_thread(chown_tree, req.outputs_dir, self.sandbox_uid, self.sandbox_uid)
         status_r, status_w = os.pipe()
         h.status_fd = status_r
+        args_fd = -1
         try:
+            argv, sandbox_args = self._argv(req, status_w)
+            args_fd = _args_file(sandbox_args)
             h.proc = await asyncio.create_subprocess_exec(
-                *self._argv(req, status_w),
+                *argv,
+                "--args",
+                str(args_fd),
+                "--",
+                *req.command,
+                *req.args,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=(status_w,),
+                pass_fds=(status_w, args_fd),
                 env={"PATH": DEFAULT_PATH},
                 start_new_session=True,
             )
@@ -216,6 +256,8 @@ class ProcessExecutor(Executor):
             raise AgoraError("executor_failed", f"cannot spawn the sandbox: {exc}") from exc
         finally:
             os.close(status_w)
+            if args_fd >= 0:
+                os.close(args_fd)
         proc = h.proc
         h.started = time.monotonic()
         try:
@@ -241,7 +283,11 @@ class ProcessExecutor(Executor):
         h.watcher = DiskWatcher(req.outputs_dir, req.limits.disk_bytes, over_disk).start()
         h.tasks.append(asyncio.create_task(self._supervise(h)))
 
-    def _argv(self, req: ExecRequest, status_fd: int) -> list[str]:
+    def _argv(self, req: ExecRequest, status_fd: int) -> tuple[list[str], list[str]]:
+        """The launcher's argv up to bwrap, and bwrap's options (the mounts, the env); the command follows.
+
+        The latter reach bwrap through `--args FD`, not its argv: bwrap is the sandbox's pid 1, and its
+        /proc/1/cmdline would show the task every host path it binds (the node's work dir, the stage dir)."""
         assert self._bwrap is not None
         if self.root_mode:
             stage = str(self.stage_dir)
@@ -264,7 +310,9 @@ class ProcessExecutor(Executor):
         else:
             inputs, outputs, prefix = os.path.abspath(req.inputs_dir), os.path.abspath(req.outputs_dir), []
         size = ["--size", str(req.limits.memory_bytes)] if self._bwrap_has_size else []
-        args = [self._bwrap, "--unshare-all", *(["--share-net"] if req.network else [])]
+        args = ["--unshare-all", "--unshare-user", *(["--share-net"] if req.network else [])]
+        if not self.nested_userns:
+            args += ["--disable-userns"]  # no `unshare -r` inside: the task stays unprivileged in every ns
         args += ["--die-with-parent", "--new-session", "--hostname", "agora", "--tmpfs", "/"]
         for name in SYSTEM_DIRS:
             path = Path("/") / name
@@ -294,8 +342,8 @@ class ProcessExecutor(Executor):
         for key, value in req.env.items():
             args += ["--setenv", key, value]
         uid = str(self.sandbox_uid)
-        args += ["--uid", uid, "--gid", uid, "--cap-drop", "ALL", "--json-status-fd", str(status_fd), "--"]
-        return ["sh", "-c", _GATE, "agora-gate", *prefix, *args, *req.command, *req.args]
+        args += ["--uid", uid, "--gid", uid, "--cap-drop", "ALL", "--json-status-fd", str(status_fd)]
+        return ["sh", "-c", _GATE, "agora-gate", *prefix, self._bwrap], args
 
     def _prepare_stage_dir(self) -> None:
         """The mount point the helper namespace covers with its tmpfs; it must be ours, not a link."""
@@ -500,6 +548,20 @@ class ProcessExecutor(Executor):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _args_file(args: list[str]) -> int:
+    """bwrap's arguments, NUL-separated, in an anonymous file read from offset 0 (a pipe could fill up
+    before bwrap starts reading); the caller passes the descriptor on and closes its copy."""
+    data = b"".join(a.encode() + b"\0" for a in args)
+    fd = os.memfd_create("agora-bwrap-args")
+    try:
+        os.write(fd, data)  # one write: a memfd takes all of it
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _own(handle: ExecHandle) -> ProcessHandle:

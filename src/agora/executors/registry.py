@@ -138,10 +138,13 @@ def build_lazy(engine: Engine, path: str, work_root: Path, cache_dir: Path) -> E
     return ex
 
 
-def default_registry(work_root: Path, cache_dir: Path, *, task_host_network: bool = False) -> ExecutorRegistry:
+def default_registry(
+    work_root: Path, cache_dir: Path, *, task_host_network: bool = False, task_userns: bool = False
+) -> ExecutorRegistry:
     """All four engines as this node has them. `work_root` is where the node keeps task work dirs
     (engines may put scratch space under it), `cache_dir` its caches (wasm keeps modules in wasm/).
-    `task_host_network`: the operator lets process tasks that ask for a network use the host's."""
+    `task_host_network`: the operator lets process tasks that ask for a network use the host's;
+    `task_userns`: the operator lets process tasks create user namespaces inside their sandbox."""
     reg = ExecutorRegistry([WasmExecutor(cache_dir / "wasm")])
     for engine, path in LAZY_EXECUTORS.items():
         built = build_lazy(engine, path, work_root, cache_dir)
@@ -150,6 +153,8 @@ def default_registry(work_root: Path, cache_dir: Path, *, task_host_network: boo
         else:
             if hasattr(built, "host_network"):
                 built.host_network = task_host_network
+            if hasattr(built, "nested_userns"):
+                built.nested_userns = task_userns
             reg.register(built)
     reg.register(FirecrackerExecutor())
     return reg

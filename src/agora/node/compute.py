@@ -110,7 +110,10 @@ class ComputeFeature(Actor):
         self.cache_dir = home / "cache"
         self.cas = LocalCAS(home / "cas")
         self.registry = options.registry or default_registry(
-            self.work_root, self.cache_dir, task_host_network=self.node.config.allow_task_network
+            self.work_root,
+            self.cache_dir,
+            task_host_network=self.node.config.allow_task_network,
+            task_userns=self.node.config.allow_task_userns,
         )
         self.machine: MachineInfo | None = None
         self.capacity: CapacityTracker | None = None
@@ -148,9 +151,10 @@ class ComputeFeature(Actor):
             stores=self.stores,
             work_root=self.work_root,
             clock=self.node.clock,
-            settings=self.options.settings,
+            settings=self.options.settings or self.node.config.compute,
         )
         interrupted = await self.manager.recover()
+        await self.manager.start_sweeping()
         failed_jobs = await self.runner.recover()
         if interrupted or failed_jobs:
             log.warning("after a restart: %d allocation(s) and %d job(s) marked failed", interrupted, failed_jobs)

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from agora.actor import AdmissionSettings
-from agora.compute import ComputeSettings
+from agora.compute import ComputeSettings, StoreLimits
 from agora.errors import AgoraError
 from agora.node.settings import setting, setting_factory
 from agora.orchestrator import RunnerSettings
 from agora.transport import ClusterConfig, TlsConfig
 from agora.transport import HubConfig as HubProcessConfig
 
+DEFAULT_REQUESTER_QUOTA = 10 * 1024**3  # each requester's share of a provider's store
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_HUB_BUCKET = "agora-results"  # agora.storage.hub.DEFAULT_BUCKET; an allowlisted hub creates it
 DEFAULT_HUB_MAX_OBJECT_BYTES = 8 * 1024 * 1024
@@ -118,10 +119,18 @@ class NodeConfig:
         group="compute",
         help="give process tasks that ask for a network the host's network (they can reach local services)",
     )
+    # Off: a process task cannot create user namespaces in its sandbox (no `unshare -r`, no namespaced root)
+    allow_task_userns: bool = setting(
+        False, group="compute", help="let process tasks create user namespaces in their sandbox (off: refused)"
+    )
     # on: load or run the onboarding benchmark; off: never (tests, a node that must not spend the CPU);
     # quick: a shorter, noisier run (devnets on small machines)
     benchmark: BenchmarkMode = setting("on", group="compute", help="onboarding benchmark")
-    compute: ComputeSettings = setting_factory(ComputeSettings, help="provider side: allocations and their logs")
+    # provider side: allocations, their logs and outputs, each requester's store quota and retention (10 GiB, 7 days)
+    compute: ComputeSettings = setting_factory(
+        lambda: ComputeSettings(store=StoreLimits(quota_bytes=DEFAULT_REQUESTER_QUOTA)),
+        help="provider side: allocations, logs, outputs, each requester's share of the store",
+    )
     runner: RunnerSettings = setting_factory(RunnerSettings, help="requester side: jobs this node submits")
     admission: AdmissionSettings = setting_factory(
         AdmissionSettings, help="replay-cache shares and public-call rate limits (docs/protocol.md)"
@@ -164,6 +173,18 @@ class NodeConfig:
         if self.benchmark not in get_args(BenchmarkMode):
             raise AgoraError("config_invalid", f"benchmark {self.benchmark!r}: expected on, off or quick")
         self._validate_storage()
+        self._validate_provider_limits()
+
+    def _validate_provider_limits(self) -> None:
+        files = self.compute.max_output_files
+        if isinstance(files, bool) or not (isinstance(files, int) and 1 <= files <= 4096):
+            raise AgoraError("config_invalid", f"compute.max_output_files must be 1 to 4096, got {files!r}")
+        quota = self.compute.store.quota_bytes
+        if isinstance(quota, bool) or not isinstance(quota, int) or quota < 0:
+            raise AgoraError("config_invalid", f"compute.store.quota_bytes must be >= 0 (0: no bound), got {quota!r}")
+        retention = self.compute.store.retention_s
+        if isinstance(retention, bool) or not isinstance(retention, int | float) or not retention > 0:
+            raise AgoraError("config_invalid", f"compute.store.retention_s must be > 0, got {retention!r}")
 
     def _validate_storage(self) -> None:
         if not isinstance(self.hub_bucket, str) or not _HUB_BUCKET_RE.fullmatch(self.hub_bucket):

@@ -99,7 +99,7 @@ class UsageReceipt:
     task: str
     engine: str
     exit_code: int | None
-    reason: str  # exited | timeout | oom | disk_limit | cancelled | trap | error
+    reason: str  # exited | timeout | oom | disk_limit | cancelled | trap | error | interrupted (node restarted)
     error_code: str | None  # a catalog code, None only for a clean exit 0
     started_at: float
     ended_at: float

@@ -36,6 +36,8 @@ SCRIPTS: dict[str, str] = {
     "whoami": 'echo "uid=$(id -u) gid=$(id -g)"; grep -E "^Cap(Prm|Eff|Bnd|Amb):" /proc/self/status',
     "write_system": '(echo x > "$1") 2>/dev/null && echo written || echo denied',
     "net_ifaces": "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
+    "nested_userns": "unshare -r id -u 2>/dev/null || echo denied",
+    "pid1_cmdline": "tr '\\0' ' ' < /proc/1/cmdline; echo",
     "spawn_and_exit": 'i=0; while [ $i -lt "$1" ]; do sleep 1000 & i=$((i + 1)); done; echo spawned',
 }
 

@@ -225,3 +225,90 @@ async def test_the_host_network_takes_the_operators_consent(process_env: Executo
         await strict.start(process_env.request("connect_tcp", "1", network=True))
     assert err.value.code == "network_forbidden" and "--allow-task-network" in err.value.hint
     assert process_env.leftovers() == []
+
+
+async def test_a_task_cannot_create_a_user_namespace_unless_the_operator_allows_it(process_env: ExecutorEnv) -> None:
+    denied = await run(process_env, process_env.request("nested_userns"))
+    assert denied.ok and denied.stdout == b"denied\n", denied  # `unshare -r` would make it root of a namespace
+    ex = process_env.executor
+    assert isinstance(ex, ProcessExecutor)
+    lax = ProcessExecutor(cgroups=ex.cgroups, stage_dir=ex.stage_dir, term_grace_s=1.0, nested_userns=True)
+    availability = lax.probe()
+    assert availability.available and availability.details["nested_userns"] == "allowed", availability
+    allowed = await run(dataclasses.replace(process_env, executor=lax), process_env.request("nested_userns"))
+    assert allowed.ok and allowed.stdout == b"0\n", allowed
+    assert process_env.leftovers() == []
+
+
+async def test_the_sandboxs_pid_1_shows_no_host_path(process_env: ExecutorEnv) -> None:
+    wd = process_env.work_dir("cmdline")
+    result = await run(process_env, process_env.request("pid1_cmdline", work_dir=wd))
+    assert result.ok, result
+    shown = result.stdout.decode()
+    assert "bwrap --args" in shown, shown
+    ex = process_env.executor
+    assert isinstance(ex, ProcessExecutor)
+    for host_path in (str(wd), str(ex.stage_dir), "/work/inputs", "--ro-bind"):
+        assert host_path not in shown, shown
+
+
+async def test_stale_task_cgroups_are_swept_and_live_ones_kept(process_env: ExecutorEnv) -> None:
+    """A node killed with -9 leaves its tasks' (empty) cgroups behind; the next start removes them, but
+    never one that has members (a task of another node sharing the parent) or that was just made."""
+    ex = process_env.executor
+    assert isinstance(ex, ProcessExecutor)
+    support = ex.cgroups.detect()
+    if support.version is None:
+        pytest.skip("no cgroups here")
+    stale = [root / "stale-task-0123abcd" for root in sorted(set(support.roots.values()))]
+    for path in stale:
+        path.mkdir()
+    handle = await ex.start(process_env.request("sleep_forever", limits=Limits(timeout_s=WAIT)))
+    try:
+        async for _ in ex.logs(handle):
+            break
+        assert ex.cgroups.sweep(min_age_s=3600) == 0  # all too young
+        assert all(p.exists() for p in stale)
+        assert ex.cgroups.sweep(min_age_s=0) == len(stale)
+        assert not any(p.exists() for p in stale)
+        assert handle.cgroup is not None and handle.cgroup.exists()  # type: ignore[attr-defined]
+    finally:
+        await ex.cancel(handle)
+        await ex.cleanup(handle)
+    assert process_env.leftovers() == []
+
+
+async def test_a_nodes_next_start_sweeps_its_own_cgroups_at_any_age(process_env: ExecutorEnv, tmp_path: Path) -> None:
+    """After a kill -9 the node restarts at once: its own (tagged) empty task cgroups go at the first probe,
+    however young; another node's stay."""
+    ex = process_env.executor
+    assert isinstance(ex, ProcessExecutor)
+    support = ex.cgroups.detect()
+    if support.version is None:
+        pytest.skip("no cgroups here")
+    node = ProcessExecutor.for_node(work_root=tmp_path / "work", cache_dir=tmp_path / "cache")
+    node.cgroups, node.stage_dir = ex.cgroups, ex.stage_dir
+    assert (
+        node.cgroup_tag
+        and node.cgroup_tag == ProcessExecutor.for_node(work_root=tmp_path / "work", cache_dir=tmp_path).cgroup_tag
+    )
+    roots = sorted(set(support.roots.values()))
+    mine = [root / f"{node.cgroup_tag}-alloc-1-0123abcd" for root in roots]
+    other = [root / "nffffffffff-alloc-2-0123abcd" for root in roots]
+    for path in (*mine, *other):
+        path.mkdir()
+    try:
+        availability = node.probe()
+        assert availability.details["stale_cgroups_removed"] == str(len(mine))
+        assert not any(p.exists() for p in mine) and all(p.exists() for p in other)
+    finally:
+        for path in other:
+            path.rmdir()
+    handle = await node.start(process_env.request("sleep_forever", limits=Limits(timeout_s=WAIT)))
+    try:
+        assert handle.cgroup is not None  # type: ignore[attr-defined]
+        assert all(d.name.startswith(f"{node.cgroup_tag}-") for d in handle.cgroup.unique_dirs())  # type: ignore[attr-defined]
+    finally:
+        await node.cancel(handle)
+        await node.cleanup(handle)
+    assert process_env.leftovers() == []

@@ -9,6 +9,8 @@ import hashlib
 from typing import Any
 
 from agora.errors import AgoraError
+from agora.wire import UsageReceipt
+from agora.wire.usage import MAX_OUTPUTS
 from tests.unit.compute import wat
 from tests.unit.compute.harness import Provider, Requester, grant, leftovers, until
 from tests.unit.compute.test_allocations import START, call, start, task, wait_end
@@ -88,4 +90,31 @@ async def test_a_wasm_task_reserves_at_least_one_core(provider: Provider, reques
     for a in ids:
         await wait_end(requester, provider, a)
     await until(lambda: not m._live, "every allocation to end")
+    assert leftovers(provider) == []
+
+
+async def test_a_task_writing_thousands_of_files_ends_recorded_with_a_clear_code(
+    provider: Provider, requester: Requester
+) -> None:
+    """More files than a receipt can list (the wire's MAX_OUTPUTS): no traceback, a signed end."""
+    await grant(provider, requester)
+    n = MAX_OUTPUTS + 100
+    big_disk = {"cpu": 1, "memory": "64Mi", "disk": "64Mi"}  # a small file takes a 4 KiB block on disk
+    alloc_id = await start(requester, provider, task(timeout=120, resources=big_disk), wat.many_files(n))
+    st = await wait_end(requester, provider, alloc_id)
+    assert st["state"] == "failed" and st["error"]["code"] == "task_output_limit", st["error"]
+    assert "none were collected" in st["error"]["message"] and st["outputs"] == []
+    receipt = UsageReceipt.open(st["receipt"], expected_provider=provider.did)
+    assert receipt.error_code == "task_output_limit" and receipt.exit_code == 0 and receipt.outputs == ()
+    assert leftovers(provider) == []
+
+
+async def test_the_operator_bounds_output_files_per_task(provider: Provider, requester: Requester) -> None:
+    provider.manager.settings = dataclasses.replace(provider.manager.settings, max_output_files=3)
+    await grant(provider, requester)
+    ok = await wait_end(requester, provider, await start(requester, provider, task(), wat.many_files(3)))
+    assert ok["state"] == "completed" and len(ok["outputs"]) == 3
+    over = await wait_end(requester, provider, await start(requester, provider, task(), wat.many_files(4)))
+    assert over["state"] == "failed" and over["error"]["code"] == "task_output_limit"
+    assert over["error"]["details"]["max_files"] == 3
     assert leftovers(provider) == []

@@ -95,4 +95,30 @@ def exit_with(code: int) -> bytes:
     return wasmtime.wat2wasm(wat)
 
 
-__all__ = ["cat_input", "exit_with", "hello", "spin", "trap"]
+def many_files(n: int) -> bytes:
+    """Writes `n` one-byte files /outputs/f00000, f00001, ... (n < 100000)."""
+    close = '  (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))\n'
+    imports = _IMPORTS.replace("  (memory", close + "  (memory")
+    wat = "(module" + imports + _HELPERS + _data(100, "f00000") + _data(200, "x")
+    digits = "".join(
+        f"""
+      (i32.store8 (i32.const {100 + pos}) (i32.add (i32.const 48) (i32.rem_u (local.get $d) (i32.const 10))))
+      (local.set $d (i32.div_u (local.get $d) (i32.const 10)))"""
+        for pos in range(5, 0, -1)
+    )
+    wat += f"""
+  (func (export "_start") (local $i i32) (local $d i32) (local $fd i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (i32.const {n})))
+        (local.set $d (local.get $i)){digits}
+        (local.set $fd (call $open (i32.const 4) (i32.const 100) (i32.const 6) (i32.const 9)))
+        (call $write (local.get $fd) (i32.const 200) (i32.const 1))
+        (drop (call $fd_close (local.get $fd)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))))
+"""
+    return wasmtime.wat2wasm(wat)
+
+
+__all__ = ["cat_input", "exit_with", "hello", "many_files", "spin", "trap"]

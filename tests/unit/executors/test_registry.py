@@ -20,6 +20,7 @@ from agora.executors.interfaces import (
     Executor,
     LogLine,
 )
+from agora.executors.process import ProcessExecutor
 from agora.executors.registry import ENGINES, ExecutorRegistry, build_lazy, default_registry
 from agora.executors.wasm import WasmExecutor
 
@@ -186,3 +187,11 @@ def test_default_registry_has_every_engine_and_wasm_runs_anywhere(tmp_path: Path
     for engine in ENGINES:
         assert av[engine].available or av[engine].reason, f"{engine} unavailable without a reason"
     assert not av["firecracker"].available
+
+
+def test_the_operators_sandbox_opt_ins_reach_the_process_executor(tmp_path: Path) -> None:
+    for network, userns in ((False, False), (True, True)):
+        reg = default_registry(tmp_path / "work", tmp_path / "cache", task_host_network=network, task_userns=userns)
+        process = reg._executors.get("process")  # present whenever psutil imports (it is a dependency)
+        assert isinstance(process, ProcessExecutor)
+        assert (process.host_network, process.nested_userns) == (network, userns)
