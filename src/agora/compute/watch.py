@@ -40,7 +40,7 @@ class WatchBehavior:
 
         async def _load(self, alloc_id: str, invoker: str) -> Allocation: ...
 
-    @behavior(WATCH)
+    @behavior(WATCH, mutating=False)  # reads only: a per-call journal write would cost every long-poll a disk sync
     async def watch(self, ctx: CallContext) -> dict[str, Any]:
         """State and log lines after a cursor, as soon as either changes (long-poll with wait_s)."""
         args = WatchArgs.from_args(ctx.args, self.settings.max_wait_s)

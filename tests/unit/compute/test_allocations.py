@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from agora.compute import AllocationManager
+from agora.actor import StoreReplayJournal
+from agora.compute import OFFER_COMMAND, AllocationManager
 from agora.errors import AgoraError
 from agora.models.capability import Capability, GiB
 from agora.transport import MemoryNetwork
@@ -422,3 +423,22 @@ async def test_watch_streams_log_lines_after_the_cursor(provider: Provider, requ
     with pytest.raises(AgoraError) as err:
         await call(requester, provider, "/agora/alloc/watch", {"alloc_id": alloc_id, "v": 99})
     assert err.value.code == "invalid_argument"
+
+
+async def test_reading_an_allocation_writes_nothing_to_the_replay_journal(
+    provider: Provider, requester: Requester
+) -> None:
+    """status, logs, fetch and watch only read: none of them costs a durable journal write per call (a
+    requester following a job long-polls watch many times), and a replay of one after a restart changes
+    nothing. start, cancel and upload change state: each is journaled."""
+    journal = StoreReplayJournal(provider.store)
+    provider.runtime.journal = journal
+    await grant(provider, requester)
+    alloc_id = await start(requester, provider, task(), wat.hello())
+    assert await journal.count() == 1  # the start
+    await wait_end(requester, provider, alloc_id)
+    await call(requester, provider, "/agora/alloc/watch", {"alloc_id": alloc_id, "known_state": "completed"})
+    await call(requester, provider, "/agora/alloc/logs", {"alloc_id": alloc_id})
+    assert await journal.count() == 1
+    mutating = {c["command"] for c in provider.runtime.commands if c["mutating"]}
+    assert mutating == {"/agora/alloc/start", "/agora/alloc/cancel", "/agora/alloc/upload", OFFER_COMMAND}
