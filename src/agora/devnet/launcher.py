@@ -89,11 +89,17 @@ def _cmdline(pid: int) -> list[bytes]:
         return []
 
 
-def _is_ours(member: dict[str, Any]) -> bool:
+def _is_ours(member: dict[str, Any], root: Path) -> bool:
     """Whether the pid in devnet.json is still the daemon the devnet started: an agora daemon with that
     member's home, started at the recorded time. A pid recycled after a reboot or by another program,
-    even another agora daemon, is never signalled."""
+    even another agora daemon, is never signalled. The home must be a directory of the devnet's own
+    (`root/NAME`, where `up` puts it): devnet.json may sit in a directory others can write, and a file
+    planted there naming another daemon of the user's (pid and start time are public in /proc) must
+    not make `down` stop it."""
     pid = int(member["pid"])
+    home = Path(str(member["home"]))
+    if home.parent.resolve() != root.resolve():
+        return False
     args = _cmdline(pid)
     if b"agora.daemon" not in args or os.fsencode(str(member["home"])) not in args:
         return False
@@ -113,7 +119,7 @@ def check_not_running(root: Path = DEFAULT_DIR) -> None:
     if not (root / STATE_FILE).exists():
         return
     state = load_state(root)
-    if any(_is_ours(m) for m in [state["hub"], *state["nodes"]]):
+    if any(_is_ours(m, root) for m in [state["hub"], *state["nodes"]]):
         raise AgoraError(
             "devnet_already_running",
             f"a devnet is running from {root.resolve()}",
@@ -187,9 +193,9 @@ def _wait_mesh(state: dict[str, Any], deadline: float) -> None:
                 time.sleep(0.05)
 
 
-def _stop_member(member: dict[str, Any], grace: float = 10.0) -> bool:
+def _stop_member(member: dict[str, Any], root: Path, grace: float = 10.0) -> bool:
     """SIGTERM (SIGKILL after `grace` s) to a member the devnet started, only while `_is_ours` holds."""
-    if not _is_ours(member):
+    if not _is_ours(member, root):
         return False
     pid = int(member["pid"])
     try:
@@ -198,10 +204,10 @@ def _stop_member(member: dict[str, Any], grace: float = 10.0) -> bool:
         return False
     end = time.monotonic() + grace
     while time.monotonic() < end:
-        if not _is_ours(member):
+        if not _is_ours(member, root):
             return True
         time.sleep(0.02)
-    if _is_ours(member):
+    if _is_ours(member, root):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -224,7 +230,7 @@ def status(root: Path = DEFAULT_DIR) -> dict[str, Any]:
     state = load_state(root)
     rows = []
     for m in [state["hub"], *state["nodes"]]:
-        row = {"name": m["name"], "did": m["did"], "api": m["api"], "pid": m["pid"], "running": _is_ours(m)}
+        row = {"name": m["name"], "did": m["did"], "api": m["api"], "pid": m["pid"], "running": _is_ours(m, root)}
         if row["running"]:
             try:
                 with AgoraClient(m["api"], timeout=3) as c:
@@ -240,9 +246,9 @@ def down(root: Path = DEFAULT_DIR) -> list[str]:
     state = load_state(root)
     stopped = []
     for m in [*reversed(state["nodes"]), state["hub"]]:
-        if _stop_member(m):
+        if _stop_member(m, root):
             stopped.append(m["name"])
-    (Path(state["dir"]) / STATE_FILE).unlink(missing_ok=True)
+    (root / STATE_FILE).unlink(missing_ok=True)  # this directory's file, never one its `dir` names
     return stopped
 
 
