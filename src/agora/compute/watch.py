@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 
 DEFAULT_LONG_POLLS = 256  # waiting long-polls in all: a quarter of the NATS transport's 1024 handlers
-DEFAULT_LONG_POLLS_PER_REQUESTER = 32
+DEFAULT_LONG_POLLS_PER_REQUESTER = 64  # max_allocations: one watch per allocation a requester may hold here
 
 
 class LongPolls:
