@@ -122,9 +122,13 @@ class ApiServer:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read: created 0600 under a temporary name, then renamed over."""
+    """Write a file only its owner can read: created 0600 under a temporary name, then renamed over.
+
+    The temporary file is always a new one (O_EXCL after removing whatever had that name): a file planted
+    there beforehand, and held open by whoever planted it, never receives the text."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         os.fchmod(fd, 0o600)
         os.write(fd, text.encode())
