@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agora.client import AgoraClient
+from agora.client import AgoraClient, read_devnet_file
 from agora.errors import AgoraError
 
 DEFAULT_DIR = Path(os.environ.get("AGORA_DEVNET_DIR", ".agora-devnet"))
@@ -111,7 +111,7 @@ def load_state(root: Path = DEFAULT_DIR) -> dict[str, Any]:
     path = root / STATE_FILE
     if not path.exists():
         raise AgoraError("devnet_not_running", f"no {STATE_FILE} in {root}")
-    return dict(json.loads(path.read_text()))
+    return read_devnet_file(path)  # config_invalid unless the user's own and not writable by others
 
 
 def check_not_running(root: Path = DEFAULT_DIR) -> None:
@@ -170,6 +170,7 @@ def up(
         _wait_mesh(state, deadline)
         tmp = root / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state, indent=2))
+        tmp.chmod(0o644)  # whatever the umask: a devnet file others may write is not followed (read_devnet_file)
         tmp.replace(root / STATE_FILE)
         return state
     except BaseException:
