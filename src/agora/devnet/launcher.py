@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -128,6 +129,20 @@ def check_not_running(root: Path = DEFAULT_DIR) -> None:
         )
 
 
+def _check_own_dir(root: Path) -> None:
+    """The devnet directory holds the members' homes (keys, configs) and devnet.json: one that another user
+    owns or anyone may write (a ./.agora-devnet someone created in /tmp first) could hold their files or links
+    where `up` writes, so it is refused (`config_invalid`) before anything is written or started."""
+    st = root.stat()
+    if st.st_uid != os.geteuid() or st.st_mode & stat.S_IWOTH:
+        raise AgoraError(
+            "config_invalid",
+            f"the devnet directory {root} belongs to uid {st.st_uid} with mode {stat.S_IMODE(st.st_mode):o}: "
+            "a devnet runs only from a directory of your own that others cannot write",
+            hint="Pass --dir with a directory of your own (or set AGORA_DEVNET_DIR).",
+        )
+
+
 def up(
     nodes: int = 3, root: Path = DEFAULT_DIR, *, announce_interval: float = 1.0, timeout: float = 30.0
 ) -> dict[str, Any]:
@@ -135,8 +150,9 @@ def up(
         raise AgoraError("invalid_argument", "a devnet has between 1 and 32 nodes")
     root = root.resolve()
     check_not_running(root)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_own_dir(root)
     (root / STATE_FILE).unlink(missing_ok=True)
-    root.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("AGORA_API", "AGORA_HOME")}
     # every member would benchmark the same cores at once: a full run each made `up` take 14-18 s on 2 cores
     env.setdefault("AGORA_BENCHMARK", "quick")

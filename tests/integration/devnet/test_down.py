@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agora.devnet import STATE_FILE, down, status
+from agora.devnet import STATE_FILE, down, status, up
 from agora.devnet.launcher import _start_time
+from agora.errors import AgoraError
 
 
 def _state(root: Path, member: dict[str, object]) -> None:
@@ -101,3 +102,15 @@ def test_a_planted_devnet_file_cannot_stop_a_daemon_outside_its_directory(
     assert child.poll() is None  # never signalled
     assert (elsewhere / STATE_FILE).exists()  # the other devnet's file is untouched
     assert not (root / STATE_FILE).exists()  # this directory's own file is what `down` removes
+
+
+def test_up_refuses_a_directory_others_can_write(tmp_path: Path) -> None:
+    """A ./.agora-devnet that someone else created first (in /tmp, world-writable) could hold their links or
+    files where `up` writes the members' homes and devnet.json: `up` refuses it before writing anything."""
+    root = tmp_path / ".agora-devnet"
+    root.mkdir()
+    root.chmod(0o777)
+    with pytest.raises(AgoraError) as err:
+        up(1, root)
+    assert err.value.code == "config_invalid" and str(root) in err.value.message
+    assert list(root.iterdir()) == []  # nothing written, nothing started
