@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ def discover_api(home: Path | None = None) -> str:
     named = os.environ.get("AGORA_NODE")
     if named:
         try:
-            api = _from_devnet(json.loads(_devnet_file().read_text()), named)
+            api = _from_devnet(read_devnet_file(_devnet_file()), named)
         except (OSError, ValueError, KeyError, TypeError):
             api = None
         if api is None:
@@ -46,9 +47,12 @@ def discover_api(home: Path | None = None) -> str:
             )
         return api
     home = home or Path(os.environ.get("AGORA_HOME", Path.home() / ".agora"))
-    for path, pick in ((home / "run.json", _from_run_file), (_devnet_file(), _from_devnet)):
+    for path, read, pick in (
+        (home / "run.json", lambda p: json.loads(p.read_text()), _from_run_file),
+        (_devnet_file(), read_devnet_file, _from_devnet),
+    ):
         try:
-            api = pick(json.loads(path.read_text()))
+            api = pick(read(path))
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if api:
@@ -65,6 +69,27 @@ def _devnet_file() -> Path:
     return devnet_dir() / "devnet.json"
 
 
+def read_devnet_file(path: Path) -> dict[str, Any]:
+    """A devnet.json, only when it is the user's own and nobody else may rewrite it (`config_invalid`
+    otherwise). It is found in the current directory, which may be one others write to (/tmp): a file planted
+    there would send the CLI's calls, job inputs included, to an API of the planter's choosing, or name the
+    processes `devnet down` stops. The checks are made on the file opened, so the file checked is the file read.
+    OSError and ValueError (no such file, not JSON) are the caller's to handle."""
+    with open(path, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if st.st_uid != os.geteuid() or st.st_mode & stat.S_IWOTH:
+            raise AgoraError(
+                "config_invalid",
+                f"{path} is not trusted: it belongs to uid {st.st_uid} with mode {stat.S_IMODE(st.st_mode):o}, "
+                "and only a devnet file of your own that others cannot write is followed",
+                hint="Run from a directory of your own, or pass --dir / AGORA_DEVNET_DIR naming your devnet.",
+            )
+        doc = json.loads(fh.read())
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    return doc
+
+
 def resolve_node(name: str) -> str:
     """A node named by its DID, or by its devnet name (`hub`, `node-1`, …) from the devnet.json that
     `discover_api` reads (./.agora-devnet or $AGORA_DEVNET_DIR)."""
@@ -72,7 +97,7 @@ def resolve_node(name: str) -> str:
         return name
     path = _devnet_file()
     try:
-        doc = json.loads(path.read_text())
+        doc = read_devnet_file(path)
         members = [doc["hub"], *doc["nodes"]]
     except (OSError, ValueError, KeyError, TypeError):
         members = []
@@ -260,4 +285,12 @@ class AgoraClient:
         return self._request(method, path, **kw)
 
 
-__all__ = ["DEFAULT_API", "AgoraClient", "devnet_dir", "discover_api", "local_api_token", "resolve_node"]
+__all__ = [
+    "DEFAULT_API",
+    "AgoraClient",
+    "devnet_dir",
+    "discover_api",
+    "local_api_token",
+    "read_devnet_file",
+    "resolve_node",
+]

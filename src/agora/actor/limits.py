@@ -4,7 +4,9 @@ Every accepted invocation costs an entry in the replay cache until it expires, a
 bounded (a cache that forgot live entries would re-open replays). So the cache is split:
 
 - the **granted** share holds invocations proven by a delegation from this node (the operator chose
-  these callers), and the public calls of issuers that currently hold such entries;
+  these callers), and the public calls of issuers that currently hold such entries; its quota is per
+  principal the node delegated to (the audience of the chain's root), so re-delegating to fresh keys
+  does not multiply it;
 - the **public** share holds public behaviors (ping, info...) from everyone else: any fresh key can call
   them, so fresh keys together get only this bounded share, and each key at most `public_per_issuer`
   live entries in it.

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from agora.actor.behaviors import Actor, Behavior, CallContext
@@ -142,8 +142,9 @@ class Runtime:
                     "the invocation has no iat or was issued before this node started (it may have been seen)",
                 )
             now = self.clock.now()
-            validate_invocation(inv, request.proofs(), now=now, audience=self.did, skew=self.skew)
-            await self._admit(inv, beh, now)
+            proofs = request.proofs()
+            validate_invocation(inv, proofs, now=now, audience=self.did, skew=self.skew)
+            await self._admit(inv, beh, now, _principal(inv, proofs))
             ctx = CallContext(inv, request.delegations, self)
             try:
                 result = await beh.handler(ctx)
@@ -166,10 +167,12 @@ class Runtime:
             self._count_reject(bug.code)
             return self._receipt(ran if ran is not None else raw_cid(bytes(data)), error=bug)
 
-    async def _admit(self, inv: Invocation, beh: Behavior, now: float) -> None:
+    async def _admit(self, inv: Invocation, beh: Behavior, now: float, principal: str) -> None:
         """Spend what accepting `inv` costs, within the limits of its class; raise if a limit refuses it.
 
-        Runs after the whole chain validated, so only genuine issuers spend (their own) budgets."""
+        Runs after the whole chain validated, so only genuine issuers spend (their own) budgets. A granted
+        invocation spends the quota of `principal`, the one this node delegated to (the audience of the
+        chain's root), not of its signer: a grantee re-delegating to fresh keys of its own still has one quota."""
         if beh.public and inv.iss != self.did:  # the node calling itself is no stranger
             if not self.public_rate.allow(inv.iss, now):
                 self.limit_log.hit("public_rate", f"{inv.iss} over {self.limits.public_rate:g}/s", now)
@@ -185,7 +188,7 @@ class Runtime:
             share, longest = GRANTED, (self.limits.public_max_lifetime if beh.public else None)
         try:
             self.replay.check_and_remember(
-                inv.cid, inv.exp, now, self.skew, share=share, issuer=inv.iss, max_lifetime=longest
+                inv.cid, inv.exp, now, self.skew, share=share, issuer=principal, max_lifetime=longest
             )
         except AgoraError as err:
             if err.code == "ucan_replay_cache_full":
@@ -310,6 +313,13 @@ class Runtime:
     def _count_reject(self, code: str) -> None:
         if self.metrics is not None:
             self.metrics.count_reject(code)
+
+
+def _principal(inv: Invocation, proofs: Mapping[CID, Delegation]) -> str:
+    """Who answers for `inv` here: the audience of its chain's root (whom this node delegated to), or
+    its issuer when it cites no proofs (a public call, or the node calling itself)."""
+    root = proofs.get(inv.prf[0]) if inv.prf else None
+    return root.aud if root is not None else inv.iss
 
 
 __all__ = ["DEFAULT_INVOCATION_TTL", "DEFAULT_PUBLIC_INVOCATION_TTL", "MetricsSink", "Runtime"]

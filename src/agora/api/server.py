@@ -82,17 +82,17 @@ class ApiServer:
         if self.uds is not None:
             self.uds.parent.mkdir(parents=True, exist_ok=True)
             self.uds.unlink(missing_ok=True)
-            config = uvicorn.Config(app, uds=str(self.uds), log_level="warning", access_log=False, lifespan="off")
+            sock = _bind_private_unix(self.uds)  # 0600 before it listens (uvicorn's own uds binding listens at 0666)
+            config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
             url = f"unix://{self.uds}"
-            sock = None
         else:
             self.bind()
+            assert self._sock is not None
             sock, self._sock = self._sock, None
             config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
             url = f"http://[{self.host}]:{self.port}" if ":" in self.host else f"http://{self.host}:{self.port}"
         self._server = _EmbeddedServer(config)
-        sockets = [sock] if sock is not None else None
-        self._task = asyncio.create_task(self._server.serve(sockets=sockets), name="api")
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="api")
         for _ in range(3000):  # bounded: 30 s (a loaded machine is slow to start uvicorn)
             if self._server.started or self._task.done():
                 break
@@ -102,8 +102,6 @@ class ApiServer:
         if not self._server.started:
             await self.stop()
             raise AgoraError("unavailable", f"the API did not start listening on {url} in time")
-        if self.uds is not None:
-            os.chmod(self.uds, 0o600)  # only the node's own user may drive it
         self.node.api_url = url
         return url
 
@@ -121,10 +119,28 @@ class ApiServer:
             self.node.config.api_token_file.unlink(missing_ok=True)
 
 
+def _bind_private_unix(path: Path) -> socket.socket:
+    """A unix socket only the node's own user may connect to (a unix caller needs no token). Its mode is set
+    between bind and listen, when a connect is still refused: no connection is ever accepted while the file
+    has a wider mode, which a caller could otherwise keep open for good."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        sock.close()
+        raise AgoraError("config_invalid", f"the API cannot listen on {path}: {exc.strerror}") from None
+    return sock
+
+
 def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read: created 0600 under a temporary name, then renamed over."""
+    """Write a file only its owner can read: created 0600 under a temporary name, then renamed over.
+
+    The temporary file is always a new one (O_EXCL after removing whatever had that name): a file planted
+    there beforehand, and held open by whoever planted it, never receives the text."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         os.fchmod(fd, 0o600)
         os.write(fd, text.encode())

@@ -66,7 +66,7 @@ from agora.compute.taskprep import (
     storage_inputs,
 )
 from agora.compute.transfer import CasOwners, Uploads, read_chunk
-from agora.compute.watch import WatchBehavior
+from agora.compute.watch import DEFAULT_LONG_POLLS, DEFAULT_LONG_POLLS_PER_REQUESTER, LongPolls, WatchBehavior
 from agora.errors import AgoraError
 from agora.executors import ExecHandle, ExecResult, Executor
 from agora.executors.registry import ExecutorRegistry
@@ -92,6 +92,8 @@ class ComputeSettings:
     log_bytes: int = 1024 * 1024  # per allocation: text kept (lines longer than logring.MAX_LINE are cut)
     finished_logs: int = 256  # allocations whose logs stay readable after they ended
     max_wait_s: float = 10.0  # longest long-poll
+    max_long_polls: int = DEFAULT_LONG_POLLS  # waiting at once, in all (each holds a message handler)
+    max_long_polls_per_requester: int = DEFAULT_LONG_POLLS_PER_REQUESTER  # past either: answered at once
     log_drain_s: float = 5.0  # how long to wait for the last log lines after the task ended
     max_output_files: int = 1000  # per task (a receipt lists each; at most agora.wire.usage.MAX_OUTPUTS)
     # each requester's share of the CAS, and how long what it stored there stays (quota.py)
@@ -127,6 +129,7 @@ class AllocationManager(WatchBehavior, Actor):
         self.work_root = work_root
         self.clock = clock
         self.settings = settings or ComputeSettings()
+        self.long_polls = LongPolls(self.settings.max_long_polls, self.settings.max_long_polls_per_requester)
         self.owners = CasOwners(store)  # who may name which CAS object by its hash
         self.ledger = StoreLedger(store, cas, self.owners, self.settings.store, clock)  # quotas, retention
         self.uploads = Uploads(
@@ -278,8 +281,9 @@ class AllocationManager(WatchBehavior, Actor):
         if live is not None:
             self._check_owner(live.alloc, ctx.invoker)
             if known == live.alloc.state and wait_s > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(live.changed.wait(), wait_s)
+                with self.long_polls.slot(ctx.invoker) as may_wait, contextlib.suppress(TimeoutError):
+                    if may_wait:
+                        await asyncio.wait_for(live.changed.wait(), wait_s)
             return StatusReply.of_record(live.alloc.to_wire()).to_wire()
         return StatusReply.of_record((await self._load(alloc_id, ctx.invoker)).to_wire()).to_wire()
 
@@ -296,7 +300,11 @@ class AllocationManager(WatchBehavior, Actor):
         ring = self._rings.get(alloc_id)
         if ring is None:
             return LogsPage.gone(after).to_dict()
-        await ring.wait(after, _wait(ctx.args, self.settings.max_wait_s))
+        wait_s = _wait(ctx.args, self.settings.max_wait_s)
+        if wait_s > 0 and ring.last_seq <= after and not ring.closed:
+            with self.long_polls.slot(ctx.invoker) as may_wait:
+                if may_wait:
+                    await ring.wait(after, wait_s)
         return ring.read(after, limit).to_dict()
 
     @behavior("/agora/alloc/cancel")

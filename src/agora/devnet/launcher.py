@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agora.client import AgoraClient
+from agora.client import AgoraClient, read_devnet_file
 from agora.errors import AgoraError
 
 DEFAULT_DIR = Path(os.environ.get("AGORA_DEVNET_DIR", ".agora-devnet"))
@@ -89,11 +90,17 @@ def _cmdline(pid: int) -> list[bytes]:
         return []
 
 
-def _is_ours(member: dict[str, Any]) -> bool:
+def _is_ours(member: dict[str, Any], root: Path) -> bool:
     """Whether the pid in devnet.json is still the daemon the devnet started: an agora daemon with that
     member's home, started at the recorded time. A pid recycled after a reboot or by another program,
-    even another agora daemon, is never signalled."""
+    even another agora daemon, is never signalled. The home must be a directory of the devnet's own
+    (`root/NAME`, where `up` puts it): devnet.json may sit in a directory others can write, and a file
+    planted there naming another daemon of the user's (pid and start time are public in /proc) must
+    not make `down` stop it."""
     pid = int(member["pid"])
+    home = Path(str(member["home"]))
+    if home.parent.resolve() != root.resolve():
+        return False
     args = _cmdline(pid)
     if b"agora.daemon" not in args or os.fsencode(str(member["home"])) not in args:
         return False
@@ -105,7 +112,7 @@ def load_state(root: Path = DEFAULT_DIR) -> dict[str, Any]:
     path = root / STATE_FILE
     if not path.exists():
         raise AgoraError("devnet_not_running", f"no {STATE_FILE} in {root}")
-    return dict(json.loads(path.read_text()))
+    return read_devnet_file(path)  # config_invalid unless the user's own and not writable by others
 
 
 def check_not_running(root: Path = DEFAULT_DIR) -> None:
@@ -113,12 +120,26 @@ def check_not_running(root: Path = DEFAULT_DIR) -> None:
     if not (root / STATE_FILE).exists():
         return
     state = load_state(root)
-    if any(_is_ours(m) for m in [state["hub"], *state["nodes"]]):
+    if any(_is_ours(m, root) for m in [state["hub"], *state["nodes"]]):
         raise AgoraError(
             "devnet_already_running",
             f"a devnet is running from {root.resolve()}",
             hint=f"Use it (`agora devnet status --dir {root}`), stop it (`agora devnet down --dir {root}`), "
             "or pass another --dir.",
+        )
+
+
+def _check_own_dir(root: Path) -> None:
+    """The devnet directory holds the members' homes (keys, configs) and devnet.json: one that another user
+    owns or anyone may write (a ./.agora-devnet someone created in /tmp first) could hold their files or links
+    where `up` writes, so it is refused (`config_invalid`) before anything is written or started."""
+    st = root.stat()
+    if st.st_uid != os.geteuid() or st.st_mode & stat.S_IWOTH:
+        raise AgoraError(
+            "config_invalid",
+            f"the devnet directory {root} belongs to uid {st.st_uid} with mode {stat.S_IMODE(st.st_mode):o}: "
+            "a devnet runs only from a directory of your own that others cannot write",
+            hint="Pass --dir with a directory of your own (or set AGORA_DEVNET_DIR).",
         )
 
 
@@ -129,8 +150,9 @@ def up(
         raise AgoraError("invalid_argument", "a devnet has between 1 and 32 nodes")
     root = root.resolve()
     check_not_running(root)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_own_dir(root)
     (root / STATE_FILE).unlink(missing_ok=True)
-    root.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("AGORA_API", "AGORA_HOME")}
     # every member would benchmark the same cores at once: a full run each made `up` take 14-18 s on 2 cores
     env.setdefault("AGORA_BENCHMARK", "quick")
@@ -164,6 +186,7 @@ def up(
         _wait_mesh(state, deadline)
         tmp = root / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(state, indent=2))
+        tmp.chmod(0o644)  # whatever the umask: a devnet file others may write is not followed (read_devnet_file)
         tmp.replace(root / STATE_FILE)
         return state
     except BaseException:
@@ -187,9 +210,9 @@ def _wait_mesh(state: dict[str, Any], deadline: float) -> None:
                 time.sleep(0.05)
 
 
-def _stop_member(member: dict[str, Any], grace: float = 10.0) -> bool:
+def _stop_member(member: dict[str, Any], root: Path, grace: float = 10.0) -> bool:
     """SIGTERM (SIGKILL after `grace` s) to a member the devnet started, only while `_is_ours` holds."""
-    if not _is_ours(member):
+    if not _is_ours(member, root):
         return False
     pid = int(member["pid"])
     try:
@@ -198,10 +221,10 @@ def _stop_member(member: dict[str, Any], grace: float = 10.0) -> bool:
         return False
     end = time.monotonic() + grace
     while time.monotonic() < end:
-        if not _is_ours(member):
+        if not _is_ours(member, root):
             return True
         time.sleep(0.02)
-    if _is_ours(member):
+    if _is_ours(member, root):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -224,7 +247,7 @@ def status(root: Path = DEFAULT_DIR) -> dict[str, Any]:
     state = load_state(root)
     rows = []
     for m in [state["hub"], *state["nodes"]]:
-        row = {"name": m["name"], "did": m["did"], "api": m["api"], "pid": m["pid"], "running": _is_ours(m)}
+        row = {"name": m["name"], "did": m["did"], "api": m["api"], "pid": m["pid"], "running": _is_ours(m, root)}
         if row["running"]:
             try:
                 with AgoraClient(m["api"], timeout=3) as c:
@@ -240,9 +263,9 @@ def down(root: Path = DEFAULT_DIR) -> list[str]:
     state = load_state(root)
     stopped = []
     for m in [*reversed(state["nodes"]), state["hub"]]:
-        if _stop_member(m):
+        if _stop_member(m, root):
             stopped.append(m["name"])
-    (Path(state["dir"]) / STATE_FILE).unlink(missing_ok=True)
+    (root / STATE_FILE).unlink(missing_ok=True)  # this directory's file, never one its `dir` names
     return stopped
 
 

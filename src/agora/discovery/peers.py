@@ -116,11 +116,13 @@ class PeerTable:
         interval = ann.interval_ms / 1000.0 if ann.interval_ms is not None else None
         peer = self._peers.get(ann.did)
         if peer is not None:
-            # a restarted node counts its seq from 1 again, so a join is newer when its time is
+            # a restarted node counts its seq from 1 again, so a join is newer when its time is; a heartbeat or
+            # leave older than the last announcement accepted is stale whatever its seq, or the previous run's
+            # (higher seqs, still within max_age) replayed after a restart would pass as newer than the new run's
             if ann.kind == "join":
                 stale = (ann.ts, ann.seq) <= (peer.last_ts, peer.last_seq)
             else:
-                stale = ann.seq <= peer.last_seq
+                stale = ann.seq <= peer.last_seq or ann.ts < peer.last_ts
             if stale:
                 return None
         if ann.kind == "leave":

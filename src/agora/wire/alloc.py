@@ -245,13 +245,19 @@ class LogsPage:
 
     @classmethod
     def from_wire(cls, data: Any, after: int = 0) -> LogsPage:
-        """Checks the shape and that the cursor only moves forward (a provider cannot make a reader loop)."""
+        """Checks the shape, that the cursor only moves forward and that the lines lie in order between the
+        cursor sent and `next` (a provider cannot make a reader loop, nor repeat lines)."""
         if not isinstance(data, Mapping) or not isinstance(data.get("lines"), list):
             raise _reply("a logs page must carry a list of lines")
         lines = [LogLine.from_dict(x) for x in data["lines"]]
         nxt, dropped = data.get("next", after), data.get("dropped", 0)
         if type(nxt) is not int or type(dropped) is not int or nxt < after or dropped < 0:
             raise _reply("a logs page's cursor must be an integer that does not go back")
+        last = after
+        for line in lines:  # the same lines again at a cursor that does not move would look like news forever
+            if not last < line.seq <= nxt:
+                raise _reply("a logs page's lines must come in order, after the cursor and up to its next")
+            last = line.seq
         return cls(lines, nxt, dropped, bool(data.get("done")), bool(data.get("expired")))
 
 

@@ -6,9 +6,11 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from agora.api import ApiServer, create_app
 from agora.client import AgoraClient
@@ -121,6 +123,29 @@ async def test_unix_socket_is_private(hub_node: Node, tmp_path: Path) -> None:
     await server.start()
     try:
         assert sock.stat().st_mode & 0o777 == 0o600
+    finally:
+        await server.stop()
+
+
+async def test_unix_socket_is_private_from_the_moment_it_listens(
+    hub_node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only once `start` returns: a connection another local user made while the socket was wider would
+    stay open (keep-alive) with the unix socket's full, tokenless access. So its mode is 0600 before it
+    listens; the mode is read the moment the server starts listening, before `start` goes on."""
+    sock = tmp_path / "api.sock"
+    modes: list[int] = []
+    original = uvicorn.Server.startup
+
+    async def startup(self: uvicorn.Server, sockets: Any = None) -> None:
+        await original(self, sockets=sockets)
+        modes.append(sock.stat().st_mode & 0o777)  # listening now
+
+    monkeypatch.setattr(uvicorn.Server, "startup", startup)
+    server = ApiServer(hub_node, uds=sock)
+    await server.start()
+    try:
+        assert modes == [0o600]
     finally:
         await server.stop()
 

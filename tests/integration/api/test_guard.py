@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -127,3 +129,18 @@ def test_the_run_file_names_the_api(tmp_path: Path) -> None:
     (tmp_path / "api.token").write_text("t0k3n\n")
     assert local_api_token("http://127.0.0.1:1", tmp_path) == "t0k3n"
     assert local_api_token("http://127.0.0.1:2", tmp_path) is None
+
+
+def test_the_token_never_lands_in_a_file_someone_planted(tmp_path: Path) -> None:
+    """The token is written under a temporary name first. A file planted at that name beforehand (in a home
+    others can write), and held open by whoever planted it, must not receive the token: it is replaced, never
+    reused, so the planter's descriptor reads nothing."""
+    target = tmp_path / "api.token"
+    planted = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    planted.write_text("")
+    planted.chmod(0o666)
+    with open(planted, "rb") as spy:
+        api_server._write_private(target, "s3cret")
+        assert target.read_text() == "s3cret" and stat.S_IMODE(target.stat().st_mode) == 0o600
+        assert spy.read() == b""
+    assert not planted.exists()

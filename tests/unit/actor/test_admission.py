@@ -147,6 +147,27 @@ async def test_a_granted_peer_over_its_quota_is_refused_alone(world: Net) -> Non
     assert world.server.health()["degraded"] == []
 
 
+async def test_a_granted_peer_cannot_escape_its_quota_by_delegating_to_fresh_keys(world: Net) -> None:
+    """The quota belongs to the principal the node granted (the audience of the chain's root), not to
+    whoever signs the invocation: a grantee that re-delegates to fresh keys of its own, one invocation
+    each, still gets `granted_per_issuer` entries in all and cannot fill the share of the others."""
+    greedy, other = await world.runtime(), await world.runtime()
+    g_proof, o_proof = world.grant(greedy), world.grant(other)
+    codes: list[str | None] = []
+    for _ in range(SMALL.granted_entries + 10):  # enough fresh keys to fill the whole granted share
+        puppet = await world.runtime()
+        exp = int(world.clock.now()) + 3600
+        hop = delegate(greedy.keypair, aud=puppet.did, sub=world.node.did, cmd="/agora/test", exp=exp)
+        receipt = await puppet.call_receipt(world.server.did, "/agora/test/work", {}, proofs=[g_proof, hop])
+        codes.append(_code(receipt.raw))
+    assert codes.count(None) == SMALL.granted_per_issuer, {c: codes.count(c) for c in set(codes)}
+    assert set(codes) == {None, "rate_limited"}
+    assert world.server.replay.issuer_entries("granted", greedy.did) == SMALL.granted_per_issuer
+    # the other granted peer is served, and no shared limit was hit
+    assert (await other.call(world.server.did, "/agora/test/work", {}, proofs=[o_proof]))["n"] == 301
+    assert world.server.health()["degraded"] == []
+
+
 async def test_public_invocations_must_be_short_lived(world: Net) -> None:
     caller = await world.runtime()
     now = int(world.clock.now())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -105,6 +106,18 @@ async def test_a_mutating_invocation_is_refused_after_a_restart(world: World) ->
     assert bank2.paid == 0, "the handler ran again after the restart"
     assert _error(await second.handle(data), world.node.did) == "ucan_replayed"  # and stays refused
     assert _error(await second.handle(world.pay()), world.node.did) is None and bank2.paid == 1  # fresh: fine
+
+
+async def test_copies_delivered_at_once_run_once_before_and_after_a_restart(world: World) -> None:
+    """The same invocation arriving several times at once (two hubs, a retrying transport): one copy runs,
+    the others are replays, in a fresh runtime too, where only the journal knows the first run."""
+    data = world.pay()
+    first, bank = await world.boot()
+    codes = [_error(r, world.node.did) for r in await asyncio.gather(*(first.handle(data) for _ in range(8)))]
+    assert codes.count(None) == 1 and codes.count("ucan_replayed") == 7 and bank.paid == 1
+    second, bank2 = await world.boot()
+    codes = [_error(r, world.node.did) for r in await asyncio.gather(*(second.handle(data) for _ in range(8)))]
+    assert codes == ["ucan_replayed"] * 8 and bank2.paid == 0
 
 
 async def test_the_journal_is_written_before_the_handler_runs(world: World) -> None:

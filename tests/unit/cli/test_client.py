@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from agora.client import AgoraClient, discover_api
+from agora.client import AgoraClient, discover_api, resolve_node
+from agora.devnet import load_state
 from agora.errors import AgoraError
 
 
@@ -62,3 +63,34 @@ def test_a_named_devnet_node_wins_over_the_own_node_in_the_home(
     with pytest.raises(AgoraError) as info:
         discover_api()
     assert info.value.code == "invalid_argument" and "node-9" in info.value.message
+
+
+def test_a_devnet_file_others_can_write_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """./.agora-devnet/devnet.json is read from the current directory, which may be one others can write (/tmp):
+    a file planted there would send the CLI's calls, job inputs included, to an API of the planter's choosing.
+    A devnet file that is not the user's own, or that anyone may rewrite, is refused instead of followed."""
+    home = tmp_path / "home"
+    home.mkdir()  # no node of the user's own runs: discovery falls through to the devnet file
+    (tmp_path / ".agora-devnet").mkdir()
+    planted = tmp_path / ".agora-devnet" / "devnet.json"
+    doc = {"hub": {"name": "hub", "did": "did:key:zHub", "api": "http://127.0.0.1:1000"}, "nodes": []}
+    doc["nodes"] = [{"name": "node-1", "did": "did:key:zAttacker", "api": "http://127.0.0.1:6666"}]
+    planted.write_text(json.dumps(doc))
+    planted.chmod(0o666)
+    monkeypatch.chdir(tmp_path)
+    for var in ("AGORA_API", "AGORA_NODE", "AGORA_DEVNET_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AGORA_HOME", str(home))
+    for call in (discover_api, lambda: resolve_node("node-1")):
+        with pytest.raises(AgoraError) as info:
+            call()
+        assert info.value.code == "config_invalid" and "devnet.json" in info.value.message
+    monkeypatch.setenv("AGORA_NODE", "node-1")
+    with pytest.raises(AgoraError) as info:
+        discover_api()
+    assert info.value.code == "config_invalid"
+    with pytest.raises(AgoraError) as info:
+        load_state(tmp_path / ".agora-devnet")
+    assert info.value.code == "config_invalid"
+    planted.chmod(0o644)  # the user's own file, writable only by the user: followed
+    assert discover_api() == "http://127.0.0.1:6666" and resolve_node("node-1") == "did:key:zAttacker"

@@ -8,14 +8,17 @@ from typing import Any
 
 import pytest
 
-from agora.compute import AllocationManager
+from agora.actor import StoreReplayJournal
+from agora.compute import OFFER_COMMAND, AllocationManager
+from agora.compute.watch import LongPolls
 from agora.errors import AgoraError
 from agora.models.capability import Capability, GiB
 from agora.transport import MemoryNetwork
 from agora.wire import UsageReceipt
+from agora.wire.alloc import WATCH
 from tests.support import free_port
 from tests.unit.compute import wat
-from tests.unit.compute.harness import Provider, Requester, grant, leftovers, make_requester
+from tests.unit.compute.harness import Provider, Requester, grant, leftovers, make_requester, until
 
 START = "/agora/alloc/start"
 
@@ -422,3 +425,55 @@ async def test_watch_streams_log_lines_after_the_cursor(provider: Provider, requ
     with pytest.raises(AgoraError) as err:
         await call(requester, provider, "/agora/alloc/watch", {"alloc_id": alloc_id, "v": 99})
     assert err.value.code == "invalid_argument"
+
+
+async def test_reading_an_allocation_writes_nothing_to_the_replay_journal(
+    provider: Provider, requester: Requester
+) -> None:
+    """status, logs, fetch and watch only read: none of them costs a durable journal write per call (a
+    requester following a job long-polls watch many times), and a replay of one after a restart changes
+    nothing. start, cancel and upload change state: each is journaled."""
+    journal = StoreReplayJournal(provider.store)
+    provider.runtime.journal = journal
+    await grant(provider, requester)
+    alloc_id = await start(requester, provider, task(), wat.hello())
+    assert await journal.count() == 1  # the start
+    await wait_end(requester, provider, alloc_id)
+    await call(requester, provider, "/agora/alloc/watch", {"alloc_id": alloc_id, "known_state": "completed"})
+    await call(requester, provider, "/agora/alloc/logs", {"alloc_id": alloc_id})
+    assert await journal.count() == 1
+    mutating = {c["command"] for c in provider.runtime.commands if c["mutating"]}
+    assert mutating == {"/agora/alloc/start", "/agora/alloc/cancel", "/agora/alloc/upload", OFFER_COMMAND}
+
+
+async def test_one_requester_cannot_hold_every_handler_with_long_polls(
+    provider: Provider, requester: Requester
+) -> None:
+    """A long-poll (watch, status, logs with wait_s) holds one of the node's message handlers while it waits,
+    and the transport has a bounded number of them for every caller. So waits are bounded per requester and
+    in all: past the bound a long-poll is answered at once with the current state (the requester then waits
+    out its own min_poll_s), and the others keep waiting."""
+    provider.manager.long_polls = LongPolls(total=8, per_requester=2)
+    await grant(provider, requester)
+    alloc_id = await start(requester, provider, task(timeout=60), wat.spin())
+    state = None
+    for _ in range(50):
+        reply = await call(requester, provider, WATCH, {"alloc_id": alloc_id, "known_state": state, "wait_s": 5})
+        state = reply["status"]["state"]
+        if state == "running" and reply["logs"]["next"] >= 1:
+            break
+    assert state == "running"
+    quiet = {"alloc_id": alloc_id, "known_state": "running", "after_seq": 1, "wait_s": 60}
+    pending = [asyncio.create_task(call(requester, provider, WATCH, quiet)) for _ in range(2)]
+    await until(lambda: provider.manager.long_polls.waiting(requester.did) == 2, "two waiting watches")
+    for cmd, args in [
+        (WATCH, quiet),
+        ("/agora/alloc/status", {"alloc_id": alloc_id, "known_state": "running", "wait_s": 60}),
+        ("/agora/alloc/logs", {"alloc_id": alloc_id, "after": 1, "wait_s": 60}),
+    ]:
+        await asyncio.wait_for(call(requester, provider, cmd, args), 30)  # answered at once, not after a wait
+        assert not any(p.done() for p in pending)
+    await call(requester, provider, "/agora/alloc/cancel", {"alloc_id": alloc_id})
+    for reply in await asyncio.wait_for(asyncio.gather(*pending), 30):
+        assert reply["status"]["state"] == "cancelled"
+    assert provider.manager.long_polls.waiting(requester.did) == 0 and len(provider.manager.long_polls) == 0

@@ -53,6 +53,36 @@ def test_old_or_future_announcements_are_ignored_and_restarts_are_seen() -> None
     assert table.observe(ann(peer, "join", 1, clock.now())).kind == "peer.returned"  # type: ignore[union-attr]
 
 
+def test_announcements_of_a_previous_run_replayed_after_a_restart_are_ignored() -> None:
+    """A restarted node counts its seq from 1 again. Its previous run's heartbeats and leave carry higher
+    seqs and may still be inside `max_age`: replayed now (they are genuinely signed), they must not pass
+    as newer, or they would roll back its interval and capabilities, mark it departed, and make its real
+    heartbeats (low seqs) look stale until its seq caught up, so that it would be judged lost."""
+    clock = ManualClock()
+    me, peer = Keypair.generate(), Keypair.generate()
+    table = PeerTable(me.did, clock=clock, max_age=120)
+    t0 = clock.now()
+    assert table.observe(ann(peer, "join", 1, t0, interval_ms=60_000)) is not None
+    old = [ann(peer, "heartbeat", seq, t0 + seq, interval_ms=60_000) for seq in range(2, 40)]
+    for a in old:
+        clock.set(a.ts)
+        table.observe(a)
+    old_leave = ann(peer, "leave", 40, t0 + 40, interval_ms=60_000)
+    table.observe(old_leave)
+    clock.advance(5)
+    # restarted, with a 1 s interval now
+    assert table.observe(ann(peer, "join", 1, clock.now(), interval_ms=1000)) is not None
+    for replayed in [old[-1], old_leave]:
+        assert table.observe(replayed) is None
+    peer_now = table.get(peer.did)
+    assert peer_now is not None and peer_now.status == "alive" and peer_now.interval == 1.0
+    clock.advance(1)
+    assert table.observe(ann(peer, "heartbeat", 2, clock.now(), interval_ms=1000)) is None  # accepted, no change
+    peer_now = table.get(peer.did)
+    assert peer_now is not None and peer_now.last_seq == 2 and peer_now.last_seen == clock.now()
+    assert table.sweep() == []
+
+
 def test_forged_announcement_is_rejected() -> None:
     kp, other = Keypair.generate(), Keypair.generate()
     raw = bytearray(ann(kp, "join", 1).seal(kp))

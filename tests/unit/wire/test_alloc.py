@@ -95,6 +95,23 @@ def test_a_status_reply_keeps_the_record_and_checks_what_the_requester_relies_on
         assert err.value.code == "receipt_invalid"
 
 
+def test_a_logs_page_carries_only_lines_after_its_cursor_in_order() -> None:
+    """A hostile provider could send the same lines again and again at a cursor that does not move: each
+    reply would look like news (so the requester calls again at once, never waiting `min_poll_s`) and the
+    requester's copy of the log would fill with duplicates. Lines must be in order, after the cursor sent,
+    and not past the page's own `next`."""
+
+    def page(*seqs: int, nxt: int) -> dict[str, object]:
+        lines = [LogLine(s, "stdout", f"line {s}", 1.0).to_dict() for s in seqs]
+        return {"lines": lines, "next": nxt, "dropped": 0, "done": False}
+
+    assert [x.seq for x in LogsPage.from_wire(page(3, 4, nxt=4), after=2).lines] == [3, 4]
+    for bad in (page(2, nxt=2), page(1, 2, nxt=5), page(4, 3, nxt=4), page(3, 3, nxt=4), page(3, 6, nxt=5)):
+        with pytest.raises(AgoraError) as err:
+            LogsPage.from_wire(bad, after=2)
+        assert err.value.code == "receipt_invalid"
+
+
 def test_terminal_states_are_the_providers() -> None:
     from agora.compute.allocation import STATES, TERMINAL
 
