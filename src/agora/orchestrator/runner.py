@@ -59,7 +59,7 @@ from agora.orchestrator.record import (
 )
 from agora.orchestrator.verify import check_end, limit_outputs, safe_output_path, verify_receipt
 from agora.store import Scalar, Store
-from agora.wire.alloc import ACCEPTED, LogsPage, StatusReply, WatchArgs
+from agora.wire.alloc import ACCEPTED, STATE_RANK, LogsPage, StatusReply, WatchArgs
 
 log = logging.getLogger("agora.orchestrator")
 
@@ -514,6 +514,11 @@ class JobRunner(Actor):
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 continue
             page, state = reply.logs, reply.status.state
+            if STATE_RANK[state] < STATE_RANK.get(known or ACCEPTED, 0) or (ended is not None and state != ended.state):
+                raise AgoraError(  # flipping states would make every reply news and skip min_poll_s
+                    "receipt_invalid",
+                    f"allocation {alloc_id} went back from {known} to {state}: the provider is broken or hostile",
+                )
             self._copy_logs(run, unit, page)
             news = bool(page.lines or page.dropped) or state != known
             after, known = page.next, state

@@ -51,6 +51,8 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 ALLOC_STATES = (ACCEPTED, STAGING, RUNNING, COMPLETED, FAILED, CANCELLED)
 ALLOC_TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+# An allocation's states only move forward (compute.allocation's legal moves): a reply that goes back is a lie
+STATE_RANK = {ACCEPTED: 0, STAGING: 1, RUNNING: 2, COMPLETED: 3, FAILED: 3, CANCELLED: 3}
 
 MAX_LOG_LIMIT = 5000
 DEFAULT_LOG_LIMIT = 500
@@ -305,6 +307,8 @@ class StatusReply:
         state, error, outputs, receipt = data.get("state"), data.get("error"), data.get("outputs"), data.get("receipt")
         if not isinstance(state, str) or not state or len(state) > _MAX_STATE:
             raise _reply("the status reply has no state")
+        if state not in STATE_RANK:
+            raise _reply(f"the status reply's state {state[:40]!r} is not an allocation state")
         if error is not None and not isinstance(error, dict):
             raise _reply("the status reply's error must be a mapping")
         if outputs is None:
@@ -348,6 +352,7 @@ __all__ = [
     "RUNNING",
     "STAGING",
     "START",
+    "STATE_RANK",
     "STATUS",
     "UPLOAD",
     "WATCH",

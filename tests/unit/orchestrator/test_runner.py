@@ -319,6 +319,10 @@ class _Liar(AllocationManager):
             reply["state"], reply["error"] = "completed", None  # unsigned: claims success the receipt denies
         if self.tamper == "never_ends":
             reply = {"alloc_id": reply["alloc_id"], "state": "running"}  # answers at once, forever
+        if self.tamper in ("flip", "unknown") and reply.get("state") == "running":
+            self.flips = getattr(self, "flips", 0) + 1
+            if self.flips > 1:  # after running: back to accepted (flip), or a state that does not exist
+                reply = {"alloc_id": reply["alloc_id"], "state": "accepted" if self.tamper == "flip" else "dancing"}
         if self.tamper == "escape" and reply.get("receipt"):  # signs an output path that leaves the job dir
             signed = UsageReceipt.open(reply["receipt"])
             outs = [dataclasses.replace(o, path="../../escaped-" + o.path) for o in signed.outputs]
@@ -439,6 +443,27 @@ async def test_a_status_that_contradicts_the_signed_receipt_is_refused(
         doc = await run(requester, job(tmp_path, {"bad": wat.exit_with(2)}), liar.did, tmp_path)
         assert doc["state"] == "failed" and doc["error"]["code"] == "receipt_invalid", doc["error"]
         assert "signed receipt says exited" in doc["error"]["message"]
+    finally:
+        await liar.manager.stop()
+        await liar.runtime.transport.close()
+
+
+@pytest.mark.parametrize(("tamper", "says"), [("flip", "went back"), ("unknown", "not an allocation state")])
+async def test_a_provider_that_moves_back_or_invents_a_state_is_refused(
+    net: MemoryNetwork, requester: Requester, tmp_path: Path, tamper: str, says: str
+) -> None:
+    """A provider cannot keep the requester busy by flipping states: each reply would count as news and skip the
+    minimum poll interval. States only move forward, and only through the states an allocation has."""
+    liar = await make_provider(net, tmp_path / "liar", manager_cls=_Liar)
+    assert isinstance(liar.manager, _Liar)
+    liar.manager.tamper = tamper
+    try:
+        await grant(liar, requester)
+        spec = job(tmp_path, {"spin": wat.spin()})
+        spec["tasks"][0]["timeout"] = 30
+        doc = await run(requester, spec, liar.did, tmp_path)
+        assert doc["state"] == "failed" and doc["error"]["code"] == "receipt_invalid", doc["error"]
+        assert says in doc["error"]["message"]
     finally:
         await liar.manager.stop()
         await liar.runtime.transport.close()
