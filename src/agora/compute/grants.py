@@ -44,6 +44,7 @@ MAX_TTL_S = 366 * 24 * 3600
 MIN_TTL_S = 60
 DEFAULT_MAX_HELD = 1024
 DEFAULT_MAX_OFFERED = 256
+MAX_OFFERED_PER_ISSUER = 2  # a provider needs one live grant to us (two: while it rotates to a new one)
 OFFER_SKEW_S = 300
 """Slack on the offered exp bound for a provider clock that runs a little ahead."""
 
@@ -134,6 +135,9 @@ class DelegationBook:
         self.max_offered = max_offered
         self._held: dict[str, Delegation] = {}
         self._offered: OrderedDict[str, Delegation] = OrderedDict()
+        # Offers this node's own jobs have cited (`proofs_for`): evicted only once every unused offer is gone, so
+        # a flood of offers from fresh keys cannot push out a grant in use (kept in memory: a restart forgets)
+        self._used: set[str] = set()
 
     async def load(self) -> int:
         """Read the held delegations back at start; expired, undecodable or over-bound ones are dropped."""
@@ -231,7 +235,7 @@ class DelegationBook:
             self._offered.move_to_end(key)
             return self._offered[key], False
         if offered:
-            await self._make_room_for_offer()
+            await self._make_room_for_offer(d.iss)
             doc = describe(d, received_at=now, source=source, offered=True)
             await self.store.put(HELD, key, doc)
             self._offered[key] = d
@@ -253,14 +257,24 @@ class DelegationBook:
         self._held[key] = d
         return d
 
-    async def _make_room_for_offer(self) -> None:
-        """Expired offers go first, then the least recently used ones."""
+    async def _make_room_for_offer(self, issuer: str) -> None:
+        """Room for one more offer from `issuer`: its own oldest beyond MAX_OFFERED_PER_ISSUER goes first (one key
+        cannot flush the book); then, when the book is full, expired offers, then the least recently used offer
+        no job of this node has cited, and only then the least recently used at all."""
+        own = [k for k, d in self._offered.items() if d.iss == issuer]
+        for key in own[: max(0, len(own) - MAX_OFFERED_PER_ISSUER + 1)]:
+            await self._evict(key)
         if len(self._offered) >= self.max_offered:
             await self.prune()
         while len(self._offered) >= self.max_offered and self._offered:
-            key, _ = self._offered.popitem(last=False)
-            await self.store.delete(HELD, key)
-            log.info("evicted the least recently used offered delegation %s", key)
+            key = next((k for k in self._offered if k not in self._used), next(iter(self._offered)))
+            await self._evict(key)
+
+    async def _evict(self, key: str) -> None:
+        self._offered.pop(key, None)
+        self._used.discard(key)
+        await self.store.delete(HELD, key)
+        log.info("evicted the offered delegation %s", key)
 
     async def prune(self) -> int:
         now = self.clock.now()
@@ -268,6 +282,7 @@ class DelegationBook:
         for book in (self._held, self._offered):
             for key in [k for k, d in book.items() if d.exp is not None and d.exp < now]:
                 book.pop(key, None)
+                self._used.discard(key)
                 await self.store.delete(HELD, key)
                 gone += 1
         return gone
@@ -289,6 +304,7 @@ class DelegationBook:
             return []
         if str(best.cid) in self._offered:
             self._offered.move_to_end(str(best.cid))  # in use: the last to be evicted
+            self._used.add(str(best.cid))
         return [best]
 
     def held(self) -> list[dict[str, Any]]:
@@ -304,7 +320,8 @@ class GrantsActor(Actor):
     def __init__(self, book: DelegationBook) -> None:
         self.book = book
 
-    @behavior(OFFER_COMMAND, public=True)
+    # Not journaled: an offer is idempotent (a replay is answered `stored: false`), and strangers may call it
+    @behavior(OFFER_COMMAND, public=True, mutating=False)
     async def offer(self, ctx: CallContext) -> dict[str, Any]:
         """Keep a delegation addressed to this node (checked: signature, audience, issuer, expiry)."""
         token = ctx.args.get("token")

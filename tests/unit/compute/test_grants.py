@@ -171,3 +171,36 @@ async def test_a_used_offer_is_evicted_last_and_survives_a_reload() -> None:
     _, new = await again.accept(offers[2].raw, source="api")
     assert not new
     assert {h["cid"]: h["offered"] for h in again.held()}[str(offers[2].cid)] is False
+
+
+async def test_a_flood_of_offers_from_fresh_keys_cannot_evict_a_grant_in_use() -> None:
+    """The attack review's scenario: any number of fresh keys each offer a self-issued delegation; the LRU used to
+    evict a genuine provider's grant that this node's jobs rely on. Used offers go last, and one key holds at
+    most MAX_OFFERED_PER_ISSUER offers."""
+    clock = ManualClock(1_000_000.0)
+    me = Keypair.generate()
+    store = MemoryStore(clock)
+    book = DelegationBook(me, store, clock=clock, max_offered=4)
+    provider = Keypair.generate()
+    grant = delegate(provider, aud=me.did, sub=provider.did, cmd="/agora/alloc", exp=int(clock.now()) + 3600)
+    await book.accept(grant.raw, source=provider.did)
+    assert book.proofs_for(provider.did, "/agora/alloc/start") == [grant]  # a job of ours cites it
+    for _ in range(40):  # bounded flood
+        clock.advance(1)
+        k = Keypair.generate()
+        await book.accept(
+            delegate(k, aud=me.did, sub=k.did, cmd="/agora", exp=int(clock.now()) + 3600).raw, source=k.did
+        )
+    assert book.proofs_for(provider.did, "/agora/alloc/start") == [grant]
+    assert len(book.held()) == 4 and await store.count("delegations") == 4
+    # one key offering many delegations keeps only its newest two, and evicts nothing of anyone else's
+    one = Keypair.generate()
+    before = {h["cid"] for h in book.held()}
+    mine = []
+    for i in range(5):
+        d = delegate(one, aud=me.did, sub=one.did, cmd=f"/agora{'/x' * i}", exp=int(clock.now()) + 3600)
+        mine.append(d)
+        await book.accept(d.raw, source=one.did)
+    held = {h["cid"] for h in book.held()}
+    assert {str(d.cid) for d in mine[-2:]} <= held and not {str(d.cid) for d in mine[:-2]} & held
+    assert str(grant.cid) in held and len(held & before) == 2
