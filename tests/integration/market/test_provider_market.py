@@ -5,14 +5,20 @@ withdrawn."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
+from typer.testing import CliRunner
 
-from agora.api import create_app
+from agora.api import ApiServer, create_app
+from agora.cli.main import app
 from agora.models.capability import Capability, MiB
 from agora.node import Node
 from agora.node.compute import compute_of
@@ -133,3 +139,39 @@ async def test_a_node_bids_and_commits_over_nats_then_declines_a_withdrawn_offer
     reply = await buyer.runtime.call(seller.did, BID_REQUEST_CMD, bid_request_args(request("r2")), timeout=10)
     decline = read_bid_reply(reply, provider=seller.did)
     assert isinstance(decline, Decline) and decline.codes == ["policy"]
+
+
+async def test_the_offer_commands_through_the_api(seller: Node, tmp_path: Path) -> None:
+    offer_file = tmp_path / "offer.yaml"
+    offer_file.write_text(yaml.safe_dump(OFFER))
+    bad_file = tmp_path / "bad.json"
+    bad_file.write_text(json.dumps({**OFFER, "price": {"base": {"gpu_second": -3}}}))
+    server = ApiServer(seller, port=0)
+    url = await server.start()
+
+    def cli(*argv: str) -> Any:
+        result = CliRunner().invoke(app, [*argv, "--api", url])
+        return result.exit_code, result.output
+
+    try:
+        code, out = await asyncio.to_thread(cli, "offer", "create", str(offer_file), "--json")
+        assert code == 0, out
+        assert json.loads(out)["offer_id"] == "small-1"
+        code, out = await asyncio.to_thread(cli, "offer", "create", str(bad_file), "--json")
+        assert code == 1
+        err = json.loads(out)["error"]
+        assert err["code"] == "offer_invalid" and err["details"]["field"] == "price.base.gpu_second"
+        code, out = await asyncio.to_thread(cli, "offer", "list", "--json")
+        assert code == 0 and {d["offer_id"] for d in json.loads(out)} >= {"small-1"}
+        code, out = await asyncio.to_thread(cli, "offer", "list")
+        assert code == 0 and "small-1" in out and "active" in out
+        code, out = await asyncio.to_thread(cli, "offer", "show", "small-1")
+        assert code == 0 and "max duration: 600" in out
+        code, out = await asyncio.to_thread(cli, "offer", "withdraw", "small-1", "--json")
+        assert code == 0 and json.loads(out)["state"] == "withdrawn"
+        code, out = await asyncio.to_thread(cli, "offer", "create", "--from-node", "--json")
+        assert code == 0 and json.loads(out)["source"] == "node"
+        code, out = await asyncio.to_thread(cli, "offer", "create", "--json")
+        assert code == 1 and json.loads(out)["error"]["code"] == "invalid_argument"
+    finally:
+        await server.stop()
