@@ -432,3 +432,24 @@ async def _until(cond: Any, what: str, timeout: float = 10.0) -> None:
 
 def test_need_is_what_a_wasm_start_reserves() -> None:
     assert NEED.cpu_millis == 1000 and NEED.memory_bytes == 64 * MiB
+
+
+async def test_a_bid_request_or_award_relayed_by_another_node_is_refused(
+    market: Market, requester: Requester, net: MemoryNetwork, tmp_path: Path
+) -> None:
+    relay = await make_requester(net, tmp_path / "relay")
+    try:
+        theirs = bid_request(requester, market)  # signed by the requester, sent by the relay
+        with pytest.raises(AgoraError) as err:
+            await relay.runtime.call(market.provider.did, BID_REQUEST_CMD, bid_request_args(theirs))
+        assert err.value.code == "market_message_invalid"
+        bid = await get_bid(requester, market)
+        a = Award.issue(requester.keypair, bid, commit_by=int(market.clock.now()) + 30, iat=int(market.clock.now()))
+        with pytest.raises(AgoraError) as err:
+            await relay.runtime.call(market.provider.did, AWARD_CMD, award_args(a))
+        assert err.value.code == "market_message_invalid"
+    finally:
+        await relay.runner.stop()
+        await relay.runtime.transport.close()
+        await relay.store.close()
+    assert market.bidder.reservations() == []
