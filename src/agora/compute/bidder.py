@@ -211,6 +211,9 @@ class Bidder(Actor):
         if request.requester in self.settings.refuse:
             reason = DeclineReason("policy", "this node's operator takes no bid requests from this requester")
             return Decline.issue(self.keypair, request, [reason], iat=iat)
+        if request.need.cpu_millis == 0 and request.need.memory_bytes == 0:  # free holds would be unbounded
+            reason = DeclineReason("policy", "a bid request asks for some cpu or memory")
+            return Decline.issue(self.keypair, request, [reason], iat=iat)
         offer = self.offers.get(request.offer_id)
         if not isinstance(offer, ResourceOffer):
             reason = DeclineReason("policy", f"offer {request.offer_id} is not open on this node")
@@ -295,6 +298,7 @@ class Bidder(Actor):
         self.book.commit(key, award.job_id, need, start_by=start_by, now=now)
         commit = Commit.issue(self.keypair, award, start_by=start_by, iat=int(now))
         self._commits[key] = _Committed(award, commit)
+        del self._bids[str(award.bid)]  # consumed: a retry is answered from `_commits`, never committed twice
         return commit
 
     @behavior(RELEASE_CMD, public=True, mutating=True)

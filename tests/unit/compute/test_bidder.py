@@ -453,3 +453,19 @@ async def test_a_bid_request_or_award_relayed_by_another_node_is_refused(
         await relay.runtime.transport.close()
         await relay.store.close()
     assert market.bidder.reservations() == []
+
+
+async def test_a_released_award_cannot_be_committed_again(market: Market, requester: Requester) -> None:
+    bid = await get_bid(requester, market)
+    a, _ = await award(requester, market, bid)
+    mine = Release.issue(requester.keypair, a, reason="changed my mind", iat=int(market.clock.now()))
+    assert await requester.runtime.call(market.provider.did, RELEASE_CMD, release_args(mine)) == {"released": True}
+    with pytest.raises(AgoraError) as err:
+        await requester.runtime.call(market.provider.did, AWARD_CMD, award_args(a))
+    assert err.value.code == "reservation_not_found"
+    assert market.provider.capacity.free == market.provider.capacity.total
+
+
+async def test_a_request_for_nothing_is_declined(market: Market, requester: Requester) -> None:
+    answer = await ask(requester, market, bid_request(requester, market, need=Capability(disk_bytes=1)))
+    assert isinstance(answer, Decline) and answer.codes == ["policy"]
