@@ -40,6 +40,7 @@ from typing import Any
 from agora.actor import Actor, CallContext, behavior
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.compute.grants import DEFAULT_COMMAND, starts_only
+from agora.compute.manager import WASM_MIN_CPU_MILLIS
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.market.bidding import Quote, answer
@@ -89,6 +90,15 @@ class _Made:
 class _Committed:
     award: Award
     commit: Commit
+
+
+def accounted_need(request: BidRequest) -> Capability:
+    """What a start of this job will take here: a wasm task takes at least a core (`WASM_MIN_CPU_MILLIS`, as
+    `manager.start` accounts it), so the bid prices and the commit holds that much, and the start fits."""
+    need = request.need
+    if request.engine == "wasm" and need.cpu_millis < WASM_MIN_CPU_MILLIS:
+        need = dataclasses.replace(need, cpu_millis=WASM_MIN_CPU_MILLIS)
+    return need
 
 
 def hold_key(requester: str, request_id: str) -> str:
@@ -223,7 +233,7 @@ class Bidder(Actor):
         verdict = answer(
             offer,
             free,
-            request,
+            dataclasses.replace(request, need=accounted_need(request)),
             requester_trust=trust if trust is not None else 0.0,
             draining=self.draining(),
             now=now,
@@ -284,7 +294,7 @@ class Bidder(Actor):
         offer = self.offers.get(made.request.offer_id)
         if not isinstance(offer, ResourceOffer) or not offer.is_valid_at(now):
             raise AgoraError("bid_expired", f"offer {made.request.offer_id} was withdrawn or expired")
-        need = made.request.need
+        need = accounted_need(made.request)
         room = fits(need, sellable(self.capacity.free, self.capacity.total, offer.resources))
         if not room.ok:  # the reserve is the operator's: the tracker alone would sell it
             raise AgoraError(
@@ -354,4 +364,4 @@ class Bidder(Actor):
         return give_back
 
 
-__all__ = ["Bidder", "BidderSettings", "hold_key", "sellable"]
+__all__ = ["Bidder", "BidderSettings", "accounted_need", "hold_key", "sellable"]

@@ -469,3 +469,19 @@ async def test_a_released_award_cannot_be_committed_again(market: Market, reques
 async def test_a_request_for_nothing_is_declined(market: Market, requester: Requester) -> None:
     answer = await ask(requester, market, bid_request(requester, market, need=Capability(disk_bytes=1)))
     assert isinstance(answer, Decline) and answer.codes == ["policy"]
+
+
+async def test_a_wasm_job_asking_less_than_a_core_is_priced_and_held_as_the_start_takes_it(
+    market: Market, requester: Requester
+) -> None:
+    light = task(resources={"cpu": 0.1, "memory": "64Mi", "disk": "16Mi"})
+    need = need_of(parse_task(light, "unit", None))
+    assert need.cpu_millis == 100
+    bid = await get_bid(requester, market, need=need)
+    await award(requester, market, bid)
+    [held] = market.bidder.reservations()
+    assert held["need"]["cpu_millis"] == 1000  # a wasm task takes a core (manager.WASM_MIN_CPU_MILLIS)
+    alloc_id = await start_with(requester, market, bid, task=light)
+    end = await wait_with_bid(requester, market, bid, alloc_id)
+    assert end["state"] == "completed", end.get("error")
+    assert leftovers(market.provider) == []
