@@ -32,6 +32,7 @@ from agora.wire.market_rpc import (
     read_commit_reply,
 )
 from tests.integration.node.conftest import NodeFactory, make_node  # noqa: F401 (fixture)
+from tests.unit.compute import wat
 
 
 @pytest.fixture
@@ -117,7 +118,7 @@ async def test_a_node_bids_and_commits_over_nats_then_declines_a_withdrawn_offer
             job_id="job-1",
             task="t",
             offer_id=offer_id,
-            need=Capability(cpu_millis=100, memory_bytes=64 * MiB),
+            need=Capability(cpu_millis=100, memory_bytes=64 * MiB, disk_bytes=64 * MiB),
             engine="wasm",
             duration_s=10,
             max_price=10_000,
@@ -135,6 +136,26 @@ async def test_a_node_bids_and_commits_over_nats_then_declines_a_withdrawn_offer
     assert commit.start_by > now
     bidder = compute_of(seller).bidder
     assert bidder is not None and [r["state"] for r in bidder.reservations()] == ["committed"]
+    # the start rides on the bid's delegation (no grant) and takes the committed capacity
+    token = bid.delegation_token()
+    assert token is not None
+    task = {
+        "name": "t",
+        "module": "hello.wasm",
+        "resources": {"cpu": 0.1, "memory": "64Mi", "disk": "64Mi"},
+        "timeout": 30,
+    }
+    start = {"job": "unit", "job_id": "job-1", "task": task, "module_bytes": wat.hello(), "reservation": "r1"}
+    started = await buyer.runtime.call(seller.did, "/agora/alloc/start", start, proofs=[token], timeout=10)
+    known = None
+    for _ in range(100):
+        args = {"alloc_id": started["alloc_id"], "known_state": known, "wait_s": 2}
+        st = await buyer.runtime.call(seller.did, "/agora/alloc/status", args, proofs=[token], timeout=10)
+        known = st["state"]
+        if known in ("completed", "failed", "cancelled"):
+            break
+    assert known == "completed", st.get("error")
+    assert bidder.reservations() == []
     await compute_of(seller).offers.withdraw(offer_id)
     reply = await buyer.runtime.call(seller.did, BID_REQUEST_CMD, bid_request_args(request("r2")), timeout=10)
     decline = read_bid_reply(reply, provider=seller.did)
