@@ -280,6 +280,25 @@ class AgoraClient:
             params["state"] = state
         return list(self._request("GET", "/allocations", params=params)["allocations"])
 
+    # -- what this node sells (offers) ------------------------------------------------------------
+    def create_offer(self, offer: dict[str, Any] | None = None, *, from_node: bool = False) -> dict[str, Any]:
+        """Sell under `offer` (missing provider, id and validity are filled in), or under the default offer
+        from this machine (`from_node`)."""
+        if (offer is None) == (not from_node):
+            raise AgoraError("invalid_argument", "give an offer or from_node=True, not both")
+        body = {"from_node": True} if from_node else offer
+        return dict(self._request("POST", "/offers", json=body))
+
+    def offers(self, *, state: str | None = None) -> list[dict[str, Any]]:
+        params = {"state": state} if state else {}
+        return list(self._request("GET", "/offers", params=params)["offers"])
+
+    def offer(self, offer_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/offers/{offer_id}"))
+
+    def withdraw_offer(self, offer_id: str) -> dict[str, Any]:
+        return dict(self._request("DELETE", f"/offers/{offer_id}"))
+
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Any other endpoint, with the same error handling."""
         return self._request(method, path, **kw)

@@ -15,6 +15,7 @@ from agora.api.guard import LocalOnlyMiddleware
 from agora.api.routes_compute import router as compute_router
 from agora.api.routes_jobs import router as jobs_router
 from agora.api.routes_node import router as node_router
+from agora.api.routes_offers import router as offers_router
 from agora.errors import AgoraError
 from agora.node import Node
 
@@ -29,6 +30,7 @@ def routers(node: Node) -> list[APIRouter]:
         node_router(node),
         jobs_router(node),
         compute_router(node),
+        offers_router(node),
     ]
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from agora.cli import devnet, job, node, node_admin
+from agora.cli.offer import app as offer_app
 from agora.cli.output import PLAIN
 
 app = typer.Typer(
@@ -54,6 +55,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(devnet.app, name="devnet")
 app.add_typer(job.app, name="job")
 app.add_typer(node_admin.grant_app, name="grant")
+app.add_typer(offer_app, name="offer")
 
 
 def main() -> None:

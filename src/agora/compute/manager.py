@@ -32,13 +32,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from agora.actor import Actor, CallContext, behavior
 from agora.clock import SYSTEM_CLOCK, Clock
@@ -72,7 +74,7 @@ from agora.executors import ExecHandle, ExecResult, Executor
 from agora.executors.registry import ExecutorRegistry
 from agora.identity import Keypair
 from agora.jobs import require_start_constraints
-from agora.models.capability import fits
+from agora.models.capability import Capability, fits
 from agora.resources import CapacityTracker
 from agora.storage import LocalCAS, Storages, collect_outputs, fetch_inputs, remove_tree
 from agora.store import Scalar, Store
@@ -101,6 +103,13 @@ class ComputeSettings:
 
 
 _Live = AllocationRun  # the name the lifecycle tests know it by
+
+
+class MarketReservations(Protocol):
+    """Capacity committed by the market (`compute.bidder.Bidder`): a start citing `StartArgs.reservation`
+    takes it instead of reserving anew, and calls what `take` returns when the allocation ends."""
+
+    def take(self, reservation: str, *, requester: str, job_id: str, need: Capability) -> Callable[[], None]: ...
 
 
 class AllocationManager(WatchBehavior, Actor):
@@ -139,6 +148,7 @@ class AllocationManager(WatchBehavior, Actor):
             admit=lambda owner, size: self.ledger.require_room(owner, size, "the upload"),
             stored=lambda owner, digest, size: self.ledger.hold(owner, digest, size, "upload"),
         )
+        self.market: MarketReservations | None = None  # set by the node when it sells (node/compute.py)
         self._live: dict[str, _Live] = {}
         self._rings: OrderedDict[str, LogRing] = OrderedDict()
         self._closed = False
@@ -242,7 +252,14 @@ class AllocationManager(WatchBehavior, Actor):
         # from the count to the insert into `_live` there is no await: concurrent starts cannot all
         # pass the check (the slot is taken before the record is written, and given back if that fails)
         alloc_id = "alloc-" + secrets.token_hex(8)
-        self.capacity.reserve(alloc_id, need)  # insufficient_capacity with every reason, nothing reserved
+        give_back: Callable[[], object]
+        if args.reservation is not None:  # placed by the market: take what the commit reserved, nothing more
+            if self.market is None:
+                raise AgoraError("reservation_not_found", "this node takes no market reservations")
+            give_back = self.market.take(args.reservation, requester=ctx.invoker, job_id=job_id, need=need)
+        else:
+            self.capacity.reserve(alloc_id, need)  # insufficient_capacity with every reason, nothing reserved
+            give_back = functools.partial(self.capacity.release, alloc_id)
         now = self.clock.now()
         alloc = Allocation(
             id=alloc_id,
@@ -262,9 +279,9 @@ class AllocationManager(WatchBehavior, Actor):
             await self._persist(alloc, "start accepted")
         except BaseException:  # its life never began: nothing but the slot and the reservation to give back
             self._live.pop(alloc_id, None)
-            self.capacity.release(alloc_id)
+            give_back()
             raise
-        live.held.callback(self.capacity.release, alloc_id)  # the first thing it holds, the last given back
+        live.held.callback(give_back)  # the first thing it holds, the last given back
         self._keep_ring(alloc_id, live.ring)
         live.task = asyncio.create_task(
             self._run(live, executor, module_bytes, dict(input_data), dict(input_refs)), name=f"alloc:{alloc_id}"

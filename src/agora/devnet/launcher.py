@@ -165,7 +165,8 @@ def up(
         hub_ready = _wait_ready(hub, deadline)
         hub_url = hub_ready["hub_url"]
         for i in range(nodes):
-            started.append(_spawn(f"node-{i + 1}", root, ["--hub-url", hub_url, *common], env))
+            # `--sell`: each node publishes a default offer from its machine, so a devnet is a market at once
+            started.append(_spawn(f"node-{i + 1}", root, ["--hub-url", hub_url, "--sell", *common], env))
         members = [
             {
                 **_wait_ready(p, deadline),

@@ -9,7 +9,8 @@ at any time (idempotent: a second release changes nothing).
 States: `committed` (capacity held, waiting for the start) -> `running` (the allocation started; only
 `release` ends it). Time is passed in (`now`), never read, so the book is pure and the simulator and
 the tests drive it with their own clock. The capacity arithmetic is `CapacityTracker`'s (exact integers,
-free never negative); nothing here awaits, so one call is atomic on an event loop.
+free never negative); nothing here awaits, so one call is atomic on an event loop. A provider passes its
+node's own tracker (`tracker=`), so holds and plain allocations take from one pool and never double-book.
 """
 
 from __future__ import annotations
@@ -36,8 +37,14 @@ class Hold:
 
 
 class ReservationBook:
-    def __init__(self, total: Capability) -> None:
-        self._tracker = CapacityTracker(total)
+    def __init__(self, total: Capability | None = None, *, tracker: CapacityTracker | None = None) -> None:
+        """A book over `total` (its own tracker), or over `tracker`, shared with the node's allocations."""
+        if tracker is not None and total is None:
+            self._tracker = tracker
+        elif total is not None and tracker is None:
+            self._tracker = CapacityTracker(total)
+        else:
+            raise AgoraError("invalid_argument", "a ReservationBook needs exactly one of total or tracker")
         self._holds: dict[str, Hold] = {}
 
     @property

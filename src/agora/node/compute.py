@@ -44,8 +44,10 @@ from agora.compute import (
     S3Settings,
     describe,
 )
+from agora.compute.bidder import Bidder
 from agora.errors import AgoraError
 from agora.executors.registry import ExecutorRegistry, default_registry
+from agora.market.offers import OfferBook, default_offer
 from agora.orchestrator import JobRunner, RunnerSettings
 from agora.resources import (
     BenchConfig,
@@ -121,6 +123,8 @@ class ComputeFeature(Actor):
         self._bench_task: asyncio.Task[BenchmarkResult | None] | None = None
         self.book = DelegationBook(node.keypair, node.store, clock=node.clock)
         self.manager: AllocationManager | None = None
+        self.offers = OfferBook(node.store, node.did, clock=node.clock)  # what this node sells under
+        self.bidder: Bidder | None = None  # the market's provider side, over the manager's capacity
         self.stores = build_stores(node, self.cas)
         self.runner = JobRunner(
             runtime=node.runtime,
@@ -159,6 +163,18 @@ class ComputeFeature(Actor):
         if interrupted or failed_jobs:
             log.warning("after a restart: %d allocation(s) and %d job(s) marked failed", interrupted, failed_jobs)
         await self.book.load()
+        await self.offers.load()
+        self.bidder = Bidder(
+            keypair=self.node.keypair,
+            capacity=self.capacity,
+            offers=self.offers,
+            clock=self.node.clock,
+            settings=self.node.config.bidder,
+        )
+        self.manager.market = self.bidder
+        await self.bidder.start()
+        if self.node.config.sell and not self.offers.active():
+            await self.sell_from_node()
         if self.options.benchmark and self.benchmark is None:
             self._bench_task = asyncio.create_task(self._bench(), name="onboarding-benchmark")
 
@@ -203,6 +219,8 @@ class ComputeFeature(Actor):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._bench_task
         await self.runner.stop()
+        if self.bidder is not None:
+            await self.bidder.stop()
         if self.manager is not None:
             await self.manager.stop()
         await self.stores.close()
@@ -224,6 +242,12 @@ class ComputeFeature(Actor):
             "allocations": len(self.capacity.allocations),
             "benchmark_score": self.benchmark.score if self.benchmark is not None else None,
         }
+
+    async def sell_from_node(self) -> dict[str, Any]:
+        """Publish the default offer from this machine (`--sell`, `agora offer create --from-node`)."""
+        assert self.capacity is not None
+        offer = default_offer(self.node.did, self.capacity.total, now=self.node.clock.now())
+        return await self.offers.add(offer, source="node")
 
     def resources(self) -> dict[str, Any]:
         assert self.capacity is not None and self.machine is not None
@@ -325,6 +349,8 @@ async def attach_compute(node: Node, options: ComputeOptions | None = None) -> C
     assert feature.manager is not None
     node.add_actor(feature.manager)
     node.add_actor(GrantsActor(feature.book))
+    assert feature.bidder is not None
+    node.add_actor(feature.bidder)
     node.add_actor(feature.runner)
     node.add_actor(feature)  # stopped first (actors stop in reverse order)
     _FEATURES[node] = feature

@@ -12,6 +12,7 @@ from typing import Literal, get_args
 
 from agora.actor import AdmissionSettings
 from agora.compute import ComputeSettings, StoreLimits
+from agora.compute.bidder import BidderSettings
 from agora.errors import AgoraError
 from agora.node.settings import setting, setting_factory
 from agora.orchestrator import RunnerSettings
@@ -132,6 +133,14 @@ class NodeConfig:
         help="provider side: allocations, logs, outputs, each requester's share of the store",
     )
     runner: RunnerSettings = setting_factory(RunnerSettings, help="requester side: jobs this node submits")
+    # the provider's side of the market (compute/bidder.py, docs/market.md "The provider")
+    sell: bool = setting(
+        False, group="market", help="sell this machine: publish a default offer at start (the machine minus a reserve)"
+    )
+    bidder: BidderSettings = setting_factory(
+        BidderSettings,
+        help="provider side of the market: bid validity, start window, refused and rate-limited requesters",
+    )
     admission: AdmissionSettings = setting_factory(
         AdmissionSettings, help="replay-cache shares and public-call rate limits (docs/protocol.md)"
     )
@@ -185,6 +194,18 @@ class NodeConfig:
         retention = self.compute.store.retention_s
         if isinstance(retention, bool) or not isinstance(retention, int | float) or not retention > 0:
             raise AgoraError("config_invalid", f"compute.store.retention_s must be > 0, got {retention!r}")
+        b = self.bidder
+        for name in ("bid_valid_s", "start_window_s", "max_bids"):
+            v = getattr(b, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise AgoraError("config_invalid", f"bidder.{name} must be a positive integer, got {v!r}")
+        if isinstance(b.rate_per_min, bool) or not isinstance(b.rate_per_min, int) or b.rate_per_min < 0:
+            raise AgoraError(
+                "config_invalid", f"bidder.rate_per_min must be >= 0 (0: no limit), got {b.rate_per_min!r}"
+            )
+        bad = [d for d in b.refuse if not (isinstance(d, str) and d.startswith("did:"))]
+        if bad:
+            raise AgoraError("config_invalid", f"bidder.refuse lists DIDs, got {bad[0]!r}")
 
     def _validate_storage(self) -> None:
         if not isinstance(self.hub_bucket, str) or not _HUB_BUCKET_RE.fullmatch(self.hub_bucket):

@@ -36,3 +36,20 @@ def test_members_run_the_quick_benchmark_by_default(tmp_path: Path, monkeypatch:
 def test_a_benchmark_mode_the_user_set_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGORA_BENCHMARK", "on")
     assert _spawned_env(tmp_path, monkeypatch)["AGORA_BENCHMARK"] == "on"
+
+
+def test_the_devnet_nodes_sell_and_the_hub_does_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    argv: dict[str, list[str]] = {}
+
+    def spawn(name: str, root: Path, args: list[str], env: dict[str, str]) -> launcher.Proc:
+        argv[name] = args
+        if name != "hub":
+            raise _Stop
+        return launcher.Proc(name, root / name, None, root / "out")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(launcher, "_spawn", spawn)
+    monkeypatch.setattr(launcher, "_wait_ready", lambda proc, deadline: {"hub_url": "nats://127.0.0.1:1"})
+    monkeypatch.setattr(launcher, "_stop_child", lambda popen: None)
+    with pytest.raises(_Stop):
+        launcher.up(1, tmp_path / "net")
+    assert "--sell" in argv["node-1"] and "--sell" not in argv["hub"]

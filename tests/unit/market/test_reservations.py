@@ -10,6 +10,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from agora.errors import AgoraError
 from agora.market.reservations import COMMITTED, RUNNING, ReservationBook
 from agora.models.capability import Capability, GiB
+from agora.resources.capacity import CapacityTracker
 
 TOTAL = Capability(cpu_millis=4000, memory_bytes=8 * GiB, gpu_count=1, executors=frozenset({"wasm"}))
 QUANTITIES = ("cpu_millis", "memory_bytes", "disk_bytes", "gpu_count")
@@ -121,3 +122,19 @@ class BookMachine(RuleBasedStateMachine):
 
 TestBook = BookMachine.TestCase
 TestBook.settings = settings(max_examples=80, stateful_step_count=30, deadline=None)
+
+
+def test_a_book_over_a_shared_tracker_takes_from_the_same_pool() -> None:
+    tracker = CapacityTracker(TOTAL)
+    book = ReservationBook(tracker=tracker)
+    tracker.reserve("alloc-1", need(3000))  # a plain allocation of the node
+    with pytest.raises(AgoraError) as raised:
+        book.commit("a1", "j1", need(2000), start_by=10, now=0)
+    assert raised.value.code == "insufficient_capacity" and book.holds == {}
+    book.commit("a2", "j2", need(1000), start_by=10, now=0)
+    assert tracker.free.cpu_millis == 0 and set(tracker.allocations) == {"alloc-1", "a2"}
+    assert book.expire(11)[0].award_id == "a2" and tracker.free.cpu_millis == 1000
+    for bad in ({}, {"total": TOTAL, "tracker": tracker}):
+        with pytest.raises(AgoraError) as raised:
+            ReservationBook(**bad)  # type: ignore[arg-type]
+        assert raised.value.code == "invalid_argument"
