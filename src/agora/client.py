@@ -142,7 +142,9 @@ class AgoraClient:
     def close(self) -> None:
         self._http.close()
 
-    def _request(self, method: str, path: str, **kw: Any) -> Any:
+    def _request(self, method: str, path: str, *, body_on: tuple[int, ...] = (), **kw: Any) -> Any:
+        """`body_on`: error statuses whose reply is a reading, not an error (`/health` answers 503 when degraded):
+        their JSON body is returned unless it is an error body."""
         import httpx
 
         try:
@@ -156,7 +158,10 @@ class AgoraClient:
             ) from None
         if resp.status_code >= 400:
             try:
-                err = resp.json()["error"]
+                doc = resp.json()
+                if resp.status_code in body_on and isinstance(doc, dict) and "error" not in doc:
+                    return doc
+                err = doc["error"]
             except (ValueError, KeyError, TypeError):
                 raise AgoraError("internal", f"HTTP {resp.status_code}: {resp.text[:200]}") from None
             raise AgoraError.from_dict(err)
@@ -165,7 +170,8 @@ class AgoraClient:
         return resp.text
 
     def health(self) -> dict[str, Any]:
-        return dict(self._request("GET", "/health"))
+        """`status` is `ok` or `degraded` (with `reasons`); a degraded node answers HTTP 503 with the same body."""
+        return dict(self._request("GET", "/health", body_on=(503,)))
 
     def node(self) -> dict[str, Any]:
         return dict(self._request("GET", "/node"))

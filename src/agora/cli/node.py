@@ -176,7 +176,8 @@ def status(api: ApiOpt = None, as_json: JsonOpt = False) -> None:
         def text(d: dict[str, Any]) -> None:
             typer.echo(f"did:        {d['did']}")
             typer.echo(f"version:    {d['version']}")
-            typer.echo(f"health:     {d['health']['status']} (transport {d['transport']})")
+            why = "; ".join(d["health"].get("reasons") or []) or f"transport {d['transport']}"
+            typer.echo(f"health:     {d['health']['status']} ({why})")
             typer.echo(f"hubs:       {', '.join(d['hubs'])}")
             typer.echo(f"is hub:     {d['is_hub']}")
             typer.echo(f"api:        {d['api']}")
