@@ -156,6 +156,17 @@ def test_help_names_each_env_variable() -> None:
     assert all(s.env in text for s in SCHEMA if s.flag is not None)
 
 
+def test_help_states_each_default_once_and_a_derived_one_by_its_rule() -> None:
+    """`--lost-after` defaults to 3 x --announce-interval: help must not also print 15.0, which holds only for the
+    default interval; `--home` states its default in words, not a second time as this machine's path."""
+    parser = build_parser()
+    helps = {a.option_strings[0]: a.help or "" for a in parser._actions if a.option_strings}
+    assert "3 x announce interval" in helps["--lost-after"] and "default: 15.0" not in helps["--lost-after"]
+    assert "12 x announce interval" in helps["--expire-after"] and "default: 60.0" not in helps["--expire-after"]
+    assert helps["--home"].count("default") == 1
+    assert "(default: 5.0)" in helps["--announce-interval"]  # a plain default is still shown
+
+
 def test_the_passphrase_reaches_the_node_from_the_environment_only(tmp_path: Path) -> None:
     config = build_config(parse_args(["--home", str(tmp_path)]), {"AGORA_PASSPHRASE": "correct horse"})
     assert config.passphrase == "correct horse" and "correct horse" not in repr(config)
