@@ -151,6 +151,16 @@ def test_a_bad_flag_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
     assert info.value.code == 2 and "--benchmark" in capsys.readouterr().err
 
 
+def test_an_unknown_flag_is_one_line_and_a_pointer_to_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """`agora node up --typo` hands the flag to the node process: its error must not bury the typo under
+    the usage of every setting."""
+    with pytest.raises(SystemExit) as info:
+        parse_args(["--bogus-flag"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "unrecognized arguments: --bogus-flag" in err
+    assert "--help` lists every setting" in err and "--s3-bucket" not in err  # no usage dump
+
+
 def test_help_names_each_env_variable() -> None:
     text = build_parser().format_help()
     assert all(s.env in text for s in SCHEMA if s.flag is not None)
