@@ -39,9 +39,11 @@ def discover_api(home: Path | None = None) -> str:
         except (OSError, ValueError, KeyError, TypeError):
             api = None
         if api is None:
+            path = _devnet_file()
+            why = f"{path} has no member of that name" if path.is_file() else f"there is no devnet here (no {path})"
             raise AgoraError(
                 "invalid_argument",
-                f"AGORA_NODE={named} but {_devnet_file()} has no member of that name",
+                f"AGORA_NODE={named} but {why}",
                 hint="Run from the devnet's parent directory (or set AGORA_DEVNET_DIR), or unset AGORA_NODE.",
             )
         return api

@@ -62,6 +62,11 @@ def test_a_named_devnet_node_wins_over_the_own_node_in_the_home(
     with pytest.raises(AgoraError) as info:
         discover_api()
     assert info.value.code == "invalid_argument" and "node-9" in info.value.message
+    assert "has no member of that name" in info.value.message
+    monkeypatch.chdir(home)  # no devnet here at all: say that, not that a devnet lacks the name
+    with pytest.raises(AgoraError) as info:
+        discover_api()
+    assert "there is no devnet here (no .agora-devnet/devnet.json)" in info.value.message
 
 
 def test_a_degraded_node_s_health_is_a_reading_not_an_error() -> None:
