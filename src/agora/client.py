@@ -40,9 +40,11 @@ def discover_api(home: Path | None = None) -> str:
         except (OSError, ValueError, KeyError, TypeError):
             api = None
         if api is None:
+            path = _devnet_file()
+            why = f"{path} has no member of that name" if path.is_file() else f"there is no devnet here (no {path})"
             raise AgoraError(
                 "invalid_argument",
-                f"AGORA_NODE={named} but {_devnet_file()} has no member of that name",
+                f"AGORA_NODE={named} but {why}",
                 hint="Run from the devnet's parent directory (or set AGORA_DEVNET_DIR), or unset AGORA_NODE.",
             )
         return api
@@ -167,7 +169,9 @@ class AgoraClient:
     def close(self) -> None:
         self._http.close()
 
-    def _request(self, method: str, path: str, **kw: Any) -> Any:
+    def _request(self, method: str, path: str, *, body_on: tuple[int, ...] = (), **kw: Any) -> Any:
+        """`body_on`: error statuses whose reply is a reading, not an error (`/health` answers 503 when degraded):
+        their JSON body is returned unless it is an error body."""
         import httpx
 
         try:
@@ -181,7 +185,10 @@ class AgoraClient:
             ) from None
         if resp.status_code >= 400:
             try:
-                err = resp.json()["error"]
+                doc = resp.json()
+                if resp.status_code in body_on and isinstance(doc, dict) and "error" not in doc:
+                    return doc
+                err = doc["error"]
             except (ValueError, KeyError, TypeError):
                 raise AgoraError("internal", f"HTTP {resp.status_code}: {resp.text[:200]}") from None
             raise AgoraError.from_dict(err)
@@ -190,7 +197,8 @@ class AgoraClient:
         return resp.text
 
     def health(self) -> dict[str, Any]:
-        return dict(self._request("GET", "/health"))
+        """`status` is `ok` or `degraded` (with `reasons`); a degraded node answers HTTP 503 with the same body."""
+        return dict(self._request("GET", "/health", body_on=(503,)))
 
     def node(self) -> dict[str, Any]:
         return dict(self._request("GET", "/node"))

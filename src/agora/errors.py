@@ -41,7 +41,9 @@ CATALOG: dict[str, ErrorKind] = {
     "cancelled": _k(499, "The operation was cancelled before it finished."),
     "forbidden_remote_caller": _k(403, "The local API only answers callers on this machine."),
     "api_token_invalid": _k(
-        401, "This node's TCP API asks for its token: run the CLI as the node's user (it reads HOME/api.token)."
+        401,
+        "This node's TCP API asks for its token: run the CLI as the node's user (it reads HOME/api.token), "
+        "or send `Authorization: Bearer TOKEN` with the token from that file (curl -H).",
     ),
     "config_invalid": _k(400, "Fix the configuration value named in the message."),
     # codec / wire

@@ -269,6 +269,7 @@ def validate(
 
     with errors(as_json):
         spec, warnings = validate_file(file)
+        warnings = [*warnings, *_missing_files(spec, [Path.cwd(), file.resolve().parent])]
         if as_json:
             emit_json({"valid": True, "spec": spec.to_dict(), "warnings": warnings})
             return
@@ -276,6 +277,32 @@ def validate(
         typer.echo(f"{file}: valid: job {spec.name!r}, {len(spec.tasks)} task(s) ({engines})")
         for warning in warnings:
             typer.echo(f"warning: {warning}", err=True)
+
+
+def _missing_files(spec: Any, dirs: list[Path]) -> list[str]:
+    """Local files the spec names (a wasm module, `local` inputs) that `agora job run` would not find from here:
+    it looks them up like this (the current directory, then the file's), and would fail before submitting."""
+    dirs = list(dict.fromkeys(dirs))
+
+    def found(raw: str) -> bool:
+        p = Path(raw).expanduser()
+        return p.is_file() if p.is_absolute() else any((d / p).is_file() for d in dirs)
+
+    where = ", ".join(str(d) for d in dirs)
+    out: list[str] = []
+    for i, task in enumerate(spec.tasks):
+        module = task.module
+        remote = ("sha256:", "cid:", "http://", "https://")
+        if task.engine == "wasm" and module and not module.startswith(remote) and not found(module):
+            out.append(f"tasks[{i}].module: no file {module!r} in {where}: `agora job run` from here would fail")
+        for j, spec_input in enumerate(task.inputs):
+            raw = str(spec_input.source.params.get("path", ""))
+            if spec_input.source.type == "local" and not found(raw):
+                out.append(
+                    f"tasks[{i}].inputs[{j}].source.path: no file {raw!r} in {where}: `agora job run` from here "
+                    "would fail"
+                )
+    return out
 
 
 @app.command("status")

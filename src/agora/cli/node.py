@@ -79,6 +79,11 @@ def _s3_args(endpoint: str | None, bucket: str | None, region: str | None) -> li
 DAEMON_PASSTHROUGH: dict[str, Any] = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
+def _given(*pairs: tuple[str, object]) -> list[str]:
+    """The flags whose option was given; the others stay unset, for the daemon's environment and defaults."""
+    return [part for flag, value in pairs if value is not None for part in (flag, str(value))]
+
+
 def _exec_daemon(args: list[str]) -> None:
     """Replace this process with the node process, so signals and exit codes go straight to it."""
     argv = [sys.executable, "-m", "agora.daemon", *args]
@@ -88,9 +93,11 @@ def _exec_daemon(args: list[str]) -> None:
 
 def hub_up(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option(help="NATS port nodes dial (0 = pick a free one)")] = 4222,
-    host: Annotated[str, typer.Option(help="address to listen on; beyond loopback needs TLS")] = "127.0.0.1",
-    api_port: Annotated[int, typer.Option(help="local API port")] = 8765,
+    port: Annotated[int | None, typer.Option(help="NATS port nodes dial (default 4222; 0 = pick a free one)")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on (default 127.0.0.1); beyond loopback needs TLS")
+    ] = None,
+    api_port: Annotated[int | None, typer.Option(help="local API port (default 8765; 0 = pick a free one)")] = None,
     home: HomeOpt = None,
     allow: Annotated[list[str] | None, typer.Option(help="DID allowed to join (repeat); default: open hub")] = None,
     route: Annotated[list[str] | None, typer.Option(help="cluster route to another hub (repeat)")] = None,
@@ -112,7 +119,8 @@ def hub_up(
 
     Any other node setting: pass its daemon flag (`python -m agora.daemon --help` lists them) or set its
     AGORA_* environment variable."""
-    args = ["--hub", "--hub-host", host, "--hub-port", str(port), "--api-port", str(api_port)]
+    # an option left out is not passed, so its AGORA_* variable (AGORA_HUB_PORT, AGORA_API_PORT...) still applies
+    args = ["--hub", *_given(("--hub-host", host), ("--hub-port", port), ("--api-port", api_port))]
     args += _s3_args(s3_endpoint, s3_bucket, s3_region)
     if allow_private_inputs:
         args.append("--allow-private-inputs")
@@ -134,8 +142,10 @@ def hub_up(
 
 def node_up(
     ctx: typer.Context,
-    hub: Annotated[str, typer.Option("--hub", help="hub URL(s), comma-separated: nats://HOST:PORT")],
-    api_port: Annotated[int, typer.Option(help="local API port (0 = pick a free one)")] = 8765,
+    hub: Annotated[
+        str | None, typer.Option("--hub", help="hub URL(s), comma-separated: nats://HOST:PORT (or AGORA_HUBS)")
+    ] = None,
+    api_port: Annotated[int | None, typer.Option(help="local API port (default 8765; 0 = pick a free one)")] = None,
     api_socket: Annotated[Path | None, typer.Option(help="serve the API on a unix socket instead")] = None,
     tls_ca: Annotated[str | None, typer.Option(help="CA certificate to trust for tls:// hubs")] = None,
     allow_private_inputs: Annotated[
@@ -153,7 +163,7 @@ def node_up(
 
     Any other node setting: pass its daemon flag (`python -m agora.daemon --help` lists them, e.g.
     --compute-max-allocations 8 or --require-api-token) or set its AGORA_* environment variable."""
-    args = ["--hub-url", hub, "--api-port", str(api_port)]
+    args = _given(("--hub-url", hub), ("--api-port", api_port))  # left out: AGORA_HUBS, AGORA_API_PORT apply
     args += _s3_args(s3_endpoint, s3_bucket, s3_region)
     if allow_private_inputs:
         args.append("--allow-private-inputs")
@@ -176,7 +186,8 @@ def status(api: ApiOpt = None, as_json: JsonOpt = False) -> None:
         def text(d: dict[str, Any]) -> None:
             typer.echo(f"did:        {d['did']}")
             typer.echo(f"version:    {d['version']}")
-            typer.echo(f"health:     {d['health']['status']} (transport {d['transport']})")
+            why = "; ".join(d["health"].get("reasons") or []) or f"transport {d['transport']}"
+            typer.echo(f"health:     {d['health']['status']} ({why})")
             typer.echo(f"hubs:       {', '.join(d['hubs'])}")
             typer.echo(f"is hub:     {d['is_hub']}")
             typer.echo(f"api:        {d['api']}")

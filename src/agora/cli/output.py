@@ -40,7 +40,9 @@ def detail_lines(details: dict[str, Any] | None, max_lines: int = 20) -> list[st
     """An error's details as short lines, so a hint that points at them is useful without --json."""
     lines: list[str] = []
     for key, value in (details or {}).items():
-        if isinstance(value, list) and value:
+        if value is None or value == "" or value == [] or value == {}:
+            continue  # an empty detail (a task that wrote no stderr) says nothing: no bare `stderr_tail:` line
+        if isinstance(value, list):
             lines.append(f"  {key}:")
             for item in value:
                 if isinstance(item, dict) and {"path", "expected", "got"} <= item.keys():

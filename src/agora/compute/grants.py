@@ -206,7 +206,17 @@ class DelegationBook:
         """
         if offered is None:
             offered = _is_network_source(source)
-        d = Delegation.decode(raw)  # ucan_malformed / ucan_policy_invalid
+        try:
+            d = Delegation.decode(raw)  # ucan_malformed / ucan_policy_invalid
+        except AgoraError as err:
+            if err.code != "cbor_malformed":
+                raise
+            # a cut or mistyped token is the usual cause, not a broken or hostile sender (cbor_malformed's hint)
+            raise AgoraError(
+                "ucan_malformed",
+                f"the token is not a delegation ({err.message})",
+                hint="A token is the whole base64 line that `agora node grant` prints after `token:`; copy all of it.",
+            ) from None
         if d.aud != self.did:
             raise AgoraError("ucan_audience_mismatch", f"the delegation is addressed to {d.aud}, not this node")
         if not d.verify():

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
+from typing import NoReturn
 
 from agora.api import ApiServer
 from agora.errors import AgoraError
@@ -16,9 +17,17 @@ from agora.node import Node, NodeConfig, settings
 from agora.telemetry import configure_logging
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line and a pointer to --help, not the 40-line usage of every setting (which
+    `agora node up --typo` used to print)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\nhint: `{self.prog} --help` lists every setting and its flag\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every flag comes from the settings schema (`NodeConfig`); `--help` shows each one's AGORA_* name."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m agora.daemon",
         description="Run an agora node. Every flag can also be set by its AGORA_* environment variable "
         "(flags win); secrets (AGORA_PASSPHRASE, AGORA_S3_ACCESS_KEY, AGORA_S3_SECRET_KEY) by the environment only.",

@@ -91,8 +91,14 @@ def _invalid_document(what: str, exc: Exception | str) -> AgoraError:
     error: dict[str, Any] = {"path": "(document)", "expected": f"valid {what}", "got": reason[:300]}
     if line is not None:
         error.update(line=line, column=column)
+    # the catalog's hint ("Fix the fields listed in the details") fits a field error, not a syntax error
+    at = f" at line {line}, column {column} (the mistake may be just before it)" if line is not None else ""
+    hint = f"Fix the {what} syntax{at}."
     return AgoraError(
-        "job_spec_invalid", f"the job spec is not valid {what}: {where}{reason[:300]}", details={"errors": [error]}
+        "job_spec_invalid",
+        f"the job spec is not valid {what}: {where}{reason[:300]}",
+        hint=hint,
+        details={"errors": [error]},
     )
 
 

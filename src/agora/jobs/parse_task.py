@@ -288,6 +288,8 @@ def parse_task(p: Problems, path: str, raw: Any, job_type: str | None) -> TaskSp
     if "timeout" in m:
         if m["timeout"] is None and job_type == "service":
             timeout = None
+        elif m["timeout"] is None:  # no timeout is for services: say so, not just "not a duration"
+            p.add(child(path, "timeout"), "seconds or a duration like 30s (null, no timeout, only with type: service)")
         else:
             timeout = p.check(child(path, "timeout"), m["timeout"], parse_duration, "seconds or a duration like 30s")
             if timeout == 0:

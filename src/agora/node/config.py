@@ -89,7 +89,8 @@ class NodeConfig:
     lost_after: float = setting(
         15.0,
         group="discovery",
-        help="a silent peer is lost after (default 3 x announce interval)",
+        help="a silent peer that announces no interval of its own (an older node) is lost after "
+        "(default 3 x announce interval); the others after 3 of their own",
         derive=lambda c: 3 * c.announce_interval,
     )
     expire_after: float = setting(

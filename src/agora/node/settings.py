@@ -213,7 +213,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         group = groups.get(s.group)
         if group is None:
             group = groups[s.group] = parser.add_argument_group(s.group)
-        shown = "" if s.section_toggle or s.default in (None, [], ()) else f" (default: {_show(s.default)})"
+        # a derived default (`lost_after`: 3 x announce_interval) or one the help states itself is not repeated as
+        # the bare dataclass value, which would be wrong as soon as another setting changes
+        stated = s.derive is not None or "(default" in s.help
+        shown = "" if s.section_toggle or stated or s.default in (None, [], ()) else f" (default: {_show(s.default)})"
         help_text = f"{s.help or s.dest.replace('__', '.')}{shown} [env {s.env}]".replace("%", "%%")
         if s.kind is bool and not s.many:
             group.add_argument(

@@ -112,8 +112,9 @@ class HubConfig:
             raise AgoraError(
                 "config_invalid",
                 "a hub reachable beyond this machine must use TLS",
-                hint="Set tls (cert_file, key_file) or keep host on 127.0.0.1; "
-                "allow_insecure_remote=True overrides this for closed networks.",
+                hint="Give the hub a certificate (`agora hub up --tls-cert FILE --tls-key FILE`; HubConfig.tls) or "
+                "keep it on 127.0.0.1 (--host); in Python, allow_insecure_remote=True overrides this for closed "
+                "networks.",
             )
         if self.allowed_dids is not None:
             if not self.allowed_dids:

@@ -24,8 +24,13 @@ from agora.transport.tls import TlsConfig
 HINT_NOT_STARTED = "No hub listens there: start it (`agora hub up`) or fix the port in the hub URL."
 HINT_NO_ANSWER = "The host does not answer: check the host name, the network path and firewalls."
 HINT_NOT_NATS = "That port belongs to another service, not a hub: check the port in the hub URL."
-HINT_TLS_REQUIRED = "The hub requires TLS: configure TLS for the node (tls.ca_file that signed the hub's certificate)."
-HINT_TLS_MISMATCH = "TLS failed: the node must trust the CA that signed the hub's certificate, for the URL's host."
+HINT_TLS_REQUIRED = (
+    "The hub requires TLS: give the node the CA that signed the hub's certificate "
+    "(--tls-ca FILE of agora node up; tls.ca_file in Python)."
+)
+HINT_TLS_MISMATCH = (
+    "TLS failed: the node must trust the CA that signed the hub's certificate (--tls-ca FILE), for the URL's host."
+)
 HINT_TLS_NOT_OFFERED = "The node is set up for TLS but the hub does not offer it: enable TLS on the hub."
 HINT_AUTH = "The hub refused this node's DID: ask the hub operator to add it to the allowlist."
 HINT_AUTH_NO_KEY = "The hub has an allowlist: start the node with its keypair and get its DID allowlisted."

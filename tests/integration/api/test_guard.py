@@ -86,6 +86,7 @@ async def test_the_tcp_token_is_asked_for_and_read_by_the_client(
             for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": server.token}):
                 resp = await c.get("/health", headers=headers)
                 assert resp.status_code == 401 and resp.json()["error"]["code"] == "api_token_invalid"
+                assert "Authorization: Bearer" in resp.json()["error"]["hint"]  # how a curl user sends it
             ok = await c.get("/health", headers={"Authorization": f"Bearer {server.token}"})
             assert ok.status_code == 200
         # the CLI's client: the token of the node its home's run file names, and of no other API

@@ -63,6 +63,11 @@ def test_a_named_devnet_node_wins_over_the_own_node_in_the_home(
     with pytest.raises(AgoraError) as info:
         discover_api()
     assert info.value.code == "invalid_argument" and "node-9" in info.value.message
+    assert "has no member of that name" in info.value.message
+    monkeypatch.chdir(home)  # no devnet here at all: say that, not that a devnet lacks the name
+    with pytest.raises(AgoraError) as info:
+        discover_api()
+    assert "there is no devnet here (no .agora-devnet/devnet.json)" in info.value.message
 
 
 def test_a_devnet_file_others_can_write_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,3 +99,31 @@ def test_a_devnet_file_others_can_write_is_not_trusted(tmp_path: Path, monkeypat
     assert info.value.code == "config_invalid"
     planted.chmod(0o644)  # the user's own file, writable only by the user: followed
     assert discover_api() == "http://127.0.0.1:6666" and resolve_node("node-1") == "did:key:zAttacker"
+
+
+def test_a_degraded_node_s_health_is_a_reading_not_an_error() -> None:
+    """/health answers 503 while the node is degraded: `health()` returns that body (its reasons say why), and
+    `agora status` / `agora devnet status` show `degraded` instead of failing with `internal`."""
+    degraded = {"status": "degraded", "reasons": ["transport disconnected"], "transport": "disconnected"}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/health":
+            return httpx.Response(503, json=degraded)
+        return httpx.Response(503, json={"error": {"code": "unavailable", "message": "busy", "hint": ""}})
+
+    with AgoraClient("http://127.0.0.1:1", transport=httpx.MockTransport(handle)) as c:
+        assert c.health() == degraded
+        with pytest.raises(AgoraError) as info:
+            c.node()  # a 503 elsewhere is still an error
+    assert info.value.code == "unavailable"
+
+
+def test_an_error_body_from_health_is_still_an_error() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        error = {"code": "api_token_invalid", "message": "token", "hint": ""}
+        return httpx.Response(503 if request.url.path == "/health" else 401, json={"error": error})
+
+    client = AgoraClient("http://127.0.0.1:1", transport=httpx.MockTransport(handle))
+    with client, pytest.raises(AgoraError) as info:
+        client.health()
+    assert info.value.code == "api_token_invalid"

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 import agora
@@ -27,6 +28,28 @@ def test_job_validate_checks_a_spec_offline(tmp_path: Path) -> None:
     out = runner.invoke(app, ["job", "validate", str(bad)])
     assert out.exit_code == 1
     assert "error: job_spec_invalid" in out.output and "tasks[0].engine: expected" in out.output
+
+
+def test_job_validate_warns_of_local_files_job_run_would_not_find(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs, elsewhere = tmp_path / "jobs", tmp_path / "elsewhere"
+    jobs.mkdir()
+    elsewhere.mkdir()
+    spec = jobs / "job.yaml"
+    spec.write_text(
+        "name: x\ntasks:\n  - name: t\n    module: m.wat\n"
+        "    inputs: [{name: data, source: {type: local, path: data.csv}}]\n"
+    )
+    monkeypatch.chdir(elsewhere)
+    out = runner.invoke(app, ["job", "validate", str(spec)])
+    assert out.exit_code == 0, out.output  # the spec itself is valid: the files may be there when it runs
+    assert "warning: tasks[0].module: no file 'm.wat'" in out.output
+    assert "warning: tasks[0].inputs[0].source.path: no file 'data.csv'" in out.output
+    (jobs / "m.wat").write_text("(module)")  # found in the file's directory, as `agora job run` looks
+    (elsewhere / "data.csv").write_text("a,b\n")  # found in the current directory
+    out = runner.invoke(app, ["job", "validate", str(spec)])
+    assert out.exit_code == 0 and "no file" not in out.output, out.output
 
 
 def test_the_command_tree_loads_without_the_heavy_modules() -> None:

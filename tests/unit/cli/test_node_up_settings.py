@@ -33,3 +33,19 @@ def test_hub_up_passes_section_flags_through(exec_args: list[list[str]]) -> None
     config = build_config(parse_args(exec_args[0]))
     assert config.hub is not None and config.hub.port == 0 and config.hub.tls_ca == "/ca.pem"
     assert config.runner.min_poll_s == 0.5
+
+
+def test_an_option_left_out_leaves_its_environment_variable_in_charge(exec_args: list[list[str]]) -> None:
+    """`AGORA_API_PORT=0 agora node up` used to bind 8765: the CLI passed its own default as a flag, and a flag
+    wins over the environment. Now only given options are passed; `--hub` may come from AGORA_HUBS."""
+    env = {"AGORA_API_PORT": "0", "AGORA_HUBS": "nats://127.0.0.1:4333"}
+    assert CliRunner().invoke(app, ["node", "up"]).exit_code == 0
+    config = build_config(parse_args(exec_args[-1]), env)
+    assert config.api_port == 0 and config.hubs == ["nats://127.0.0.1:4333"]
+    assert CliRunner().invoke(app, ["node", "up", "--hub", "nats://127.0.0.1:4222", "--api-port", "9"]).exit_code == 0
+    config = build_config(parse_args(exec_args[-1]), env)
+    assert config.api_port == 9 and config.hubs == ["nats://127.0.0.1:4222"]  # a given option still wins
+    assert CliRunner().invoke(app, ["hub", "up"]).exit_code == 0
+    config = build_config(parse_args(exec_args[-1]), {**env, "AGORA_HUB_PORT": "0"})
+    assert config.hub is not None and config.hub.port == 0 and config.api_port == 0
+    assert build_config(parse_args(exec_args[-1]), {}).api_port == 8765  # the defaults are the daemon's

@@ -22,6 +22,7 @@ def test_details_are_printed_as_short_lines() -> None:
     many = detail_lines({"reasons": [{"n": i} for i in range(40)]})
     assert len(many) == 20 and many[-1] == "  … 22 more (--json shows all)"
     assert detail_lines(None) == []
+    assert detail_lines({"stderr_tail": "", "exit_code": 3, "reasons": [], "extra": None}) == ["  exit_code: 3"]
 
 
 class _Tty(io.StringIO):

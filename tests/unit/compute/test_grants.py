@@ -32,7 +32,7 @@ async def test_a_grant_is_offered_and_then_used(provider: Provider, requester: R
     assert await provider.runtime.call(requester.did, OFFER, {"token": d.raw}) == {"cid": str(d.cid), "stored": False}
 
 
-@pytest.mark.parametrize("case", ["other-audience", "forged", "not-about-issuer", "expired", "garbage"])
+@pytest.mark.parametrize("case", ["other-audience", "forged", "not-about-issuer", "expired", "garbage", "cut"])
 async def test_offers_a_node_must_refuse(provider: Provider, requester: Requester, case: str) -> None:
     outsider = Keypair.generate()
     if case == "other-audience":
@@ -54,6 +54,9 @@ async def test_offers_a_node_must_refuse(provider: Provider, requester: Requeste
             delegate(provider.keypair, aud=requester.did, sub=provider.did, cmd="/agora/alloc", exp=1).raw,
             "ucan_expired",
         )
+    elif case == "cut":  # a token copied only in part: not even whole CBOR
+        whole = delegate(provider.keypair, aud=requester.did, sub=provider.did, cmd="/agora/alloc", exp=None).raw
+        raw, code = whole[:40], "ucan_malformed"
     else:
         raw, code = b"\x82\x01\x02", "ucan_malformed"
     with pytest.raises(AgoraError) as err:

@@ -322,7 +322,8 @@ def test_timeouts_per_job_type() -> None:
     assert parse_job({**MINIMAL, "type": "service"}).tasks[0].timeout is None
     svc = {"name": "s", "type": "service", "tasks": [{"name": "t", "module": "m", "timeout": None}]}
     assert parse_job(svc).tasks[0].timeout is None
-    assert "tasks[0].timeout" in paths(errors_of(with_task(module="m", timeout=None)))
+    [batch_null] = errors_of(with_task(module="m", timeout=None))
+    assert batch_null["path"] == "tasks[0].timeout" and "only with type: service" in batch_null["expected"]
     assert "tasks[0].timeout" in paths(errors_of(with_task(module="m", timeout="1500ms")))
     assert parse_job(with_task(module="m", timeout="1h30m")).tasks[0].timeout == 5400
 

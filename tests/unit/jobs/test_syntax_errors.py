@@ -27,6 +27,7 @@ def test_a_yaml_syntax_error_keeps_its_line_and_column() -> None:
     assert (problem["path"], problem["line"], problem["column"]) == ("(document)", 5, 4)
     assert "line 5, column 4: " in err.message and "expected <block end>" in err.message
     assert "<unicode string>" not in err.message  # no parser internals
+    assert err.hint.startswith("Fix the YAML syntax at line 5, column 4")  # not "the fields listed in the details"
 
 
 def test_an_unclosed_quote_names_where_it_opened() -> None:

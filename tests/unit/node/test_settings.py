@@ -153,9 +153,30 @@ def test_a_bad_flag_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
     assert info.value.code == 2 and "--benchmark" in capsys.readouterr().err
 
 
+def test_an_unknown_flag_is_one_line_and_a_pointer_to_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """`agora node up --typo` hands the flag to the node process: its error must not bury the typo under
+    the usage of every setting."""
+    with pytest.raises(SystemExit) as info:
+        parse_args(["--bogus-flag"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "unrecognized arguments: --bogus-flag" in err
+    assert "--help` lists every setting" in err and "--s3-bucket" not in err  # no usage dump
+
+
 def test_help_names_each_env_variable() -> None:
     text = build_parser().format_help()
     assert all(s.env in text for s in SCHEMA if s.flag is not None)
+
+
+def test_help_states_each_default_once_and_a_derived_one_by_its_rule() -> None:
+    """`--lost-after` defaults to 3 x --announce-interval: help must not also print 15.0, which holds only for the
+    default interval; `--home` states its default in words, not a second time as this machine's path."""
+    parser = build_parser()
+    helps = {a.option_strings[0]: a.help or "" for a in parser._actions if a.option_strings}
+    assert "3 x announce interval" in helps["--lost-after"] and "default: 15.0" not in helps["--lost-after"]
+    assert "12 x announce interval" in helps["--expire-after"] and "default: 60.0" not in helps["--expire-after"]
+    assert helps["--home"].count("default") == 1
+    assert "(default: 5.0)" in helps["--announce-interval"]  # a plain default is still shown
 
 
 def test_the_passphrase_reaches_the_node_from_the_environment_only(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ def test_defaults_are_valid(tmp_path: Path) -> None:
 def test_remote_host_requires_tls(tmp_path: Path, cert_files: TlsConfig) -> None:
     err = _fail("config_invalid", home=tmp_path, host="0.0.0.0")
     assert "TLS" in err.message and "allow_insecure_remote" in err.hint
+    assert "--tls-cert" in err.hint and "--tls-key" in err.hint  # the flags a CLI user has, not field names only
     _fail("config_invalid", home=tmp_path, host="192.168.1.10")
     HubConfig(home=tmp_path, host="0.0.0.0", tls=cert_files).validate()
     HubConfig(home=tmp_path, host="0.0.0.0", allow_insecure_remote=True).validate()

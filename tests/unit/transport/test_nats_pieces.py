@@ -14,6 +14,7 @@ from agora.transport.reachability import (
     HINT_NO_ANSWER,
     HINT_NOT_STARTED,
     HINT_TLS_MISMATCH,
+    HINT_TLS_REQUIRED,
     explain_connect_error,
     split_url,
 )
@@ -55,3 +56,7 @@ def test_connect_errors_are_explained() -> None:
     auth = Exception("nats: 'Authorization Violation'")
     assert explain_connect_error(auth, url)[::2] == ("hub_auth_failed", HINT_AUTH)
     assert explain_connect_error(None, url)[0] == "hub_unreachable"
+
+
+def test_tls_hints_name_the_flag_an_operator_has() -> None:
+    assert "--tls-ca" in HINT_TLS_REQUIRED and "--tls-ca" in HINT_TLS_MISMATCH  # not only the field tls.ca_file
