@@ -22,30 +22,20 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from agora.errors import AgoraError
 from agora.market.index import AdVerifier
-from agora.transport.subjects import inbox_subject
+from agora.transport.hub import ensure_market_bucket
+from agora.transport.hub_config import DEFAULT_MARKET_BUCKET, DEFAULT_MARKET_TTL_S, market_key
+from agora.transport.hub_config import did_of_market_key as did_of_key
 from agora.wire.market import CapacityAd, check_newer
 
-DEFAULT_MARKET_BUCKET = "agora-market"
-DEFAULT_AD_TTL_S = 180
+DEFAULT_AD_TTL_S = DEFAULT_MARKET_TTL_S
 """How long the bucket keeps an ad that is not republished (the stream's max age)."""
 _SNAPSHOT_LIMIT_S = 10.0
-
-
-def market_key(did: str) -> str:
-    """The KV key of a provider: its DID with `:` as `.` and `%` as `=` (reversible; did_invalid if unsafe)."""
-    inbox_subject(did)  # the DID rules of subjects: no '.', wildcards or spaces
-    return did.replace(":", ".").replace("%", "=")
-
-
-def did_of_key(key: str) -> str:
-    return key.replace(".", ":").replace("=", "%")
 
 
 def _map_error(e: BaseException, what: str) -> AgoraError:
@@ -98,22 +88,19 @@ class NatsMarketIndex:
             if self._kv_handle is None:
                 js = self._nc.jetstream(timeout=self._timeout)
                 try:
-                    try:
-                        self._kv_handle = await js.key_value(self.bucket)
-                    except nats.js.errors.BucketNotFoundError:
-                        if not self._create:
-                            raise AgoraError(
-                                "hub_unreachable",
-                                f"the hub has no market bucket {self.bucket!r}",
-                                hint="The hub creates it at start; check the hub's version and settings.",
-                            ) from None
-                        self._kv_handle = await js.create_key_value(
-                            bucket=self.bucket,
-                            description="agora capacity ads (one key per provider)",
-                            history=1,
-                            ttl=self._ttl_s,
-                            replicas=self._replicas,
+                    if self._create:
+                        self._kv_handle = await ensure_market_bucket(
+                            js, self.bucket, ttl_s=self._ttl_s, replicas=self._replicas
                         )
+                    else:
+                        self._kv_handle = await js.key_value(self.bucket)
+                except nats.js.errors.BucketNotFoundError:
+                    raise AgoraError(
+                        "hub_unreachable",
+                        f"the hub has no market bucket {self.bucket!r}",
+                        hint="An allowlisted hub creates it at start (HubConfig.market_bucket); a clustered hub "
+                        "once its peers are up.",
+                    ) from None
                 except Exception as e:
                     raise _map_error(e, f"market bucket {self.bucket}") from e
             return self._kv_handle
