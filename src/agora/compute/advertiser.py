@@ -1,0 +1,223 @@
+"""The provider's capacity ad publisher: a signed `CapacityAd` in the hub's market index, kept current.
+
+What goes in an ad comes from one function the node passes in (`content()`: the offer, free capacity now,
+executors with their availability, benchmark score), so the publisher knows nothing of where those come
+from. `default_offer` builds the node's offer from its machine until an operator publishes one (offers).
+
+- **Sequence numbers only go up, across restarts.** The next seq is written to the node's store before the
+  ad is signed, so a crash after publishing never reuses a number (readers refuse an older or conflicting
+  seq as a replay).
+- **Republished when free capacity changes, debounced** (`debounce_s`: a burst of allocations starting and
+  ending makes one ad), **and periodically** (`republish_s`, well inside the ad's and the bucket's TTL, so
+  a live provider never expires while a dead one does).
+- **Withdrawn on a clean stop** (bounded by `withdraw_timeout_s`); a provider that dies just expires.
+- A failed publish (hub away) is logged and counted, never fatal: the next change or period retries.
+- The publisher owns its one task; `stop()` cancels and awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from agora import __version__
+from agora.clock import SYSTEM_CLOCK, Clock
+from agora.identity import Keypair
+from agora.market.index import MarketIndex
+from agora.models.capability import Capability
+from agora.models.offer import OfferTerms, PriceTerms, ResourceOffer, offered_resources
+from agora.store import Store
+from agora.wire.market import MAX_TEXT, CapacityAd, ExecutorState
+
+log = logging.getLogger("agora.compute.advertiser")
+
+SEQ_COLLECTION = "market"
+SEQ_ID = "ad_seq"
+DEFAULT_OFFER_ID = "default"
+DEFAULT_OFFER_DAYS = 365
+_BUCKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass
+class AdvertiserSettings:
+    """Capacity ads in the hub's market index (`--ads-*`, `AGORA_ADS_*`)."""
+
+    enabled: bool = True  # publish this node's capacity ad
+    bucket: str = "agora-market"  # the hub's market KV bucket (agora.transport.hub_config.DEFAULT_MARKET_BUCKET)
+    ttl_s: int = 180  # an ad's lifetime; a hub this node runs keeps the bucket's entries as long
+    republish_s: float = 60.0  # republish at least this often (at most half the TTL)
+    debounce_s: float = 0.5  # wait this long after a capacity change, so a burst makes one ad
+    withdraw_timeout_s: float = 2.0  # longest wait for the withdrawal on a clean stop
+
+    def __post_init__(self) -> None:
+        if not _BUCKET_RE.fullmatch(self.bucket):
+            raise ValueError(f"bucket {self.bucket!r}: 1-64 letters, digits, '-' or '_'")
+        if self.ttl_s < 2:
+            raise ValueError(f"ttl_s must be at least 2 seconds, got {self.ttl_s}")
+        if not 0 < self.republish_s <= self.ttl_s / 2:
+            raise ValueError(f"republish_s must be in (0, ttl_s/2 = {self.ttl_s / 2}], got {self.republish_s}")
+        if not 0 <= self.debounce_s < self.republish_s:
+            raise ValueError(f"debounce_s must be in [0, republish_s), got {self.debounce_s}")
+        if self.withdraw_timeout_s <= 0:
+            raise ValueError(f"withdraw_timeout_s must be positive, got {self.withdraw_timeout_s}")
+
+
+@dataclass(frozen=True)
+class AdContent:
+    """What one ad says besides who, when and which seq."""
+
+    offer: ResourceOffer
+    free: Capability
+    executors: Mapping[str, ExecutorState]
+    benchmark_score: float | None
+
+
+def market_view(cap: Capability) -> Capability:
+    """A capability as an ad or offer carries it: no price, trust, latency or benchmark (the offer has the
+    prices, the requester judges the rest)."""
+    return replace(cap, price=None, trust=None, latency_ms=None, benchmark_score=None)
+
+
+def executor_states(availability: Mapping[str, tuple[bool, str | None]]) -> dict[str, ExecutorState]:
+    """Engine -> (available, reason) as the ad's executor states (reasons cut to what the wire accepts)."""
+    return {
+        name: ExecutorState(ok, None if ok else (reason or "unavailable")[:MAX_TEXT])
+        for name, (ok, reason) in sorted(availability.items())
+    }
+
+
+def default_offer(
+    provider: str, machine: Capability, *, since: int, reserve: Capability | None = None
+) -> ResourceOffer:
+    """The node's offer until its operator publishes one: everything it detected (minus `reserve`), no
+    price (zero minor units), open to every requester, valid for a year from `since`."""
+    return ResourceOffer(
+        offer_id=DEFAULT_OFFER_ID,
+        provider=provider,
+        resources=offered_resources(market_view(machine), reserve or Capability()),
+        price=PriceTerms(),
+        terms=OfferTerms(),
+        valid_from=since,
+        valid_until=since + DEFAULT_OFFER_DAYS * 86400,
+    )
+
+
+class Advertiser:
+    def __init__(
+        self,
+        keypair: Keypair,
+        index: MarketIndex,
+        content: Callable[[], AdContent],
+        store: Store,
+        *,
+        settings: AdvertiserSettings | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        version: str = __version__,
+    ) -> None:
+        self._keypair = keypair
+        self._index = index
+        self._content = content
+        self._store = store
+        self.settings = settings or AdvertiserSettings()
+        self._clock = clock
+        self._version = version
+        self._seq = 0
+        self._dirty = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.last: CapacityAd | None = None
+        self.published = 0
+        self.failures = 0
+
+    async def start(self) -> None:
+        """Load the last seq and start publishing (the first ad goes out at once)."""
+        doc = await self._store.get(SEQ_COLLECTION, SEQ_ID)
+        self._seq = int(doc["seq"]) if doc is not None else 0
+        self._dirty.set()
+        self._task = asyncio.create_task(self._run(), name="market-advertiser")
+
+    def changed(self) -> None:
+        """Free capacity (or anything else in the ad) changed: republish after the debounce."""
+        self._dirty.set()
+
+    async def publish_now(self) -> CapacityAd:
+        """Sign and publish the ad as things are now (raises what the index raises)."""
+        async with self._lock:
+            seq = self._seq + 1
+            await self._store.put(SEQ_COLLECTION, SEQ_ID, {"seq": seq})  # before signing: never reused
+            self._seq = seq
+            c = self._content()
+            ad = CapacityAd.issue(
+                self._keypair,
+                seq=seq,
+                iat=int(self._clock.now()),
+                ttl_s=self.settings.ttl_s,
+                offer=c.offer,
+                free=market_view(c.free),
+                executors=c.executors,
+                benchmark_score=c.benchmark_score,
+                version=self._version,
+            )
+            await self._index.publish(ad.raw)
+            self.last = ad
+            self.published += 1
+            return ad
+
+    async def _run(self) -> None:
+        """One ad per change (after the debounce) or per period; ends when `stop` cancels it."""
+        first = True
+        while True:
+            if not self._dirty.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.republish_s):
+                        await self._dirty.wait()
+            if self._dirty.is_set() and not first:
+                await asyncio.sleep(self.settings.debounce_s)  # let a burst of changes settle into one ad
+            first = False
+            self._dirty.clear()
+            try:
+                await self.publish_now()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the hub may be away: the next change or period retries
+                self.failures += 1
+                log.warning("could not publish the capacity ad: %s", exc)
+
+    async def stop(self, *, withdraw: bool = True) -> None:
+        """Stop publishing and (a clean stop) take the ad out of the index, waiting at most
+        `withdraw_timeout_s`."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if withdraw and self.last is not None:
+            try:
+                async with asyncio.timeout(self.settings.withdraw_timeout_s):
+                    await self._index.withdraw(self._keypair.did)
+            except Exception as exc:  # the ad expires by itself at its TTL
+                log.warning("could not withdraw the capacity ad: %s", exc)
+
+    def status(self) -> dict[str, Any]:
+        last = self.last
+        return {
+            "seq": self._seq,
+            "published": self.published,
+            "failures": self.failures,
+            "last_iat": last.iat if last is not None else None,
+        }
+
+
+__all__ = [
+    "AdContent",
+    "Advertiser",
+    "AdvertiserSettings",
+    "default_offer",
+    "executor_states",
+    "market_view",
+]
