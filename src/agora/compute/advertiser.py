@@ -50,18 +50,23 @@ class AdvertiserSettings:
     enabled: bool = True  # publish this node's capacity ad
     bucket: str = "agora-market"  # the hub's market KV bucket (agora.transport.hub_config.DEFAULT_MARKET_BUCKET)
     ttl_s: int = 180  # an ad's lifetime; a hub this node runs keeps the bucket's entries as long
-    republish_s: float = 60.0  # republish at least this often (at most half the TTL)
+    republish_s: float | None = None  # republish at least this often (at most half the TTL; default a third)
     debounce_s: float = 0.5  # wait this long after a capacity change, so a burst makes one ad
     withdraw_timeout_s: float = 2.0  # longest wait for the withdrawal on a clean stop
+
+    @property
+    def period_s(self) -> float:
+        """How often an unchanged ad is republished: `republish_s`, else a third of the TTL."""
+        return self.republish_s if self.republish_s is not None else self.ttl_s / 3
 
     def __post_init__(self) -> None:
         if not _BUCKET_RE.fullmatch(self.bucket):
             raise ValueError(f"bucket {self.bucket!r}: 1-64 letters, digits, '-' or '_'")
         if self.ttl_s < 2:
             raise ValueError(f"ttl_s must be at least 2 seconds, got {self.ttl_s}")
-        if not 0 < self.republish_s <= self.ttl_s / 2:
+        if self.republish_s is not None and not 0 < self.republish_s <= self.ttl_s / 2:
             raise ValueError(f"republish_s must be in (0, ttl_s/2 = {self.ttl_s / 2}], got {self.republish_s}")
-        if not 0 <= self.debounce_s < self.republish_s:
+        if not 0 <= self.debounce_s < self.period_s:
             raise ValueError(f"debounce_s must be in [0, republish_s), got {self.debounce_s}")
         if self.withdraw_timeout_s <= 0:
             raise ValueError(f"withdraw_timeout_s must be positive, got {self.withdraw_timeout_s}")
@@ -174,7 +179,7 @@ class Advertiser:
         while True:
             if not self._dirty.is_set():
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.settings.republish_s):
+                    async with asyncio.timeout(self.settings.period_s):
                         await self._dirty.wait()
             if self._dirty.is_set() and not first:
                 await asyncio.sleep(self.settings.debounce_s)  # let a burst of changes settle into one ad

@@ -44,8 +44,12 @@ from agora.compute import (
     S3Settings,
     describe,
 )
+from agora.compute.advertiser import AdContent, Advertiser, default_offer, executor_states
 from agora.errors import AgoraError
 from agora.executors.registry import ExecutorRegistry, default_registry
+from agora.market.index import MarketIndex
+from agora.market.index_nats import NatsMarketIndex
+from agora.models.offer import ResourceOffer
 from agora.orchestrator import JobRunner, RunnerSettings
 from agora.resources import (
     BenchConfig,
@@ -118,6 +122,9 @@ class ComputeFeature(Actor):
         self._bench_task: asyncio.Task[BenchmarkResult | None] | None = None
         self.book = DelegationBook(node.keypair, node.store, clock=node.clock)
         self.manager: AllocationManager | None = None
+        self.market_index: MarketIndex | None = None  # the hub's market index (NATS transport only)
+        self.advertiser: Advertiser | None = None
+        self.offer: ResourceOffer | None = None  # what the ad sells: the default offer from the machine
         self.stores = build_stores(node, self.cas)
         self.runner = JobRunner(
             runtime=node.runtime,
@@ -157,6 +164,35 @@ class ComputeFeature(Actor):
         await self.book.load()
         if self.options.benchmark and self.benchmark is None:
             self._bench_task = asyncio.create_task(self._bench(), name="onboarding-benchmark")
+        await self._start_market()
+
+    async def _start_market(self) -> None:
+        """Open the hub's market index over the node's own connection and publish this node's capacity ad
+        (republished when free capacity changes; `NodeConfig.ads`)."""
+        transport, ads = self.node.transport, self.node.config.ads
+        if not isinstance(transport, NatsTransport):
+            return  # the memory transport has no hub
+        self.market_index = NatsMarketIndex(transport.nats_client, ads.bucket, ttl_s=ads.ttl_s)
+        if not ads.enabled:
+            return
+        assert self.capacity is not None
+        self.offer = default_offer(self.node.did, self.capacity.total, since=int(self.node.clock.now()))
+        self.advertiser = Advertiser(
+            self.node.keypair, self.market_index, self.ad_content, self.node.store, settings=ads, clock=self.node.clock
+        )
+        self.capacity.on_change(self.advertiser.changed)
+        await self.advertiser.start()
+
+    def ad_content(self) -> AdContent:
+        """What this node's capacity ad says now (the default offer until offers are published)."""
+        assert self.capacity is not None and self.offer is not None
+        availability = {str(e): (a.available, a.reason) for e, a in self.registry.available().items()}
+        return AdContent(
+            offer=self.offer,
+            free=self.capacity.free,
+            executors=executor_states(availability),
+            benchmark_score=self.benchmark.score if self.benchmark is not None else None,
+        )
 
     async def _hub_ping(self) -> float:
         """One signed ping to this node through its hub (the transport, not the local shortcut)."""
@@ -175,6 +211,8 @@ class ComputeFeature(Actor):
             )
             await save_benchmark(self.node.store, result)
             self.benchmark = result
+            if self.advertiser is not None:
+                self.advertiser.changed()  # the next ad carries the score
             await self.node.store.append_event("node.benchmark", self.node.did, {"score": result.score})
             return result
         except asyncio.CancelledError:
@@ -194,6 +232,10 @@ class ComputeFeature(Actor):
         return result.to_dict()
 
     async def stop(self) -> None:
+        if self.advertiser is not None:
+            await self.advertiser.stop()  # a clean stop takes the ad out of the index (bounded)
+        if self.market_index is not None:
+            await self.market_index.close()
         if self._bench_task is not None and not self._bench_task.done():
             self._bench_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -12,6 +12,7 @@ from typing import Literal, get_args
 
 from agora.actor import AdmissionSettings
 from agora.compute import ComputeSettings
+from agora.compute.advertiser import AdvertiserSettings
 from agora.errors import AgoraError
 from agora.node.settings import setting, setting_factory
 from agora.orchestrator import RunnerSettings
@@ -123,6 +124,9 @@ class NodeConfig:
     benchmark: BenchmarkMode = setting("on", group="compute", help="onboarding benchmark")
     compute: ComputeSettings = setting_factory(ComputeSettings, help="provider side: allocations and their logs")
     runner: RunnerSettings = setting_factory(RunnerSettings, help="requester side: jobs this node submits")
+    ads: AdvertiserSettings = setting_factory(
+        AdvertiserSettings, help="this node's capacity ad in the hub's market index (docs/market.md)"
+    )
     admission: AdmissionSettings = setting_factory(
         AdmissionSettings, help="replay-cache shares and public-call rate limits (docs/protocol.md)"
     )
@@ -227,6 +231,8 @@ class NodeConfig:
             allowed_dids=tuple(dict.fromkeys([own_did, *h.allow])) if h.allow else None,
             tls=tls,
             object_buckets=tuple(dict.fromkeys([DEFAULT_HUB_BUCKET, self.hub_bucket])),
+            market_bucket=self.ads.bucket,
+            market_ttl_s=self.ads.ttl_s,
         )
 
     def client_tls(self) -> TlsConfig | None:
