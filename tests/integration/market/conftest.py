@@ -1,3 +1,4 @@
-"""A real hub for the market index tests (the transport package's fixtures)."""
+"""A real hub and real nodes for the market tests (the transport and node packages' fixtures)."""
 
+from tests.integration.node.conftest import make_node  # noqa: F401
 from tests.integration.transport.conftest import hub, hub_factory  # noqa: F401
