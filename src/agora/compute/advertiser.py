@@ -11,7 +11,8 @@ from. `default_offer` builds the node's offer from its machine until an operator
   ending makes one ad), **and periodically** (`republish_s`, well inside the ad's and the bucket's TTL, so
   a live provider never expires while a dead one does).
 - **Withdrawn on a clean stop** (bounded by `withdraw_timeout_s`); a provider that dies just expires.
-- A failed publish (hub away) is logged and counted, never fatal: the next change or period retries.
+- A failed publish (hub away, or a clustered hub that has not made its bucket yet) is logged and counted,
+  never fatal: it is retried with a backoff (0.5 s doubling up to the period) or at the next change.
 - The publisher owns its one task; `stop()` cancels and awaits it.
 """
 
@@ -40,6 +41,7 @@ SEQ_COLLECTION = "market"
 SEQ_ID = "ad_seq"
 DEFAULT_OFFER_ID = "default"
 DEFAULT_OFFER_DAYS = 365
+_RETRY_FIRST_S = 0.25  # after a failed publish: 0.5 s, 1 s, 2 s, ... up to the period
 _BUCKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -176,10 +178,11 @@ class Advertiser:
     async def _run(self) -> None:
         """One ad per change (after the debounce) or per period; ends when `stop` cancels it."""
         first = True
+        wait = self.settings.period_s
         while True:
             if not self._dirty.is_set():
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.settings.period_s):
+                    async with asyncio.timeout(wait):
                         await self._dirty.wait()
             if self._dirty.is_set() and not first:
                 await asyncio.sleep(self.settings.debounce_s)  # let a burst of changes settle into one ad
@@ -187,11 +190,13 @@ class Advertiser:
             self._dirty.clear()
             try:
                 await self.publish_now()
+                wait = self.settings.period_s
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the hub may be away: the next change or period retries
+            except Exception as exc:  # the hub may be away (or its bucket not made yet): retry sooner, backing off
                 self.failures += 1
-                log.warning("could not publish the capacity ad: %s", exc)
+                wait = min(self.settings.period_s, _RETRY_FIRST_S * 2 ** min(self.failures, 10))
+                log.warning("could not publish the capacity ad (retry in %.1f s): %s", wait, exc)
 
     async def stop(self, *, withdraw: bool = True) -> None:
         """Stop publishing and (a clean stop) take the ad out of the index, waiting at most

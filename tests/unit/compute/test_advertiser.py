@@ -180,3 +180,15 @@ def test_settings_are_checked() -> None:
     ):
         with pytest.raises(ValueError):
             AdvertiserSettings(**bad)
+
+
+async def test_a_failed_publish_is_retried_before_the_period(store: Store) -> None:
+    """A hub that is not ready yet (a cluster electing its leader) must not cost a whole period."""
+    index = FlakyIndex(fail=1)
+    p = Provider(store, index, ttl_s=3600, republish_s=1800.0, debounce_s=0.0)
+    adv = p.advertiser()
+    async with index.watch() as w:
+        await adv.start()
+        ad = await next_ad(w)  # within WAIT_S, far inside the period
+    await adv.stop()
+    assert adv.failures == 1 and ad.seq == 2
