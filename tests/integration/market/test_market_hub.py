@@ -105,7 +105,7 @@ async def test_a_three_hub_cluster_keeps_every_ad_when_one_hub_dies(hub_factory:
     status = await (await members[0][1]._kv()).status()
     assert status.stream_info.config.num_replicas == 3
 
-    await hubs[0].stop()
+    hubs[0].kill_now()  # SIGKILL: no goodbye to the cluster
     reader = members[1][1]  # connected to the second hub
     async with asyncio.timeout(DEADLINE):
         while True:  # bounded: the stream may elect a new leader first
