@@ -54,7 +54,8 @@ def router(node: Node) -> APIRouter:
             "bucket": node.config.ads.bucket,
             "now": now,
             "providers": [ad_view(ad, now) for ad in ads],
-            "ignored": dict(index.stats),
+            "accepted": index.stats["accepted"],
+            "ignored": {k: v for k, v in index.stats.items() if k != "accepted"},
             "self": c.advertiser.status() if c.advertiser is not None else None,
         }
 

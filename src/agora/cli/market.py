@@ -53,7 +53,7 @@ def market(api: ApiOpt = None, as_json: JsonOpt = False) -> None:
             return
         providers = m["providers"]
         table([row(p) for p in providers], ["provider", "cpu", "mem_gib", "gpu", "price", "executors", "bench", "age"])
-        ignored = {k: v for k, v in m["ignored"].items() if k != "accepted" and v}
+        ignored = {k: v for k, v in m["ignored"].items() if v}
         summary = f"{len(providers)} provider(s) in bucket {m['bucket']}"
         if ignored:
             summary += "; ignored: " + ", ".join(f"{v} {k}" for k, v in sorted(ignored.items()))

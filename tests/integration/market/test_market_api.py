@@ -69,7 +69,7 @@ async def test_the_market_as_this_node_sees_it(make_node: NodeFactory) -> None:
 
     providers = {p["provider"]: p for p in m["providers"]}  # type: ignore[attr-defined]
     assert set(providers) == {hub.did, b.did}  # the victim's only entry is a forgery: not shown
-    assert m["ignored"]["forged"] == 1  # type: ignore[index]
+    assert m["ignored"] == {"forged": 1, "replayed": 0} and m["accepted"] >= 2  # type: ignore[operator]
     mine = providers[b.did]
     free = compute_of(b).capacity.free  # type: ignore[union-attr]
     assert mine["free"]["cpu_millis"] == free.cpu_millis and mine["stale"] is False
