@@ -307,6 +307,12 @@ class AgoraClient:
     def withdraw_offer(self, offer_id: str) -> dict[str, Any]:
         return dict(self._request("DELETE", f"/offers/{offer_id}"))
 
+    # -- the market -----------------------------------------------------------------------------
+    def market(self) -> dict[str, Any]:
+        """The hub's market index as this node sees it: `providers` (each ad verified, with `age_s` and
+        `stale`), `ignored` (forged, replayed entries), `self` (this node's own publisher)."""
+        return dict(self._request("GET", "/market"))
+
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Any other endpoint, with the same error handling."""
         return self._request(method, path, **kw)

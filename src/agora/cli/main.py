@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agora.cli import devnet, job, node, node_admin
+from agora.cli import devnet, job, market, node, node_admin
 from agora.cli.offer import app as offer_app
 from agora.cli.output import PLAIN
 
@@ -40,6 +40,7 @@ app.command("init")(node.init)
 app.command("status")(node.status)
 app.command("peers")(node.peers)
 app.command("ping")(node.ping)
+app.command("market")(market.market)
 
 hub_app = typer.Typer(help="Run a hub.", no_args_is_help=True, rich_markup_mode=PLAIN)
 hub_app.command("up", context_settings=node.DAEMON_PASSTHROUGH)(node.hub_up)

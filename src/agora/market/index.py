@@ -8,7 +8,7 @@ rolls an ad back or swaps in a forgery cannot change what the requester matches 
 
 `MarketIndex` is the interface; `MemoryMarketIndex` keeps the raw signed bytes in a dict (one entry per
 provider, the newest) and is what tests and the simulator use. The NATS JetStream KV implementation
-(one key per provider DID in a bucket on the hub) is the next step; the conformance suite in
+(one key per provider DID in a bucket on the hub) is `index_nats.NatsMarketIndex`; the conformance suite in
 tests/unit/market/index_conformance.py is written so that it runs unchanged against it.
 
 A `watch()` yields each provider's newest verified ad as it changes, current ads first. Updates are

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from agora.clock import SYSTEM_CLOCK, Clock
@@ -91,6 +91,15 @@ class OfferBook:
         self.clock = clock
         self._docs: dict[str, dict[str, Any]] = {}
         self._offers: dict[str, Offer] = {}
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Called after an offer starts or stops being sold (the capacity ad carries the newest active one)."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     async def load(self) -> int:
         """Read the book back at start; an offer that no longer validates is kept in the store but not sold."""
@@ -173,6 +182,7 @@ class OfferBook:
             await self.store.append_event("offer.created", offer.offer_id, {"kind": offer.kind, "source": source})
         self._docs[offer.offer_id] = doc
         self._offers[offer.offer_id] = offer
+        self._changed()
         return doc
 
     async def withdraw(self, offer_id: str) -> dict[str, Any]:
@@ -186,6 +196,7 @@ class OfferBook:
             await self.store.append_event("offer.withdrawn", offer_id, {})
         self._docs[offer_id] = new
         self._offers.pop(offer_id, None)
+        self._changed()
         return new
 
 

@@ -44,9 +44,12 @@ from agora.compute import (
     S3Settings,
     describe,
 )
+from agora.compute.advertiser import AdContent, Advertiser, executor_states
 from agora.compute.bidder import Bidder
 from agora.errors import AgoraError
 from agora.executors.registry import ExecutorRegistry, default_registry
+from agora.market.index import MarketIndex
+from agora.market.index_nats import NatsMarketIndex
 from agora.market.offers import OfferBook, default_offer
 from agora.orchestrator import JobRunner, RunnerSettings
 from agora.resources import (
@@ -125,6 +128,8 @@ class ComputeFeature(Actor):
         self.manager: AllocationManager | None = None
         self.offers = OfferBook(node.store, node.did, clock=node.clock)  # what this node sells under
         self.bidder: Bidder | None = None  # the market's provider side, over the manager's capacity
+        self.market_index: MarketIndex | None = None  # the hub's market index (NATS transport only)
+        self.advertiser: Advertiser | None = None  # publishes the newest active offer's capacity ad
         self.stores = build_stores(node, self.cas)
         self.runner = JobRunner(
             runtime=node.runtime,
@@ -177,6 +182,39 @@ class ComputeFeature(Actor):
             await self.sell_from_node()
         if self.options.benchmark and self.benchmark is None:
             self._bench_task = asyncio.create_task(self._bench(), name="onboarding-benchmark")
+        await self._start_market()
+
+    async def _start_market(self) -> None:
+        """Open the hub's market index over the node's own connection and publish this node's capacity ad
+        (republished when free capacity changes; `NodeConfig.ads`)."""
+        transport, ads = self.node.transport, self.node.config.ads
+        if not isinstance(transport, NatsTransport):
+            return  # the memory transport has no hub
+        self.market_index = NatsMarketIndex(transport.nats_client, ads.bucket, ttl_s=ads.ttl_s)
+        if not ads.enabled:
+            return
+        assert self.capacity is not None
+        self.advertiser = Advertiser(
+            self.node.keypair, self.market_index, self.ad_content, self.node.store, settings=ads, clock=self.node.clock
+        )
+        self.capacity.on_change(self.advertiser.changed)
+        self.offers.on_change(self.advertiser.changed)
+        await self.advertiser.start()
+
+    def ad_content(self) -> AdContent | None:
+        """What this node's capacity ad says now: its newest active offer and free capacity; None while it
+        sells nothing (`--sell`, `agora offer create`), which takes its ad out of the index."""
+        assert self.capacity is not None
+        active = self.offers.active()
+        if not active:
+            return None
+        availability = {str(e): (a.available, a.reason) for e, a in self.registry.available().items()}
+        return AdContent(
+            offer=active[0],
+            free=self.capacity.free,
+            executors=executor_states(availability),
+            benchmark_score=self.benchmark.score if self.benchmark is not None else None,
+        )
 
     async def _hub_ping(self) -> float:
         """One signed ping to this node through its hub (the transport, not the local shortcut)."""
@@ -195,6 +233,8 @@ class ComputeFeature(Actor):
             )
             await save_benchmark(self.node.store, result)
             self.benchmark = result
+            if self.advertiser is not None:
+                self.advertiser.changed()  # the next ad carries the score
             await self.node.store.append_event("node.benchmark", self.node.did, {"score": result.score})
             return result
         except asyncio.CancelledError:
@@ -214,6 +254,10 @@ class ComputeFeature(Actor):
         return result.to_dict()
 
     async def stop(self) -> None:
+        if self.advertiser is not None:
+            await self.advertiser.stop()  # a clean stop takes the ad out of the index (bounded)
+        if self.market_index is not None:
+            await self.market_index.close()
         if self._bench_task is not None and not self._bench_task.done():
             self._bench_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -12,6 +12,7 @@ from typing import Literal, get_args
 
 from agora.actor import AdmissionSettings
 from agora.compute import ComputeSettings, StoreLimits
+from agora.compute.advertiser import AdvertiserSettings
 from agora.compute.bidder import BidderSettings
 from agora.errors import AgoraError
 from agora.node.settings import setting, setting_factory
@@ -142,6 +143,9 @@ class NodeConfig:
         BidderSettings,
         help="provider side of the market: bid validity, start window, refused and rate-limited requesters",
     )
+    ads: AdvertiserSettings = setting_factory(
+        AdvertiserSettings, help="this node's capacity ad in the hub's market index (docs/market.md)"
+    )
     admission: AdmissionSettings = setting_factory(
         AdmissionSettings, help="replay-cache shares and public-call rate limits (docs/protocol.md)"
     )
@@ -270,6 +274,8 @@ class NodeConfig:
             allowed_dids=tuple(dict.fromkeys([own_did, *h.allow])) if h.allow else None,
             tls=tls,
             object_buckets=tuple(dict.fromkeys([DEFAULT_HUB_BUCKET, self.hub_bucket])),
+            market_bucket=self.ads.bucket,
+            market_ttl_s=self.ads.ttl_s,
         )
 
     def client_tls(self) -> TlsConfig | None:

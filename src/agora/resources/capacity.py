@@ -12,12 +12,15 @@ it always equals `total` minus the sum of active reservations and is never negat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from agora.errors import AgoraError
 from agora.models.capability import Capability, FitResult, add, fits, subtract
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class CapacityTracker:
         self._total = total
         self._free = total
         self._active: dict[str, Reservation] = {}
+        self._listeners: list[Callable[[], None]] = []
 
     @property
     def total(self) -> Capability:
@@ -67,6 +71,7 @@ class CapacityTracker:
         reservation = Reservation(alloc_id, need)
         self._free = new_free
         self._active[alloc_id] = reservation
+        self._changed()
         return reservation
 
     def release(self, alloc_id: str) -> Reservation | None:
@@ -75,7 +80,26 @@ class CapacityTracker:
         reservation = self._active.pop(alloc_id, None)
         if reservation is not None:
             self._free = add(self._free, reservation.need)
+            self._changed()
         return reservation
+
+    def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback()` after every change of free capacity (synchronously: it must only note the
+        change, e.g. set an event); returns the function that removes it."""
+        self._listeners.append(callback)
+
+        def remove() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return remove
+
+    def _changed(self) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback()
+            except Exception:  # a listener's bug must not undo or fail the reservation
+                log.exception("capacity listener failed")
 
 
 __all__ = ["CapacityTracker", "Reservation"]

@@ -7,17 +7,23 @@ free port itself, so there is no pick-then-bind race) and the chosen ports are r
 ports file it writes; they are then pinned so `restart()` comes back on the same addresses.
 
 An allowlisted hub confines its nodes (no node may create a JetStream stream: a stream can capture
-any subject), so the hub creates its object store buckets itself right after start, with a key
-made for this process that exists only in memory (its public nkey is an unrestricted user).
+any subject), so the hub creates its object store buckets and the market bucket (capacity ads, a
+JetStream key-value bucket) itself right after start, with a key made for this process that exists
+only in memory (its public nkey is an unrestricted user). A clustered hub has no JetStream meta leader
+until enough peers are up, so it creates the market bucket (replicated) in an owned background task
+that retries until the cluster answers (`market_ready` waits for it); its object buckets are created
+by an admin DID on first use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import ctypes
 import itertools
 import json
+import logging
 import os
 import re
 import shutil
@@ -31,6 +37,8 @@ from typing import IO, Any
 
 import nats.aio.client
 import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 
 from agora.errors import AgoraError
 from agora.identity import Keypair
@@ -38,7 +46,9 @@ from agora.transport.hub_config import HubConfig, render
 from agora.transport.reachability import close_client, reachability_check
 from agora.transport.subjects import reply_inbox_prefix
 
+log = logging.getLogger(__name__)
 _POLL_S = 0.005
+_PROVISION_LIMIT_S = 120.0  # a clustered hub waits this long for its peers before giving up the market bucket
 _LOG_PREFIX = re.compile(r"^\[\d+\] \S+ \S+ \[\w+\] ")  # "[pid] date time [FTL] "
 _BUSY = re.compile(r"Error listening on \w*\s*port: (\S+?),.*address already in use")
 _BINARY_HINT = (
@@ -93,13 +103,17 @@ class HubProcess:
         self._log: IO[bytes] | None = None
         self._ports: dict[str, int] = {}
         self._service_key = Keypair.generate() if self._provisions_buckets else None
+        self._provisioning: asyncio.Task[None] | None = None
 
     @property
     def _provisions_buckets(self) -> bool:
-        """Clustered JetStream has no meta leader until enough peers are up, so buckets of a
-        clustered allowlisted hub are created by an admin DID on first use instead."""
+        """Clustered JetStream has no meta leader until enough peers are up, so object buckets of a
+        clustered allowlisted hub are created by an admin DID on first use instead; the market bucket is
+        created in the background (`_provision_cluster`)."""
         c = self.config
-        return c.allowed_dids is not None and c.jetstream and bool(c.object_buckets) and c.cluster is None
+        if c.allowed_dids is None or not c.jetstream:
+            return False
+        return c.market_bucket is not None or (bool(c.object_buckets) and c.cluster is None)
 
     # -- paths and addresses -----------------------------------------------------------------
 
@@ -181,13 +195,45 @@ class HubProcess:
         try:
             await self._wait_ready()
             if self._service_key is not None:
-                await self._create_buckets(self._service_key)
+                if self.config.cluster is None:
+                    await self._create_buckets(self._service_key)
+                else:
+                    self._provisioning = asyncio.create_task(
+                        self._provision_cluster(self._service_key), name=f"hub-provision-{self.config.server_name}"
+                    )
         except BaseException:
             await self.stop()
             raise
 
-    async def _create_buckets(self, key: Keypair) -> None:
-        """Create the object store buckets nodes of an allowlisted hub may use but not create."""
+    async def market_ready(self, timeout: float) -> None:
+        """Wait until this hub has made sure the market bucket exists (at once on a single hub); raises
+        `hub_start_failed` if a clustered hub gave up, `timeout` if it is still waiting for its peers."""
+        task = self._provisioning
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            raise AgoraError("timeout", f"the hub's market bucket is not ready after {timeout} s") from None
+
+    async def _provision_cluster(self, key: Keypair) -> None:
+        """Create the replicated market bucket once the cluster has a meta leader (bounded retries)."""
+        deadline = time.monotonic() + _PROVISION_LIMIT_S
+        delay = 0.1
+        while True:
+            try:
+                await self._create_buckets(key, objects=False)
+                return
+            except AgoraError as exc:
+                if time.monotonic() + delay > deadline:
+                    log.error("hub %s gave up creating the market bucket: %s", self.config.server_name, exc.message)
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _create_buckets(self, key: Keypair, *, objects: bool = True) -> None:
+        """Create the buckets nodes of an allowlisted hub may use but not create: the object store
+        buckets (`objects`) and the market bucket."""
         nc = nats.aio.client.Client()
 
         async def quiet(_exc: Exception) -> None:
@@ -206,11 +252,18 @@ class HubProcess:
                     name="agora-hub-service",
                 )
                 js = nc.jetstream(timeout=self._start_timeout)
-                for bucket in self.config.object_buckets:
+                for bucket in self.config.object_buckets if objects else ():
                     try:
                         await js.object_store(bucket)
                     except nats.js.errors.BucketNotFoundError:
                         await js.create_object_store(bucket, description="agora content-addressed results")
+                if self.config.market_bucket is not None:
+                    await ensure_market_bucket(
+                        js,
+                        self.config.market_bucket,
+                        ttl_s=self.config.market_ttl_s,
+                        replicas=self.config.market_copies,
+                    )
         except Exception as exc:
             raise AgoraError(
                 "hub_start_failed",
@@ -369,6 +422,11 @@ class HubProcess:
 
     async def stop(self, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds; always reaps the process."""
+        task, self._provisioning = self._provisioning, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AgoraError):
+                await task
         proc = self._proc
         if proc is None:
             return
@@ -413,10 +471,26 @@ class HubProcess:
         await self.stop()
 
 
+async def ensure_market_bucket(js: JetStreamContext, bucket: str, *, ttl_s: float, replicas: int) -> KeyValue:
+    """Open the market bucket, creating it when missing: history 1 (only the newest ad of each provider),
+    `ttl_s` as the stream's max age (stale providers expire), `replicas` copies. Creating the very same
+    bucket twice (hubs of a cluster racing) succeeds."""
+    try:
+        return await js.key_value(bucket)
+    except nats.js.errors.BucketNotFoundError:
+        return await js.create_key_value(
+            bucket=bucket,
+            description="agora capacity ads (one key per provider)",
+            history=1,
+            ttl=ttl_s,
+            replicas=replicas,
+        )
+
+
 @atexit.register
 def _kill_leftovers() -> None:
     for hub in list(_live):
         hub.kill_now()
 
 
-__all__ = ["HubProcess", "find_nats_server", "reachability_check"]
+__all__ = ["HubProcess", "ensure_market_bucket", "find_nats_server", "reachability_check"]

@@ -39,6 +39,11 @@ _NATS_MAX_PAYLOAD = 64 * 1024 * 1024
 _BUCKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DEFAULT_OBJECT_BUCKETS: tuple[str, ...] = ("agora-results",)
 """The hub object store's bucket (agora.storage.hub.DEFAULT_BUCKET): open to allowlisted nodes."""
+DEFAULT_MARKET_BUCKET = "agora-market"
+"""The JetStream key-value bucket of capacity ads (agora.market.index_nats): one key per provider."""
+DEFAULT_MARKET_TTL_S = 180
+"""How long the market bucket keeps an ad that is not republished (its stream's max age)."""
+_MAX_REPLICAS = 5
 
 
 def is_loopback(host: str) -> bool:
@@ -66,7 +71,9 @@ class HubConfig:
 
     `allowed_dids=None` is an open hub; a tuple is an allowlist: only those DIDs (as NATS nkeys,
     proven by signing the server's nonce) may connect, each confined to its own inbox, its own reply
-    inbox, the `topics` patterns and the JetStream object store `object_buckets`. `admin_dids`
+    inbox, the `topics` patterns, the JetStream object store `object_buckets` and the market index
+    bucket `market_bucket` (read all, write only its own key; TTL `market_ttl_s`, `market_replicas`
+    copies: default 1, or min(3, number of routes) on a cluster). `admin_dids`
     (a subset of the allowlist, e.g. the operator's tools) have no restriction at all: whoever can
     create a JetStream stream can make it capture any subject, other nodes' inboxes included.
     A hub listening beyond loopback must use TLS unless `allow_insecure_remote` says the operator
@@ -87,6 +94,9 @@ class HubConfig:
     admin_dids: tuple[str, ...] = ()
     topics: tuple[str, ...] = PUBLIC_TOPICS
     object_buckets: tuple[str, ...] = DEFAULT_OBJECT_BUCKETS
+    market_bucket: str | None = DEFAULT_MARKET_BUCKET
+    market_ttl_s: int = DEFAULT_MARKET_TTL_S
+    market_replicas: int | None = None
     tls: TlsConfig | None = None
     allow_insecure_remote: bool = False
 
@@ -137,6 +147,24 @@ class HubConfig:
         for bucket in self.object_buckets:
             if not isinstance(bucket, str) or not _BUCKET_RE.fullmatch(bucket):
                 raise AgoraError("config_invalid", f"object bucket {bucket!r}: 1-64 letters, digits, '-' or '_'")
+        if self.market_bucket is not None and (
+            not isinstance(self.market_bucket, str) or not _BUCKET_RE.fullmatch(self.market_bucket)
+        ):
+            raise AgoraError(
+                "config_invalid", f"market_bucket {self.market_bucket!r}: 1-64 letters, digits, '-' or '_'"
+            )
+        if isinstance(self.market_ttl_s, bool) or not isinstance(self.market_ttl_s, int) or self.market_ttl_s < 1:
+            raise AgoraError(
+                "config_invalid", f"market_ttl_s must be a positive number of seconds, got {self.market_ttl_s!r}"
+            )
+        if self.market_replicas is not None and (
+            isinstance(self.market_replicas, bool)
+            or not isinstance(self.market_replicas, int)
+            or not 1 <= self.market_replicas <= _MAX_REPLICAS
+        ):
+            raise AgoraError(
+                "config_invalid", f"market_replicas must be 1..{_MAX_REPLICAS}, got {self.market_replicas!r}"
+            )
 
     def _validate_cluster(self, cluster: ClusterConfig) -> None:
         if not _NAME_RE.fullmatch(cluster.name):
@@ -162,14 +190,24 @@ class HubConfig:
                 hint="List the other hubs' cluster URLs (this hub's own URL may be in the list too).",
             )
 
+    @property
+    def market_copies(self) -> int:
+        """Replicas of the market bucket: `market_replicas`, else 1, or min(3, routes) on a cluster."""
+        if self.market_replicas is not None:
+            return self.market_replicas
+        if self.cluster is None:
+            return 1
+        return max(1, min(3, len(set(self.cluster.routes))))
+
     def nkeys(self) -> list[str]:
         return [nkey_from_public(public_from_did(did)) for did in self.allowed_dids or ()]
 
     def user_permissions(self, did: str) -> dict[str, object]:
         """What an allowlisted, non-admin `did` may do on this hub (nats-server `permissions`).
 
-        Publish: any node's inbox (that is how requests are sent), the public topics and the
-        object store's subjects; replies only through `allow_responses` (once, to the reply
+        Publish: any node's inbox (that is how requests are sent), the public topics, the
+        object store's subjects and the market bucket's read subjects plus its OWN key only;
+        replies only through `allow_responses` (once, to the reply
         subject of a message this node received), never to arbitrary `_INBOX` subjects.
         Subscribe: its own inbox, its own reply inbox (`reply_inbox_prefix`), the public topics.
         No JetStream stream may be created or changed (a stream can capture any subject).
@@ -179,6 +217,10 @@ class HubConfig:
             publish.extend(("$JS.API.INFO", "$JS.API.STREAM.NAMES"))  # names: js.subscribe finds a stream by subject
             for bucket in self.object_buckets:
                 publish.extend(_object_store_subjects(bucket))
+        if self.jetstream and self.market_bucket is not None:
+            if "$JS.API.INFO" not in publish:
+                publish.append("$JS.API.INFO")
+            publish.extend(market_subjects(self.market_bucket, did))
         return {
             "publish": {"allow": publish},
             "subscribe": {"allow": [inbox_subject(did), reply_inbox_prefix(did) + ".>", *self.topics]},
@@ -210,6 +252,41 @@ def _object_store_subjects(bucket: str) -> list[str]:
         f"$JS.ACK.{stream}.>",
         f"$JS.FC.{stream}.>",
         f"$O.{bucket}.>",
+    ]
+
+
+def market_key(did: str) -> str:
+    """A provider's key in the market bucket: its DID with `:` as `.` and `%` as `=` (reversible; a DID
+    that cannot be a subject token is `did_invalid`)."""
+    inbox_subject(did)  # the DID rules of subjects: no '.', wildcards or spaces
+    return did.replace(":", ".").replace("%", "=")
+
+
+def did_of_market_key(key: str) -> str:
+    return key.replace(".", ":").replace("=", "%")
+
+
+def market_subjects(bucket: str, did: str) -> list[str]:
+    """What a node may publish on the market bucket: read every key (stream info, get, an ordered consumer
+    to list and watch) and write ONE key, its own (`put` and `delete` both publish to `$KV.<bucket>.<key>`).
+    No purge (it takes a subject filter) and no message delete: a member cannot touch another's ad.
+
+    Read from nats-py 2.16 (js/kv.py, js/client.py key_value/watch, js/manager.py get_msg) and checked on an
+    allowlisted hub by tests/integration/market/test_market_hub.py.
+    """
+    stream = f"KV_{bucket}"
+    api = "$JS.API."
+    return [
+        f"{api}STREAM.INFO.{stream}",
+        f"{api}STREAM.MSG.GET.{stream}",
+        f"{api}DIRECT.GET.{stream}",
+        f"{api}DIRECT.GET.{stream}.>",
+        f"{api}CONSUMER.CREATE.{stream}",
+        f"{api}CONSUMER.CREATE.{stream}.>",
+        f"{api}CONSUMER.INFO.{stream}.*",
+        f"{api}CONSUMER.DELETE.{stream}.*",
+        f"$JS.FC.{stream}.>",
+        f"$KV.{bucket}.{market_key(did)}",
     ]
 
 
@@ -314,11 +391,16 @@ def routes_for(urls: Sequence[str]) -> tuple[str, ...]:
 
 
 __all__ = [
+    "DEFAULT_MARKET_BUCKET",
+    "DEFAULT_MARKET_TTL_S",
     "DEFAULT_OBJECT_BUCKETS",
     "HEADER_ROOM",
     "ClusterConfig",
     "HubConfig",
+    "did_of_market_key",
     "is_loopback",
+    "market_key",
+    "market_subjects",
     "render",
     "routes_for",
 ]

@@ -130,3 +130,24 @@ def test_free_is_always_total_minus_active(sequence: list[tuple[str, int, Capabi
     for alloc_id in list(model):
         t.release(alloc_id)
     assert t.free == TOTAL
+
+
+def test_listeners_hear_every_change_of_free_capacity_and_nothing_else() -> None:
+    t = CapacityTracker(TOTAL)
+    heard: list[int] = []
+    remove = t.on_change(lambda: heard.append(t.free.cpu_millis))
+
+    def broken() -> None:
+        raise RuntimeError("a listener's bug")
+
+    t.on_change(broken)
+    t.reserve("a1", Capability(cpu_millis=1000))
+    with pytest.raises(AgoraError):
+        t.reserve("a2", Capability(cpu_millis=10_000))  # refused: nothing changed, nobody is told
+    t.release("a1")
+    t.release("a1")  # released already: no change
+    assert heard == [3000, 4000]
+    remove()
+    remove()
+    t.reserve("a3", Capability(cpu_millis=1))
+    assert heard == [3000, 4000] and t.free.cpu_millis == 3999

@@ -12,7 +12,14 @@ from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.storage.hub import DEFAULT_BUCKET
 from agora.transport import ClusterConfig, HubConfig, HubProcess, TlsConfig, routes_for
-from agora.transport.hub_config import DEFAULT_OBJECT_BUCKETS, HEADER_ROOM, is_loopback, render
+from agora.transport.hub_config import (
+    DEFAULT_OBJECT_BUCKETS,
+    HEADER_ROOM,
+    did_of_market_key,
+    is_loopback,
+    market_key,
+    render,
+)
 from agora.transport.subjects import reply_inbox_prefix, topic_matches
 
 
@@ -177,6 +184,29 @@ def test_object_store_permissions_follow_the_buckets(tmp_path: Path) -> None:
     assert not any(s.startswith("$") for s in no_js.user_permissions(a.did)["publish"]["allow"])  # type: ignore[index]
 
 
+def test_market_permissions_read_every_key_and_write_only_its_own(tmp_path: Path) -> None:
+    a, b = Keypair.generate(), Keypair.generate()
+    config = HubConfig(home=tmp_path, allowed_dids=(a.did, b.did), market_bucket="ads")
+    publish = config.user_permissions(a.did)["publish"]["allow"]  # type: ignore[index]
+    kv_writes = [s for s in publish if s.startswith("$KV.")]
+    assert kv_writes == ["$KV.ads." + market_key(a.did)]
+    assert market_key(b.did) not in " ".join(publish)
+    assert "$JS.API.STREAM.INFO.KV_ads" in publish and "$JS.API.CONSUMER.CREATE.KV_ads.>" in publish
+    assert not any("PURGE.KV_" in s or "MSG.DELETE" in s or "STREAM.CREATE" in s for s in publish)
+    assert publish.count("$JS.API.INFO") == 1
+    none = HubConfig(home=tmp_path, allowed_dids=(a.did,), market_bucket=None, object_buckets=())
+    assert not any(s.startswith("$") for s in none.user_permissions(a.did)["publish"]["allow"])  # type: ignore[index]
+    assert did_of_market_key(market_key(a.did)) == a.did
+
+
+def test_market_bucket_copies_follow_the_cluster(tmp_path: Path) -> None:
+    routes = routes_for([f"nats://127.0.0.1:{p}" for p in (1, 2, 3, 4)])
+    assert HubConfig(home=tmp_path).market_copies == 1
+    assert HubConfig(home=tmp_path, cluster=ClusterConfig(port=1, routes=routes)).market_copies == 3
+    assert HubConfig(home=tmp_path, cluster=ClusterConfig(port=1, routes=routes[:2])).market_copies == 2
+    assert HubConfig(home=tmp_path, market_replicas=5).market_copies == 5
+
+
 def test_permission_settings_are_validated(tmp_path: Path) -> None:
     a, b = Keypair.generate(), Keypair.generate()
     _fail("config_invalid", home=tmp_path, allowed_dids=(a.did,), admin_dids=(b.did,))
@@ -186,6 +216,11 @@ def test_permission_settings_are_validated(tmp_path: Path) -> None:
     _fail("config_invalid", home=tmp_path, topics="agora.announce")
     for bucket in ("", "a.b", "a b", "x" * 65, "*"):
         _fail("config_invalid", home=tmp_path, object_buckets=(bucket,))
+        _fail("config_invalid", home=tmp_path, market_bucket=bucket)
+    for ttl in (0, -1, 1.5, True):
+        _fail("config_invalid", home=tmp_path, market_ttl_s=ttl)
+    for replicas in (0, 6, True):
+        _fail("config_invalid", home=tmp_path, market_replicas=replicas)
     HubConfig(home=tmp_path, allowed_dids=(a.did,), admin_dids=(a.did,), topics=("agora.*", "jobs.>")).validate()
 
 

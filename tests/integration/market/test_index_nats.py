@@ -1,0 +1,48 @@
+"""The MarketIndex conformance suite on the NATS JetStream KV index, against a real nats-server.
+
+The hostile hub writes raw bytes straight into the bucket (any writer of an open hub can), so the
+suite checks that readers verify what the hub serves, exactly as for the memory index.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+
+from agora.errors import AgoraError
+from agora.market.index_nats import NatsMarketIndex, did_of_key, market_key
+from agora.transport import HubProcess
+from agora.transport.reachability import close_client
+from tests.unit.market.index_conformance import Hub, IndexConformance
+
+pytestmark = pytest.mark.integration
+
+
+class TestNatsMarketIndex(IndexConformance):
+    @pytest.fixture
+    async def hub(self, hub: HubProcess) -> AsyncIterator[Hub]:
+        nc = await nats.connect(hub.url, allow_reconnect=False)
+        index = NatsMarketIndex(nc, f"t-{secrets.token_hex(4)}", ttl_s=60)
+
+        async def hostile(key: str, raw: bytes) -> None:
+            await index._write(market_key(key), raw)
+
+        try:
+            yield index, hostile
+        finally:
+            await index.close()
+            await close_client(nc)
+
+
+def test_keys_are_valid_kv_keys_and_reversible() -> None:
+    did = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
+    assert market_key(did) == "did.key.z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
+    assert did_of_key(market_key(did)) == did
+    odd = "did:web:example.org%3A8443"
+    with pytest.raises(AgoraError) as raised:  # '.' is not allowed in a DID token
+        market_key(odd)
+    assert raised.value.code == "did_invalid"
+    assert did_of_key(market_key("did:web:host%3A8443")) == "did:web:host%3A8443"
