@@ -1,11 +1,15 @@
 """The job record a requester keeps: the job's state, and one unit per task instance it runs (pure data).
 
 Job states: submitted -> running -> completed | failed | cancelled (submitted may also end directly
-in failed or cancelled). A unit (one instance of one task: `name`, or `name-<i>` when the job's count
-is above 1) goes pending -> starting -> running -> completed | failed | cancelled, visits
-waiting_retry between attempts, and is `skipped` when an earlier stage of the workflow failed. Every
-move lands in the record's history with its time and cause; an illegal move is a bug and raises
-`invalid_argument` instead of rewriting history.
+in failed or cancelled). A job placed by the market (no `--node`) goes submitted -> matching ->
+running, visiting `pending` while a unit fits nowhere (the queue) and `matching` again when the index
+changes. A unit (one instance of one task: `name`, or `name-<i>` when the job's count is above 1) goes
+pending -> starting -> running -> completed | failed | cancelled, visits waiting_retry between
+attempts, and is `skipped` when an earlier stage of the workflow failed; placed by the market it goes
+pending -> matching -> bidding -> awarded -> committed -> starting -> ..., back to `pending` when
+nothing fits (or nothing committed), and from waiting_retry to `matching` when it is placed again
+elsewhere (re-placement). Every move lands in the record's history with its time and cause; an
+illegal move is a bug and raises `invalid_argument` instead of rewriting history.
 
 Stored as rows: the job's own row in `jobs` (no units in it, only `unit_count`) and one row per unit in
 `job_units` (id `<job id>/<unit key>`, with `job_id` and its `order`), so a unit's move rewrites that unit
@@ -25,23 +29,34 @@ RUNNING = "running"
 COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
+PENDING = "pending"
+MATCHING = "matching"
+BIDDING = "bidding"
+AWARDED = "awarded"
+COMMITTED = "committed"
 JOB_TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
 JOB_MOVES: dict[str, frozenset[str]] = {
-    SUBMITTED: frozenset({RUNNING, FAILED, CANCELLED}),
+    SUBMITTED: frozenset({MATCHING, RUNNING, FAILED, CANCELLED}),
+    MATCHING: frozenset({PENDING, RUNNING, FAILED, CANCELLED}),
+    PENDING: frozenset({MATCHING, RUNNING, FAILED, CANCELLED}),
     RUNNING: frozenset({COMPLETED, FAILED, CANCELLED}),
 }
 
-PENDING = "pending"
 STARTING = "starting"
 WAITING_RETRY = "waiting_retry"
 SKIPPED = "skipped"
 UNIT_TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED, SKIPPED})
 UNIT_MOVES: dict[str, frozenset[str]] = {
-    PENDING: frozenset({STARTING, CANCELLED, SKIPPED}),
+    PENDING: frozenset({MATCHING, STARTING, FAILED, CANCELLED, SKIPPED}),
+    MATCHING: frozenset({BIDDING, PENDING, FAILED, CANCELLED}),
+    BIDDING: frozenset({AWARDED, PENDING, FAILED, CANCELLED}),
+    AWARDED: frozenset({COMMITTED, BIDDING, PENDING, FAILED, CANCELLED}),
+    COMMITTED: frozenset({STARTING, FAILED, CANCELLED}),
     STARTING: frozenset({RUNNING, WAITING_RETRY, FAILED, CANCELLED}),
     RUNNING: frozenset({COMPLETED, WAITING_RETRY, FAILED, CANCELLED}),
-    WAITING_RETRY: frozenset({STARTING, FAILED, CANCELLED}),
+    WAITING_RETRY: frozenset({STARTING, MATCHING, FAILED, CANCELLED}),
 }
+MAX_ROUNDS_KEPT = 10  # placement rounds (their `why`) a unit keeps, the newest
 COLLECTION = "jobs"
 UNITS = "job_units"
 
@@ -70,10 +85,16 @@ class UnitRecord:
     started_at: float | None = None
     ended_at: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    placements: list[dict[str, Any]] = field(default_factory=list)  # the why of each market round, newest last
+    excluded: list[str] = field(default_factory=list)  # providers lost under this unit: never placed there again
 
     @property
     def ended(self) -> bool:
         return self.state in UNIT_TERMINAL
+
+    def add_round(self, why: dict[str, Any]) -> None:
+        self.placements.append(why)
+        del self.placements[:-MAX_ROUNDS_KEPT]
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -90,6 +111,8 @@ class UnitRecord:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "history": list(self.history),
+            "placements": list(self.placements),
+            "excluded": list(self.excluded),
         }
 
     def row(self, job_id: str, order: int) -> dict[str, Any]:
@@ -125,6 +148,8 @@ class JobRecord:
     ended_at: float | None = None
     error: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    market: bool = False  # placed by the market (no --node, or --node without a grant: `only` that node)
+    deadline: float | None = None  # a market job that fits nowhere waits in the queue until then
 
     def __post_init__(self) -> None:
         if not self.history:
@@ -168,6 +193,8 @@ class JobRecord:
             "ended_at": self.ended_at,
             "error": self.error,
             "history": list(self.history),
+            "market": self.market,
+            "deadline": self.deadline,
         }
 
     def row(self) -> dict[str, Any]:
@@ -200,11 +227,15 @@ class JobRecord:
 
 
 __all__ = [
+    "AWARDED",
+    "BIDDING",
     "CANCELLED",
     "COLLECTION",
+    "COMMITTED",
     "COMPLETED",
     "FAILED",
     "JOB_TERMINAL",
+    "MATCHING",
     "PENDING",
     "RUNNING",
     "SKIPPED",
