@@ -206,7 +206,7 @@ class JobRecord:
     @classmethod
     def from_doc(cls, doc: dict[str, Any], unit_rows: list[dict[str, Any]] | None = None) -> JobRecord:
         """A whole record (`to_doc`), or a job row and its unit rows (in any order)."""
-        data = {k: v for k, v in doc.items() if k != "unit_count"}
+        data = {k: v for k, v in doc.items() if k not in ("unit_count", "queue")}  # queue: a live view
         if unit_rows is not None:
             data["units"] = [UnitRecord.from_row(r) for r in sorted(unit_rows, key=lambda r: int(r["order"]))]
         else:
