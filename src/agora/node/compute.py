@@ -46,7 +46,9 @@ from agora.compute import (
 )
 from agora.errors import AgoraError
 from agora.executors.registry import ExecutorRegistry, default_registry
+from agora.market import MarketIndex
 from agora.orchestrator import JobRunner, RunnerSettings
+from agora.orchestrator.placement import PlacementSettings, Placer
 from agora.resources import (
     BenchConfig,
     BenchmarkResult,
@@ -74,6 +76,8 @@ class ComputeOptions:
     settings: ComputeSettings | None = None
     runner: RunnerSettings | None = None
     registry: ExecutorRegistry | None = None  # default: every engine this machine has
+    market_index: MarketIndex | None = None  # the market: a job with no --node is placed through it
+    placement: PlacementSettings | None = None
 
     @classmethod
     def from_config(cls, config: NodeConfig) -> ComputeOptions:
@@ -127,6 +131,9 @@ class ComputeFeature(Actor):
             clock=node.clock,
             settings=options.runner,
             published=self.stores,
+            placer=None
+            if options.market_index is None
+            else Placer(node.runtime, options.market_index, clock=node.clock, settings=options.placement),
         )
 
     async def start(self) -> None:
