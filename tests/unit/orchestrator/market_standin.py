@@ -5,7 +5,7 @@ envelope of `agora.wire.market_rpc`) with the real pieces: `market.bidding.answe
 from the provider's offer (or declines with coded reasons), `wire.market` signs the bid / decline /
 commit, and `market.reservations.ReservationBook` reserves the capacity on commit (all or nothing) and
 gives it back on release. It runs on a real provider of the compute harness (memory transport, real
-wasm executor), whose ad it publishes to a `MemoryMarketIndex`. Knobs let a test play a slow, silent or
+wasm executor) or a real node, whose ad it publishes to a `MemoryMarketIndex`. Knobs let a test play a slow, silent or
 refusing provider. The bid carries a delegation from the provider to the requester for `/agora/alloc`
 (the real bidder scopes it to the job with a policy; here it is only short-lived).
 """
@@ -18,6 +18,7 @@ from typing import Any
 from agora.actor import Actor, CallContext, behavior
 from agora.clock import SYSTEM_CLOCK
 from agora.errors import AgoraError
+from agora.identity import Keypair
 from agora.market import MemoryMarketIndex, Quote, ReservationBook, answer
 from agora.models.capability import Capability, GiB
 from agora.models.offer import ResourceOffer
@@ -54,9 +55,9 @@ def make_offer(did: str, *, cpu_price: int = 1, cpu: int = 4000, memory: int = 4
 class StandInBidder(Actor):
     name = "market-standin"
 
-    def __init__(self, provider: Provider, offer: ResourceOffer) -> None:
-        self.provider = provider
-        self.kp = provider.keypair
+    def __init__(self, keypair: Keypair, offer: ResourceOffer, provider: Provider | None = None) -> None:
+        self.provider = provider  # the compute harness's provider it runs on, when it is one
+        self.kp = keypair
         self.offer = offer
         self.book = ReservationBook(offer.resources)
         self._requests: dict[str, BidRequest] = {}

@@ -32,7 +32,7 @@ class Market:
 
     async def add(self, name: str, *, price: int = 1, cpu: int = 4000, publish: bool = True) -> StandInBidder:
         p = await make_provider(self.net, self.home / name)
-        bidder = StandInBidder(p, make_offer(p.did, cpu_price=price, cpu=cpu))
+        bidder = StandInBidder(p.keypair, make_offer(p.did, cpu_price=price, cpu=cpu), p)
         p.runtime.register(bidder)
         self.providers.append((p, bidder))
         if publish:
@@ -216,6 +216,7 @@ async def test_node_without_a_grant_is_the_only_candidate_and_with_a_grant_the_o
     assert doc["state"] == "completed", doc["error"]
     assert doc["units"][0]["node"] == named.did and not cheap.asked
     assert len(doc["units"][0]["placements"][-1]["decision"]["candidates"]) == 1
+    assert cheap.provider is not None
     await grant(cheap.provider, buyer)
     doc = await ended(buyer, await submit(buyer, spec(tmp_path), tmp_path, node=cheap.did))
     assert doc["state"] == "completed" and doc["market"] is False and doc["units"][0]["placements"] == []
@@ -239,6 +240,7 @@ async def test_a_unit_whose_provider_is_lost_is_placed_again_elsewhere(
         return check
 
     await until(running_on(first.did), "the unit running on the first provider")
+    assert first.provider is not None
     await first.provider.manager.stop()  # the provider goes down under the unit: its allocation is lost
     await until(running_on(second.did), "the unit placed again on the second provider", timeout=20)
     await buyer.runner.cancel(job_id)
