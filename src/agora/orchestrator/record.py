@@ -51,12 +51,13 @@ UNIT_MOVES: dict[str, frozenset[str]] = {
     MATCHING: frozenset({BIDDING, PENDING, FAILED, CANCELLED}),
     BIDDING: frozenset({AWARDED, PENDING, FAILED, CANCELLED}),
     AWARDED: frozenset({COMMITTED, BIDDING, PENDING, FAILED, CANCELLED}),
-    COMMITTED: frozenset({STARTING, FAILED, CANCELLED}),
+    COMMITTED: frozenset({STARTING, PENDING, FAILED, CANCELLED}),
     STARTING: frozenset({RUNNING, WAITING_RETRY, FAILED, CANCELLED}),
     RUNNING: frozenset({COMPLETED, WAITING_RETRY, FAILED, CANCELLED}),
     WAITING_RETRY: frozenset({STARTING, MATCHING, FAILED, CANCELLED}),
 }
 MAX_ROUNDS_KEPT = 10  # placement rounds (their `why`) a unit keeps, the newest
+PLACING = frozenset({PENDING, MATCHING, BIDDING, AWARDED, COMMITTED})  # a unit not started yet
 COLLECTION = "jobs"
 UNITS = "job_units"
 
@@ -150,6 +151,7 @@ class JobRecord:
     history: list[dict[str, Any]] = field(default_factory=list)
     market: bool = False  # placed by the market (no --node, or --node without a grant: `only` that node)
     deadline: float | None = None  # a market job that fits nowhere waits in the queue until then
+    prepared: dict[str, Any] | None = None  # a market job's prepared tasks (blobs kept in `dir`): it survives a restart
 
     def __post_init__(self) -> None:
         if not self.history:
@@ -159,6 +161,16 @@ class JobRecord:
     @property
     def ended(self) -> bool:
         return self.state in JOB_TERMINAL
+
+    @property
+    def queued(self) -> bool:
+        """A market job none of whose units started: it waits in the queue, and survives a restart."""
+        return (
+            self.market
+            and self.prepared is not None
+            and self.state in (SUBMITTED, MATCHING, PENDING)
+            and all(u.state in PLACING for u in self.units)
+        )
 
     def move(self, state: str, at: float, cause: str) -> None:
         _check_move(JOB_MOVES, f"job {self.id}", self.state, state)
@@ -195,6 +207,7 @@ class JobRecord:
             "history": list(self.history),
             "market": self.market,
             "deadline": self.deadline,
+            "prepared": self.prepared,
         }
 
     def row(self) -> dict[str, Any]:
@@ -237,6 +250,7 @@ __all__ = [
     "JOB_TERMINAL",
     "MATCHING",
     "PENDING",
+    "PLACING",
     "RUNNING",
     "SKIPPED",
     "STARTING",

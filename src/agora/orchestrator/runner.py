@@ -34,7 +34,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import secrets
+import shutil
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +54,7 @@ from agora.models.job import JobSpec, failure_class
 from agora.orchestrator.joblog import JobLog
 from agora.orchestrator.outputs import PublishedOutputs, fetch_output
 from agora.orchestrator.placement import Placed, Placer
-from agora.orchestrator.prepare import PreparedTask, prepare_task
+from agora.orchestrator.prepare import Blob, PreparedTask, prepare_task
 from agora.orchestrator.provider import ProofSource, ProviderLink
 from agora.orchestrator.record import (
     CANCELLED,
@@ -78,6 +80,7 @@ from agora.wire import alloc
 from agora.wire.alloc import ACCEPTED, LogsPage, StatusReply, WatchArgs
 
 log = logging.getLogger("agora.orchestrator")
+PREPARED_DIR = ".prepared"  # under a market job's dir: its prepared blobs, so the queue survives a restart
 
 MAX_POLLS = 10_000_000  # a bound, not a plan: a watch waits up to status_wait_s
 
@@ -109,6 +112,7 @@ class _Run:
     order: dict[str, int] = field(default_factory=dict)  # unit key -> its place in the record
     only: str | None = None  # a market job's one candidate (--node without a grant)
     placed: dict[str, Placed] = field(default_factory=dict)  # unit key -> its committed placement
+    parked: bool = False  # left in the queue by a stop: resumed by the next start's `recover`
 
     def __post_init__(self) -> None:
         self.order = {u.key: i for i, u in enumerate(self.record.units)}
@@ -152,12 +156,15 @@ class JobRunner(Actor):
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def recover(self) -> int:
-        """Jobs that were running when this node went down cannot be followed any more: fail them."""
+        """Jobs that were running when this node went down cannot be followed any more: fail them. Market
+        jobs still waiting for a provider (none of their units started) go back to the queue instead."""
         n = 0
         orphans: list[tuple[str, str, str, str]] = []  # (job, unit, node, alloc_id) possibly still running
         for state in ("submitted", MATCHING, PENDING, RUNNING):
             for doc in await self.store.query(COLLECTION, {"state": state}, limit=10_000):
                 rec = await self._load(doc)
+                if rec.queued and self.placer is not None and await self._resume(rec):
+                    continue
                 now = self.clock.now()
                 err = AgoraError("alloc_interrupted", "this node stopped while the job ran")
                 for u in rec.units:
@@ -205,7 +212,29 @@ class JobRunner(Actor):
             with contextlib.suppress(AgoraError):
                 await self.store.append_event("job.orphan", job_id, data)
 
+    async def _resume(self, rec: JobRecord) -> bool:
+        """Put a queued market job back in the queue after a restart (its units placed again from the start);
+        False when its prepared blobs are gone (it then fails as any other job cut by the restart)."""
+        try:
+            spec = parse_job(rec.spec)
+            prepared = await asyncio.to_thread(_load_prepared, rec, spec)
+        except (AgoraError, OSError) as err:
+            log.warning("job %s cannot go back to the queue: %s", rec.id, err)
+            return False
+        now = self.clock.now()
+        for u in rec.units:
+            if u.state != PENDING:
+                u.move(PENDING, now, "requester restarted: placed again")
+        cause = "requester restarted: back in the queue"
+        await self._persist(rec, "job.state", rec.id, {"state": rec.state, "cause": cause}, units=rec.units)
+        run = _Run(rec, spec, prepared, JobLog(), only=rec.node or None)
+        self._runs[rec.id] = run
+        self._keep_log(rec.id, run.log)
+        run.task = asyncio.create_task(self._run_job(run), name=f"job:{rec.id}")
+        return True
+
     async def stop(self) -> None:
+        """Cancel every job, except queued market jobs: they stay in the store's queue for the next start."""
         self._closed = True
         for bg in (self._recovering, self._index_watch):
             if bg is not None:
@@ -213,7 +242,11 @@ class JobRunner(Actor):
                 await asyncio.gather(bg, return_exceptions=True)
         runs = list(self._runs.values())
         for run in runs:
-            await self._cancel_run(run, "the node is stopping")
+            if run.record.queued and run.task is not None:
+                run.parked = True
+                run.task.cancel()
+            else:
+                await self._cancel_run(run, "the node is stopping")
         tasks = [r.task for r in runs if r.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=30)
@@ -242,6 +275,7 @@ class JobRunner(Actor):
         dirs = [Path(d) for d in base_dirs]
         prepared = await asyncio.to_thread(lambda: {t.name: prepare_task(t, dirs) for t in spec.tasks})
         job_id = "job-" + secrets.token_hex(8)
+        kept = await asyncio.to_thread(_save_prepared, self.jobs_dir / job_id, prepared) if market else None
         units = [
             UnitRecord(key=t.name if spec.count == 1 else f"{t.name}-{i}", task=t.name, index=i, node=target)
             for t in spec.tasks
@@ -262,6 +296,7 @@ class JobRunner(Actor):
             units=units,
             market=market,
             deadline=deadline,
+            prepared=kept,
         )
         await self._persist(
             rec, "job.state", job_id, {"state": rec.state, "cause": "submitted", "node": target}, units=rec.units
@@ -416,7 +451,7 @@ class JobRunner(Actor):
     async def _run_job(self, run: _Run) -> None:
         rec = run.record
         try:
-            if rec.market:
+            if rec.market and rec.state == "submitted":  # (a job back from the queue is past this)
                 where = f"only {run.only}" if run.only else "every provider in the market index"
                 await self._job_move(run, MATCHING, f"placing {len(rec.units)} unit(s) on {where}")
             else:
@@ -455,6 +490,8 @@ class JobRunner(Actor):
             run.log.close()
             self._runs.pop(rec.id, None)
             run.done.set()
+            if rec.prepared is not None and not run.parked:
+                await asyncio.to_thread(shutil.rmtree, Path(rec.dir) / PREPARED_DIR, True)
 
     async def _job_running(self, run: _Run, cause: str) -> None:
         if run.record.state in (MATCHING, PENDING):
@@ -736,6 +773,45 @@ class JobRunner(Actor):
             run.log.add(unit.key, "agora", f"[{page.dropped} log lines dropped]", self.clock.now(), unit.attempts)
         for line in page.lines:
             run.log.add(unit.key, line.stream, line.line, line.ts, unit.attempts)
+
+
+def _save_prepared(job_dir: Path, prepared: Mapping[str, PreparedTask]) -> dict[str, Any]:
+    """Keep a market job's prepared blobs under its dir (by sha256), and return what names them."""
+    root = job_dir / PREPARED_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {}
+    for name, p in prepared.items():
+        blobs = ([p.module] if p.module is not None else []) + list(p.local_inputs.values())
+        for blob in blobs:
+            path = root / blob.sha256
+            if not path.exists():
+                tmp = root / f".{blob.sha256}.{secrets.token_hex(4)}"
+                tmp.write_bytes(blob.data)
+                os.replace(tmp, path)
+        out[name] = {
+            "wire": p.wire,
+            "module": p.module.sha256 if p.module is not None else None,
+            "inputs": {n: b.sha256 for n, b in p.local_inputs.items()},
+        }
+    return out
+
+
+def _load_prepared(rec: JobRecord, spec: JobSpec) -> dict[str, PreparedTask]:
+    """The prepared tasks `_save_prepared` kept, each blob checked against its name."""
+    root = Path(rec.dir) / PREPARED_DIR
+
+    def blob(sha: str) -> Blob:
+        b = Blob.of((root / sha).read_bytes())
+        if b.sha256 != sha:
+            raise AgoraError("storage_integrity", f"the kept blob {sha} of job {rec.id} changed on disk")
+        return b
+
+    out = {}
+    for name, d in (rec.prepared or {}).items():
+        module = blob(d["module"]) if d.get("module") else None
+        inputs = {n: blob(s) for n, s in d.get("inputs", {}).items()}
+        out[name] = PreparedTask(spec.task(name), dict(d["wire"]), module, inputs)
+    return out
 
 
 def _with_bid_proofs(placed: Placed, fallback: ProofSource) -> ProofSource:

@@ -64,6 +64,15 @@ async def market(net: MemoryNetwork, tmp_path: Path, index: MemoryMarketIndex) -
 async def buyer(net: MemoryNetwork, tmp_path: Path, index: MemoryMarketIndex) -> AsyncIterator[Requester]:
     """A requester whose runner has a placer on the market index."""
     r = await make_requester(net, tmp_path / "buyer")
+    market_runner(r, index)
+    yield r
+    await r.runner.stop()
+    await r.runtime.transport.close()
+    await r.store.close()
+
+
+def market_runner(r: Requester, index: MemoryMarketIndex) -> JobRunner:
+    """Replace the requester's runner by one with a placer on `index` (what a node with a market does)."""
     r.runtime.unregister(r.runner)
     r.runner = JobRunner(
         runtime=r.runtime,
@@ -74,10 +83,7 @@ async def buyer(net: MemoryNetwork, tmp_path: Path, index: MemoryMarketIndex) ->
         placer=Placer(r.runtime, index, settings=FAST),
     )
     r.runtime.register(r.runner)
-    yield r
-    await r.runner.stop()
-    await r.runtime.transport.close()
-    await r.store.close()
+    return r.runner
 
 
 def spec(tmp: Path, *, cpu: float = 1, **extra: Any) -> dict[str, Any]:
@@ -196,6 +202,29 @@ async def test_past_its_deadline_a_pending_job_fails_deadline_exceeded_with_the_
     assert doc["error"]["code"] == "deadline_exceeded"
     assert doc["error"]["details"]["blocking"] == {"insufficient_cpu": 1}
     assert doc["units"][0]["state"] == "failed"
+
+
+async def test_the_queue_survives_a_restart_of_the_requester(
+    market: Market, buyer: Requester, tmp_path: Path, index: MemoryMarketIndex
+) -> None:
+    await market.add("small", cpu=1000)
+    job_id = await submit(buyer, spec(tmp_path, cpu=2), tmp_path)
+    await state_is(buyer, job_id, "pending")
+    await buyer.runner.stop()  # the requester's node stops: the queued job stays queued in the store
+    row = await buyer.store.get("jobs", job_id)
+    assert row is not None and row["state"] == "pending"
+    (tmp_path / "hello.wasm").unlink()  # what it runs was kept with the job, not read again
+    fresh = market_runner(buyer, index)
+    assert await fresh.recover() == 0  # nothing failed: the job is back in the queue
+    await state_is(buyer, job_id, "pending")
+    assert (await fresh.get(job_id))["queue"]["position"] == 1
+    big = await market.add("big", cpu=4000)
+    doc = await ended(buyer, job_id)
+    assert doc["state"] == "completed", doc["error"]
+    assert doc["units"][0]["node"] == big.did
+    causes = [e.data["cause"] for e in await buyer.store.events(kind="job.state", subject=job_id)]
+    assert "requester restarted: back in the queue" in causes
+    assert not (Path(doc["dir"]) / ".prepared").exists()
 
 
 async def test_cancel_works_while_pending(market: Market, buyer: Requester, tmp_path: Path) -> None:
