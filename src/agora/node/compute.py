@@ -44,6 +44,7 @@ from agora.compute import (
     S3Settings,
     describe,
 )
+from agora.discovery import Change
 from agora.errors import AgoraError
 from agora.executors.registry import ExecutorRegistry, default_registry
 from agora.market import MarketIndex
@@ -159,11 +160,17 @@ class ComputeFeature(Actor):
         )
         interrupted = await self.manager.recover()
         failed_jobs = await self.runner.recover()
+        self.node.peer_listeners.append(self._on_peer_change)
         if interrupted or failed_jobs:
             log.warning("after a restart: %d allocation(s) and %d job(s) marked failed", interrupted, failed_jobs)
         await self.book.load()
         if self.options.benchmark and self.benchmark is None:
             self._bench_task = asyncio.create_task(self._bench(), name="onboarding-benchmark")
+
+    def _on_peer_change(self, change: Change) -> None:
+        """A provider lost or gone: the market units running there are placed again elsewhere."""
+        if change.kind in ("peer.lost", "peer.left"):
+            self.runner.provider_lost(change.did, f"discovery: {change.kind}")
 
     async def _hub_ping(self) -> float:
         """One signed ping to this node through its hub (the transport, not the local shortcut)."""

@@ -113,6 +113,8 @@ class _Run:
     only: str | None = None  # a market job's one candidate (--node without a grant)
     placed: dict[str, Placed] = field(default_factory=dict)  # unit key -> its committed placement
     parked: bool = False  # left in the queue by a stop: resumed by the next start's `recover`
+    lost: dict[str, tuple[str, asyncio.Event]] = field(default_factory=dict)  # unit key -> (provider, lost)
+    lost_cause: str = ""
 
     def __post_init__(self) -> None:
         self.order = {u.key: i for i, u in enumerate(self.record.units)}
@@ -378,6 +380,19 @@ class JobRunner(Actor):
         await self._cancel_run(run, cause)
         return run.record.summary()
 
+    def provider_lost(self, provider: str, cause: str = "discovery marked it lost") -> int:
+        """Discovery says `provider` is gone: every market unit running there stops following it at once
+        and fails `alloc_interrupted` (the `node_lost` class), so it is placed again elsewhere within its
+        retry policy, that provider excluded. Returns how many units were told."""
+        n = 0
+        for run in self._runs.values():
+            for node, lost in run.lost.values():
+                if node == provider and not lost.is_set():
+                    run.lost_cause = cause
+                    lost.set()
+                    n += 1
+        return n
+
     async def outputs(self, job_id: str) -> list[dict[str, Any]]:
         rec = JobRecord.from_doc(await self.get(job_id))
         return [{"task": u.key, **o} for u in rec.units for o in u.outputs]
@@ -487,11 +502,12 @@ class JobRunner(Actor):
                 run.placed.pop(key, None)
                 if self.placer is not None:
                     await self.placer.release(placed, "the job ended before the start")
+            if rec.prepared is not None and not run.parked:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(shutil.rmtree, Path(rec.dir) / PREPARED_DIR, True)
             run.log.close()
             self._runs.pop(rec.id, None)
             run.done.set()
-            if rec.prepared is not None and not run.parked:
-                await asyncio.to_thread(shutil.rmtree, Path(rec.dir) / PREPARED_DIR, True)
 
     async def _job_running(self, run: _Run, cause: str) -> None:
         if run.record.state in (MATCHING, PENDING):
@@ -661,6 +677,8 @@ class JobRunner(Actor):
         unit.alloc_id = alloc_id
         unit.receipt = None
         run.active[unit.key] = (link, alloc_id)
+        if rec.market:  # from here on, discovery may say the provider is lost (`provider_lost`)
+            run.lost[unit.key] = (unit.node, asyncio.Event())
         status: StatusReply | None = None
         try:
             await self._unit_move(run, unit, RUNNING, f"allocation {alloc_id} accepted")
@@ -668,13 +686,35 @@ class JobRunner(Actor):
             if run.cancel.is_set():
                 await link.cancel(alloc_id)
             timeout = next(t for t in run.spec.tasks if t.name == unit.task).timeout
-            status = await self._follow(run, unit, link, alloc_id, timeout)
+            if rec.market:
+                status = await self._follow_unless_lost(run, unit, link, alloc_id, timeout)
+            else:
+                status = await self._follow(run, unit, link, alloc_id, timeout)
         finally:
             run.active.pop(unit.key, None)
+            run.lost.pop(unit.key, None)
             if status is None:  # we lost track of it: do not leave it running on the provider
                 with contextlib.suppress(AgoraError, TimeoutError):
                     await asyncio.wait_for(link.cancel(alloc_id), 2.0)
         await self._finish(run, unit, link, status, invocation)
+
+    async def _follow_unless_lost(
+        self, run: _Run, unit: UnitRecord, link: ProviderLink, alloc_id: str, timeout: float | None
+    ) -> StatusReply:
+        """`_follow`, cut short when discovery marks the provider lost (`provider_lost`)."""
+        lost = run.lost[unit.key][1]
+        follow = asyncio.create_task(self._follow(run, unit, link, alloc_id, timeout), name=f"follow:{unit.key}")
+        waiter = asyncio.create_task(lost.wait(), name=f"lost:{unit.key}")
+        try:
+            await asyncio.wait({follow, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            if not follow.done():
+                follow.cancel()
+            await asyncio.gather(follow, waiter, return_exceptions=True)
+        if not lost.is_set() or (follow.done() and not follow.cancelled() and follow.exception() is None):
+            return follow.result()
+        raise AgoraError("alloc_interrupted", f"{unit.node} is lost ({run.lost_cause}); allocation {alloc_id} given up")
 
     async def _finish(
         self, run: _Run, unit: UnitRecord, link: ProviderLink, status: StatusReply, invocation: CID
@@ -730,10 +770,13 @@ class JobRunner(Actor):
         failures = 0
         ended: StatusReply | None = None
         drain_until = 0.0
+        lost = run.lost.get(unit.key)
         for _ in range(MAX_POLLS):
             began = loop.time()
             if ended is not None and began >= drain_until:
                 return ended
+            if ended is None and lost is not None and lost[1].is_set():  # (a cancel that did not land)
+                raise AgoraError("alloc_interrupted", f"{unit.node} is lost; allocation {alloc_id} given up")
             if ended is None and deadline is not None and began >= deadline:
                 raise AgoraError(
                     "task_timeout",

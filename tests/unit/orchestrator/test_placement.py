@@ -215,7 +215,7 @@ async def test_the_queue_survives_a_restart_of_the_requester(
     assert row is not None and row["state"] == "pending"
     (tmp_path / "hello.wasm").unlink()  # what it runs was kept with the job, not read again
     fresh = market_runner(buyer, index)
-    assert await fresh.recover() == 0  # nothing failed: the job is back in the queue
+    assert await fresh.recover() == 0, await fresh.get(job_id)  # nothing failed: the job is back in the queue
     await state_is(buyer, job_id, "pending")
     assert (await fresh.get(job_id))["queue"]["position"] == 1
     big = await market.add("big", cpu=4000)
@@ -271,10 +271,44 @@ async def test_a_unit_whose_provider_is_lost_is_placed_again_elsewhere(
     await until(running_on(first.did), "the unit running on the first provider")
     assert first.provider is not None
     await first.provider.manager.stop()  # the provider goes down under the unit: its allocation is lost
-    await until(running_on(second.did), "the unit placed again on the second provider", timeout=20)
+    try:
+        await until(running_on(second.did), "the unit placed again on the second provider", timeout=20)
+    except AssertionError:
+        raise AssertionError((await buyer.runner.get(job_id))["units"][0]["history"]) from None
     await buyer.runner.cancel(job_id)
     doc = await ended(buyer, job_id)
     [unit] = doc["units"]
     assert unit["excluded"] == [first.did]
     assert "waiting_retry" in states(unit) and states(unit).count("committed") == 2
     assert unit["placements"][-1]["excluded"] == [first.did]
+
+
+async def test_a_provider_discovery_marks_lost_has_its_units_placed_again_at_once(
+    market: Market, buyer: Requester, tmp_path: Path
+) -> None:
+    first = await market.add("first", price=1)
+    second = await market.add("second", price=2)
+    (tmp_path / "spin.wasm").write_bytes(wat.spin())
+    task = {"name": "spin", "module": "spin.wasm", "resources": {"cpu": 1, "memory": "64Mi"}, "timeout": 30}
+    job_id = await submit(buyer, {"name": "lost", "tasks": [task], "retry": {"attempts": 1, "backoff": 0}}, tmp_path)
+
+    def running_on(did: str) -> Callable[[], bool]:
+        def check() -> bool:
+            run = buyer.runner._runs.get(job_id)
+            return run is not None and any(u.node == did and u.state == "running" for u in run.record.units)
+
+        return check
+
+    await until(running_on(first.did), "the unit running on the first provider")
+    assert buyer.runner.provider_lost(second.did) == 0  # nothing runs there
+    assert buyer.runner.provider_lost(first.did, "discovery: peer.lost") == 1
+    try:
+        await until(running_on(second.did), "the unit placed again on the second provider", timeout=20)
+    except AssertionError:
+        raise AssertionError((await buyer.runner.get(job_id))["units"][0]["history"]) from None
+    await buyer.runner.cancel(job_id)
+    doc = await ended(buyer, job_id)
+    [unit] = doc["units"]
+    assert unit["excluded"] == [first.did]
+    retry = next(h for h in unit["history"] if h["state"] == "waiting_retry")
+    assert retry["cause"].startswith("alloc_interrupted:") and "discovery: peer.lost" in retry["cause"]
