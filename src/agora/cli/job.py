@@ -109,8 +109,13 @@ def _cancel(c: AgoraClient, job_id: str) -> str:
         return str(fresh.job(job_id, wait=10.0)["state"])
 
 
+def _where(doc: dict[str, Any]) -> str:
+    """The node a job runs on, or the market when it names none (each unit shows where it landed)."""
+    return short(doc["node"]) if doc.get("node") else "the market"
+
+
 def _summary(doc: dict[str, Any]) -> None:
-    typer.echo(f"job {doc['id']} ({doc['name']}) {doc['state']} on {short(doc['node'])}")
+    typer.echo(f"job {doc['id']} ({doc['name']}) {doc['state']} on {_where(doc)}")
     if doc.get("error"):
         err = doc["error"]
         where = f" in task {err['task']}" if err.get("task") else ""
@@ -221,7 +226,7 @@ def _watch(
         _json_line("submitted", job=summary)
         _follow(c, job_id, all_lines=True, deadline=deadline, as_json=True)
     elif not as_json:
-        typer.echo(f"job {job_id} submitted: {summary['name']} on {short(summary['node'])}")
+        typer.echo(f"job {job_id} submitted: {summary['name']} on {_where(summary)}")
         progress = Progress(job_id)
         try:
             _follow(c, job_id, all_lines=follow, deadline=deadline, progress=progress)
@@ -256,7 +261,7 @@ def _left_early(
     if state is not None:
         typer.echo(f"{why}: job {job_id} {state} (--cancel-on-exit)", err=True)
         return
-    typer.echo(f"{why}: job {job_id} keeps running on {short(summary['node'])}", err=True)
+    typer.echo(f"{why}: job {job_id} keeps running on {_where(summary)}", err=True)
     for line in _commands(job_id, api):
         typer.echo(f"  {line}", err=True)
 

@@ -104,3 +104,4 @@ def test_job_status_shows_the_queue_position_and_what_blocks_it(mock_node: list[
     out = runner.invoke(app, ["job", "status", "job-1"])
     assert out.exit_code == 0, out.output
     assert "pending: position 2 of 3 in this node's queue; insufficient_cpu x1" in out.output
+    assert "job job-1 (x) pending on the market" in out.output
