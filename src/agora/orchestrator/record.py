@@ -2,10 +2,12 @@
 
 Job states: submitted -> running -> completed | failed | cancelled (submitted may also end directly
 in failed or cancelled). A job placed by the market (no `--node`) goes submitted -> matching ->
-running, visiting `pending` while a unit fits nowhere (the queue) and `matching` again when the index
-changes. A unit (one instance of one task: `name`, or `name-<i>` when the job's count is above 1) goes
+bidding -> awarded -> committed -> running, following the placement moves of its units until the
+first one runs, and visits `pending` while a unit fits nowhere (the queue).
+
+A unit (one instance of one task: `name`, or `name-<i>` when the job's count is above 1) goes
 pending -> starting -> running -> completed | failed | cancelled, visits waiting_retry between
-attempts, and is `skipped` when an earlier stage of the workflow failed; placed by the market it goes
+attempts, and is `skipped` when an earlier stage of the workflow failed. Placed by the market it goes
 pending -> matching -> bidding -> awarded -> committed -> starting -> ..., back to `pending` when
 nothing fits (or nothing committed), and from waiting_retry to `matching` when it is placed again
 elsewhere (re-placement). Every move lands in the record's history with its time and cause; an
@@ -35,10 +37,11 @@ BIDDING = "bidding"
 AWARDED = "awarded"
 COMMITTED = "committed"
 JOB_TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+JOB_PLACING = frozenset({MATCHING, BIDDING, AWARDED, COMMITTED, PENDING})  # a market job before it runs
 JOB_MOVES: dict[str, frozenset[str]] = {
     SUBMITTED: frozenset({MATCHING, RUNNING, FAILED, CANCELLED}),
-    MATCHING: frozenset({PENDING, RUNNING, FAILED, CANCELLED}),
-    PENDING: frozenset({MATCHING, RUNNING, FAILED, CANCELLED}),
+    # before its first unit runs, a market job follows the placement of its units (in any order)
+    **{s: (JOB_PLACING | {RUNNING, FAILED, CANCELLED}) - {s} for s in JOB_PLACING},
     RUNNING: frozenset({COMPLETED, FAILED, CANCELLED}),
 }
 
@@ -168,7 +171,7 @@ class JobRecord:
         return (
             self.market
             and self.prepared is not None
-            and self.state in (SUBMITTED, MATCHING, PENDING)
+            and (self.state == SUBMITTED or self.state in JOB_PLACING)
             and all(u.state in PLACING for u in self.units)
         )
 
@@ -247,6 +250,7 @@ __all__ = [
     "COMMITTED",
     "COMPLETED",
     "FAILED",
+    "JOB_PLACING",
     "JOB_TERMINAL",
     "MATCHING",
     "PENDING",

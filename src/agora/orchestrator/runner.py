@@ -62,6 +62,7 @@ from agora.orchestrator.record import (
     COMMITTED,
     COMPLETED,
     FAILED,
+    JOB_PLACING,
     MATCHING,
     PENDING,
     RUNNING,
@@ -510,7 +511,7 @@ class JobRunner(Actor):
             run.done.set()
 
     async def _job_running(self, run: _Run, cause: str) -> None:
-        if run.record.state in (MATCHING, PENDING):
+        if run.record.state in JOB_PLACING:
             await self._job_move(run, RUNNING, cause)
 
     async def _run_stage(self, run: _Run, units: list[UnitRecord]) -> None:
@@ -574,6 +575,7 @@ class JobRunner(Actor):
         async def on_state(state: str, cause: str) -> None:
             if state != unit.state:
                 await self._unit_move(run, unit, state, cause)
+                await self._job_follows(run, state, f"{unit.key}: {cause}")
 
         for round_no in range(1, placer.settings.max_rounds + 1):
             if run.cancel.is_set():
@@ -583,20 +585,16 @@ class JobRunner(Actor):
             seen = self._index_version
             without = f" without {', '.join(unit.excluded)}" if unit.excluded else ""
             await self._unit_move(run, unit, MATCHING, f"placement round {round_no}{without}")
-            if rec.state == PENDING:
-                await self._job_move(run, MATCHING, f"{unit.key}: placement round {round_no}")
+            await self._job_follows(run, MATCHING, f"{unit.key}: placement round {round_no}")
             rnd = await placer.place(rec.id, unit.key, need, only=run.only, exclude=unit.excluded, on_state=on_state)
             why = rnd.why()
             unit.add_round(why)
             if rnd.placed is not None:
                 unit.node = rnd.placed.provider
                 run.placed[unit.key] = rnd.placed
-                await self._unit_move(
-                    run,
-                    unit,
-                    COMMITTED,
-                    f"{unit.node} committed at {rnd.placed.bid.price:,} until {rnd.placed.commit.start_by}",
-                )
+                cause = f"{unit.node} committed at {rnd.placed.bid.price:,} until {rnd.placed.commit.start_by}"
+                await self._unit_move(run, unit, COMMITTED, cause)
+                await self._job_follows(run, COMMITTED, f"{unit.key}: {cause}")
                 return True
             summary = _round_summary(why)
             now = self.clock.now()
@@ -610,10 +608,14 @@ class JobRunner(Actor):
                 await self._unit_move(run, unit, FAILED, f"deadline_exceeded: {summary}")
                 return False
             await self._unit_move(run, unit, PENDING, summary)
-            if rec.state == MATCHING:
-                await self._job_move(run, PENDING, f"{unit.key} waits for a provider: {summary}")
+            await self._job_follows(run, PENDING, f"{unit.key} waits for a provider: {summary}")
             await self._wait_index(seen, deadline - now, run.cancel)
         return False  # unreachable: the last round above always ends the unit
+
+    async def _job_follows(self, run: _Run, state: str, cause: str) -> None:
+        """Until its first unit runs, a market job's state follows its units' placement moves."""
+        if run.record.state in JOB_PLACING and run.record.state != state:
+            await self._job_move(run, state, cause)
 
     def _ensure_index_watch(self) -> None:
         """One watch of the market index for the whole runner (owned; stopped with the runner)."""
