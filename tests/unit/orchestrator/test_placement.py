@@ -79,7 +79,7 @@ def market_runner(r: Requester, index: MemoryMarketIndex) -> JobRunner:
         store=r.store,
         jobs_dir=r.home / "jobs",
         proofs_for=r.book.proofs_for,
-        settings=RunnerSettings(status_wait_s=1.0, call_timeout=5.0, log_drain_s=1.0),
+        settings=RunnerSettings(status_wait_s=1.0, call_timeout=5.0, log_drain_s=1.0, transient_errors=2),
         placer=Placer(r.runtime, index, settings=FAST),
     )
     r.runtime.register(r.runner)
@@ -279,7 +279,7 @@ async def test_a_unit_whose_provider_is_lost_is_placed_again_elsewhere(
 
     await until(running_on(first.did), "the unit running on the first provider")
     assert first.provider is not None
-    await first.provider.manager.stop()  # the provider goes down under the unit: its allocation is lost
+    await first.provider.runtime.transport.close()  # the provider's node goes away under the unit
     try:
         await until(running_on(second.did), "the unit placed again on the second provider", timeout=20)
     except AssertionError:
