@@ -247,6 +247,10 @@ class AgoraClient:
         """The job record; with `wait`, the server holds the reply until the job ends (at most 25 s)."""
         return dict(self._request("GET", f"/jobs/{job_id}", params={"wait": wait}))
 
+    def job_why(self, job_id: str) -> dict[str, Any]:
+        """Why the job's units are placed where they are (or not yet): see `GET /jobs/{id}/why`."""
+        return dict(self._request("GET", f"/jobs/{job_id}/why"))
+
     def job_logs(self, job_id: str, *, after: int = 0, wait: float = 0.0, limit: int = 1000) -> dict[str, Any]:
         params = {"after": after, "wait": wait, "limit": limit}
         return dict(self._request("GET", f"/jobs/{job_id}/logs", params=params))

@@ -176,6 +176,9 @@ CATALOG: dict[str, ErrorKind] = {
     "bid_over_max_price": _k(409, "A bid may never exceed the job's max_price; the provider is broken or hostile."),
     "reservation_not_found": _k(404, "No reservation for this award on the provider (expired or released)."),
     "reservation_invalid_state": _k(409, "The reservation is not in a state that allows this (already started?)."),
+    "deadline_exceeded": _k(
+        408, "No provider could take the job before its deadline; `agora job why ID` says what blocked it."
+    ),
 }
 
 

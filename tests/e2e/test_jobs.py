@@ -143,11 +143,12 @@ def test_run_warns_about_inert_fields_and_a_node_that_fails_a_constraint_refuses
     devnet: dict[str, Any], workdir: Path
 ) -> None:
     one, _ = devnet["nodes"]
-    example = "examples/jobs/hello-wasm.yaml"  # sets placement.strategy and payment.budget: no effect yet
-    res = agora("job", "run", example, "--detach", "--api", one["api"], cwd=workdir)
-    assert res.stdout.strip().startswith("job-")
-    assert "warning: placement.strategy: has no effect yet" in res.stderr
-    assert "warning: payment.budget: has no effect yet" in res.stderr
+    example = "examples/jobs/hello-wasm.yaml"  # sets placement.strategy and payment.budget
+    two = devnet["nodes"][1]
+    res = agora("job", "run", example, "--detach", "--node", two["did"], "--api", one["api"], cwd=workdir)
+    assert res.stdout.strip().startswith("job-")  # sent to a named node: the market's fields do nothing
+    assert "warning: placement.strategy: has no effect with --node" in res.stderr
+    assert "warning: payment.budget: has no effect with --node" in res.stderr
     riscv = workdir / "riscv.yaml"
     riscv.write_text((workdir / example).read_text() + "constraints: [{key: arch, op: in, value: [riscv64]}]\n")
     refused = agora("job", "run", str(riscv), "--api", one["api"], cwd=workdir, check=False)

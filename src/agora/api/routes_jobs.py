@@ -1,4 +1,4 @@
-"""Routes for jobs this node runs as requester: submit, list, inspect, follow logs, cancel, outputs."""
+"""Routes for jobs this node runs as requester: submit, list, inspect, why, follow logs, cancel, outputs."""
 
 from __future__ import annotations
 
@@ -38,9 +38,11 @@ def router(node: Node) -> APIRouter:
         """Validate and start a job; it runs in the background. Returns its id and state, and `warnings`:
         the fields the spec sets that have no effect yet. A target known to fail one of the job's
         constraints (this node, or what a peer announced) refuses it before anything is sent."""
-        spec, warnings = validate(body.spec)
-        facts, complete = _target_facts(node, body.node)
-        require_constraints(spec.constraints, facts, node=body.node or node.did, complete=complete)
+        runner = compute_of(node).runner
+        spec, warnings = validate(body.spec, market=body.node is None and runner.placer is not None)
+        if body.node is not None or runner.placer is None:  # the market checks constraints on every candidate
+            facts, complete = _target_facts(node, body.node)
+            require_constraints(spec.constraints, facts, node=body.node or node.did, complete=complete)
         summary = await compute_of(node).runner.submit(body.spec, node=body.node, base_dirs=body.base_dirs)
         return {**summary, "warnings": warnings}
 
@@ -61,6 +63,12 @@ def router(node: Node) -> APIRouter:
         doc = await (runner.wait(job_id, wait) if wait > 0 else runner.get(job_id))
         events = await node.store.events(subject=job_id, limit=1000)
         return {**doc, "events": [e.to_dict() for e in events]}
+
+    @app.get("/jobs/{job_id}/why", tags=["jobs"])
+    async def why(job_id: str) -> dict[str, Any]:
+        """Why each unit is where it is: every market round (candidates, verdicts, reasons, score breakdowns,
+        bids, declines, failures, counts per reason, what would fit), the queue position, and a summary."""
+        return await compute_of(node).runner.why(job_id)
 
     @app.get("/jobs/{job_id}/logs", tags=["jobs"])
     async def logs(

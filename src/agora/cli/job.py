@@ -109,8 +109,13 @@ def _cancel(c: AgoraClient, job_id: str) -> str:
         return str(fresh.job(job_id, wait=10.0)["state"])
 
 
+def _where(doc: dict[str, Any]) -> str:
+    """The node a job runs on, or the market when it names none (each unit shows where it landed)."""
+    return short(doc["node"]) if doc.get("node") else "the market"
+
+
 def _summary(doc: dict[str, Any]) -> None:
-    typer.echo(f"job {doc['id']} ({doc['name']}) {doc['state']} on {short(doc['node'])}")
+    typer.echo(f"job {doc['id']} ({doc['name']}) {doc['state']} on {_where(doc)}")
     if doc.get("error"):
         err = doc["error"]
         where = f" in task {err['task']}" if err.get("task") else ""
@@ -207,6 +212,8 @@ def run(
             emit_json(doc)
         else:
             _summary(doc)
+            if doc.get("market") and doc["state"] != "completed":  # nothing fitted: say why
+                _print_why(c.job_why(job_id), brief=True)
         if doc["state"] != "completed":
             raise typer.Exit(1)
 
@@ -219,7 +226,7 @@ def _watch(
         _json_line("submitted", job=summary)
         _follow(c, job_id, all_lines=True, deadline=deadline, as_json=True)
     elif not as_json:
-        typer.echo(f"job {job_id} submitted: {summary['name']} on {short(summary['node'])}")
+        typer.echo(f"job {job_id} submitted: {summary['name']} on {_where(summary)}")
         progress = Progress(job_id)
         try:
             _follow(c, job_id, all_lines=follow, deadline=deadline, progress=progress)
@@ -254,7 +261,7 @@ def _left_early(
     if state is not None:
         typer.echo(f"{why}: job {job_id} {state} (--cancel-on-exit)", err=True)
         return
-    typer.echo(f"{why}: job {job_id} keeps running on {short(summary['node'])}", err=True)
+    typer.echo(f"{why}: job {job_id} keeps running on {_where(summary)}", err=True)
     for line in _commands(job_id, api):
         typer.echo(f"  {line}", err=True)
 
@@ -337,18 +344,87 @@ def status(
             emit_json(doc)
             return
         _summary(doc)
+        queue = doc.get("queue")
+        if queue:
+            blocking = ", ".join(f"{code} x{n}" for code, n in queue["blocking"].items()) or "nothing fits yet"
+            typer.echo(f"pending: position {queue['position']} of {queue['of']} in this node's queue; {blocking}")
+            if queue.get("deadline"):
+                typer.echo(f"waits until {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(queue['deadline']))} UTC")
         table(
             [
                 {
                     "task": u["key"],
                     "state": u["state"],
+                    "node": short(u["node"]) if u.get("node") else "-",
                     "attempts": u["attempts"],
                     "allocation": u.get("alloc_id") or "-",
                 }
                 for u in doc["units"]
             ],
-            ["task", "state", "attempts", "allocation"],
+            ["task", "state", "node", "attempts", "allocation"],
         )
+
+
+def _print_why(why: dict[str, Any], *, brief: bool = False) -> None:
+    """Each unit's last market round: candidates with verdict and reasons, bids, declines, what would fit."""
+    for key, unit in why["units"].items():
+        last = unit.get("last")
+        if last is None:
+            typer.echo(f"{key}: {unit['state']} on {short(unit['node'])} (no market round: --node with a grant)")
+            continue
+        decision = last["decision"]
+        typer.echo(
+            f"{key}: {unit['state']}; last round {last['outcome']}, {decision.get('considered', 0)} considered, "
+            f"{decision.get('passed', 0)} passed"
+        )
+        if last.get("excluded"):
+            typer.echo(f"  excluded (lost under this unit): {', '.join(short(d) for d in last['excluded'])}")
+        if last.get("blocking"):
+            typer.echo("  blocked by: " + ", ".join(f"{c} x{n}" for c, n in last["blocking"].items()))
+        for s in decision.get("what_would_fit", []):
+            typer.echo(f"  would fit on {short(s['provider'])}: {s['text']}")
+        if brief:
+            continue
+        rows = []
+        for cand in decision.get("candidates", []):
+            rows.append(
+                {
+                    "provider": short(cand["provider"]),
+                    "verdict": cand["verdict"],
+                    "quote": "-" if cand["quote"] is None else f"{cand['quote']:,}",
+                    "score": f"{cand['score']:.3f}" if cand["ok"] else "-",
+                    "why": "; ".join(r["text"] for r in cand["reasons"])
+                    or ", ".join(f"{k} {v['score']:.2f}" for k, v in cand["breakdown"].items()),
+                }
+            )
+        if rows:
+            table(rows, ["provider", "verdict", "quote", "score", "why"])
+        for b in last.get("bids", []):
+            typer.echo(f"  bid {short(b['provider'])}: {b['price']:,}")
+        for d in last.get("declines", []):
+            typer.echo(
+                f"  declined {short(d['provider'])}: " + "; ".join(f"{r['code']}: {r['text']}" for r in d["reasons"])
+            )
+        for f in last.get("failures", []):
+            typer.echo(f"  {f['stage']} failed on {short(f['provider'])}: {f['code']}: {f['message']}")
+        if last.get("provider"):
+            typer.echo(f"  placed on {short(last['provider'])} at {last['price']:,}")
+
+
+@app.command("why")
+def why(
+    job_id: Annotated[str, typer.Argument(help="job id")],
+    api: ApiOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Why the job runs where it runs, or waits: every candidate, its verdict and reasons, bids, declines."""
+    with errors(as_json), AgoraClient(api) as c:
+        doc = c.job_why(job_id)
+        if as_json:
+            emit_json(doc)
+            return
+        typer.echo(f"job {doc['id']} {doc['state']}")
+        _print_why(doc)
 
 
 @app.command("logs")

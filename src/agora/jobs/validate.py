@@ -2,9 +2,10 @@
 
 `validate(source)` and `validate_file(path)` return `(spec, warnings)`: the same validation as
 `parse_job` / `load_job_file`, plus `spec_warnings(spec)`. The API returns these warnings on submit
-and the CLI prints them, so a field that does nothing yet (there is no market to use a price, no ledger
-to charge a budget) is never silently ignored. `NO_EFFECT_YET` lists them: an entry goes when the
-feature that gives the field its meaning lands.
+and the CLI prints them, so a field that does nothing where the job runs is never silently ignored:
+`MARKET_ONLY` lists what only the market uses (a job sent to a named node ignores it), `NO_EFFECT_YET`
+what nothing uses yet (no ledger charges a budget); an entry goes when the feature that gives the field
+its meaning lands.
 """
 
 from __future__ import annotations
@@ -16,16 +17,21 @@ from typing import Any
 from agora.jobs.parse import Format, load_job_file, parse_job
 from agora.models.job import DEFAULT_PAYMENT_MODE, DEFAULT_STRATEGY, JobSpec
 
-_NO_MARKET = "has no effect yet: the job runs on the node it names (no market places or prices jobs)"
+_NO_MARKET = "has no effect with --node: the job runs on the node it names (the market is not asked)"
 _NO_LEDGER = "has no effect yet: nothing is charged or escrowed (no ledger)"
-NO_EFFECT_YET: dict[str, str] = {
+# The fields that only the market uses (placement through the hub's index: no --node)
+MARKET_ONLY: dict[str, str] = {
     "affinities": _NO_MARKET,
     "placement.max_price": _NO_MARKET,
     "placement.min_trust": _NO_MARKET,
     "placement.strategy": _NO_MARKET,
+    "payment.budget": _NO_MARKET,
+    "deadline": "has no effect with --node: a job is not stopped at its deadline (each task's timeout applies)",
+}
+# The fields nothing uses yet, wherever the job runs
+NO_EFFECT_YET: dict[str, str] = {
     "payment.mode": _NO_LEDGER,
-    "payment.budget": _NO_LEDGER,
-    "deadline": "has no effect yet: a job is not stopped at its deadline (each task's timeout applies)",
+    "payment.budget": "limits the bids the market accepts, but nothing is charged or escrowed yet (no ledger)",
 }
 
 
@@ -42,23 +48,28 @@ def _given(spec: JobSpec) -> dict[str, bool]:
     }
 
 
-def spec_warnings(spec: JobSpec) -> list[str]:
-    """`"<field>: <why>"` for each field the spec sets that has no effect yet."""
+def spec_warnings(spec: JobSpec, *, market: bool = True) -> list[str]:
+    """`"<field>: <why>"` for each field the spec sets that has no effect where the job runs: placed by the
+    market (`market`, no --node), or on the node it names."""
     given = _given(spec)
-    return [f"{path}: {why}" for path, why in NO_EFFECT_YET.items() if given.get(path)]
+    rules = NO_EFFECT_YET if market else {**MARKET_ONLY, "payment.mode": _NO_LEDGER}
+    return [f"{path}: {why}" for path, why in rules.items() if given.get(path)]
 
 
-def validate(source: str | bytes | Mapping[str, Any], *, fmt: Format | None = None) -> tuple[JobSpec, list[str]]:
+def validate(
+    source: str | bytes | Mapping[str, Any], *, fmt: Format | None = None, market: bool = True
+) -> tuple[JobSpec, list[str]]:
     """`parse_job(source)` and its warnings (raises `job_spec_invalid` / `workflow_cycle` as it does)."""
     spec = parse_job(source, fmt=fmt)
-    return spec, spec_warnings(spec)
+    return spec, spec_warnings(spec, market=market)
 
 
 def validate_file(path: str | Path) -> tuple[JobSpec, list[str]]:
     """Offline check of a job file (`agora job validate FILE`): the spec and its warnings, or the error
-    `load_job_file` raises (`not_found`, `job_spec_invalid` with the YAML line and column, ...)."""
+    `load_job_file` raises (`not_found`, `job_spec_invalid` with the YAML line and column, ...). The
+    warnings are those of a job the market places (`agora job run` without --node)."""
     spec = load_job_file(path)
     return spec, spec_warnings(spec)
 
 
-__all__ = ["NO_EFFECT_YET", "spec_warnings", "validate", "validate_file"]
+__all__ = ["MARKET_ONLY", "NO_EFFECT_YET", "spec_warnings", "validate", "validate_file"]

@@ -46,12 +46,14 @@ from agora.compute import (
 )
 from agora.compute.advertiser import AdContent, Advertiser, executor_states
 from agora.compute.bidder import Bidder
+from agora.discovery import Change
 from agora.errors import AgoraError
 from agora.executors.registry import ExecutorRegistry, default_registry
 from agora.market.index import MarketIndex
 from agora.market.index_nats import NatsMarketIndex
 from agora.market.offers import OfferBook, default_offer
 from agora.orchestrator import JobRunner, RunnerSettings
+from agora.orchestrator.placement import PlacementSettings, Placer
 from agora.resources import (
     BenchConfig,
     BenchmarkResult,
@@ -79,15 +81,18 @@ class ComputeOptions:
     settings: ComputeSettings | None = None
     runner: RunnerSettings | None = None
     registry: ExecutorRegistry | None = None  # default: every engine this machine has
+    market_index: MarketIndex | None = None  # the market: a job with no --node is placed through it
+    placement: PlacementSettings | None = None
 
     @classmethod
     def from_config(cls, config: NodeConfig) -> ComputeOptions:
-        """`NodeConfig.benchmark` (`on`, `off` or `quick`) and its `compute` and `runner` sections."""
+        """`NodeConfig.benchmark` (`on`, `off` or `quick`) and its `compute`, `runner` and `placement` sections."""
         return cls(
             benchmark=config.benchmark != "off",
             bench_config=QUICK_BENCH if config.benchmark == "quick" else None,
             settings=config.compute,
             runner=config.runner,
+            placement=config.placement,
         )
 
 
@@ -139,7 +144,7 @@ class ComputeFeature(Actor):
             clock=node.clock,
             settings=options.runner,
             published=self.stores,
-        )
+        )  # its placer comes with the market index, at start
 
     async def start(self) -> None:
         await asyncio.to_thread(self.cas.clear_tmp)
@@ -164,7 +169,9 @@ class ComputeFeature(Actor):
         )
         interrupted = await self.manager.recover()
         await self.manager.start_sweeping()
+        self._open_market_index()  # before the runner resumes its queued market jobs
         failed_jobs = await self.runner.recover()
+        self.node.peer_listeners.append(self._on_peer_change)
         if interrupted or failed_jobs:
             log.warning("after a restart: %d allocation(s) and %d job(s) marked failed", interrupted, failed_jobs)
         await self.book.load()
@@ -184,14 +191,26 @@ class ComputeFeature(Actor):
             self._bench_task = asyncio.create_task(self._bench(), name="onboarding-benchmark")
         await self._start_market()
 
-    async def _start_market(self) -> None:
-        """Open the hub's market index over the node's own connection and publish this node's capacity ad
-        (republished when free capacity changes; `NodeConfig.ads`)."""
+    def _open_market_index(self) -> None:
+        """The hub's market index over the node's own connection (or the one the options give), and the
+        runner's placer over it: a job with no --node is placed through the market."""
         transport, ads = self.node.transport, self.node.config.ads
-        if not isinstance(transport, NatsTransport):
-            return  # the memory transport has no hub
-        self.market_index = NatsMarketIndex(transport.nats_client, ads.bucket, ttl_s=ads.ttl_s)
-        if not ads.enabled:
+        if self.options.market_index is not None:
+            self.market_index = self.options.market_index
+        elif isinstance(transport, NatsTransport):
+            self.market_index = NatsMarketIndex(transport.nats_client, ads.bucket, ttl_s=ads.ttl_s)
+        if self.market_index is not None and self.runner.placer is None:
+            runtime = self.node.runtime
+            assert runtime is not None
+            self.runner.placer = Placer(
+                runtime, self.market_index, clock=self.node.clock, settings=self.options.placement
+            )
+
+    async def _start_market(self) -> None:
+        """Publish this node's capacity ad in the market index (republished when free capacity or its offers
+        change; `NodeConfig.ads`)."""
+        ads = self.node.config.ads
+        if self.market_index is None or not ads.enabled:
             return
         assert self.capacity is not None
         self.advertiser = Advertiser(
@@ -215,6 +234,11 @@ class ComputeFeature(Actor):
             executors=executor_states(availability),
             benchmark_score=self.benchmark.score if self.benchmark is not None else None,
         )
+
+    def _on_peer_change(self, change: Change) -> None:
+        """A provider lost or gone: the market units running there are placed again elsewhere."""
+        if change.kind in ("peer.lost", "peer.left"):
+            self.runner.provider_lost(change.did, f"discovery: {change.kind}")
 
     async def _hub_ping(self) -> float:
         """One signed ping to this node through its hub (the transport, not the local shortcut)."""

@@ -17,6 +17,7 @@ from agora.compute.bidder import BidderSettings
 from agora.errors import AgoraError
 from agora.node.settings import setting, setting_factory
 from agora.orchestrator import RunnerSettings
+from agora.orchestrator.placement import PlacementSettings
 from agora.transport import ClusterConfig, TlsConfig
 from agora.transport import HubConfig as HubProcessConfig
 
@@ -135,6 +136,9 @@ class NodeConfig:
         help="provider side: allocations, logs, outputs, each requester's share of the store",
     )
     runner: RunnerSettings = setting_factory(RunnerSettings, help="requester side: jobs this node submits")
+    placement: PlacementSettings = setting_factory(
+        PlacementSettings, help="requester side of the market: bids asked, bid and award deadlines, queue deadline"
+    )
     # the provider's side of the market (compute/bidder.py, docs/market.md "The provider")
     sell: bool = setting(
         False, group="market", help="sell this machine: publish a default offer at start (the machine minus a reserve)"

@@ -77,6 +77,7 @@ class Node:
             pinned=frozenset(config.pinned_peers),
         )
         self.discovery: Discovery | None = None
+        self.peer_listeners: list[Callable[[Change], None]] = []  # told of every peer change (e.g. peer.lost)
         self.supervisor = Supervisor(on_event=self._on_supervisor_event, clock=clock)
         self.started_at: float | None = None
         self.ready_s: float | None = None
@@ -320,6 +321,8 @@ class Node:
     async def _on_peer_change(self, change: Change) -> None:
         """Awaited by discovery before the peer table shows the change."""
         await self.events.record(change.kind, change.did, **change.data)
+        for listener in self.peer_listeners:
+            listener(change)
 
     def write_run_file(self, **extra: Any) -> None:
         doc = {"pid": os.getpid(), "did": self.did, "api": self.api_url, "hubs": list(self.hub_urls), **extra}

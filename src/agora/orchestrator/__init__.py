@@ -3,6 +3,8 @@
 - `runner.py`: `JobRunner` (submit, get, list, logs, cancel, outputs, wait; stages, retries, cancel
   propagation, receipt and output verification), `RunnerSettings`.
 - `record.py`: `JobRecord` and `UnitRecord`, the job's state machine and what the store keeps.
+- `placement.py`: `Placer`: the market placement of one unit (match, bid requests to the best k, award
+  the best bid, read the commit), `PlacementRound` (its `why`), `PlacementSettings`.
 - `prepare.py`: `prepare_task`: files of this machine named by the spec become bytes (`Blob`) to send.
 - `provider.py`: `ProviderLink`: calls to one provider's /agora/alloc behaviors with the right proofs.
 - `outputs.py`: `fetch_output` (from the hub / S3 where published, else the provider), `PublishedOutputs`.
@@ -12,6 +14,7 @@
 
 from agora.orchestrator.joblog import JobLog
 from agora.orchestrator.outputs import PublishedOutputs, fetch_output
+from agora.orchestrator.placement import Placed, PlacementRound, PlacementSettings, Placer
 from agora.orchestrator.prepare import Blob, PreparedTask, prepare_task
 from agora.orchestrator.provider import ProofSource, ProviderLink
 from agora.orchestrator.record import JOB_TERMINAL, UNIT_TERMINAL, JobRecord, UnitRecord
@@ -25,6 +28,10 @@ __all__ = [
     "JobLog",
     "JobRecord",
     "JobRunner",
+    "Placed",
+    "PlacementRound",
+    "PlacementSettings",
+    "Placer",
     "PreparedTask",
     "ProofSource",
     "ProviderLink",

@@ -1,11 +1,17 @@
 """The job record a requester keeps: the job's state, and one unit per task instance it runs (pure data).
 
 Job states: submitted -> running -> completed | failed | cancelled (submitted may also end directly
-in failed or cancelled). A unit (one instance of one task: `name`, or `name-<i>` when the job's count
-is above 1) goes pending -> starting -> running -> completed | failed | cancelled, visits
-waiting_retry between attempts, and is `skipped` when an earlier stage of the workflow failed. Every
-move lands in the record's history with its time and cause; an illegal move is a bug and raises
-`invalid_argument` instead of rewriting history.
+in failed or cancelled). A job placed by the market (no `--node`) goes submitted -> matching ->
+bidding -> awarded -> committed -> running, following the placement moves of its units until the
+first one runs, and visits `pending` while a unit fits nowhere (the queue).
+
+A unit (one instance of one task: `name`, or `name-<i>` when the job's count is above 1) goes
+pending -> starting -> running -> completed | failed | cancelled, visits waiting_retry between
+attempts, and is `skipped` when an earlier stage of the workflow failed. Placed by the market it goes
+pending -> matching -> bidding -> awarded -> committed -> starting -> ..., back to `pending` when
+nothing fits (or nothing committed), and from waiting_retry to `matching` when it is placed again
+elsewhere (re-placement). Every move lands in the record's history with its time and cause; an
+illegal move is a bug and raises `invalid_argument` instead of rewriting history.
 
 Stored as rows: the job's own row in `jobs` (no units in it, only `unit_count`) and one row per unit in
 `job_units` (id `<job id>/<unit key>`, with `job_id` and its `order`), so a unit's move rewrites that unit
@@ -25,23 +31,36 @@ RUNNING = "running"
 COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
+PENDING = "pending"
+MATCHING = "matching"
+BIDDING = "bidding"
+AWARDED = "awarded"
+COMMITTED = "committed"
 JOB_TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+JOB_PLACING = frozenset({MATCHING, BIDDING, AWARDED, COMMITTED, PENDING})  # a market job before it runs
 JOB_MOVES: dict[str, frozenset[str]] = {
-    SUBMITTED: frozenset({RUNNING, FAILED, CANCELLED}),
+    SUBMITTED: frozenset({MATCHING, RUNNING, FAILED, CANCELLED}),
+    # before its first unit runs, a market job follows the placement of its units (in any order)
+    **{s: (JOB_PLACING | {RUNNING, FAILED, CANCELLED}) - {s} for s in JOB_PLACING},
     RUNNING: frozenset({COMPLETED, FAILED, CANCELLED}),
 }
 
-PENDING = "pending"
 STARTING = "starting"
 WAITING_RETRY = "waiting_retry"
 SKIPPED = "skipped"
 UNIT_TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED, SKIPPED})
 UNIT_MOVES: dict[str, frozenset[str]] = {
-    PENDING: frozenset({STARTING, CANCELLED, SKIPPED}),
+    PENDING: frozenset({MATCHING, STARTING, FAILED, CANCELLED, SKIPPED}),
+    MATCHING: frozenset({BIDDING, PENDING, FAILED, CANCELLED}),
+    BIDDING: frozenset({AWARDED, PENDING, FAILED, CANCELLED}),
+    AWARDED: frozenset({COMMITTED, BIDDING, PENDING, FAILED, CANCELLED}),
+    COMMITTED: frozenset({STARTING, PENDING, FAILED, CANCELLED}),
     STARTING: frozenset({RUNNING, WAITING_RETRY, FAILED, CANCELLED}),
     RUNNING: frozenset({COMPLETED, WAITING_RETRY, FAILED, CANCELLED}),
-    WAITING_RETRY: frozenset({STARTING, FAILED, CANCELLED}),
+    WAITING_RETRY: frozenset({STARTING, MATCHING, FAILED, CANCELLED}),
 }
+MAX_ROUNDS_KEPT = 10  # placement rounds (their `why`) a unit keeps, the newest
+PLACING = frozenset({PENDING, MATCHING, BIDDING, AWARDED, COMMITTED})  # a unit not started yet
 COLLECTION = "jobs"
 UNITS = "job_units"
 
@@ -70,10 +89,16 @@ class UnitRecord:
     started_at: float | None = None
     ended_at: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    placements: list[dict[str, Any]] = field(default_factory=list)  # the why of each market round, newest last
+    excluded: list[str] = field(default_factory=list)  # providers lost under this unit: never placed there again
 
     @property
     def ended(self) -> bool:
         return self.state in UNIT_TERMINAL
+
+    def add_round(self, why: dict[str, Any]) -> None:
+        self.placements.append(why)
+        del self.placements[:-MAX_ROUNDS_KEPT]
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -90,6 +115,8 @@ class UnitRecord:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "history": list(self.history),
+            "placements": list(self.placements),
+            "excluded": list(self.excluded),
         }
 
     def row(self, job_id: str, order: int) -> dict[str, Any]:
@@ -125,6 +152,9 @@ class JobRecord:
     ended_at: float | None = None
     error: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    market: bool = False  # placed by the market (no --node, or --node without a grant: `only` that node)
+    deadline: float | None = None  # a market job that fits nowhere waits in the queue until then
+    prepared: dict[str, Any] | None = None  # a market job's prepared tasks (blobs kept in `dir`): it survives a restart
 
     def __post_init__(self) -> None:
         if not self.history:
@@ -134,6 +164,16 @@ class JobRecord:
     @property
     def ended(self) -> bool:
         return self.state in JOB_TERMINAL
+
+    @property
+    def queued(self) -> bool:
+        """A market job none of whose units started: it waits in the queue, and survives a restart."""
+        return (
+            self.market
+            and self.prepared is not None
+            and (self.state == SUBMITTED or self.state in JOB_PLACING)
+            and all(u.state in PLACING for u in self.units)
+        )
 
     def move(self, state: str, at: float, cause: str) -> None:
         _check_move(JOB_MOVES, f"job {self.id}", self.state, state)
@@ -168,6 +208,9 @@ class JobRecord:
             "ended_at": self.ended_at,
             "error": self.error,
             "history": list(self.history),
+            "market": self.market,
+            "deadline": self.deadline,
+            "prepared": self.prepared,
         }
 
     def row(self) -> dict[str, Any]:
@@ -179,7 +222,7 @@ class JobRecord:
     @classmethod
     def from_doc(cls, doc: dict[str, Any], unit_rows: list[dict[str, Any]] | None = None) -> JobRecord:
         """A whole record (`to_doc`), or a job row and its unit rows (in any order)."""
-        data = {k: v for k, v in doc.items() if k != "unit_count"}
+        data = {k: v for k, v in doc.items() if k not in ("unit_count", "queue")}  # queue: a live view
         if unit_rows is not None:
             data["units"] = [UnitRecord.from_row(r) for r in sorted(unit_rows, key=lambda r: int(r["order"]))]
         else:
@@ -200,12 +243,18 @@ class JobRecord:
 
 
 __all__ = [
+    "AWARDED",
+    "BIDDING",
     "CANCELLED",
     "COLLECTION",
+    "COMMITTED",
     "COMPLETED",
     "FAILED",
+    "JOB_PLACING",
     "JOB_TERMINAL",
+    "MATCHING",
     "PENDING",
+    "PLACING",
     "RUNNING",
     "SKIPPED",
     "STARTING",

@@ -17,14 +17,26 @@ stages are `skipped`. Cancel reaches every running
 allocation on its provider, and waiting retries stop. Whatever happens, the job and every unit end in
 a recorded state with their cause, and each move is an event (`job.state`, `job.task`) written with the
 row it changed (the job's, or that one unit's: units are rows of their own).
+
+The market (a `Placer`, when the node has a market index): a job submitted with no `--node` (or with a
+`--node` this node holds no grant from: that node is then the only candidate) has each unit placed by a
+round of bid -> award -> commit (`placement.py`) before its start, which cites the bid's delegation as
+proof and the committed request id as `StartArgs.reservation`. Each round's `why` is kept on the unit.
+When nothing fits (or nothing commits), the unit waits `pending` in this node's queue until the index
+changes (its watch, not a poll) or the job's deadline (spec `deadline`, else the placer's default) passes:
+then it fails `deadline_exceeded` with the last diagnostics. A unit whose provider is lost (a failure of
+the `node_lost` class) is placed again elsewhere within the retry policy, that provider excluded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 import secrets
+import shutil
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,16 +49,21 @@ from agora.codec import CID
 from agora.errors import AgoraError
 from agora.identity import public_from_did
 from agora.jobs import parse_job, stages
-from agora.models.job import JobSpec
+from agora.market import JobNeed
+from agora.models.job import JobSpec, failure_class
 from agora.orchestrator.joblog import JobLog
 from agora.orchestrator.outputs import PublishedOutputs, fetch_output
-from agora.orchestrator.prepare import PreparedTask, prepare_task
+from agora.orchestrator.placement import Placed, Placer
+from agora.orchestrator.prepare import Blob, PreparedTask, prepare_task
 from agora.orchestrator.provider import ProofSource, ProviderLink
 from agora.orchestrator.record import (
     CANCELLED,
     COLLECTION,
+    COMMITTED,
     COMPLETED,
     FAILED,
+    JOB_PLACING,
+    MATCHING,
     PENDING,
     RUNNING,
     SKIPPED,
@@ -59,9 +76,12 @@ from agora.orchestrator.record import (
 )
 from agora.orchestrator.verify import check_end, limit_outputs, safe_output_path, verify_receipt
 from agora.store import Scalar, Store
+from agora.ucan import Delegation, covers
+from agora.wire import alloc
 from agora.wire.alloc import ACCEPTED, STATE_RANK, LogsPage, StatusReply, WatchArgs
 
 log = logging.getLogger("agora.orchestrator")
+PREPARED_DIR = ".prepared"  # under a market job's dir: its prepared blobs, so the queue survives a restart
 
 MAX_POLLS = 10_000_000  # a bound, not a plan: a watch waits up to status_wait_s
 
@@ -91,6 +111,11 @@ class _Run:
     active: dict[str, tuple[ProviderLink, str]] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
     order: dict[str, int] = field(default_factory=dict)  # unit key -> its place in the record
+    only: str | None = None  # a market job's one candidate (--node without a grant)
+    placed: dict[str, Placed] = field(default_factory=dict)  # unit key -> its committed placement
+    parked: bool = False  # left in the queue by a stop: resumed by the next start's `recover`
+    lost: dict[str, tuple[str, asyncio.Event]] = field(default_factory=dict)  # unit key -> (provider, lost)
+    lost_cause: str = ""
 
     def __post_init__(self) -> None:
         self.order = {u.key: i for i, u in enumerate(self.record.units)}
@@ -111,10 +136,15 @@ class JobRunner(Actor):
         clock: Clock = SYSTEM_CLOCK,
         settings: RunnerSettings | None = None,
         published: PublishedOutputs | None = None,
+        placer: Placer | None = None,
     ) -> None:
         """`published`: this node's storage backends, to read outputs a provider published to the hub or S3
-        (None: always from the provider)."""
+        (None: always from the provider). `placer`: the market (None: a job with no --node runs here)."""
         self.runtime = runtime
+        self.placer = placer
+        self._index_version = 0
+        self._index_changed = asyncio.Event()
+        self._index_watch: asyncio.Task[None] | None = None
         self.published = published
         self.did = runtime.did
         self.store = store
@@ -129,12 +159,15 @@ class JobRunner(Actor):
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def recover(self) -> int:
-        """Jobs that were running when this node went down cannot be followed any more: fail them."""
+        """Jobs that were running when this node went down cannot be followed any more: fail them. Market
+        jobs still waiting for a provider (none of their units started) go back to the queue instead."""
         n = 0
         orphans: list[tuple[str, str, str, str]] = []  # (job, unit, node, alloc_id) possibly still running
-        for state in ("submitted", RUNNING):
+        for state in ("submitted", MATCHING, PENDING, RUNNING):
             for doc in await self.store.query(COLLECTION, {"state": state}, limit=10_000):
                 rec = await self._load(doc)
+                if rec.queued and self.placer is not None and await self._resume(rec):
+                    continue
                 now = self.clock.now()
                 err = AgoraError("alloc_interrupted", "this node stopped while the job ran")
                 for u in rec.units:
@@ -182,14 +215,41 @@ class JobRunner(Actor):
             with contextlib.suppress(AgoraError):
                 await self.store.append_event("job.orphan", job_id, data)
 
+    async def _resume(self, rec: JobRecord) -> bool:
+        """Put a queued market job back in the queue after a restart (its units placed again from the start);
+        False when its prepared blobs are gone (it then fails as any other job cut by the restart)."""
+        try:
+            spec = parse_job(rec.spec)
+            prepared = await asyncio.to_thread(_load_prepared, rec, spec)
+        except (AgoraError, OSError) as err:
+            log.warning("job %s cannot go back to the queue: %s", rec.id, err)
+            return False
+        now = self.clock.now()
+        for u in rec.units:
+            if u.state != PENDING:
+                u.move(PENDING, now, "requester restarted: placed again")
+        cause = "requester restarted: back in the queue"
+        await self._persist(rec, "job.state", rec.id, {"state": rec.state, "cause": cause}, units=rec.units)
+        run = _Run(rec, spec, prepared, JobLog(), only=rec.node or None)
+        self._runs[rec.id] = run
+        self._keep_log(rec.id, run.log)
+        run.task = asyncio.create_task(self._run_job(run), name=f"job:{rec.id}")
+        return True
+
     async def stop(self) -> None:
+        """Cancel every job, except queued market jobs: they stay in the store's queue for the next start."""
         self._closed = True
-        if self._recovering is not None:
-            self._recovering.cancel()
-            await asyncio.gather(self._recovering, return_exceptions=True)
+        for bg in (self._recovering, self._index_watch):
+            if bg is not None:
+                bg.cancel()
+                await asyncio.gather(bg, return_exceptions=True)
         runs = list(self._runs.values())
         for run in runs:
-            await self._cancel_run(run, "the node is stopping")
+            if run.record.queued and run.task is not None:
+                run.parked = True
+                run.task.cancel()
+            else:
+                await self._cancel_run(run, "the node is stopping")
         tasks = [r.task for r in runs if r.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=30)
@@ -209,28 +269,42 @@ class JobRunner(Actor):
         target = node or self.did
         if target != self.did:
             public_from_did(target)  # did_invalid / did_unsupported
+        # the market places it: no --node, or a --node this node holds no grant from (the only candidate)
+        market = self.placer is not None and (
+            node is None or (node != self.did and not self.proofs_for(node, alloc.START))
+        )
+        if market and node is None:
+            target = ""
         dirs = [Path(d) for d in base_dirs]
         prepared = await asyncio.to_thread(lambda: {t.name: prepare_task(t, dirs) for t in spec.tasks})
         job_id = "job-" + secrets.token_hex(8)
+        kept = await asyncio.to_thread(_save_prepared, self.jobs_dir / job_id, prepared) if market else None
         units = [
             UnitRecord(key=t.name if spec.count == 1 else f"{t.name}-{i}", task=t.name, index=i, node=target)
             for t in spec.tasks
             for i in range(spec.count)
         ]
+        now = self.clock.now()
+        deadline = spec.deadline_at(now) if market else None
+        if market and deadline is None and self.placer is not None:
+            deadline = now + self.placer.settings.default_deadline_s
         rec = JobRecord(
             id=job_id,
             name=spec.name,
             node=target,
             requester=self.did,
             spec=spec.to_dict(),
-            submitted_at=self.clock.now(),
+            submitted_at=now,
             dir=str(self.jobs_dir / job_id),
             units=units,
+            market=market,
+            deadline=deadline,
+            prepared=kept,
         )
         await self._persist(
             rec, "job.state", job_id, {"state": rec.state, "cause": "submitted", "node": target}, units=rec.units
         )
-        run = _Run(rec, spec, prepared, JobLog())
+        run = _Run(rec, spec, prepared, JobLog(), only=node if market else None)
         self._runs[job_id] = run
         self._keep_log(job_id, run.log)
         run.task = asyncio.create_task(self._run_job(run), name=f"job:{job_id}")
@@ -239,11 +313,53 @@ class JobRunner(Actor):
     async def get(self, job_id: str) -> dict[str, Any]:
         run = self._runs.get(job_id)
         if run is not None:
-            return run.record.to_doc()
+            return run.record.to_doc() | {"queue": self._queue_view(run)}
         doc = await self.store.get(COLLECTION, job_id)
         if doc is None:
             raise AgoraError("job_not_found", f"no job {job_id} on this node")
-        return (await self._load(doc)).to_doc()
+        return (await self._load(doc)).to_doc() | {"queue": None}
+
+    def _queue_view(self, run: _Run) -> dict[str, Any] | None:
+        """Where a pending job stands in this node's queue (by the time it started waiting) and what blocks it."""
+        if run.record.state != PENDING:
+            return None
+        waiting = sorted(
+            (r.record.history[-1]["at"], r.record.id) for r in self._runs.values() if r.record.state == PENDING
+        )
+        position = 1 + [j for _, j in waiting].index(run.record.id)
+        blocking: dict[str, int] = {}
+        for u in run.record.units:
+            if u.state == PENDING and u.placements:
+                for code, n in u.placements[-1].get("blocking", {}).items():
+                    blocking[code] = blocking.get(code, 0) + n
+        return {"position": position, "of": len(waiting), "deadline": run.record.deadline, "blocking": blocking}
+
+    async def why(self, job_id: str) -> dict[str, Any]:
+        """Why the job's units are where they are: every market round of each unit (its candidates, their
+        verdicts, reasons and score breakdowns, bids, declines, failures), and a one-line summary."""
+        doc = await self.get(job_id)
+        units = {}
+        lines = []
+        for u in doc["units"]:
+            rounds = u.get("placements", [])
+            last = rounds[-1] if rounds else None
+            units[u["key"]] = {
+                "state": u["state"],
+                "node": u["node"],
+                "excluded": u.get("excluded", []),
+                "rounds": rounds,
+                "last": last,
+            }
+            lines.append(f"{u['key']}: {u['state']}" + (f" ({_round_summary(last)})" if last else ""))
+        return {
+            "id": doc["id"],
+            "state": doc["state"],
+            "market": doc.get("market", False),
+            "queue": doc.get("queue"),
+            "error": doc.get("error"),
+            "units": units,
+            "summary": "; ".join(lines),
+        }
 
     async def list_jobs(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         where: dict[str, Scalar] | None = {"state": state} if state else None
@@ -264,6 +380,19 @@ class JobRunner(Actor):
             return JobRecord.from_doc(await self.get(job_id)).summary()
         await self._cancel_run(run, cause)
         return run.record.summary()
+
+    def provider_lost(self, provider: str, cause: str = "discovery marked it lost") -> int:
+        """Discovery says `provider` is gone: every market unit running there stops following it at once
+        and fails `alloc_interrupted` (the `node_lost` class), so it is placed again elsewhere within its
+        retry policy, that provider excluded. Returns how many units were told."""
+        n = 0
+        for run in self._runs.values():
+            for node, lost in run.lost.values():
+                if node == provider and not lost.is_set():
+                    run.lost_cause = cause
+                    lost.set()
+                    n += 1
+        return n
 
     async def outputs(self, job_id: str) -> list[dict[str, Any]]:
         rec = JobRecord.from_doc(await self.get(job_id))
@@ -338,7 +467,11 @@ class JobRunner(Actor):
     async def _run_job(self, run: _Run) -> None:
         rec = run.record
         try:
-            await self._job_move(run, RUNNING, f"running on {rec.node}")
+            if rec.market and rec.state == "submitted":  # (a job back from the queue is past this)
+                where = f"only {run.only}" if run.only else "every provider in the market index"
+                await self._job_move(run, MATCHING, f"placing {len(rec.units)} unit(s) on {where}")
+            else:
+                await self._job_move(run, RUNNING, f"running on {rec.node}")
             for stage in stages(run.spec):
                 units = [u for name in stage for u in rec.units_of(name)]
                 await self._run_stage(run, units)
@@ -350,6 +483,7 @@ class JobRunner(Actor):
                     why = run.cancel_cause if cancelled else "an earlier stage did not complete"
                     await self._unit_move(run, u, CANCELLED if cancelled else SKIPPED, why)
             if all(u.state == COMPLETED for u in rec.units):
+                await self._job_running(run, "its units ran")
                 await self._job_move(run, COMPLETED, f"{len(rec.units)} task(s) completed")
             elif run.cancel.is_set():
                 rec.error = AgoraError("cancelled", run.cancel_cause).to_dict()
@@ -365,9 +499,20 @@ class JobRunner(Actor):
                 with contextlib.suppress(Exception):
                     await self._job_move(run, FAILED, "orchestrator error")
         finally:
+            for key, placed in list(run.placed.items()):  # a placement never started: give it back
+                run.placed.pop(key, None)
+                if self.placer is not None:
+                    await self.placer.release(placed, "the job ended before the start")
+            if rec.prepared is not None and not run.parked:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(shutil.rmtree, Path(rec.dir) / PREPARED_DIR, True)
             run.log.close()
             self._runs.pop(rec.id, None)
             run.done.set()
+
+    async def _job_running(self, run: _Run, cause: str) -> None:
+        if run.record.state in JOB_PLACING:
+            await self._job_move(run, RUNNING, cause)
 
     async def _run_stage(self, run: _Run, units: list[UnitRecord]) -> None:
         """The units of one stage, at most `units_at_once` of them at a time (workers taking the next)."""
@@ -387,6 +532,8 @@ class JobRunner(Actor):
                 await self._unit_move(run, unit, CANCELLED, run.cancel_cause)
                 return
             unit.attempts = attempt
+            if run.record.market and not await self._place(run, unit):
+                return  # it ended (deadline_exceeded, cancelled) and the move is recorded
             await self._unit_move(run, unit, STARTING, f"attempt {attempt} of {tries} on {unit.node}")
             try:
                 await self._attempt(run, unit, attempt)
@@ -404,6 +551,10 @@ class JobRunner(Actor):
                     return
                 if retry.should_retry(err.code, err.retryable, attempt):  # retry.on: what is retried
                     cause = f"{err.code}: {err.message}; retry in {retry.backoff}s"
+                    lost = failure_class(err.code, err.retryable) == "node_lost"
+                    if run.record.market and lost and unit.node and unit.node not in unit.excluded:
+                        unit.excluded.append(unit.node)  # re-placement: never back on the provider lost
+                        cause += f"; placed again without {unit.node}"
                     await self._unit_move(run, unit, WAITING_RETRY, cause)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(run.cancel.wait(), retry.backoff)
@@ -411,29 +562,161 @@ class JobRunner(Actor):
                 await self._unit_move(run, unit, FAILED, f"{err.code}: {err.message}")
                 return
 
+    # -- the market ---------------------------------------------------------------------------
+    async def _place(self, run: _Run, unit: UnitRecord) -> bool:
+        """Place `unit` through the market: True once a provider committed (`run.placed` holds it); False
+        when the unit ended instead (cancelled, or `deadline_exceeded` with the last diagnostics). With no
+        fit it waits `pending` until the index changes or the deadline passes: never a polling loop."""
+        placer, rec = self.placer, run.record
+        if placer is None:
+            raise AgoraError("internal", "a market job on a node without a market index")
+        need = JobNeed.from_spec(run.spec, unit.task, requester=self.did)
+
+        async def on_state(state: str, cause: str) -> None:
+            if state != unit.state:
+                await self._unit_move(run, unit, state, cause)
+                await self._job_follows(run, state, f"{unit.key}: {cause}")
+
+        for round_no in range(1, placer.settings.max_rounds + 1):
+            if run.cancel.is_set():
+                await self._unit_move(run, unit, CANCELLED, run.cancel_cause)
+                return False
+            self._ensure_index_watch()
+            seen = self._index_version
+            without = f" without {', '.join(unit.excluded)}" if unit.excluded else ""
+            await self._unit_move(run, unit, MATCHING, f"placement round {round_no}{without}")
+            await self._job_follows(run, MATCHING, f"{unit.key}: placement round {round_no}")
+            rnd = await placer.place(rec.id, unit.key, need, only=run.only, exclude=unit.excluded, on_state=on_state)
+            why = rnd.why()
+            unit.add_round(why)
+            if rnd.placed is not None:
+                unit.node = rnd.placed.provider
+                run.placed[unit.key] = rnd.placed
+                cause = f"{unit.node} committed at {rnd.placed.bid.price:,} until {rnd.placed.commit.start_by}"
+                await self._unit_move(run, unit, COMMITTED, cause)
+                await self._job_follows(run, COMMITTED, f"{unit.key}: {cause}")
+                return True
+            summary = _round_summary(why)
+            now = self.clock.now()
+            deadline = rec.deadline if rec.deadline is not None else now
+            if now >= deadline or round_no == placer.settings.max_rounds:
+                unit.error = AgoraError(
+                    "deadline_exceeded",
+                    f"{unit.key} found no provider by its deadline ({summary})",
+                    details={"blocking": why["blocking"], "what_would_fit": why["decision"]["what_would_fit"]},
+                ).to_dict()
+                await self._unit_move(run, unit, FAILED, f"deadline_exceeded: {summary}")
+                return False
+            await self._unit_move(run, unit, PENDING, summary)
+            await self._job_follows(run, PENDING, f"{unit.key} waits for a provider: {summary}")
+            await self._wait_index(seen, deadline - now, run.cancel)
+        return False  # unreachable: the last round above always ends the unit
+
+    async def _job_follows(self, run: _Run, state: str, cause: str) -> None:
+        """Until its first unit runs, a market job's state follows its units' placement moves."""
+        if run.record.state in JOB_PLACING and run.record.state != state:
+            await self._job_move(run, state, cause)
+
+    def _ensure_index_watch(self) -> None:
+        """One watch of the market index for the whole runner (owned; stopped with the runner)."""
+        if self._index_watch is None and self.placer is not None and not self._closed:
+            self._index_watch = asyncio.create_task(self._watch_index(), name="jobs:index-watch")
+
+    async def _watch_index(self) -> None:
+        placer = self.placer
+        if placer is None:
+            return
+        for attempt in range(10_000):  # bounded: a watch that breaks is opened again, with backoff
+            try:
+                async with placer.index.watch() as watch:
+                    async for _ad in watch:
+                        self._bump_index()
+                        attempt = 0
+            except AgoraError as err:
+                log.warning("the market index watch ended: %s", err)
+            if self._closed:
+                return
+            self._bump_index()  # what changed while it was down is unknown: re-evaluate
+            await asyncio.sleep(min(0.2 * 2**attempt, 10.0))
+
+    def _bump_index(self) -> None:
+        self._index_version += 1
+        changed, self._index_changed = self._index_changed, asyncio.Event()
+        changed.set()
+
+    async def _wait_index(self, seen: int, timeout: float, cancel: asyncio.Event) -> None:
+        """Until the index changed since version `seen`, the job is cancelled, or `timeout` runs out."""
+        if self._index_version != seen:
+            return
+        waits = [asyncio.create_task(self._index_changed.wait()), asyncio.create_task(cancel.wait())]
+        try:
+            await asyncio.wait(waits, timeout=max(0.0, timeout), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in waits:
+                t.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
     async def _attempt(self, run: _Run, unit: UnitRecord, attempt: int) -> None:
         rec = run.record
-        link = ProviderLink(self.runtime, unit.node, self.proofs_for, timeout=self.settings.call_timeout)
+        placed = run.placed.get(unit.key)
+        proofs: ProofSource = self.proofs_for
+        if placed is not None:
+            proofs = _with_bid_proofs(placed, self.proofs_for)
+        link = ProviderLink(self.runtime, unit.node, proofs, timeout=self.settings.call_timeout)
         args, uploads = run.prepared[unit.task].start_args(rec.name, rec.id, spec=run.spec)
-        for blob in uploads:
-            await link.upload(blob)
-        alloc_id, invocation = await link.start(args)
+        if placed is not None:
+            args = dataclasses.replace(args, reservation=placed.request_id)
+        try:
+            for blob in uploads:
+                await link.upload(blob)
+            alloc_id, invocation = await link.start(args)
+        except BaseException:
+            if placed is not None and self.placer is not None:
+                run.placed.pop(unit.key, None)
+                await self.placer.release(placed, "the start failed")
+            raise
+        run.placed.pop(unit.key, None)
         unit.alloc_id = alloc_id
         unit.receipt = None
         run.active[unit.key] = (link, alloc_id)
+        if rec.market:  # from here on, discovery may say the provider is lost (`provider_lost`)
+            run.lost[unit.key] = (unit.node, asyncio.Event())
         status: StatusReply | None = None
         try:
             await self._unit_move(run, unit, RUNNING, f"allocation {alloc_id} accepted")
+            await self._job_running(run, f"{unit.key} runs on {unit.node}")
             if run.cancel.is_set():
                 await link.cancel(alloc_id)
             timeout = next(t for t in run.spec.tasks if t.name == unit.task).timeout
-            status = await self._follow(run, unit, link, alloc_id, timeout)
+            if rec.market:
+                status = await self._follow_unless_lost(run, unit, link, alloc_id, timeout)
+            else:
+                status = await self._follow(run, unit, link, alloc_id, timeout)
         finally:
             run.active.pop(unit.key, None)
+            run.lost.pop(unit.key, None)
             if status is None:  # we lost track of it: do not leave it running on the provider
                 with contextlib.suppress(AgoraError, TimeoutError):
                     await asyncio.wait_for(link.cancel(alloc_id), 2.0)
         await self._finish(run, unit, link, status, invocation)
+
+    async def _follow_unless_lost(
+        self, run: _Run, unit: UnitRecord, link: ProviderLink, alloc_id: str, timeout: float | None
+    ) -> StatusReply:
+        """`_follow`, cut short when discovery marks the provider lost (`provider_lost`)."""
+        lost = run.lost[unit.key][1]
+        follow = asyncio.create_task(self._follow(run, unit, link, alloc_id, timeout), name=f"follow:{unit.key}")
+        waiter = asyncio.create_task(lost.wait(), name=f"lost:{unit.key}")
+        try:
+            await asyncio.wait({follow, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            if not follow.done():
+                follow.cancel()
+            await asyncio.gather(follow, waiter, return_exceptions=True)
+        if not lost.is_set() or (follow.done() and not follow.cancelled() and follow.exception() is None):
+            return follow.result()
+        raise AgoraError("alloc_interrupted", f"{unit.node} is lost ({run.lost_cause}); allocation {alloc_id} given up")
 
     async def _finish(
         self, run: _Run, unit: UnitRecord, link: ProviderLink, status: StatusReply, invocation: CID
@@ -489,10 +772,13 @@ class JobRunner(Actor):
         failures = 0
         ended: StatusReply | None = None
         drain_until = 0.0
+        lost = run.lost.get(unit.key)
         for _ in range(MAX_POLLS):
             began = loop.time()
             if ended is not None and began >= drain_until:
                 return ended
+            if ended is None and lost is not None and lost[1].is_set():  # (a cancel that did not land)
+                raise AgoraError("alloc_interrupted", f"{unit.node} is lost; allocation {alloc_id} given up")
             if ended is None and deadline is not None and began >= deadline:
                 raise AgoraError(
                     "task_timeout",
@@ -537,6 +823,70 @@ class JobRunner(Actor):
             run.log.add(unit.key, "agora", f"[{page.dropped} log lines dropped]", self.clock.now(), unit.attempts)
         for line in page.lines:
             run.log.add(unit.key, line.stream, line.line, line.ts, unit.attempts)
+
+
+def _save_prepared(job_dir: Path, prepared: Mapping[str, PreparedTask]) -> dict[str, Any]:
+    """Keep a market job's prepared blobs under its dir (by sha256), and return what names them."""
+    root = job_dir / PREPARED_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {}
+    for name, p in prepared.items():
+        blobs = ([p.module] if p.module is not None else []) + list(p.local_inputs.values())
+        for blob in blobs:
+            path = root / blob.sha256
+            if not path.exists():
+                tmp = root / f".{blob.sha256}.{secrets.token_hex(4)}"
+                tmp.write_bytes(blob.data)
+                os.replace(tmp, path)
+        out[name] = {
+            "wire": p.wire,
+            "module": p.module.sha256 if p.module is not None else None,
+            "inputs": {n: b.sha256 for n, b in p.local_inputs.items()},
+        }
+    return out
+
+
+def _load_prepared(rec: JobRecord, spec: JobSpec) -> dict[str, PreparedTask]:
+    """The prepared tasks `_save_prepared` kept, each blob checked against its name."""
+    root = Path(rec.dir) / PREPARED_DIR
+
+    def blob(sha: str) -> Blob:
+        b = Blob.of((root / sha).read_bytes())
+        if b.sha256 != sha:
+            raise AgoraError("storage_integrity", f"the kept blob {sha} of job {rec.id} changed on disk")
+        return b
+
+    out = {}
+    for name, d in (rec.prepared or {}).items():
+        module = blob(d["module"]) if d.get("module") else None
+        inputs = {n: blob(s) for n, s in d.get("inputs", {}).items()}
+        out[name] = PreparedTask(spec.task(name), dict(d["wire"]), module, inputs)
+    return out
+
+
+def _with_bid_proofs(placed: Placed, fallback: ProofSource) -> ProofSource:
+    """Proofs for a market unit: the bid's delegation (scoped to the job) where it covers the command."""
+    bid_proofs = placed.proofs
+
+    def proofs_for(target: str, command: str) -> list[Delegation]:
+        if target == placed.provider:
+            for d in bid_proofs:
+                if d.cmd is not None and covers(d.cmd, command):
+                    return [d]
+        return fallback(target, command)
+
+    return proofs_for
+
+
+def _round_summary(why: dict[str, Any]) -> str:
+    outcome = why.get("outcome")
+    if outcome == "committed":
+        return f"placed on {why.get('provider')} at {why.get('price')}"
+    decision = why.get("decision", {})
+    blocking = ", ".join(f"{code} x{n}" for code, n in why.get("blocking", {}).items()) or "no provider in the index"
+    text = f"{outcome}: {decision.get('considered', 0)} considered; {blocking}"
+    hints = [s["text"] for s in decision.get("what_would_fit", [])]
+    return text + (f"; would fit: {' or '.join(hints)}" if hints else "")
 
 
 __all__ = ["JobRunner", "RunnerSettings"]

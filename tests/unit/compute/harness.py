@@ -26,7 +26,9 @@ from agora.storage import LocalCAS
 from agora.store import MemoryStore
 from agora.transport import MemoryNetwork, MemoryTransport
 
-TOTAL = Capability(cpu_millis=4000, memory_bytes=4 * GiB, disk_bytes=20 * GiB, arch="x86_64")
+TOTAL = Capability(
+    cpu_millis=4000, memory_bytes=4 * GiB, disk_bytes=20 * GiB, arch="x86_64", executors=frozenset({"wasm", "process"})
+)
 
 
 @dataclass

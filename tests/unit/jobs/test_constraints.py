@@ -115,7 +115,8 @@ def test_bad_constraints_in_a_start_request_are_spec_errors() -> None:
     assert err.value.details["errors"][0]["path"] == "constraints[0].op"
 
 
-def test_fields_without_effect_yet_are_warned_about() -> None:
+def test_fields_without_effect_where_the_job_runs_are_warned_about() -> None:
+    """Sent to a named node, the market's fields do nothing; placed by the market, only the ledger's do not."""
     base = {"name": "j", "tasks": [{"name": "t", "module": "m.wasm"}]}
     assert validate(base)[1] == []
     spec, warnings = validate(
@@ -128,13 +129,17 @@ def test_fields_without_effect_yet_are_warned_about() -> None:
         }
     )
     fields = [w.split(":")[0] for w in warnings]
-    assert fields == [
+    assert spec_warnings(spec) == warnings  # validate() judges a job the market places
+    assert fields == ["payment.mode", "payment.budget"]
+    assert "no ledger" in warnings[0] and "limits the bids the market accepts" in warnings[1]
+    named = [w.split(":")[0] for w in spec_warnings(spec, market=False)]
+    assert named == [
         "affinities",
         "placement.max_price",
         "placement.min_trust",
         "placement.strategy",
-        "payment.mode",
         "payment.budget",
         "deadline",
+        "payment.mode",
     ]
-    assert all("has no effect yet" in w for w in warnings) and spec_warnings(spec) == warnings
+    assert all("has no effect" in w for w in spec_warnings(spec, market=False))
