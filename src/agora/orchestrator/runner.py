@@ -275,6 +275,13 @@ class JobRunner(Actor):
         )
         if market and node is None:
             target = ""
+        if market and node is not None and self.placer is not None and await self.placer.index.get(node) is None:
+            raise AgoraError(  # neither path can reach it: say so now rather than queue for the deadline
+                "ucan_unauthorized",
+                f"{node} has granted this node nothing and sells nothing on the market",
+                hint=f"Ask its operator for a grant (`agora node grant {self.did}` on that node), or to sell "
+                "(`agora offer create --from-node`); or leave --node out and let the market place the job.",
+            )
         dirs = [Path(d) for d in base_dirs]
         prepared = await asyncio.to_thread(lambda: {t.name: prepare_task(t, dirs) for t in spec.tasks})
         job_id = "job-" + secrets.token_hex(8)

@@ -25,7 +25,7 @@ async def test_constraints_are_enforced_and_inert_fields_warned(cluster: Cluster
     await until(lambda: _has_caps(a, b.did), "b's capacity ad to reach a")
     riscv = {"constraints": [{"key": "arch", "op": "in", "value": ["riscv64"]}]}
     async with cluster.api(a) as api:
-        for target in (b.did, None):  # a peer by its announcement, this node by itself
+        for target in (b.did, a.did):  # a peer by its announcement, this node by itself
             resp = await api.post("/jobs", json={"spec": _job(module, **riscv), "node": target})
             assert resp.status_code == 409, resp.text
             err = resp.json()["error"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from agora.errors import AgoraError
 from agora.market import MemoryMarketIndex
 from agora.orchestrator import JobRunner, RunnerSettings
 from agora.orchestrator.placement import PlacementSettings, Placer
@@ -259,6 +260,18 @@ async def test_node_without_a_grant_is_the_only_candidate_and_with_a_grant_the_o
     doc = await ended(buyer, await submit(buyer, spec(tmp_path), tmp_path, node=cheap.did))
     assert doc["state"] == "completed" and doc["market"] is False and doc["units"][0]["placements"] == []
     assert states(doc["units"][0]) == ["starting", "running", "completed"]
+
+
+async def test_a_named_node_that_neither_granted_nor_sells_is_refused_at_submit(
+    market: Market, buyer: Requester, tmp_path: Path
+) -> None:
+    """Neither path can reach it: refused now with the way out, not queued until its deadline."""
+    hidden = await market.add("hidden", publish=False)
+    with pytest.raises(AgoraError) as info:
+        await submit(buyer, spec(tmp_path), tmp_path, node=hidden.did)
+    assert info.value.code == "ucan_unauthorized" and f"agora node grant {buyer.did}" in (info.value.hint or "")
+    assert await buyer.runner.list_jobs() == []  # nothing was queued
+    assert not hidden.asked
 
 
 async def test_a_unit_whose_provider_is_lost_is_placed_again_elsewhere(
