@@ -2,12 +2,12 @@
 
     .venv/bin/python bench/market_job.py [--runs 100] [--warmup 5] [--smoke]
 
-A devnet of a hub and 3 selling nodes starts on loopback (onboarding benchmark off, so it does not compete).
-From node-1's API, each market run submits a one-task wasm job with no node (POST /jobs) and waits for its
+A devnet of a hub and 3 selling nodes starts on loopback (onboarding benchmark off, so it does not compete),
+and a 4th node that sells nothing joins as the requester. From its API, each market run submits a one-task wasm job with no node (POST /jobs) and waits for its
 end (GET /jobs/{id}?wait=): the index read and matching over the 3 ads, signed bid requests to the 3
 providers and their bids, the award and the provider's commit, the start on the bid's one-job delegation,
 the wasm run, the signed usage receipt and its verification, every state persisted. Each direct run sends
-the same job with `--node node-2` on a grant node-2 gave node-1 (no index, no bids). The two kinds
+the same job with `--node node-1` on a grant node-1 gave the requester (no index, no bids). The two kinds
 alternate run by run, so both see the same machine load. Prints p50/p99 of both, their ratio, and the bids
 seen per market placement (from `job why`), and the time from submitted to running by each job's own
 history (the placement, without the task and the following). Nothing is asserted: it reports.
@@ -27,7 +27,7 @@ from typing import Any
 import wasmtime
 
 from agora.client import AgoraClient
-from agora.devnet import down, up
+from agora.devnet import add_node, down, up
 
 WAT = r"""
 (module
@@ -81,7 +81,8 @@ def measure(runs: int, warmup: int, root: Path, module: Path) -> tuple[Samples, 
     os.environ["AGORA_BENCHMARK"] = "off"  # the daemons inherit it
     state = up(3, root / "devnet")
     try:
-        one, two, _ = state["nodes"]
+        two = state["nodes"][0]  # the direct runs' provider, one of the market's three
+        one = add_node(root / "devnet", sell=False)  # the requester: not a provider itself
         with AgoraClient(one["api"]) as c1, AgoraClient(two["api"]) as c2:
             deadline = time.monotonic() + 30
             while len(c1.market()["providers"]) < 3:  # every provider's ad in the index before the first run
