@@ -2,15 +2,16 @@
 
     .venv/bin/python bench/market_job.py [--runs 100] [--warmup 5] [--smoke]
 
-A devnet of a hub and 3 selling nodes starts on loopback (onboarding benchmark off, so it does not compete),
-and a 4th node that sells nothing joins as the requester. From its API, each market run submits a one-task wasm job with no node (POST /jobs) and waits for its
-end (GET /jobs/{id}?wait=): the index read and matching over the 3 ads, signed bid requests to the 3
-providers and their bids, the award and the provider's commit, the start on the bid's one-job delegation,
-the wasm run, the signed usage receipt and its verification, every state persisted. Each direct run sends
-the same job with `--node node-1` on a grant node-1 gave the requester (no index, no bids). The two kinds
-alternate run by run, so both see the same machine load. Prints p50/p99 of both, their ratio, and the bids
-seen per market placement (from `job why`), and the time from submitted to running by each job's own
-history (the placement, without the task and the following). Nothing is asserted: it reports.
+A devnet of a hub and 3 selling nodes starts on loopback (onboarding benchmark off, so it does not
+compete), and a 4th node that sells nothing joins as the requester. From its API, each market run submits
+a one-task wasm job with no node (POST /jobs) and waits for its end (GET /jobs/{id}?wait=): the index read
+and matching over the 3 ads, signed bid requests to the 3 providers and their bids, the award and the
+provider's commit, the start on the bid's one-job delegation, the wasm run, the signed usage receipt and
+its verification, every state persisted. Each direct run sends the same job with `--node node-1` on a
+grant node-1 gave the requester (no index, no bids). The two kinds alternate run by run, so both see the
+same machine load. Prints p50/p99 of both, their ratio, the bids seen per market placement (from
+`job why`), and the time from submitted to running by each job's own history (the placement, without the
+task and the following). Nothing is asserted: it reports.
 """
 
 from __future__ import annotations
