@@ -22,6 +22,7 @@ RATIO_LINE = {
     "executors": "ratio agora/raw",
     "remote_job": "p50 ratio remote/raw:",
     "matching": "ratio: agora",
+    "market_job": "p50 ratio market/direct:",
 }
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,7 @@
 """What `make demo` shows: a devnet of a hub and 3 nodes, discovery, signed pings through the hub,
-messages a node refuses (forged, replayed) with their error codes, and a clean teardown."""
+messages a node refuses (forged, replayed) with their error codes, remote jobs on a grant, then the market
+(the index, a job placed by bids with its `why`, a job too big for any node, a job that waits in the queue
+until a bigger node joins), and a clean teardown. Every wait is for an event or a state, bounded in time."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any
 
 from agora.actor import Runtime
 from agora.client import AgoraClient
-from agora.devnet.launcher import down, up
+from agora.devnet.launcher import add_node, down, up
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.transport import NatsTransport
@@ -110,14 +112,15 @@ def main() -> int:
         rejects = re.findall(r'^agora_rejects_total\{code="([^"]+)"\} (\S+)', metrics, re.M)
         say(f"  {target['name']} counted rejects: " + ", ".join(f"{code}={float(n):g}" for code, n in rejects))
         jobs_section(state, root)
+        market_section(state, root)
         return 0
     except AgoraError as err:
         say(f"demo failed: {err.code}: {err.message}\nhint: {err.hint}")
         return 1
     finally:
         if state is not None:
-            section("5. tear down")
-            stopped = down(root)
+            section("6. tear down")
+            stopped = down(root)  # devnet.json lists the node the market part added too
             say(f"  stopped {len(stopped)} processes: {', '.join(stopped)}")
         if os.environ.get("AGORA_DEMO_KEEP"):
             say(f"  kept {root} (AGORA_DEMO_KEEP is set)")
@@ -245,12 +248,211 @@ def jobs_section(state: dict[str, Any], root: Path) -> None:
 
         section(f"jobs 4/4: {three['name']} has no delegation from {one['name']}")
         doc = _run_job(c3, _wasm_spec(module), one["did"], root)
-        err = doc.get("error") or {}
-        say(f"  job {doc['id']}: {doc['state']} -> {err.get('code')}")
-        say(f"  hint: {err.get('hint')}")
+        err = doc.get("error")
+        if err:
+            say(f"  job {doc['id']}: {doc['state']} -> {err.get('code')}")
+            say(f"  hint: {err.get('hint')}")
+        else:  # without a grant, --node makes that node the market's only candidate: its bid carries the proof
+            say(f"  job {doc['id']}: {doc['state']}: with no grant, --node made {one['name']} the only candidate")
+            say(f"  of the market; {one['name']} bid, and the bid's delegation (this one job only) was the proof")
     finally:
         for c in (c1, c2, c3):
             c.close()
+
+
+# == the market: offers, the hub's index, placement by bids, why, the pending queue ===========================
+
+ENDED = ("completed", "failed", "cancelled")
+SLICE = {"cpu_millis": 1000, "memory_bytes": 1 << 30}  # what each first node sells in the market part
+
+
+def _wait_until(probe: Any, ready: Any, what: str, timeout: float = 60.0) -> Any:
+    """Call `probe()` until `ready(value)` holds (a state the demo waits for), at most `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if ready(value):
+            return value
+        if time.monotonic() > end:
+            raise AgoraError("timeout", f"the demo waited {timeout:.0f} s for {what}")
+        time.sleep(0.1)
+
+
+def _sell_slice(client: AgoraClient, price: int) -> dict[str, Any]:
+    """Sell a slice of the machine (one core, 1 GiB) at `price` per cpu-second and per GiB-second, then
+    withdraw the default offer `--sell` made (the new offer first: the node is never out of the index)."""
+    before = client.offers(state="active")
+    template = before[0]["offer"]
+    base = {**template["price"]["base"], "cpu_second": price, "memory_gib_second": price}
+    doc = client.create_offer(
+        {
+            "kind": "resources",
+            "resources": {**template["resources"], **SLICE},
+            "price": {"base": base, "engines": {}},
+            "terms": template["terms"],
+        }
+    )
+    for old in before:
+        client.withdraw_offer(old["offer_id"])
+    return doc
+
+
+def _show_market(market: dict[str, Any], names: dict[str, str]) -> None:
+    say(f"  $ agora market   ({len(market['providers'])} providers in the hub's bucket {market['bucket']})")
+    say(f"    {'PROVIDER':<8} {'OFFER':<20} {'FREE CPU':>8} {'FREE MEM':>9} {'PRICE':<22} {'EXECUTORS':<14} AGE")
+    for p in sorted(market["providers"], key=lambda p: names.get(p["provider"], p["provider"])):
+        base = p["price"]["base"]
+        price = f"{base['cpu_second']}/cpu-s {base['memory_gib_second']}/GiB-s"
+        engines = ",".join(e for e, st in sorted(p["executors"].items()) if st["available"])
+        free = p["free"]
+        say(
+            f"    {names.get(p['provider'], short(p['provider'])):<8} {p['offer_id']:<20} "
+            f"{free.get('cpu_millis', 0) / 1000:>6g} c {free.get('memory_bytes', 0) / (1 << 30):>5.1f} GiB "
+            f"{price:<22} {engines:<14} {p['age_s']:.0f}s"
+        )
+    ignored = {k: v for k, v in market["ignored"].items() if v}
+    say("    every ad verified by the reader" + (f"; ignored: {ignored}" if ignored else "; none ignored"))
+
+
+def _market_spec(module: Path, name: str, resources: dict[str, str], **extra: Any) -> dict[str, Any]:
+    """The demo's wasm job with `resources`, placed `cheapest`: the lowest quotes are asked for bids whatever
+    the benchmark scores (a node that just joined may not have one yet), so the outcome is the same every run."""
+    spec = _wasm_spec(module)
+    spec["name"] = name
+    spec["tasks"][0]["resources"] = resources
+    return {**spec, "placement": {"strategy": "cheapest"}, **extra}
+
+
+def _last_round(why: dict[str, Any]) -> dict[str, Any]:
+    unit = next(iter(why["units"].values()))
+    return dict(unit["last"] or {})
+
+
+def _show_why(why: dict[str, Any], names: dict[str, str], *, candidates: bool) -> None:
+    last = _last_round(why)
+    say(f"  $ agora job why {why['id']}")
+    say(f"    {why['summary']}")
+    decision = last.get("decision", {})
+    if candidates:
+        for cand in decision.get("candidates", []):
+            text = "; ".join(r["text"] for r in cand["reasons"]) or f"passes, quote {cand['quote']}"
+            say(f"    {names.get(cand['provider'], short(cand['provider'])):<8} {cand['verdict']:<8} {text}")
+    for b in last.get("bids", []):
+        say(f"    bid from {names.get(b['provider'], short(b['provider']))}: {b['price']}")
+    for d in last.get("declines", []):
+        reasons = "; ".join(f"{r['code']}: {r['text']}" for r in d["reasons"])
+        say(f"    declined by {names.get(d['provider'], short(d['provider']))}: {reasons}")
+    if last.get("blocking"):
+        say("    blocked by: " + ", ".join(f"{code} x{n}" for code, n in last["blocking"].items()))
+    for s in decision.get("what_would_fit", []):
+        say(f"    would fit on {names.get(s['provider'], short(s['provider']))}: {s['text']}")
+    if decision.get("hint"):
+        say(f"    hint: {decision['hint']}")
+
+
+def _wait_pending(client: AgoraClient, job_id: str) -> dict[str, Any]:
+    """The job once it waits in the queue with its reasons (after its first placement round)."""
+    doc: dict[str, Any] = _wait_until(
+        lambda: client.job(job_id),
+        lambda d: d["state"] in ENDED or (d["state"] == "pending" and bool((d.get("queue") or {}).get("blocking"))),
+        f"job {job_id} to wait in the queue",
+    )
+    if doc["state"] != "pending":
+        raise AgoraError("internal", f"job {job_id} ended {doc['state']} instead of waiting: {doc.get('error')}")
+    return doc
+
+
+def _wait_end(client: AgoraClient, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    """The job's record once it ended (each request is held by the node until the end, at most 10 s)."""
+    doc: dict[str, Any] = _wait_until(
+        lambda: client.job(job_id, wait=10.0), lambda d: d["state"] in ENDED, f"job {job_id} to end", timeout
+    )
+    return doc
+
+
+def market_section(state: dict[str, Any], root: Path) -> None:
+    nodes = list(state["nodes"])
+    names = {m["did"]: m["name"] for m in [state["hub"], *nodes]}
+    requester = nodes[1]
+    module = root / "hello.wasm"
+    c = AgoraClient(requester["api"])
+    try:
+        section("5. the market 1/4: offers and the hub's index of capacity ads")
+        say("  the devnet's nodes sell (--sell): each publishes a signed capacity ad to the hub's JetStream index.")
+        say("  each now sells a slice of its machine (1 core, 1 GiB) at its own price:")
+        offers: dict[str, str] = {}
+        for i, m in enumerate(nodes):
+            with AgoraClient(m["api"]) as cm:
+                doc = _sell_slice(cm, price=2 + i)
+            offers[m["did"]] = doc["offer_id"]
+            say(f"    {m['name']}: offer {doc['offer_id']} at {2 + i}/cpu-s and {2 + i}/GiB-s")
+        market = _wait_until(
+            c.market,
+            lambda mk: {p["provider"]: p["offer_id"] for p in mk["providers"]} == offers,
+            "every node's new offer in the index",
+        )
+        _show_market(market, names)
+
+        section(f"5. the market 2/4: a job with no --node and no grant, from {requester['name']}")
+        job = c.submit_job(
+            _market_spec(module, "demo-market", {"cpu": "500m", "memory": "32Mi", "disk": "8Mi"}), base_dirs=[str(root)]
+        )
+        say(f"  $ agora job run demo-market.yaml   (strategy cheapest; {job['id']}: matching, bids, award, commit)")
+        doc = _wait_end(c, job["id"])
+        why = c.job_why(job["id"])
+        last = _last_round(why)
+        provider = last.get("provider")
+        say(f"  placed by the market on {names.get(provider or '', provider)} at {last.get('price')} (minor units)")
+        _show_why(why, names, candidates=False)
+        _show_result(doc)
+
+        section("5. the market 3/4: a job too big for any node (16 cores, 256 GiB)")
+        big = c.submit_job(
+            _market_spec(module, "demo-too-big", {"cpu": "16", "memory": "256Gi", "disk": "8Mi"}, deadline=600),
+            base_dirs=[str(root)],
+        )
+        doc = _wait_pending(c, big["id"])
+        queue = doc["queue"]
+        say(f"  job {big['id']}: {doc['state']} (position {queue['position']} of {queue['of']} in the queue)")
+        _show_why(c.job_why(big["id"]), names, candidates=True)
+        c.cancel_job(big["id"])
+        doc = _wait_end(c, big["id"])
+        say(f"  $ agora job cancel {big['id']}  ->  {doc['state']}")
+
+        section("5. the market 4/4: a job waits in the queue, then runs when a bigger node joins")
+        waits = c.submit_job(
+            _market_spec(module, "demo-waits", {"cpu": "500m", "memory": "2Gi", "disk": "8Mi"}, deadline=600),
+            base_dirs=[str(root)],
+        )
+        doc = _wait_pending(c, waits["id"])
+        queue = doc["queue"]
+        say(
+            f"  job {waits['id']} needs 2 GiB, every node sells 1 GiB: {doc['state']}, position {queue['position']}"
+            f" of {queue['of']}, blocked by " + ", ".join(f"{k} x{n}" for k, n in queue["blocking"].items())
+        )
+        _show_why(c.job_why(waits["id"]), names, candidates=False)
+        devnet_dir = Path(state["dir"])
+        member = add_node(devnet_dir)
+        names[member["did"]] = member["name"]
+        say(
+            f"  {member['name']} joins the devnet ({short(member['did'])}), selling its machine at the default"
+            " prices (--sell)"
+        )
+        market = _wait_until(
+            c.market, lambda mk: any(p["provider"] == member["did"] for p in mk["providers"]), "the new node's ad"
+        )
+        _show_market(market, names)
+        doc = _wait_end(c, waits["id"])
+        why = c.job_why(waits["id"])
+        last = _last_round(why)
+        provider = last.get("provider")
+        say(f"  job {waits['id']}: {doc['state']} on {names.get(provider or '', provider)} at {last.get('price')}")
+        t0 = doc["history"][0]["at"]
+        moves = ", ".join(f"{h['state']} +{h['at'] - t0:.1f}s" for h in doc["history"])
+        say(f"    states: {moves}")
+        _show_result(doc)
+    finally:
+        c.close()
 
 
 if __name__ == "__main__":

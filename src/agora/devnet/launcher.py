@@ -185,14 +185,55 @@ def up(
             "started_at": time.time(),
         }
         _wait_mesh(state, deadline)
-        tmp = root / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.chmod(0o644)  # whatever the umask: a devnet file others may write is not followed (read_devnet_file)
-        tmp.replace(root / STATE_FILE)
+        _save_state(root, state)
         return state
     except BaseException:
         for p in reversed(started):
             _stop_child(p.popen)
+        raise
+
+
+def _save_state(root: Path, state: dict[str, Any]) -> None:
+    tmp = root / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.chmod(0o644)  # whatever the umask: a devnet file others may write is not followed (read_devnet_file)
+    tmp.replace(root / STATE_FILE)
+
+
+def add_node(
+    root: Path = DEFAULT_DIR, *, announce_interval: float = 1.0, timeout: float = 30.0, sell: bool = True
+) -> dict[str, Any]:
+    """Start one more node (`node-N+1`) in the running devnet at `root`, selling its machine like the others
+    (`--sell`) unless `sell` is false; returns the new member once every member sees it (devnet.json then
+    lists it, so `down` stops it too)."""
+    root = root.resolve()
+    state = load_state(root)
+    if len(state["nodes"]) >= 32:
+        raise AgoraError("invalid_argument", "a devnet has between 1 and 32 nodes")
+    if not _is_ours(state["hub"], root):
+        raise AgoraError("devnet_not_running", f"the devnet's hub in {root} is not running")
+    env = {k: v for k, v in os.environ.items() if k not in ("AGORA_API", "AGORA_HOME")}
+    env.setdefault("AGORA_BENCHMARK", "quick")
+    name = f"node-{len(state['nodes']) + 1}"
+    args = ["--hub-url", state["hub_url"], *(["--sell"] if sell else []), "--announce-interval", str(announce_interval)]
+    deadline = time.monotonic() + timeout
+    proc = _spawn(name, root, args, env)
+    try:
+        ready = _wait_ready(proc, deadline)
+        member = {
+            **ready,
+            "name": name,
+            "pid": proc.popen.pid,
+            "start_time": _start_time(proc.popen.pid),
+            "home": str(proc.home),
+            "hub": state["hub_url"],
+        }
+        grown = {**state, "nodes": [*state["nodes"], member]}
+        _wait_mesh(grown, deadline)
+        _save_state(root, grown)
+        return member
+    except BaseException:
+        _stop_child(proc.popen)
         raise
 
 
@@ -270,4 +311,4 @@ def down(root: Path = DEFAULT_DIR) -> list[str]:
     return stopped
 
 
-__all__ = ["DEFAULT_DIR", "STATE_FILE", "check_not_running", "down", "load_state", "status", "up"]
+__all__ = ["DEFAULT_DIR", "STATE_FILE", "add_node", "check_not_running", "down", "load_state", "status", "up"]

@@ -1,0 +1,84 @@
+"""`make demo` as a person runs it: `python -m agora.devnet.demo` from start to teardown.
+
+It must exit 0, show the market (the index, a job placed by bids with its `why`, a job too big for any node
+with its reasons and what would make it fit, a job that waits until a bigger node joins and then runs
+there), and leave no process and no directory behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _daemons_under(root: Path) -> list[int]:
+    """Pids of the agora daemons whose command line names a path under `root`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"agora.daemon" in args and any(os.fsencode(str(root)) in a for a in args):
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.timeout(420)
+def test_make_demo_shows_the_market_and_cleans_up(tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the demo's devnet directory lands under tmp_path
+    env.pop("AGORA_DEMO_KEEP", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "agora.devnet.demo"],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=env,
+        check=False,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out[-6000:] + proc.stderr[-3000:]
+
+    # what the demo showed before the market: discovery, pings, refusals, jobs on a grant
+    assert "forged signature" in out and "same ping replayed" in out
+    assert re.search(r"jobs 2/4: .*\n(?:.*\n)*?  job job-\w+: completed", out)
+
+    # the index: the three first nodes with the prices they set, then the node that joins
+    market = out[out.index("5. the market 1/4") :]
+    table = market[: market.index("5. the market 2/4")]
+    for name, price in (("node-1", 2), ("node-2", 3), ("node-3", 4)):
+        assert re.search(rf"^    {name} +offer-\w+ .* {price}/cpu-s {price}/GiB-s", table, re.M), table
+
+    # placed by the market: three bids, the cheapest one (node-1's) awarded, the job ran
+    placed = market[market.index("5. the market 2/4") : market.index("5. the market 3/4")]
+    assert "placed by the market on node-1" in placed, placed
+    assert len(re.findall(r"^    bid from node-\d: \d+$", placed, re.M)) == 3, placed
+    assert re.search(r"job job-\w+: completed", placed), placed
+
+    # too big: pending with every node's reasons and what would make it fit, then cancelled
+    big = market[market.index("5. the market 3/4") : market.index("5. the market 4/4")]
+    assert "pending (position 1 of 1" in big, big
+    assert len(re.findall(r"rejected insufficient_cpu: need 16 cores, free \S+ cores?; insufficient_memory", big)) == 3
+    assert re.search(r"would fit on node-\d: lower cpu to .* and lower memory to", big), big
+    assert re.search(r"agora job cancel job-\w+  ->  cancelled", big), big
+
+    # waits: pending (every node declines, memory), then node-4 joins and the job runs there
+    waits = market[market.index("5. the market 4/4") :]
+    assert "pending, position 1 of 1, blocked by declined_busy x3" in waits, waits
+    assert len(re.findall(r"declined by node-\d: busy: insufficient_memory", waits)) == 3, waits
+    assert "node-4 joins the devnet" in waits and re.search(r"^    node-4 +offer-\w+ ", waits, re.M), waits
+    assert re.search(r"job job-\w+: completed on node-4 at \d+", waits), waits
+    assert re.search(r"states: submitted .*pending .*committed .*running .*completed", waits), waits
+
+    # teardown: the five processes stopped, nothing left running, the directory gone
+    assert "stopped 5 processes: node-4, node-3, node-2, node-1, hub" in out, out[-2000:]
+    assert _daemons_under(tmp_path) == []
+    assert not any(p.name.startswith("agora-demo-") for p in tmp_path.iterdir())
