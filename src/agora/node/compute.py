@@ -45,7 +45,7 @@ from agora.compute import (
     describe,
 )
 from agora.compute.advertiser import AdContent, Advertiser, executor_states
-from agora.compute.bidder import Bidder
+from agora.compute.bidder import Bidder, sellable
 from agora.discovery import Change
 from agora.errors import AgoraError
 from agora.executors.registry import ExecutorRegistry, default_registry
@@ -230,7 +230,7 @@ class ComputeFeature(Actor):
         availability = {str(e): (a.available, a.reason) for e, a in self.registry.available().items()}
         return AdContent(
             offer=active[0],
-            free=self.capacity.free,
+            free=sellable(self.capacity.free, self.capacity.total, active[0].resources),  # what a bid can hold
             executors=executor_states(availability),
             benchmark_score=self.benchmark.score if self.benchmark is not None else None,
         )

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from agora.api import ApiServer
 from agora.cli.main import app
 from agora.client import AgoraClient
+from agora.compute.bidder import sellable
 from agora.identity import Keypair
 from agora.market.index_nats import NatsMarketIndex, market_key
 from agora.market.offers import DEFAULT_PRICES
@@ -72,10 +73,12 @@ async def test_the_market_as_this_node_sees_it(make_node: NodeFactory) -> None:
     assert set(providers) == {hub.did, b.did}  # the victim's only entry is a forgery: not shown
     assert m["ignored"] == {"forged": 1, "replayed": 0} and m["accepted"] >= 2  # type: ignore[operator]
     mine = providers[b.did]
-    free = compute_of(b).capacity.free  # type: ignore[union-attr]
-    assert mine["free"]["cpu_millis"] == free.cpu_millis and mine["stale"] is False
-    assert 0 <= mine["age_s"] < DEADLINE and mine["ttl_s"] == b.config.ads.ttl_s
+    cap = compute_of(b).capacity
+    assert cap is not None
     sold = compute_of(b).offers.active()[0]
+    free = sellable(cap.free, cap.total, sold.resources)  # what a bid can hold: the operator's reserve is kept back
+    assert mine["free"]["cpu_millis"] == free.cpu_millis < cap.free.cpu_millis and mine["stale"] is False
+    assert 0 <= mine["age_s"] < DEADLINE and mine["ttl_s"] == b.config.ads.ttl_s
     assert mine["offer_id"] == sold.offer_id and mine["price"]["base"]["cpu_second"] == DEFAULT_PRICES.cpu_second
     assert set(mine["executors"]) == set(compute_of(b).registry.available())
     assert m["self"]["seq"] >= 1 and m["did"] == b.did  # type: ignore[index]

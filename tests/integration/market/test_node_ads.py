@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from agora.compute.advertiser import AdvertiserSettings
+from agora.compute.bidder import sellable
 from agora.market.index import MarketIndex
 from agora.models.capability import Capability
 from agora.node import HubSettings, Node, NodeConfig
@@ -68,7 +69,8 @@ async def test_nodes_advertise_update_restart_and_withdraw(tmp_path: Path, nodes
     ad_hub, ad_b = await ad_of(index, hub.did), await ad_of(index, b.did)
     capacity = compute_of(b).capacity
     assert capacity is not None
-    assert ad_b.free.cpu_millis == capacity.free.cpu_millis and ad_b.offer.provider == b.did
+    sold = sellable(capacity.free, capacity.total, compute_of(b).offers.active()[0].resources)
+    assert ad_b.free.cpu_millis == sold.cpu_millis and ad_b.offer.provider == b.did  # free to sell, not the reserve
     assert ad_hub.offer.provider == hub.did and set(ad_b.executors) == set(compute_of(b).registry.available())
 
     capacity.reserve("a1", Capability(cpu_millis=100))
