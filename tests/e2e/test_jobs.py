@@ -152,8 +152,14 @@ def test_run_warns_about_inert_fields_and_a_node_that_fails_a_constraint_refuses
     assert "warning: payment.budget: has no effect with --node" in res.stderr
     riscv = workdir / "riscv.yaml"
     riscv.write_text((workdir / example).read_text() + "constraints: [{key: arch, op: in, value: [riscv64]}]\n")
-    refused = agora("job", "run", str(riscv), "--api", one["api"], cwd=workdir, check=False)
+    refused = agora("job", "run", str(riscv), "--node", one["did"], "--api", one["api"], cwd=workdir, check=False)
     assert refused.returncode == 1 and "constraints_unmet" in refused.stderr + refused.stdout
+    # placed by the market instead, it fits nowhere: `job run` says why at once, then waits (bounded here)
+    args = ("job", "run", str(riscv), "--timeout", "20", "--cancel-on-exit", "--api", one["api"])
+    waits = agora(*args, cwd=workdir, check=False)
+    assert waits.returncode == 1, waits.stdout + waits.stderr
+    assert "waiting in this node's queue" in waits.stdout and "constraint_failed" in waits.stdout, waits.stdout
+    assert "cancelled (--cancel-on-exit)" in waits.stderr, waits.stderr
 
 
 def test_convert_prints_an_agora_spec_and_its_warnings() -> None:

@@ -62,6 +62,7 @@ def _follow(
 ) -> None:
     after = 0
     wait = 0.5 if progress is not None and progress.enabled else 2.0  # a spinner wants frequent redraws
+    said_pending = as_json  # a job that fits nowhere yet: say why once, then keep waiting for it
     for _ in range(1_000_000):  # bounded; each round waits up to `wait` s for news
         if deadline is not None and time.monotonic() > deadline:
             raise _StillRunning(job_id)
@@ -81,8 +82,18 @@ def _follow(
         after = int(page["next"])
         if page.get("done"):
             return
+        state = str(c.job(job_id)["state"]) if progress is not None else ""
+        if state == "pending" and not said_pending:
+            said_pending = True
+            if progress is not None:
+                progress.clear()
+            _print_why(c.job_why(job_id), brief=True)
+            typer.echo(
+                "waiting in this node's queue until the job's deadline; "
+                f"Ctrl-C leaves it queued (agora job cancel {job_id})"
+            )
         if progress is not None and progress.enabled:
-            progress.show(str(c.job(job_id)["state"]))
+            progress.show(state)
 
 
 class _StillRunning(Exception):

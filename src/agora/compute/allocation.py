@@ -20,15 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agora.errors import AgoraError
+from agora.wire.alloc import ACCEPTED, CANCELLED, COMPLETED, FAILED, RUNNING, STAGING
+from agora.wire.alloc import ALLOC_STATES as STATES  # the protocol's states are the record's: one definition
+from agora.wire.alloc import ALLOC_TERMINAL as TERMINAL
 
-ACCEPTED = "accepted"
-STAGING = "staging"
-RUNNING = "running"
-COMPLETED = "completed"
-FAILED = "failed"
-CANCELLED = "cancelled"
-TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
-STATES = (ACCEPTED, STAGING, RUNNING, COMPLETED, FAILED, CANCELLED)
 MOVES: dict[str, frozenset[str]] = {
     ACCEPTED: frozenset({STAGING, FAILED, CANCELLED}),
     STAGING: frozenset({RUNNING, FAILED, CANCELLED}),
