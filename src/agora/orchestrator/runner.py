@@ -142,6 +142,7 @@ class JobRunner(Actor):
         (None: always from the provider). `placer`: the market (None: a job with no --node runs here)."""
         self.runtime = runtime
         self.placer = placer
+        self.idle_replies = 0  # watch replies that brought nothing new, each followed by a `min_poll_s` wait
         self._index_version = 0
         self._index_changed = asyncio.Event()
         self._index_watch: asyncio.Task[None] | None = None
@@ -792,7 +793,9 @@ class JobRunner(Actor):
                     f"allocation {alloc_id} did not end within its timeout of {timeout}s "
                     f"(+{self.settings.end_grace_s:g}s grace); cancelled on {link.target}",
                 )
-            wait_s = 0.0 if ended is not None else self.settings.status_wait_s
+            # after the end, still a long-poll: the provider answers as soon as the log closes (a zero wait would
+            # come back with nothing new and cost `min_poll_s` on every job)
+            wait_s = max(0.0, drain_until - began) if ended is not None else self.settings.status_wait_s
             if deadline is not None:
                 wait_s = max(0.0, min(wait_s, deadline - began))
             try:
@@ -822,6 +825,7 @@ class JobRunner(Actor):
                 if page.done or page.expired:
                     return ended
             if not news:
+                self.idle_replies += 1  # a well-behaved provider never makes us wait here (see the watch's docs)
                 await asyncio.sleep(max(0.0, began + self.settings.min_poll_s - loop.time()))
         raise AgoraError("timeout", f"allocation {alloc_id} did not end")
 

@@ -537,3 +537,30 @@ def test_outputs_larger_than_the_task_disk_are_refused_before_any_download() -> 
     many = [OutputDigest(name="o", path=f"f{i}", sha256="0" * 64, size=0) for i in range(MAX_OUTPUTS + 1)]
     with pytest.raises(AgoraError):
         limit_outputs(receipt(many), disk=2**40)
+
+
+async def test_following_a_job_to_its_end_never_waits_out_min_poll(
+    provider: Provider, requester: Requester, tmp_path: Path
+) -> None:
+    """Every watch reply from an honest provider brings news, the last log lines after the end included (the
+    drain is a long-poll too): `min_poll_s`, the guard against a provider that answers at once, is never paid.
+    It used to be paid once per job (a zero-wait drain came back empty): a 200 ms floor under every job."""
+    await grant(provider, requester)
+    runner = JobRunner(
+        runtime=requester.runtime,
+        store=requester.store,
+        jobs_dir=tmp_path / "jobs",
+        proofs_for=requester.book.proofs_for,
+        settings=RunnerSettings(call_timeout=5.0, min_poll_s=60.0),  # paid once, the job would outlive the wait
+    )
+    requester.runtime.unregister(requester.runner)
+    requester.runtime.register(runner)
+    try:
+        for _ in range(3):
+            spec = job(tmp_path, {"hello": wat.hello()})
+            summary = await runner.submit(spec, node=provider.did, base_dirs=[tmp_path])
+            doc = await runner.wait(summary["id"], 30)
+            assert doc["state"] == "completed", doc
+        assert runner.idle_replies == 0
+    finally:
+        await runner.stop()
