@@ -27,39 +27,14 @@ from typing import Any
 
 import wasmtime
 
+import remote_job  # the same module, spec and percentile as the remote job benchmark (bench/ is on sys.path)
 from agora.client import AgoraClient
 from agora.devnet import add_node, down, up
-
-WAT = r"""
-(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 100) "ok\n")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 100))
-    (i32.store (i32.const 4) (i32.const 3))
-    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
-"""
-
-
-def pct(samples: list[float], q: float) -> float:
-    s = sorted(samples)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+from remote_job import WAT, pct
 
 
 def spec(module: Path) -> dict[str, Any]:
-    return {
-        "name": "bench-market",
-        "tasks": [
-            {
-                "name": "t",
-                "engine": "wasm",
-                "module": str(module),
-                "resources": {"cpu": "100m", "memory": "16Mi", "disk": "1Mi"},
-                "timeout": 10,
-            }
-        ],
-    }
+    return remote_job.spec(module) | {"name": "bench-market"}
 
 
 def _one(client: AgoraClient, body: dict[str, Any], node: str | None, i: int) -> tuple[float, float, str]:

@@ -18,6 +18,7 @@ from agora.executors.interfaces import ExecRequest, Limits
 from agora.executors.process import ProcessExecutor
 from tests.integration.executors.conformance import WAIT, ConformanceSuite, ExecutorEnv, assert_clean, run
 from tests.integration.executors.conftest_process import process_catalog, process_leftovers
+from tests.support import require
 
 
 class TestProcessConformance(ConformanceSuite):
@@ -258,8 +259,7 @@ async def test_stale_task_cgroups_are_swept_and_live_ones_kept(process_env: Exec
     ex = process_env.executor
     assert isinstance(ex, ProcessExecutor)
     support = ex.cgroups.detect()
-    if support.version is None:
-        pytest.skip("no cgroups here")
+    require(support.version is not None, f"no cgroup filesystem here: {support.reason}")
     stale = [root / "stale-task-0123abcd" for root in sorted(set(support.roots.values()))]
     for path in stale:
         path.mkdir()
@@ -284,8 +284,7 @@ async def test_a_nodes_next_start_sweeps_its_own_cgroups_at_any_age(process_env:
     ex = process_env.executor
     assert isinstance(ex, ProcessExecutor)
     support = ex.cgroups.detect()
-    if support.version is None:
-        pytest.skip("no cgroups here")
+    require(support.version is not None, f"no cgroup filesystem here: {support.reason}")
     node = ProcessExecutor.for_node(work_root=tmp_path / "work", cache_dir=tmp_path / "cache")
     node.cgroups, node.stage_dir = ex.cgroups, ex.stage_dir
     assert (
