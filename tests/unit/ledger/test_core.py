@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from agora.clock import ManualClock
+from agora.codec import encode
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.ledger import (
@@ -78,6 +79,9 @@ def test_the_id_covers_every_field_and_the_stored_form_round_trips() -> None:
     e = make(Books(), "mint", (ISSUANCE, -5), (wallet(A), 5), receipts=("bafy",), memo="m", meta={"k": "v"})
     assert e.id == e.compute_id() and len(e.id) == 64
     assert Entry.decode(e.encode()) == e
+    # the stored form is spliced from the hashed one: exactly the canonical encoding of every field
+    assert e.encode() == encode({**e.hash_fields(), "id": e.id}) == replace(e).encode()
+    assert replace(e, memo="n").encode() == encode({**replace(e, memo="n").hash_fields(), "id": e.id})
     for changed in (
         replace(e, memo="n"),
         replace(e, prev="x"),
@@ -153,7 +157,7 @@ async def test_editing_one_stored_entry_makes_verify_name_it_memory() -> None:
     # an edit that recomputes the id breaks the next entry's link instead, and the edit is caught by its rules
     forged = Entry.build(
         **{
-            **{k: getattr(e3, k) for k in e3.__dataclass_fields__ if k != "id"},
+            **{k: getattr(e3, k) for k in e3.__dataclass_fields__ if k not in ("id", "_hashed")},
             "postings": (
                 Posting(wallet(account_owner(e3.postings[0].account)), -1000),
                 Posting(e3.postings[1].account, 1000),
