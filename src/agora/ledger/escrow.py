@@ -118,8 +118,8 @@ def transition(state: EscrowState | None, entry: Entry) -> EscrowState:
         if entry.postings:
             raise _bad(entry, "no money moves on a delivery or a dispute")
         if entry.kind == "escrow_deliver":
-            if len(entry.receipts) != 1:
-                raise _bad(entry, "a delivery records exactly one usage receipt")
+            if len(entry.receipts) != 1 or entry.receipts[0] in current.delivery_receipts:
+                raise _bad(entry, "a delivery records exactly one usage receipt, not recorded before")
             return replace(current, delivery_receipts=(*current.delivery_receipts, entry.receipts[0]))
         return replace(current, state="disputed", dispute_reason=entry.meta.get("reason", ""))
     if entry.kind not in PAYOUT_KINDS:
