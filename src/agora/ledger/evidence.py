@@ -25,6 +25,7 @@ EVIDENCE = "trust_evidence"
 LATENCY = "trust_latency"
 MAX_RECORDS = 1000  # per provider, in memory
 LOAD_LIMIT = 1_000_000  # a bound for the start-up read
+PAGE = 10_000  # the store's largest page
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,23 @@ class TrustBook:
 
     async def load(self) -> int:
         """Read the stored evidence and latency back (at start); returns how many records."""
-        docs = await self.store.query(EVIDENCE, None, order_by="at", limit=LOAD_LIMIT)
         self._records.clear()
         self._ids.clear()
-        for d in docs:
-            self._keep(Evidence.from_dict(d))
-        for d in await self.store.query(LATENCY, None, limit=LOAD_LIMIT):
-            self._latency[str(d["provider"])] = float(d["ewma_ms"])
-        return len(docs)
+        n = 0
+        for page in range(LOAD_LIMIT // PAGE):  # bounded paging, oldest first
+            docs = await self.store.query(EVIDENCE, None, order_by="at", limit=PAGE, offset=page * PAGE)
+            for d in docs:
+                self._keep(Evidence.from_dict(d))
+            n += len(docs)
+            if len(docs) < PAGE:
+                break
+        for page in range(LOAD_LIMIT // PAGE):
+            docs = await self.store.query(LATENCY, None, limit=PAGE, offset=page * PAGE)
+            for d in docs:
+                self._latency[str(d["provider"])] = float(d["ewma_ms"])
+            if len(docs) < PAGE:
+                break
+        return n
 
     def _keep(self, ev: Evidence) -> None:
         self._ids.add(ev.id)
