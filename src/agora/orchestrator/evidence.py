@@ -39,6 +39,7 @@ log = logging.getLogger("agora.orchestrator.evidence")
 
 NOT_EVIDENCE = frozenset({"cancelled", "task_cancelled", "internal"})
 SIGNED_TASK_ENDS = TASK_FAILED_CODES | {"task_timeout"}
+WAKE_MARGIN_S = 0.05  # past the end of a cooldown, so the next round sees it over
 
 
 class TrustRecorder:
@@ -68,6 +69,20 @@ class TrustRecorder:
             rnd.trust[v.provider] = {
                 k: r[k] for k in ("score", "known", "counts", "cooling_until", "offences", "latency_ms")
             }
+
+    def wake_in(self, rnd: PlacementRound) -> float | None:
+        """Seconds until the first cooldown that rejected a candidate of `rnd` ends (None: none did): a
+        pending unit is placed again then, without waiting for the index to change."""
+        if rnd.decision is None:
+            return None
+        now = self.clock.now()
+        ends = [
+            float(r.need)
+            for v in rnd.decision.rejected
+            for r in v.reasons
+            if r.code == "provider_cooling_down" and isinstance(r.need, int | float)
+        ]
+        return max(0.0, min(ends) - now) + WAKE_MARGIN_S if ends else None
 
     # -- outcomes -------------------------------------------------------------------------------
     async def placement(self, job_id: str, unit: str, rnd: PlacementRound) -> None:

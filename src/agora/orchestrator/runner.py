@@ -23,9 +23,11 @@ The market (a `Placer`, when the node has a market index): a job submitted with 
 round of bid -> award -> commit (`placement.py`) before its start, which cites the bid's delegation as
 proof and the committed request id as `StartArgs.reservation`. Each round's `why` is kept on the unit.
 When nothing fits (or nothing commits), the unit waits `pending` in this node's queue until the index
-changes (its watch, not a poll) or the job's deadline (spec `deadline`, else the placer's default) passes:
-then it fails `deadline_exceeded` with the last diagnostics. A unit whose provider is lost (a failure of
-the `node_lost` class) is placed again elsewhere within the retry policy, that provider excluded.
+changes (its watch, not a poll), a provider's trust cooldown that blocked it ends, or the job's deadline
+(spec `deadline`, else the placer's default) passes: then it fails `deadline_exceeded` with the last
+diagnostics. A unit whose provider is lost (a failure of the `node_lost` class) is placed again elsewhere
+within the retry policy, that provider excluded. Outcomes become trust evidence about their providers
+(`evidence.py`, when `trust` is given).
 """
 
 from __future__ import annotations
@@ -627,7 +629,8 @@ class JobRunner(Actor):
                 return False
             await self._unit_move(run, unit, PENDING, summary)
             await self._job_follows(run, PENDING, f"{unit.key} waits for a provider: {summary}")
-            await self._wait_index(seen, deadline - now, run.cancel)
+            wake = self.trust.wake_in(rnd) if self.trust is not None else None  # a cooldown that ends first
+            await self._wait_index(seen, deadline - now if wake is None else min(deadline - now, wake), run.cancel)
         return False  # unreachable: the last round above always ends the unit
 
     async def _job_follows(self, run: _Run, state: str, cause: str) -> None:
