@@ -92,7 +92,7 @@ class TrustRecorder:
         for f in rnd.failures:
             if f["stage"] == "bid" and f["code"] == "timeout" and f["provider"] in rnd.asked:
                 cites = {"bid": rnd.asked[f["provider"]], "job": job_id, "unit": unit}
-                await self._record(f["provider"], "late", cites, f["message"])
+                await self.record(f["provider"], "late", cites, f["message"])
         self.explain(rnd)
 
     async def not_started(self, job_id: str, unit: UnitRecord, placed: Placed, exc: BaseException) -> None:
@@ -105,7 +105,7 @@ class TrustRecorder:
             return
         self._not_started.add((job_id, unit.key, unit.attempts))
         cites = {"award": placed.request_id, "job": job_id, "unit": f"{unit.key}#{unit.attempts}"}
-        await self._record(placed.provider, "award_not_started", cites, f"{code}: {exc}"[:500])
+        await self.record(placed.provider, "award_not_started", cites, f"{code}: {exc}"[:500])
 
     async def outcome(self, job_id: str, unit: UnitRecord, err: AgoraError | None) -> None:
         """A unit's attempt ended: completed (`err` None) or failed with `err`."""
@@ -120,14 +120,16 @@ class TrustRecorder:
             cites["receipt"] = str(receipt)
         if err is None:
             if receipt:
-                await self._record(unit.node, "success", cites, "completed, receipt verified")
+                await self.record(unit.node, "success", cites, "completed, receipt verified")
             return
         if err.code in NOT_EVIDENCE or (receipt and err.code in SIGNED_TASK_ENDS):
             return
         kind = "timeout" if err.code == "task_timeout" else "failure"
-        await self._record(unit.node, kind, cites, f"{err.code}: {err.message}"[:500])
+        await self.record(unit.node, kind, cites, f"{err.code}: {err.message}"[:500])
 
-    async def _record(self, provider: str, kind: str, cites: dict[str, str], detail: str) -> None:
+    async def record(self, provider: str, kind: str, cites: dict[str, str], detail: str = "") -> None:
+        """Keep one piece of evidence (also for other parts: a redundancy `disagreement` citing its event, a
+        contract's `dispute`, the ledger's `slash`); nothing about this node itself."""
         if not provider or provider == self.did:
             return
         await self._safe(self.book.record(Evidence(provider, kind, self.clock.now(), cites, detail)))
