@@ -111,7 +111,7 @@ def oracle(a: CapacityAd, job: JobNeed, pol: MatchPolicy, now: int) -> set[str]:
         or (t.access.mode == "allowlist" and job.requester not in t.access.allow)
     ):
         failing.add("policy_refused")
-    trust = pol.trust[a.provider] if a.provider in pol.trust else pol.default_trust
+    trust = pol.trust.get(a.provider, pol.default_trust)
     if a.provider in pol.cooling_down and now < pol.cooling_down[a.provider]:
         failing.add("provider_cooling_down")
     if job.min_trust is not None and (trust is None or trust < job.min_trust):
