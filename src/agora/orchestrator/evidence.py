@@ -13,7 +13,9 @@ From the runner's outcomes (each record cites the signed thing it comes from):
 The task's own failures, signed by the provider's receipt (`task_failed`, `module_trap`, `task_oom`,
 `task_disk_limit`, `task_timeout` with a receipt), are no evidence about the provider: the provider ran the
 job honestly and the requester's program failed. Cancellations and this node's own errors (`internal`) are
-not evidence either. Each bid or decline that arrived gives a round-trip sample for the latency EWMA.
+not evidence either, nor is a start refused for what was asked (no grant, a bad input: an attempt that
+never ran, unless the provider could not be reached at all). Each bid or decline that arrived gives a
+round-trip sample for the latency EWMA.
 
 `match_policy()` is the `Placer`'s policy: the scores of known providers (`trust`), the prior for the others
 (`default_trust`), the latency estimates and the providers cooling down. `explain(round)` adds each
@@ -31,9 +33,9 @@ from agora.clock import SYSTEM_CLOCK, Clock
 from agora.errors import AgoraError
 from agora.ledger import Evidence, TrustBook
 from agora.market import MatchPolicy
-from agora.models.job import TASK_FAILED_CODES
+from agora.models.job import TASK_FAILED_CODES, failure_class
 from agora.orchestrator.placement import MAX_CANDIDATES_KEPT, Placed, PlacementRound
-from agora.orchestrator.record import UnitRecord
+from agora.orchestrator.record import RUNNING, UnitRecord
 
 log = logging.getLogger("agora.orchestrator.evidence")
 
@@ -124,6 +126,8 @@ class TrustRecorder:
             return
         if err.code in NOT_EVIDENCE or (receipt and err.code in SIGNED_TASK_ENDS):
             return
+        if unit.state != RUNNING and failure_class(err.code, err.retryable) != "node_lost":
+            return  # refused at the start (no grant, a bad input...): about the request, not the provider
         kind = "timeout" if err.code == "task_timeout" else "failure"
         await self.record(unit.node, kind, cites, f"{err.code}: {err.message}"[:500])
 

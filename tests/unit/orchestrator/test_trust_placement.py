@@ -25,7 +25,7 @@ from agora.orchestrator.evidence import TrustRecorder
 from agora.orchestrator.placement import Placer
 from agora.transport import MemoryNetwork
 from tests.unit.compute import wat
-from tests.unit.compute.harness import Requester, make_provider, make_requester, until
+from tests.unit.compute.harness import Requester, grant, make_provider, make_requester, until
 from tests.unit.orchestrator.market_standin import StandInBidder, make_bidder, make_offer
 from tests.unit.orchestrator.test_placement import (
     FAST,
@@ -239,3 +239,27 @@ async def test_a_provider_lost_under_a_unit_is_a_failure_and_the_task_s_own_fail
     [unit] = doc["units"]
     assert doc["state"] == "failed" and unit["error"]["code"] == "module_trap" and unit["receipt"] is not None
     assert [r.kind for r in buyer.book.records(unit["node"])] == (["failure"] if unit["node"] == first.did else [])
+
+
+class _RefusesTheRequest(AllocationManager):
+    @behavior("/agora/alloc/start")
+    async def start(self, ctx: CallContext) -> dict[str, Any]:
+        raise AgoraError("invalid_argument", "this start asks for something this provider does not do")
+
+
+async def test_a_start_refused_for_what_was_asked_is_no_evidence_but_an_unreachable_provider_is(
+    net: MemoryNetwork, market: Market, make_buyer: Any, tmp_path: Path
+) -> None:
+    buyer: Buyer = await make_buyer()
+    picky = await make_provider(net, market.home / "picky", manager_cls=_RefusesTheRequest)
+    down = await make_provider(net, market.home / "down", manager_cls=_NeverStarts)
+    market.providers.append((picky, await make_bidder(picky, make_offer(picky.did))))
+    market.providers.append((down, await make_bidder(down, make_offer(down.did))))
+    for p in (picky, down):
+        await grant(p, buyer.r)  # the grant path (--node with a grant): no market round
+    refused = await ended(buyer.r, await submit(buyer.r, spec(tmp_path), tmp_path, node=picky.did))
+    assert refused["state"] == "failed" and refused["units"][0]["error"]["code"] == "invalid_argument"
+    assert buyer.book.records(picky.did) == []
+    gone = await ended(buyer.r, await submit(buyer.r, spec(tmp_path), tmp_path, node=down.did))
+    assert gone["state"] == "failed" and gone["units"][0]["error"]["code"] == "unavailable"
+    assert [r.kind for r in buyer.book.records(down.did)] == ["failure"]
