@@ -41,6 +41,7 @@ log = logging.getLogger("agora.orchestrator.evidence")
 
 NOT_EVIDENCE = frozenset({"cancelled", "task_cancelled", "internal"})
 SIGNED_TASK_ENDS = TASK_FAILED_CODES | {"task_timeout"}
+MAX_PENDING_MARKS = 10_000
 WAKE_MARGIN_S = 0.05  # past the end of a cooldown, so the next round sees it over
 
 
@@ -105,6 +106,8 @@ class TrustRecorder:
         code = exc.code if isinstance(exc, AgoraError) else "timeout"
         if code in NOT_EVIDENCE:
             return
+        if len(self._not_started) >= MAX_PENDING_MARKS:  # (marks of attempts cancelled before their outcome)
+            self._not_started.clear()
         self._not_started.add((job_id, unit.key, unit.attempts))
         cites = {"award": placed.request_id, "job": job_id, "unit": f"{unit.key}#{unit.attempts}"}
         await self.record(placed.provider, "award_not_started", cites, f"{code}: {exc}"[:500])
