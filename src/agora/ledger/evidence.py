@@ -14,6 +14,7 @@ decayed to almost nothing and are still in the store).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -56,11 +57,15 @@ class TrustBook:
         self._ids: set[str] = set()
         self._latency: dict[str, float] = {}
         self._lock = asyncio.Lock()
+        self._version = 0  # bumped by every change: the cached view is for one version and one second
+        self._cached: tuple[tuple[int, int], TrustView] | None = None
 
     async def load(self) -> int:
         """Read the stored evidence and latency back (at start); returns how many records."""
         self._records.clear()
         self._ids.clear()
+        self._latency.clear()
+        self._version += 1
         n = 0
         for page in range(LOAD_LIMIT // PAGE):  # bounded paging, oldest first
             docs = await self.store.query(EVIDENCE, None, order_by="at", limit=PAGE, offset=page * PAGE)
@@ -78,6 +83,7 @@ class TrustBook:
         return n
 
     def _keep(self, ev: Evidence) -> None:
+        self._version += 1
         self._ids.add(ev.id)
         rows = self._records.setdefault(ev.provider, [])
         rows.append(ev)
@@ -105,6 +111,7 @@ class TrustBook:
         async with self._lock:
             value = ewma(self._latency.get(provider), max(0.0, float(ms)), self.settings.latency_alpha)
             self._latency[provider] = value
+            self._version += 1
             await self.store.put(LATENCY, provider, {"provider": provider, "ewma_ms": value, "at": self.clock.now()})
             return value
 
@@ -124,8 +131,12 @@ class TrustBook:
         return [self.report(p, now) for p in self.providers()]
 
     def view(self, now: float | None = None, providers: Iterable[str] | None = None) -> TrustView:
-        """Matching's inputs at `now` (for `providers`, else every provider with evidence)."""
+        """Matching's inputs at `now` (for `providers`, else every provider with evidence; that one is
+        computed at most once a second while nothing is recorded: every placement round reads it)."""
         at = self.clock.now() if now is None else now
+        key = (self._version, math.floor(at))
+        if providers is None and self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
         trust: dict[str, float] = {}
         cooling: dict[str, float] = {}
         for p in self.providers() if providers is None else providers:
@@ -135,7 +146,10 @@ class TrustBook:
             trust[p] = r.score
             if r.penalty.cooling_until is not None:
                 cooling[p] = r.penalty.cooling_until
-        return TrustView(trust, self.settings.prior, dict(self._latency), cooling)
+        view = TrustView(trust, self.settings.prior, dict(self._latency), cooling)
+        if providers is None:
+            self._cached = (key, view)
+        return view
 
 
 __all__ = ["EVIDENCE", "LATENCY", "TrustBook", "TrustView"]

@@ -69,3 +69,16 @@ async def test_memory_keeps_the_newest_records_per_provider() -> None:
         await book.record(Evidence(P, "success", clock.now() + i, {"job": f"j{i}"}))
     kept = book.records(P)
     assert len(kept) == 5 and [r.cites["job"] for r in kept] == [f"j{i}" for i in range(3, 8)]
+
+
+async def test_the_view_follows_every_new_record_and_latency_sample_within_the_same_second() -> None:
+    clock = ManualClock()
+    book = TrustBook(MemoryStore(clock), clock=clock)
+    assert book.view().trust == {}
+    await book.record(Evidence(P, "success", clock.now(), {"job": "a", "receipt": "bafy"}))
+    assert book.view().trust[P] > 0.5
+    await book.record(Evidence(P, "failure", clock.now(), {"job": "b"}))
+    assert book.view().trust[P] == 0.5
+    await book.observe_latency(P, 12.0)
+    assert book.view().latency_ms == {P: 12.0}
+    assert book.view() is book.view()  # nothing new: the same view

@@ -263,3 +263,29 @@ async def test_a_start_refused_for_what_was_asked_is_no_evidence_but_an_unreacha
     gone = await ended(buyer.r, await submit(buyer.r, spec(tmp_path), tmp_path, node=down.did))
     assert gone["state"] == "failed" and gone["units"][0]["error"]["code"] == "unavailable"
     assert [r.kind for r in buyer.book.records(down.did)] == ["failure"]
+
+
+async def test_a_provider_that_does_not_bid_in_time_is_late_and_answers_are_timed(
+    market: Market, make_buyer: Any, tmp_path: Path
+) -> None:
+    silent = await market.add("silent", price=1)
+    answers = await market.add("answers", price=2)
+    silent.silent = True
+    buyer: Buyer = await make_buyer()
+    doc = await ended(buyer.r, await submit(buyer.r, spec(tmp_path), tmp_path))
+    assert doc["state"] == "completed" and doc["units"][0]["node"] == answers.did
+    [late] = buyer.book.records(silent.did)
+    assert late.kind == "late" and late.cites["bid"] == silent.asked[0]
+    assert buyer.book.report(silent.did).latency_ms is None  # no answer: no round-trip sample
+    assert buyer.book.report(answers.did).latency_ms is not None
+
+
+async def test_other_parts_record_disagreements_disputes_and_slashes_through_the_recorder(make_buyer: Any) -> None:
+    buyer: Buyer = await make_buyer()
+    p = "did:key:z6MkSomeProvider"
+    await buyer.recorder.record(p, "disagreement", {"event": "42", "job": "job-1", "unit": "u#1"}, "outputs differ")
+    await buyer.recorder.record(p, "slash", {"event": "43", "contract": "c-1"})
+    await buyer.recorder.record(buyer.r.did, "failure", {"job": "job-2"})  # never about this node itself
+    r = buyer.book.report(p)
+    assert r.counts == {"disagreement": 1, "slash": 1} and r.score < 0.2
+    assert buyer.book.records(buyer.r.did) == []
