@@ -27,6 +27,7 @@ Recording never fails a job: a store error is logged and the job goes on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from agora.clock import SYSTEM_CLOCK, Clock
@@ -90,6 +91,18 @@ class TrustRecorder:
     # -- outcomes -------------------------------------------------------------------------------
     async def placement(self, job_id: str, unit: str, rnd: PlacementRound) -> None:
         """Latency samples of the answers that came, `late` for the asked providers that did not answer."""
+        await _guard(self._placement(job_id, unit, rnd))
+
+    async def not_started(self, job_id: str, unit: UnitRecord, placed: Placed, exc: BaseException) -> None:
+        """The provider committed to `placed`, then the start failed (that attempt's `outcome` then adds
+        nothing: one incident, one record)."""
+        await _guard(self._not_started_(job_id, unit, placed, exc))
+
+    async def outcome(self, job_id: str, unit: UnitRecord, err: AgoraError | None) -> None:
+        """A unit's attempt ended: completed (`err` None) or failed with `err`."""
+        await _guard(self._outcome(job_id, unit, err))
+
+    async def _placement(self, job_id: str, unit: str, rnd: PlacementRound) -> None:
         for provider, ms in rnd.rtt_ms.items():
             await self._safe(self.book.observe_latency(provider, ms))
         for f in rnd.failures:
@@ -98,9 +111,7 @@ class TrustRecorder:
                 await self.record(f["provider"], "late", cites, f["message"])
         self.explain(rnd)
 
-    async def not_started(self, job_id: str, unit: UnitRecord, placed: Placed, exc: BaseException) -> None:
-        """The provider committed to `placed`, then the start failed (that attempt's `outcome` then adds
-        nothing: one incident, one record)."""
+    async def _not_started_(self, job_id: str, unit: UnitRecord, placed: Placed, exc: BaseException) -> None:
         if not isinstance(exc, AgoraError | TimeoutError):
             return  # cancelled (the requester's doing) or a bug here: nothing about the provider
         code = exc.code if isinstance(exc, AgoraError) else "timeout"
@@ -112,8 +123,7 @@ class TrustRecorder:
         cites = {"award": placed.request_id, "job": job_id, "unit": f"{unit.key}#{unit.attempts}"}
         await self.record(placed.provider, "award_not_started", cites, f"{code}: {exc}"[:500])
 
-    async def outcome(self, job_id: str, unit: UnitRecord, err: AgoraError | None) -> None:
-        """A unit's attempt ended: completed (`err` None) or failed with `err`."""
+    async def _outcome(self, job_id: str, unit: UnitRecord, err: AgoraError | None) -> None:
         if (job_id, unit.key, unit.attempts) in self._not_started:
             self._not_started.discard((job_id, unit.key, unit.attempts))
             return
@@ -136,16 +146,26 @@ class TrustRecorder:
 
     async def record(self, provider: str, kind: str, cites: dict[str, str], detail: str = "") -> None:
         """Keep one piece of evidence (also for other parts: a redundancy `disagreement` citing its event, a
-        contract's `dispute`, the ledger's `slash`); nothing about this node itself."""
+        contract's `dispute`, the ledger's `slash`); nothing about this node itself. A malformed record is the
+        caller's bug (`invalid_argument`, `did_invalid`); a store that cannot keep it is logged."""
         if not provider or provider == self.did:
             return
-        await self._safe(self.book.record(Evidence(provider, kind, self.clock.now(), cites, detail)))
+        evidence = Evidence(provider, kind, self.clock.now(), cites, detail)
+        await self._safe(self.book.record(evidence))
 
-    async def _safe(self, step: Any) -> None:
+    async def _safe(self, step: Awaitable[Any]) -> None:
         try:
             await step
         except AgoraError as err:
             log.warning("trust evidence not recorded: %s", err)
+
+
+async def _guard(step: Awaitable[None]) -> None:
+    """The runner's hooks never fail a job: whatever goes wrong in recording is logged."""
+    try:
+        await step
+    except Exception:
+        log.exception("trust evidence not recorded")
 
 
 __all__ = ["TrustRecorder"]

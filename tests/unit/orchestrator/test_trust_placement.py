@@ -289,3 +289,19 @@ async def test_other_parts_record_disagreements_disputes_and_slashes_through_the
     r = buyer.book.report(p)
     assert r.counts == {"disagreement": 1, "slash": 1} and r.score < 0.2
     assert buyer.book.records(buyer.r.did) == []
+
+
+async def test_recording_that_goes_wrong_never_fails_the_job(
+    market: Market, make_buyer: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await market.add("one", price=1)
+    buyer: Buyer = await make_buyer()
+
+    async def broken(*args: Any, **kw: Any) -> bool:
+        raise RuntimeError("the evidence store is broken")
+
+    monkeypatch.setattr(buyer.book, "record", broken)
+    monkeypatch.setattr(buyer.book, "observe_latency", broken)
+    doc = await ended(buyer.r, await submit(buyer.r, spec(tmp_path), tmp_path))
+    assert doc["state"] == "completed", doc["error"]
+    assert buyer.book.providers() == []
