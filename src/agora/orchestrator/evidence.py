@@ -7,7 +7,7 @@ From the runner's outcomes (each record cites the signed thing it comes from):
 | a unit completed, its usage receipt verified | `success` | receipt CID, job, unit, allocation |
 | no end reported within the task's timeout (+grace), no receipt | `timeout` | job, unit, allocation |
 | lost, a broken or missing receipt, outputs not as signed | `failure` | receipt CID when any, job, unit, allocation |
-| the provider committed to an award, then the start failed | `award_not_started` | award (request id), job, unit |
+| committed to an award, then the start failed | `award_not_started` | its signed commit's CID, award, job, unit |
 | asked for a bid, no answer before the bid deadline it was given | `late` | bid (request id), job, unit |
 
 The task's own failures, signed by the provider's receipt (`task_failed`, `module_trap`, `task_oom`,
@@ -120,7 +120,8 @@ class TrustRecorder:
         if len(self._not_started) >= MAX_PENDING_MARKS:  # (marks of attempts cancelled before their outcome)
             self._not_started.clear()
         self._not_started.add((job_id, unit.key, unit.attempts))
-        cites = {"award": placed.request_id, "job": job_id, "unit": f"{unit.key}#{unit.attempts}"}
+        cites = {"award": placed.request_id, "commit": str(placed.commit.cid), "job": job_id}
+        cites["unit"] = f"{unit.key}#{unit.attempts}"
         await self.record(placed.provider, "award_not_started", cites, f"{code}: {exc}"[:500])
 
     async def _outcome(self, job_id: str, unit: UnitRecord, err: AgoraError | None) -> None:

@@ -207,6 +207,7 @@ async def test_an_award_committed_then_never_started_is_evidence(
     assert record.kind == "award_not_started"
     assert record.cites["award"] == doc["units"][0]["placements"][-1]["bids"][0]["request_id"]
     assert liar.awarded == [record.cites["award"]]
+    assert record.cites["commit"].startswith("b")  # the CID of the commit the provider signed
 
 
 async def test_a_provider_lost_under_a_unit_is_a_failure_and_the_task_s_own_failure_is_no_evidence(
