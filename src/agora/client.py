@@ -317,6 +317,16 @@ class AgoraClient:
         `stale`), `ignored` (forged, replayed entries), `self` (this node's own publisher)."""
         return dict(self._request("GET", "/market"))
 
+    # -- trust --------------------------------------------------------------------------------
+    def trust(self, did: str, *, records: int = 20) -> dict[str, Any]:
+        """This node's view of one provider: score, breakdown (counts, decayed weights), penalty, latency and
+        its newest evidence records."""
+        return dict(self._request("GET", f"/trust/{did}", params={"records": records}))
+
+    def trust_all(self) -> dict[str, Any]:
+        """Every provider this node holds evidence about (`providers`), with the trust `settings`."""
+        return dict(self._request("GET", "/trust"))
+
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Any other endpoint, with the same error handling."""
         return self._request(method, path, **kw)

@@ -56,7 +56,14 @@ def test_a_wasm_job_runs_on_a_granted_node(devnet: dict[str, Any], workdir: Path
     placed = agora("job", "run", job_file, "--node", one["did"], "--follow", "--api", two["api"], cwd=workdir)
     assert "completed" in placed.stdout
     placed_id = placed.stdout.split()[1]
-    assert j("job", "status", placed_id, "--api", two["api"])["units"][0]["node"] == one["did"]
+    placed_unit = j("job", "status", placed_id, "--api", two["api"])["units"][0]
+    assert placed_unit["node"] == one["did"]
+    # node-2's trust in node-1: one success, citing the usage receipt it verified (`agora trust show`)
+    trust = j("trust", "show", one["did"], "--api", two["api"])
+    assert trust["counts"] == {"success": 1} and trust["score"] > trust["prior"]
+    assert trust["records"][0]["cites"]["receipt"] == placed_unit["receipt"]["cid"]
+    listed_trust = agora("trust", "list", "--api", two["api"]).stdout
+    assert one["did"][-6:] in listed_trust and "success 1" in listed_trust
 
     g = j("node", "grant", two["did"], "--api", one["api"])
     assert g["delivered"] is True and g["aud"] == two["did"]

@@ -17,6 +17,7 @@ from agora.api.routes_jobs import router as jobs_router
 from agora.api.routes_market import router as market_router
 from agora.api.routes_node import router as node_router
 from agora.api.routes_offers import router as offers_router
+from agora.api.routes_trust import router as trust_router
 from agora.errors import AgoraError
 from agora.node import Node
 
@@ -33,6 +34,7 @@ def routers(node: Node) -> list[APIRouter]:
         compute_router(node),
         offers_router(node),
         market_router(node),
+        trust_router(node),
     ]
 
 

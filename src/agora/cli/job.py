@@ -397,19 +397,23 @@ def _print_why(why: dict[str, Any], *, brief: bool = False) -> None:
         if brief:
             continue
         rows = []
+        trust = last.get("trust", {})  # the requester's view of each candidate (docs/market.md "Trust")
         for cand in decision.get("candidates", []):
+            t = trust.get(cand["provider"])
             rows.append(
                 {
                     "provider": short(cand["provider"]),
                     "verdict": cand["verdict"],
                     "quote": "-" if cand["quote"] is None else f"{cand['quote']:,}",
                     "score": f"{cand['score']:.3f}" if cand["ok"] else "-",
+                    "trust": "-" if t is None else f"{t['score']:.2f}" + ("" if t["known"] else " (prior)"),
+                    "latency": "-" if t is None or t["latency_ms"] is None else f"{t['latency_ms']:.0f} ms",
                     "why": "; ".join(r["text"] for r in cand["reasons"])
                     or ", ".join(f"{k} {v['score']:.2f}" for k, v in cand["breakdown"].items()),
                 }
             )
         if rows:
-            table(rows, ["provider", "verdict", "quote", "score", "why"])
+            table(rows, ["provider", "verdict", "quote", "score", "trust", "latency", "why"])
         for b in last.get("bids", []):
             typer.echo(f"  bid {short(b['provider'])}: {b['price']:,}")
         for d in last.get("declines", []):

@@ -9,6 +9,7 @@ import typer
 from agora.cli import devnet, job, market, node, node_admin
 from agora.cli.offer import app as offer_app
 from agora.cli.output import PLAIN
+from agora.cli.trust import app as trust_app
 
 app = typer.Typer(
     name="agora",
@@ -57,6 +58,7 @@ app.add_typer(devnet.app, name="devnet")
 app.add_typer(job.app, name="job")
 app.add_typer(node_admin.grant_app, name="grant")
 app.add_typer(offer_app, name="offer")
+app.add_typer(trust_app, name="trust")
 
 
 def main() -> None:

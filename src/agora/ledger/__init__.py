@@ -14,11 +14,17 @@
   signed evidence (usage and metering receipts) checked before anything is planned.
 - `journal_memory.py`, `journal_sqlite.py`, `journal_jetstream.py`: the three `JournalStore`s.
 
+- `trust.py` (pure): `Evidence`, `TrustSettings`, `trust_report` (a provider's score with its breakdown,
+  exponential decay, the prior for unknown providers), `penalty` (reliability penalty with a growing cooldown).
+- `evidence.py`: `TrustBook`: the evidence kept durably in the node's store, latency EWMAs, `view()` for
+  matching.
+
 The signed metering receipt an escrow is released against lives in `agora.wire.settle`.
 """
 
 from agora.ledger.core import Books, request_digest, verify_chain
 from agora.ledger.escrow import pro_rata
+from agora.ledger.evidence import TrustBook, TrustView
 from agora.ledger.interfaces import (
     ACCOUNT_KINDS,
     ENTRY_KINDS,
@@ -46,11 +52,15 @@ from agora.ledger.journal_memory import MemoryJournalStore
 from agora.ledger.journal_sqlite import SqliteJournalStore
 from agora.ledger.ledger import Ledger, Plan
 from agora.ledger.settlement import InternalLedgerSettlement, as_account
+from agora.ledger.trust import KINDS as EVIDENCE_KINDS
+from agora.ledger.trust import Evidence, Penalty, TrustReport, TrustSettings, penalty
+from agora.ledger.trust import report as trust_report
 
 __all__ = [
     "ACCOUNT_KINDS",
     "ENTRY_KINDS",
     "ESCROW_STATES",
+    "EVIDENCE_KINDS",
     "FEES",
     "ISSUANCE",
     "SETTLED_STATES",
@@ -60,23 +70,31 @@ __all__ = [
     "EntryKind",
     "EscrowState",
     "EscrowStatus",
+    "Evidence",
     "InternalLedgerSettlement",
     "JournalStore",
     "Ledger",
     "MemoryJournalStore",
+    "Penalty",
     "Plan",
     "Posting",
     "Settlement",
     "SqliteJournalStore",
+    "TrustBook",
+    "TrustReport",
+    "TrustSettings",
+    "TrustView",
     "VerifyReport",
     "account_kind",
     "account_owner",
     "as_account",
     "escrow_account",
     "may_go_negative",
+    "penalty",
     "pro_rata",
     "request_digest",
     "stake_account",
+    "trust_report",
     "verify_chain",
     "wallet",
 ]

@@ -12,7 +12,10 @@ Hard filter, per ad (each failure is a `Reason` with a stable code and the amoun
   `location_mismatch`;
 - `policy_refused`: the offer is outside its validity window, does not accept the engine, has a max
   duration below the job's, or does not let this requester ask for bids (allowlist, min_trust);
-- `trust_below_min`: the provider's trust (the requester's view, `policy.trust`) is below the job's min_trust;
+- `provider_cooling_down`: the requester excluded the provider for a while after repeated failures
+  (`policy.cooling_down`, from its trust evidence: the reliability penalty of `agora.ledger.trust`);
+- `trust_below_min`: the provider's trust (the requester's view, `policy.trust`, else `policy.default_trust`,
+  the prior) is below the job's min_trust;
 - the job's `constraints`: `label_missing` (a label the constraint reads is absent) or `constraint_failed`;
 - `over_budget`: the offer's quote for this job is above min(max_price, budget).
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from agora.errors import AgoraError
@@ -112,6 +116,8 @@ class MatchPolicy:
     trust: Mapping[str, float] = field(default_factory=dict)
     latency_ms: Mapping[str, float] = field(default_factory=dict)
     requester_trust: float | None = None  # how providers rate this requester, when known (offer min_trust)
+    default_trust: float | None = None  # the trust of a provider not in `trust` (the prior; None: unknown)
+    cooling_down: Mapping[str, float] = field(default_factory=dict)  # provider -> excluded until (penalty)
     weights: Weights | None = None
     affinity_weight: float = 1.0
 
@@ -241,6 +247,10 @@ def _policy(ad: CapacityAd, job: JobNeed, policy: MatchPolicy, now: float) -> li
     return out
 
 
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _executor_text(reason: Reason, ad: CapacityAd) -> Reason:
     parts = []
     for name in reason.need:
@@ -280,8 +290,12 @@ def hard_filter(ad: CapacityAd, job: JobNeed, policy: MatchPolicy, now: float) -
         for r in fits(need, free).reasons:
             reasons.append(_executor_text(r, ad) if r.code == "executor_unavailable" else r)
     reasons.extend(_policy(ad, job, policy, now))
+    until = policy.cooling_down.get(ad.provider)
+    if until is not None and now < until:
+        text = f"provider_cooling_down: until {_utc(until)} ({until - now:.0f} s), after repeated failures"
+        reasons.append(Reason("provider_cooling_down", "trust", until, now, text))
     if job.min_trust is not None:
-        trust = policy.trust.get(ad.provider)
+        trust = policy.trust.get(ad.provider, policy.default_trust)
         if trust is None or trust < job.min_trust:
             shown = "unknown" if trust is None else f"{trust:g}"
             text = f"trust_below_min: need {job.min_trust:g}, has {shown}"
@@ -335,7 +349,7 @@ def _score(
     total_weight = sum(w.values())
     out = []
     for ad, quote in passing:
-        trust = policy.trust.get(ad.provider)
+        trust = policy.trust.get(ad.provider, policy.default_trust)
         latency = policy.latency_ms.get(ad.provider)
         values: dict[str, tuple[Any, float]] = {
             "quality": (ad.benchmark_score, (ad.benchmark_score or 0.0) / best_quality if best_quality > 0 else 0.0),

@@ -49,10 +49,12 @@ from agora.compute.bidder import Bidder, sellable
 from agora.discovery import Change
 from agora.errors import AgoraError
 from agora.executors.registry import ExecutorRegistry, default_registry
+from agora.ledger import TrustBook
 from agora.market.index import MarketIndex
 from agora.market.index_nats import NatsMarketIndex
 from agora.market.offers import OfferBook, default_offer
 from agora.orchestrator import JobRunner, RunnerSettings
+from agora.orchestrator.evidence import TrustRecorder
 from agora.orchestrator.placement import PlacementSettings, Placer
 from agora.resources import (
     BenchConfig,
@@ -136,6 +138,9 @@ class ComputeFeature(Actor):
         self.market_index: MarketIndex | None = None  # the hub's market index (NATS transport only)
         self.advertiser: Advertiser | None = None  # publishes the newest active offer's capacity ad
         self.stores = build_stores(node, self.cas)
+        # the requester's evidence about providers (survives restarts), fed by the runner, read by matching
+        self.trust_book = TrustBook(node.store, clock=node.clock, settings=node.config.trust)
+        self.trust = TrustRecorder(self.trust_book, did=node.did, clock=node.clock)
         self.runner = JobRunner(
             runtime=node.runtime,
             store=node.store,
@@ -144,6 +149,7 @@ class ComputeFeature(Actor):
             clock=node.clock,
             settings=options.runner,
             published=self.stores,
+            trust=self.trust,
         )  # its placer comes with the market index, at start
 
     async def start(self) -> None:
@@ -169,6 +175,7 @@ class ComputeFeature(Actor):
         )
         interrupted = await self.manager.recover()
         await self.manager.start_sweeping()
+        await self.trust_book.load()
         self._open_market_index()  # before the runner resumes its queued market jobs
         failed_jobs = await self.runner.recover()
         self.node.peer_listeners.append(self._on_peer_change)
@@ -203,7 +210,11 @@ class ComputeFeature(Actor):
             runtime = self.node.runtime
             assert runtime is not None
             self.runner.placer = Placer(
-                runtime, self.market_index, clock=self.node.clock, settings=self.options.placement
+                runtime,
+                self.market_index,
+                clock=self.node.clock,
+                settings=self.options.placement,
+                policy=self.trust.match_policy,
             )
 
     async def _start_market(self) -> None:

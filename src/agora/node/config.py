@@ -15,6 +15,7 @@ from agora.compute import ComputeSettings, StoreLimits
 from agora.compute.advertiser import AdvertiserSettings
 from agora.compute.bidder import BidderSettings
 from agora.errors import AgoraError
+from agora.ledger.trust import TrustSettings
 from agora.node.settings import setting, setting_factory
 from agora.orchestrator import RunnerSettings
 from agora.orchestrator.placement import PlacementSettings
@@ -138,6 +139,9 @@ class NodeConfig:
     runner: RunnerSettings = setting_factory(RunnerSettings, help="requester side: jobs this node submits")
     placement: PlacementSettings = setting_factory(
         PlacementSettings, help="requester side of the market: bids asked, bid and award deadlines, queue deadline"
+    )
+    trust: TrustSettings = setting_factory(
+        TrustSettings, help="requester's view of providers: prior, decay half-life, failure penalty and cooldown"
     )
     # the provider's side of the market (compute/bidder.py, docs/market.md "The provider")
     sell: bool = setting(

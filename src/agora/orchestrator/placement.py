@@ -100,6 +100,9 @@ class PlacementRound:
     failures: list[dict[str, Any]] = field(default_factory=list)
     placed: Placed | None = None
     outcome: str = "no_fit"  # committed | no_fit | no_bid | no_commit
+    asked: dict[str, str] = field(default_factory=dict)  # provider -> the bid request id sent to it
+    rtt_ms: dict[str, float] = field(default_factory=dict)  # provider -> round trip of its bid or decline
+    trust: dict[str, Any] = field(default_factory=dict)  # provider -> its trust breakdown (the TrustRecorder)
 
     @property
     def blocking(self) -> dict[str, int]:
@@ -129,6 +132,7 @@ class PlacementRound:
             "declines": list(self.declines),
             "failures": list(self.failures),
             "blocking": self.blocking,
+            "trust": dict(self.trust),
         }
 
 
@@ -162,6 +166,8 @@ class Placer:
             trust=base.trust,
             latency_ms=base.latency_ms,
             requester_trust=base.requester_trust,
+            default_trust=base.default_trust,
+            cooling_down=base.cooling_down,
             weights=base.weights,
             affinity_weight=base.affinity_weight,
         )
@@ -242,13 +248,17 @@ class Placer:
         """Every bid that arrived by the deadline (declines and failures recorded in `rnd`)."""
 
         async def ask(provider: str, request: BidRequest) -> Bid | Decline:
+            t0 = self.clock.monotonic()
             reply = await self.runtime.call(
                 provider, BID_REQUEST_CMD, bid_request_args(request), timeout=self.settings.bid_timeout_s
             )
             if not isinstance(reply, Mapping):
                 raise AgoraError("market_message_invalid", "a bid reply is a map")
-            return read_bid_reply(reply, provider=provider)
+            answer = read_bid_reply(reply, provider=provider)
+            rnd.rtt_ms[provider] = (self.clock.monotonic() - t0) * 1000.0  # the latency this node measured
+            return answer
 
+        rnd.asked.update({p: r.request_id for p, r in requests.items()})
         tasks = {p: asyncio.create_task(ask(p, r), name=f"bid:{p}") for p, r in requests.items()}
         try:
             await asyncio.wait(tasks.values(), timeout=self.settings.bid_timeout_s)

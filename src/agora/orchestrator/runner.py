@@ -23,9 +23,11 @@ The market (a `Placer`, when the node has a market index): a job submitted with 
 round of bid -> award -> commit (`placement.py`) before its start, which cites the bid's delegation as
 proof and the committed request id as `StartArgs.reservation`. Each round's `why` is kept on the unit.
 When nothing fits (or nothing commits), the unit waits `pending` in this node's queue until the index
-changes (its watch, not a poll) or the job's deadline (spec `deadline`, else the placer's default) passes:
-then it fails `deadline_exceeded` with the last diagnostics. A unit whose provider is lost (a failure of
-the `node_lost` class) is placed again elsewhere within the retry policy, that provider excluded.
+changes (its watch, not a poll), a provider's trust cooldown that blocked it ends, or the job's deadline
+(spec `deadline`, else the placer's default) passes: then it fails `deadline_exceeded` with the last
+diagnostics. A unit whose provider is lost (a failure of the `node_lost` class) is placed again elsewhere
+within the retry policy, that provider excluded. Outcomes become trust evidence about their providers
+(`evidence.py`, when `trust` is given).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from agora.identity import public_from_did
 from agora.jobs import parse_job, stages
 from agora.market import JobNeed
 from agora.models.job import JobSpec, failure_class
+from agora.orchestrator.evidence import TrustRecorder
 from agora.orchestrator.joblog import JobLog
 from agora.orchestrator.outputs import PublishedOutputs, fetch_output
 from agora.orchestrator.placement import Placed, Placer
@@ -137,11 +140,14 @@ class JobRunner(Actor):
         settings: RunnerSettings | None = None,
         published: PublishedOutputs | None = None,
         placer: Placer | None = None,
+        trust: TrustRecorder | None = None,
     ) -> None:
         """`published`: this node's storage backends, to read outputs a provider published to the hub or S3
-        (None: always from the provider). `placer`: the market (None: a job with no --node runs here)."""
+        (None: always from the provider). `placer`: the market (None: a job with no --node runs here).
+        `trust`: records what providers did as trust evidence (`evidence.py`; None: nothing recorded)."""
         self.runtime = runtime
         self.placer = placer
+        self.trust = trust
         self.idle_replies = 0  # watch replies that brought nothing new, each followed by a `min_poll_s` wait
         self._index_version = 0
         self._index_changed = asyncio.Event()
@@ -545,6 +551,8 @@ class JobRunner(Actor):
             await self._unit_move(run, unit, STARTING, f"attempt {attempt} of {tries} on {unit.node}")
             try:
                 await self._attempt(run, unit, attempt)
+                if self.trust is not None:
+                    await self.trust.outcome(run.record.id, unit, None)
                 await self._unit_move(run, unit, COMPLETED, f"verified, {len(unit.outputs)} output(s)")
                 return
             except Exception as exc:
@@ -554,6 +562,8 @@ class JobRunner(Actor):
                     log.exception("task %s of job %s failed inside the orchestrator", unit.key, run.record.id)
                     err = AgoraError("internal", f"{type(exc).__name__}: {exc}", retryable=False)
                 unit.error = err.to_dict()
+                if self.trust is not None and not run.cancel.is_set():
+                    await self.trust.outcome(run.record.id, unit, err)
                 if run.cancel.is_set() or err.code == "task_cancelled":
                     await self._unit_move(run, unit, CANCELLED, run.cancel_cause or err.message)
                     return
@@ -595,6 +605,8 @@ class JobRunner(Actor):
             await self._unit_move(run, unit, MATCHING, f"placement round {round_no}{without}")
             await self._job_follows(run, MATCHING, f"{unit.key}: placement round {round_no}")
             rnd = await placer.place(rec.id, unit.key, need, only=run.only, exclude=unit.excluded, on_state=on_state)
+            if self.trust is not None:
+                await self.trust.placement(rec.id, unit.key, rnd)
             why = rnd.why()
             unit.add_round(why)
             if rnd.placed is not None:
@@ -617,7 +629,8 @@ class JobRunner(Actor):
                 return False
             await self._unit_move(run, unit, PENDING, summary)
             await self._job_follows(run, PENDING, f"{unit.key} waits for a provider: {summary}")
-            await self._wait_index(seen, deadline - now, run.cancel)
+            wake = self.trust.wake_in(rnd) if self.trust is not None else None  # a cooldown that ends first
+            await self._wait_index(seen, deadline - now if wake is None else min(deadline - now, wake), run.cancel)
         return False  # unreachable: the last round above always ends the unit
 
     async def _job_follows(self, run: _Run, state: str, cause: str) -> None:
@@ -678,7 +691,9 @@ class JobRunner(Actor):
             for blob in uploads:
                 await link.upload(blob)
             alloc_id, invocation = await link.start(args)
-        except BaseException:
+        except BaseException as exc:
+            if placed is not None and self.trust is not None:
+                await self.trust.not_started(rec.id, unit, placed, exc)
             if placed is not None and self.placer is not None:
                 run.placed.pop(unit.key, None)
                 await self.placer.release(placed, "the start failed")

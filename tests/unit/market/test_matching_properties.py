@@ -111,7 +111,9 @@ def oracle(a: CapacityAd, job: JobNeed, pol: MatchPolicy, now: int) -> set[str]:
         or (t.access.mode == "allowlist" and job.requester not in t.access.allow)
     ):
         failing.add("policy_refused")
-    trust = pol.trust.get(a.provider)
+    trust = pol.trust.get(a.provider, pol.default_trust)
+    if a.provider in pol.cooling_down and now < pol.cooling_down[a.provider]:
+        failing.add("provider_cooling_down")
     if job.min_trust is not None and (trust is None or trust < job.min_trust):
         failing.add("trust_below_min")
     for c in job.constraints:
@@ -131,6 +133,8 @@ policies = st.builds(
     k=st.integers(1, 4),
     stale_after_s=st.integers(1, 400),
     trust=st.dictionaries(st.sampled_from([did(f"p{i:02d}") for i in range(12)]), st.floats(0, 1)),
+    default_trust=st.one_of(st.none(), st.floats(0, 1)),
+    cooling_down=st.dictionaries(st.sampled_from([did(f"p{i:02d}") for i in range(12)]), st.integers(NOW - 5, NOW + 5)),
 )
 
 
