@@ -52,6 +52,7 @@ from agora.jobs import parse_job, stages
 from agora.market import JobNeed
 from agora.models.job import JobSpec, failure_class
 from agora.orchestrator.joblog import JobLog
+from agora.orchestrator.lostcommit import MAX_LOST_COMMITS, CommitLost, commit_lost
 from agora.orchestrator.outputs import PublishedOutputs, fetch_output
 from agora.orchestrator.placement import Placed, Placer
 from agora.orchestrator.prepare import Blob, PreparedTask, prepare_task
@@ -535,7 +536,9 @@ class JobRunner(Actor):
     async def _run_unit(self, run: _Run, unit: UnitRecord) -> None:
         retry = run.spec.retry
         tries = 1 + retry.attempts
-        for attempt in range(1, tries + 1):
+        attempt, lost_commits = 0, 0
+        while attempt < tries:
+            attempt += 1
             if run.cancel.is_set():
                 await self._unit_move(run, unit, CANCELLED, run.cancel_cause)
                 return
@@ -557,6 +560,13 @@ class JobRunner(Actor):
                 if run.cancel.is_set() or err.code == "task_cancelled":
                     await self._unit_move(run, unit, CANCELLED, run.cancel_cause or err.message)
                     return
+                if isinstance(err, CommitLost) and lost_commits < MAX_LOST_COMMITS:  # the task never ran
+                    attempt, lost_commits = attempt - 1, lost_commits + 1
+                    if err.provider not in unit.excluded:
+                        unit.excluded.append(err.provider)
+                    cause = f"{err.code}: the commit on {err.provider} is lost; placed again without it"
+                    await self._unit_move(run, unit, WAITING_RETRY, cause)
+                    continue
                 if retry.should_retry(err.code, err.retryable, attempt):  # retry.on: what is retried
                     cause = f"{err.code}: {err.message}; retry in {retry.backoff}s"
                     lost = failure_class(err.code, err.retryable) == "node_lost"
@@ -678,10 +688,12 @@ class JobRunner(Actor):
             for blob in uploads:
                 await link.upload(blob)
             alloc_id, invocation = await link.start(args)
-        except BaseException:
+        except BaseException as exc:
             if placed is not None and self.placer is not None:
                 run.placed.pop(unit.key, None)
                 await self.placer.release(placed, "the start failed")
+                if (lost := commit_lost(exc, placed.provider)) is not None:
+                    raise lost from exc
             raise
         run.placed.pop(unit.key, None)
         unit.alloc_id = alloc_id
