@@ -25,7 +25,8 @@ proof and the committed request id as `StartArgs.reservation`. Each round's `why
 When nothing fits (or nothing commits), the unit waits `pending` in this node's queue until the index
 changes (its watch, not a poll) or the job's deadline (spec `deadline`, else the placer's default) passes:
 then it fails `deadline_exceeded` with the last diagnostics. A unit whose provider is lost (a failure of
-the `node_lost` class) is placed again elsewhere within the retry policy, that provider excluded.
+the `node_lost` class) is placed again elsewhere within the retry policy, that provider excluded; a unit
+whose commit is lost before its start (`lostcommit.py`) is placed again without spending an attempt.
 """
 
 from __future__ import annotations
