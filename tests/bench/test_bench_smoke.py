@@ -23,6 +23,7 @@ RATIO_LINE = {
     "remote_job": "p50 ratio remote/raw:",
     "matching": "ratio: agora",
     "market_job": "p50 ratio market/direct:",
+    "job_phases": "median of each phase:",
 }
 
 pytestmark = pytest.mark.integration
