@@ -8,6 +8,11 @@ inbox, no answer) or no longer knows the reservation (`reservation_not_found`; `
 too late) is not a failure of the task, which never ran: the unit is placed again with that provider
 excluded, and no retry attempt of the spec is spent. At most `MAX_LOST_COMMITS` times per unit; past that,
 the error is handled like any other (retry policy, then `failed` with its code).
+
+A `timeout` is counted as lost too: a provider that does not answer its start within the call timeout is
+as good as gone for this unit. If it did start the task after all, that allocation runs there unobserved
+until its own end (its capacity is accounted on that provider; the requester has no allocation id to
+cancel it with), as with any retried start.
 """
 
 from __future__ import annotations
