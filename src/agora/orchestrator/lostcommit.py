@@ -6,7 +6,8 @@ free again and a start citing the old reservation is `reservation_not_found`. Th
 the recovery: a start on a committed placement that fails because the provider is gone (no one serves its
 inbox, no answer) or no longer knows the reservation (`reservation_not_found`; `bid_expired` when it came
 too late) is not a failure of the task, which never ran: the unit is placed again with that provider
-excluded, and no retry attempt of the spec is spent. At most `MAX_LOST_COMMITS` times per unit; past that,
+excluded (a job whose one candidate it is, `--node` without a grant, is placed on it again: once restarted,
+it bids anew), and no retry attempt of the spec is spent. At most `MAX_LOST_COMMITS` times per unit; past that,
 the error is handled like any other (retry policy, then `failed` with its code).
 
 A `timeout` is counted as lost too: a provider that does not answer its start within the call timeout is

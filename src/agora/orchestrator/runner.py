@@ -563,9 +563,12 @@ class JobRunner(Actor):
                     return
                 if isinstance(err, CommitLost) and lost_commits < MAX_LOST_COMMITS:  # the task never ran
                     attempt, lost_commits = attempt - 1, lost_commits + 1
-                    if err.provider not in unit.excluded:
-                        unit.excluded.append(err.provider)
-                    cause = f"{err.code}: the commit on {err.provider} is lost; placed again without it"
+                    where = "placed again on it, the job's one candidate"  # (--node without a grant)
+                    if run.only is None:
+                        where = "placed again without it"
+                        if err.provider not in unit.excluded:
+                            unit.excluded.append(err.provider)
+                    cause = f"{err.code}: the commit on {err.provider} is lost; {where}"
                     await self._unit_move(run, unit, WAITING_RETRY, cause)
                     continue
                 if retry.should_retry(err.code, err.retryable, attempt):  # retry.on: what is retried

@@ -115,3 +115,32 @@ async def test_a_provider_restarted_after_its_commit_frees_it_and_the_unit_runs_
     assert lost["cause"].startswith("reservation_not_found:")
     assert leftovers(again) == []  # the start it refused took nothing
     assert second.provider is not None and leftovers(second.provider) == []
+
+
+async def test_a_named_provider_restarted_after_its_commit_runs_the_job_once_back(
+    market: Market,  # noqa: F811
+    buyer: Requester,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--node` without a grant: the provider is the job's one candidate, so it is not excluded (the unit would
+    wait for nobody until its deadline); it is placed on it again once restarted."""
+    named = await market.add("named", price=5)
+    await market.add("other", price=1)
+    hook = AfterCommit(buyer, named.did, monkeypatch)
+    job_id = await submit(buyer, spec(tmp_path), tmp_path, node=named.did)
+    await hook.wait()
+    old = named.provider
+    assert old is not None
+    await _kill(named)
+    again = await make_provider(market.net, old.home, restart_of=old)
+    restarted = await make_bidder(again, named.offer)
+    market.providers = [(again, restarted) if b is named else (p, b) for p, b in market.providers]
+    hook.go.set()
+    doc = await ended(buyer, job_id)
+    assert doc["state"] == "completed", doc["error"]
+    [unit] = doc["units"]
+    assert unit["node"] == named.did and unit["excluded"] == [] and unit["attempts"] == 1
+    [lost] = [h for h in unit["history"] if h["state"] == "waiting_retry"]
+    assert lost["cause"].startswith("reservation_not_found:") and "the job's one candidate" in lost["cause"]
+    assert restarted.awarded and leftovers(again) == []
