@@ -24,6 +24,7 @@ RATIO_LINE = {
     "matching": "ratio: agora",
     "market_job": "p50 ratio market/direct:",
     "ledger": "ratio agora/raw:",
+    "job_phases": "median of each phase:",
 }
 
 pytestmark = pytest.mark.integration

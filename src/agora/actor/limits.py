@@ -14,7 +14,9 @@ bounded (a cache that forgot live entries would re-open replays). So the cache i
 A full share refuses only its own class (`ucan_replay_cache_full`); an issuer over its quota is refused
 alone (`rate_limited`). Public behaviors are also rate limited per issuer (a token bucket, after the
 signature is verified, so nobody can spend another's budget), and take only short-lived invocations
-(`public_max_lifetime`), so a flood's entries drain within minutes. Every limit hit is recorded
+(`public_max_lifetime`), so a flood's entries drain within minutes. A refusal by the rate limit names
+when the issuer's next token is back (`details.retry_after_s`), so a polite caller (`agora node ping`)
+paces itself instead of failing. Every limit hit is recorded
 (`LimitLog`): the node's `/health` says which limit was hit, and is degraded while a shared limit
 (a full share) refuses others.
 """
@@ -81,6 +83,13 @@ class RateLimiter:
         while len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
         return allowed
+
+    def retry_after(self, key: str, now: float) -> float:
+        """Seconds from `now` until `key` has a whole token again (0: it has one now). A refused caller
+        is told this (`rate_limited`, `details.retry_after_s`), so a well-behaved one paces itself."""
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
+        return max(0.0, (1.0 - tokens) / self.rate)
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -179,7 +179,7 @@ class Runtime:
                 raise AgoraError(
                     "rate_limited",
                     f"{inv.iss} called public behaviors more than {self.limits.public_rate:g} times a second",
-                    details={"issuer": inv.iss},
+                    details={"issuer": inv.iss, "retry_after_s": round(self.public_rate.retry_after(inv.iss, now), 3)},
                 )
             # an issuer holding invocations proven by this node's delegation is known: its share, its quota
             share = GRANTED if self.replay.issuer_entries(GRANTED, inv.iss) else PUBLIC

@@ -4,7 +4,9 @@ A long-poll, resumable by sequence: the requester sends the last state it saw an
 saw (`after_seq`); the reply carries the current status and the log lines after the cursor, and comes
 as soon as there is something new for it (a state change, a new line, the log closed), or when
 `wait_s` (cut to the node's `max_wait_s`) runs out. Nothing new is never answered at once: the provider
-waits on the allocation's change event and its log ring, no loop. A reply that carries nothing new is
+waits on the allocation's change event and its log ring, and a wake-up that brings the caller nothing new
+(a move notifies its watchers once persisted, possibly after a watch already saw its state through a log
+line) waits on instead of answering (at most `MAX_WAKE_UPS` times, within `wait_s`). A reply that carries nothing new is
 the requester's cue to slow down (the requester keeps a minimum interval between such replies).
 
 A waiting long-poll holds one of the node's message handlers (the transport runs a bounded number for
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 
 DEFAULT_LONG_POLLS = 256  # waiting long-polls in all: a quarter of the NATS transport's 1024 handlers
 DEFAULT_LONG_POLLS_PER_REQUESTER = 64  # max_allocations: one watch per allocation a requester may hold here
+MAX_WAKE_UPS = 64  # wake-ups with nothing new one watch sleeps through (bounded by `wait_s` too)
 
 
 class LongPolls:
@@ -99,14 +102,28 @@ class WatchBehavior:
         else:
             alloc = await self._load(args.alloc_id, ctx.invoker)
         ring = self._rings.get(args.alloc_id)
-        news = alloc.state != args.known_state or ring is None or ring.last_seq > args.after_seq or ring.closed
-        if live is not None and not news and args.wait_s > 0:
+        if live is not None and not _news(alloc, ring, args) and args.wait_s > 0:
             with self.long_polls.slot(ctx.invoker) as may_wait:
-                if may_wait:
-                    changed, more = live.changed.wait(), ring.wait(args.after_seq, args.wait_s) if ring else None
-                    await _first(changed, more, args.wait_s)
+                loop = asyncio.get_running_loop()
+                until = loop.time() + args.wait_s
+                # a wake-up with nothing new for this caller waits on: a move notifies once persisted, after a
+                # watch may already have seen its state (a log line woke it), and answering that late notify
+                # would cost the requester its `min_poll_s` (the ~200 ms step, docs/performance.md)
+                for _ in range(MAX_WAKE_UPS if may_wait else 0):
+                    left = until - loop.time()
+                    if left <= 0:
+                        break
+                    changed, more = live.changed.wait(), ring.wait(args.after_seq, left) if ring else None
+                    await _first(changed, more, left)
+                    if _news(alloc, ring, args):
+                        break
         logs = LogsPage.gone(args.after_seq) if ring is None else ring.read(args.after_seq, args.limit)
         return WatchReply(StatusReply.of_record(alloc.to_wire()), logs).to_wire()
+
+
+def _news(alloc: Allocation, ring: LogRing | None, args: WatchArgs) -> bool:
+    """Whether the caller, who saw `args.known_state` and the lines up to `args.after_seq`, has something new."""
+    return alloc.state != args.known_state or ring is None or ring.last_seq > args.after_seq or ring.closed
 
 
 async def _first(a: Awaitable[Any], b: Awaitable[Any] | None, timeout: float) -> None:

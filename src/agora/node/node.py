@@ -30,6 +30,8 @@ from agora.store import SqliteStore, Store
 from agora.telemetry import EventRecorder, Metrics
 from agora.transport import ConnectionState, HubProcess, NatsTransport, Transport, reachability_check
 
+PING_MAX_PACE_S = 5.0  # longest wait, told by a rate_limited refusal, before a ping is sent again
+PING_MAX_PACED = 20  # refusals per ping sent (a bound: the target's own rate decides the pace)
 log = logging.getLogger("agora.node")
 
 
@@ -299,15 +301,31 @@ class Node:
         return {"status": "degraded" if reasons else "ok", "reasons": reasons, **body}
 
     async def ping(self, did: str, *, count: int = 1, timeout: float | None = None) -> list[float]:
-        """Round trips in milliseconds of signed /agora/node/ping invocations to `did`."""
+        """Round trips in milliseconds of signed /agora/node/ping invocations to `did`.
+
+        Paced by the target's admission limit: a ping refused `rate_limited` (the target's per-issuer bucket
+        of public calls is empty, e.g. `ping -c 100` twice in a row) waits the `retry_after_s` the refusal
+        names and is sent again, so a long ping slows down to the target's rate instead of failing; only a
+        successful round trip is timed. Bounded: each wait at most `PING_MAX_PACE_S`, and the whole ping at
+        most `count` x `PING_MAX_PACED` refusals."""
         assert self.runtime is not None
         public_from_did(did)  # a malformed DID is the caller's mistake: say so instead of "unreachable"
-        rtts = []
-        for i in range(max(1, min(count, 100))):
+        rtts: list[float] = []
+        n = max(1, min(count, 100))
+        refusals = 0
+        while len(rtts) < n:
             t0 = time.perf_counter()
-            await self.runtime.call(
-                did, "/agora/node/ping", {"echo": i}, timeout=timeout or self.config.request_timeout
-            )
+            try:
+                await self.runtime.call(
+                    did, "/agora/node/ping", {"echo": len(rtts)}, timeout=timeout or self.config.request_timeout
+                )
+            except AgoraError as err:
+                wait = err.details.get("retry_after_s") if err.code == "rate_limited" else None
+                refusals += 1
+                if not isinstance(wait, int | float) or refusals > n * PING_MAX_PACED:
+                    raise
+                await asyncio.sleep(min(max(float(wait), 0.001), PING_MAX_PACE_S))
+                continue
             rtts.append((time.perf_counter() - t0) * 1000.0)
         return rtts
 

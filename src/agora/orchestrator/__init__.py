@@ -6,6 +6,8 @@
 - `placement.py`: `Placer`: the market placement of one unit (match, bid requests to the best k, award
   the best bid, read the commit), `PlacementRound` (its `why`), `PlacementSettings`.
 - `evidence.py`: `TrustRecorder`: outcomes become trust evidence; the placer's trust view (`match_policy`).
+- `lostcommit.py`: `CommitLost`: a start on a committed placement whose provider died or restarted (placed
+  again without it, no retry attempt spent).
 - `prepare.py`: `prepare_task`: files of this machine named by the spec become bytes (`Blob`) to send.
 - `provider.py`: `ProviderLink`: calls to one provider's /agora/alloc behaviors with the right proofs.
 - `outputs.py`: `fetch_output` (from the hub / S3 where published, else the provider), `PublishedOutputs`.

@@ -26,8 +26,9 @@ When nothing fits (or nothing commits), the unit waits `pending` in this node's 
 changes (its watch, not a poll), a provider's trust cooldown that blocked it ends, or the job's deadline
 (spec `deadline`, else the placer's default) passes: then it fails `deadline_exceeded` with the last
 diagnostics. A unit whose provider is lost (a failure of the `node_lost` class) is placed again elsewhere
-within the retry policy, that provider excluded. Outcomes become trust evidence about their providers
-(`evidence.py`, when `trust` is given).
+within the retry policy, that provider excluded; a unit whose commit is lost before its start
+(`lostcommit.py`) is placed again without spending an attempt. Outcomes become trust evidence about their
+providers (`evidence.py`, when `trust` is given).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from agora.market import JobNeed
 from agora.models.job import JobSpec, failure_class
 from agora.orchestrator.evidence import TrustRecorder
 from agora.orchestrator.joblog import JobLog
+from agora.orchestrator.lostcommit import MAX_LOST_COMMITS, CommitLost, commit_lost
 from agora.orchestrator.outputs import PublishedOutputs, fetch_output
 from agora.orchestrator.placement import Placed, Placer
 from agora.orchestrator.prepare import Blob, PreparedTask, prepare_task
@@ -541,7 +543,9 @@ class JobRunner(Actor):
     async def _run_unit(self, run: _Run, unit: UnitRecord) -> None:
         retry = run.spec.retry
         tries = 1 + retry.attempts
-        for attempt in range(1, tries + 1):
+        attempt, lost_commits = 0, 0
+        while attempt < tries:
+            attempt += 1
             if run.cancel.is_set():
                 await self._unit_move(run, unit, CANCELLED, run.cancel_cause)
                 return
@@ -567,6 +571,16 @@ class JobRunner(Actor):
                 if run.cancel.is_set() or err.code == "task_cancelled":
                     await self._unit_move(run, unit, CANCELLED, run.cancel_cause or err.message)
                     return
+                if isinstance(err, CommitLost) and lost_commits < MAX_LOST_COMMITS:  # the task never ran
+                    attempt, lost_commits = attempt - 1, lost_commits + 1
+                    where = "placed again on it, the job's one candidate"  # (--node without a grant)
+                    if run.only is None:
+                        where = "placed again without it"
+                        if err.provider not in unit.excluded:
+                            unit.excluded.append(err.provider)
+                    cause = f"{err.code}: the commit on {err.provider} is lost; {where}"
+                    await self._unit_move(run, unit, WAITING_RETRY, cause)
+                    continue
                 if retry.should_retry(err.code, err.retryable, attempt):  # retry.on: what is retried
                     cause = f"{err.code}: {err.message}; retry in {retry.backoff}s"
                     lost = failure_class(err.code, err.retryable) == "node_lost"
@@ -697,6 +711,8 @@ class JobRunner(Actor):
             if placed is not None and self.placer is not None:
                 run.placed.pop(unit.key, None)
                 await self.placer.release(placed, "the start failed")
+                if (lost := commit_lost(exc, placed.provider)) is not None:
+                    raise lost from exc
             raise
         run.placed.pop(unit.key, None)
         unit.alloc_id = alloc_id

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from agora.actor import AdmissionSettings
 from agora.clock import SYSTEM_CLOCK
 from agora.daemon.main import build_config, parse_args
 from agora.discovery import Update
@@ -29,6 +30,23 @@ async def until(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> N
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def test_a_long_ping_twice_in_a_row_is_paced_by_the_targets_rate_limit(make_node: NodeFactory) -> None:
+    """`agora node ping -c 100` twice in a row used to hit the target's public-call bucket (burst 100, 20/s)
+    and fail `rate_limited`: a refusal now says when a token is back, and ping waits that long. A small
+    bucket here, so the second round is refused (and paced) within a few pings."""
+    tight = AdmissionSettings(public_rate=50.0, public_burst=5.0)
+    hub = await make_node("hub", hub=True)
+    assert hub.hub is not None
+    a = await make_node("a", hubs=[hub.hub.url])
+    b = await make_node("b", hubs=[hub.hub.url], admission=tight)
+    await until(lambda: b.did in {p["did"] for p in a.peer_table.snapshot()}, "a to see b")
+    first = await a.ping(b.did, count=20)
+    second = await a.ping(b.did, count=20)
+    assert len(first) == len(second) == 20 and all(r > 0 for r in first + second)
+    assert b.runtime is not None
+    assert b.runtime.health()["limits"]["public_rate"]["refused"] > 0  # it was paced, not let through
 
 
 async def test_nodes_find_each_other_and_ping(make_node: NodeFactory) -> None:

@@ -11,6 +11,7 @@ import pytest
 from agora.actor import Actor, AdmissionSettings, CallContext, Runtime, behavior
 from agora.actor.limits import LimitLog, RateLimiter
 from agora.clock import ManualClock
+from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.transport import MemoryNetwork, MemoryTransport
 from agora.ucan import Delegation, delegate, invoke
@@ -135,6 +136,19 @@ async def test_one_issuer_is_rate_limited_alone(world: Net) -> None:
     assert (await noisy.call(world.server.did, "/agora/test/ping", {}))["pong"] is True
 
 
+async def test_a_rate_limited_caller_is_told_when_to_come_back(world: Net) -> None:
+    noisy = await world.runtime()
+    for _ in range(int(SMALL.public_burst)):
+        await noisy.call(world.server.did, "/agora/test/ping", {})
+    with pytest.raises(AgoraError) as refused:
+        await noisy.call(world.server.did, "/agora/test/ping", {})
+    assert refused.value.code == "rate_limited"
+    wait = refused.value.details["retry_after_s"]
+    assert wait == pytest.approx(1 / SMALL.public_rate, abs=0.01)  # one token's refill
+    world.clock.advance(wait)
+    assert (await noisy.call(world.server.did, "/agora/test/ping", {}))["pong"] is True
+
+
 async def test_a_granted_peer_over_its_quota_is_refused_alone(world: Net) -> None:
     greedy, other = await world.runtime(), await world.runtime()
     g_proof, o_proof = world.grant(greedy), world.grant(other)
@@ -208,6 +222,15 @@ def test_rate_limiter_buckets() -> None:
     limiter.allow("b", 0.5)
     limiter.allow("c", 0.5)
     assert len(limiter) == 2  # bounded: the least recently seen key is forgotten
+
+
+def test_rate_limiter_says_when_a_token_is_back() -> None:
+    limiter = RateLimiter(rate=4.0, burst=2.0, max_keys=8)
+    assert limiter.retry_after("a", 0.0) == 0.0  # a new key has a full bucket
+    assert limiter.allow("a", 0.0) and limiter.allow("a", 0.0) and not limiter.allow("a", 0.0)
+    assert limiter.retry_after("a", 0.0) == pytest.approx(0.25)
+    assert limiter.retry_after("a", 0.1) == pytest.approx(0.15)
+    assert limiter.allow("a", limiter.retry_after("a", 0.1) + 0.1)
 
 
 def test_limit_log_reports_and_degrades_only_on_shared_limits() -> None:

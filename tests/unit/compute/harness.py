@@ -58,13 +58,16 @@ class Requester(Side):
     runner: JobRunner
 
 
-async def _side(net: MemoryNetwork, home: Path) -> tuple[Keypair, Runtime, MemoryStore, DelegationBook, LocalCAS]:
-    kp = Keypair.generate()
+async def _side(
+    net: MemoryNetwork, home: Path, keypair: Keypair | None = None, store: MemoryStore | None = None
+) -> tuple[Keypair, Runtime, MemoryStore, DelegationBook, LocalCAS]:
+    kp = keypair or Keypair.generate()
     transport = MemoryTransport(net, kp.did)
     await transport.start()
     runtime = Runtime(kp, transport)
-    store = MemoryStore(SYSTEM_CLOCK)
-    await store.open()
+    if store is None:
+        store = MemoryStore(SYSTEM_CLOCK)
+        await store.open()
     book = DelegationBook(kp, store)
     runtime.register(GrantsActor(book))
     await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True)
@@ -72,9 +75,18 @@ async def _side(net: MemoryNetwork, home: Path) -> tuple[Keypair, Runtime, Memor
 
 
 async def make_provider(
-    net: MemoryNetwork, home: Path, total: Capability = TOTAL, manager_cls: type[AllocationManager] = AllocationManager
+    net: MemoryNetwork,
+    home: Path,
+    total: Capability = TOTAL,
+    manager_cls: type[AllocationManager] = AllocationManager,
+    *,
+    restart_of: Provider | None = None,
 ) -> Provider:
-    kp, runtime, store, book, cas = await _side(net, home)
+    """A provider node; `restart_of`: that (stopped) node started again, with its keys, store and home."""
+    if restart_of is not None:
+        kp, runtime, store, book, cas = await _side(net, home, restart_of.keypair, restart_of.store)
+    else:
+        kp, runtime, store, book, cas = await _side(net, home)
     wasm = WasmExecutor(home / "cache" / "wasm")
     registry = ExecutorRegistry([wasm, FirecrackerExecutor()])
     capacity = CapacityTracker(total)

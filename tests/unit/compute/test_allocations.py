@@ -412,6 +412,35 @@ async def test_watch_answers_at_once_then_only_on_news_and_resumes_by_sequence(
     assert ended["logs"]["done"]
 
 
+async def test_a_wake_up_with_nothing_new_for_the_caller_keeps_the_watch_waiting(
+    provider: Provider, requester: Requester
+) -> None:
+    """The ~200 ms step of docs/performance.md: a state move is visible at once but notifies its watchers only
+    once persisted, so a watch that had already seen the new state (a log line woke it meanwhile) was woken
+    again by that late notify with nothing new for it, and its requester waited out `min_poll_s`. A watch
+    now answers only with news for its caller (or at `wait_s`): a wake-up with nothing new waits on."""
+    await grant(provider, requester)
+    alloc_id = await start(requester, provider, task(timeout=60), wat.spin())
+    state, after = None, 0
+    for _ in range(50):
+        args = {"alloc_id": alloc_id, "known_state": state, "after_seq": after, "wait_s": 5}
+        reply = await call(requester, provider, WATCH, args)
+        state, after = reply["status"]["state"], reply["logs"]["next"]
+        if state == "running" and after >= 1:
+            break
+    assert state == "running" and after == 1
+    args = {"alloc_id": alloc_id, "known_state": "running", "after_seq": 1, "wait_s": 30}
+    pending = asyncio.create_task(call(requester, provider, WATCH, args))
+    await until(lambda: provider.manager.long_polls.waiting(requester.did) == 1, "the watch to wait")
+    provider.manager._live[alloc_id].notify()  # what a persisted move's late notify does: nothing new here
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert not pending.done() and provider.manager.long_polls.waiting(requester.did) == 1
+    await call(requester, provider, "/agora/alloc/cancel", {"alloc_id": alloc_id})
+    ended = await asyncio.wait_for(pending, 10)
+    assert ended["status"]["state"] == "cancelled"  # the reply came with the news, not with the wake-up
+
+
 async def test_watch_streams_log_lines_after_the_cursor(provider: Provider, requester: Requester) -> None:
     await grant(provider, requester)
     alloc_id = await start(requester, provider, task(), wat.hello())
