@@ -179,6 +179,11 @@ CATALOG: dict[str, ErrorKind] = {
     "deadline_exceeded": _k(
         408, "No provider could take the job before its deadline; `agora job why ID` says what blocked it."
     ),
+    "results_disagree": _k(
+        422,
+        "Too few replicas of the unit signed the same output hashes (verification.agree); `agora job why ID` "
+        "lists each provider's outputs and receipt. Run it again, or raise verification.replicas.",
+    ),
 }
 
 
