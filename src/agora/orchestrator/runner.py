@@ -74,6 +74,7 @@ from agora.orchestrator.record import (
     UnitRecord,
     unit_row_id,
 )
+from agora.orchestrator.redundancy import replica_orphans, replicas_summary, run_redundant, verification_needs_market
 from agora.orchestrator.verify import check_end, limit_outputs, safe_output_path, verify_receipt
 from agora.store import Scalar, Store
 from agora.ucan import Delegation, covers
@@ -175,6 +176,7 @@ class JobRunner(Actor):
                     if not u.ended:
                         if u.alloc_id:
                             orphans.append((rec.id, u.key, u.node, u.alloc_id))
+                        orphans += replica_orphans(rec.id, u)
                         u.error = err.to_dict()
                         u.state, u.ended_at = FAILED, now
                         u.history.append({"state": FAILED, "at": now, "cause": "requester restarted"})
@@ -276,6 +278,8 @@ class JobRunner(Actor):
         )
         if market and node is None:
             target = ""
+        if spec.verification is not None and (not market or node is not None):
+            raise verification_needs_market(spec.verification, node)
         if market and node is not None and self.placer is not None and await self.placer.index.get(node) is None:
             raise AgoraError(  # neither path can reach it: say so now rather than queue for the deadline
                 "ucan_unauthorized",
@@ -357,8 +361,10 @@ class JobRunner(Actor):
                 "excluded": u.get("excluded", []),
                 "rounds": rounds,
                 "last": last,
+                "replicas": u.get("replicas", []),
             }
-            lines.append(f"{u['key']}: {u['state']}" + (f" ({_round_summary(last)})" if last else ""))
+            line = f"{u['key']}: {u['state']}" + (f" ({_round_summary(last)})" if last else "")
+            lines.append(line + replicas_summary(u.get("replicas", [])))
         return {
             "id": doc["id"],
             "state": doc["state"],
@@ -533,6 +539,9 @@ class JobRunner(Actor):
         await asyncio.gather(*(worker() for _ in range(max(1, min(self.settings.units_at_once, len(units))))))
 
     async def _run_unit(self, run: _Run, unit: UnitRecord) -> None:
+        if run.record.market and run.spec.verification is not None:  # on k providers, until m agree
+            await run_redundant(self, run, unit, run.spec.verification)
+            return
         retry = run.spec.retry
         tries = 1 + retry.attempts
         for attempt in range(1, tries + 1):
@@ -594,7 +603,15 @@ class JobRunner(Actor):
             without = f" without {', '.join(unit.excluded)}" if unit.excluded else ""
             await self._unit_move(run, unit, MATCHING, f"placement round {round_no}{without}")
             await self._job_follows(run, MATCHING, f"{unit.key}: placement round {round_no}")
-            rnd = await placer.place(rec.id, unit.key, need, only=run.only, exclude=unit.excluded, on_state=on_state)
+            rnd = await placer.place(
+                rec.id,
+                unit.key,
+                need,
+                only=run.only,
+                exclude=unit.excluded,
+                on_state=on_state,
+                k=run.spec.placement.bids,
+            )
             why = rnd.why()
             unit.add_round(why)
             if rnd.placed is not None:
