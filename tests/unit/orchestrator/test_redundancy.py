@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 from agora.errors import AgoraError
-from agora.executors.interfaces import ExecHandle, ExecResult
 from agora.orchestrator.redundancy import fingerprint, tally
 from tests.unit.compute.harness import Requester, until
-from tests.unit.orchestrator.market_standin import StandInBidder
+from tests.unit.orchestrator.dishonest import tamper
 from tests.unit.orchestrator.test_placement import (
     Market,
     buyer,
@@ -33,40 +32,6 @@ from tests.unit.orchestrator.test_placement import (
 )
 
 __all__ = ["buyer", "index", "market"]  # fixtures
-
-
-def tamper(bidder: StandInBidder, *, forge: bytes | None = None, hold: asyncio.Event | None = None) -> list[str]:
-    """Make the provider behind `bidder` dishonest (`forge`: what it puts in the output file instead of the
-    task's) and/or held (`hold`: it reports the end only once the event is set, or once the allocation is
-    cancelled). Returns the list the executor's cancels are noted in (the allocation ids)."""
-    executor = bidder.provider.wasm
-    real_wait, real_cancel = executor.wait, executor.cancel
-    cancels: list[str] = []
-    cut: dict[int, asyncio.Event] = {}
-
-    async def wait(handle: ExecHandle) -> ExecResult:
-        result = await real_wait(handle)
-        if hold is not None:
-            stop = cut.setdefault(id(handle), asyncio.Event())
-            waits = [asyncio.create_task(hold.wait()), asyncio.create_task(stop.wait())]
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for t in waits:
-                    t.cancel()
-                await asyncio.gather(*waits, return_exceptions=True)
-        if forge is not None:
-            await asyncio.to_thread((handle.request.outputs_dir / "hello.txt").write_bytes, forge)
-        return result
-
-    async def cancel(handle: ExecHandle) -> None:
-        cancels.append(handle.request.task_id)
-        cut.setdefault(id(handle), asyncio.Event()).set()
-        await real_cancel(handle)
-
-    executor.wait = wait  # type: ignore[method-assign]
-    executor.cancel = cancel  # type: ignore[method-assign]
-    return cancels
 
 
 def redundant(tmp: Path, replicas: int, agree: int, **extra: Any) -> dict[str, Any]:
@@ -128,8 +93,8 @@ async def test_a_dishonest_provider_is_outvoted_and_recorded_with_its_receipt(
     held = await market.add("held", price=2)
     liar = await market.add("liar", price=3)
     release = asyncio.Event()
-    tamper(liar, forge=b"made up\n")
-    tamper(held, hold=release)  # its (honest) result comes in only after the liar's was compared
+    tamper(liar.provider.wasm, forge=b"made up\n")
+    tamper(held.provider.wasm, hold=release)  # its (honest) result comes in only after the liar's was compared
     job_id = await submit(buyer, redundant(tmp_path, 3, 2), tmp_path)
     await until(lambda: replica_state(buyer, job_id, liar.did)() == "completed", "the liar's replica compared")
     release.set()
@@ -155,7 +120,7 @@ async def test_once_m_agree_the_replica_still_running_is_cancelled_on_its_provid
     await market.add("a", price=1)
     await market.add("b", price=2)
     slow = await market.add("slow", price=3)
-    cancels = tamper(slow, hold=asyncio.Event())  # never set: only the cancel ends it
+    cancels = tamper(slow.provider.wasm, hold=asyncio.Event())  # never set: only the cancel ends it
     doc = await ended(buyer, await submit(buyer, redundant(tmp_path, 3, 2), tmp_path))
     assert doc["state"] == "completed", doc["error"]
     cut = replica_of(doc["units"][0], slow.did)
@@ -168,8 +133,8 @@ async def test_no_agreement_fails_the_unit_results_disagree(market: Market, buye
     a = await market.add("a", price=1)
     b = await market.add("b", price=2)
     c = await market.add("c", price=3)
-    tamper(b, forge=b"one lie\n")
-    tamper(c, forge=b"another lie\n")
+    tamper(b.provider.wasm, forge=b"one lie\n")
+    tamper(c.provider.wasm, forge=b"another lie\n")
     job_id = await submit(buyer, redundant(tmp_path, 3, 2), tmp_path)
     doc = await ended(buyer, job_id)
     assert doc["state"] == "failed"
@@ -205,7 +170,7 @@ async def test_a_lost_replica_is_placed_again_on_a_provider_the_unit_has_not_use
     release = asyncio.Event()
     bidders = [await market.add(name, price=p) for name, p in (("a", 1), ("b", 2), ("spare", 9))]
     for b in bidders:
-        tamper(b, hold=release)
+        tamper(b.provider.wasm, hold=release)
     a, b, spare = bidders
     job_id = await submit(buyer, redundant(tmp_path, 2, 2, retry={"attempts": 1, "backoff": 0}), tmp_path)
     await until(lambda: replica_state(buyer, job_id, a.did)() == "running", "the replica on a running")
