@@ -229,6 +229,10 @@ class RedundantUnit:
                     await self._out_of_time()
                     continue
                 await self._wait(seen, deadline - now)
+            err = AgoraError("internal", f"{unit.key}: redundant execution took more than {MAX_STEPS} steps")
+            await self._stop_all(err.message)
+            unit.error = err.to_dict()
+            await runner._unit_move(run, unit, FAILED, err.message)
         finally:
             await self._stop_all("the unit ended")
 
