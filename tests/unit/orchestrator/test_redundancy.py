@@ -16,8 +16,12 @@ from typing import Any
 
 import pytest
 
+from agora.clock import SYSTEM_CLOCK
 from agora.errors import AgoraError
+from agora.identity import Keypair
+from agora.orchestrator import JobRecord, JobRunner, RunnerSettings, UnitRecord
 from agora.orchestrator.redundancy import fingerprint, tally
+from agora.store import MemoryStore
 from tests.unit.compute.harness import Requester, until
 from tests.unit.orchestrator.dishonest import tamper
 from tests.unit.orchestrator.test_placement import (
@@ -219,3 +223,42 @@ async def test_verification_with_a_named_node_is_refused_at_submit(
     assert info.value.code == "job_spec_invalid"
     assert [e["path"] for e in info.value.details["errors"]] == ["verification"]
     assert await buyer.runner.list_jobs() == [] and not named.asked
+
+
+async def test_after_a_restart_the_replicas_left_running_are_sent_a_cancel(buyer: Requester, tmp_path: Path) -> None:
+    gone = Keypair.generate().did  # the provider is not there any more: the cancel's outcome is recorded
+    running = {"slot": 1, "provider": gone, "state": "running", "alloc_id": "alloc-r1"}
+    done = {"slot": 2, "provider": gone, "state": "completed", "alloc_id": "alloc-r2"}
+    unit = UnitRecord(key="hello", task="hello", index=0, node="", state="running", replicas=[running, done])
+    rec = JobRecord(
+        id="job-r",
+        name="verified",
+        node="",
+        requester=buyer.did,
+        spec=redundant(tmp_path, 2, 2),
+        submitted_at=SYSTEM_CLOCK.now(),
+        dir=str(tmp_path / "jobs" / "job-r"),
+        units=[unit],
+        state="running",
+        market=True,
+    )
+    store = MemoryStore(SYSTEM_CLOCK)
+    await store.open()
+    await store.put("jobs", rec.id, rec.to_doc())
+    fresh = JobRunner(
+        runtime=buyer.runtime,
+        store=store,
+        jobs_dir=tmp_path / "jobs",
+        proofs_for=buyer.book.proofs_for,
+        settings=RunnerSettings(call_timeout=1.0, orphan_cancel_tries=1),
+    )
+    try:
+        assert await fresh.recover() == 1
+        assert fresh._recovering is not None
+        await asyncio.wait_for(fresh._recovering, 30)
+        [orphan] = [e.data for e in await store.events(kind="job.orphan", subject=rec.id)]
+        assert (orphan["task"], orphan["node"], orphan["alloc_id"]) == ("hello~r1", gone, "alloc-r1")
+        assert orphan["cancelled"] is False and orphan["error"]["code"]
+    finally:
+        await fresh.stop()
+        await store.close()
