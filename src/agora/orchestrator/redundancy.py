@@ -10,7 +10,9 @@ How (`RedundantUnit.run`, one per unit, called by the runner instead of its one-
 
 - **Placement**: placement rounds (`Placer.place` with `want` = the replicas still to place, `k` = the job's
   `placement.bids`) award the best bids, each on a different provider; a provider that ever held a replica
-  of this unit (or was lost under it) is never asked again for it. When fewer candidates than the replicas
+  of this unit (or was lost under it) is never asked again for it; one that declined or did not commit is
+  not asked again until the index changes, and while candidates that pass were not asked yet, the next
+  round follows at once (more bid requests instead of a wait). When fewer candidates than the replicas
   still wanted pass the hard filter, the round asks none (`not_enough_providers`) and the unit waits,
   `pending` in the queue, until the index changes or the job's deadline passes (`deadline_exceeded`).
   Replicas that did commit start at once (a commit must be started before `start_by`); the missing ones
@@ -190,6 +192,8 @@ class RedundantUnit:
         self.closed: dict[int, dict[str, Any]] = {}  # slots that will bring no result: their error
         self.retries_left = run.spec.retry.attempts
         self.rounds = 0
+        self.refused: set[str] = set()  # declined, failed or did not commit since the index last changed
+        self.refused_at = -1  # the index version `refused` belongs to
 
     # -- the unit ---------------------------------------------------------------------------
     async def run(self) -> None:
@@ -218,8 +222,10 @@ class RedundantUnit:
                 if self.open and seen != runner._index_version:
                     runner._ensure_index_watch()
                     version = runner._index_version
-                    await self._place_round(need)
-                    seen = version if self.open else -1
+                    if version != self.refused_at:  # the index moved: who refused may take it now
+                        self.refused, self.refused_at = set(), version
+                    more = await self._place_round(need)
+                    seen = version if self.open and not more else -1
                     if self.open and not self.tasks and unit.state in PLACING and now < deadline:
                         summary = _summary(unit.placements[-1])
                         await runner._unit_move(run, unit, PENDING, summary)
@@ -264,13 +270,17 @@ class RedundantUnit:
             await self._ended(rep, task)
 
     # -- placement ----------------------------------------------------------------------------
-    async def _place_round(self, need: JobNeed) -> None:
+    async def _place_round(self, need: JobNeed) -> bool:
+        """One placement round for the open slots; True when another one should follow at once: slots are
+        still open, this round made progress, and candidates that pass were not asked yet (more bid
+        requests, to the next best, instead of waiting for the index to change)."""
         runner, run, unit = self.runner, self.run_, self.unit
         placer = runner.placer
         assert placer is not None
         self.rounds += 1
         want = len(self.open)
         used = sorted({r.provider for r in self.replicas} | set(unit.excluded))
+        avoid = sorted(set(used) | self.refused)
         placing = unit.state in PLACING
         if placing:
             without = f" without {', '.join(used)}" if used else ""
@@ -288,14 +298,21 @@ class RedundantUnit:
             unit.key,
             need,
             only=run.only,
-            exclude=used,
+            exclude=avoid,
             on_state=on_state,
             k=run.spec.placement.bids,
             want=want,
         )
         unit.add_round(rnd.why())
+        placed = {p.provider for p in rnd.placed_all}
+        refused = {x["provider"] for x in (*rnd.declines, *rnd.failures)} - placed
+        progress = bool(placed) or not refused <= self.refused
+        self.refused |= refused
+        decision = rnd.decision
+        unasked = decision is not None and len(decision.passed) > len(decision.chosen)
+        more = progress and unasked and len(self.open) > len(placed)
         if not rnd.placed_all:
-            return
+            return more
         started = []
         for placed in rnd.placed_all:
             rep = Replica(slot=self.open.pop(0), placed=placed)
@@ -311,6 +328,7 @@ class RedundantUnit:
             await self._replica_move(rep, R_COMMITTED, f"committed at {rep.placed.bid.price:,}")
             task = asyncio.create_task(self._execute(rep), name=f"replica:{rep.key(unit.key)}")
             self.tasks[task] = rep
+        return more
 
     async def _out_of_time(self) -> None:
         """The deadline passed with replicas still unplaced: those slots will bring no result."""

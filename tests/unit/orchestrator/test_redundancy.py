@@ -262,3 +262,21 @@ async def test_after_a_restart_the_replicas_left_running_are_sent_a_cancel(buyer
     finally:
         await fresh.stop()
         await store.close()
+
+
+async def test_a_replica_short_of_a_commit_asks_the_next_best_provider_at_once(
+    market: Market, buyer: Requester, tmp_path: Path
+) -> None:
+    bidders = [await market.add(f"p{i}", price=i + 1) for i in range(4)]
+    bidders[1].refuse_commit = "insufficient_capacity"  # its last slot went elsewhere
+    buyer.runner._ensure_index_watch()  # the watch has read the four ads: no index change is coming
+    await until(lambda: buyer.runner._index_version >= 4, "the index watch to read the ads")
+    doc = await ended(buyer, await submit(buyer, redundant(tmp_path, 3, 3), tmp_path))
+    assert doc["state"] == "completed", doc["error"]
+    [unit] = doc["units"]
+    assert {r["provider"] for r in unit["replicas"]} == {bidders[i].did for i in (0, 2, 3)}
+    first, second = unit["placements"]
+    assert first["outcome"] == "partly_committed" and first["blocking"]["not_enough_providers"] == 1
+    assert second["want"] == 1 and second["outcome"] == "committed" and second["providers"] == [bidders[3].did]
+    assert {bidders[0].did, bidders[2].did} <= set(second["excluded"])  # never twice on one provider
+    assert len(bidders[3].asked) == 1
