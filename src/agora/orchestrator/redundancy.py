@@ -304,18 +304,18 @@ class RedundantUnit:
             want=want,
         )
         unit.add_round(rnd.why())
-        placed = {p.provider for p in rnd.placed_all}
-        refused = {x["provider"] for x in (*rnd.declines, *rnd.failures)} - placed
-        progress = bool(placed) or not refused <= self.refused
+        committed = {p.provider for p in rnd.placed_all}
+        refused = {x["provider"] for x in (*rnd.declines, *rnd.failures)} - committed
+        progress = bool(committed) or not refused <= self.refused
         self.refused |= refused
         decision = rnd.decision
         unasked = decision is not None and len(decision.passed) > len(decision.chosen)
-        more = progress and unasked and len(self.open) > len(placed)
+        more = progress and unasked and len(self.open) > len(committed)
         if not rnd.placed_all:
             return more
         started = []
-        for placed in rnd.placed_all:
-            rep = Replica(slot=self.open.pop(0), placed=placed)
+        for p in rnd.placed_all:
+            rep = Replica(slot=self.open.pop(0), placed=p)
             self.replicas.append(rep)
             started.append(rep)
         names = ", ".join(f"r{r.slot} {r.provider} at {r.placed.bid.price:,}" for r in started)
