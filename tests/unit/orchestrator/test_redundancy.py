@@ -155,7 +155,7 @@ async def test_more_replicas_than_providers_waits_not_enough_providers_then_dead
     market: Market, buyer: Requester, tmp_path: Path
 ) -> None:
     bidders = [await market.add("a"), await market.add("b")]
-    job_id = await submit(buyer, redundant(tmp_path, 3, 2, deadline=2), tmp_path)
+    job_id = await submit(buyer, redundant(tmp_path, 3, 2, deadline=3), tmp_path)
     await state_is(buyer, job_id, "pending")
     doc = await buyer.runner.get(job_id)
     assert doc["queue"]["blocking"] == {"not_enough_providers": 1}
