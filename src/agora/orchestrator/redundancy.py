@@ -226,7 +226,7 @@ class RedundantUnit:
                         self.refused, self.refused_at = set(), version
                     more = await self._place_round(need)
                     seen = version if self.open and not more else -1
-                    if self.open and not self.tasks and unit.state in PLACING and now < deadline:
+                    if self.open and not more and not self.tasks and unit.state in PLACING and now < deadline:
                         summary = _summary(unit.placements[-1])
                         await runner._unit_move(run, unit, PENDING, summary)
                         await runner._job_follows(run, PENDING, f"{unit.key} waits for providers: {summary}")
@@ -649,8 +649,19 @@ def replica_orphans(job_id: str, unit: UnitRecord) -> list[tuple[str, str, str, 
 
 async def run_redundant(runner: JobRunner, run: _Run, unit: UnitRecord, verification: Verification) -> None:
     """Run `unit` on distinct providers until its replicas agree (or cannot any more): its end is recorded."""
-    with contextlib.suppress(_Ended):
+    try:
         await RedundantUnit(runner, run, unit, verification).run()
+    except _Ended:
+        pass
+    except Exception as exc:  # the unit still ends in a recorded state (the replicas were stopped)
+        if isinstance(exc, AgoraError):
+            err = exc
+        else:
+            log.exception("unit %s of job %s failed inside the orchestrator", unit.key, run.record.id)
+            err = AgoraError("internal", f"{type(exc).__name__}: {exc}", retryable=False)
+        if not unit.ended:
+            unit.error = err.to_dict()
+            await runner._unit_move(run, unit, FAILED, f"{err.code}: {err.message}")
 
 
 __all__ = [

@@ -280,3 +280,20 @@ async def test_a_replica_short_of_a_commit_asks_the_next_best_provider_at_once(
     assert second["want"] == 1 and second["outcome"] == "committed" and second["providers"] == [bidders[3].did]
     assert {bidders[0].did, bidders[2].did} <= set(second["excluded"])  # never twice on one provider
     assert len(bidders[3].asked) == 1
+
+
+async def test_an_index_that_breaks_mid_placement_still_ends_the_unit_in_a_recorded_state(
+    market: Market, buyer: Requester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await market.add("a")
+    placer = buyer.runner.placer
+    assert placer is not None
+
+    async def broken() -> list[Any]:
+        raise AgoraError("hub_unreachable", "the hub went away")
+
+    monkeypatch.setattr(placer.index, "ads", broken)
+    doc = await ended(buyer, await submit(buyer, redundant(tmp_path, 2, 2), tmp_path))
+    assert doc["state"] == "failed" and doc["error"]["code"] == "hub_unreachable"
+    [unit] = doc["units"]
+    assert unit["state"] == "failed" and unit["error"]["code"] == "hub_unreachable"
