@@ -77,7 +77,6 @@ from agora.orchestrator.record import (
 from agora.orchestrator.redundancy import replica_orphans, replicas_summary, run_redundant, verification_needs_market
 from agora.orchestrator.verify import check_end, limit_outputs, safe_output_path, verify_receipt
 from agora.store import Scalar, Store
-from agora.ucan import Delegation, covers
 from agora.wire import alloc
 from agora.wire.alloc import ACCEPTED, STATE_RANK, LogsPage, StatusReply, WatchArgs
 
@@ -894,16 +893,7 @@ def _load_prepared(rec: JobRecord, spec: JobSpec) -> dict[str, PreparedTask]:
 
 def _with_bid_proofs(placed: Placed, fallback: ProofSource) -> ProofSource:
     """Proofs for a market unit: the bid's delegation (scoped to the job) where it covers the command."""
-    bid_proofs = placed.proofs
-
-    def proofs_for(target: str, command: str) -> list[Delegation]:
-        if target == placed.provider:
-            for d in bid_proofs:
-                if d.cmd is not None and covers(d.cmd, command):
-                    return [d]
-        return fallback(target, command)
-
-    return proofs_for
+    return placed.proof_source(fallback)
 
 
 def _round_summary(why: dict[str, Any]) -> str:
