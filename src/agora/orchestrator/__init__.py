@@ -6,6 +6,7 @@
 - `placement.py`: `Placer`: the market placement of one unit (match, bid requests to the best k, award
   the best bid, read the commit), `PlacementRound` (its `why`), `PlacementSettings`.
 - `redundancy.py`: `RedundantUnit`: a unit with `verification` on k distinct providers, accepted when m agree.
+- `replicas.py`: `Replica`, `tally` (pure): the replicas as data and how their signed outputs compare.
 - `prepare.py`: `prepare_task`: files of this machine named by the spec become bytes (`Blob`) to send.
 - `provider.py`: `ProviderLink`: calls to one provider's /agora/alloc behaviors with the right proofs.
 - `outputs.py`: `fetch_output` (from the hub / S3 where published, else the provider), `PublishedOutputs`.

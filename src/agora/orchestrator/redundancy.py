@@ -35,7 +35,7 @@ How (`RedundantUnit.run`, one per unit, called by the runner instead of its one-
   policy's `attempts` bound the re-placements of the whole unit.
 
 Every replica's move is stored with the unit's row and an event (`job.replica`); `unit.replicas` is what
-`agora job status` and `agora job why` show.
+`agora job status` and `agora job why` show. The replicas as data and the tally (pure) are in `replicas.py`.
 """
 
 from __future__ import annotations
@@ -43,11 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
-import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +51,6 @@ from agora.errors import AgoraError
 from agora.market import JobNeed
 from agora.models.job import Verification, failure_class
 from agora.orchestrator.outputs import fetch_output
-from agora.orchestrator.placement import Placed
 from agora.orchestrator.provider import ProviderLink
 from agora.orchestrator.record import (
     CANCELLED,
@@ -71,109 +66,28 @@ from agora.orchestrator.record import (
     UnitRecord,
     unit_row_id,
 )
+from agora.orchestrator.replicas import (
+    R_CANCELLED,
+    R_COMMITTED,
+    R_COMPLETED,
+    R_FAILED,
+    R_LOST,
+    R_RUNNING,
+    REPLICA_ENDED,
+    Replica,
+    Tally,
+    receipt_cid,
+    tally,
+)
 from agora.orchestrator.verify import check_end, limit_outputs, safe_output_path, verify_receipt
 from agora.wire.alloc import StatusReply
-from agora.wire.usage import UsageReceipt
 
 if TYPE_CHECKING:
     from agora.orchestrator.runner import JobRunner, _Run
 
 log = logging.getLogger("agora.orchestrator.redundancy")
 
-# replica states
-R_COMMITTED = "committed"
-R_RUNNING = "running"
-R_COMPLETED = "completed"
-R_FAILED = "failed"
-R_LOST = "lost"  # failed in a way the retry policy retries: its slot is placed again elsewhere
-R_CANCELLED = "cancelled"
-REPLICA_ENDED = frozenset({R_COMPLETED, R_FAILED, R_LOST, R_CANCELLED})
-
 MAX_STEPS = 100_000  # a bound, not a plan: each step waits for a replica's end, the index or the deadline
-
-OutputSet = tuple[tuple[str, str, int], ...]
-
-
-def output_set(receipt: UsageReceipt) -> OutputSet:
-    """What replicas are compared on: (path, sha256, size) of every output file, in path order."""
-    return tuple(sorted((o.path, o.sha256, o.size) for o in receipt.outputs))
-
-
-def fingerprint(outputs: OutputSet) -> str:
-    """A short name of an output set (equal sets, equal names)."""
-    data = json.dumps([list(o) for o in outputs], separators=(",", ":")).encode()
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Tally:
-    """Where the comparison stands: `agreed` (the answer is `groups[answer]`), `undecided` (more results may
-    still decide it) or `impossible` (no group can reach `agree` any more)."""
-
-    outcome: str
-    groups: dict[str, tuple[int, ...]]  # fingerprint -> slots with that output set, in order of arrival
-    answer: str | None = None
-
-    @property
-    def disagree(self) -> bool:
-        """Completed replicas signed different output sets."""
-        return len(self.groups) > 1
-
-
-def tally(results: Sequence[tuple[int, str]], agree: int, still_possible: int) -> Tally:
-    """Compare the (slot, fingerprint) of each completed replica, in the order they completed: the first
-    group with `agree` members is the answer; with `still_possible` more results to come at most, a
-    result is impossible when even the largest group cannot reach `agree`."""
-    groups: dict[str, list[int]] = {}
-    for slot, fp in results:
-        groups.setdefault(fp, []).append(slot)
-        if len(groups[fp]) >= agree:
-            return Tally("agreed", {f: tuple(s) for f, s in groups.items()}, fp)
-    frozen = {f: tuple(s) for f, s in groups.items()}
-    largest = max((len(s) for s in groups.values()), default=0)
-    return Tally("impossible" if largest + still_possible < agree else "undecided", frozen)
-
-
-@dataclass
-class Replica:
-    """One run of the unit on one provider."""
-
-    slot: int  # 1..replicas: which replica of the unit (a slot placed again keeps its number)
-    placed: Placed
-    state: str = R_COMMITTED
-    alloc_id: str | None = None
-    link: ProviderLink | None = None
-    receipt: UsageReceipt | None = None
-    error: dict[str, Any] | None = None
-    verdict: str | None = None  # agreed | disagreed (None: not compared: it did not complete)
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def provider(self) -> str:
-        return self.placed.provider
-
-    def key(self, unit_key: str) -> str:
-        """What its log lines and its allocation go by in the job (`<unit>~r<slot>`)."""
-        return f"{unit_key}~r{self.slot}"
-
-    @property
-    def outputs(self) -> OutputSet:
-        return output_set(self.receipt) if self.receipt is not None else ()
-
-    def to_doc(self) -> dict[str, Any]:
-        return {
-            "slot": self.slot,
-            "provider": self.provider,
-            "price": self.placed.bid.price,
-            "state": self.state,
-            "alloc_id": self.alloc_id,
-            "receipt": str(self.receipt.cid) if self.receipt is not None else None,
-            "outputs": [{"path": p, "sha256": h, "size": n} for p, h, n in self.outputs],
-            "digest": fingerprint(self.outputs) if self.receipt is not None and self.state == R_COMPLETED else None,
-            "verdict": self.verdict,
-            "error": self.error,
-            "history": list(self.history),
-        }
 
 
 class RedundantUnit:
@@ -417,7 +331,7 @@ class RedundantUnit:
             return
         exc = task.exception()
         if exc is None:
-            fp = fingerprint(rep.outputs)
+            fp = rep.digest
             self.results.append((rep.slot, fp))
             await self._replica_move(rep, R_COMPLETED, f"verified receipt, outputs {fp}")
             return
@@ -490,7 +404,7 @@ class RedundantUnit:
 
     async def _record_disagreement(self, agreeing: list[Replica], state: Tally) -> None:
         """One `job.provider_disagreed` event per completed replica outside the answer: the evidence."""
-        evidence = [{"provider": r.provider, "receipt": _cid(r), "slot": r.slot} for r in agreeing]
+        evidence = [{"provider": r.provider, "receipt": receipt_cid(r), "slot": r.slot} for r in agreeing]
         for rep in self.replicas:
             if rep.verdict != "disagreed":
                 continue
@@ -498,10 +412,10 @@ class RedundantUnit:
                 "task": self.unit.key,
                 "provider": rep.provider,
                 "slot": rep.slot,
-                "receipt": _cid(rep),
+                "receipt": receipt_cid(rep),
                 "alloc_id": rep.alloc_id,
                 "outputs": rep.to_doc()["outputs"],
-                "digest": fingerprint(rep.outputs),
+                "digest": rep.digest,
                 "expected": state.answer,
                 "agreed": evidence,
                 "replicas": self.replicas_wanted,
@@ -528,7 +442,12 @@ class RedundantUnit:
                 "agree": self.agree,
                 "replicas": self.replicas_wanted,
                 "results": [
-                    {"provider": r.provider, "slot": r.slot, "receipt": _cid(r), "digest": fingerprint(r.outputs)}
+                    {
+                        "provider": r.provider,
+                        "slot": r.slot,
+                        "receipt": receipt_cid(r),
+                        "digest": r.digest,
+                    }
                     for r in done
                 ],
             }
@@ -596,55 +515,12 @@ class _Ended(Exception):
     """The unit ended inside a step (its move recorded): leave the loop."""
 
 
-def _cid(rep: Replica) -> str | None:
-    return str(rep.receipt.cid) if rep.receipt is not None else None
-
-
 def _summary(why: dict[str, Any]) -> str:
     outcome = why.get("outcome")
     blocking = ", ".join(f"{code} x{n}" for code, n in why.get("blocking", {}).items()) or "no provider in the index"
     decision = why.get("decision", {})
     want = why.get("want", 1)
     return f"{outcome}: {decision.get('passed', 0)} of {want} needed provider(s) fit; {blocking}"
-
-
-def verification_needs_market(verification: Verification, node: str | None) -> AgoraError:
-    """The error of a job with a `verification` block that the market does not place (`--node`)."""
-    return AgoraError(
-        "job_spec_invalid",
-        f"verification runs each unit on {verification.replicas} distinct providers the market picks; "
-        f"--node {node} names one",
-        hint="Leave --node out and let the market place the replicas, or remove the verification block.",
-        details={
-            "errors": [
-                {
-                    "path": "verification",
-                    "expected": "a job placed by the market (no --node)",
-                    "got": verification.to_dict(),
-                }
-            ]
-        },
-    )
-
-
-def replicas_summary(replicas: Sequence[dict[str, Any]]) -> str:
-    """`; replicas: r1 <did> completed agreed, ...` for `job why`'s one-line summary ("" without replicas)."""
-    if not replicas:
-        return ""
-    parts = [
-        f"r{r['slot']} {r['provider']} {r['state']}" + (f" {r['verdict']}" if r.get("verdict") else "")
-        for r in replicas
-    ]
-    return "; replicas: " + ", ".join(parts)
-
-
-def replica_orphans(job_id: str, unit: UnitRecord) -> list[tuple[str, str, str, str]]:
-    """(job, replica key, provider, allocation) of each replica that may still run after a restart."""
-    return [
-        (job_id, f"{unit.key}~r{r['slot']}", str(r["provider"]), str(r["alloc_id"]))
-        for r in unit.replicas
-        if r.get("alloc_id") and r.get("state") not in REPLICA_ENDED
-    ]
 
 
 async def run_redundant(runner: JobRunner, run: _Run, unit: UnitRecord, verification: Verification) -> None:
@@ -664,16 +540,4 @@ async def run_redundant(runner: JobRunner, run: _Run, unit: UnitRecord, verifica
             await runner._unit_move(run, unit, FAILED, f"{err.code}: {err.message}")
 
 
-__all__ = [
-    "REPLICA_ENDED",
-    "RedundantUnit",
-    "Replica",
-    "Tally",
-    "fingerprint",
-    "output_set",
-    "replica_orphans",
-    "replicas_summary",
-    "run_redundant",
-    "tally",
-    "verification_needs_market",
-]
+__all__ = ["RedundantUnit", "run_redundant"]

@@ -74,7 +74,8 @@ from agora.orchestrator.record import (
     UnitRecord,
     unit_row_id,
 )
-from agora.orchestrator.redundancy import replica_orphans, replicas_summary, run_redundant, verification_needs_market
+from agora.orchestrator.redundancy import run_redundant
+from agora.orchestrator.replicas import replica_orphans, replicas_summary, verification_needs_market
 from agora.orchestrator.verify import check_end, limit_outputs, safe_output_path, verify_receipt
 from agora.store import Scalar, Store
 from agora.wire import alloc

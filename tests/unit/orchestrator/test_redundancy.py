@@ -20,7 +20,7 @@ from agora.clock import SYSTEM_CLOCK
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.orchestrator import JobRecord, JobRunner, RunnerSettings, UnitRecord
-from agora.orchestrator.redundancy import fingerprint, tally
+from agora.orchestrator.replicas import fingerprint, tally
 from agora.store import MemoryStore
 from tests.unit.compute.harness import Requester, until
 from tests.unit.orchestrator.dishonest import tamper
