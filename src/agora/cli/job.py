@@ -404,7 +404,9 @@ def _print_why(why: dict[str, Any], *, brief: bool = False) -> None:
             typer.echo(f"{key}: {unit['state']} on {short(unit['node'])} (no market round: --node with a grant)")
             continue
         decision = last["decision"]
-        asked = f", {last['k']} asked for a bid" if last.get("k") else ""
+        asked = ""
+        if last.get("k") and last["outcome"] not in ("no_fit", "not_enough_providers"):
+            asked = f", {len(decision.get('chosen', []))} asked for a bid (k {last['k']})"
         typer.echo(
             f"{key}: {unit['state']}; last round {last['outcome']}, {decision.get('considered', 0)} considered, "
             f"{decision.get('passed', 0)} passed{asked}"

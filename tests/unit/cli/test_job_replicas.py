@@ -28,7 +28,9 @@ REPLICAS = [
     replica(2, LIAR, "completed", "bbbb2222", "disagreed"),
     replica(3, HONEST[:-1] + "3", "cancelled", None, None),
 ]
+CHOSEN = [HONEST, LIAR, HONEST[:-1] + "3", HONEST[:-1] + "4"]
 ROUND = LAST | {"outcome": "committed", "k": 4, "want": 3, "blocking": {}, "excluded": [], "declines": []}
+ROUND["decision"] = LAST["decision"] | {"chosen": CHOSEN}
 WHY = {
     "id": "job-2",
     "state": "completed",
@@ -92,6 +94,6 @@ def test_job_status_lists_each_replica_with_its_outputs_and_verdict(mock_node: N
 def test_job_why_shows_the_bids_asked_and_each_replica(mock_node: None) -> None:
     out = runner.invoke(app, ["job", "why", "job-2"])
     assert out.exit_code == 0, out.output
-    assert "4 asked for a bid" in out.output
+    assert "4 asked for a bid (k 4)" in out.output
     assert "replica 2 on" in out.output and "outputs bbbb2222, disagreed" in out.output
     assert "replica 1 on" in out.output and "agreed" in out.output
