@@ -194,6 +194,11 @@ CATALOG: dict[str, ErrorKind] = {
     "contract_already_released": _k(409, "The escrow was already released; nothing is paid twice."),
     "contract_already_settled": _k(409, "The escrow was already settled (released, refunded or resolved)."),
     "contract_disputed": _k(409, "The escrow is frozen by a dispute until the hub operator resolves it."),
+    "results_disagree": _k(
+        422,
+        "Too few replicas of the unit signed the same output hashes (verification.agree); `agora job why ID` "
+        "lists each provider's outputs and receipt. Run it again, or raise verification.replicas.",
+    ),
 }
 
 

@@ -374,6 +374,26 @@ def status(
             ],
             ["task", "state", "node", "attempts", "allocation"],
         )
+        _print_replicas(doc["units"])
+
+
+def _print_replicas(units: list[dict[str, Any]]) -> None:
+    """Redundant execution: each replica of each unit, its provider, state, output digest and verdict."""
+    rows = [
+        {
+            "task": f"{u['key']}~r{r['slot']}",
+            "provider": short(r["provider"]),
+            "state": r["state"],
+            "outputs": r.get("digest") or "-",
+            "verdict": r.get("verdict") or "-",
+            "receipt": r.get("receipt") or "-",
+        }
+        for u in units
+        for r in u.get("replicas") or []
+    ]
+    if rows:
+        typer.echo("replicas:")
+        table(rows, ["task", "provider", "state", "outputs", "verdict", "receipt"])
 
 
 def _print_why(why: dict[str, Any], *, brief: bool = False) -> None:
@@ -384,9 +404,12 @@ def _print_why(why: dict[str, Any], *, brief: bool = False) -> None:
             typer.echo(f"{key}: {unit['state']} on {short(unit['node'])} (no market round: --node with a grant)")
             continue
         decision = last["decision"]
+        asked = ""
+        if last.get("k") and last["outcome"] not in ("no_fit", "not_enough_providers"):
+            asked = f", {len(decision.get('chosen', []))} asked for a bid (k {last['k']})"
         typer.echo(
             f"{key}: {unit['state']}; last round {last['outcome']}, {decision.get('considered', 0)} considered, "
-            f"{decision.get('passed', 0)} passed"
+            f"{decision.get('passed', 0)} passed{asked}"
         )
         if last.get("excluded"):
             typer.echo(f"  excluded (lost under this unit): {', '.join(short(d) for d in last['excluded'])}")
@@ -424,6 +447,10 @@ def _print_why(why: dict[str, Any], *, brief: bool = False) -> None:
             typer.echo(f"  {f['stage']} failed on {short(f['provider'])}: {f['code']}: {f['message']}")
         if last.get("provider"):
             typer.echo(f"  placed on {short(last['provider'])} at {last['price']:,}")
+        for r in unit.get("replicas") or []:
+            verdict = f", {r['verdict']}" if r.get("verdict") else ""
+            outputs = f", outputs {r['digest']}" if r.get("digest") else ""
+            typer.echo(f"  replica {r['slot']} on {short(r['provider'])}: {r['state']}{outputs}{verdict}")
 
 
 @app.command("why")

@@ -34,6 +34,8 @@ from agora.models.job import (
     DEFAULT_BACKOFF_S,
     DEFAULT_RETRY_ON,
     JOB_TYPES,
+    MAX_BIDS,
+    MAX_REPLICAS,
     PAYMENT_MODES,
     RETRY_ON,
     STRATEGIES,
@@ -45,6 +47,7 @@ from agora.models.job import (
     Placement,
     RetryPolicy,
     TaskSpec,
+    Verification,
 )
 
 Format = Literal["yaml", "json"]
@@ -60,6 +63,7 @@ JOB_FIELDS = (
     "retry",
     "deadline",
     "labels",
+    "verification",
 )
 MAX_DOCUMENT = 1 << 20
 MAX_COUNT = 10_000
@@ -188,7 +192,7 @@ def read_matches(p: Problems, path: str, raw: Any, weighted: bool) -> list[Any]:
 
 
 def _placement(p: Problems, raw: Any) -> Placement:
-    m = p.mapping("placement", raw, ("max_price", "min_trust", "strategy"))
+    m = p.mapping("placement", raw, ("max_price", "min_trust", "strategy", "bids"))
     if m is None:
         return Placement()
     max_price = read_int(p, "placement.max_price", m["max_price"]) if "max_price" in m else None
@@ -200,7 +204,27 @@ def _placement(p: Problems, raw: Any) -> Placement:
         else:
             p.add("placement.min_trust", "a number from 0 to 1", t)
     strategy = read_choice(p, "placement.strategy", m.get("strategy", "balanced"), STRATEGIES)
-    return Placement(max_price=max_price, min_trust=min_trust, strategy=strategy or "balanced")
+    bids = read_int(p, "placement.bids", m["bids"], lo=1, hi=MAX_BIDS) if "bids" in m else None
+    return Placement(max_price=max_price, min_trust=min_trust, strategy=strategy or "balanced", bids=bids)
+
+
+def _verification(p: Problems, raw: Any, job_type: str | None) -> Verification | None:
+    m = p.mapping("verification", raw, ("replicas", "agree"))
+    if m is None:
+        return None
+    if "replicas" not in m:
+        p.add("verification.replicas", f"an integer from 2 to {MAX_REPLICAS} (required)")
+        return None
+    replicas = read_int(p, "verification.replicas", m["replicas"], lo=2, hi=MAX_REPLICAS)
+    if replicas is None:
+        return None
+    agree = read_int(p, "verification.agree", m["agree"], lo=1, hi=replicas) if "agree" in m else None
+    if "agree" in m and agree is None:
+        return None
+    if job_type == "service":
+        p.add("verification", "no verification block on a service job (it has no end whose outputs to compare)", raw)
+        return None
+    return Verification(replicas=replicas, agree=Verification.majority(replicas) if agree is None else agree)
 
 
 def _payment(p: Problems, raw: Any) -> Payment:
@@ -316,6 +340,7 @@ def spec_from_data(data: Any) -> JobSpec:
     labels = read_str_map(
         p, "labels", m.get("labels", {}), LABEL_KEY_RE, "a label key like team or app.kubernetes.io/name"
     )
+    verification = _verification(p, m["verification"], job_type) if "verification" in m else None
     p.raise_if_any()
     spec = JobSpec(
         name=str(name),
@@ -329,6 +354,7 @@ def spec_from_data(data: Any) -> JobSpec:
         retry=retry,
         deadline=deadline,
         labels=labels,
+        verification=verification,
     )
     check_acyclic(spec)
     return spec

@@ -25,6 +25,8 @@ MARKET_ONLY: dict[str, str] = {
     "placement.max_price": _NO_MARKET,
     "placement.min_trust": _NO_MARKET,
     "placement.strategy": _NO_MARKET,
+    "placement.bids": _NO_MARKET,
+    "verification": "is refused with --node: redundant execution needs the market to pick distinct providers",
     "payment.budget": _NO_MARKET,
     "deadline": "has no effect with --node: a job is not stopped at its deadline (each task's timeout applies)",
 }
@@ -42,6 +44,8 @@ def _given(spec: JobSpec) -> dict[str, bool]:
         "placement.max_price": spec.placement.max_price is not None,
         "placement.min_trust": spec.placement.min_trust is not None,
         "placement.strategy": spec.placement.strategy != DEFAULT_STRATEGY,
+        "placement.bids": spec.placement.bids is not None,
+        "verification": spec.verification is not None,
         "payment.mode": spec.payment.mode != DEFAULT_PAYMENT_MODE,
         "payment.budget": spec.payment.budget is not None,
         "deadline": spec.deadline is not None,

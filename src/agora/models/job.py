@@ -38,6 +38,8 @@ DEFAULT_TIMEOUT_S = 60
 DEFAULT_BACKOFF_S = 10
 DEFAULT_STRATEGY = "balanced"
 DEFAULT_PAYMENT_MODE = "pay_after"
+MAX_BIDS = 16  # placement.bids: providers asked for a bid in one round
+MAX_REPLICAS = 16  # verification.replicas: distinct providers one unit runs on
 
 # What a retry policy may retry (`retry.on`), by the error code a failed try ended with:
 #   task_failed   the task ran and failed by itself: exited non-zero, trapped, went over its memory or
@@ -206,6 +208,7 @@ class Placement:
     max_price: int | None = None  # minor units for the whole job
     min_trust: float | None = None  # 0..1
     strategy: str = DEFAULT_STRATEGY
+    bids: int | None = None  # providers asked for a bid per round, 1..MAX_BIDS (None: the node's default)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"strategy": self.strategy}
@@ -213,7 +216,26 @@ class Placement:
             out["max_price"] = self.max_price
         if self.min_trust is not None:
             out["min_trust"] = self.min_trust
+        if self.bids is not None:
+            out["bids"] = self.bids
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """Redundant execution: every unit runs on `replicas` distinct providers and is accepted when `agree` of
+    them signed the same output hashes (2 <= replicas <= MAX_REPLICAS, 1 <= agree <= replicas)."""
+
+    replicas: int
+    agree: int
+
+    @staticmethod
+    def majority(replicas: int) -> int:
+        """`agree` when the spec leaves it out: more than half of the replicas."""
+        return replicas // 2 + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"replicas": self.replicas, "agree": self.agree}
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +294,7 @@ class JobSpec:
     # seconds after submission (int) or an absolute time (ISO-8601 UTC string ending in "Z")
     deadline: int | str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    verification: Verification | None = None  # redundant execution (market jobs only)
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -306,6 +329,8 @@ class JobSpec:
         }
         if self.deadline is not None:
             out["deadline"] = self.deadline
+        if self.verification is not None:
+            out["verification"] = self.verification.to_dict()
         return out
 
 
@@ -324,6 +349,8 @@ __all__ = [
     "ENGINES",
     "INPUT_ROOTS",
     "JOB_TYPES",
+    "MAX_BIDS",
+    "MAX_REPLICAS",
     "NODE_LOST_CODES",
     "OUTPUT_ROOTS",
     "PAYMENT_MODES",
@@ -347,6 +374,7 @@ __all__ = [
     "Scalar",
     "Source",
     "TaskSpec",
+    "Verification",
     "failure_class",
     "under_root",
 ]

@@ -8,6 +8,8 @@
 - `evidence.py`: `TrustRecorder`: outcomes become trust evidence; the placer's trust view (`match_policy`).
 - `lostcommit.py`: `CommitLost`: a start on a committed placement whose provider died or restarted (placed
   again without it, no retry attempt spent).
+- `redundancy.py`: `RedundantUnit`: a unit with `verification` on k distinct providers, accepted when m agree.
+- `replicas.py`: `Replica`, `tally` (pure): the replicas as data and how their signed outputs compare.
 - `prepare.py`: `prepare_task`: files of this machine named by the spec become bytes (`Blob`) to send.
 - `provider.py`: `ProviderLink`: calls to one provider's /agora/alloc behaviors with the right proofs.
 - `outputs.py`: `fetch_output` (from the hub / S3 where published, else the provider), `PublishedOutputs`.

@@ -5,9 +5,10 @@ One placement round for a unit (`Placer.place`):
 1. **matching**: read every verified ad of the `MarketIndex`, drop the providers this unit must avoid
    (`exclude`: a provider that was lost under it) or keep only the one named (`only`: `--node DID`
    without a grant), and `match` them (pure; every candidate's verdict, reasons, score breakdown).
-2. **bidding**: send `/agora/market/bid_request` to the best k (`PlacementSettings.k`, default 3) in
-   parallel, each asked to answer by `respond_by`; wait for all of them or `bid_timeout_s`, whichever is
-   first (a late or broken answer is recorded as a failure, never waited for).
+2. **bidding**: send `/agora/market/bid_request` to the best k (the job's `placement.bids`, else
+   `PlacementSettings.k`, default 3; never fewer than the providers wanted) in parallel, each asked to
+   answer by `respond_by`; wait for all of them or `bid_timeout_s`, whichever is first (a late or broken
+   answer is recorded as a failure, never waited for).
 3. **award**: `choose_bid` picks the best valid bid (lowest price, then the match order, then the DID;
    never the first to arrive); the award asks for the commit by `commit_by`. A commit refused with
    `insufficient_capacity` / `bid_expired` (or any other error, or no answer in `award_timeout_s`) moves
@@ -15,6 +16,12 @@ One placement round for a unit (`Placer.place`):
 4. **committed**: the result carries the bid's delegation (the proof of `/agora/alloc/start`) and the
    committed request id (`StartArgs.reservation`); the caller starts the allocation before
    `commit.start_by`, and `release`s the award when it cannot.
+
+A round may want more than one provider (`want`: the replicas of a unit under redundant execution): it
+then awards the best bids one after the other until `want` distinct providers committed or the bids run
+out (`placed_all`; `outcome` `committed`, or `partly_committed` with fewer), and when fewer than `want`
+candidates pass the hard filter it asks none of them (`not_enough_providers`: no reservation is taken
+that could not make up the set).
 
 Every step has a deadline, so a round ends in bounded time whatever the providers do. `PlacementRound.why`
 is what `agora job why` shows: the decision, the bids, the declines (with their coded reasons), the
@@ -35,7 +42,8 @@ from agora.actor import Runtime
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.errors import AgoraError
 from agora.market import Decision, JobNeed, MarketIndex, MatchPolicy, choose_bid, match
-from agora.ucan import Delegation
+from agora.orchestrator.provider import ProofSource
+from agora.ucan import Delegation, covers
 from agora.wire.market import Award, Bid, BidRequest, Commit, Decline, Release
 from agora.wire.market_rpc import (
     AWARD_CMD,
@@ -86,6 +94,20 @@ class Placed:
         token = self.bid.delegation_token()
         return [] if token is None else [token]
 
+    def proof_source(self, fallback: ProofSource) -> ProofSource:
+        """Proofs for calls about this placement: the bid's delegation (scoped to the job) where it covers
+        the command on this provider, else `fallback`'s."""
+        bid_proofs = self.proofs
+
+        def proofs_for(target: str, command: str) -> list[Delegation]:
+            if target == self.provider:
+                for d in bid_proofs:
+                    if d.cmd is not None and covers(d.cmd, command):
+                        return [d]
+            return fallback(target, command)
+
+        return proofs_for
+
 
 @dataclass
 class PlacementRound:
@@ -98,8 +120,11 @@ class PlacementRound:
     bids: list[dict[str, Any]] = field(default_factory=list)
     declines: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
-    placed: Placed | None = None
-    outcome: str = "no_fit"  # committed | no_fit | no_bid | no_commit
+    placed: Placed | None = None  # the first (best) of `placed_all`
+    placed_all: list[Placed] = field(default_factory=list)  # every commit of the round, best bid first
+    k: int = 0  # providers asked for a bid
+    want: int = 1  # providers wanted (distinct replicas of the unit)
+    outcome: str = "no_fit"  # committed | partly_committed | no_fit | not_enough_providers | no_bid | no_commit
     asked: dict[str, str] = field(default_factory=dict)  # provider -> the bid request id sent to it
     rtt_ms: dict[str, float] = field(default_factory=dict)  # provider -> round trip of its bid or decline
     trust: dict[str, Any] = field(default_factory=dict)  # provider -> its trust breakdown (the TrustRecorder)
@@ -113,6 +138,8 @@ class PlacementRound:
                 counts[f"declined_{code}"] = counts.get(f"declined_{code}", 0) + 1
         for f in self.failures:
             counts[f["code"]] = counts.get(f["code"], 0) + 1
+        if self.outcome in ("not_enough_providers", "partly_committed"):
+            counts["not_enough_providers"] = counts.get("not_enough_providers", 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def why(self) -> dict[str, Any]:
@@ -125,6 +152,9 @@ class PlacementRound:
             "outcome": self.outcome,
             "provider": self.placed.provider if self.placed else None,
             "price": self.placed.bid.price if self.placed else None,
+            "providers": [p.provider for p in self.placed_all],
+            "k": self.k,
+            "want": self.want,
             "only": self.only,
             "excluded": list(self.excluded),
             "decision": decision,
@@ -158,10 +188,11 @@ class Placer:
     def did(self) -> str:
         return self.runtime.did
 
-    def match_policy(self) -> MatchPolicy:
+    def match_policy(self, k: int | None = None) -> MatchPolicy:
+        """The policy of one round; `k`: providers to ask (None: `PlacementSettings.k`)."""
         base = self._policy() if self._policy is not None else MatchPolicy()
         return MatchPolicy(
-            k=self.settings.k,
+            k=self.settings.k if k is None else k,
             stale_after_s=self.settings.stale_after_s,
             trust=base.trust,
             latency_ms=base.latency_ms,
@@ -181,19 +212,29 @@ class Placer:
         only: str | None = None,
         exclude: Collection[str] = (),
         on_state: StateHook | None = None,
+        k: int | None = None,
+        want: int = 1,
     ) -> PlacementRound:
-        """One round: match, ask the best k for bids, award the best, read its commit (see the module doc)."""
+        """One round: match, ask the best k for bids, award the best (the `want` best, each on another
+        provider), read the commits (see the module doc). `k`: the job's `placement.bids` (None: the
+        node's default); at least `want` providers are asked."""
+        if want < 1:
+            raise AgoraError("invalid_argument", f"a placement round wants at least one provider, not {want}")
 
         async def state(s: str, cause: str) -> None:
             if on_state is not None:
                 await on_state(s, cause)
 
         now = self.clock.now()
-        rnd = PlacementRound(at=now, only=only, excluded=tuple(sorted(exclude)))
+        asks = max(self.settings.k if k is None else k, want)
+        rnd = PlacementRound(at=now, only=only, excluded=tuple(sorted(exclude)), k=asks, want=want)
         ads = [a for a in await self.index.ads() if a.provider not in exclude and (only is None or a.provider == only)]
-        rnd.decision = decision = match(need, ads, self.match_policy(), now=now)
+        rnd.decision = decision = match(need, ads, self.match_policy(asks), now=now)
         if not decision.chosen:
             rnd.outcome = "no_fit"
+            return rnd
+        if len(decision.passed) < want:  # the set cannot be made up: reserve nothing
+            rnd.outcome = "not_enough_providers"
             return rnd
         await state("bidding", f"asking {len(decision.chosen)} provider(s) for a bid: {', '.join(decision.chosen)}")
         offers = {a.provider: a.offer.offer_id for a in ads}
@@ -209,14 +250,21 @@ class Placer:
                 break
             bid = choice.award
             pending = [b for b in pending if b is not bid]
-            await state("awarded", f"awarded {bid.provider} at {bid.price:,}")
+            if not rnd.placed_all:
+                await state("awarded", f"awarded {bid.provider} at {bid.price:,}")
             placed = await self._award(bid, rnd)
             if placed is not None:
-                rnd.placed, rnd.outcome = placed, "committed"
-                return rnd
-            if pending:
+                rnd.placed_all.append(placed)
+                rnd.placed = rnd.placed_all[0]
+                if len(rnd.placed_all) == want:
+                    rnd.outcome = "committed"
+                    return rnd
+            elif pending and not rnd.placed_all:
                 await state("bidding", f"{bid.provider} did not commit; trying the next bid")
-        rnd.outcome = "no_commit" if bids else "no_bid"
+        if rnd.placed_all:
+            rnd.outcome = "partly_committed"
+        else:
+            rnd.outcome = "no_commit" if bids else "no_bid"
         return rnd
 
     def _requests(

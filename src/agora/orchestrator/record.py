@@ -91,6 +91,7 @@ class UnitRecord:
     history: list[dict[str, Any]] = field(default_factory=list)
     placements: list[dict[str, Any]] = field(default_factory=list)  # the why of each market round, newest last
     excluded: list[str] = field(default_factory=list)  # providers lost under this unit: never placed there again
+    replicas: list[dict[str, Any]] = field(default_factory=list)  # redundant execution: each replica (redundancy.py)
 
     @property
     def ended(self) -> bool:
@@ -117,6 +118,7 @@ class UnitRecord:
             "history": list(self.history),
             "placements": list(self.placements),
             "excluded": list(self.excluded),
+            "replicas": list(self.replicas),
         }
 
     def row(self, job_id: str, order: int) -> dict[str, Any]:

@@ -79,9 +79,10 @@ from agora.orchestrator.record import (
     UnitRecord,
     unit_row_id,
 )
+from agora.orchestrator.redundancy import run_redundant
+from agora.orchestrator.replicas import replica_orphans, replicas_summary, verification_needs_market
 from agora.orchestrator.verify import check_end, limit_outputs, safe_output_path, verify_receipt
 from agora.store import Scalar, Store
-from agora.ucan import Delegation, covers
 from agora.wire import alloc
 from agora.wire.alloc import ACCEPTED, STATE_RANK, LogsPage, StatusReply, WatchArgs
 
@@ -183,6 +184,7 @@ class JobRunner(Actor):
                     if not u.ended:
                         if u.alloc_id:
                             orphans.append((rec.id, u.key, u.node, u.alloc_id))
+                        orphans += replica_orphans(rec.id, u)
                         u.error = err.to_dict()
                         u.state, u.ended_at = FAILED, now
                         u.history.append({"state": FAILED, "at": now, "cause": "requester restarted"})
@@ -284,6 +286,8 @@ class JobRunner(Actor):
         )
         if market and node is None:
             target = ""
+        if spec.verification is not None and (not market or node is not None):
+            raise verification_needs_market(spec.verification, node)
         if market and node is not None and self.placer is not None and await self.placer.index.get(node) is None:
             raise AgoraError(  # neither path can reach it: say so now rather than queue for the deadline
                 "ucan_unauthorized",
@@ -365,8 +369,10 @@ class JobRunner(Actor):
                 "excluded": u.get("excluded", []),
                 "rounds": rounds,
                 "last": last,
+                "replicas": u.get("replicas", []),
             }
-            lines.append(f"{u['key']}: {u['state']}" + (f" ({_round_summary(last)})" if last else ""))
+            line = f"{u['key']}: {u['state']}" + (f" ({_round_summary(last)})" if last else "")
+            lines.append(line + replicas_summary(u.get("replicas", [])))
         return {
             "id": doc["id"],
             "state": doc["state"],
@@ -541,6 +547,9 @@ class JobRunner(Actor):
         await asyncio.gather(*(worker() for _ in range(max(1, min(self.settings.units_at_once, len(units))))))
 
     async def _run_unit(self, run: _Run, unit: UnitRecord) -> None:
+        if run.record.market and run.spec.verification is not None:  # on k providers, until m agree
+            await run_redundant(self, run, unit, run.spec.verification)
+            return
         retry = run.spec.retry
         tries = 1 + retry.attempts
         attempt, lost_commits = 0, 0
@@ -618,7 +627,15 @@ class JobRunner(Actor):
             without = f" without {', '.join(unit.excluded)}" if unit.excluded else ""
             await self._unit_move(run, unit, MATCHING, f"placement round {round_no}{without}")
             await self._job_follows(run, MATCHING, f"{unit.key}: placement round {round_no}")
-            rnd = await placer.place(rec.id, unit.key, need, only=run.only, exclude=unit.excluded, on_state=on_state)
+            rnd = await placer.place(
+                rec.id,
+                unit.key,
+                need,
+                only=run.only,
+                exclude=unit.excluded,
+                on_state=on_state,
+                k=run.spec.placement.bids,
+            )
             if self.trust is not None:
                 await self.trust.placement(rec.id, unit.key, rnd)
             why = rnd.why()
@@ -908,16 +925,7 @@ def _load_prepared(rec: JobRecord, spec: JobSpec) -> dict[str, PreparedTask]:
 
 def _with_bid_proofs(placed: Placed, fallback: ProofSource) -> ProofSource:
     """Proofs for a market unit: the bid's delegation (scoped to the job) where it covers the command."""
-    bid_proofs = placed.proofs
-
-    def proofs_for(target: str, command: str) -> list[Delegation]:
-        if target == placed.provider:
-            for d in bid_proofs:
-                if d.cmd is not None and covers(d.cmd, command):
-                    return [d]
-        return fallback(target, command)
-
-    return proofs_for
+    return placed.proof_source(fallback)
 
 
 def _round_summary(why: dict[str, Any]) -> str:

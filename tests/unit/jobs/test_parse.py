@@ -376,7 +376,7 @@ def test_load_job_file(tmp_path: Path) -> None:
     assert info.value.code == "not_found"
 
 
-@pytest.mark.parametrize("name", ["hello-wasm.yaml", "hello-process.yaml"])
+@pytest.mark.parametrize("name", ["hello-wasm.yaml", "hello-process.yaml", "hello-verified.yaml"])
 def test_examples_validate(name: str) -> None:
     spec = load_job_file(ROOT / "examples" / "jobs" / name)
     assert isinstance(spec, JobSpec)

@@ -26,6 +26,7 @@ from agora.orchestrator.placement import Placer
 from agora.transport import MemoryNetwork
 from tests.unit.compute import wat
 from tests.unit.compute.harness import Requester, grant, make_provider, make_requester, until
+from tests.unit.orchestrator.dishonest import tamper
 from tests.unit.orchestrator.market_standin import StandInBidder, make_bidder, make_offer
 from tests.unit.orchestrator.test_placement import (
     FAST,
@@ -312,3 +313,20 @@ async def test_recording_that_goes_wrong_never_fails_the_job(
     doc = await ended(buyer.r, await submit(buyer.r, spec(tmp_path), tmp_path))
     assert doc["state"] == "completed", doc["error"]
     assert buyer.book.providers() == []
+
+
+async def test_a_provider_outvoted_by_redundancy_is_disagreement_evidence(
+    market: Market, make_buyer: Any, tmp_path: Path
+) -> None:
+    await market.add("a", price=1)
+    await market.add("b", price=2)
+    liar = await market.add("liar", price=3)
+    tamper(liar.provider.wasm, forge=b"made up\n")
+    buyer: Buyer = await make_buyer()
+    job = spec(tmp_path, verification={"replicas": 3, "agree": 2})
+    doc = await ended(buyer.r, await submit(buyer.r, job, tmp_path))
+    assert doc["state"] == "completed", doc["error"]
+    [lie] = [r for r in doc["units"][0]["replicas"] if r["provider"] == liar.did]
+    [record] = [e for e in buyer.book.records(liar.did) if e.kind == "disagreement"]
+    assert record.cites["receipt"] == lie["receipt"] and record.cites["job"] == doc["id"]
+    assert buyer.book.report(liar.did).score < buyer.book.report(doc["units"][0]["node"]).score
