@@ -185,6 +185,21 @@ CATALOG: dict[str, ErrorKind] = {
     "deadline_exceeded": _k(
         408, "No provider could take the job before its deadline; `agora job why ID` says what blocked it."
     ),
+    # ledger
+    "insufficient_funds": _k(402, "The account does not hold enough; fund it (`agora ledger mint` by the operator)."),
+    "ledger_unauthorized": _k(403, "Only the hub operator (or the account's owner, for its own money) may do this."),
+    "ledger_conflict": _k(409, "Another writer appended to the journal first; reload and retry.", True),
+    "ledger_entry_invalid": _k(400, "A ledger entry must balance (sum 0) and leave no forbidden negative balance."),
+    "ledger_corrupt": _k(500, "The journal does not verify: `agora ledger verify` names the first bad entry."),
+    "idempotency_conflict": _k(
+        409, "This idempotency key was already used for another operation; use a fresh key for a new one."
+    ),
+    "escrow_not_found": _k(404, "No escrow was locked for this contract."),
+    "escrow_already_locked": _k(409, "This contract's escrow is already locked; a contract has one escrow."),
+    "escrow_invalid_state": _k(409, "The escrow is not in a state that allows this (only a disputed one resolves)."),
+    "contract_already_released": _k(409, "The escrow was already released; nothing is paid twice."),
+    "contract_already_settled": _k(409, "The escrow was already settled (released, refunded or resolved)."),
+    "contract_disputed": _k(409, "The escrow is frozen by a dispute until the hub operator resolves it."),
 }
 
 

@@ -9,6 +9,8 @@
   requester (orchestrator), the one place its messages are built and checked.
 - `market.py`: the market protocol (capacity ads, bid requests, bids, declines, awards, commits, releases);
   import from `agora.wire.market`.
+- `settle.py`: the metering receipt signed by both parties (`MeteringReceipt`: a usage receipt countersigned
+  by the requester for one contract), `countersign`, `open_metering`; what an escrow is released against.
 """
 
 from agora.wire.messages import (
@@ -24,21 +26,26 @@ from agora.wire.messages import (
     check_size,
     raw_cid,
 )
+from agora.wire.settle import METERING_TAG, MeteringReceipt, countersign, open_metering
 from agora.wire.usage import USAGE_TAG, OutputDigest, UsageReceipt
 
 __all__ = [
     "ANNOUNCE_TAG",
     "DEFAULT_MAX_MESSAGE",
     "MESSAGE_TYPES",
+    "METERING_TAG",
     "RECEIPT_TAG",
     "REQUEST_TAG",
     "USAGE_TAG",
     "Announcement",
+    "MeteringReceipt",
     "OutputDigest",
     "Receipt",
     "Request",
     "UsageReceipt",
     "build_request",
     "check_size",
+    "countersign",
+    "open_metering",
     "raw_cid",
 ]

@@ -1,0 +1,189 @@
+"""The metering receipt signed by both parties: what an escrow is released against.
+
+A provider's `UsageReceipt` (`wire/usage.py`) says what ran; on its own it proves only the provider's
+side. The requester, after it verified the outputs (or by its automatic rule when unattended),
+**countersigns** it: a sealed envelope of its own type tag `agora/metering@1.0.0` (so no other signature
+can pass for one) whose payload carries the usage receipt's exact signed bytes and CID, the contract
+id, the units delivered out of the units contracted, and the amount (minor units) the requester accepts
+to pay. One blob thus holds both signatures, and the ledger can check it without asking anybody.
+
+`countersign` signs as the requester; `open_metering` decodes, checks every field, verifies BOTH
+signatures, that the requester who countersigned is the usage receipt's requester, that the parties
+are the contract's (provider = payee, requester = payer) and that the receipt names that contract;
+anything else is `receipt_invalid` with a message that says which check failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from agora.codec import CID
+from agora.errors import AgoraError
+from agora.identity import Keypair
+from agora.ucan import open_envelope, seal_envelope
+from agora.wire.messages import DEFAULT_MAX_MESSAGE, MESSAGE_TYPES, check_size
+from agora.wire.usage import UsageReceipt
+
+METERING_TAG = "agora/metering@1.0.0"
+MESSAGE_TYPES[METERING_TAG] = "metering receipt: a usage receipt countersigned by the requester (what escrow pays)"
+MAX_CONTRACT_ID = 256
+
+_FIELDS: dict[str, type] = {
+    "usage": bytes,
+    "ucid": CID,
+    "contract": str,
+    "units": int,
+    "total": int,
+    "amount": int,
+    "req": str,
+    "iat": int,
+}
+
+
+def _bad(message: str) -> AgoraError:
+    return AgoraError("receipt_invalid", f"metering receipt: {message}")
+
+
+@dataclass(frozen=True)
+class MeteringReceipt:
+    """A usage receipt (`usage`, provider-signed) countersigned by its requester for one contract."""
+
+    usage: UsageReceipt
+    contract: str
+    units: int  # delivered
+    total: int  # contracted
+    amount: int  # minor units the requester accepts to pay
+    requester: str
+    iat: int
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    @property
+    def provider(self) -> str:
+        return self.usage.provider
+
+    @property
+    def cid(self) -> CID:
+        """Names exactly the countersigned bytes (what a release entry cites)."""
+        return CID.of(self.raw)
+
+    @property
+    def usage_cid(self) -> CID:
+        return self.usage.cid
+
+    @property
+    def complete(self) -> bool:
+        return self.units >= self.total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": METERING_TAG,
+            "cid": str(self.cid),
+            "usage_cid": str(self.usage_cid),
+            "contract": self.contract,
+            "provider": self.provider,
+            "requester": self.requester,
+            "units": self.units,
+            "total": self.total,
+            "amount": self.amount,
+            "iat": self.iat,
+        }
+
+
+def countersign(
+    keypair: Keypair, usage: UsageReceipt, *, contract: str, units: int, total: int, amount: int, iat: int
+) -> bytes:
+    """Countersign `usage` as its requester `keypair`: accept `amount` for `units` of `total` delivered.
+
+    Refuses (`invalid_argument`) to sign what `open_metering` would reject: a receipt for another
+    requester, units outside 0..total, a negative amount, an empty contract id."""
+    if keypair.did != usage.requester:
+        raise AgoraError("invalid_argument", f"the usage receipt is for requester {usage.requester}, not {keypair.did}")
+    if not usage.raw:
+        raise AgoraError("invalid_argument", "countersign a usage receipt that was opened or issued (it has no bytes)")
+    _check_terms(contract, units, total, amount, err=lambda m: AgoraError("invalid_argument", m))
+    payload = {
+        "usage": usage.raw,
+        "ucid": usage.cid,
+        "contract": contract,
+        "units": int(units),
+        "total": int(total),
+        "amount": int(amount),
+        "req": keypair.did,
+        "iat": int(iat),
+    }
+    return seal_envelope(keypair, METERING_TAG, payload)
+
+
+def _check_terms(contract: Any, units: Any, total: Any, amount: Any, *, err: Any) -> None:
+    if not isinstance(contract, str) or not contract or len(contract) > MAX_CONTRACT_ID:
+        raise err(f"the contract id must be 1..{MAX_CONTRACT_ID} characters")
+    for name, value in (("units", units), ("total", total), ("amount", amount)):
+        if type(value) is not int or value < 0 or value > 2**62:
+            raise err(f"{name} must be a non-negative integer, got {value!r}")
+    if total < 1 or units > total:
+        raise err(f"units delivered ({units}) must be within 0..total, and total ({total}) at least 1")
+
+
+def open_metering(
+    raw: bytes,
+    *,
+    contract: str | None = None,
+    payer: str | None = None,
+    payee: str | None = None,
+    max_bytes: int = DEFAULT_MAX_MESSAGE,
+) -> MeteringReceipt:
+    """Decode and verify a metering receipt; with `contract`/`payer`/`payee`, also check it is for that
+    contract and those parties (payer = the requester who countersigned, payee = the provider who
+    signed the usage). Every failure is `receipt_invalid` naming the check."""
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise _bad(f"expected bytes, got {type(raw).__name__}")
+    raw = bytes(raw)
+    try:
+        check_size(raw, max_bytes)
+        env = open_envelope(raw)
+    except AgoraError as exc:
+        raise _bad(f"undecodable: {exc.message}") from None
+    if env.type_tag != METERING_TAG:
+        raise _bad(f"type tag is {env.type_tag[:60]!r}, not {METERING_TAG}")
+    p = env.payload
+    if not isinstance(p, dict) or set(p) != set(_FIELDS):
+        raise _bad(f"fields must be exactly {sorted(_FIELDS)}")
+    for key, kind in _FIELDS.items():
+        value = p[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _bad(f"field {key!r} has the wrong type ({type(value).__name__})")
+    _check_terms(p["contract"], p["units"], p["total"], p["amount"], err=_bad)
+    try:
+        verified = env.verify(p["req"])
+    except AgoraError:
+        verified = False
+    if not verified:
+        raise _bad("the requester's countersignature does not verify")
+    try:
+        usage = UsageReceipt.open(p["usage"], max_bytes=max_bytes)
+    except AgoraError as exc:
+        raise _bad(f"the provider's usage receipt is invalid ({exc.message})") from None
+    if usage.cid != p["ucid"]:
+        raise _bad("the countersigned usage CID does not name the enclosed usage receipt")
+    if usage.requester != p["req"]:
+        raise _bad(f"countersigned by {p['req']}, but the usage receipt is for requester {usage.requester}")
+    if contract is not None and p["contract"] != contract:
+        raise _bad(f"it is for contract {p['contract'][:80]!r}, not {contract[:80]!r}")
+    if payer is not None and p["req"] != payer:
+        raise _bad(f"countersigned by {p['req']}, but the contract's payer is {payer}")
+    if payee is not None and usage.provider != payee:
+        raise _bad(f"the usage receipt is signed by provider {usage.provider}, but the contract's payee is {payee}")
+    return MeteringReceipt(
+        usage=usage,
+        contract=p["contract"],
+        units=p["units"],
+        total=p["total"],
+        amount=p["amount"],
+        requester=p["req"],
+        iat=p["iat"],
+        raw=raw,
+    )
+
+
+__all__ = ["MAX_CONTRACT_ID", "METERING_TAG", "MeteringReceipt", "countersign", "open_metering"]
