@@ -118,6 +118,7 @@ class Contract:
     state: str = CREATED
     released: int = 0  # paid to the provider through this contract
     refunded: int = 0  # given back to the requester
+    usage_receipt: str = ""  # the provider's signed usage receipt (hex of its bytes), once delivered
     timeline: list[Event] = field(default_factory=list)
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -160,6 +161,7 @@ class Contract:
             "state": self.state,
             "released": self.released,
             "refunded": self.refunded,
+            "usage_receipt": self.usage_receipt,
             "timeline": [e.to_dict() for e in self.timeline],
             "created_at": self.created_at,
             "updated_at": self.updated_at,
