@@ -20,7 +20,7 @@ from typing import Any
 
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.errors import AgoraError
-from agora.models.contract import RELEASED, STATES, Contract, Event, counts_by_state
+from agora.models.contract import RELEASED, STATES, Contract, counts_by_state
 from agora.store import Scalar, Store
 
 COLLECTION = "contracts"
@@ -60,8 +60,7 @@ class ContractBook:
         """Keep a new contract, its timeline starting with `created`."""
         if contract.timeline:
             raise AgoraError("internal", f"contract {contract.contract_id} is new: its timeline starts here")
-        contract.timeline.append(Event("created", self.clock.now(), actor, dict(evidence or {}), note[:1000]))
-        contract.created_at = contract.updated_at = self.clock.now()
+        contract.record("created", self.clock.now(), actor, evidence, note)
         async with self._lock:
             if await self.store.get(COLLECTION, contract.contract_id) is not None:
                 raise AgoraError("already_exists", f"contract {contract.contract_id} already exists")

@@ -75,17 +75,16 @@ def _check_job(job: Any) -> None:
         if err.code not in ("job_spec_invalid", "workflow_cycle"):
             raise
         inner = err.details.get("errors") if isinstance(err.details, dict) else None
-        first = err.details.get("field") if isinstance(err.details, dict) else None
-        path = f"job.{first}" if first else "job"
+        problems = [
+            {**e, "path": f"job.{e['path']}" if e.get("path") else "job"}
+            for e in (inner if isinstance(inner, list) else [])
+            if isinstance(e, dict)
+        ] or [{"path": "job", "expected": "a valid job spec", "got": err.message[:80]}]
         raise AgoraError(
             "intent_invalid",
             f"job: {err.message}",
             hint=err.hint,
-            details={
-                "field": path,
-                "errors": inner or [{"path": path, "expected": "a valid job spec"}],
-                "job": err.code,
-            },
+            details={"field": problems[0]["path"], "errors": problems, "job": err.code},
         ) from None
 
 

@@ -131,7 +131,9 @@ class Contract:
         self, event: str, at: float, actor: str, evidence: Mapping[str, Any] | None = None, note: str = ""
     ) -> Event:
         """Append `event` to the timeline; a state event must be a move of the state machine."""
-        if event not in NOTES:
+        if event == CREATED and not self.timeline and self.state == CREATED:
+            pass  # the first line of every timeline
+        elif event not in NOTES:
             check_move(self.contract_id, self.state, event)
             self.state = event
         ev = Event(event, at, actor, dict(evidence or {}), note[:1000])
