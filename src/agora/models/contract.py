@@ -13,6 +13,10 @@ The state of a contract is its last state-changing event. pay_after (escrow):
                                                                   \\-> partially_released
     (before the release) -> refunded            (any time before the end) -> disputed -> resolved
 
+With no settlement on the requester's node (`payment_mode` "none", until the hub's ledger is wired
+there) the timeline is kept all the same and no money moves: `created -> allocated -> running ->
+delivered`, or `cancelled` when the unit did not deliver.
+
 pay_before (prepaid): `created -> paid -> allocated -> running -> delivered` (delivered is the end: the
 provider was paid at award and its signed receipt proves the delivery); without a receipt the contract
 is `refunded` (the provider pays the price back) or `disputed`. A contract whose money could not be
@@ -44,6 +48,7 @@ CANCELLED = "cancelled"
 
 PAY_AFTER = "pay_after"
 PAY_BEFORE = "pay_before"
+UNSETTLED = "none"  # the requester's node has no settlement: the timeline is kept, no money moves
 
 STATES = (
     CREATED,
@@ -63,11 +68,11 @@ RELEASED = frozenset({ESCROW_RELEASED, PARTIALLY_RELEASED})
 TERMINAL = frozenset({ESCROW_RELEASED, PARTIALLY_RELEASED, REFUNDED, RESOLVED, CANCELLED})
 _BEFORE_END = (REFUNDED, DISPUTED)
 MOVES: dict[str, tuple[str, ...]] = {
-    CREATED: (ESCROW_LOCKED, PAID, CANCELLED),
+    CREATED: (ESCROW_LOCKED, PAID, ALLOCATED, CANCELLED),  # allocated: only an unsettled contract skips the money
     ESCROW_LOCKED: (ALLOCATED, *_BEFORE_END),
     PAID: (ALLOCATED, *_BEFORE_END),
-    ALLOCATED: (RUNNING, DELIVERED, *_BEFORE_END),
-    RUNNING: (DELIVERED, *_BEFORE_END),
+    ALLOCATED: (RUNNING, DELIVERED, CANCELLED, *_BEFORE_END),  # cancelled: an unsettled one that did not deliver
+    RUNNING: (DELIVERED, CANCELLED, *_BEFORE_END),
     DELIVERED: (ESCROW_RELEASED, PARTIALLY_RELEASED, *_BEFORE_END),
     DISPUTED: (RESOLVED,),
 }
@@ -125,7 +130,8 @@ class Contract:
 
     @property
     def ended(self) -> bool:
-        return self.state in TERMINAL
+        """In a final state; a delivered contract with nothing held (prepaid, or unsettled) is final too."""
+        return self.state in TERMINAL or (self.state == DELIVERED and self.payment_mode in (PAY_BEFORE, UNSETTLED))
 
     def record(
         self, event: str, at: float, actor: str, evidence: Mapping[str, Any] | None = None, note: str = ""
@@ -197,8 +203,10 @@ def check_settle(contract: Contract, action: str) -> None:
         raise AgoraError("contract_disputed", f"contract {cid} is disputed: the hub operator resolves it")
     if action == "release" and state in RELEASED:
         raise AgoraError("contract_already_released", f"contract {cid} is already {state}")
-    if state in TERMINAL:
+    if contract.ended:
         raise AgoraError("contract_already_settled", f"contract {cid} is already {state}: nothing left to {action}")
+    if contract.payment_mode == UNSETTLED:
+        raise AgoraError("contract_invalid_state", f"contract {cid} moved no money (this node has no settlement)")
     if action == "release" and contract.payment_mode == PAY_BEFORE:
         raise AgoraError(
             "contract_invalid_state", f"contract {cid} is pay_before: the provider was paid at award, nothing is held"
@@ -231,6 +239,7 @@ __all__ = [
     "RUNNING",
     "STATES",
     "TERMINAL",
+    "UNSETTLED",
     "Contract",
     "Event",
     "check_move",

@@ -33,6 +33,10 @@ second release is `contract_already_released`, a refund after a release `contrac
 anything on a disputed contract `contract_disputed`; a requester's refund of a delivered contract is
 refused (it would take back a delivery the provider proved: dispute it instead).
 
+With no settlement (`settlement=None`: the node's default until the hub's ledger is wired there) the
+contracts and their timelines are kept all the same, with payment mode "none": nothing is locked, paid,
+released or refunded, and a unit that does not deliver ends its contract `cancelled`.
+
 Every ledger call carries an idempotency key derived from the contract and the step
 (`<contract>:lock`, `<contract>:release`, ...), so a retried hook never moves money twice. Hooks after
 `placed` never raise into the runner: a settlement that fails there is logged and the contract keeps its
@@ -65,6 +69,7 @@ from agora.models.contract import (
     PAY_BEFORE,
     REFUNDED,
     RUNNING,
+    UNSETTLED,
     Contract,
     check_settle,
 )
@@ -89,7 +94,7 @@ class Settler:
         *,
         keypair: Keypair,
         contracts: ContractBook,
-        settlement: Settlement,
+        settlement: Settlement | None,
         clock: Clock = SYSTEM_CLOCK,
         settings: SettleSettings | None = None,
     ) -> None:
@@ -138,7 +143,7 @@ class Settler:
         if stale is not None:  # a placement before it that never ended cleanly: settle it first
             await self._unwind(stale, "placed again")
         bid, award = placed.bid, placed.award
-        mode = spec.payment.mode
+        mode = spec.payment.mode if self.settlement is not None else UNSETTLED
         contract = Contract(
             contract_id=new_contract_id(),
             requester=self.did,
@@ -146,7 +151,7 @@ class Settler:
             job_id=job_id,
             unit=unit,
             price=bid.price,
-            escrow_amount=bid.price,
+            escrow_amount=bid.price if self.settlement is not None else 0,
             payment_mode=mode,
             terms={
                 "offer_id": bid.offer_id,
@@ -161,6 +166,9 @@ class Settler:
         evidence = {"bid": str(bid.cid), "award": str(award.cid), "commit": str(placed.commit.cid)}
         await self.contracts.create(contract, actor=self.did, evidence=evidence, note=f"price {bid.price:,} ({mode})")
         cid = contract.contract_id
+        if self.settlement is None:
+            self._open[(job_id, unit)] = cid
+            return contract
         try:
             if mode == PAY_BEFORE:
                 entry = await self.settlement.transfer(
@@ -239,6 +247,9 @@ class Settler:
             contract = await self.contracts.get(cid)
             if contract.ended or contract.state in (DELIVERED, DISPUTED):
                 return
+            if contract.payment_mode == UNSETTLED:
+                await self.contracts.record(cid, CANCELLED, actor=self.did, note=f"not delivered: {reason}")
+                return
             if contract.payment_mode == PAY_BEFORE:
                 await self.contracts.record(
                     cid,
@@ -276,7 +287,7 @@ class Settler:
             amount=pay,
             iat=int(self.clock.now()),
         )
-        entry = await self.settlement.release(cid, metering, actor=self.did, idem=f"{cid}:release:{pay}")
+        entry = await self._money().release(cid, metering, actor=self.did, idem=f"{cid}:release:{pay}")
         state = ESCROW_RELEASED if pay == contract.escrow_amount else PARTIALLY_RELEASED
         mcid = str(CID.of(metering))  # the metering receipt's CID names exactly the countersigned bytes
         await self.contracts.record(
@@ -312,7 +323,7 @@ class Settler:
             )
         if contract.state not in (ESCROW_LOCKED, ALLOCATED, RUNNING, DELIVERED):
             raise AgoraError("contract_invalid_state", f"contract {cid} is {contract.state}: nothing is held")
-        entry = await self.settlement.refund(cid, actor=self.did, idem=f"{cid}:refund", reason=reason[:500])
+        entry = await self._money().refund(cid, actor=self.did, idem=f"{cid}:refund", reason=reason[:500])
         self._forget(cid)
         return await self.contracts.record(
             cid,
@@ -331,12 +342,17 @@ class Settler:
             raise AgoraError("invalid_argument", "a dispute needs a reason")
         evidence: dict[str, Any] = {}
         if contract.payment_mode == PAY_AFTER and contract.state != "created":
-            entry = await self.settlement.dispute(cid, actor=self.did, idem=f"{cid}:dispute", reason=reason[:500])
+            entry = await self._money().dispute(cid, actor=self.did, idem=f"{cid}:dispute", reason=reason[:500])
             evidence["ledger_entries"] = [entry.id]
         self._forget(cid)
         return await self.contracts.record(
             cid, DISPUTED, actor=self.did, evidence=evidence, note=reason, check=lambda c: check_settle(c, "dispute")
         )
+
+    def _money(self) -> Settlement:
+        if self.settlement is None:
+            raise AgoraError("contract_invalid_state", "this node has no settlement: no money moves on its contracts")
+        return self.settlement
 
     def _forget(self, cid: str) -> None:
         for key in [k for k, v in self._open.items() if v == cid]:

@@ -19,6 +19,7 @@ from agora.models.contract import (
     RUNNING,
     STATES,
     TERMINAL,
+    UNSETTLED,
     Contract,
     check_settle,
 )
@@ -83,11 +84,20 @@ def test_settle_codes() -> None:
             check_settle(c, action)
         assert err.value.code == "contract_disputed"
     before = contract(PAY_BEFORE)
-    before.state = DELIVERED
+    before.state = RUNNING
     with pytest.raises(AgoraError) as err:
         check_settle(before, "release")
     assert err.value.code == "contract_invalid_state" and "pay_before" in err.value.message
+    before.state = DELIVERED  # prepaid and delivered: that is the end
+    with pytest.raises(AgoraError) as err:
+        check_settle(before, "refund")
+    assert err.value.code == "contract_already_settled"
+    unsettled = contract(UNSETTLED)
+    unsettled.state = RUNNING
+    with pytest.raises(AgoraError) as err:
+        check_settle(unsettled, "refund")
+    assert err.value.code == "contract_invalid_state" and "no settlement" in err.value.message
     c.state = RUNNING
     for action in ("refund", "dispute", "release"):
         check_settle(c, action)  # allowed here (release then needs the receipt: the settler checks)
-    assert TERMINAL <= set(STATES)
+    assert set(STATES) >= TERMINAL
