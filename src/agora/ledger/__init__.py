@@ -4,10 +4,19 @@
   `account_kind`), `Posting`, `Entry` (hash-chained), `EscrowState`, `VerifyReport`, and the two plug
   points: `JournalStore` (compare-and-append storage of entries) and `Settlement` (what the rest of agora
   calls to move money).
+- `core.py` (pure): `Books` (balances, escrows, idempotency keys rebuilt from entries), the rules every
+  entry passes, `verify_chain`, `request_digest`.
+- `escrow.py` (pure): the escrow state machine (`transition`) and its payout postings.
+- `ledger.py`: `Ledger`: the books kept in step with a store; `execute` (idempotent, serialized,
+  compare-and-append with bounded reload-and-retry), `verify`, `entries`.
+- `settlement.py`: `InternalLedgerSettlement`: `Settlement` on a `Ledger`: who may do what, and the
+  signed evidence (usage and metering receipts) checked before anything is planned.
+- `journal_memory.py`, `journal_sqlite.py`, `journal_jetstream.py`: the three `JournalStore`s.
 
 The signed metering receipt an escrow is released against lives in `agora.wire.settle`.
 """
 
+from agora.ledger.core import Books, request_digest, verify_chain
 from agora.ledger.interfaces import (
     ACCOUNT_KINDS,
     ENTRY_KINDS,
@@ -31,6 +40,10 @@ from agora.ledger.interfaces import (
     stake_account,
     wallet,
 )
+from agora.ledger.journal_memory import MemoryJournalStore
+from agora.ledger.journal_sqlite import SqliteJournalStore
+from agora.ledger.ledger import Ledger, Plan
+from agora.ledger.settlement import InternalLedgerSettlement, as_account
 
 __all__ = [
     "ACCOUNT_KINDS",
@@ -40,18 +53,27 @@ __all__ = [
     "ISSUANCE",
     "SETTLED_STATES",
     "AccountKind",
+    "Books",
     "Entry",
     "EntryKind",
     "EscrowState",
     "EscrowStatus",
+    "InternalLedgerSettlement",
     "JournalStore",
+    "Ledger",
+    "MemoryJournalStore",
+    "Plan",
     "Posting",
     "Settlement",
+    "SqliteJournalStore",
     "VerifyReport",
     "account_kind",
     "account_owner",
+    "as_account",
     "escrow_account",
     "may_go_negative",
+    "request_digest",
     "stake_account",
+    "verify_chain",
     "wallet",
 ]

@@ -38,11 +38,12 @@ from typing import IO, Any
 import nats.aio.client
 import nats.js.errors
 from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.kv import KeyValue
 
 from agora.errors import AgoraError
 from agora.identity import Keypair
-from agora.transport.hub_config import HubConfig, render
+from agora.transport.hub_config import LEDGER_SUBJECT, HubConfig, render
 from agora.transport.reachability import close_client, reachability_check
 from agora.transport.subjects import reply_inbox_prefix
 
@@ -113,7 +114,9 @@ class HubProcess:
         c = self.config
         if c.allowed_dids is None or not c.jetstream:
             return False
-        return c.market_bucket is not None or (bool(c.object_buckets) and c.cluster is None)
+        return (
+            c.market_bucket is not None or c.ledger_stream is not None or (bool(c.object_buckets) and c.cluster is None)
+        )
 
     # -- paths and addresses -----------------------------------------------------------------
 
@@ -264,6 +267,8 @@ class HubProcess:
                         ttl_s=self.config.market_ttl_s,
                         replicas=self.config.market_copies,
                     )
+                if self.config.ledger_stream is not None:
+                    await ensure_ledger_stream(js, self.config.ledger_stream, replicas=self.config.market_copies)
         except Exception as exc:
             raise AgoraError(
                 "hub_start_failed",
@@ -487,10 +492,35 @@ async def ensure_market_bucket(js: JetStreamContext, bucket: str, *, ttl_s: floa
         )
 
 
+async def ensure_ledger_stream(
+    js: JetStreamContext, stream: str, *, replicas: int, subject: str = LEDGER_SUBJECT
+) -> StreamInfo:
+    """Open the ledger journal stream, creating it when missing: one subject, kept forever, file storage,
+    `replicas` copies, and neither message deletes nor purges (the journal is append-only on the server
+    too). Appends name the sequence they expect (agora.ledger.journal_jetstream). Creating the very same
+    stream twice (hubs of a cluster racing) succeeds."""
+    try:
+        return await js.stream_info(stream)
+    except nats.js.errors.NotFoundError:
+        return await js.add_stream(
+            StreamConfig(
+                name=stream,
+                description="agora ledger journal (append-only, expected-sequence writes)",
+                subjects=[subject],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                num_replicas=replicas,
+                deny_delete=True,
+                deny_purge=True,
+                allow_rollup_hdrs=False,
+            )
+        )
+
+
 @atexit.register
 def _kill_leftovers() -> None:
     for hub in list(_live):
         hub.kill_now()
 
 
-__all__ = ["HubProcess", "ensure_market_bucket", "find_nats_server", "reachability_check"]
+__all__ = ["HubProcess", "ensure_ledger_stream", "ensure_market_bucket", "find_nats_server", "reachability_check"]

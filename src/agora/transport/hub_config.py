@@ -43,6 +43,10 @@ DEFAULT_MARKET_BUCKET = "agora-market"
 """The JetStream key-value bucket of capacity ads (agora.market.index_nats): one key per provider."""
 DEFAULT_MARKET_TTL_S = 180
 """How long the market bucket keeps an ad that is not republished (its stream's max age)."""
+DEFAULT_LEDGER_STREAM = "agora-ledger"
+"""The JetStream stream of the hub's ledger journal (agora.ledger.journal_jetstream): written only by admins."""
+LEDGER_SUBJECT = "agora.ledger.journal"
+"""The one subject of the ledger stream; no member may publish on it (only `admin_dids`)."""
 _MAX_REPLICAS = 5
 
 
@@ -73,7 +77,9 @@ class HubConfig:
     proven by signing the server's nonce) may connect, each confined to its own inbox, its own reply
     inbox, the `topics` patterns, the JetStream object store `object_buckets` and the market index
     bucket `market_bucket` (read all, write only its own key; TTL `market_ttl_s`, `market_replicas`
-    copies: default 1, or min(3, number of routes) on a cluster). `admin_dids`
+    copies: default 1, or min(3, number of routes) on a cluster). It also creates the ledger journal
+    stream `ledger_stream` (as many copies as the market bucket), which only `admin_dids` may use.
+    `admin_dids`
     (a subset of the allowlist, e.g. the operator's tools) have no restriction at all: whoever can
     create a JetStream stream can make it capture any subject, other nodes' inboxes included.
     A hub listening beyond loopback must use TLS unless `allow_insecure_remote` says the operator
@@ -97,6 +103,7 @@ class HubConfig:
     market_bucket: str | None = DEFAULT_MARKET_BUCKET
     market_ttl_s: int = DEFAULT_MARKET_TTL_S
     market_replicas: int | None = None
+    ledger_stream: str | None = DEFAULT_LEDGER_STREAM
     tls: TlsConfig | None = None
     allow_insecure_remote: bool = False
 
@@ -152,6 +159,12 @@ class HubConfig:
         ):
             raise AgoraError(
                 "config_invalid", f"market_bucket {self.market_bucket!r}: 1-64 letters, digits, '-' or '_'"
+            )
+        if self.ledger_stream is not None and (
+            not isinstance(self.ledger_stream, str) or not _BUCKET_RE.fullmatch(self.ledger_stream)
+        ):
+            raise AgoraError(
+                "config_invalid", f"ledger_stream {self.ledger_stream!r}: 1-64 letters, digits, '-' or '_'"
             )
         if isinstance(self.market_ttl_s, bool) or not isinstance(self.market_ttl_s, int) or self.market_ttl_s < 1:
             raise AgoraError(

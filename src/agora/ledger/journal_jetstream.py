@@ -1,0 +1,161 @@
+"""`JetStreamJournalStore`: the journal in the hub's JetStream stream (replicated on a hub cluster).
+
+Why a stream with expected-sequence writes: entry N is stream message N (one subject, nothing else in
+the stream, no deletes or purges allowed). An append publishes with `Nats-Expected-Last-Sequence: N-1`,
+so the stream's leader stores it only while N-1 is still the last message; a second writer that planned
+from the same balance gets "wrong last sequence" (`ledger_conflict`), reloads, and sees what the winner
+spent: no double spend, on one hub or across a cluster. With R3 the leader acknowledges only once a
+majority holds the message, so losing one hub loses no acknowledged entry and the stream elects a new
+leader and goes on. `Nats-Msg-Id` (the entry's id) makes a retried publish whose acknowledgement was
+lost come back as a duplicate of the stored message instead of a conflict.
+
+On an allowlisted hub the hub creates the stream itself (`agora.transport.hub.ensure_ledger_stream`) and
+only its admin DIDs (the hub's ledger service) may touch it: members never write the journal directly.
+The store uses a connection it is given and never closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import nats.js.errors
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+
+from agora.errors import AgoraError
+from agora.ledger.interfaces import Entry
+from agora.transport.hub import ensure_ledger_stream
+from agora.transport.hub_config import DEFAULT_LEDGER_STREAM, LEDGER_SUBJECT
+
+WRONG_LAST_SEQUENCE = 10071  # JSStreamWrongLastSequenceErrF
+_READ_CONCURRENCY = 64
+
+
+def _map_error(e: BaseException, what: str) -> AgoraError:
+    if isinstance(e, AgoraError):
+        return e
+    text = str(e).lower()
+    if "permissions violation" in text or "authorization" in text:
+        return AgoraError("hub_permission_denied", f"{what}: the hub refused it ({e})")
+    return AgoraError("hub_unreachable", f"{what}: the hub did not answer ({type(e).__name__}: {e})")
+
+
+class JetStreamJournalStore:
+    """`JournalStore` on the stream `stream` of the hub `nc` is connected to.
+
+    `create`: make the stream when it is missing (an open hub, tests); an allowlisted hub makes it
+    itself. `replicas` applies only when this store creates it.
+    """
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        stream: str = DEFAULT_LEDGER_STREAM,
+        *,
+        subject: str = LEDGER_SUBJECT,
+        replicas: int = 1,
+        create: bool = True,
+        timeout: float = 5.0,
+    ) -> None:
+        self._nc = nc
+        self.stream = stream
+        self.subject = subject
+        self._replicas = replicas
+        self._create = create
+        self._timeout = timeout
+        self._js_handle: JetStreamContext | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    async def _js(self) -> JetStreamContext:
+        if self._closed:
+            raise AgoraError("store_closed", "the ledger journal store was closed")
+        if self._js_handle is not None:
+            return self._js_handle
+        async with self._lock:
+            if self._js_handle is None:
+                js = self._nc.jetstream(timeout=self._timeout)
+                try:
+                    if self._create:
+                        await ensure_ledger_stream(js, self.stream, replicas=self._replicas, subject=self.subject)
+                    else:
+                        await js.stream_info(self.stream)
+                except nats.js.errors.NotFoundError:
+                    raise AgoraError(
+                        "hub_unreachable",
+                        f"the hub has no ledger stream {self.stream!r}",
+                        hint="An allowlisted hub creates it at start (HubConfig.ledger_stream); a clustered hub "
+                        "once its peers are up.",
+                    ) from None
+                except Exception as e:
+                    raise _map_error(e, f"ledger stream {self.stream}") from e
+                self._js_handle = js
+            return self._js_handle
+
+    async def append(self, entry: Entry, expected_seq: int) -> None:
+        if entry.seq != expected_seq + 1:
+            raise AgoraError("ledger_conflict", f"entry {entry.seq} cannot follow entry {expected_seq}")
+        js = await self._js()
+        headers = {"Nats-Expected-Last-Sequence": str(expected_seq), "Nats-Msg-Id": entry.id}
+        try:
+            ack = await js.publish(self.subject, entry.encode(), stream=self.stream, headers=headers)
+        except nats.js.errors.APIError as e:
+            if e.err_code == WRONG_LAST_SEQUENCE:
+                raise AgoraError(
+                    "ledger_conflict", f"another writer appended after entry {expected_seq} first"
+                ) from None
+            raise _map_error(e, f"appending entry {entry.seq}") from e
+        except Exception as e:
+            raise _map_error(e, f"appending entry {entry.seq}") from e
+        if ack.seq != entry.seq:
+            raise AgoraError(
+                "ledger_corrupt",
+                f"the stream stored entry {entry.seq} as message {ack.seq}: the stream holds other messages",
+                details={"seq": entry.seq, "stream_seq": ack.seq},
+            )
+
+    async def _get(self, js: JetStreamContext, seq: int) -> Entry | None:
+        try:
+            msg = await js.get_msg(self.stream, seq)
+        except nats.js.errors.NotFoundError:
+            return None
+        except Exception as e:
+            raise _map_error(e, f"reading entry {seq}") from e
+        entry = Entry.decode(bytes(msg.data or b""))
+        if entry.seq != seq:
+            raise AgoraError("ledger_corrupt", f"stream message {seq} holds entry {entry.seq}", details={"seq": seq})
+        return entry
+
+    async def _last_seq(self, js: JetStreamContext) -> int:
+        try:
+            info = await js.stream_info(self.stream)
+        except Exception as e:
+            raise _map_error(e, f"ledger stream {self.stream}") from e
+        state: Any = info.state
+        return int(state.last_seq or 0)
+
+    async def read(self, since_seq: int = 0, limit: int = 1000) -> list[Entry]:
+        js = await self._js()
+        last = await self._last_seq(js)
+        start, stop = max(0, since_seq) + 1, min(last, max(0, since_seq) + max(0, limit))
+        out: list[Entry] = []
+        for first in range(start, stop + 1, _READ_CONCURRENCY):
+            seqs = range(first, min(stop, first + _READ_CONCURRENCY - 1) + 1)
+            got = await asyncio.gather(*(self._get(js, s) for s in seqs))
+            for seq, entry in zip(seqs, got, strict=True):
+                if entry is None:
+                    raise AgoraError("ledger_corrupt", f"the stream lost entry {seq}", details={"seq": seq})
+                out.append(entry)
+        return out
+
+    async def last(self) -> Entry | None:
+        js = await self._js()
+        last = await self._last_seq(js)
+        return None if last == 0 else await self._get(js, last)
+
+    async def close(self) -> None:
+        self._closed = True
+
+
+__all__ = ["DEFAULT_LEDGER_STREAM", "LEDGER_SUBJECT", "JetStreamJournalStore"]
