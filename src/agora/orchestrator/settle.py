@@ -182,7 +182,7 @@ class Settler:
                 event = PAID
             else:
                 entry = await self.settlement.lock(
-                    cid, wallet(self.did), wallet(placed.provider), bid.price, actor=self.did, idem=f"{cid}:lock"
+                    cid, self.did, placed.provider, bid.price, actor=self.did, idem=f"{cid}:lock"
                 )
                 event = ESCROW_LOCKED
         except AgoraError as err:
