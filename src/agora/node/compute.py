@@ -49,11 +49,16 @@ from agora.compute.bidder import Bidder, sellable
 from agora.discovery import Change
 from agora.errors import AgoraError
 from agora.executors.registry import ExecutorRegistry, default_registry
+from agora.ledger import InternalLedgerSettlement, Ledger, Settlement, SqliteJournalStore
+from agora.market.contracts import ContractBook
 from agora.market.index import MarketIndex
 from agora.market.index_nats import NatsMarketIndex
+from agora.market.intents import IntentBook
 from agora.market.offers import OfferBook, default_offer
 from agora.orchestrator import JobRunner, RunnerSettings
+from agora.orchestrator.match import Matcher
 from agora.orchestrator.placement import PlacementSettings, Placer
+from agora.orchestrator.settle import Settler
 from agora.resources import (
     BenchConfig,
     BenchmarkResult,
@@ -83,6 +88,7 @@ class ComputeOptions:
     registry: ExecutorRegistry | None = None  # default: every engine this machine has
     market_index: MarketIndex | None = None  # the market: a job with no --node is placed through it
     placement: PlacementSettings | None = None
+    settlement: Settlement | None = None  # where market contracts settle (default: NodeConfig.settlement)
 
     @classmethod
     def from_config(cls, config: NodeConfig) -> ComputeOptions:
@@ -136,6 +142,14 @@ class ComputeFeature(Actor):
         self.market_index: MarketIndex | None = None  # the hub's market index (NATS transport only)
         self.advertiser: Advertiser | None = None  # publishes the newest active offer's capacity ad
         self.stores = build_stores(node, self.cas)
+        # the requester's market loop: intents, contracts and their money (orchestrator/settle.py, match.py)
+        self.intents = IntentBook(node.store, node.did, clock=node.clock)
+        self.contracts = ContractBook(node.store, clock=node.clock)
+        self.journal: SqliteJournalStore | None = None
+        self.settlement = options.settlement or self._local_settlement()
+        self.settler = Settler(
+            keypair=node.keypair, contracts=self.contracts, settlement=self.settlement, clock=node.clock
+        )
         self.runner = JobRunner(
             runtime=node.runtime,
             store=node.store,
@@ -144,7 +158,17 @@ class ComputeFeature(Actor):
             clock=node.clock,
             settings=options.runner,
             published=self.stores,
+            settler=self.settler,
         )  # its placer comes with the market index, at start
+        self.matcher = Matcher(self.runner, self.intents, self.contracts, self.settler, clock=node.clock)
+
+    def _local_settlement(self) -> Settlement | None:
+        """`settlement: local`: an internal ledger in this node's home, this node its operator. None (`none`):
+        contracts keep their timelines and no money moves, until the hub's ledger is wired here."""
+        if self.node.config.settlement != "local":
+            return None
+        self.journal = SqliteJournalStore(self.node.config.home / "ledger.db")
+        return InternalLedgerSettlement(Ledger(self.journal, clock=self.node.clock), self.node.did)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.cas.clear_tmp)
@@ -292,6 +316,8 @@ class ComputeFeature(Actor):
         if self.manager is not None:
             await self.manager.stop()
         await self.stores.close()
+        if self.journal is not None:
+            await self.journal.close()
 
     # -- what the node shows ------------------------------------------------------------------
     def capability_summary(self) -> dict[str, Any]:
