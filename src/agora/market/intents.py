@@ -11,6 +11,9 @@ clock: an intent past its `valid_until` moves to `expired` when it is next read 
 `transition`, `expire_due`), and that move is recorded like any other. Each move is one store transaction
 with its event (`intent.created`, `intent.status`); the intent's document keeps its history.
 
+`base_dirs` (not part of the intent: where the job's relative file paths are read on this machine when
+it is matched) is kept next to it.
+
 What a match places is the intent's job with the intent's budget and policy written into its spec
 (`job_spec`): `payment.budget` from the budget, `placement.max_price` and `placement.min_trust` from the
 policy (the tighter of the two where the job sets them too).
@@ -100,6 +103,13 @@ class IntentBook:
             raise AgoraError("intent_invalid", "an intent is an object", details={"field": "intent", "errors": []})
         filled = dict(data)
         open_now = filled.pop("open", False)
+        base_dirs = filled.pop("base_dirs", [])
+        if not isinstance(base_dirs, list) or not all(isinstance(d, str) for d in base_dirs):
+            raise AgoraError(
+                "intent_invalid",
+                "base_dirs: expected a list of directories",
+                details={"field": "base_dirs", "errors": []},
+            )
         if not isinstance(open_now, bool):
             raise AgoraError("intent_invalid", "open: expected true or false", details={"field": "open", "errors": []})
         now = int(self.clock.now())
@@ -134,6 +144,7 @@ class IntentBook:
             "job_ids": [],
             "contracts": [],
             "match": None,  # the last match's outcome: contracts or rejection counts
+            "base_dirs": list(base_dirs),  # where the job's relative paths (modules, local inputs) are read at match
         }
         async with self.store.transaction():
             await self.store.put(COLLECTION, intent.intent_id, doc)

@@ -320,6 +320,29 @@ class ComputeFeature(Actor):
             await self.journal.close()
 
     # -- what the node shows ------------------------------------------------------------------
+    async def market_summary(self) -> dict[str, Any]:
+        """The marketplace snapshot of `GET /metrics_summary` and `agora market summary`."""
+        offers = self.offers.list()
+        providers: int | None = None
+        if self.market_index is not None:
+            with contextlib.suppress(AgoraError):
+                providers = len(await self.market_index.ads())
+        contracts = await self.contracts.summary()
+        matching = await self.matcher.summary()
+        return {
+            "did": self.node.did,
+            "at": self.node.clock.now(),
+            "offers": {
+                "active": sum(1 for o in offers if o["state"] == "active"),
+                "withdrawn": sum(1 for o in offers if o["state"] == "withdrawn"),
+                "providers_in_index": providers,
+            },
+            **matching,
+            "contracts": contracts,
+            "escrow": {"locked": contracts["escrow_locked"], "released": contracts["released"]},
+            "settlement": "none" if self.settlement is None else type(self.settlement).__name__,
+        }
+
     def capability_summary(self) -> dict[str, Any]:
         """The compact capacity ad carried by announcements."""
         if self.capacity is None:

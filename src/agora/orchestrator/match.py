@@ -111,7 +111,7 @@ class Matcher:
         }
 
     async def match(
-        self, intent_id: str, *, base_dirs: Sequence[str] = (), wait_s: float | None = None
+        self, intent_id: str, *, base_dirs: Sequence[str] | None = None, wait_s: float | None = None
     ) -> dict[str, Any]:
         """Place the intent's job and answer with its contracts, or the rejections (see the module doc)."""
         doc = await self.intents.show(intent_id)
@@ -121,7 +121,8 @@ class Matcher:
             return await self._answer(doc, None, [], preview["rejections"], preview["tasks"])
         intent = self.intents.intent(doc)
         spec = job_spec(intent)
-        summary = await self.runner.submit(spec.to_dict(), base_dirs=[Path(d) for d in base_dirs])
+        dirs = doc.get("base_dirs", []) if base_dirs is None else base_dirs  # default: those given at creation
+        summary = await self.runner.submit(spec.to_dict(), base_dirs=[Path(d) for d in dirs])
         job_id = str(summary["id"])
         self.settler.link_intent(job_id, intent_id)
         first = stages(spec)[0]
