@@ -162,6 +162,8 @@ def match(
         m = c.match(intent_id, preview=preview, wait=wait)
         if as_json:
             emit_json(m)
+            if not m["preview"] and not m["matched"]:
+                raise typer.Exit(1)  # not matched: a script sees it in the exit status too
             return
         for name, t in m["tasks"].items():
             chosen = ", ".join(f"{p[:24]}... at {q:,}" for p, q in t["quotes"].items() if q is not None) or "none"

@@ -70,8 +70,7 @@ class JournalConformance:
         self, store: JournalStore
     ) -> None:
         written = await fill(store, 2)
-        for expected, e in ((1, entry(2, written[0].id, amount=9)), (0, entry(1, "", amount=9)),
-                            (3, entry(4, "x"))):
+        for expected, e in ((1, entry(2, written[0].id, amount=9)), (0, entry(1, "", amount=9)), (3, entry(4, "x"))):
             with pytest.raises(AgoraError) as raised:
                 await store.append(e, expected)
             assert raised.value.code == "ledger_conflict"
