@@ -50,7 +50,13 @@ class Buyer:
 
 
 async def make_buyer(
-    net: MemoryNetwork, home: Path, index: MemoryMarketIndex, *, funds: int = FUNDS, auto_release: bool = True
+    net: MemoryNetwork,
+    home: Path,
+    index: MemoryMarketIndex,
+    *,
+    funds: int = FUNDS,
+    auto_release: bool = True,
+    unsettled: bool = False,
 ) -> tuple[Buyer, MemoryJournalStore]:
     r = await make_requester(net, home)
     journal = MemoryJournalStore()
@@ -60,7 +66,7 @@ async def make_buyer(
     settler = Settler(
         keypair=r.runtime.keypair,
         contracts=ContractBook(r.store),
-        settlement=settlement,
+        settlement=None if unsettled else settlement,
         settings=SettleSettings(auto_release=auto_release),
     )
     r.runtime.unregister(r.runner)
@@ -227,5 +233,31 @@ async def test_pay_before_pays_at_award(
         assert await b.balance(bidder.did) == c.price and await b.balance(b.r.did) == FUNDS - c.price
         entries = {e.id: e for e in await b.settlement.entries()}
         assert entries[c.timeline[1].evidence["ledger_entries"][0]].memo == f"contract {c.contract_id}"
+    finally:
+        await _close(b)
+
+
+async def test_without_settlement_the_timeline_is_kept_and_no_money_moves(
+    net: MemoryNetwork, market: Market, tmp_path: Path, index: MemoryMarketIndex
+) -> None:
+    b, _ = await make_buyer(net, tmp_path / "unsettled", index, unsettled=True)
+    try:
+        await market.add("p1", price=3)
+        ok = await submit(b.r, spec(tmp_path), tmp_path)
+        assert (await ended(b.r, ok))["state"] == "completed"
+        [c] = await b.contracts(ok)
+        assert c.payment_mode == "none" and c.escrow_amount == 0 and c.ended
+        assert c.events() == ["created", "allocated", "running", "delivered"]
+        (tmp_path / "trap.wasm").write_bytes(wat.trap())
+        doc = spec(tmp_path)
+        doc["tasks"][0]["module"] = "trap.wasm"
+        bad = await submit(b.r, doc, tmp_path)
+        assert (await ended(b.r, bad))["state"] == "failed"
+        [f] = await b.contracts(bad)
+        assert f.events() == ["created", "allocated", "running", "cancelled"]
+        with pytest.raises(AgoraError) as err:
+            await b.settler.refund(f.contract_id)
+        assert err.value.code == "contract_already_settled"
+        assert [e.kind for e in await b.settlement.entries()] == ["mint"]  # nothing else went through a ledger
     finally:
         await _close(b)
