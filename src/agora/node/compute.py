@@ -195,6 +195,9 @@ class ComputeFeature(Actor):
         await self.manager.start_sweeping()
         self._open_market_index()  # before the runner resumes its queued market jobs
         failed_jobs = await self.runner.recover()
+        unwound = await self.settler.recover()  # contracts the restart left open: refunded (or disputed)
+        if unwound:
+            log.warning("after a restart: %d open contract(s) unwound", unwound)
         self.node.peer_listeners.append(self._on_peer_change)
         if interrupted or failed_jobs:
             log.warning("after a restart: %d allocation(s) and %d job(s) marked failed", interrupted, failed_jobs)

@@ -59,6 +59,7 @@ from agora.market.contracts import ContractBook, new_contract_id
 from agora.models.contract import (
     ALLOCATED,
     CANCELLED,
+    CREATED,
     DELIVERED,
     DISPUTED,
     ESCROW_LOCKED,
@@ -241,11 +242,26 @@ class Settler:
             await self.on_job_end(job_id, state)
         self._intents.pop(job_id, None)
 
+    async def recover(self) -> int:
+        """At start, after the runner's own recovery: a contract left open by the last run (its unit's job was
+        failed by the restart, or goes back to the queue and is placed anew) delivered nothing under it, so
+        it is unwound like a failed attempt (refund, or dispute of a prepayment). A delivered contract
+        waiting for its release stays as it is. Returns how many were unwound."""
+        n = 0
+        for state in (CREATED, ESCROW_LOCKED, PAID, ALLOCATED, RUNNING):
+            for contract in await self.contracts.list(state=state, limit=10_000):
+                await self._unwind(contract.contract_id, "the requester restarted before a delivery")
+                n += 1
+        return n
+
     async def _unwind(self, cid: str, reason: str) -> None:
         """No delivery: refund the escrow (pay_after), or dispute a prepayment (pay_before)."""
         try:
             contract = await self.contracts.get(cid)
             if contract.ended or contract.state in (DELIVERED, DISPUTED):
+                return
+            if contract.state == CREATED:  # nothing moved yet (it stopped between the contract and the lock)
+                await self.contracts.record(cid, CANCELLED, actor=self.did, note=f"no payment made: {reason}")
                 return
             if contract.payment_mode == UNSETTLED:
                 await self.contracts.record(cid, CANCELLED, actor=self.did, note=f"not delivered: {reason}")

@@ -261,3 +261,26 @@ async def test_without_settlement_the_timeline_is_kept_and_no_money_moves(
         assert [e.kind for e in await b.settlement.entries()] == ["mint"]  # nothing else went through a ledger
     finally:
         await _close(b)
+
+
+async def test_a_restart_unwinds_the_contracts_it_left_open(
+    net: MemoryNetwork, tmp_path: Path, index: MemoryMarketIndex
+) -> None:
+    b, _ = await make_buyer(net, tmp_path / "restart", index)
+    try:
+        provider = Keypair.generate().did
+        book = b.settler.contracts
+        locked = Contract("contract-locked", b.r.did, provider, "job-1", "t", 40, 40, "pay_after", {})
+        await book.create(locked, actor=b.r.did)
+        entry = await b.settlement.lock(locked.contract_id, b.r.did, provider, 40, actor=b.r.did, idem="l")
+        await book.record(locked.contract_id, "escrow_locked", actor=b.r.did, evidence={"ledger_entries": [entry.id]})
+        fresh = Contract("contract-fresh", b.r.did, provider, "job-2", "t", 40, 40, "pay_after", {})
+        await book.create(fresh, actor=b.r.did)
+        assert await b.balance(b.r.did) == FUNDS - 40
+        assert await b.settler.recover() == 2
+        assert (await book.get("contract-locked")).events() == ["created", "escrow_locked", "refunded"]
+        assert (await book.get("contract-fresh")).events() == ["created", "cancelled"]
+        assert await b.balance(b.r.did) == FUNDS
+        assert await b.settler.recover() == 0  # nothing left open
+    finally:
+        await _close(b)
