@@ -23,6 +23,7 @@ RATIO_LINE = {
     "remote_job": "p50 ratio remote/raw:",
     "matching": "ratio: agora",
     "market_job": "p50 ratio market/direct:",
+    "ledger": "ratio agora/raw:",
 }
 
 pytestmark = pytest.mark.integration

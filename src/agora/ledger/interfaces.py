@@ -17,8 +17,10 @@ stored entry breaks the chain at that entry, and `Ledger.verify` names it.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Final, Literal, Protocol, get_args, runtime_checkable
 
 from agora.codec import decode, encode
@@ -38,8 +40,11 @@ AccountKind = Literal["wallet", "escrow", "stake", "fees", "issuance"]
 ACCOUNT_KINDS: Final[tuple[str, ...]] = get_args(AccountKind)
 
 
+_SPACE = re.compile(r"\s")
+
+
 def _suffix(name: str, what: str) -> str:
-    if not isinstance(name, str) or not name or len(name) > MAX_ACCOUNT_LEN - 16 or any(c.isspace() for c in name):
+    if not isinstance(name, str) or not name or len(name) > MAX_ACCOUNT_LEN - 16 or _SPACE.search(name):
         raise AgoraError("invalid_argument", f"{what} must be a non-empty string without spaces, got {name!r}")
     return name
 
@@ -59,16 +64,24 @@ def stake_account(did: str) -> str:
     return STAKE_PREFIX + _suffix(did, "a stake's DID")
 
 
-def account_kind(account: str) -> AccountKind:
-    """The kind of an account name; anything that is not one of the five shapes is `invalid_argument`."""
+@lru_cache(maxsize=65536)
+def _kind_of(account: str) -> AccountKind | None:
     if account == FEES:
         return "fees"
     if account == ISSUANCE:
         return "issuance"
     if isinstance(account, str) and len(account) <= MAX_ACCOUNT_LEN:
         for prefix, kind in ((WALLET_PREFIX, "wallet"), (ESCROW_PREFIX, "escrow"), (STAKE_PREFIX, "stake")):
-            if account.startswith(prefix) and len(account) > len(prefix) and not any(c.isspace() for c in account):
+            if account.startswith(prefix) and len(account) > len(prefix) and not _SPACE.search(account):
                 return kind  # type: ignore[return-value]
+    return None
+
+
+def account_kind(account: str) -> AccountKind:
+    """The kind of an account name; anything that is not one of the five shapes is `invalid_argument`."""
+    kind = _kind_of(account) if isinstance(account, str) else None
+    if kind is not None:
+        return kind
     raise AgoraError(
         "invalid_argument",
         f"not a ledger account: {str(account)[:80]!r} (wallet:<did>, escrow:<contract>, stake:<did>, fees, issuance)",
@@ -116,6 +129,10 @@ class Posting:
         return [self.account, self.amount]
 
 
+_HASHED_MAP_HEAD = 0xA0 + 12  # a DAG-CBOR map of the 12 hashed fields
+_ID_KEY = encode("id")
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One balanced, append-only journal entry.
@@ -143,6 +160,8 @@ class Entry:
     memo: str = ""
     request: str = ""
     meta: Mapping[str, str] = field(default_factory=dict)
+    # the DAG-CBOR of `hash_fields()` when `build` just made it (not an init field: `replace` drops it)
+    _hashed: bytes = field(default=b"", init=False, compare=False, repr=False)
 
     def hash_fields(self) -> dict[str, Any]:
         """Every field but `id`, in the canonical shape the id is computed over."""
@@ -197,10 +216,10 @@ class Entry:
             request=request,
             meta=dict(meta or {}),
         )
-        return cls(**{**draft._as_kwargs(), "id": draft.compute_id()})
-
-    def _as_kwargs(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        body = encode(draft.hash_fields())
+        entry = replace(draft, id=hashlib.sha256(body).hexdigest())
+        object.__setattr__(entry, "_hashed", body)
+        return entry
 
     @property
     def total(self) -> int:
@@ -213,8 +232,14 @@ class Entry:
         return any(p.account == account for p in self.postings)
 
     def encode(self) -> bytes:
-        """The stored form: canonical DAG-CBOR of every field, `id` included."""
-        return encode({**self.hash_fields(), "id": self.id})
+        """The stored form: canonical DAG-CBOR of every field, `id` included.
+
+        Spliced from the hashed form rather than encoded twice: canonical DAG-CBOR orders map keys by
+        length first, so `id` (the shortest key) comes first, and the rest is the hashed map's body."""
+        body = self._hashed or encode(self.hash_fields())
+        if body[0] != _HASHED_MAP_HEAD:
+            raise AgoraError("internal", "an entry's hashed form is not a 12-key map")
+        return bytes([_HASHED_MAP_HEAD + 1]) + _ID_KEY + encode(self.id) + body[1:]
 
     @classmethod
     def decode(cls, data: bytes) -> Entry:
@@ -396,7 +421,7 @@ class Settlement(Protocol):
       requester accepted; a remainder is refunded to the payer in the same entry (`partially_released`).
     - `refund`: the payee at any time, the payer only before a delivery receipt was recorded, the
       operator always; whatever the escrow holds goes back to the payer.
-    - `dispute`: either party while the escrow is locked: it freezes (`contract_disputed`).
+    - `dispute`: either party (or the operator) while the escrow is locked: it freezes (`contract_disputed`).
     - `resolve`: the operator only, on a disputed escrow: `payee_amount` to the payee, the rest to the
       payer, with the decision recorded.
     - `stake`/`unstake`: the DID itself (or the operator); `slash`: the operator, with the evidence.

@@ -6,8 +6,9 @@ so the stream's leader stores it only while N-1 is still the last message; a sec
 from the same balance gets "wrong last sequence" (`ledger_conflict`), reloads, and sees what the winner
 spent: no double spend, on one hub or across a cluster. With R3 the leader acknowledges only once a
 majority holds the message, so losing one hub loses no acknowledged entry and the stream elects a new
-leader and goes on. `Nats-Msg-Id` (the entry's id) makes a retried publish whose acknowledgement was
-lost come back as a duplicate of the stored message instead of a conflict.
+leader and goes on. A publish retried after its acknowledgement was lost finds its own entry stored at
+that sequence (same id) and succeeds without storing it twice; `Nats-Msg-Id` (the entry's id) also lets
+the stream drop such a duplicate within its duplicate window.
 
 On an allowlisted hub the hub creates the stream itself (`agora.transport.hub.ensure_ledger_stream`) and
 only its admin DIDs (the hub's ledger service) may touch it: members never write the journal directly.
@@ -102,6 +103,9 @@ class JetStreamJournalStore:
             ack = await js.publish(self.subject, entry.encode(), stream=self.stream, headers=headers)
         except nats.js.errors.APIError as e:
             if e.err_code == WRONG_LAST_SEQUENCE:
+                stored = await self._get(js, entry.seq)
+                if stored is not None and stored.id == entry.id:
+                    return  # our own earlier publish, whose acknowledgement was lost: stored once, done
                 raise AgoraError(
                     "ledger_conflict", f"another writer appended after entry {expected_seq} first"
                 ) from None

@@ -123,7 +123,7 @@ class Ledger:
                     meta=p.meta,
                 )
                 try:
-                    new_escrow = self._books.check(entry)
+                    new_escrow = self._books.check(entry, id_known_good=True)
                 except AgoraError:
                     if fresh or not await self._moved_on():
                         raise
