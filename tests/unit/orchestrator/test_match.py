@@ -105,3 +105,18 @@ async def test_only_an_open_intent_is_matched(matcher: Matcher, tmp_path: Path) 
     with pytest.raises(AgoraError) as err:
         await matcher.match(doc["intent_id"])
     assert err.value.code == "intent_transition_invalid" and "allowed from draft: open" in err.value.message
+
+
+async def test_a_round_that_does_not_commit_is_a_rejection_and_leaves_no_job_queued(
+    buyer: Buyer, matcher: Matcher, market: Market, tmp_path: Path
+) -> None:
+    bidder = await market.add("p1", price=3)
+    bidder.refuse_commit = "insufficient_capacity"  # it bids, then cannot commit the award
+    intent_id = await _open_intent(matcher, tmp_path, budget=1_000)
+    answer = await matcher.match(intent_id, base_dirs=[str(tmp_path)])
+    assert answer["matched"] is False and answer["status"] == "open" and answer["contracts"] == []
+    assert answer["rejections"] == {"insufficient_capacity": 1} and answer["budget_rejections"] == 0
+    [job] = await buyer.runner.list_jobs()
+    assert (await buyer.runner.wait(job["id"], 10))["state"] == "cancelled"  # not left waiting in the queue
+    assert await buyer.settler.contracts.list() == []
+    assert await buyer.balance(buyer.r.did) == FUNDS

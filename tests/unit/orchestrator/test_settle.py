@@ -284,3 +284,22 @@ async def test_a_restart_unwinds_the_contracts_it_left_open(
         assert await b.settler.recover() == 0  # nothing left open
     finally:
         await _close(b)
+
+
+async def test_pay_before_without_a_receipt_is_disputed_for_the_operator(
+    net: MemoryNetwork, market: Market, tmp_path: Path, index: MemoryMarketIndex
+) -> None:
+    b, _ = await make_buyer(net, tmp_path / "prepaid-fail", index)
+    try:
+        bidder = await market.add("p1", price=3)
+        (tmp_path / "trap.wasm").write_bytes(wat.trap())
+        doc = spec(tmp_path, payment={"mode": "pay_before"})
+        doc["tasks"][0]["module"] = "trap.wasm"
+        job_id = await submit(b.r, doc, tmp_path)
+        assert (await ended(b.r, job_id))["state"] == "failed"
+        [c] = await b.contracts(job_id)
+        assert c.events() == ["created", "paid", "allocated", "running", "disputed"]
+        assert "the provider or the hub operator refunds" in c.timeline[-1].note
+        assert await b.balance(bidder.did) == c.price  # the requester cannot take it back on its own
+    finally:
+        await _close(b)
