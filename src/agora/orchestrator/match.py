@@ -72,6 +72,7 @@ class Matcher:
         self.settler = settler
         self.clock = clock
         self.wait_s = wait_s
+        self._matching: set[str] = set()
         settler.on_job_end = self.job_ended
 
     async def preview(self, intent_id: str) -> dict[str, Any]:
@@ -114,6 +115,20 @@ class Matcher:
         self, intent_id: str, *, base_dirs: Sequence[str] | None = None, wait_s: float | None = None
     ) -> dict[str, Any]:
         """Place the intent's job and answer with its contracts, or the rejections (see the module doc)."""
+        if intent_id in self._matching:  # one match of an intent at a time: never two jobs for one intent
+            raise AgoraError(
+                "intent_transition_invalid",
+                f"intent {intent_id} is being matched right now",
+                hint="Wait for that match's answer (`agora intent show ID`).",
+                details={"allowed": []},
+            )
+        self._matching.add(intent_id)
+        try:
+            return await self._match(intent_id, base_dirs, wait_s)
+        finally:
+            self._matching.discard(intent_id)
+
+    async def _match(self, intent_id: str, base_dirs: Sequence[str] | None, wait_s: float | None) -> dict[str, Any]:
         doc = await self.intents.show(intent_id)
         check_move(intent_id, doc["status"], MATCHED)  # only an open intent is matched
         preview = await self.preview(intent_id)

@@ -4,6 +4,7 @@ fits places the job and answers with its paid contract, and the intent is fulfil
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -120,3 +121,20 @@ async def test_a_round_that_does_not_commit_is_a_rejection_and_leaves_no_job_que
     assert (await buyer.runner.wait(job["id"], 10))["state"] == "cancelled"  # not left waiting in the queue
     assert await buyer.settler.contracts.list() == []
     assert await buyer.balance(buyer.r.did) == FUNDS
+
+
+async def test_two_matches_of_one_intent_at_once_place_one_job(
+    buyer: Buyer, matcher: Matcher, market: Market, tmp_path: Path
+) -> None:
+    await market.add("p1", price=3)
+    intent_id = await _open_intent(matcher, tmp_path, budget=1_000)
+    first, second = await asyncio.gather(
+        matcher.match(intent_id, base_dirs=[str(tmp_path)]),
+        matcher.match(intent_id, base_dirs=[str(tmp_path)]),
+        return_exceptions=True,
+    )
+    answers = [a for a in (first, second) if isinstance(a, dict)]
+    errors = [e for e in (first, second) if isinstance(e, AgoraError)]
+    assert len(answers) == 1 and answers[0]["matched"] is True
+    assert len(errors) == 1 and errors[0].code == "intent_transition_invalid"
+    assert len(await buyer.runner.list_jobs()) == 1
