@@ -36,7 +36,7 @@ from agora.market import JobNeed, match
 from agora.market.contracts import ContractBook
 from agora.market.intents import IntentBook, job_spec
 from agora.models.contract import CANCELLED as CONTRACT_CANCELLED
-from agora.models.contract import ESCROW_LOCKED, PAID, Contract
+from agora.models.contract import CREATED, ESCROW_LOCKED, PAID, UNSETTLED, Contract
 from agora.models.intent import FULFILLED, MATCHED, check_move
 from agora.orchestrator.runner import JobRunner
 from agora.orchestrator.settle import Settler
@@ -44,6 +44,11 @@ from agora.orchestrator.settle import Settler
 MAX_MATCHES_KEPT = 20
 DEFAULT_WAIT_S = 30.0
 BUDGET_CODES = ("over_budget", "declined_price", "bid_over_max_price")
+
+
+def _paid_for(c: Contract) -> bool:
+    """The contract's money moved as its payment mode says (or, with no settlement, it exists)."""
+    return c.state in (ESCROW_LOCKED, PAID) or (c.payment_mode == UNSETTLED and c.state == CREATED)
 
 
 def budget_rejections(counts: dict[str, int]) -> int:
@@ -166,8 +171,8 @@ class Matcher:
             async with asyncio.timeout(wait_s):
                 while True:
                     kind, item = await news.get()
-                    if kind == "contract" and item.state in (ESCROW_LOCKED, PAID):
-                        paid[item.unit] = item
+                    if kind == "contract" and _paid_for(item):
+                        paid.setdefault(item.unit, item)
                         if want <= set(paid):
                             break
                     elif kind == "contract" and item.state == CONTRACT_CANCELLED:
@@ -176,8 +181,12 @@ class Matcher:
                     elif kind == "round" and item.get("outcome") != "committed":
                         _merge(rejections, dict(item.get("blocking", {})))
                         break
-                    elif kind == "ended":
-                        rejections.setdefault("job_ended", 1)
+                    elif kind == "ended":  # (a quick job may end before its contracts' news is read here)
+                        for c in await self.contracts.list(job_id=job_id):
+                            if _paid_for(c) or c.state not in ("created", CONTRACT_CANCELLED):
+                                paid.setdefault(c.unit, c)
+                        if not want <= set(paid):
+                            rejections.setdefault("job_ended", 1)
                         break
         except TimeoutError:
             rejections["match_timeout"] = 1
