@@ -245,13 +245,22 @@ class Settler:
     async def recover(self) -> int:
         """At start, after the runner's own recovery: a contract left open by the last run (its unit's job was
         failed by the restart, or goes back to the queue and is placed anew) delivered nothing under it, so
-        it is unwound like a failed attempt (refund, or dispute of a prepayment). A delivered contract
-        waiting for its release stays as it is. Returns how many were unwound."""
+        it is unwound like a failed attempt (refund, or dispute of a prepayment). A delivered pay_after contract
+        whose automatic release did not happen is released now (with `auto_release`; else it waits for a
+        person). Returns how many were unwound or released."""
         n = 0
         for state in (CREATED, ESCROW_LOCKED, PAID, ALLOCATED, RUNNING):
             for contract in await self.contracts.list(state=state, limit=10_000):
                 await self._unwind(contract.contract_id, "the requester restarted before a delivery")
                 n += 1
+        if self.settlement is not None and self.settings.auto_release:  # a release the stop cut short
+            for contract in await self.contracts.list(state=DELIVERED, limit=10_000):
+                if contract.payment_mode == PAY_AFTER and contract.usage_receipt:
+                    try:
+                        await self.release(contract.contract_id, note="automatic, after a restart")
+                        n += 1
+                    except AgoraError as err:
+                        log.warning("contract %s: the release after a restart failed: %s", contract.contract_id, err)
         return n
 
     async def _unwind(self, cid: str, reason: str) -> None:

@@ -25,6 +25,7 @@ from agora.orchestrator.settle import Settler, SettleSettings
 from agora.transport import MemoryNetwork
 from tests.unit.compute import wat
 from tests.unit.compute.harness import Requester, make_requester
+from tests.unit.ledger.receipts import usage
 from tests.unit.orchestrator.test_placement import FAST, Market, ended, index, market, spec, submit
 
 __all__ = ["index", "market"]  # fixtures
@@ -301,5 +302,27 @@ async def test_pay_before_without_a_receipt_is_disputed_for_the_operator(
         assert c.events() == ["created", "paid", "allocated", "running", "disputed"]
         assert "the provider or the hub operator refunds" in c.timeline[-1].note
         assert await b.balance(bidder.did) == c.price  # the requester cannot take it back on its own
+    finally:
+        await _close(b)
+
+
+async def test_a_restart_finishes_an_automatic_release_it_cut_short(
+    net: MemoryNetwork, tmp_path: Path, index: MemoryMarketIndex
+) -> None:
+    b, _ = await make_buyer(net, tmp_path / "cut", index)
+    try:
+        provider = Keypair.generate()
+        book = b.settler.contracts
+        c = Contract("contract-cut", b.r.did, provider.did, "job-1", "t", 40, 40, "pay_after", {})
+        await book.create(c, actor=b.r.did)
+        await b.settlement.lock(c.contract_id, b.r.did, provider.did, 40, actor=b.r.did, idem="l")
+        for event in ("escrow_locked", "allocated", "running"):
+            await book.record(c.contract_id, event, actor=b.r.did)
+        receipt = usage(provider, b.r.did)
+        await book.record(c.contract_id, "delivered", actor=provider.did, usage_receipt=receipt.raw.hex())
+        assert await b.settler.recover() == 1
+        done = await book.get(c.contract_id)
+        assert done.state == "escrow_released" and done.released == 40
+        assert await b.balance(provider.did) == 40
     finally:
         await _close(b)
