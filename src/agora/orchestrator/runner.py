@@ -26,6 +26,8 @@ When nothing fits (or nothing commits), the unit waits `pending` in this node's 
 changes (its watch, not a poll) or the job's deadline (spec `deadline`, else the placer's default) passes:
 then it fails `deadline_exceeded` with the last diagnostics. A unit whose provider is lost (a failure of
 the `node_lost` class) is placed again elsewhere within the retry policy, that provider excluded.
+Each committed placement is a contract whose money moves per the spec's `payment` block: the runner only
+calls the `Settler`'s hooks (`settle.py`: placed, started, delivered, attempt failed, job ended).
 """
 
 from __future__ import annotations
