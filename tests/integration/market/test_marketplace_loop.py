@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,17 @@ async def test_the_marketplace_loop_from_the_cli(make_node: NodeFactory, tmp_pat
         assert await money.balance(wallet(seller.did)) == price
         assert (await run_cli(url, "intent", "show", intent_id))[1]["status"] == "fulfilled"
 
+        text = await asyncio.to_thread(
+            CliRunner().invoke, app, ["contract", "show", contract["contract_id"], "--api", url]
+        )
+        assert text.exit_code == 0, text.output
+        lines = [
+            re.split(r"\d+s\s+", ln, maxsplit=1)[1].split()[0]
+            for ln in text.output.splitlines()
+            if ln.startswith("  +")
+        ]
+        assert lines == events  # the timeline, in order, one line per event (with its evidence below)
+        assert f"usage_receipt={shown['timeline'][4]['evidence']['usage_receipt']}" in text.output
         code, again = await run_cli(url, "contract", "release", contract["contract_id"])
         assert code != 0 and again["error"]["code"] == "contract_already_released"
         code, late = await run_cli(url, "contract", "refund", contract["contract_id"])
