@@ -15,6 +15,7 @@ from agora.market import MemoryMarketIndex
 from agora.market.intents import IntentBook
 from agora.orchestrator.match import Matcher
 from agora.transport import MemoryNetwork
+from tests.unit.orchestrator.market_standin import make_offer
 from tests.unit.orchestrator.test_placement import Market, index, market, spec
 from tests.unit.orchestrator.test_settle import FUNDS, Buyer, _close, make_buyer
 
@@ -138,3 +139,23 @@ async def test_two_matches_of_one_intent_at_once_place_one_job(
     assert len(answers) == 1 and answers[0]["matched"] is True
     assert len(errors) == 1 and errors[0].code == "intent_transition_invalid"
     assert len(await buyer.runner.list_jobs()) == 1
+
+
+async def test_bids_over_the_budget_are_budget_rejections(
+    buyer: Buyer, matcher: Matcher, market: Market, tmp_path: Path, index: MemoryMarketIndex
+) -> None:
+    """The ads quote under the budget, every provider's firm bid is over it: declined for the price."""
+    cheap_ads = []
+    for name in ("p1", "p2"):
+        bidder = await market.add(name, price=50, publish=False)  # sells at 50 per cpu-second
+        bidder.offer = make_offer(bidder.did, cpu_price=1)  # ...but advertises 1 (same offer id)
+        await bidder.publish(index)
+        cheap_ads.append(bidder)
+    intent_id = await _open_intent(matcher, tmp_path, budget=100)  # 1 cpu x 30 s: 30 at 1, 1,500 at 50
+    preview = await matcher.preview(intent_id)
+    assert preview["would_match"] is True and preview["budget_rejections"] == 0
+    answer = await matcher.match(intent_id, base_dirs=[str(tmp_path)])
+    assert answer["matched"] is False and answer["status"] == "open"
+    assert answer["rejections"] == {"declined_price": 2} and answer["budget_rejections"] == 2
+    assert all(b.asked and not b.awarded for b in cheap_ads)  # asked for bids, none awarded
+    assert await buyer.settler.contracts.list() == []
