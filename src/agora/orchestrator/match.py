@@ -243,6 +243,9 @@ class Matcher:
         """An intent's job completed: the intent is fulfilled (a failed job leaves it matched, with the job's
         state recorded, for its requester to cancel or look into)."""
         intent_id = self.settler.intent_of(job_id)
+        if intent_id is None:  # (after a restart the link is only in the intent's document)
+            matched = await self.intents.list(status=MATCHED, limit=1000)
+            intent_id = next((d["intent_id"] for d in matched if job_id in d.get("job_ids", [])), None)
         if intent_id is None:
             return
         with contextlib.suppress(AgoraError):

@@ -159,3 +159,13 @@ async def test_bids_over_the_budget_are_budget_rejections(
     assert answer["rejections"] == {"declined_price": 2} and answer["budget_rejections"] == 2
     assert all(b.asked and not b.awarded for b in cheap_ads)  # asked for bids, none awarded
     assert await buyer.settler.contracts.list() == []
+
+
+async def test_an_intents_job_ending_after_a_restart_still_fulfils_it(
+    buyer: Buyer, matcher: Matcher, market: Market, tmp_path: Path
+) -> None:
+    await market.add("p1", price=3)
+    intent_id = await _open_intent(matcher, tmp_path, budget=1_000)
+    await matcher.intents.transition(intent_id, "matched", job_ids=["job-before-the-restart"])
+    await matcher.job_ended("job-before-the-restart", "completed")  # no link in memory: read from the intent
+    assert (await matcher.intents.show(intent_id))["status"] == "fulfilled"
