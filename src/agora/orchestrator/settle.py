@@ -128,8 +128,8 @@ class Settler:
 
         return stop
 
-    def contract_of(self, job_id: str, unit: str) -> str | None:
-        return self._open.get((job_id, unit))
+    def contract_of(self, job_id: str, unit: str, *, slot: str | None = None) -> str | None:
+        return self._open.get((job_id, slot or unit))
 
     # -- runner hooks -----------------------------------------------------------------------------
     def round(self, job_id: str, unit: str, why: dict[str, Any]) -> None:
@@ -137,10 +137,15 @@ class Settler:
         if listener is not None:
             listener(job_id, unit, why)
 
-    async def placed(self, job_id: str, unit: str, placed: Placed, spec: JobSpec) -> Contract:
+    async def placed(
+        self, job_id: str, unit: str, placed: Placed, spec: JobSpec, *, slot: str | None = None
+    ) -> Contract:
         """A new contract for a committed placement, its money moved as the payment mode says; raises
-        (the contract then `cancelled`) when the money cannot move: the caller gives the placement back."""
-        stale = self._open.get((job_id, unit))
+        (the contract then `cancelled`) when the money cannot move: the caller gives the placement back.
+        `slot` tells apart placements of one unit that run at once (replicas of a verified job: each its own
+        contract); the later hooks name the same slot. Default: the unit."""
+        key = (job_id, slot or unit)
+        stale = self._open.get(key)
         if stale is not None:  # a placement before it that never ended cleanly: settle it first
             await self._unwind(stale, "placed again")
         bid, award = placed.bid, placed.award
@@ -168,7 +173,7 @@ class Settler:
         await self.contracts.create(contract, actor=self.did, evidence=evidence, note=f"price {bid.price:,} ({mode})")
         cid = contract.contract_id
         if self.settlement is None:
-            self._open[(job_id, unit)] = cid
+            self._open[key] = cid
             return contract
         try:
             if mode == PAY_BEFORE:
@@ -192,11 +197,11 @@ class Settler:
             )
             raise
         await self.contracts.record(cid, event, actor=self.did, evidence={"ledger_entries": [entry.id]})
-        self._open[(job_id, unit)] = cid
+        self._open[key] = cid
         return contract
 
-    async def started(self, job_id: str, unit: str, alloc_id: str) -> None:
-        cid = self._open.get((job_id, unit))
+    async def started(self, job_id: str, unit: str, alloc_id: str, *, slot: str | None = None) -> None:
+        cid = self._open.get((job_id, slot or unit))
         if cid is None:
             return
         try:
@@ -207,10 +212,10 @@ class Settler:
         except AgoraError as err:
             log.warning("contract %s: could not record the start: %s", cid, err)
 
-    async def delivered(self, job_id: str, unit: str, receipt: UsageReceipt) -> None:
+    async def delivered(self, job_id: str, unit: str, receipt: UsageReceipt, *, slot: str | None = None) -> None:
         """The outputs verified against the provider's signed receipt: `delivered`, then (pay_after, the
         automatic rule) countersign and release."""
-        cid = self._open.pop((job_id, unit), None)
+        cid = self._open.pop((job_id, slot or unit), None)
         if cid is None:
             return
         try:
@@ -226,8 +231,8 @@ class Settler:
         except AgoraError as err:
             log.warning("contract %s: could not settle the delivery: %s", cid, err)
 
-    async def attempt_failed(self, job_id: str, unit: str, error: AgoraError) -> None:
-        cid = self._open.pop((job_id, unit), None)
+    async def attempt_failed(self, job_id: str, unit: str, error: AgoraError, *, slot: str | None = None) -> None:
+        cid = self._open.pop((job_id, slot or unit), None)
         if cid is not None:
             await self._unwind(cid, f"{error.code}: {error.message}")
 

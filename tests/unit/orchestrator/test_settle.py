@@ -19,14 +19,17 @@ from agora.ledger import InternalLedgerSettlement, Ledger, MemoryJournalStore, w
 from agora.market import MemoryMarketIndex
 from agora.market.contracts import ContractBook
 from agora.models.contract import Contract
+from agora.models.job import JobSpec, TaskSpec
 from agora.orchestrator import JobRunner, RunnerSettings
-from agora.orchestrator.placement import Placer
+from agora.orchestrator.placement import Placed, Placer
 from agora.orchestrator.settle import Settler, SettleSettings
 from agora.transport import MemoryNetwork
+from agora.wire.market import Award, Bid, BidRequest, Commit
 from tests.unit.compute import wat
 from tests.unit.compute.harness import Requester, make_requester
 from tests.unit.ledger.receipts import usage
 from tests.unit.orchestrator.test_placement import FAST, Market, ended, index, market, spec, submit
+from tests.unit.wire.test_market import request as bid_request
 
 __all__ = ["index", "market"]  # fixtures
 
@@ -324,5 +327,49 @@ async def test_a_restart_finishes_an_automatic_release_it_cut_short(
         done = await book.get(c.contract_id)
         assert done.state == "escrow_released" and done.released == 40
         assert await b.balance(provider.did) == 40
+    finally:
+        await _close(b)
+
+
+def _placed(requester: Keypair, provider: Keypair, request_id: str, price: int) -> Placed:
+    """A committed placement, every message signed by its party (as the placer gets it)."""
+    req = bid_request(request_id=request_id)
+    req = BidRequest.issue(
+        requester,
+        provider=provider.did,
+        request_id=request_id,
+        job_id=req.job_id,
+        task=req.task,
+        offer_id=req.offer_id,
+        need=req.need,
+        engine=req.engine,
+        duration_s=req.duration_s,
+        max_price=None,
+        respond_by=req.respond_by,
+        iat=req.iat,
+    )
+    bid = Bid.issue(provider, req, price=price, valid_until=150, iat=110)
+    award = Award.issue(requester, bid, commit_by=140, iat=120)
+    return Placed(provider.did, request_id, bid, award, Commit.issue(provider, award, start_by=170, iat=130))
+
+
+async def test_replicas_of_one_unit_are_contracts_of_their_own(
+    net: MemoryNetwork, tmp_path: Path, index: MemoryMarketIndex
+) -> None:
+    """Placements of one unit that run at once (`slot`: a verified job's replicas) never unwind each other."""
+    b, _ = await make_buyer(net, tmp_path / "replicas", index)
+    try:
+        me, one, two = b.r.runtime.keypair, Keypair.generate(), Keypair.generate()
+        job = JobSpec(name="j", tasks=(TaskSpec(name="t", module="m.wasm"),))
+        first = await b.settler.placed("job-1", "t", _placed(me, one, "r-1", 40), job, slot="t#0")
+        second = await b.settler.placed("job-1", "t", _placed(me, two, "r-2", 40), job, slot="t#1")
+        assert b.settler.contract_of("job-1", "t", slot="t#0") == first.contract_id
+        assert b.settler.contract_of("job-1", "t", slot="t#1") == second.contract_id
+        for c in (first, second):
+            assert (await b.settler.contracts.get(c.contract_id)).state == "escrow_locked"  # both held
+        await b.settler.attempt_failed("job-1", "t", AgoraError("task_failed", "x"), slot="t#1")
+        assert (await b.settler.contracts.get(second.contract_id)).state == "refunded"
+        assert (await b.settler.contracts.get(first.contract_id)).state == "escrow_locked"
+        assert await b.balance(me.did) == FUNDS - 40
     finally:
         await _close(b)
