@@ -327,6 +327,58 @@ class AgoraClient:
         """Every provider this node holds evidence about (`providers`), with the trust `settings`."""
         return dict(self._request("GET", "/trust"))
 
+    def metrics_summary(self) -> dict[str, Any]:
+        """The marketplace snapshot: offers, intents by status, contracts by state, escrow locked and released,
+        match success rate, top rejection reasons."""
+        return dict(self._request("GET", "/metrics_summary"))
+
+    # -- intents, match, contracts (this node as requester) -----------------------------------------
+    def create_intent(self, intent: dict[str, Any], *, base_dirs: list[str] | None = None) -> dict[str, Any]:
+        """Keep an intent (a draft; `open: true` in it opens it at once). Relative paths of its job are read
+        from `base_dirs` when it is matched (default: the current directory of this process)."""
+        dirs = [os.getcwd()] if base_dirs is None else list(base_dirs)
+        return dict(self._request("POST", "/intents", json={**intent, "base_dirs": dirs}))
+
+    def intents(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit} | ({"status": status} if status else {})
+        return list(self._request("GET", "/intents", params=params)["intents"])
+
+    def intent(self, intent_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/intents/{intent_id}"))
+
+    def transition_intent(self, intent_id: str, status: str, *, cause: str = "") -> dict[str, Any]:
+        """Open or cancel an intent (any other move: `intent_transition_invalid`)."""
+        body = {"status": status, "cause": cause}
+        return dict(self._request("POST", f"/intents/{intent_id}/transition", json=body))
+
+    def match(
+        self, intent_id: str, *, preview: bool = False, base_dirs: list[str] | None = None, wait: float = 30.0
+    ) -> dict[str, Any]:
+        """Match an open intent: its contracts, or the rejection counts; `preview` changes nothing."""
+        body: dict[str, Any] = {"intent_id": intent_id, "preview": preview, "wait": wait, "base_dirs": base_dirs}
+        return dict(self._request("POST", "/match", json=body, timeout=wait + 15.0))
+
+    def contracts(
+        self, *, state: str | None = None, job_id: str | None = None, intent_id: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (("state", state), ("job_id", job_id), ("intent_id", intent_id)):
+            if value:
+                params[key] = value
+        return list(self._request("GET", "/contracts", params=params)["contracts"])
+
+    def contract(self, contract_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/contracts/{contract_id}"))
+
+    def release_contract(self, contract_id: str, *, amount: int | None = None) -> dict[str, Any]:
+        return dict(self._request("POST", f"/contracts/{contract_id}/release", json={"amount": amount}))
+
+    def refund_contract(self, contract_id: str, *, reason: str = "") -> dict[str, Any]:
+        return dict(self._request("POST", f"/contracts/{contract_id}/refund", json={"reason": reason}))
+
+    def dispute_contract(self, contract_id: str, *, reason: str) -> dict[str, Any]:
+        return dict(self._request("POST", f"/contracts/{contract_id}/dispute", json={"reason": reason}))
+
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Any other endpoint, with the same error handling."""
         return self._request(method, path, **kw)

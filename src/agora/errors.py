@@ -169,6 +169,12 @@ CATALOG: dict[str, ErrorKind] = {
     "delegation_limit": _k(507, "This node holds too many delegations; let old ones expire or remove some."),
     # market
     "offer_invalid": _k(400, "Fix the offer field named in details.field; details.errors lists every problem."),
+    "intent_invalid": _k(400, "Fix the intent field named in details.field; details.errors lists every problem."),
+    "intent_kind_unsupported": _k(400, "Only `kind: job` intents are accepted now; training and inference come later."),
+    "intent_transition_invalid": _k(409, "The intent cannot make this move; the message lists the moves allowed now."),
+    "intent_not_found": _k(404, "List intents with `agora intent list`."),
+    "contract_not_found": _k(404, "List contracts with `agora contract list`."),
+    "contract_invalid_state": _k(409, "The contract is not in a state that allows this; `agora contract show ID`."),
     "ad_invalid": _k(400, "The capacity ad is malformed or its signature does not verify; it is ignored."),
     "ad_replayed": _k(409, "An ad older than (or conflicting with) one already seen from this provider; ignored."),
     "market_message_invalid": _k(400, "A bid request, bid, decline, award, commit or release is malformed or forged."),

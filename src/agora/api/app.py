@@ -13,6 +13,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from agora import __version__
 from agora.api.guard import LocalOnlyMiddleware
 from agora.api.routes_compute import router as compute_router
+from agora.api.routes_contracts import router as contracts_router
+from agora.api.routes_intents import router as intents_router
 from agora.api.routes_jobs import router as jobs_router
 from agora.api.routes_market import router as market_router
 from agora.api.routes_node import router as node_router
@@ -35,6 +37,8 @@ def routers(node: Node) -> list[APIRouter]:
         offers_router(node),
         market_router(node),
         trust_router(node),
+        intents_router(node),
+        contracts_router(node),
     ]
 
 

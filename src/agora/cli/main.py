@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from agora.cli import devnet, job, market, node, node_admin
+from agora.cli import devnet, intent, job, market, node, node_admin
+from agora.cli.contract import app as contract_app
 from agora.cli.offer import app as offer_app
 from agora.cli.output import PLAIN
 from agora.cli.trust import app as trust_app
@@ -41,7 +42,8 @@ app.command("init")(node.init)
 app.command("status")(node.status)
 app.command("peers")(node.peers)
 app.command("ping")(node.ping)
-app.command("market")(market.market)
+app.add_typer(market.app, name="market")
+app.command("match")(intent.match)
 
 hub_app = typer.Typer(help="Run a hub.", no_args_is_help=True, rich_markup_mode=PLAIN)
 hub_app.command("up", context_settings=node.DAEMON_PASSTHROUGH)(node.hub_up)
@@ -59,6 +61,8 @@ app.add_typer(job.app, name="job")
 app.add_typer(node_admin.grant_app, name="grant")
 app.add_typer(offer_app, name="offer")
 app.add_typer(trust_app, name="trust")
+app.add_typer(intent.app, name="intent")
+app.add_typer(contract_app, name="contract")
 
 
 def main() -> None:

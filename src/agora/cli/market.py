@@ -1,4 +1,5 @@
-"""`agora market`: the hub's index of capacity ads as this node sees it (every ad verified by the node)."""
+"""`agora market`: the hub's index of capacity ads as this node sees it (every ad verified by the node), and
+`agora market summary`: the marketplace snapshot (offers, intents, contracts, escrow, matching)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agora.cli.output import emit_json, errors, short, table
+from agora.cli.output import PLAIN, emit_json, errors, short, table
 from agora.client import AgoraClient
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -42,10 +43,17 @@ def row(p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def market(api: ApiOpt = None, as_json: JsonOpt = False) -> None:
+app = typer.Typer(help="The market as this node sees it.", rich_markup_mode=PLAIN)
+
+
+@app.callback(invoke_without_command=True)
+def market(ctx: typer.Context, api: ApiOpt = None, as_json: JsonOpt = False) -> None:
     """List the market: every provider's capacity ad (free capacity, prices, executors, age of the ad).
 
-    Executors marked (x) are not available on that provider now; STALE ads are past their TTL."""
+    Executors marked (x) are not available on that provider now; STALE ads are past their TTL.
+    `agora market summary` shows the marketplace snapshot instead."""
+    if ctx.invoked_subcommand is not None:
+        return
     with errors(as_json), AgoraClient(api) as c:
         m = c.market()
         if as_json:
@@ -58,3 +66,28 @@ def market(api: ApiOpt = None, as_json: JsonOpt = False) -> None:
         if ignored:
             summary += "; ignored: " + ", ".join(f"{v} {k}" for k, v in sorted(ignored.items()))
         typer.echo(summary)
+
+
+@app.command("summary")
+def summary(api: ApiOpt = None, as_json: JsonOpt = False) -> None:
+    """The marketplace snapshot: offers, intents by status, contracts by state, escrow locked and released,
+    match success rate and the top rejection reasons."""
+    with errors(as_json), AgoraClient(api) as c:
+        m = c.metrics_summary()
+        if as_json:
+            emit_json(m)
+            return
+        o, i, k, e, mt = m["offers"], m["intents"], m["contracts"], m["escrow"], m["matches"]
+        in_index = "-" if o["providers_in_index"] is None else o["providers_in_index"]
+        typer.echo(f"offers:    {o['active']} active, {o['withdrawn']} withdrawn; {in_index} provider(s) in the index")
+        nonzero = ", ".join(f"{n} {s}" for s, n in i["by_status"].items() if n) or "none"
+        typer.echo(f"intents:   {i['total']} ({nonzero})")
+        states = ", ".join(f"{n} {s}" for s, n in k["by_state"].items() if n) or "none"
+        typer.echo(f"contracts: {k['total']} ({states})")
+        typer.echo(f"escrow:    {e['locked']:,} locked, {e['released']:,} released, {k['refunded']:,} refunded")
+        rate = "-" if mt["success_rate"] is None else f"{mt['success_rate']:.0%}"
+        typer.echo(f"matches:   {mt['matched']} of {mt['attempts']} matched ({rate})")
+        if mt["top_rejections"]:
+            reasons = ", ".join(f"{r['code']} x{r['count']}" for r in mt["top_rejections"])
+            typer.echo(f"rejected:  {reasons}")
+        typer.echo(f"settlement: {m['settlement']}")

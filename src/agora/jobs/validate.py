@@ -4,8 +4,9 @@
 `parse_job` / `load_job_file`, plus `spec_warnings(spec)`. The API returns these warnings on submit
 and the CLI prints them, so a field that does nothing where the job runs is never silently ignored:
 `MARKET_ONLY` lists what only the market uses (a job sent to a named node ignores it), `NO_EFFECT_YET`
-what nothing uses yet (no ledger charges a budget); an entry goes when the feature that gives the field
-its meaning lands.
+what nothing uses yet; an entry goes when the feature that gives the field its meaning lands (the
+`payment` block went with the contracts: a market placement locks or pays its bid's price per
+`payment.mode`, within `payment.budget`; see docs/marketplace.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from agora.jobs.parse import Format, load_job_file, parse_job
 from agora.models.job import DEFAULT_PAYMENT_MODE, DEFAULT_STRATEGY, JobSpec
 
 _NO_MARKET = "has no effect with --node: the job runs on the node it names (the market is not asked)"
-_NO_LEDGER = "has no effect yet: nothing is charged or escrowed (no ledger)"
+_NO_CONTRACT = "has no effect with --node: a job on a named node has no market contract (nothing is escrowed)"
 # The fields that only the market uses (placement through the hub's index: no --node)
 MARKET_ONLY: dict[str, str] = {
     "affinities": _NO_MARKET,
@@ -30,11 +31,8 @@ MARKET_ONLY: dict[str, str] = {
     "payment.budget": _NO_MARKET,
     "deadline": "has no effect with --node: a job is not stopped at its deadline (each task's timeout applies)",
 }
-# The fields nothing uses yet, wherever the job runs
-NO_EFFECT_YET: dict[str, str] = {
-    "payment.mode": _NO_LEDGER,
-    "payment.budget": "limits the bids the market accepts, but nothing is charged or escrowed yet (no ledger)",
-}
+# The fields nothing uses yet, wherever the job runs (none now: payment.mode and payment.budget settle contracts)
+NO_EFFECT_YET: dict[str, str] = {}
 
 
 def _given(spec: JobSpec) -> dict[str, bool]:
@@ -56,7 +54,7 @@ def spec_warnings(spec: JobSpec, *, market: bool = True) -> list[str]:
     """`"<field>: <why>"` for each field the spec sets that has no effect where the job runs: placed by the
     market (`market`, no --node), or on the node it names."""
     given = _given(spec)
-    rules = NO_EFFECT_YET if market else {**MARKET_ONLY, "payment.mode": _NO_LEDGER}
+    rules = NO_EFFECT_YET if market else {**MARKET_ONLY, "payment.mode": _NO_CONTRACT}
     return [f"{path}: {why}" for path, why in rules.items() if given.get(path)]
 
 

@@ -49,13 +49,17 @@ from agora.compute.bidder import Bidder, sellable
 from agora.discovery import Change
 from agora.errors import AgoraError
 from agora.executors.registry import ExecutorRegistry, default_registry
-from agora.ledger import TrustBook
+from agora.ledger import InternalLedgerSettlement, Ledger, Settlement, SqliteJournalStore, TrustBook
+from agora.market.contracts import ContractBook
 from agora.market.index import MarketIndex
 from agora.market.index_nats import NatsMarketIndex
+from agora.market.intents import IntentBook
 from agora.market.offers import OfferBook, default_offer
 from agora.orchestrator import JobRunner, RunnerSettings
 from agora.orchestrator.evidence import TrustRecorder
+from agora.orchestrator.match import Matcher
 from agora.orchestrator.placement import PlacementSettings, Placer
+from agora.orchestrator.settle import Settler
 from agora.resources import (
     BenchConfig,
     BenchmarkResult,
@@ -85,6 +89,7 @@ class ComputeOptions:
     registry: ExecutorRegistry | None = None  # default: every engine this machine has
     market_index: MarketIndex | None = None  # the market: a job with no --node is placed through it
     placement: PlacementSettings | None = None
+    settlement: Settlement | None = None  # where market contracts settle (default: NodeConfig.settlement)
 
     @classmethod
     def from_config(cls, config: NodeConfig) -> ComputeOptions:
@@ -141,6 +146,14 @@ class ComputeFeature(Actor):
         # the requester's evidence about providers (survives restarts), fed by the runner, read by matching
         self.trust_book = TrustBook(node.store, clock=node.clock, settings=node.config.trust)
         self.trust = TrustRecorder(self.trust_book, did=node.did, clock=node.clock)
+        # the requester's market loop: intents, contracts and their money (orchestrator/settle.py, match.py)
+        self.intents = IntentBook(node.store, node.did, clock=node.clock)
+        self.contracts = ContractBook(node.store, clock=node.clock)
+        self.journal: SqliteJournalStore | None = None
+        self.settlement = options.settlement or self._local_settlement()
+        self.settler = Settler(
+            keypair=node.keypair, contracts=self.contracts, settlement=self.settlement, clock=node.clock
+        )
         self.runner = JobRunner(
             runtime=node.runtime,
             store=node.store,
@@ -150,7 +163,17 @@ class ComputeFeature(Actor):
             settings=options.runner,
             published=self.stores,
             trust=self.trust,
+            settler=self.settler,
         )  # its placer comes with the market index, at start
+        self.matcher = Matcher(self.runner, self.intents, self.contracts, self.settler, clock=node.clock)
+
+    def _local_settlement(self) -> Settlement | None:
+        """`settlement: local`: an internal ledger in this node's home, this node its operator. None (`none`):
+        contracts keep their timelines and no money moves, until the hub's ledger is wired here."""
+        if self.node.config.settlement != "local":
+            return None
+        self.journal = SqliteJournalStore(self.node.config.home / "ledger.db")
+        return InternalLedgerSettlement(Ledger(self.journal, clock=self.node.clock), self.node.did)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.cas.clear_tmp)
@@ -178,6 +201,9 @@ class ComputeFeature(Actor):
         await self.trust_book.load()
         self._open_market_index()  # before the runner resumes its queued market jobs
         failed_jobs = await self.runner.recover()
+        unwound = await self.settler.recover()  # contracts the restart left open: refunded (or disputed)
+        if unwound:
+            log.warning("after a restart: %d open contract(s) unwound", unwound)
         self.node.peer_listeners.append(self._on_peer_change)
         if interrupted or failed_jobs:
             log.warning("after a restart: %d allocation(s) and %d job(s) marked failed", interrupted, failed_jobs)
@@ -303,8 +329,33 @@ class ComputeFeature(Actor):
         if self.manager is not None:
             await self.manager.stop()
         await self.stores.close()
+        if self.journal is not None:
+            await self.journal.close()
 
     # -- what the node shows ------------------------------------------------------------------
+    async def market_summary(self) -> dict[str, Any]:
+        """The marketplace snapshot of `GET /metrics_summary` and `agora market summary`."""
+        offers = self.offers.list()
+        providers: int | None = None
+        if self.market_index is not None:
+            with contextlib.suppress(AgoraError):
+                providers = len(await self.market_index.ads())
+        contracts = await self.contracts.summary()
+        matching = await self.matcher.summary()
+        return {
+            "did": self.node.did,
+            "at": self.node.clock.now(),
+            "offers": {
+                "active": sum(1 for o in offers if o["state"] == "active"),
+                "withdrawn": sum(1 for o in offers if o["state"] == "withdrawn"),
+                "providers_in_index": providers,
+            },
+            **matching,
+            "contracts": contracts,
+            "escrow": {"locked": contracts["escrow_locked"], "released": contracts["released"]},
+            "settlement": "none" if self.settlement is None else type(self.settlement).__name__,
+        }
+
     def capability_summary(self) -> dict[str, Any]:
         """The compact capacity ad carried by announcements."""
         if self.capacity is None:

@@ -29,6 +29,7 @@ DEFAULT_HUB_MAX_OBJECT_BYTES = 8 * 1024 * 1024
 _HUB_BUCKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _S3_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 BenchmarkMode = Literal["on", "off", "quick"]
+SettlementMode = Literal["none", "local"]
 S3_FLAGS_HINT = "Example: --s3-endpoint http://127.0.0.1:8333 --s3-bucket results [--s3-region us-east-1]"
 
 
@@ -147,6 +148,12 @@ class NodeConfig:
     sell: bool = setting(
         False, group="market", help="sell this machine: publish a default offer at start (the machine minus a reserve)"
     )
+    # requester side: where the money of its market contracts moves (orchestrator/settle.py, docs/marketplace.md).
+    # none: every contract and its timeline is kept, nothing is locked or paid (until the hub's ledger is wired);
+    # local: an internal ledger in this node's home (ledger.db), this node its operator (it mints what it lends)
+    settlement: SettlementMode = setting(
+        "none", group="market", choices=("none", "local"), help="where market contracts settle: none or local"
+    )
     bidder: BidderSettings = setting_factory(
         BidderSettings,
         help="provider side of the market: bid validity, start window, refused and rate-limited requesters",
@@ -194,6 +201,8 @@ class NodeConfig:
             raise AgoraError("config_invalid", "lost_after must be longer than announce_interval")
         if self.benchmark not in get_args(BenchmarkMode):
             raise AgoraError("config_invalid", f"benchmark {self.benchmark!r}: expected on, off or quick")
+        if self.settlement not in get_args(SettlementMode):
+            raise AgoraError("config_invalid", f"settlement {self.settlement!r}: expected none or local")
         self._validate_storage()
         self._validate_provider_limits()
 

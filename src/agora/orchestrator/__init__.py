@@ -10,6 +10,10 @@
   again without it, no retry attempt spent).
 - `redundancy.py`: `RedundantUnit`: a unit with `verification` on k distinct providers, accepted when m agree.
 - `replicas.py`: `Replica`, `tally` (pure): the replicas as data and how their signed outputs compare.
+- `settle.py`: `Settler`: every committed placement is a contract; its money through a `Settlement` per the
+  job's payment mode (lock, countersign and release, refund, prepay, dispute), `SettleSettings`.
+- `match.py`: `Matcher`: an open intent matched on the market (preview: nothing changes), its contracts or
+  the rejection counts; the intent fulfilled when its job completes.
 - `prepare.py`: `prepare_task`: files of this machine named by the spec become bytes (`Blob`) to send.
 - `provider.py`: `ProviderLink`: calls to one provider's /agora/alloc behaviors with the right proofs.
 - `outputs.py`: `fetch_output` (from the hub / S3 where published, else the provider), `PublishedOutputs`.
@@ -18,12 +22,14 @@
 """
 
 from agora.orchestrator.joblog import JobLog
+from agora.orchestrator.match import Matcher
 from agora.orchestrator.outputs import PublishedOutputs, fetch_output
 from agora.orchestrator.placement import Placed, PlacementRound, PlacementSettings, Placer
 from agora.orchestrator.prepare import Blob, PreparedTask, prepare_task
 from agora.orchestrator.provider import ProofSource, ProviderLink
 from agora.orchestrator.record import JOB_TERMINAL, UNIT_TERMINAL, JobRecord, UnitRecord
 from agora.orchestrator.runner import JobRunner, RunnerSettings
+from agora.orchestrator.settle import Settler, SettleSettings
 from agora.orchestrator.verify import safe_output_path, verify_receipt
 
 __all__ = [
@@ -33,6 +39,7 @@ __all__ = [
     "JobLog",
     "JobRecord",
     "JobRunner",
+    "Matcher",
     "Placed",
     "PlacementRound",
     "PlacementSettings",
@@ -42,6 +49,8 @@ __all__ = [
     "ProviderLink",
     "PublishedOutputs",
     "RunnerSettings",
+    "SettleSettings",
+    "Settler",
     "UnitRecord",
     "fetch_output",
     "prepare_task",

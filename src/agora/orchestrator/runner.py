@@ -29,6 +29,8 @@ diagnostics. A unit whose provider is lost (a failure of the `node_lost` class) 
 within the retry policy, that provider excluded; a unit whose commit is lost before its start
 (`lostcommit.py`) is placed again without spending an attempt. Outcomes become trust evidence about their
 providers (`evidence.py`, when `trust` is given).
+Each committed placement is a contract whose money moves per the spec's `payment` block: the runner only
+calls the `Settler`'s hooks (`settle.py`: placed, started, delivered, attempt failed, job ended).
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ from agora.orchestrator.record import (
 )
 from agora.orchestrator.redundancy import run_redundant
 from agora.orchestrator.replicas import replica_orphans, replicas_summary, verification_needs_market
+from agora.orchestrator.settle import Settler
 from agora.orchestrator.verify import check_end, limit_outputs, safe_output_path, verify_receipt
 from agora.store import Scalar, Store
 from agora.wire import alloc
@@ -144,6 +147,7 @@ class JobRunner(Actor):
         published: PublishedOutputs | None = None,
         placer: Placer | None = None,
         trust: TrustRecorder | None = None,
+        settler: Settler | None = None,
     ) -> None:
         """`published`: this node's storage backends, to read outputs a provider published to the hub or S3
         (None: always from the provider). `placer`: the market (None: a job with no --node runs here).
@@ -151,6 +155,7 @@ class JobRunner(Actor):
         self.runtime = runtime
         self.placer = placer
         self.trust = trust
+        self.settler = settler  # contracts and their money for market placements (settle.py)
         self.idle_replies = 0  # watch replies that brought nothing new, each followed by a `min_poll_s` wait
         self._index_version = 0
         self._index_changed = asyncio.Event()
@@ -525,6 +530,9 @@ class JobRunner(Actor):
                 run.placed.pop(key, None)
                 if self.placer is not None:
                     await self.placer.release(placed, "the job ended before the start")
+            if self.settler is not None:
+                with contextlib.suppress(Exception):
+                    await self.settler.job_ended(rec.id, rec.state)
             if rec.prepared is not None and not run.parked:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(shutil.rmtree, Path(rec.dir) / PREPARED_DIR, True)
@@ -577,6 +585,8 @@ class JobRunner(Actor):
                 unit.error = err.to_dict()
                 if self.trust is not None and not run.cancel.is_set():
                     await self.trust.outcome(run.record.id, unit, err)
+                if self.settler is not None:  # nothing delivered by this attempt: its money goes back
+                    await self.settler.attempt_failed(run.record.id, unit.key, err)
                 if run.cancel.is_set() or err.code == "task_cancelled":
                     await self._unit_move(run, unit, CANCELLED, run.cancel_cause or err.message)
                     return
@@ -640,12 +650,23 @@ class JobRunner(Actor):
                 await self.trust.placement(rec.id, unit.key, rnd)
             why = rnd.why()
             unit.add_round(why)
+            if self.settler is not None:
+                self.settler.round(rec.id, unit.key, why)
             if rnd.placed is not None:
                 unit.node = rnd.placed.provider
                 run.placed[unit.key] = rnd.placed
                 cause = f"{unit.node} committed at {rnd.placed.bid.price:,} until {rnd.placed.commit.start_by}"
                 await self._unit_move(run, unit, COMMITTED, cause)
                 await self._job_follows(run, COMMITTED, f"{unit.key}: {cause}")
+                if self.settler is not None:  # its contract, and the money the payment mode moves at award
+                    try:
+                        await self.settler.placed(rec.id, unit.key, rnd.placed, run.spec)
+                    except AgoraError as err:  # not paid for: it does not start, the placement goes back
+                        run.placed.pop(unit.key, None)
+                        await placer.release(rnd.placed, f"not paid for: {err.code}")
+                        unit.error = err.to_dict()
+                        await self._unit_move(run, unit, FAILED, f"{err.code}: {err.message}")
+                        return False
                 return True
             summary = _round_summary(why)
             now = self.clock.now()
@@ -734,6 +755,8 @@ class JobRunner(Actor):
         run.placed.pop(unit.key, None)
         unit.alloc_id = alloc_id
         unit.receipt = None
+        if self.settler is not None:
+            await self.settler.started(rec.id, unit.key, alloc_id)
         run.active[unit.key] = (link, alloc_id)
         if rec.market:  # from here on, discovery may say the provider is lost (`provider_lost`)
             run.lost[unit.key] = (unit.node, asyncio.Event())
@@ -804,6 +827,8 @@ class JobRunner(Actor):
                 extra = {"local_path": str(dest), "fetched_from": source} | ({"uri": uri} if uri else {})
                 fetched.append(out.to_dict() | extra)
             unit.outputs = fetched
+            if self.settler is not None:  # delivered: countersign the receipt and release (settle.py)
+                await self.settler.delivered(rec.id, unit.key, receipt)
             return
         err = status.error
         if state == CANCELLED:

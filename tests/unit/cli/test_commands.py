@@ -22,7 +22,7 @@ def test_job_validate_checks_a_spec_offline(tmp_path: Path) -> None:
     assert "valid: job 'hello-process', 2 task(s) (process)" in ok.output
     warned = runner.invoke(app, ["job", "validate", str(ROOT / "examples" / "jobs" / "hello-wasm.yaml")])
     assert warned.exit_code == 0, warned.output
-    assert "warning: payment.budget: limits the bids" in warned.output  # inert fields are named offline too
+    assert "warning: payment.budget" not in warned.output  # the budget is in effect now: it settles the contract
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntasks:\n  - name: t\n    engine: warp\n")
     out = runner.invoke(app, ["job", "validate", str(bad)])

@@ -116,7 +116,8 @@ def test_bad_constraints_in_a_start_request_are_spec_errors() -> None:
 
 
 def test_fields_without_effect_where_the_job_runs_are_warned_about() -> None:
-    """Sent to a named node, the market's fields do nothing; placed by the market, only the ledger's do not."""
+    """Sent to a named node, the market's fields do nothing; placed by the market, every field has its effect
+    (payment.mode and payment.budget settle the placement's contract)."""
     base = {"name": "j", "tasks": [{"name": "t", "module": "m.wasm"}]}
     assert validate(base)[1] == []
     spec, warnings = validate(
@@ -130,8 +131,7 @@ def test_fields_without_effect_where_the_job_runs_are_warned_about() -> None:
     )
     fields = [w.split(":")[0] for w in warnings]
     assert spec_warnings(spec) == warnings  # validate() judges a job the market places
-    assert fields == ["payment.mode", "payment.budget"]
-    assert "no ledger" in warnings[0] and "limits the bids the market accepts" in warnings[1]
+    assert fields == []
     named = [w.split(":")[0] for w in spec_warnings(spec, market=False)]
     assert named == [
         "affinities",
