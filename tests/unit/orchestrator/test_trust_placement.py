@@ -8,6 +8,7 @@ Real providers of the compute harness (memory transport, real wasm executor) wit
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -319,12 +320,24 @@ async def test_a_provider_outvoted_by_redundancy_is_disagreement_evidence(
     market: Market, make_buyer: Any, tmp_path: Path
 ) -> None:
     await market.add("a", price=1)
-    await market.add("b", price=2)
+    held = await market.add("held", price=2)
     liar = await market.add("liar", price=3)
+    release = asyncio.Event()
     tamper(liar.provider.wasm, forge=b"made up\n")
+    tamper(held.provider.wasm, hold=release)  # its honest result comes only after the liar's was compared
     buyer: Buyer = await make_buyer()
     job = spec(tmp_path, verification={"replicas": 3, "agree": 2})
-    doc = await ended(buyer.r, await submit(buyer.r, job, tmp_path))
+    job_id = await submit(buyer.r, job, tmp_path)
+
+    def liar_compared() -> bool:
+        run = buyer.runner._runs.get(job_id)
+        return run is not None and any(
+            r["provider"] == liar.did and r["state"] == "completed" for r in run.record.units[0].replicas
+        )
+
+    await until(liar_compared, "the liar's replica compared")
+    release.set()
+    doc = await ended(buyer.r, job_id)
     assert doc["state"] == "completed", doc["error"]
     [lie] = [r for r in doc["units"][0]["replicas"] if r["provider"] == liar.did]
     [record] = [e for e in buyer.book.records(liar.did) if e.kind == "disagreement"]
