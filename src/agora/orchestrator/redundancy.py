@@ -281,6 +281,8 @@ class RedundantUnit:
         args, uploads = run.prepared[unit.task].start_args(rec.name, rec.id, spec=run.spec)
         args = dataclasses.replace(args, reservation=rep.placed.request_id)
         try:
+            if runner.settler is not None:  # each replica is a contract of its own (its slot), paid if it agrees
+                await runner.settler.placed(rec.id, unit.key, rep.placed, run.spec, slot=key)
             for blob in uploads:
                 await link.upload(blob)
             alloc_id, invocation = await link.start(args)
@@ -289,6 +291,8 @@ class RedundantUnit:
                 await runner.placer.release(rep.placed, "the start failed")
             raise
         rep.alloc_id, rep.link = alloc_id, link
+        if runner.settler is not None:
+            await runner.settler.started(rec.id, unit.key, alloc_id, slot=key)
         run.active[key] = (link, alloc_id)
         run.lost[key] = (rep.provider, asyncio.Event())
         status: StatusReply | None = None
@@ -343,6 +347,8 @@ class RedundantUnit:
             log.error("replica %s of job %s failed inside the orchestrator", rep.key(unit.key), run.record.id)
             err = AgoraError("internal", f"{type(exc).__name__}: {exc}", retryable=False)
         rep.error = err.to_dict()
+        if self.runner.settler is not None:  # nothing delivered by this replica: its money goes back
+            await self.runner.settler.attempt_failed(run.record.id, unit.key, err, slot=rep.key(unit.key))
         retry = run.spec.retry
         if not run.cancel.is_set() and self.retries_left > 0 and retry.should_retry(err.code, err.retryable, 1):
             self.retries_left -= 1
@@ -374,6 +380,10 @@ class RedundantUnit:
             unit.node, unit.alloc_id = kept.provider, kept.alloc_id
             unit.receipt = kept.receipt.to_dict() if kept.receipt is not None else None
             break
+        if runner.settler is not None:  # the agreeing replicas delivered; the rest are unwound at the job's end
+            for kept in agreeing:
+                if kept.receipt is not None:
+                    await runner.settler.delivered(run.record.id, unit.key, kept.receipt, slot=kept.key(unit.key))
         verdicts = [{"slot": r.slot, "provider": r.provider, "verdict": r.verdict} for r in self.replicas if r.verdict]
         await self._save("job.replica", {"task": unit.key, "answer": state.answer, "verdicts": verdicts})
         await self._record_disagreement(agreeing, state)

@@ -8,6 +8,7 @@ and the real `InternalLedgerSettlement` over a memory journal."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,8 +27,9 @@ from agora.orchestrator.settle import Settler, SettleSettings
 from agora.transport import MemoryNetwork
 from agora.wire.market import Award, Bid, BidRequest, Commit
 from tests.unit.compute import wat
-from tests.unit.compute.harness import Requester, make_requester
+from tests.unit.compute.harness import Requester, make_requester, until
 from tests.unit.ledger.receipts import usage
+from tests.unit.orchestrator.dishonest import tamper
 from tests.unit.orchestrator.test_placement import FAST, Market, ended, index, market, spec, submit
 from tests.unit.wire.test_market import request as bid_request
 
@@ -373,3 +375,32 @@ async def test_replicas_of_one_unit_are_contracts_of_their_own(
         assert await b.balance(me.did) == FUNDS - 40
     finally:
         await _close(b)
+
+
+async def test_a_verified_job_pays_the_agreeing_replicas_and_refunds_the_one_that_disagreed(
+    buyer: Buyer, market: Market, tmp_path: Path
+) -> None:
+    honest = await market.add("honest", price=1)
+    held = await market.add("held", price=2)
+    liar = await market.add("liar", price=3)
+    release = asyncio.Event()
+    tamper(liar.provider.wasm, forge=b"made up\n")
+    tamper(held.provider.wasm, hold=release)  # its honest result comes only after the liar's was compared
+    job_id = await submit(buyer.r, spec(tmp_path, verification={"replicas": 3, "agree": 2}), tmp_path)
+
+    def liar_compared() -> bool:
+        run = buyer.runner._runs.get(job_id)
+        reps = run.record.units[0].replicas if run is not None else []
+        return any(r["provider"] == liar.did and r["state"] == "completed" for r in reps)
+
+    await until(liar_compared, "the liar's replica compared")
+    release.set()
+    doc = await ended(buyer.r, job_id)
+    assert doc["state"] == "completed", doc["error"]
+    by_provider = {c.provider: c for c in await buyer.contracts(job_id)}
+    assert set(by_provider) == {honest.did, held.did, liar.did}  # one contract per replica
+    assert by_provider[honest.did].state == by_provider[held.did].state == "escrow_released"
+    assert by_provider[liar.did].state == "refunded"  # outvoted: its signed outputs were not the answer
+    paid = by_provider[honest.did].price + by_provider[held.did].price
+    assert await buyer.balance(buyer.r.did) == FUNDS - paid
+    assert await buyer.balance(liar.did) == 0 and await buyer.balance(honest.did) == by_provider[honest.did].price
