@@ -40,13 +40,12 @@ from typing import Any
 from agora.actor import Actor, CallContext, behavior
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.compute.grants import DEFAULT_COMMAND, starts_only
-from agora.compute.manager import WASM_MIN_CPU_MILLIS
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.market.bidding import Quote, answer
 from agora.market.offers import OfferBook
 from agora.market.reservations import COMMITTED, ReservationBook
-from agora.models.capability import Capability, fits
+from agora.models.capability import Capability, accounted, fits
 from agora.models.offer import ResourceOffer
 from agora.resources import CapacityTracker
 from agora.ucan import delegate
@@ -95,10 +94,7 @@ class _Committed:
 def accounted_need(request: BidRequest) -> Capability:
     """What a start of this job will take here: a wasm task takes at least a core (`WASM_MIN_CPU_MILLIS`, as
     `manager.start` accounts it), so the bid prices and the commit holds that much, and the start fits."""
-    need = request.need
-    if request.engine == "wasm" and need.cpu_millis < WASM_MIN_CPU_MILLIS:
-        need = dataclasses.replace(need, cpu_millis=WASM_MIN_CPU_MILLIS)
-    return need
+    return accounted(request.need, request.engine)
 
 
 def hold_key(requester: str, request_id: str) -> str:

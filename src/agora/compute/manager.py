@@ -74,7 +74,7 @@ from agora.executors import ExecHandle, ExecResult, Executor
 from agora.executors.registry import ExecutorRegistry
 from agora.identity import Keypair
 from agora.jobs import require_start_constraints
-from agora.models.capability import Capability, fits
+from agora.models.capability import Capability, accounted, fits
 from agora.resources import CapacityTracker
 from agora.storage import LocalCAS, Storages, collect_outputs, fetch_inputs, remove_tree
 from agora.store import Scalar, Store
@@ -84,7 +84,6 @@ from agora.wire.alloc import LogsPage, StartArgs, StatusReply, check_alloc_id, c
 log = logging.getLogger("agora.compute")
 
 MAX_MODULE_INLINE = 512 * 1024
-WASM_MIN_CPU_MILLIS = 1000  # a wasm task runs a whole thread with no CPU-rate limit: it takes a core
 
 
 @dataclass(frozen=True)
@@ -236,9 +235,7 @@ class AllocationManager(WatchBehavior, Actor):
         require_start_constraints(list(args.constraints), self.capacity.total)  # constraints_unmet, every reason
         module_bytes, input_data, input_refs = args.module_bytes, args.input_data, args.input_refs
         executor = await asyncio.to_thread(self.registry.get, spec.engine)  # executor_unavailable + reason
-        need = need_of(spec)
-        if spec.engine == "wasm" and need.cpu_millis < WASM_MIN_CPU_MILLIS:
-            need = dataclasses.replace(need, cpu_millis=WASM_MIN_CPU_MILLIS)
+        need = accounted(need_of(spec), spec.engine)
         whole = fits(need, self.capacity.total)
         if not whole.ok:
             raise AgoraError(

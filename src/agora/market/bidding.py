@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from agora.errors import AgoraError
-from agora.models.capability import Capability, fits
+from agora.models.capability import Capability, accounted, fits
 from agora.models.offer import ResourceOffer
 from agora.wire.market import Bid, BidRequest, DeclineReason, check_bid
 
@@ -48,10 +48,11 @@ def answer(
         out.append(DeclineReason("policy", f"max duration {terms.max_duration_s} s < {request.duration_s} s"))
     if not terms.access.admits(request.requester, requester_trust):
         out.append(DeclineReason("policy", f"requester not admitted by the offer ({terms.access.mode})"))
-    fit = fits(request.need, free)
+    need = accounted(request.need, request.engine)  # what a start takes there (a wasm task: a whole core)
+    fit = fits(need, free)
     if not fit.ok:
         out.append(DeclineReason("busy", fit.text[:500]))
-    price = offer.price.quote(request.need, request.duration_s, request.engine)
+    price = offer.price.quote(need, request.duration_s, request.engine)
     if request.max_price is not None and price > request.max_price:
         out.append(DeclineReason("price", f"the price is {price:,}, over the job's max_price of {request.max_price:,}"))
     return tuple(out) if out else Quote(price)

@@ -36,7 +36,7 @@ from typing import Any
 from agora.errors import AgoraError
 from agora.market.diagnostics import Decision, Verdict, count_reasons, what_would_fit
 from agora.market.strategies import Scored, strategy
-from agora.models.capability import Capability, Reason, fits
+from agora.models.capability import Capability, Reason, accounted, fits
 from agora.models.job import Affinity, Constraint, JobSpec, Scalar
 from agora.resources.comparator import COMPONENTS, ScorePart, Weights
 from agora.wire.market import CapacityAd
@@ -93,7 +93,7 @@ class JobNeed:
             executors=frozenset({t.engine}),
         )
         return cls(
-            need=need,
+            need=accounted(need, t.engine),  # what the provider will take and bid for (a wasm task: a core)
             engine=t.engine,
             duration_s=t.timeout or DEFAULT_DURATION_S,
             requester=requester,

@@ -14,6 +14,7 @@ drifts; money is integer minor units.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -248,6 +249,19 @@ class Capability:
         if isinstance(kwargs.get("price"), Mapping):
             kwargs["price"] = PriceSchedule.from_dict(kwargs["price"])
         return cls(**kwargs)
+
+
+WASM_MIN_CPU_MILLIS = 1000  # a wasm task runs a whole thread with no CPU-rate limit: it takes a core
+
+
+def accounted(need: Capability, engine: str | None) -> Capability:
+    """What a start of a task with this need takes on a provider: a wasm task takes at least a whole core.
+
+    One rule for both sides: the provider's start and bid account it this way, and the requester's matching
+    filters and quotes with it, so the quote a preview shows is the price the provider bids."""
+    if engine == "wasm" and need.cpu_millis < WASM_MIN_CPU_MILLIS:
+        return dataclasses.replace(need, cpu_millis=WASM_MIN_CPU_MILLIS)
+    return need
 
 
 @dataclass(frozen=True)

@@ -195,3 +195,26 @@ def test_duplicate_provider_and_bad_policy() -> None:
         match(job(), [ad("a"), ad("a", seq=2)], now=NOW)
     with pytest.raises(AgoraError):
         MatchPolicy(k=0)
+
+
+def test_a_wasm_quote_is_what_the_provider_will_bid() -> None:
+    """A half-core wasm task takes a whole core on the provider (`accounted`): the matching's quote (what a
+    preview shows, what the budget check uses) must be the bid's price, not the half core's."""
+    from agora.market import answer
+    from tests.unit.wire.test_market import request
+
+    task = {"name": "t", "engine": "wasm", "module": "m.wasm", "resources": {"cpu": "500m"}, "timeout": 60}
+    need = JobNeed.from_spec(parse_job({"name": "j", "tasks": [task]}))
+    assert need.need.cpu_millis == 1000
+    cheap = ad("aa")
+    [verdict] = match(need, [cheap], now=NOW).candidates
+    raw = Capability(cpu_millis=500, memory_bytes=need.need.memory_bytes, executors=frozenset({"wasm"}))
+    bid = answer(
+        cheap.offer,
+        cheap.free,
+        request(offer_id=cheap.offer.offer_id, need=raw, duration_s=60, max_price=None),
+        requester_trust=None,
+        draining=False,
+        now=100,
+    )
+    assert not isinstance(bid, tuple) and verdict.quote == bid.price
