@@ -14,6 +14,7 @@ from agora import __version__
 from agora.api.guard import LocalOnlyMiddleware
 from agora.api.routes_compute import router as compute_router
 from agora.api.routes_jobs import router as jobs_router
+from agora.api.routes_ledger import router as ledger_router
 from agora.api.routes_market import router as market_router
 from agora.api.routes_node import router as node_router
 from agora.api.routes_offers import router as offers_router
@@ -33,6 +34,7 @@ def routers(node: Node) -> list[APIRouter]:
         compute_router(node),
         offers_router(node),
         market_router(node),
+        ledger_router(node),
     ]
 
 

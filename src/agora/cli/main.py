@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from agora.cli import devnet, job, market, node, node_admin
+from agora.cli.ledger import app as ledger_app
 from agora.cli.offer import app as offer_app
 from agora.cli.output import PLAIN
 
@@ -57,6 +58,7 @@ app.add_typer(devnet.app, name="devnet")
 app.add_typer(job.app, name="job")
 app.add_typer(node_admin.grant_app, name="grant")
 app.add_typer(offer_app, name="offer")
+app.add_typer(ledger_app, name="ledger")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from agora.compute import ComputeSettings, StoreLimits
 from agora.compute.advertiser import AdvertiserSettings
 from agora.compute.bidder import BidderSettings
 from agora.errors import AgoraError
+from agora.ledger.service import LedgerSettings
 from agora.node.settings import setting, setting_factory
 from agora.orchestrator import RunnerSettings
 from agora.orchestrator.placement import PlacementSettings
@@ -167,6 +168,10 @@ class NodeConfig:
     s3_region: str = setting("us-east-1", group="storage", help="S3 region")
     s3_access_key: str | None = setting(None, secret=True, group="storage", help="S3 access key")
     s3_secret_key: str | None = setting(None, secret=True, group="storage", help="S3 secret key")
+    # Money (docs/ledger.md): a hub serves the ledger for its members; every node settles through its hub's
+    ledger: LedgerSettings = setting_factory(
+        LedgerSettings, help="the ledger: a hub serves it (serve, operators); a node names its hubs (hubs)"
+    )
 
     def validate(self) -> None:
         if self.api_socket is None:
@@ -276,6 +281,8 @@ class NodeConfig:
             max_payload=self.max_message_bytes + 64 * 1024,
             cluster=cluster,
             allowed_dids=tuple(dict.fromkeys([own_did, *h.allow])) if h.allow else None,
+            # the hub node writes its ledger journal, a stream no member may touch
+            admin_dids=(own_did,) if h.allow and self.ledger.serve else (),
             tls=tls,
             object_buckets=tuple(dict.fromkeys([DEFAULT_HUB_BUCKET, self.hub_bucket])),
             market_bucket=self.ads.bucket,
