@@ -6,7 +6,8 @@
   calls to move money).
 - `core.py` (pure): `Books` (balances, escrows, idempotency keys rebuilt from entries), the rules every
   entry passes, `verify_chain`, `request_digest`.
-- `escrow.py` (pure): the escrow state machine (`transition`) and its payout postings.
+- `escrow.py` (pure): the escrow state machine (`transition`) and its payout postings; `pro_rata` (what a
+  partial delivery is worth).
 - `ledger.py`: `Ledger`: the books kept in step with a store; `execute` (idempotent, serialized,
   compare-and-append with bounded reload-and-retry), `verify`, `entries`.
 - `settlement.py`: `InternalLedgerSettlement`: `Settlement` on a `Ledger`: who may do what, and the
@@ -17,6 +18,7 @@ The signed metering receipt an escrow is released against lives in `agora.wire.s
 """
 
 from agora.ledger.core import Books, request_digest, verify_chain
+from agora.ledger.escrow import pro_rata
 from agora.ledger.interfaces import (
     ACCOUNT_KINDS,
     ENTRY_KINDS,
@@ -72,6 +74,7 @@ __all__ = [
     "as_account",
     "escrow_account",
     "may_go_negative",
+    "pro_rata",
     "request_digest",
     "stake_account",
     "verify_chain",

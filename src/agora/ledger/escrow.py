@@ -58,6 +58,18 @@ def require_open(state: EscrowState | None, contract: str, kind: str) -> EscrowS
     raise AgoraError("contract_already_settled", f"contract {contract[:80]!r} is already {state.state}")
 
 
+def pro_rata(amount: int, units: int, total: int) -> int:
+    """What `units` delivered of `total` are worth of `amount`, rounded down (a requester never pays for a
+    fraction that was not delivered): the amount an automatic countersign rule accepts for a partial
+    delivery."""
+    for name, value in (("amount", amount), ("units", units), ("total", total)):
+        if type(value) is not int or value < 0:
+            raise AgoraError("invalid_argument", f"{name} must be a non-negative integer, got {value!r}")
+    if total < 1 or units > total:
+        raise AgoraError("invalid_argument", f"units ({units}) must be within 0..total ({total}), total >= 1")
+    return amount * units // total
+
+
 def payout_postings(state: EscrowState, payee_amount: int) -> tuple[Posting, ...]:
     """Empty the escrow: `payee_amount` to the payee, the rest to the payer (zero legs left out)."""
     held = state.held
@@ -106,8 +118,8 @@ def transition(state: EscrowState | None, entry: Entry) -> EscrowState:
         if entry.postings:
             raise _bad(entry, "no money moves on a delivery or a dispute")
         if entry.kind == "escrow_deliver":
-            if len(entry.receipts) != 1:
-                raise _bad(entry, "a delivery records exactly one usage receipt")
+            if len(entry.receipts) != 1 or entry.receipts[0] in current.delivery_receipts:
+                raise _bad(entry, "a delivery records exactly one usage receipt, not recorded before")
             return replace(current, delivery_receipts=(*current.delivery_receipts, entry.receipts[0]))
         return replace(current, state="disputed", dispute_reason=entry.meta.get("reason", ""))
     if entry.kind not in PAYOUT_KINDS:
@@ -133,4 +145,12 @@ def transition(state: EscrowState | None, entry: Entry) -> EscrowState:
     )
 
 
-__all__ = ["ESCROW_KINDS", "PAYOUT_KINDS", "lock_postings", "payout_postings", "require_open", "transition"]
+__all__ = [
+    "ESCROW_KINDS",
+    "PAYOUT_KINDS",
+    "lock_postings",
+    "payout_postings",
+    "pro_rata",
+    "require_open",
+    "transition",
+]

@@ -421,7 +421,7 @@ class Settlement(Protocol):
       requester accepted; a remainder is refunded to the payer in the same entry (`partially_released`).
     - `refund`: the payee at any time, the payer only before a delivery receipt was recorded, the
       operator always; whatever the escrow holds goes back to the payer.
-    - `dispute`: either party while the escrow is locked: it freezes (`contract_disputed`).
+    - `dispute`: either party (or the operator) while the escrow is locked: it freezes (`contract_disputed`).
     - `resolve`: the operator only, on a disputed escrow: `payee_amount` to the payee, the rest to the
       payer, with the decision recorded.
     - `stake`/`unstake`: the DID itself (or the operator); `slash`: the operator, with the evidence.

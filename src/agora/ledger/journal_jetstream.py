@@ -6,8 +6,9 @@ so the stream's leader stores it only while N-1 is still the last message; a sec
 from the same balance gets "wrong last sequence" (`ledger_conflict`), reloads, and sees what the winner
 spent: no double spend, on one hub or across a cluster. With R3 the leader acknowledges only once a
 majority holds the message, so losing one hub loses no acknowledged entry and the stream elects a new
-leader and goes on. `Nats-Msg-Id` (the entry's id) makes a retried publish whose acknowledgement was
-lost come back as a duplicate of the stored message instead of a conflict.
+leader and goes on. A publish retried after its acknowledgement was lost finds its own entry stored at
+that sequence (same id) and succeeds without storing it twice; `Nats-Msg-Id` (the entry's id) also lets
+the stream drop such a duplicate within its duplicate window.
 
 On an allowlisted hub the hub creates the stream itself (`agora.transport.hub.ensure_ledger_stream`) and
 only its admin DIDs (the hub's ledger service) may touch it: members never write the journal directly.
@@ -17,11 +18,13 @@ The store uses a connection it is given and never closes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from agora.errors import AgoraError
 from agora.ledger.interfaces import Entry
@@ -102,6 +105,9 @@ class JetStreamJournalStore:
             ack = await js.publish(self.subject, entry.encode(), stream=self.stream, headers=headers)
         except nats.js.errors.APIError as e:
             if e.err_code == WRONG_LAST_SEQUENCE:
+                stored = await self._get(js, entry.seq)
+                if stored is not None and stored.id == entry.id:
+                    return  # our own earlier publish, whose acknowledgement was lost: stored once, done
                 raise AgoraError(
                     "ledger_conflict", f"another writer appended after entry {expected_seq} first"
                 ) from None
@@ -139,6 +145,8 @@ class JetStreamJournalStore:
         js = await self._js()
         last = await self._last_seq(js)
         start, stop = max(0, since_seq) + 1, min(last, max(0, since_seq) + max(0, limit))
+        if stop - start + 1 > _READ_CONCURRENCY:
+            return await self._stream_read(js, start, stop)
         out: list[Entry] = []
         for first in range(start, stop + 1, _READ_CONCURRENCY):
             seqs = range(first, min(stop, first + _READ_CONCURRENCY - 1) + 1)
@@ -147,6 +155,32 @@ class JetStreamJournalStore:
                 if entry is None:
                     raise AgoraError("ledger_corrupt", f"the stream lost entry {seq}", details={"seq": seq})
                 out.append(entry)
+        return out
+
+    async def _stream_read(self, js: JetStreamContext, start: int, stop: int) -> list[Entry]:
+        """Entries `start..stop` through one ordered consumer (a long range: one request per entry would be
+        slow); the consumer is deleted when done."""
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+        try:
+            sub = await js.subscribe(self.subject, stream=self.stream, ordered_consumer=True, config=config)
+        except Exception as e:
+            raise _map_error(e, f"reading entries {start}..{stop}") from e
+        out: list[Entry] = []
+        try:
+            for seq in range(start, stop + 1):
+                try:
+                    msg = await sub.next_msg(timeout=self._timeout)
+                except Exception as e:
+                    raise _map_error(e, f"reading entry {seq}") from e
+                entry = Entry.decode(bytes(msg.data or b""))
+                if entry.seq != seq:
+                    raise AgoraError(
+                        "ledger_corrupt", f"the stream gave entry {entry.seq} where {seq} was due", details={"seq": seq}
+                    )
+                out.append(entry)
+        finally:
+            with contextlib.suppress(Exception):  # the consumer is ephemeral: the server drops it anyway
+                await sub.unsubscribe()
         return out
 
     async def last(self) -> Entry | None:

@@ -29,7 +29,7 @@ from agora.ledger.interfaces import (
     wallet,
 )
 from agora.ledger.ledger import Ledger, Plan
-from agora.wire.settle import open_metering
+from agora.wire.settle import MAX_CONTRACT_ID, open_metering
 from agora.wire.usage import UsageReceipt
 
 
@@ -113,6 +113,8 @@ class InternalLedgerSettlement:
 
     async def lock(self, contract: str, payer: str, payee: str, amount: int, *, actor: str, idem: str) -> Entry:
         escrow_account(contract)
+        if len(contract) > MAX_CONTRACT_ID:  # a metering receipt could never name it
+            raise AgoraError("invalid_argument", f"a contract id has at most {MAX_CONTRACT_ID} characters")
         _did(payer, "the payer")
         _did(payee, "the payee")
         check_amount(amount)
@@ -148,6 +150,8 @@ class InternalLedgerSettlement:
                 )
             if actor not in (state.payee, self._operator):
                 raise _unauthorized(actor, "record a delivery: the payee (provider) does")
+            if cid in state.delivery_receipts:
+                raise AgoraError("already_exists", f"usage receipt {cid} is already recorded for this contract")
             return Plan("escrow_deliver", (), contract=contract, receipts=(cid,))
 
         return await self._ledger.execute(

@@ -139,3 +139,15 @@ async def test_a_three_hub_cluster_keeps_every_entry_and_goes_on_when_one_hub_di
     assert await other.balance(PAYEE.did) == 60 and await other.balance(PAYER.did) == 40
     report = await other.verify()
     assert report.ok and report.entries == 7
+
+
+async def test_a_publish_retried_after_a_lost_acknowledgement_is_stored_once(hub: HubProcess, connect: object) -> None:
+    t = await connect([hub.url], Keypair.generate())  # type: ignore[operator]
+    journal = JetStreamJournalStore(t.nats_client, timeout=2.0)
+    first = entry(1, "")
+    await journal.append(first, 0)
+    await journal.append(first, 0)  # the same entry again (its id is the message id): a duplicate, not a second
+    assert await journal.read() == [first]
+    with pytest.raises(AgoraError) as raised:  # another entry naming the same expected sequence still conflicts
+        await journal.append(entry(1, "", amount=99), 0)
+    assert raised.value.code == "ledger_conflict"

@@ -93,6 +93,9 @@ class JournalConformance:
             seen.extend(page)
             since = page[-1].seq
         assert seen == written
+        # and in one go (a long range: JetStream reads it through one ordered consumer)
+        assert await store.read() == written
+        assert await store.read(since_seq=10, limit=100) == written[10:110]
 
     async def test_two_writers_racing_for_the_same_sequence_exactly_one_wins(
         self, store: JournalStore, second: JournalStore | None

@@ -149,6 +149,7 @@ class SettlementConformance:
         await raises("ledger_unauthorized", funded.lock("c1", PAYER.did, PAYEE.did, 10, actor=PAYEE.did, idem="l0"))
         await raises("insufficient_funds", funded.lock("c1", PAYER.did, PAYEE.did, 5000, actor=PAYER.did, idem="l1"))
         await raises("invalid_argument", funded.lock("c1", PAYER.did, PAYER.did, 10, actor=PAYER.did, idem="l2"))
+        await raises("invalid_argument", funded.lock("c" * 257, PAYER.did, PAYEE.did, 10, actor=PAYER.did, idem="l4"))
         await self._lock(funded)
         await self._lock(funded)  # the same key: the same lock
         await raises("escrow_already_locked", funded.lock("c1", PAYER.did, PAYEE.did, 1, actor=PAYER.did, idem="l3"))
@@ -232,6 +233,7 @@ class SettlementConformance:
         await raises("receipt_invalid", funded.deliver("b", usage(STRANGER, PAYER.did).raw, actor=PAYEE.did, idem="x"))
         entry = await funded.deliver("b", delivered.raw, actor=PAYEE.did, idem="db")
         assert entry.postings == () and entry.receipts == (str(delivered.cid),)
+        await raises("already_exists", funded.deliver("b", delivered.raw, actor=PAYEE.did, idem="db2"))
         await raises("ledger_unauthorized", funded.refund("b", actor=PAYER.did, idem="fb"))
         await raises("ledger_unauthorized", funded.refund("b", actor=STRANGER.did, idem="fb2"))
         await funded.refund("b", actor=PAYEE.did, idem="fb3", reason="could not finish")

@@ -28,6 +28,7 @@ from agora.ledger import (
     account_owner,
     escrow_account,
     may_go_negative,
+    pro_rata,
     stake_account,
     verify_chain,
     wallet,
@@ -185,3 +186,12 @@ async def test_editing_one_stored_entry_makes_verify_name_it_sqlite(tmp_path: Pa
         assert raised.value.code == "ledger_corrupt"
     finally:
         await again.close()
+
+
+def test_pro_rata_rounds_down_and_refuses_nonsense() -> None:
+    assert [pro_rata(100, u, 3) for u in range(4)] == [0, 33, 66, 100]
+    assert pro_rata(0, 1, 1) == 0
+    for args in ((100, 4, 3), (100, 1, 0), (-1, 1, 1), (100, True, 2)):
+        with pytest.raises(AgoraError) as raised:
+            pro_rata(*args)
+        assert raised.value.code == "invalid_argument"
