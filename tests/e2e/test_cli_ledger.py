@@ -29,7 +29,7 @@ def test_ledger_on_a_devnet(tmp_path: Path) -> None:
         funds = funded[a["did"]]["amount"]
 
         assert j("ledger", "balance", "--api", a["api"]) == {"account": f"wallet:{a['did']}", "balance": funds}
-        text = agora("ledger", "balance", b["did"], "--api", a["api"]).stdout
+        text = agora("ledger", "balance", "node-2", "--api", a["api"], env={"AGORA_DEVNET_DIR": d}).stdout  # a name
         assert text.strip() == f"wallet:{b['did']}: {funds:,}"
 
         # a member may not mint; the hub operator may, and a retry with the same key issues nothing twice

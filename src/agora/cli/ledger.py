@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from agora.cli.output import PLAIN, emit_json, errors, short, table
-from agora.client import AgoraClient
+from agora.client import AgoraClient, resolve_node
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ApiOpt = Annotated[str | None, typer.Option("--api", help="node API URL (default: $AGORA_API or the local node)")]
@@ -24,8 +24,20 @@ MemoOpt = Annotated[str, typer.Option("--memo", help="a note kept in the entry")
 app = typer.Typer(help="Money: balances and entries at this node's hub.", no_args_is_help=True, rich_markup_mode=PLAIN)
 
 
+def _who(name: str | None) -> str | None:
+    """A DID, an account (`wallet:…`, `escrow:…`, `stake:…`, `fees`, `issuance`, `all`), or a devnet name."""
+    if name is None or name in ("all", "fees", "issuance") or name.startswith(("did:", "wallet:", "escrow:", "stake:")):
+        return name
+    return resolve_node(name)
+
+
+def _account(account: str) -> str:
+    """A wallet by its (short) DID; other accounts by their name."""
+    return short(account.removeprefix("wallet:")) if account.startswith("wallet:") else account
+
+
 def _postings(entry: dict[str, Any]) -> str:
-    return ", ".join(f"{short(p['account'])} {p['amount']:+,}" for p in entry["postings"]) or "-"
+    return ", ".join(f"{_account(p['account'])} {p['amount']:+,}" for p in entry["postings"]) or "-"
 
 
 def _entry_line(entry: dict[str, Any]) -> str:
@@ -35,13 +47,13 @@ def _entry_line(entry: dict[str, Any]) -> str:
 
 @app.command("balance")
 def balance(
-    did: Annotated[str | None, typer.Argument(help="a DID or an account (default: this node)")] = None,
+    did: Annotated[str | None, typer.Argument(help="a DID, an account or a devnet name (default: this node)")] = None,
     api: ApiOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """An account's balance (a DID: its wallet)."""
     with errors(as_json), AgoraClient(api) as c:
-        doc = c.balance(did)
+        doc = c.balance(_who(did))
         if as_json:
             emit_json(doc)
             return
@@ -60,7 +72,7 @@ def entries(
 ) -> None:
     """Entries of an account, oldest first (each one's id checked by the node)."""
     with errors(as_json), AgoraClient(api) as c:
-        doc = c.ledger_entries(did, since=since, limit=limit)
+        doc = c.ledger_entries(_who(did), since=since, limit=limit)
         if as_json:
             emit_json(doc)
             return
@@ -100,7 +112,7 @@ def verify(api: ApiOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command("mint")
 def mint(
-    did: Annotated[str, typer.Argument(help="the wallet's DID")],
+    did: Annotated[str, typer.Argument(help="the wallet's DID (or a devnet name)")],
     amount: Annotated[int, typer.Argument(help="minor units")],
     idem: IdemOpt = None,
     memo: MemoOpt = "",
@@ -109,7 +121,7 @@ def mint(
 ) -> None:
     """Issue money into a wallet, signed by this node: only the hub's operators may."""
     with errors(as_json), AgoraClient(api) as c:
-        doc = c.mint(did, amount, idem=idem, memo=memo)
+        doc = c.mint(str(_who(did)), amount, idem=idem, memo=memo)
         if as_json:
             emit_json(doc)
             return
@@ -118,7 +130,7 @@ def mint(
 
 @app.command("transfer")
 def transfer(
-    did: Annotated[str, typer.Argument(help="the receiver's DID (or fees)")],
+    did: Annotated[str, typer.Argument(help="the receiver's DID, a devnet name, or fees")],
     amount: Annotated[int, typer.Argument(help="minor units")],
     idem: IdemOpt = None,
     memo: MemoOpt = "",
@@ -127,7 +139,7 @@ def transfer(
 ) -> None:
     """Move this node's own money to another wallet."""
     with errors(as_json), AgoraClient(api) as c:
-        doc = c.transfer(did, amount, idem=idem, memo=memo)
+        doc = c.transfer(str(_who(did)), amount, idem=idem, memo=memo)
         if as_json:
             emit_json(doc)
             return
