@@ -24,6 +24,7 @@ RATIO_LINE = {
     "matching": "ratio: agora",
     "market_job": "p50 ratio market/direct:",
     "ledger": "ratio agora/raw:",
+    "ledger_hub": "p50 ratio hub/in-process:",
 }
 
 pytestmark = pytest.mark.integration

@@ -27,8 +27,11 @@ from agora.ledger.interfaces import Entry, EscrowState, VerifyReport
 from agora.wire import ledger as wl
 
 HubSource = Sequence[str] | Callable[[], Sequence[str]]
-# a hub that does not answer, or answers that it cannot reach its journal: try the next one
-FAILOVER_CODES = frozenset({"peer_unreachable", "timeout", "hub_unreachable", "unavailable", "ledger_conflict"})
+# a hub that does not answer, answers that it cannot reach its journal, or that this node calls it too often
+# (its public-call rate limit): try the next one, and after a round of all of them, back off and try again
+FAILOVER_CODES = frozenset(
+    {"peer_unreachable", "timeout", "hub_unreachable", "unavailable", "ledger_conflict", "rate_limited"}
+)
 MAX_PAGES = 1 << 20  # entries pages: a bound far beyond any journal this protocol serves
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agora.actor import Actor, CallContext, Runtime, behavior
+from agora.actor import Actor, AdmissionSettings, CallContext, Runtime, behavior
 from agora.clock import ManualClock
 from agora.errors import AgoraError
 from agora.identity import Keypair
@@ -49,7 +49,7 @@ class World:
     transports: list[MemoryTransport] = field(default_factory=list)
     runtimes: dict[str, Runtime] = field(default_factory=dict)
 
-    async def runtime(self, key: Keypair, *actors: Actor) -> Runtime:
+    async def runtime(self, key: Keypair, *actors: Actor, limits: AdmissionSettings | None = None) -> Runtime:
         """The node of `key` (started on first use), with `actors` registered."""
         if key.did in self.runtimes:
             for a in actors:
@@ -58,7 +58,7 @@ class World:
         t = MemoryTransport(self.net, key.did)
         await t.start()
         self.transports.append(t)
-        rt = Runtime(key, t)
+        rt = Runtime(key, t, limits=limits)
         for a in actors:
             rt.register(a)
         await rt.start()
@@ -156,6 +156,17 @@ async def test_no_ledger_hub_is_ledger_unavailable_after_bounded_rounds(world: W
     dead = await client(world, Keypair.generate(), [Keypair.generate().did], rounds=2, backoff=0.01)
     err = await raises("ledger_unavailable", dead.balance(PAYER.did))
     assert err.details["last_code"] == "peer_unreachable"
+
+
+async def test_a_hub_that_says_slow_down_is_asked_again_after_a_backoff(world: World) -> None:
+    # one call in the bucket, refilled every 10 ms: the client's back-off (20 ms, 40 ms, ...) outlasts a refill
+    tight = AdmissionSettings(public_rate=100.0, public_burst=1.0)
+    service = LedgerService(Ledger(MemoryJournalStore(), clock=ManualClock()), HUB.did, operators=(OPERATOR.did,))
+    await world.runtime(HUB, service, limits=tight)
+    op = await client(world, OPERATOR, rounds=6, backoff=0.02)
+    entries = [await op.mint(PAYER.did, 1, actor=OPERATOR.did, idem=f"m{i}") for i in range(4)]
+    assert [e.seq for e in entries] == [1, 2, 3, 4]
+    assert await op.balance(PAYER.did) == 4
 
 
 class Liar(Actor):
