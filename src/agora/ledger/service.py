@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agora.actor import Actor, CallContext, behavior
+from agora.errors import AgoraError
 from agora.ledger.interfaces import VerifyReport
 from agora.ledger.ledger import Ledger
 from agora.ledger.settlement import InternalLedgerSettlement, as_account
@@ -43,6 +44,18 @@ class LedgerSettings:
     hubs: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
     timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("hubs", "operators"):
+            for did in getattr(self, name):
+                if not isinstance(did, str) or not did.startswith("did:") or len(did) > 256 or " " in did:
+                    raise AgoraError(
+                        "config_invalid",
+                        f"ledger.{name}: {str(did)[:80]!r} is not a DID",
+                        hint="Give the DID a node prints at start (`agora status`), e.g. did:key:z6Mk...",
+                    )
+        if isinstance(self.timeout_s, bool) or not 0 < self.timeout_s <= 600:
+            raise AgoraError("config_invalid", f"ledger.timeout_s must be 0 < s <= 600, got {self.timeout_s!r}")
 
 
 class LedgerService(Actor):

@@ -26,6 +26,8 @@ def _sample(s: Setting) -> Any:
         return next(c for c in s.choices if c != s.default)
     if s.path == ("admission", "max_lifetime"):
         return 300.0  # must stay >= public_max_lifetime (120): the section checks it
+    if s.path in (("ledger", "hubs"), ("ledger", "operators")):
+        return s.container(["did:key:z6MkSampleA", "did:key:z6MkSampleB"])  # the section checks they are DIDs
     one: Any = {int: 7, float: 2.5, str: "sample-value", Path: Path("/tmp/sample-path")}[s.kind]
     if s.kind in (int, float) and s.default == one:
         one = one * 3
