@@ -161,8 +161,9 @@ class RemoteSettlement:
             if not page or chain[-1].seq >= head:
                 break
         report = verify_chain(chain)
-        if chain and chain[-1].seq < head:
-            missing = (chain[-1].seq + 1, f"the hub named head {head} but sent entries only up to {chain[-1].seq}")
+        last = chain[-1].seq if chain else 0
+        if last < head:
+            missing = (last + 1, f"the hub named head {head} but sent entries only up to {last}")
             return VerifyReport(False, report.entries, report.last_id, (*report.problems, missing), report.balances)
         return report
 

@@ -178,6 +178,8 @@ class Liar(Actor):
     @behavior(wl.ENTRIES, public=True, mutating=False)
     async def entries(self, ctx: CallContext) -> Any:
         reply = wl.EntriesReply.from_wire(await self.real.entries(ctx))
+        if self.mode == "none":  # nothing at all, while naming the head
+            return wl.EntriesReply((), reply.head).to_wire()
         if self.mode == "drop":  # never the newest entry
             return wl.EntriesReply(
                 reply.entries[: reply.head - 1 - wl.read_args(wl.EntriesArgs, ctx.args).since], reply.head
@@ -193,7 +195,7 @@ class Liar(Actor):
         return await self.real.mint(ctx)
 
 
-@pytest.mark.parametrize("mode", ["edit", "drop"])
+@pytest.mark.parametrize("mode", ["edit", "drop", "none"])
 async def test_a_node_checks_what_the_hub_serves(world: World, mode: str) -> None:
     real = LedgerService(Ledger(MemoryJournalStore(), clock=ManualClock()), HUB.did, operators=(OPERATOR.did,))
     liar = Keypair.generate()
@@ -206,7 +208,7 @@ async def test_a_node_checks_what_the_hub_serves(world: World, mode: str) -> Non
         assert err.details["seq"] == 1
     else:
         report = await op.verify()
-        assert not report.ok and report.first_bad_seq == 3
+        assert not report.ok and report.first_bad_seq == (3 if mode == "drop" else 1)
         assert "head 3" in report.problems[-1][1]
 
 
