@@ -58,8 +58,11 @@ class LedgerFeature:
             if not peer.capabilities.get(LEDGER_CAPABILITY):
                 continue
             shared = [mine.index(u) for u in peer.hubs if u in mine]
-            if shared:
-                ranked.append((min(shared), peer.did))
+            if not shared:
+                continue
+            # a hub node announces its own hub first: rank it where this node dials that hub
+            own = peer.hubs[0] if peer.hubs else ""
+            ranked.append((mine.index(own) if own in mine else len(mine) + min(shared), peer.did))
         found = [did for _, did in sorted(ranked)]
         return [self.node.did, *found] if self.service is not None else found
 

@@ -254,3 +254,41 @@ async def test_a_node_with_no_ledger_hub_says_so(tmp_path: Path, nodes: list[Nod
     nodes.append(hub)
     assert ledger_of(hub).service is None and ledger_of(hub).ledger_hubs() == []
     await raises("ledger_unavailable", ledger_of(hub).balance(None))
+
+
+async def test_hub_nodes_of_a_cluster_share_a_replicated_journal_and_outlive_one_hub(
+    tmp_path: Path, nodes: list[Node]
+) -> None:
+    ports, cluster_ports = [free_port() for _ in range(3)], [free_port() for _ in range(3)]
+    urls = [f"nats://127.0.0.1:{p}" for p in ports]
+    routes = [f"nats://127.0.0.1:{p}" for p in cluster_ports]
+    hubs = []
+    for i in range(3):
+        settings = HubSettings(port=ports[i], cluster_port=cluster_ports[i], routes=routes)
+        others = [u for j, u in enumerate(urls) if j != i]
+        hubs.append(Node(node_config(tmp_path / f"hub{i}", hub=settings, hubs=others)))
+    await asyncio.gather(*(h.start() for h in hubs))
+    nodes.extend(hubs)
+    member = Node(node_config(tmp_path / "member", hubs=urls))
+    await member.start()
+    nodes.append(member)
+    for h in hubs:
+        await knows_its_ledger_hub(member, h.did)
+    assert ledger_of(member).ledger_hubs() == [h.did for h in hubs]  # in the order it dials their hubs
+
+    await ledger_of(hubs[0]).mint(member.did, 100, idem="fund")
+    hub0 = hubs[0].hub
+    assert hub0 is not None
+    assert isinstance(hubs[1].transport, NatsTransport)
+    info = await hubs[1].transport.nats_client.jetstream().stream_info(hub0.config.ledger_stream or "")
+    assert info.config.num_replicas == 3
+    for i in range(3):
+        await ledger_of(member).transfer(hubs[1].did, 10, idem=f"before-{i}")
+
+    hub0.kill_now()  # the first hub's nats-server dies (SIGKILL); its node and the others go on
+    async with asyncio.timeout(DEADLINE):
+        for i in range(3):
+            await ledger_of(member).transfer(hubs[2].did, 10, idem=f"after-{i}")
+        report = await ledger_of(member).verify()
+    assert report["ok"] and report["agrees"] and report["entries"] == 7 and report["balance"] == 40
+    assert (await ledger_of(hubs[2]).balance(hubs[1].did))["balance"] == 30
