@@ -379,6 +379,37 @@ class AgoraClient:
     def dispute_contract(self, contract_id: str, *, reason: str) -> dict[str, Any]:
         return dict(self._request("POST", f"/contracts/{contract_id}/dispute", json={"reason": reason}))
 
+    # -- the ledger (money, at this node's hub) ------------------------------------------------------
+    def ledger(self) -> dict[str, Any]:
+        """Where this node's money lives: `hubs`, and the hub's `operators` and journal `head`."""
+        return dict(self._request("GET", "/ledger"))
+
+    def balance(self, account: str | None = None) -> dict[str, Any]:
+        """`{account, balance}` of a DID's wallet or an account (default: this node's wallet)."""
+        params = {"account": account} if account else {}
+        return dict(self._request("GET", "/ledger/balance", params=params))
+
+    def ledger_entries(self, account: str | None = None, *, since: int = 0, limit: int = 100) -> dict[str, Any]:
+        """Entries of an account (default: this node's wallet; "all": the whole journal), oldest first."""
+        params: dict[str, Any] = {"since": since, "limit": limit}
+        if account:
+            params["account"] = account
+        return dict(self._request("GET", "/ledger/entries", params=params))
+
+    def ledger_verify(self) -> dict[str, Any]:
+        """The node walks the whole journal itself: `ok`, `entries`, `problems`, `sum`, and the hub's report."""
+        return dict(self._request("GET", "/ledger/verify"))
+
+    def mint(self, to: str, amount: int, *, idem: str | None = None, memo: str = "") -> dict[str, Any]:
+        """Issue `amount` into `to`'s wallet (this node must be one of the hub's operators)."""
+        body: dict[str, Any] = {"to": to, "amount": amount, "memo": memo, **({"idem": idem} if idem else {})}
+        return dict(self._request("POST", "/ledger/mint", json=body))
+
+    def transfer(self, to: str, amount: int, *, idem: str | None = None, memo: str = "") -> dict[str, Any]:
+        """Move `amount` of this node's money to `to` (a DID, or `fees`)."""
+        body: dict[str, Any] = {"to": to, "amount": amount, "memo": memo, **({"idem": idem} if idem else {})}
+        return dict(self._request("POST", "/ledger/transfer", json=body))
+
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Any other endpoint, with the same error handling."""
         return self._request(method, path, **kw)

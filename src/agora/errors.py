@@ -191,6 +191,9 @@ CATALOG: dict[str, ErrorKind] = {
     "ledger_conflict": _k(409, "Another writer appended to the journal first; reload and retry.", True),
     "ledger_entry_invalid": _k(400, "A ledger entry must balance (sum 0) and leave no forbidden negative balance."),
     "ledger_corrupt": _k(500, "The journal does not verify: `agora ledger verify` names the first bad entry."),
+    "ledger_unavailable": _k(
+        503, "No hub that runs the ledger answered; check the hub link, or name the hub: --ledger-hubs DID.", True
+    ),
     "idempotency_conflict": _k(
         409, "This idempotency key was already used for another operation; use a fresh key for a new one."
     ),

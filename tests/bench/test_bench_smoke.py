@@ -25,6 +25,7 @@ RATIO_LINE = {
     "market_job": "p50 ratio market/direct:",
     "ledger": "ratio agora/raw:",
     "job_phases": "median of each phase:",
+    "ledger_hub": "p50 ratio hub/in-process:",
 }
 
 pytestmark = pytest.mark.integration

@@ -78,6 +78,14 @@ def test_make_demo_shows_the_market_and_cleans_up(tmp_path: Path) -> None:
     assert re.search(r"job job-\w+: completed on node-4 at \d+", waits), waits
     assert re.search(r"states: submitted .*pending .*committed .*running .*completed", waits), waits
 
+    # money: the hub operator funded every member at `up`, a member may not mint, the chain verifies at the end
+    money = out[out.index("5. money 1/2") : out.index("5. the market 1/4")]
+    assert len(re.findall(r"^    entry \d mint by hub: ", money, re.M)) == 4, money
+    assert "->  ledger_unauthorized" in money, money
+    after = out[out.index("5. money 2/2") :]
+    assert re.search(r"^    node-4 +- +[\d,]+ +\(joined; funded by the operator\)", after, re.M), after
+    assert re.search(r"ledger ok: \d+ entries, sum 0; the hub's own check agrees", after), after
+
     # teardown: the five processes stopped, nothing left running, the directory gone
     assert "stopped 5 processes: node-4, node-3, node-2, node-1, hub" in out, out[-2000:]
     assert _daemons_under(tmp_path) == []

@@ -16,6 +16,7 @@ from agora.api.routes_compute import router as compute_router
 from agora.api.routes_contracts import router as contracts_router
 from agora.api.routes_intents import router as intents_router
 from agora.api.routes_jobs import router as jobs_router
+from agora.api.routes_ledger import router as ledger_router
 from agora.api.routes_market import router as market_router
 from agora.api.routes_node import router as node_router
 from agora.api.routes_offers import router as offers_router
@@ -39,6 +40,7 @@ def routers(node: Node) -> list[APIRouter]:
         trust_router(node),
         intents_router(node),
         contracts_router(node),
+        ledger_router(node),
     ]
 
 

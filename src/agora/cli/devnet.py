@@ -39,6 +39,11 @@ def devnet_up(
         rows: list[dict[str, Any]] = [state["hub"], *state["nodes"]]
         table([{"name": m["name"], "did": m["did"], "api": m["api"]} for m in rows], ["name", "did", "api"])
         typer.echo(f"hub: {state['hub_url']}\nstate: {Path(state['dir']) / 'devnet.json'}")
+        funded = state.get("funded", [])
+        if funded:
+            each = ", ".join(f"{f['name']} {f['amount']:,}" for f in funded)
+            seqs = sorted(f["seq"] for f in funded)
+            typer.echo(f"funded by the hub operator (agora ledger mint, entries {seqs[0]}-{seqs[-1]}): {each}")
 
 
 @app.command("status")

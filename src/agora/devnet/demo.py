@@ -1,7 +1,9 @@
 """What `make demo` shows: a devnet of a hub and 3 nodes, discovery, signed pings through the hub,
 messages a node refuses (forged, replayed) with their error codes, remote jobs on a grant, then the market
 (the index, a job placed by bids with its `why`, a job too big for any node, a job that waits in the queue
-until a bigger node joins), and a clean teardown. Every wait is for an event or a state, bounded in time."""
+until a bigger node joins) between two looks at the money (the hub's ledger: the devnet's funding, issued by
+the hub operator, and the balances before and after the market, the chain verified by a node), and a clean
+teardown. Every wait is for an event or a state, bounded in time."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Any
 
 from agora.actor import Runtime
 from agora.client import AgoraClient
-from agora.devnet.launcher import add_node, down, up
+from agora.devnet.launcher import add_node, down, load_state, up
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.transport import NatsTransport
@@ -112,7 +114,9 @@ def main() -> int:
         rejects = re.findall(r'^agora_rejects_total\{code="([^"]+)"\} (\S+)', metrics, re.M)
         say(f"  {target['name']} counted rejects: " + ", ".join(f"{code}={float(n):g}" for code, n in rejects))
         jobs_section(state, root)
+        before = money_before(state)
         market_section(state, root)
+        money_after(load_state(Path(state["dir"])), before)  # devnet.json now lists the node that joined
         return 0
     except AgoraError as err:
         say(f"demo failed: {err.code}: {err.message}\nhint: {err.hint}")
@@ -453,6 +457,76 @@ def market_section(state: dict[str, Any], root: Path) -> None:
         _show_result(doc)
     finally:
         c.close()
+
+
+# == money: the hub's ledger ===================================================================================
+
+
+def _postings(entry: dict[str, Any], names: dict[str, str]) -> str:
+    def name(account: str) -> str:
+        owner = account.split(":", 1)[1] if account.startswith("wallet:") else None
+        return names.get(owner, short(owner)) if owner else account
+
+    return ", ".join(f"{name(p['account'])} {p['amount']:+,}" for p in entry["postings"])
+
+
+def _balances(state: dict[str, Any]) -> dict[str, int]:
+    members = [state["hub"], *state["nodes"]]
+    with AgoraClient(state["hub"]["api"]) as hub:
+        return {m["did"]: hub.balance(m["did"])["balance"] for m in members}
+
+
+def money_before(state: dict[str, Any]) -> dict[str, int]:
+    """The hub's ledger as the market finds it: what `devnet up` issued, a member's refused mint, the balances."""
+    members = [state["hub"], *state["nodes"]]
+    names = {m["did"]: m["name"] for m in members}
+    section("5. money 1/2: the hub runs the ledger; the hub operator funded every member")
+    say("  the hub node keeps a hash-chained, append-only journal in its JetStream stream; every node calls it")
+    say("  with invocations it signs, so a node moves only its own money and only the operator issues money.")
+    requester = state["nodes"][1]
+    with AgoraClient(requester["api"]) as c:
+        entries = c.ledger_entries("all")["entries"]
+        say(f"  $ agora ledger entries all   (on {requester['name']}: {len(entries)} entries, each id checked)")
+        for e in entries:
+            actor = names.get(e["actor"], short(e["actor"]))
+            say(f"    entry {e['seq']} {e['kind']} by {actor}: {_postings(e, names)}  ({e['memo']})")
+        try:
+            c.mint(requester["did"], 1_000_000, memo="free money")
+            say("  a member's mint was accepted: THIS IS A BUG")
+        except AgoraError as err:
+            say(f"  $ agora ledger mint {short(requester['did'])} 1000000   (on {requester['name']})  ->  {err.code}")
+    before = _balances(state)
+    say("  balances before the market (minor units):")
+    for m in members:
+        say(f"    {m['name']:<7} {before[m['did']]:>10,}")
+    return before
+
+
+def money_after(state: dict[str, Any], before: dict[str, int]) -> None:
+    """Balances after the market's jobs, and `agora ledger verify` on the requester: the node fetches the
+    whole journal and walks the chain itself (hash links, ids, every rule, sum 0)."""
+    members = [state["hub"], *state["nodes"]]
+    section("5. money 2/2: balances after the market, and the chain verified by a node")
+    after = _balances(state)
+    say(f"    {'MEMBER':<7} {'BEFORE':>10} {'AFTER':>10} {'CHANGE':>8}")
+    for m in members:
+        was = before.get(m["did"])
+        now = after[m["did"]]
+        if was is None:
+            say(f"    {m['name']:<7} {'-':>10} {now:>10,} {'':>8}  (joined; funded by the operator)")
+        else:
+            say(f"    {m['name']:<7} {was:>10,} {now:>10,} {now - was:>+8,}")
+    requester = state["nodes"][1]
+    with AgoraClient(requester["api"]) as c:
+        report = c.ledger_verify()
+    verdict = "ok" if report["ok"] else "FAILED"
+    agree = "agrees" if report["agrees"] else "DISAGREES"
+    say(f"  $ agora ledger verify   (on {requester['name']})")
+    say(f"    ledger {verdict}: {report['entries']} entries, sum {report['sum']}; the hub's own check {agree}")
+    if not (report["ok"] and report["agrees"]):
+        raise AgoraError(
+            "ledger_corrupt", "the demo's ledger does not verify", details={"problems": report["problems"]}
+        )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from agora.errors import AgoraError
 
 DEFAULT_DIR = Path(os.environ.get("AGORA_DEVNET_DIR", ".agora-devnet"))
 STATE_FILE = "devnet.json"
+DEVNET_FUNDS = 100_000  # minor units each member's wallet gets, issued by the hub operator at `up`
 
 
 @dataclass
@@ -144,7 +145,12 @@ def _check_own_dir(root: Path) -> None:
 
 
 def up(
-    nodes: int = 3, root: Path = DEFAULT_DIR, *, announce_interval: float = 1.0, timeout: float = 30.0
+    nodes: int = 3,
+    root: Path = DEFAULT_DIR,
+    *,
+    announce_interval: float = 1.0,
+    timeout: float = 30.0,
+    funds: int = DEVNET_FUNDS,
 ) -> dict[str, Any]:
     if nodes < 1 or nodes > 32:
         raise AgoraError("invalid_argument", "a devnet has between 1 and 32 nodes")
@@ -185,6 +191,7 @@ def up(
             "started_at": time.time(),
         }
         _wait_mesh(state, deadline)
+        state["funded"] = [fund(state, m, funds) for m in members if funds > 0]
         _save_state(root, state)
         return state
     except BaseException:
@@ -201,7 +208,12 @@ def _save_state(root: Path, state: dict[str, Any]) -> None:
 
 
 def add_node(
-    root: Path = DEFAULT_DIR, *, announce_interval: float = 1.0, timeout: float = 30.0, sell: bool = True
+    root: Path = DEFAULT_DIR,
+    *,
+    announce_interval: float = 1.0,
+    timeout: float = 30.0,
+    sell: bool = True,
+    funds: int = DEVNET_FUNDS,
 ) -> dict[str, Any]:
     """Start one more node (`node-N+1`) in the running devnet at `root`, selling its machine like the others
     (`--sell`) unless `sell` is false; returns the new member once every member sees it (devnet.json then
@@ -230,11 +242,25 @@ def add_node(
         }
         grown = {**state, "nodes": [*state["nodes"], member]}
         _wait_mesh(grown, deadline)
+        if funds > 0:
+            grown["funded"] = [*state.get("funded", []), fund(grown, member, funds)]
         _save_state(root, grown)
         return member
     except BaseException:
         _stop_child(proc.popen)
         raise
+
+
+def fund(state: dict[str, Any], member: dict[str, Any], amount: int) -> dict[str, Any]:
+    """Fund a member's wallet the way an operator does (`agora ledger mint DID AMOUNT` on the hub node): an
+    issuance signed by the hub, the ledger's operator. The key names the member, so funding it twice (an
+    `add_node` retried) issues nothing twice. Never a balance written anywhere by hand."""
+    with AgoraClient(state["hub"]["api"], timeout=15) as hub:
+        doc = hub.mint(
+            member["did"], amount, idem=f"devnet-funds:{member['did']}", memo=f"devnet funds for {member['name']}"
+        )
+    entry = doc["entry"]
+    return {"name": member["name"], "did": member["did"], "amount": amount, "seq": entry["seq"], "entry": entry["id"]}
 
 
 def _wait_mesh(state: dict[str, Any], deadline: float) -> None:
@@ -311,4 +337,15 @@ def down(root: Path = DEFAULT_DIR) -> list[str]:
     return stopped
 
 
-__all__ = ["DEFAULT_DIR", "STATE_FILE", "add_node", "check_not_running", "down", "load_state", "status", "up"]
+__all__ = [
+    "DEFAULT_DIR",
+    "DEVNET_FUNDS",
+    "STATE_FILE",
+    "add_node",
+    "check_not_running",
+    "down",
+    "fund",
+    "load_state",
+    "status",
+    "up",
+]

@@ -55,6 +55,7 @@ from agora.market.index import MarketIndex
 from agora.market.index_nats import NatsMarketIndex
 from agora.market.intents import IntentBook
 from agora.market.offers import OfferBook, default_offer
+from agora.node.ledger import ledger_of
 from agora.orchestrator import JobRunner, RunnerSettings
 from agora.orchestrator.evidence import TrustRecorder
 from agora.orchestrator.match import Matcher
@@ -168,9 +169,13 @@ class ComputeFeature(Actor):
         self.matcher = Matcher(self.runner, self.intents, self.contracts, self.settler, clock=node.clock)
 
     def _local_settlement(self) -> Settlement | None:
-        """`settlement: local`: an internal ledger in this node's home, this node its operator. None (`none`):
-        contracts keep their timelines and no money moves, until the hub's ledger is wired here."""
-        if self.node.config.settlement != "local":
+        """`settlement: hub` (the default): the hub's ledger, through this node's `RemoteSettlement`
+        (node/ledger.py, attached before compute). `local`: an internal ledger in this node's home, this node its
+        operator. None (`none`): contracts keep their timelines and no money moves."""
+        mode = self.node.config.settlement
+        if mode == "hub":
+            return ledger_of(self.node).settlement
+        if mode != "local":
             return None
         self.journal = SqliteJournalStore(self.node.config.home / "ledger.db")
         return InternalLedgerSettlement(Ledger(self.journal, clock=self.node.clock), self.node.did)

@@ -15,6 +15,7 @@ from agora.compute import ComputeSettings, StoreLimits
 from agora.compute.advertiser import AdvertiserSettings
 from agora.compute.bidder import BidderSettings
 from agora.errors import AgoraError
+from agora.ledger.service import LedgerSettings
 from agora.ledger.trust import TrustSettings
 from agora.node.settings import setting, setting_factory
 from agora.orchestrator import RunnerSettings
@@ -29,7 +30,7 @@ DEFAULT_HUB_MAX_OBJECT_BYTES = 8 * 1024 * 1024
 _HUB_BUCKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _S3_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 BenchmarkMode = Literal["on", "off", "quick"]
-SettlementMode = Literal["none", "local"]
+SettlementMode = Literal["hub", "none", "local"]
 S3_FLAGS_HINT = "Example: --s3-endpoint http://127.0.0.1:8333 --s3-bucket results [--s3-region us-east-1]"
 
 
@@ -149,10 +150,14 @@ class NodeConfig:
         False, group="market", help="sell this machine: publish a default offer at start (the machine minus a reserve)"
     )
     # requester side: where the money of its market contracts moves (orchestrator/settle.py, docs/marketplace.md).
-    # none: every contract and its timeline is kept, nothing is locked or paid (until the hub's ledger is wired);
-    # local: an internal ledger in this node's home (ledger.db), this node its operator (it mints what it lends)
+    # hub: the hub's ledger (node/ledger.py, RemoteSettlement): every market placement locks, releases or refunds
+    # there (the default: a market job is a contract that pays); none: every contract and its timeline is kept,
+    # nothing is locked or paid; local: an internal ledger in this node's home (ledger.db), this node its operator
     settlement: SettlementMode = setting(
-        "none", group="market", choices=("none", "local"), help="where market contracts settle: none or local"
+        "hub",
+        group="market",
+        choices=("hub", "none", "local"),
+        help="where market contracts settle: hub (its ledger), none (timelines only) or local (a ledger here)",
     )
     bidder: BidderSettings = setting_factory(
         BidderSettings,
@@ -178,6 +183,10 @@ class NodeConfig:
     s3_region: str = setting("us-east-1", group="storage", help="S3 region")
     s3_access_key: str | None = setting(None, secret=True, group="storage", help="S3 access key")
     s3_secret_key: str | None = setting(None, secret=True, group="storage", help="S3 secret key")
+    # Money (docs/ledger.md): a hub serves the ledger for its members; every node settles through its hub's
+    ledger: LedgerSettings = setting_factory(
+        LedgerSettings, help="the ledger: a hub serves it (serve, operators); a node names its hubs (hubs)"
+    )
 
     def validate(self) -> None:
         if self.api_socket is None:
@@ -202,7 +211,7 @@ class NodeConfig:
         if self.benchmark not in get_args(BenchmarkMode):
             raise AgoraError("config_invalid", f"benchmark {self.benchmark!r}: expected on, off or quick")
         if self.settlement not in get_args(SettlementMode):
-            raise AgoraError("config_invalid", f"settlement {self.settlement!r}: expected none or local")
+            raise AgoraError("config_invalid", f"settlement {self.settlement!r}: expected hub, none or local")
         self._validate_storage()
         self._validate_provider_limits()
 
@@ -289,6 +298,8 @@ class NodeConfig:
             max_payload=self.max_message_bytes + 64 * 1024,
             cluster=cluster,
             allowed_dids=tuple(dict.fromkeys([own_did, *h.allow])) if h.allow else None,
+            # the hub node writes its ledger journal, a stream no member may touch
+            admin_dids=(own_did,) if h.allow and self.ledger.serve else (),
             tls=tls,
             object_buckets=tuple(dict.fromkeys([DEFAULT_HUB_BUCKET, self.hub_bucket])),
             market_bucket=self.ads.bucket,

@@ -193,7 +193,9 @@ class Node:
         """Wire the feature actors (compute, jobs, ...): each lives in its own module of this package and
         is attached here explicitly, after the Node actor and before the runtime serves."""
         from agora.node.compute import attach_compute  # compute: allocations, grants, the job runner
+        from agora.node.ledger import attach_ledger  # the ledger: the hub's service, every node's settlement
 
+        await attach_ledger(self)  # first: compute's contracts settle through it
         compute = await attach_compute(self)
         self.capability_providers.append(compute.capability_summary)
 

@@ -9,6 +9,8 @@
   requester (orchestrator), the one place its messages are built and checked.
 - `market.py`: the market protocol (capacity ads, bid requests, bids, declines, awards, commits, releases);
   import from `agora.wire.market`.
+- `ledger.py`: the ledger protocol `/agora/ledger/*` (the hub's ledger service and `RemoteSettlement`);
+  import from `agora.wire.ledger`.
 - `settle.py`: the metering receipt signed by both parties (`MeteringReceipt`: a usage receipt countersigned
   by the requester for one contract), `countersign`, `open_metering`; what an escrow is released against.
 """

@@ -28,6 +28,8 @@ def _sample(s: Setting) -> Any:
         return 300.0  # must stay >= public_max_lifetime (120): the section checks it
     if s.path in (("trust", "prior"), ("trust", "latency_alpha")):
         return 0.25  # in (0, 1): the section checks it
+    if s.path in (("ledger", "hubs"), ("ledger", "operators")):
+        return s.container(["did:key:z6MkSampleA", "did:key:z6MkSampleB"])  # the section checks they are DIDs
     one: Any = {int: 7, float: 2.5, str: "sample-value", Path: Path("/tmp/sample-path")}[s.kind]
     if s.kind in (int, float) and s.default == one:
         one = one * 3
