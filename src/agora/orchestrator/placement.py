@@ -34,7 +34,8 @@ from typing import Any
 from agora.actor import Runtime
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.errors import AgoraError
-from agora.market import Decision, JobNeed, MarketIndex, MatchPolicy, choose_bid, match
+from agora.market import Decision, JobNeed, MarketIndex, MatchPolicy, choose_bid
+from agora.market.table import TableCache, match_table
 from agora.ucan import Delegation
 from agora.wire.market import Award, Bid, BidRequest, Commit, Decline, Release
 from agora.wire.market_rpc import (
@@ -149,6 +150,7 @@ class Placer:
         self.clock = clock
         self.settings = settings or PlacementSettings()
         self._policy = policy
+        self._tables = TableCache()  # the index's ads as columns, rebuilt when an ad changes
 
     @property
     def did(self) -> str:
@@ -185,7 +187,7 @@ class Placer:
         now = self.clock.now()
         rnd = PlacementRound(at=now, only=only, excluded=tuple(sorted(exclude)))
         ads = [a for a in await self.index.ads() if a.provider not in exclude and (only is None or a.provider == only)]
-        rnd.decision = decision = match(need, ads, self.match_policy(), now=now)
+        rnd.decision = decision = match_table(need, self._tables.table(ads), self.match_policy(), now=now)
         if not decision.chosen:
             rnd.outcome = "no_fit"
             return rnd
