@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from agora.errors import AgoraError
-from agora.market.diagnostics import MAX_SUGGESTIONS, Decision, Suggestion, Verdict, suggest
+from agora.market.diagnostics import MAX_SUGGESTIONS, Decision, Suggestion, Verdict, relax
 from agora.market.matching import JobNeed, MatchPolicy, _matches, hard_filter, match
 from agora.market.strategies import Balanced, Binpack, Cheapest, Fastest, Scored, Spread, Strategy, strategy
 from agora.models.capability import GiB, PriceSchedule, gpu_model_matches, location_matches
@@ -316,7 +316,7 @@ def match_table(job: JobNeed, table: CandidateTable, policy: MatchPolicy | None 
         strategy=strat.name,
         chosen=tuple(table.providers[passing[j]] for j in chosen_rows),
         counts=counts,
-        what_would_fit=_what_would_fit(job, table, pol, masks, failing, quote, rejected, rejected_verdict),
+        what_would_fit=_what_would_fit(job, table, pol, masks, failing, counts, quote, rejected),
         build=build,
     )
 
@@ -548,12 +548,13 @@ def _what_would_fit(
     pol: MatchPolicy,
     masks: Mapping[str, Mask],
     failing: NDArray[np.bool_],
+    counts: Mapping[str, int],
     quote: Ints,
     rejected: Mask,
-    verdict: Callable[[int], Verdict],
 ) -> tuple[Suggestion, ...]:
     """diagnostics.what_would_fit over the rejected rows: only rows whose every reason can be relaxed, in
-    the order (number of changes, relative size, DID); sentences built for the first few only."""
+    the order (number of changes, relative size, DID); sentences built for the first few only, from the
+    columns (`diagnostics.relax`), with the relative size summed in hard_filter's order as `suggest` does."""
     need = job.need
     quantities = [
         ("insufficient_cpu", need.cpu_millis, t.cpu),
@@ -574,36 +575,49 @@ def _what_would_fit(
         return ()
     changes: Ints = np.zeros(len(rows), dtype=np.int64)
     cost: Floats = np.zeros(len(rows))
-    parts: list[tuple[Mask, NDArray[Any]]] = []  # per row: (failing, the value a change would set)
+    parts: list[tuple[str, Mask, NDArray[Any]]] = []  # per row: (code, failing, the value a change would set)
     for code, wanted, have in quantities:  # hard_filter's order (cpu, memory, disk, gpu, vram): cost sums in it
-        if code in masks and code in relaxed:
+        if code in relaxed and counts.get(code):
             m, h = masks[code][rows], have[rows]
             cost = cost + np.where(m, np.abs(wanted - h).astype(np.float64) / float(wanted), 0.0)
             changes += m
-            parts.append((m, h))
-    if "trust_below_min" in masks and job.min_trust is not None:
+            parts.append((code, m, h))
+    if counts.get("trust_below_min") and job.min_trust is not None:
         m = masks["trust_below_min"][rows]
         known, trust = t.numbers(pol.trust)
         known, trust = known[rows], trust[rows]
         cost = cost + np.where(m, np.where(known, float(job.min_trust) - trust, 1.0), 0.0)
         changes += m
-        parts.append((m, np.where(known, trust, np.nan)))  # unknown: nan, never equal, so never merged
-    if "over_budget" in relaxed and "over_budget" in masks and limit is not None:
+        parts.append(("trust_below_min", m, np.where(known, trust, np.nan)))  # unknown: nan, never merged
+    if "over_budget" in relaxed and counts.get("over_budget") and limit is not None:
         m, q = masks["over_budget"][rows], quote[rows]
         cost = cost + np.where(m, np.abs(limit - q).astype(np.float64) / float(limit), 0.0)
         changes += m
-        parts.append((m, q))
+        parts.append(("over_budget", m, q))
     order = np.lexsort((t.rank[rows], cost, changes))
     ch, co = changes[order], cost[order]
     starts = np.flatnonzero(np.concatenate(([True], (ch[1:] != ch[:-1]) | (co[1:] != co[:-1])))).tolist()
+    # rows with the same failing codes and values say the same sentence: only the first (by DID) is said
+    keys = [(m[order], np.where(m[order], h[order], 0)) for _, m, h in parts]
+    repeats: Mask = np.ones(max(len(order) - 1, 0), dtype=np.bool_)  # row has the key of the row before
+    for f, h in keys:
+        repeats &= (f[1:] == f[:-1]) & (h[1:] == h[:-1])
     out: list[Suggestion] = []
     seen: set[str] = set()
     for b0, b1 in zip(starts, [*starts[1:], len(order)], strict=True):  # blocks of one (changes, cost)
-        for j in _distinct(order[b0:b1], parts):
-            i = int(rows[j])
-            s = suggest(verdict(i))
-            if s is None:
-                raise AgoraError("internal", f"the table and suggest disagree on {t.providers[i]}")
+        if b1 - b0 == 1 or repeats[b0 : b1 - 1].all():  # the usual case: one key in the block
+            firsts = [b0]
+        else:
+            firsts = _firsts(b0, [(f[b0:b1].tolist(), h[b0:b1].tolist()) for f, h in keys])
+        for pos in firsts:
+            j = int(order[pos])
+            provider = t.providers[int(rows[j])]
+            said = [
+                relax(code, pol.trust.get(provider) if code == "trust_below_min" else int(h[j]))
+                for code, m, h in parts
+                if m[j]
+            ]
+            s = Suggestion(provider, tuple(c for c in said if c is not None), float(cost[j]))
             if s.text not in seen:
                 seen.add(s.text)
                 out.append(s)
@@ -612,24 +626,14 @@ def _what_would_fit(
     return tuple(out)
 
 
-def _distinct(block: Ints, parts: list[tuple[Mask, NDArray[Any]]]) -> list[int]:
-    """The first row of each distinct (failing codes, values) in `block`: rows with the same ones say the same
-    sentence, so only the first of them (in DID order) needs one."""
-    if len(block) == 1:
-        return [int(block[0])]
-    cols = [(m[block], np.where(m[block], have[block], 0)) for m, have in parts]
-    other: Mask = np.zeros(len(block), dtype=np.bool_)
-    for f, h in cols:
-        other |= (f != f[0]) | (h != h[0])
-    if not other.any():  # the usual case: one key
-        return [int(block[0])]
-    lists = [(f.tolist(), h.tolist()) for f, h in cols]
+def _firsts(start: int, keys: list[tuple[list[Any], list[Any]]]) -> list[int]:
+    """The position of the first row of each distinct key (failing codes and values) in a block."""
     out, said = [], set()
-    for pos, i in enumerate(block.tolist()):
-        key = tuple(h[pos] if f[pos] else None for f, h in lists)
+    for pos in range(len(keys[0][0]) if keys else 1):
+        key = tuple(h[pos] if f[pos] else None for f, h in keys)
         if key not in said:
             said.add(key)
-            out.append(i)
+            out.append(start + pos)
     return out
 
 

@@ -295,3 +295,17 @@ def test_one_block_of_equal_cost_keeps_every_distinct_sentence() -> None:
     fast = match_table(job, CandidateTable(ads), MatchPolicy(), now=NOW)
     assert_same(fast, match(job, ads, MatchPolicy(), now=NOW))
     assert [s.provider for s in fast.what_would_fit] == [did("cpu-a"), did("mem")]
+
+
+def test_a_policy_field_the_table_does_not_know_falls_back_to_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field added to MatchPolicy later (say, providers cooling down) may change verdicts: until the table
+    reads it, a non-default value sends the decision to the reference path."""
+    from agora.market import table as table_module
+
+    ads = [ad("a"), ad("b", cpu=0)]
+    job = JobNeed(need=Capability(cpu_millis=1000), engine="wasm", duration_s=60)
+    assert isinstance(match_table(job, CandidateTable(ads), MatchPolicy(k=2), now=NOW), TableDecision)
+    monkeypatch.setattr(table_module, "_OTHER_POLICY", (("k", 3),))  # as if `k` were unknown, default 3
+    d = match_table(job, CandidateTable(ads), MatchPolicy(k=2), now=NOW)
+    assert not isinstance(d, TableDecision) and d == match(job, ads, MatchPolicy(k=2), now=NOW)
+    assert isinstance(match_table(job, CandidateTable(ads), MatchPolicy(k=3), now=NOW), TableDecision)
