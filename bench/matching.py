@@ -7,7 +7,9 @@ agora: `match_table(job, table, policy, now)` over a `CandidateTable` built once
 per index change; its build time is printed): every candidate's pass/fail per reason code, counts per
 reason, the soft scores, the strategy's top k and what-would-fit; each verdict's reason sentences and
 score breakdown are built when the decision's `candidates` are first read. Two more lines show what a
-`why` costs: `match_table` + `to_dict()` (every sentence built), and the reference `match` + `to_dict()`.
+`why` costs: `match_table` + `to_dict(limit=50)` (what the placer records each round: the first 50 candidates
+with their sentences, all the counts), `match_table` + `to_dict()` (every sentence built), and the
+reference `match` + `to_dict()`.
 bare: the same hard checks (staleness, cpu, memory, engine, offer terms, quote within the limit) as a
 plain loop that keeps only the k cheapest passing ads: no reasons, no scores, no diagnostics.
 
@@ -130,11 +132,14 @@ def run(n: int, rounds: int, reps: int) -> tuple[float, float]:
     assert passing == len(decision.passed) and quotes == [q for q, _ in cheapest], "bare and agora must agree"
     assert fast == decision, "the table and the reference must decide alike"
     slow_reps = max(1, reps // 50)
-    times: dict[str, list[float]] = {"table": [], "why": [], "match": [], "bare": []}
+    times: dict[str, list[float]] = {"table": [], "why50": [], "why": [], "match": [], "bare": []}
     ratios = []
     for _ in range(rounds):
         times["table"].append(_per_decision(lambda: match_table(job, table, policy, now=NOW), reps))
         times["bare"].append(_per_decision(lambda: bare(job, ads, 3, 300, NOW), reps))
+        times["why50"].append(
+            _per_decision(lambda: match_table(job, table, policy, now=NOW).to_dict(limit=50), max(1, reps // 10))
+        )
         times["why"].append(_per_decision(lambda: match_table(job, table, policy, now=NOW).to_dict(), slow_reps))
         times["match"].append(_per_decision(lambda: match(job, ads, policy, now=NOW).to_dict(), slow_reps))
         ratios.append(times["bare"][-1] / times["table"][-1])
@@ -144,6 +149,7 @@ def run(n: int, rounds: int, reps: int) -> tuple[float, float]:
     for key, label in (
         ("bare", "bare loop (no diagnostics)"),
         ("table", "agora match_table (diagnostics; sentences on read)"),
+        ("why50", "agora match_table + the placer's why (50 candidates)"),
         ("why", "agora match_table + the whole why (to_dict)"),
         ("match", "agora match, reference path (+ to_dict)"),
     ):

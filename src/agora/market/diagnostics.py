@@ -126,16 +126,27 @@ class Decision:
                 return v
         raise KeyError(provider)
 
-    def to_dict(self) -> dict[str, Any]:
+    def head(self, limit: int) -> tuple[Verdict, ...]:
+        """The first `limit` candidates (what a `why` keeps when the market is large)."""
+        return self.candidates[:limit]
+
+    def _sizes(self) -> tuple[int, int]:
+        """(considered, passed)."""
+        return len(self.candidates), sum(1 for v in self.candidates if v.ok)
+
+    def to_dict(self, limit: int | None = None) -> dict[str, Any]:
+        """The whole decision; with `limit`, only the first `limit` candidates (counts and sizes are whole)."""
+        considered, passed = self._sizes()
+        candidates = self.candidates if limit is None else self.head(limit)
         return {
             "strategy": self.strategy,
             "chosen": list(self.chosen),
-            "considered": len(self.candidates),
-            "passed": sum(1 for v in self.candidates if v.ok),
+            "considered": considered,
+            "passed": passed,
             "counts": dict(self.counts),
             "what_would_fit": [s.to_dict() for s in self.what_would_fit],
             "hint": self.hint,
-            "candidates": [v.to_dict() for v in self.candidates],
+            "candidates": [v.to_dict() for v in candidates],
         }
 
 

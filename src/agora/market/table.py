@@ -45,6 +45,7 @@ Floats = NDArray[np.float64]
 _EXACT = 2**53  # integers up to here convert to float64 exactly, so numpy compares and divides as Python does
 _INT64 = 2**63
 _COST_UNIT = 1000 * GiB  # PriceSchedule.cost: numerator over (1000 * GiB), rounded up
+_MANY = frozenset({"policy_refused", "label_missing", "constraint_failed"})  # codes a row may fail more than once
 _MEMO_LIMIT = 512  # categorical columns kept per table (a new one past this clears the memo)
 
 # the first element of each built-in strategy's key as a column (sign, slack for the key's rounding): every
@@ -236,12 +237,16 @@ class TableDecision(Decision):
         counts: Mapping[str, int],
         what_would_fit: tuple[Suggestion, ...],
         build: Callable[[], tuple[Verdict, ...]],
+        head: Callable[[int], tuple[Verdict, ...]],
+        sizes: tuple[int, int],
     ) -> None:
         object.__setattr__(self, "strategy", strategy)
         object.__setattr__(self, "chosen", chosen)
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "what_would_fit", what_would_fit)
         object.__setattr__(self, "_build", build)
+        object.__setattr__(self, "_head", head)
+        object.__setattr__(self, "_size", sizes)
         object.__setattr__(self, "_candidates", None)
 
     @property
@@ -251,6 +256,14 @@ class TableDecision(Decision):
             got = self.__dict__["_build"]()
             object.__setattr__(self, "_candidates", got)
         return got
+
+    def head(self, limit: int) -> tuple[Verdict, ...]:
+        """The first `limit` candidates, built alone (the rest stay unbuilt) unless all are built already."""
+        got: tuple[Verdict, ...] | None = self.__dict__["_candidates"]
+        return got[:limit] if got is not None else self.__dict__["_head"](limit)
+
+    def _sizes(self) -> tuple[int, int]:
+        return self.__dict__["_size"]  # type: ignore[no-any-return]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Decision):
@@ -285,7 +298,7 @@ def match_table(job: JobNeed, table: CandidateTable, policy: MatchPolicy | None 
     fails = _hard_filter(job, table, pol, now)
     if fails is None:
         return match(job, table.ads, pol, now=now)
-    masks, quote = fails
+    masks, quote, singles = fails
     codes = list(masks)
     failing = np.stack([masks[c] for c in codes]) if table.n else np.zeros((len(codes), 0), dtype=np.bool_)
     rejected: Mask = np.logical_or.reduce(failing, axis=0)
@@ -312,17 +325,38 @@ def match_table(job: JobNeed, table: CandidateTable, policy: MatchPolicy | None 
         bad.sort(key=lambda v: (len(v.reasons), v.provider))
         return (*ok, *bad)
 
+    def head(limit: int) -> tuple[Verdict, ...]:
+        """The first `limit` of build()'s order: the passing by the strategy, then the rejected by their
+        number of reasons (one per failing check: a policy term or a constraint each count) and DID."""
+        if limit <= 0:
+            return ()
+        firsts = _top(strat, scores, limit)
+        ok = [scores.verdict(j, position, position <= pol.k) for position, j in enumerate(firsts, start=1)]
+        rest = limit - len(ok)
+        if rest <= 0:
+            return tuple(ok)
+        rows = np.flatnonzero(rejected)
+        plain = [i for i, code in enumerate(codes) if code not in _MANY]
+        count = failing[plain].sum(axis=0) + sum(singles, np.zeros(table.n, dtype=np.int64))
+        first = rows[np.lexsort((table.rank[rows], count[rows]))[:rest]]
+        return (*ok, *(rejected_verdict(int(i)) for i in first))
+
     return TableDecision(
         strategy=strat.name,
         chosen=tuple(table.providers[passing[j]] for j in chosen_rows),
         counts=counts,
         what_would_fit=_what_would_fit(job, table, pol, masks, failing, counts, quote, rejected),
         build=build,
+        head=head,
+        sizes=(table.n, len(passing)),
     )
 
 
-def _hard_filter(job: JobNeed, t: CandidateTable, pol: MatchPolicy, now: float) -> tuple[dict[str, Mask], Ints] | None:
-    """One mask per reason code, in hard_filter's order, and every row's quote (None: not exact)."""
+def _hard_filter(
+    job: JobNeed, t: CandidateTable, pol: MatchPolicy, now: float
+) -> tuple[dict[str, Mask], Ints, list[Mask]] | None:
+    """One mask per reason code, in hard_filter's order, every row's quote, and one mask per check of the
+    codes in `_MANY` (each failing one is a Reason of its own). None: the quotes are not exact."""
     need = job.need
     masks: dict[str, Mask] = {}
     masks["stale_ad"] = (now >= t.expires) | ((now - t.iat) > pol.stale_after_s)
@@ -354,13 +388,16 @@ def _hard_filter(job: JobNeed, t: CandidateTable, pol: MatchPolicy, now: float) 
             ("location", location), lambda a: not location_matches(location, a.free.location)
         )
     engine, requester, rtrust = job.engine, job.requester, pol.requester_trust
-    refused = ~((t.valid_from <= now) & (now < t.valid_until))
-    refused |= t.column(("engine_refused", engine), lambda a: not a.offer.terms.accepts_engine(engine))
-    refused |= t.has_max_duration & (job.duration_s > t.max_duration)
-    refused |= t.column(
-        ("access_refused", requester, _typed(rtrust)), lambda a: not a.offer.terms.access.admits(requester, rtrust)
-    )
-    masks["policy_refused"] = refused
+    singles: list[Mask] = [
+        ~((t.valid_from <= now) & (now < t.valid_until)),
+        t.column(("engine_refused", engine), lambda a: not a.offer.terms.accepts_engine(engine)),
+        t.has_max_duration & (job.duration_s > t.max_duration),
+        t.column(
+            ("access_refused", requester, _typed(rtrust)),
+            lambda a: not a.offer.terms.access.admits(requester, rtrust),
+        ),
+    ]
+    masks["policy_refused"] = singles[0] | singles[1] | singles[2] | singles[3]
     if job.min_trust is not None:
         known, trust = t.numbers(pol.trust)
         masks["trust_below_min"] = ~known | (trust < job.min_trust)
@@ -370,6 +407,7 @@ def _hard_filter(job: JobNeed, t: CandidateTable, pol: MatchPolicy, now: float) 
         holds, present = _constraint(t, c.key, c.op, c.value)
         missing |= ~holds & ~present
         failed |= ~holds & present
+        singles.append(~holds)
     if job.constraints:
         masks["label_missing"] = missing
         masks["constraint_failed"] = failed
@@ -379,7 +417,7 @@ def _hard_filter(job: JobNeed, t: CandidateTable, pol: MatchPolicy, now: float) 
     limit = job.limit
     if limit is not None:
         masks["over_budget"] = quote > limit
-    return masks, quote
+    return masks, quote, singles
 
 
 def _constraint(t: CandidateTable, key: str, op: str, value: Any) -> tuple[Mask, Mask]:

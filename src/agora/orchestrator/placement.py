@@ -116,8 +116,7 @@ class PlacementRound:
     def why(self) -> dict[str, Any]:
         decision: dict[str, Any] = {"candidates": [], "counts": {}, "what_would_fit": [], "considered": 0}
         if self.decision is not None:
-            decision = self.decision.to_dict()
-            decision["candidates"] = decision["candidates"][:MAX_CANDIDATES_KEPT]
+            decision = self.decision.to_dict(limit=MAX_CANDIDATES_KEPT)
         return {
             "at": self.at,
             "outcome": self.outcome,

@@ -189,9 +189,15 @@ def assert_same(fast: Any, ref: Any) -> None:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(markets(), needs(), policies)
-def test_the_table_decides_exactly_as_match(ads: list[CapacityAd], job: JobNeed, pol: MatchPolicy) -> None:
-    assert_same(match_table(job, CandidateTable(ads), pol, now=NOW), match(job, ads, pol, now=NOW))
+@given(markets(), needs(), policies, st.integers(0, 16))
+def test_the_table_decides_exactly_as_match(ads: list[CapacityAd], job: JobNeed, pol: MatchPolicy, limit: int) -> None:
+    ref = match(job, ads, pol, now=NOW)
+    table = CandidateTable(ads)
+    # a why that keeps the first `limit` candidates builds only those, and they are match's first ones
+    assert match_table(job, table, pol, now=NOW).head(limit) == ref.candidates[:limit]
+    assert match_table(job, table, pol, now=NOW).to_dict(limit=limit) == ref.to_dict(limit=limit)
+    assert ref.to_dict(limit=limit) == {**ref.to_dict(), "candidates": ref.to_dict()["candidates"][:limit]}
+    assert_same(match_table(job, table, pol, now=NOW), ref)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
