@@ -57,8 +57,20 @@ _PRIMARY: dict[type, tuple[str, float, float]] = {
     Binpack: ("util", -1.0, 1e-8),
     Spread: ("util", 1.0, 1e-8),
 }
+# the MatchPolicy fields read here; `default_trust` (the prior of a provider with no evidence) and `cooling_down`
+# (provider -> excluded until) are read with getattr: the trust work adds them to MatchPolicy
 _KNOWN_POLICY = frozenset(
-    {"k", "stale_after_s", "trust", "latency_ms", "requester_trust", "weights", "affinity_weight"}
+    {
+        "k",
+        "stale_after_s",
+        "trust",
+        "latency_ms",
+        "requester_trust",
+        "weights",
+        "affinity_weight",
+        "default_trust",
+        "cooling_down",
+    }
 )
 _KNOWN_JOB = frozenset(
     {
@@ -398,8 +410,12 @@ def _hard_filter(
         ),
     ]
     masks["policy_refused"] = singles[0] | singles[1] | singles[2] | singles[3]
+    cooling: Mapping[str, float] | None = getattr(pol, "cooling_down", None)
+    if cooling:
+        known, until = t.numbers(cooling)
+        masks["provider_cooling_down"] = known & (now < until)
     if job.min_trust is not None:
-        known, trust = t.numbers(pol.trust)
+        known, trust = _trust(t, pol)
         masks["trust_below_min"] = ~known | (trust < job.min_trust)
     missing: Mask = np.zeros(t.n, dtype=np.bool_)
     failed: Mask = np.zeros(t.n, dtype=np.bool_)
@@ -418,6 +434,21 @@ def _hard_filter(
     if limit is not None:
         masks["over_budget"] = quote > limit
     return masks, quote, singles
+
+
+def _trust_of(pol: MatchPolicy, provider: str) -> float | None:
+    """matching's view of a provider's trust: its evidence, else the prior (`default_trust`, when set)."""
+    return pol.trust.get(provider, getattr(pol, "default_trust", None))
+
+
+def _trust(t: CandidateTable, pol: MatchPolicy) -> tuple[Mask, Floats]:
+    """`_trust_of` as (known, value) columns."""
+    known, trust = t.numbers(pol.trust)
+    prior: float | None = getattr(pol, "default_trust", None)
+    if prior is not None:
+        trust = np.where(known, trust, float(prior))
+        known = np.ones(t.n, dtype=np.bool_)
+    return known, trust
 
 
 def _constraint(t: CandidateTable, key: str, op: str, value: Any) -> tuple[Mask, Mask]:
@@ -463,7 +494,7 @@ class _Scores:
         cheapest = int(self.quote.min()) if n else 0
         q = self.quote.astype(np.float64)
         self.s_cost: Floats = np.divide(float(cheapest), q, out=np.ones(n), where=self.quote != 0)
-        known_t, trust = t.numbers(pol.trust)
+        known_t, trust = _trust(t, pol)
         known_t, trust = known_t[rows], trust[rows]
         self.s_trust: Floats = np.where(known_t & (trust != 0), trust, 0.0)  # `trust or 0.0`
         known_l, latency = t.numbers(pol.latency_ms)
@@ -543,7 +574,7 @@ class _Scores:
         values: dict[str, tuple[Any, float]] = {
             "quality": (ad.benchmark_score, float(self.s_quality[j])),
             "cost": (quote, float(self.s_cost[j])),
-            "trust": (self.pol.trust.get(p), float(self.s_trust[j])),
+            "trust": (_trust_of(self.pol, p), float(self.s_trust[j])),
             "latency": (self.pol.latency_ms.get(p), float(self.s_latency[j])),
         }
         if self.affinity_got is not None:
@@ -622,7 +653,7 @@ def _what_would_fit(
             parts.append((code, m, h))
     if counts.get("trust_below_min") and job.min_trust is not None:
         m = masks["trust_below_min"][rows]
-        known, trust = t.numbers(pol.trust)
+        known, trust = _trust(t, pol)
         known, trust = known[rows], trust[rows]
         cost = cost + np.where(m, np.where(known, float(job.min_trust) - trust, 1.0), 0.0)
         changes += m
@@ -651,7 +682,7 @@ def _what_would_fit(
             j = int(order[pos])
             provider = t.providers[int(rows[j])]
             said = [
-                relax(code, pol.trust.get(provider) if code == "trust_below_min" else int(h[j]))
+                relax(code, _trust_of(pol, provider) if code == "trust_below_min" else int(h[j]))
                 for code, m, h in parts
                 if m[j]
             ]

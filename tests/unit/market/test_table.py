@@ -162,8 +162,15 @@ def needs(draw: st.DrawFn) -> JobNeed:
 
 
 _DIDS = [did(f"t{i:02d}") for i in range(14)]
+# the trust work adds these MatchPolicy fields (the prior, and the providers excluded for a while); the table
+# reads them when they exist, and this suite then draws them too
+_TRUST_FIELDS: dict[str, Any] = {
+    "default_trust": st.one_of(st.none(), st.sampled_from([0.0, 0.5])),
+    "cooling_down": st.dictionaries(st.sampled_from(_DIDS), st.sampled_from([NOW - 1.0, NOW, NOW + 1.0, NOW + 99.5])),
+}
 policies = st.builds(
     MatchPolicy,
+    **{k: v for k, v in _TRUST_FIELDS.items() if k in MatchPolicy.__dataclass_fields__},
     k=st.integers(1, 5),
     stale_after_s=st.integers(1, 400),
     trust=st.dictionaries(st.sampled_from(_DIDS), st.one_of(st.sampled_from([0.0, 0.5, 1.0]), st.floats(0, 1))),
