@@ -277,6 +277,11 @@ class TableDecision(Decision):
     def _sizes(self) -> tuple[int, int]:
         return self.__dict__["_size"]  # type: ignore[no-any-return]
 
+    @property
+    def passed(self) -> tuple[Verdict, ...]:
+        """The passing candidates in order, built without the rejected ones' sentences."""
+        return self.head(self._sizes()[1])
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Decision):
             return NotImplemented

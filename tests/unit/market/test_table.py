@@ -202,6 +202,7 @@ def test_the_table_decides_exactly_as_match(ads: list[CapacityAd], job: JobNeed,
     table = CandidateTable(ads)
     # a why that keeps the first `limit` candidates builds only those, and they are match's first ones
     assert match_table(job, table, pol, now=NOW).head(limit) == ref.candidates[:limit]
+    assert match_table(job, table, pol, now=NOW).passed == ref.passed
     assert match_table(job, table, pol, now=NOW).to_dict(limit=limit) == ref.to_dict(limit=limit)
     assert ref.to_dict(limit=limit) == {**ref.to_dict(), "candidates": ref.to_dict()["candidates"][:limit]}
     assert_same(match_table(job, table, pol, now=NOW), ref)
