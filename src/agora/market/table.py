@@ -12,8 +12,9 @@ access policy, a constraint or affinity) is computed once per value and kept wit
 The result is a `Decision` equal to `match`'s for the same inputs (a hypothesis test compares them):
 `strategy`, `chosen`, `counts` and `what_would_fit` are computed at once; `candidates` (every verdict, with
 its reasons' sentences and score breakdown) is built the first time it is read, from the same masks and
-scores and with `hard_filter` for the reasons of a rejected ad, so the texts are the reference's own. A
-`why` costs what `match` costs; a placement that only needs its top k does not pay for 1,000 sentences.
+scores and with `hard_filter` for the reasons of a rejected ad, so the texts are the reference's own.
+`head(limit)` / `to_dict(limit=...)` (the placer's `why` keeps 50) and `passed` build only what they return;
+a whole `why` costs what `match` costs, but a placement no longer pays for 1,000 sentences to ask 3 bids.
 
 Anything the columns cannot hold exactly (an integer past 2**53, a price schedule whose cost could overflow
 int64), a `MatchPolicy` or `JobNeed` field this module does not know (added later, set to a non-default
@@ -298,7 +299,7 @@ class TableDecision(Decision):
     def __repr__(self) -> str:
         return (
             f"TableDecision(strategy={self.strategy!r}, chosen={self.chosen!r}, counts={dict(self.counts)!r}, "
-            f"candidates={len(self.candidates)})"
+            f"considered={self._sizes()[0]}, passed={self._sizes()[1]})"
         )
 
 
