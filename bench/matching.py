@@ -31,7 +31,8 @@ import time
 from collections.abc import Callable
 
 from agora.market import JobNeed, MatchPolicy, match
-from agora.market.table import CandidateTable, match_table
+from agora.market.fastmatch import match_table
+from agora.market.table import CandidateTable
 from agora.models.capability import Capability, GiB
 from agora.models.offer import ResourceOffer
 from agora.wire.market import CapacityAd, ExecutorState

@@ -2,8 +2,9 @@
 
 - `matching.py` (pure): `match(job, ads, policy, now) -> Decision`: hard filter with every failing
   dimension, soft score with the breakdown, the strategy's order, top-k; `JobNeed`, `MatchPolicy`.
-- `table.py` (pure, numpy; import it from `agora.market.table`, it is not loaded with the package):
-  `CandidateTable` and `match_table`, the same decision over columns built once per index change.
+- `table.py`, `fastmatch.py` (pure, numpy; import them as `agora.market.table` / `agora.market.fastmatch`,
+  they are not loaded with the package): `CandidateTable` (the ads as columns, built once per index
+  change), `TableCache`, and `match_table`, the same decision as `match` over the columns.
 - `strategies.py` (pure): placement strategies as small classes (`balanced`, `cheapest`, `fastest`,
   `binpack`, `spread`).
 - `diagnostics.py` (pure): `Verdict`, `Decision`, counts per reason, `what_would_fit` suggestions.

@@ -35,7 +35,8 @@ from agora.actor import Runtime
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.errors import AgoraError
 from agora.market import Decision, JobNeed, MarketIndex, MatchPolicy, choose_bid
-from agora.market.table import TableCache, match_table
+from agora.market.fastmatch import match_table
+from agora.market.table import TableCache
 from agora.ucan import Delegation
 from agora.wire.market import Award, Bid, BidRequest, Commit, Decline, Release
 from agora.wire.market_rpc import (

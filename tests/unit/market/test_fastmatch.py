@@ -1,4 +1,5 @@
-"""The columnar fast path (`match_table`) against the reference `match`: the same Decision on random markets.
+"""The columnar fast path (`fastmatch.match_table` over a `table.CandidateTable`) against the reference `match`:
+the same Decision on random markets.
 
 The markets here exercise every dimension the table vectorizes (gpus, vram, gpu model, arch, labels,
 location, executors, disk, offer validity, engine terms, max duration, access policies, trust, latency,
@@ -16,7 +17,8 @@ from hypothesis import strategies as st
 
 from agora.errors import AgoraError
 from agora.market import JobNeed, MatchPolicy, match
-from agora.market.table import CandidateTable, TableCache, TableDecision, match_table
+from agora.market.fastmatch import TableDecision, match_table
+from agora.market.table import CandidateTable, TableCache
 from agora.models.capability import Capability, GiB
 from agora.models.job import Affinity, Constraint
 from agora.models.offer import ResourceOffer
@@ -314,12 +316,12 @@ def test_one_block_of_equal_cost_keeps_every_distinct_sentence() -> None:
 def test_a_policy_field_the_table_does_not_know_falls_back_to_match(monkeypatch: pytest.MonkeyPatch) -> None:
     """A field added to MatchPolicy later (say, providers cooling down) may change verdicts: until the table
     reads it, a non-default value sends the decision to the reference path."""
-    from agora.market import table as table_module
+    from agora.market import fastmatch
 
     ads = [ad("a"), ad("b", cpu=0)]
     job = JobNeed(need=Capability(cpu_millis=1000), engine="wasm", duration_s=60)
     assert isinstance(match_table(job, CandidateTable(ads), MatchPolicy(k=2), now=NOW), TableDecision)
-    monkeypatch.setattr(table_module, "_OTHER_POLICY", (("k", 3),))  # as if `k` were unknown, default 3
+    monkeypatch.setattr(fastmatch, "_OTHER_POLICY", (("k", 3),))  # as if `k` were unknown, default 3
     d = match_table(job, CandidateTable(ads), MatchPolicy(k=2), now=NOW)
     assert not isinstance(d, TableDecision) and d == match(job, ads, MatchPolicy(k=2), now=NOW)
     assert isinstance(match_table(job, CandidateTable(ads), MatchPolicy(k=3), now=NOW), TableDecision)
