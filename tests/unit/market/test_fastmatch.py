@@ -210,6 +210,14 @@ def test_the_table_decides_exactly_as_match(ads: list[CapacityAd], job: JobNeed,
     assert_same(match_table(job, table, pol, now=NOW), ref)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(markets(), needs(), policies, st.sampled_from([-100.5, -0.25, 0.5, 4.75, 99.5]))
+def test_a_clock_with_fractions_decides_alike(ads: list[CapacityAd], job: JobNeed, pol: MatchPolicy, dt: float) -> None:
+    """Ad ages, expiry and offer windows compared with a float `now` (the system clock's) as Python does."""
+    now = NOW + dt
+    assert_same(match_table(job, CandidateTable(ads), pol, now=now), match(job, ads, pol, now=now))
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(markets(), needs(), policies)
 def test_one_table_serves_many_decisions(ads: list[CapacityAd], job: JobNeed, pol: MatchPolicy) -> None:
