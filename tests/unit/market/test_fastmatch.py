@@ -333,3 +333,12 @@ def test_a_policy_field_the_table_does_not_know_falls_back_to_match(monkeypatch:
     d = match_table(job, CandidateTable(ads), MatchPolicy(k=2), now=NOW)
     assert not isinstance(d, TableDecision) and d == match(job, ads, MatchPolicy(k=2), now=NOW)
     assert isinstance(match_table(job, CandidateTable(ads), MatchPolicy(k=3), now=NOW), TableDecision)
+
+
+def test_the_fast_path_reads_every_field_of_the_policy_and_the_job() -> None:
+    """A field added to MatchPolicy or JobNeed that fastmatch does not read sends every decision that sets it
+    to the reference path (correct, ~100x slower). Add its mask or column in fastmatch (and the field to
+    _KNOWN_POLICY / _KNOWN_JOB), and draw it in this suite's strategies."""
+    from agora.market import fastmatch
+
+    assert fastmatch._OTHER_POLICY == () and fastmatch._OTHER_JOB == ()
