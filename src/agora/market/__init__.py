@@ -2,6 +2,9 @@
 
 - `matching.py` (pure): `match(job, ads, policy, now) -> Decision`: hard filter with every failing
   dimension, soft score with the breakdown, the strategy's order, top-k; `JobNeed`, `MatchPolicy`.
+- `table.py`, `fastmatch.py` (pure, numpy; import them as `agora.market.table` / `agora.market.fastmatch`,
+  they are not loaded with the package): `CandidateTable` (the ads as columns, built once per index
+  change), `TableCache`, and `match_table`, the same decision as `match` over the columns.
 - `strategies.py` (pure): placement strategies as small classes (`balanced`, `cheapest`, `fastest`,
   `binpack`, `spread`).
 - `diagnostics.py` (pure): `Verdict`, `Decision`, counts per reason, `what_would_fit` suggestions.
@@ -10,7 +13,8 @@
 - `reservations.py` (pure): `ReservationBook`: capacity reserved on commit, expiry of awards not followed
   by a start, release; never double-booked.
 - `index.py`: the `MarketIndex` interface (publish, read, watch capacity ads; every ad verified, forged
-  and replayed ones ignored and counted) and `MemoryMarketIndex`.
+  and replayed ones ignored and counted), `IndexReader` (the one reader every index shares) and
+  `MemoryMarketIndex`; `index_nats.py`: `NatsMarketIndex`.
 
 The offer data type lives in `agora.models.offer` and the signed messages in `agora.wire.market`.
 """

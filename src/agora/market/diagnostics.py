@@ -126,16 +126,27 @@ class Decision:
                 return v
         raise KeyError(provider)
 
-    def to_dict(self) -> dict[str, Any]:
+    def head(self, limit: int) -> tuple[Verdict, ...]:
+        """The first `limit` candidates (what a `why` keeps when the market is large)."""
+        return self.candidates[:limit]
+
+    def _sizes(self) -> tuple[int, int]:
+        """(considered, passed)."""
+        return len(self.candidates), sum(1 for v in self.candidates if v.ok)
+
+    def to_dict(self, limit: int | None = None) -> dict[str, Any]:
+        """The whole decision; with `limit`, only the first `limit` candidates (counts and sizes are whole)."""
+        considered, passed = self._sizes()
+        candidates = self.candidates if limit is None else self.head(limit)
         return {
             "strategy": self.strategy,
             "chosen": list(self.chosen),
-            "considered": len(self.candidates),
-            "passed": sum(1 for v in self.candidates if v.ok),
+            "considered": considered,
+            "passed": passed,
             "counts": dict(self.counts),
             "what_would_fit": [s.to_dict() for s in self.what_would_fit],
             "hint": self.hint,
-            "candidates": [v.to_dict() for v in self.candidates],
+            "candidates": [v.to_dict() for v in candidates],
         }
 
 
@@ -148,21 +159,31 @@ def count_reasons(verdicts: Iterable[Verdict]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _change(reason: Reason) -> tuple[Change, float] | None:
-    relax = _RELAX.get(reason.code)
-    if relax is None:
+def relax(code: str, value: Any) -> Change | None:
+    """The change to the job that relaxes a reason `code` down (or up) to what the candidate has, `value`;
+    None for a reason the requester cannot relax."""
+    found = _RELAX.get(code)
+    if found is None:
         return None
-    param, template = relax
+    param, template = found
+    if param == "min_trust" and value is None:  # unknown trust passes no min_trust, however low
+        return Change(param, None, "drop min_trust (the provider's trust is unknown)")
+    return Change(param, value, template.format(_FORMAT[param](value)))
+
+
+def _change(reason: Reason) -> tuple[Change, float] | None:
+    param = _RELAX.get(reason.code, ("", ""))[0]
     value = reason.have
+    if not param:
+        return None
     if param == "min_trust":
-        if value is None:  # unknown trust passes no min_trust, however low
-            return Change(param, None, "drop min_trust (the provider's trust is unknown)"), 1.0
-        rel = float(reason.need) - float(value)
+        rel = 1.0 if value is None else float(reason.need) - float(value)
     elif isinstance(reason.need, int) and isinstance(value, int) and reason.need > 0:
         rel = abs(reason.need - value) / reason.need
     else:
         return None
-    return Change(param, value, template.format(_FORMAT[param](value))), rel
+    change = relax(reason.code, value)
+    return None if change is None else (change, rel)
 
 
 def suggest(verdict: Verdict) -> Suggestion | None:
@@ -201,6 +222,7 @@ __all__ = [
     "Suggestion",
     "Verdict",
     "count_reasons",
+    "relax",
     "suggest",
     "what_would_fit",
 ]

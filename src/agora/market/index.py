@@ -6,10 +6,13 @@ provider's key, and its sequence number must not go back (`check_newer`). A forg
 replayed ad is ignored, counted (`stats`), and the last good ad of that provider is kept, so a hub that
 rolls an ad back or swaps in a forgery cannot change what the requester matches against.
 
-`MarketIndex` is the interface; `MemoryMarketIndex` keeps the raw signed bytes in a dict (one entry per
-provider, the newest) and is what tests and the simulator use. The NATS JetStream KV implementation
-(one key per provider DID in a bucket on the hub) is `index_nats.NatsMarketIndex`; the conformance suite in
-tests/unit/market/index_conformance.py is written so that it runs unchanged against it.
+`MarketIndex` is the interface. `IndexReader` is the one reader both implementations share (publish,
+`ads`, `get`, stats, close, and `IndexWatch`): an implementation only gives its store's primitives (read a
+key, snapshot every key, write a key, DID <-> key), so the memory and NATS indexes run the same
+verification code. `MemoryMarketIndex` keeps the raw signed bytes in a dict (one entry per provider, the
+newest) and is what tests and the simulator use. The NATS JetStream KV implementation (one key per
+provider DID in a bucket on the hub) is `index_nats.NatsMarketIndex`; the conformance suite in
+tests/unit/market/index_conformance.py runs unchanged against both.
 
 A `watch()` yields each provider's newest verified ad as it changes, current ads first. Updates are
 coalesced per provider: a slow watcher sees the latest ad of each provider, never a backlog of stale
@@ -126,34 +129,54 @@ class MarketIndex(Protocol):
     async def close(self) -> None: ...
 
 
-class _MemoryWatch:
-    def __init__(self, index: MemoryMarketIndex) -> None:
+class IndexWatch:
+    """A watch over any index built on `IndexReader`: keys noted as changed (coalesced, current ones first),
+    each read and verified when the watcher asks for the next ad, so a slow watcher never holds a backlog.
+    Its own `AdVerifier`: what one watcher has seen never changes what another, or `ads()`, accepts.
+    A store that follows changes with a task of its own (NATS) feeds `notify` and ends with `finish`."""
+
+    def __init__(self, index: IndexReader, current: list[str] | None = None) -> None:
         self._index = index
         self._verifier = AdVerifier()
-        self._pending: dict[str, None] = dict.fromkeys(sorted(index._store))  # current ads first
+        self._pending: dict[str, None] = dict.fromkeys(current or ())
         self._wake = asyncio.Event()
         self._closed = False
+        self._ended = False
+        self._failure: AgoraError | None = None
 
     @property
     def stats(self) -> Mapping[str, int]:
         return self._verifier.stats
 
-    def _notify(self, provider: str) -> None:
-        self._pending[provider] = None
+    def notify(self, key: str) -> None:
+        """The store's value under `key` changed (or is gone); read when the watcher gets to it."""
+        self._pending[key] = None
         self._wake.set()
 
-    def __aiter__(self) -> _MemoryWatch:
+    def finish(self, failure: AgoraError | None = None) -> None:
+        """No more changes will come (the follower ended): pending keys are still served, then the end or
+        `failure` is raised."""
+        self._ended = True
+        self._failure = failure
+        self._wake.set()
+
+    def __aiter__(self) -> IndexWatch:
         return self
 
     async def __anext__(self) -> CapacityAd:
-        while not self._closed:  # each turn consumes one pending provider or waits for a notification
+        while not self._closed:  # each turn consumes one pending key or waits for a change
             if not self._pending:
+                if self._failure is not None:
+                    raise self._failure
+                if self._ended:
+                    break
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            provider = next(iter(self._pending))
-            del self._pending[provider]
-            raw = self._index._store.get(provider)
+            key = next(iter(self._pending))
+            del self._pending[key]
+            provider = self._index._provider(key)
+            raw = await self._index._raw(key)
             if raw is None:
                 self._verifier.forget(provider)
                 continue
@@ -162,12 +185,16 @@ class _MemoryWatch:
                 return ad
         raise StopAsyncIteration
 
+    async def _stop(self) -> None:
+        """Stop following the store (a subclass with a follower task cancels and awaits it)."""
+
     async def aclose(self) -> None:
         self._closed = True
         self._wake.set()
         self._index._watches.discard(self)
+        await self._stop()
 
-    async def __aenter__(self) -> _MemoryWatch:
+    async def __aenter__(self) -> IndexWatch:
         return self
 
     async def __aexit__(
@@ -176,69 +203,75 @@ class _MemoryWatch:
         await self.aclose()
 
 
-class MemoryMarketIndex:
-    """The index in memory: raw signed ads by provider DID (what the hub would hold), verified on read."""
+class IndexReader:
+    """What every `MarketIndex` over a key-value store shares: publish, read, get, stats and close run the
+    same verification (`AdVerifier`) whatever holds the bytes. A store gives the primitives: `_raw(key)`,
+    `_snapshot()` (every key's current bytes), `_write(key, raw)`, and the mapping between a provider DID
+    and its key (`_key`, `_provider`; the identity by default); `withdraw` and `watch` are its own."""
 
     def __init__(self) -> None:
-        self._store: dict[str, bytes] = {}
         self._reader = AdVerifier()
-        self._watches: set[_MemoryWatch] = set()
+        self._watches: set[IndexWatch] = set()
         self._closed = False
+
+    # ---- the store's primitives ----
+
+    async def _raw(self, key: str) -> bytes | None:
+        """The bytes the store holds under `key` now (None: no ad)."""
+        raise NotImplementedError
+
+    async def _snapshot(self) -> dict[str, bytes]:
+        """Every key's current bytes."""
+        raise NotImplementedError
+
+    async def _write(self, key: str, raw: bytes) -> None:
+        """Write bytes under a key as any writer of the store can (tests use it to play a hostile hub)."""
+        raise NotImplementedError
+
+    def _key(self, provider: str) -> str:
+        return provider
+
+    def _provider(self, key: str) -> str:
+        return key
+
+    # ---- shared: every read is verified here ----
 
     def _check_open(self) -> None:
         if self._closed:
             raise AgoraError("unavailable", "the market index is closed")
 
-    async def publish(self, raw: bytes) -> CapacityAd:
-        self._check_open()
-        ad = CapacityAd.open(raw)
-        last = self._stored(ad.provider)
-        if check_newer(ad, last):
-            self._put(ad.provider, ad.raw)
-        return ad
-
-    def _stored(self, key: str) -> CapacityAd | None:
-        """What the store holds for `key`, if it verifies (a damaged entry never blocks a good publish)."""
-        raw = self._store.get(key)
+    async def _stored(self, provider: str) -> CapacityAd | None:
+        """What the store holds for `provider`, if it verifies (a damaged entry never blocks a good publish)."""
+        raw = await self._raw(self._key(provider))
         try:
-            return CapacityAd.open(raw, expected_signer=key) if raw is not None else None
+            return CapacityAd.open(raw, expected_signer=provider) if raw is not None else None
         except AgoraError:
             return None
 
-    def _put(self, key: str, raw: bytes) -> None:
-        """Write bytes under a key as the hub does (tests use it to play a hostile hub)."""
-        self._store[key] = raw
-        for w in list(self._watches):
-            w._notify(key)
+    async def publish(self, raw: bytes) -> CapacityAd:
+        self._check_open()
+        ad = CapacityAd.open(raw)
+        if check_newer(ad, await self._stored(ad.provider)):
+            await self._write(self._key(ad.provider), ad.raw)
+        return ad
 
     async def ads(self) -> list[CapacityAd]:
         self._check_open()
-        for key in [k for k in self._reader.latest if k not in self._store]:
-            self._reader.forget(key)
-        for key, raw in sorted(self._store.items()):
-            self._reader.offer(raw, key=key)
-        return [self._reader.latest[k] for k in sorted(self._reader.latest)]
+        current = {self._provider(k): v for k, v in (await self._snapshot()).items()}
+        for provider in [p for p in self._reader.latest if p not in current]:
+            self._reader.forget(provider)
+        for provider, raw in sorted(current.items()):
+            self._reader.offer(raw, key=provider)
+        return [self._reader.latest[p] for p in sorted(self._reader.latest)]
 
     async def get(self, provider: str) -> CapacityAd | None:
         self._check_open()
-        raw = self._store.get(provider)
+        raw = await self._raw(self._key(provider))
         if raw is None:
             self._reader.forget(provider)
             return None
         self._reader.offer(raw, key=provider)
         return self._reader.latest.get(provider)
-
-    async def withdraw(self, provider: str) -> None:
-        self._check_open()
-        if self._store.pop(provider, None) is not None:
-            for w in list(self._watches):
-                w._notify(provider)
-
-    def watch(self) -> _MemoryWatch:
-        self._check_open()
-        w = _MemoryWatch(self)
-        self._watches.add(w)
-        return w
 
     @property
     def stats(self) -> Mapping[str, int]:
@@ -250,4 +283,39 @@ class MemoryMarketIndex:
             await w.aclose()
 
 
-__all__ = ["COUNTERS", "AdVerifier", "AdWatch", "MarketIndex", "MemoryMarketIndex"]
+class MemoryMarketIndex(IndexReader):
+    """The index in memory: raw signed ads by provider DID (what the hub would hold), verified on read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._store: dict[str, bytes] = {}
+
+    async def _raw(self, key: str) -> bytes | None:
+        return self._store.get(key)
+
+    async def _snapshot(self) -> dict[str, bytes]:
+        return dict(self._store)
+
+    async def _write(self, key: str, raw: bytes) -> None:
+        self._put(key, raw)
+
+    def _put(self, key: str, raw: bytes) -> None:
+        """Write bytes under a key as the hub does (tests use it to play a hostile hub)."""
+        self._store[key] = raw
+        for w in list(self._watches):
+            w.notify(key)
+
+    async def withdraw(self, provider: str) -> None:
+        self._check_open()
+        if self._store.pop(provider, None) is not None:
+            for w in list(self._watches):
+                w.notify(provider)
+
+    def watch(self) -> IndexWatch:
+        self._check_open()
+        w = IndexWatch(self, sorted(self._store))  # current ads first
+        self._watches.add(w)
+        return w
+
+
+__all__ = ["COUNTERS", "AdVerifier", "AdWatch", "IndexReader", "IndexWatch", "MarketIndex", "MemoryMarketIndex"]

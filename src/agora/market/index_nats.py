@@ -6,7 +6,7 @@ allowlisted hub the bucket is created by the hub (`agora.transport.hub`), replic
 node may publish only to `$KV.<bucket>.<its own key>` (`hub_config.market_subjects`): it can neither
 overwrite nor delete another provider's ad.
 
-The hub is still not trusted: every read goes through an `AdVerifier` exactly as the memory index does,
+The hub is still not trusted: every read goes through the same `IndexReader` code as the memory index,
 so forged, mis-filed or rolled-back entries are ignored and counted. A watch follows the bucket with an
 ordered consumer, keeps only which keys changed (coalesced) and reads each key's current value when the
 watcher asks for the next ad, so a slow watcher never builds a backlog.
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 import nats.js.errors
@@ -27,11 +25,10 @@ from nats.aio.client import Client as NatsClient
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from agora.errors import AgoraError
-from agora.market.index import AdVerifier
+from agora.market.index import IndexReader, IndexWatch
 from agora.transport.hub import ensure_market_bucket
 from agora.transport.hub_config import DEFAULT_MARKET_BUCKET, DEFAULT_MARKET_TTL_S, market_key
 from agora.transport.hub_config import did_of_market_key as did_of_key
-from agora.wire.market import CapacityAd, check_newer
 
 DEFAULT_AD_TTL_S = DEFAULT_MARKET_TTL_S
 """How long the bucket keeps an ad that is not republished (the stream's max age)."""
@@ -47,8 +44,9 @@ def _map_error(e: BaseException, what: str) -> AgoraError:
     return AgoraError("hub_unreachable", f"{what}: the hub did not answer ({type(e).__name__}: {e})")
 
 
-class NatsMarketIndex:
-    """`MarketIndex` over a JetStream KV bucket on the hub `nc` is connected to.
+class NatsMarketIndex(IndexReader):
+    """`MarketIndex` over a JetStream KV bucket on the hub `nc` is connected to (the reader logic is
+    `IndexReader`'s, shared with the memory index; this class gives the bucket's primitives).
 
     `create`: make the bucket when it is missing (an open hub; an allowlisted hub creates it itself and
     refuses nodes that try), with `ttl_s` and `replicas`.
@@ -64,6 +62,7 @@ class NatsMarketIndex:
         create: bool = True,
         timeout: float = 5.0,
     ) -> None:
+        super().__init__()
         self._nc = nc
         self.bucket = bucket
         self._ttl_s = ttl_s
@@ -72,13 +71,12 @@ class NatsMarketIndex:
         self._timeout = timeout
         self._kv_handle: KeyValue | None = None
         self._lock = asyncio.Lock()
-        self._reader = AdVerifier()
-        self._watches: set[_NatsWatch] = set()
-        self._closed = False
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise AgoraError("unavailable", "the market index is closed")
+    def _key(self, provider: str) -> str:
+        return market_key(provider)
+
+    def _provider(self, key: str) -> str:
+        return did_of_key(key)
 
     async def _kv(self) -> KeyValue:
         self._check_open()
@@ -126,20 +124,6 @@ class NatsMarketIndex:
         except Exception as e:
             raise _map_error(e, f"market ad {key}") from e
 
-    async def _stored(self, provider: str) -> CapacityAd | None:
-        raw = await self._raw(market_key(provider))
-        try:
-            return CapacityAd.open(raw, expected_signer=provider) if raw is not None else None
-        except AgoraError:
-            return None  # a damaged entry never blocks a good publish
-
-    async def publish(self, raw: bytes) -> CapacityAd:
-        self._check_open()
-        ad = CapacityAd.open(raw)
-        if check_newer(ad, await self._stored(ad.provider)):
-            await self._write(market_key(ad.provider), ad.raw)
-        return ad
-
     async def _snapshot(self) -> dict[str, bytes]:
         """Every key's current value, read with one ordered consumer (deleted keys left out)."""
         kv = await self._kv()
@@ -162,24 +146,6 @@ class NatsMarketIndex:
             raise _map_error(e, f"market bucket {self.bucket}") from e
         return found
 
-    async def ads(self) -> list[CapacityAd]:
-        self._check_open()
-        current = {did_of_key(k): v for k, v in (await self._snapshot()).items()}
-        for provider in [p for p in self._reader.latest if p not in current]:
-            self._reader.forget(provider)
-        for provider, raw in sorted(current.items()):
-            self._reader.offer(raw, key=provider)
-        return [self._reader.latest[p] for p in sorted(self._reader.latest)]
-
-    async def get(self, provider: str) -> CapacityAd | None:
-        self._check_open()
-        raw = await self._raw(market_key(provider))
-        if raw is None:
-            self._reader.forget(provider)
-            return None
-        self._reader.offer(raw, key=provider)
-        return self._reader.latest.get(provider)
-
     async def withdraw(self, provider: str) -> None:
         """Leave a tombstone under the provider's key (a node may write only its own key; purge is not
         granted on an allowlisted hub, and the TTL removes the tombstone)."""
@@ -195,93 +161,42 @@ class NatsMarketIndex:
         self._watches.add(w)
         return w
 
-    @property
-    def stats(self) -> Mapping[str, int]:
-        return self._reader.stats
 
-    async def close(self) -> None:
-        self._closed = True
-        for w in list(self._watches):
-            await w.aclose()
+class _NatsWatch(IndexWatch):
+    """`IndexWatch` fed by an ordered consumer on the bucket (a task this watch owns)."""
 
-
-class _NatsWatch:
     def __init__(self, index: NatsMarketIndex) -> None:
-        self._index = index
-        self._verifier = AdVerifier()
-        self._pending: dict[str, None] = {}
-        self._wake = asyncio.Event()
-        self._closed = False
-        self._failure: AgoraError | None = None
+        super().__init__(index)
+        self._nats = index
         self._pump = asyncio.create_task(self._follow(), name=f"market-watch-{index.bucket}")
-
-    @property
-    def stats(self) -> Mapping[str, int]:
-        return self._verifier.stats
 
     async def _follow(self) -> None:
         """Note each changed key (its value is read when the watcher asks): bounded by the number of keys."""
         watcher: Any = None
+        failure: AgoraError | None = None
         try:
-            kv = await self._index._kv()
+            kv = await self._nats._kv()
             try:
                 watcher = await kv.watchall()
             except Exception as e:
-                raise _map_error(e, f"market bucket {self._index.bucket}") from e
+                raise _map_error(e, f"market bucket {self._nats.bucket}") from e
             async for entry in watcher:
                 if entry is None:
                     continue  # the end of the current keys: changes follow
-                self._pending[entry.key] = None
-                self._wake.set()
+                self.notify(entry.key)
         except AgoraError as e:
-            self._failure = e
+            failure = e
         finally:
             if watcher is not None:
                 with contextlib.suppress(Exception):
                     await watcher.stop()
-            self._wake.set()
+            self.finish(failure)
 
-    def __aiter__(self) -> _NatsWatch:
-        return self
-
-    async def __anext__(self) -> CapacityAd:
-        while not self._closed:  # each turn consumes one pending key or waits for a change
-            if not self._pending:
-                if self._failure is not None:
-                    raise self._failure
-                if self._pump.done():
-                    break
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            key = next(iter(self._pending))
-            del self._pending[key]
-            provider = did_of_key(key)
-            raw = await self._index._raw(key)
-            if raw is None:
-                self._verifier.forget(provider)
-                continue
-            ad = self._verifier.offer(raw, key=provider)
-            if ad is not None:
-                return ad
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        self._closed = True
-        self._wake.set()
-        self._index._watches.discard(self)
+    async def _stop(self) -> None:
         if not self._pump.done():
             self._pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._pump
-
-    async def __aenter__(self) -> _NatsWatch:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 __all__ = ["DEFAULT_AD_TTL_S", "DEFAULT_MARKET_BUCKET", "NatsMarketIndex", "did_of_key", "market_key"]

@@ -41,7 +41,9 @@ from typing import Any
 from agora.actor import Runtime
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.errors import AgoraError
-from agora.market import Decision, JobNeed, MarketIndex, MatchPolicy, choose_bid, match
+from agora.market import Decision, JobNeed, MarketIndex, MatchPolicy, choose_bid
+from agora.market.fastmatch import match_table
+from agora.market.table import TableCache
 from agora.orchestrator.provider import ProofSource
 from agora.ucan import Delegation, covers
 from agora.wire.market import Award, Bid, BidRequest, Commit, Decline, Release
@@ -145,8 +147,7 @@ class PlacementRound:
     def why(self) -> dict[str, Any]:
         decision: dict[str, Any] = {"candidates": [], "counts": {}, "what_would_fit": [], "considered": 0}
         if self.decision is not None:
-            decision = self.decision.to_dict()
-            decision["candidates"] = decision["candidates"][:MAX_CANDIDATES_KEPT]
+            decision = self.decision.to_dict(limit=MAX_CANDIDATES_KEPT)
         return {
             "at": self.at,
             "outcome": self.outcome,
@@ -183,6 +184,7 @@ class Placer:
         self.clock = clock
         self.settings = settings or PlacementSettings()
         self._policy = policy
+        self._tables = TableCache()  # the index's ads as columns, rebuilt when an ad changes
 
     @property
     def did(self) -> str:
@@ -229,7 +231,7 @@ class Placer:
         asks = max(self.settings.k if k is None else k, want)
         rnd = PlacementRound(at=now, only=only, excluded=tuple(sorted(exclude)), k=asks, want=want)
         ads = [a for a in await self.index.ads() if a.provider not in exclude and (only is None or a.provider == only)]
-        rnd.decision = decision = match(need, ads, self.match_policy(asks), now=now)
+        rnd.decision = decision = match_table(need, self._tables.table(ads), self.match_policy(asks), now=now)
         if not decision.chosen:
             rnd.outcome = "no_fit"
             return rnd
