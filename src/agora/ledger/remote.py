@@ -32,6 +32,7 @@ HubSource = Sequence[str] | Callable[[], Sequence[str]]
 FAILOVER_CODES = frozenset(
     {"peer_unreachable", "timeout", "hub_unreachable", "unavailable", "ledger_conflict", "rate_limited"}
 )
+_DISCOVERY_POLL_S = 0.05  # while no ledger hub is known yet (discovery in progress)
 MAX_PAGES = 1 << 20  # entries pages: a bound far beyond any journal this protocol serves
 
 
@@ -63,16 +64,25 @@ class RemoteSettlement:
 
     # -- the call -------------------------------------------------------------------------------------
 
+    async def _known_hubs(self) -> list[str]:
+        """The ledger hubs; a node that just joined may not have heard its hub's announcement yet, so wait for
+        one (bounded by the call timeout) before saying that no hub runs the ledger."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        while not (hubs := self.hubs()):
+            if loop.time() >= deadline:
+                raise AgoraError(
+                    "ledger_unavailable",
+                    f"this node knows no hub that runs the ledger (waited {self._timeout:g} s for one to announce it)",
+                    hint="Dial a hub that serves the ledger (it announces it), or name it: --ledger-hubs DID.",
+                )
+            await asyncio.sleep(_DISCOVERY_POLL_S)
+        return hubs
+
     async def _call(self, command: str, args: dict[str, Any]) -> Any:
         last: AgoraError | None = None
         for attempt in range(self._rounds):
-            hubs = self.hubs()
-            if not hubs:
-                raise AgoraError(
-                    "ledger_unavailable",
-                    "this node knows no hub that runs the ledger",
-                    hint="Dial a hub that serves the ledger (it announces it), or name it: --ledger-hubs DID.",
-                )
+            hubs = await self._known_hubs()
             for hub in hubs:
                 try:
                     return await self._runtime.call(hub, command, args, timeout=self._timeout)

@@ -13,8 +13,9 @@ The state of a contract is its last state-changing event. pay_after (escrow):
                                                                   \\-> partially_released
     (before the release) -> refunded            (any time before the end) -> disputed -> resolved
 
-With no settlement on the requester's node (`payment_mode` "none", until the hub's ledger is wired
-there) the timeline is kept all the same and no money moves: `created -> allocated -> running ->
+With no settlement on the requester's node (`settlement: none`), or when the market placed the job on the
+requester's own node (it sells too: nobody to pay), `payment_mode` is "none": the timeline is kept all the
+same and no money moves: `created -> allocated -> running ->
 delivered`, or `cancelled` when the unit did not deliver.
 
 pay_before (prepaid): `created -> paid -> allocated -> running -> delivered` (delivered is the end: the
@@ -48,7 +49,7 @@ CANCELLED = "cancelled"
 
 PAY_AFTER = "pay_after"
 PAY_BEFORE = "pay_before"
-UNSETTLED = "none"  # the requester's node has no settlement: the timeline is kept, no money moves
+UNSETTLED = "none"  # no settlement here, or the job runs on the requester's own node: no money moves
 
 STATES = (
     CREATED,

@@ -358,7 +358,7 @@ class ComputeFeature(Actor):
             **matching,
             "contracts": contracts,
             "escrow": {"locked": contracts["escrow_locked"], "released": contracts["released"]},
-            "settlement": "none" if self.settlement is None else type(self.settlement).__name__,
+            "settlement": self.node.config.settlement if self.settlement is not None else "none",
         }
 
     def capability_summary(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from agora.api import create_app
 from agora.node import Node
 from tests.integration.executors.wasm_build import EXAMPLES, compile_c
-from tests.integration.node.conftest import NodeFactory, make_node
+from tests.integration.node.conftest import NodeFactory, fund, make_node
 
 __all__ = ["Cluster", "cluster", "hello_wasm", "make_node"]
 
@@ -55,6 +55,8 @@ async def cluster(make_node: NodeFactory) -> AsyncIterator[Cluster]:
     b = await make_node("b", hubs=[hub.hub.url])
     for n in (hub, a, b):
         await until(lambda n=n: _sees(n, 2), f"{n.did} to see its peers")
+    for n in (a, b):  # either may buy on the market: funded as the devnet funds its members
+        await fund(hub, n.did)
     yield Cluster(hub, a, b, make_node)
 
 

@@ -29,7 +29,7 @@ from agora.node.compute import compute_of
 from agora.orchestrator.placement import PlacementRound
 from agora.wire.market import CapacityAd
 from tests.integration.compute.test_remote_jobs import wasm_job
-from tests.integration.node.conftest import NodeFactory, make_node  # noqa: F401 (fixture)
+from tests.integration.node.conftest import NodeFactory, fund, make_node  # noqa: F401 (fixture)
 
 READY_S = 60.0
 
@@ -97,6 +97,7 @@ async def market(make_node: NodeFactory, tmp_path: Path) -> AsyncIterator[tuple[
     try:
         await asyncio.gather(*(d.start() for d in daemons))
         requester = await make_node("requester", hubs=[hub.hub.url])
+        await fund(hub, requester.did)
         yield requester, daemons
     finally:
         await asyncio.gather(*(d.stop() for d in daemons))

@@ -1,7 +1,7 @@
 """The intent and contract routes keep the catalog's codes and statuses on a real node: a bad field is 400
 `intent_invalid` naming it, a reserved kind 400 `intent_kind_unsupported`, a move a person may not ask for
-409 `intent_transition_invalid` with the allowed moves, an unknown intent or contract 404; a node without a
-settlement keeps its contracts' timelines and says so in the snapshot."""
+409 `intent_transition_invalid` with the allowed moves, an unknown intent or contract 404; the snapshot names
+where the node's contracts settle (the hub, by default)."""
 
 from __future__ import annotations
 
@@ -59,5 +59,5 @@ async def test_intent_routes_keep_their_codes(api: httpx.AsyncClient) -> None:
     release = await api.post("/contracts/contract-nope/release", json={})
     assert release.status_code == 404
     summary = (await api.get("/metrics_summary")).json()
-    assert summary["settlement"] == "none" and summary["intents"]["by_status"]["cancelled"] == 1
+    assert summary["settlement"] == "hub" and summary["intents"]["by_status"]["cancelled"] == 1
     assert summary["contracts"]["total"] == 0 and summary["matches"]["attempts"] == 0

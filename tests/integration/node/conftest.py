@@ -36,3 +36,14 @@ async def make_node(tmp_path: Path) -> AsyncIterator[NodeFactory]:
     for node in reversed(started):
         if node.started_at is not None:
             await node.stop()
+
+
+FUNDS = 100_000
+
+
+async def fund(hub: Node, did: str, amount: int = FUNDS) -> None:
+    """Money for a requester, as the devnet gives it: an issuance signed off by the hub node (its operator),
+    through the hub's own ledger (market jobs lock their price in escrow there: `settlement: hub`)."""
+    from agora.node.ledger import ledger_of
+
+    await ledger_of(hub).settlement.mint(did, amount, actor=hub.did, idem=f"fund:{did}", memo="test funds")

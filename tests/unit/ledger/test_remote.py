@@ -248,3 +248,20 @@ def test_replies_in_the_wrong_shape_are_receipt_invalid() -> None:
         with pytest.raises(AgoraError) as raised:
             read(reply)  # type: ignore[operator]
         assert raised.value.code == "receipt_invalid", reply
+
+
+async def test_a_node_that_has_not_heard_its_hub_yet_waits_for_the_announcement(
+    world: World, hub: LedgerService
+) -> None:
+    """Just joined: discovery has not brought the hub's announcement yet; the call waits for it (bounded)."""
+    asked = 0
+
+    def source() -> list[str]:
+        nonlocal asked
+        asked += 1
+        return [HUB.did] if asked > 3 else []  # the announcement arrives while the call waits
+
+    operator = await client(world, OPERATOR)
+    await operator.mint(PAYER.did, 100, actor=OPERATOR.did, idem="fund")
+    late = await client(world, PAYER, source)
+    assert await late.balance(PAYER.did) == 100 and asked > 3

@@ -404,3 +404,19 @@ async def test_a_verified_job_pays_the_agreeing_replicas_and_refunds_the_one_tha
     paid = by_provider[honest.did].price + by_provider[held.did].price
     assert await buyer.balance(buyer.r.did) == FUNDS - paid
     assert await buyer.balance(liar.did) == 0 and await buyer.balance(honest.did) == by_provider[honest.did].price
+
+
+async def test_a_job_the_market_placed_on_the_requesters_own_node_moves_no_money(
+    net: MemoryNetwork, tmp_path: Path, index: MemoryMarketIndex
+) -> None:
+    """A node that sells and buys may win its own job: an escrow needs two parties, so nothing is locked."""
+    b, _ = await make_buyer(net, tmp_path / "self", index)
+    try:
+        me = b.r.runtime.keypair
+        job = JobSpec(name="j", tasks=(TaskSpec(name="t", module="m.wasm"),))
+        own = await b.settler.placed("job-1", "t", _placed(me, me, "r-self", 40), job)
+        assert own.payment_mode == "none" and own.escrow_amount == 0
+        assert (await b.settler.contracts.get(own.contract_id)).events() == ["created"]
+        assert await b.balance(me.did) == FUNDS and [e.kind for e in await b.settlement.entries()] == ["mint"]
+    finally:
+        await _close(b)
