@@ -212,7 +212,7 @@ CATALOG: dict[str, ErrorKind] = {
     "slash_unproven": _k(
         422,
         "A slash claim must carry the accused's signed usage receipt and at least 2 agreeing ones of the same "
-        "unit from other providers, with different outputs; docs/ledger.md \"Slashing\" lists the checks.",
+        'unit from other providers, with different outputs; docs/ledger.md "Slashing" lists the checks.',
     ),
 }
 

@@ -23,8 +23,8 @@ from typing import Any
 from agora.actor import Runtime
 from agora.errors import AgoraError
 from agora.ledger.core import verify_chain
-from agora.ledger.proof import check_claim
 from agora.ledger.interfaces import Entry, EscrowState, VerifyReport
+from agora.ledger.proof import check_claim
 from agora.wire import ledger as wl
 
 HubSource = Sequence[str] | Callable[[], Sequence[str]]

@@ -34,7 +34,6 @@ from agora.ledger.proof import check_claim
 from agora.wire.settle import MAX_CONTRACT_ID, open_metering
 from agora.wire.usage import UsageReceipt
 
-
 MAX_STAKES_ASKED = 256  # candidates in one round's stake lookup
 
 
