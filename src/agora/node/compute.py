@@ -61,6 +61,8 @@ from agora.orchestrator.evidence import TrustRecorder
 from agora.orchestrator.match import Matcher
 from agora.orchestrator.placement import PlacementSettings, Placer
 from agora.orchestrator.settle import Settler
+from agora.orchestrator.slashing import Slasher
+from agora.orchestrator.stakes import StakeView
 from agora.resources import (
     BenchConfig,
     BenchmarkResult,
@@ -166,6 +168,8 @@ class ComputeFeature(Actor):
             trust=self.trust,
             settler=self.settler,
         )  # its placer comes with the market index, at start
+        if self.settlement is not None:  # staking: slash claims on proof (orchestrator/slashing.py)
+            self.runner.slasher = Slasher(self.settlement, node.store, did=node.did, trust=self.trust, clock=node.clock)
         self.matcher = Matcher(self.runner, self.intents, self.contracts, self.settler, clock=node.clock)
 
     def _local_settlement(self) -> Settlement | None:
@@ -246,6 +250,7 @@ class ComputeFeature(Actor):
                 clock=self.node.clock,
                 settings=self.options.placement,
                 policy=self.trust.match_policy,
+                stakes=None if self.settlement is None else StakeView(self.settlement, clock=self.node.clock),
             )
 
     async def _start_market(self) -> None:
