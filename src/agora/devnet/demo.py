@@ -531,6 +531,13 @@ def money_after(state: dict[str, Any], before: dict[str, int]) -> None:
         )
 
 
+def _cited(value: Any) -> str:
+    """A short form of what a timeline step cites (a CID, an id, a list of entry ids)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v)[:16] for v in value) + "]"
+    return str(value)[:24]
+
+
 def contract_timeline(c: AgoraClient, names: dict[str, str]) -> None:
     """One market contract of the requester, released against the receipt both parties signed: its timeline
     in order (what `agora contract show ID` prints), each step with its actor and its evidence."""
@@ -545,7 +552,7 @@ def contract_timeline(c: AgoraClient, names: dict[str, str]) -> None:
     t0 = doc["timeline"][0]["at"] if doc["timeline"] else 0.0
     for e in doc["timeline"]:
         actor = names.get(e["actor"], short(e["actor"]))
-        cites = ", ".join(f"{k}={str(v)[:24]}" for k, v in e["evidence"].items())
+        cites = ", ".join(f"{k}={_cited(v)}" for k, v in e["evidence"].items())
         say(f"    +{e['at'] - t0:7.3f}s  {e['event']:<18} by {actor}" + (f"  [{cites}]" if cites else ""))
 
 

@@ -149,7 +149,10 @@ class Settler:
         if stale is not None:  # a placement before it that never ended cleanly: settle it first
             await self._unwind(stale, "placed again")
         bid, award = placed.bid, placed.award
-        mode = spec.payment.mode if self.settlement is not None else UNSETTLED
+        # no money moves on a placement on this node itself (the market may pick the requester's own offer):
+        # paying oneself is nothing, and an escrow's payer and payee are two different DIDs
+        money = self.settlement is not None and placed.provider != self.did
+        mode = spec.payment.mode if money else UNSETTLED
         contract = Contract(
             contract_id=new_contract_id(),
             requester=self.did,
@@ -157,7 +160,7 @@ class Settler:
             job_id=job_id,
             unit=unit,
             price=bid.price,
-            escrow_amount=bid.price if self.settlement is not None else 0,
+            escrow_amount=bid.price if money else 0,
             payment_mode=mode,
             terms={
                 "offer_id": bid.offer_id,
@@ -172,7 +175,7 @@ class Settler:
         evidence = {"bid": str(bid.cid), "award": str(award.cid), "commit": str(placed.commit.cid)}
         await self.contracts.create(contract, actor=self.did, evidence=evidence, note=f"price {bid.price:,} ({mode})")
         cid = contract.contract_id
-        if self.settlement is None:
+        if not money or self.settlement is None:
             self._open[key] = cid
             return contract
         try:

@@ -404,3 +404,24 @@ async def test_a_verified_job_pays_the_agreeing_replicas_and_refunds_the_one_tha
     paid = by_provider[honest.did].price + by_provider[held.did].price
     assert await buyer.balance(buyer.r.did) == FUNDS - paid
     assert await buyer.balance(liar.did) == 0 and await buyer.balance(honest.did) == by_provider[honest.did].price
+
+
+async def test_a_placement_on_the_requesters_own_node_moves_no_money(
+    net: MemoryNetwork, tmp_path: Path, index: MemoryMarketIndex
+) -> None:
+    """The market may pick the requester's own offer: paying oneself is nothing (and an escrow's payer and
+    payee are two DIDs), so that contract keeps its timeline with no money, and the job is not failed."""
+    b, _ = await make_buyer(net, tmp_path / "self", index)
+    try:
+        me = b.r.runtime.keypair
+        job = JobSpec(name="j", tasks=(TaskSpec(name="t", module="m.wasm"),))
+        c = await b.settler.placed("job-1", "t", _placed(me, me, "r-1", 40), job)
+        assert c.payment_mode == "none" and c.escrow_amount == 0
+        await b.settler.started("job-1", "t", "alloc-1")
+        await b.settler.delivered("job-1", "t", usage(me, me.did))
+        done = await b.settler.contracts.get(c.contract_id)
+        assert done.events() == ["created", "allocated", "running", "delivered"] and done.ended
+        assert await b.balance(me.did) == FUNDS
+        assert [e.kind for e in await b.settlement.entries()] == ["mint"]
+    finally:
+        await _close(b)
