@@ -50,6 +50,7 @@ SPEC = (
     "    timeout: 60s\n"
     "retry: {attempts: 3, backoff: 1s}\n"
     "deadline: 120s\n"
+    "constraints: [{key: provider, op: '!=', value: REQUESTER}]\n"  # the requester's own node also sells
 )
 
 
@@ -122,7 +123,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     d = tmp_path_factory.mktemp("chaos") / "net"
     state = j("devnet", "up", "--nodes", "3", "--dir", str(d))
     n = Net(state)
-    n.spec.write_text(SPEC)
+    n.spec.write_text(SPEC.replace("REQUESTER", n.members["node-2"]["did"]))
     try:
         yield n
     finally:
@@ -148,11 +149,17 @@ def ended(net: Net, job_id: str) -> dict[str, Any] | None:
 def check_money(net: Net, job_id: str) -> None:
     api = net.members["node-2"]["api"]
 
+    seen: list[Any] = []
+
     def settled() -> list[dict[str, Any]] | None:
         found = j("contract", "list", "--job", job_id, "--api", api)
+        seen[:] = [(c["contract_id"], c["state"], c["provider"][-6:]) for c in found]
         return found if found and all(c["state"] in ENDED for c in found) else None
 
-    contracts = wait(settled, f"every contract of {job_id} in a recorded end state", 60)
+    try:
+        contracts = wait(settled, f"every contract of {job_id} in a recorded end state", 60)
+    except AssertionError as err:
+        raise AssertionError(f"{err}: {seen}") from None
     report = j("ledger", "verify", "--api", api)
     assert report["ok"] and report["agrees"] and report["sum"] == 0, report
     entries = j("ledger", "entries", "all", "--limit", "500", "--api", api)["entries"]
@@ -183,8 +190,8 @@ def test_provider_killed_mid_job_every_contract_settles_once(net: Net) -> None:
         job_id = submit(net)
         provider = wait(lambda: running_on(net, job_id), f"round {round_no}: the unit running")  # noqa: B023
         name = net.by_did(provider)["name"]
-        if name != "node-2":  # the requester's own node may be chosen: then nothing to kill as "the provider"
-            net.kill_and_restart(name)
+        assert name != "node-2"
+        net.kill_and_restart(name)
         doc = wait(lambda: ended(net, job_id), f"round {round_no}: the job to end", 150)  # noqa: B023
         assert doc["state"] in ("completed", "failed"), doc
         check_money(net, job_id)

@@ -425,3 +425,47 @@ async def test_a_placement_on_the_requesters_own_node_moves_no_money(
         assert [e.kind for e in await b.settlement.entries()] == ["mint"]
     finally:
         await _close(b)
+
+
+class _Unreachable:
+    """The ledger as a node sees it right after a restart: no hub known yet (`ledger_unavailable`), `fails` times."""
+
+    def __init__(self, real: InternalLedgerSettlement, fails: int) -> None:
+        self.real, self.fails = real, fails
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+    async def refund(self, contract: str, *, actor: str, idem: str, reason: str = "") -> object:
+        if self.fails > 0:
+            self.fails -= 1
+            raise AgoraError("ledger_unavailable", "this node knows no hub that runs the ledger")
+        return await self.real.refund(contract, actor=actor, idem=idem, reason=reason)
+
+
+async def test_contracts_a_restart_could_not_unwind_are_tried_again_and_only_those(
+    net: MemoryNetwork, tmp_path: Path, index: MemoryMarketIndex
+) -> None:
+    b, _ = await make_buyer(net, tmp_path / "later", index)
+    try:
+        provider = Keypair.generate().did
+        book = b.settler.contracts
+        left = Contract("contract-left", b.r.did, provider, "job-1", "t", 40, 40, "pay_after", {})
+        await book.create(left, actor=b.r.did)
+        entry = await b.settlement.lock(left.contract_id, b.r.did, provider, 40, actor=b.r.did, idem="l")
+        await book.record(left.contract_id, "escrow_locked", actor=b.r.did, evidence={"ledger_entries": [entry.id]})
+        b.settler.settlement = _Unreachable(b.settlement, fails=2)  # type: ignore[assignment]
+        await b.settler.recover()
+        assert b.settler.leftover == ["contract-left"]
+        assert (await book.get("contract-left")).state == "escrow_locked"
+        # a contract placed after the start is not touched by the retries
+        new = Contract("contract-new", b.r.did, provider, "job-2", "t", 40, 40, "pay_after", {})
+        await book.create(new, actor=b.r.did)
+        entry = await b.settlement.lock(new.contract_id, b.r.did, provider, 40, actor=b.r.did, idem="n")
+        await book.record(new.contract_id, "escrow_locked", actor=b.r.did, evidence={"ledger_entries": [entry.id]})
+        assert await b.settler.unwind_leftover(attempts=5, max_wait_s=0.01) == 0
+        assert (await book.get("contract-left")).events() == ["created", "escrow_locked", "refunded"]
+        assert (await book.get("contract-new")).state == "escrow_locked"
+        assert await b.balance(b.r.did) == FUNDS - 40
+    finally:
+        await _close(b)
