@@ -185,6 +185,7 @@ def check_money(net: Net, job_id: str) -> None:
             assert payouts[cid] == 1, (contract, payouts[cid])  # every lock ends paid out
 
 
+@pytest.mark.timeout(120 + 45 * PROVIDER_KILLS)  # the devnet's start, then each round bounded by its waits
 def test_provider_killed_mid_job_every_contract_settles_once(net: Net) -> None:
     for round_no in range(PROVIDER_KILLS):
         job_id = submit(net)
@@ -197,6 +198,7 @@ def test_provider_killed_mid_job_every_contract_settles_once(net: Net) -> None:
         check_money(net, job_id)
 
 
+@pytest.mark.timeout(60 + 45 * REQUESTER_KILLS)
 def test_requester_killed_mid_job_every_contract_settles_once(net: Net) -> None:
     for round_no in range(REQUESTER_KILLS):
         job_id = submit(net)

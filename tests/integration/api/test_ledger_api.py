@@ -74,4 +74,9 @@ async def test_stake_and_unstake_lock_this_nodes_own_money(api: tuple[Node, http
     assert back.json()["entry"]["kind"] == "stake_unlock" and back.json()["stake"] == 150
     stake = (await c.get("/ledger/balance", params={"account": f"stake:{node.did}"})).json()
     assert stake["balance"] == 150 and (await c.get("/ledger/balance")).json()["balance"] == 350
+    # every entry this node's own calls wrote is in its event log too
+    logged = [
+        (e.kind, e.data["seq"]) for e in await node.store.events(subject=node.did) if e.kind.startswith("ledger.")
+    ]
+    assert logged == [("ledger.mint", 1), ("ledger.stake_lock", 2), ("ledger.stake_unlock", 3)]
     assert (await c.get("/ledger/verify")).json()["ok"]

@@ -121,6 +121,11 @@ async def test_a_market_job_settles_through_escrow(buyer: Buyer, market: Market,
     entries = {e.id: e for e in await buyer.settlement.entries()}
     assert entries[lock_id].kind == "escrow_lock" and entries[release_id].kind == "escrow_release"
     assert ev["escrow_released"]["metering_receipt"] in entries[release_id].receipts
+    # each transition is in the node's event log with what it cites (the ledger entries moving its money)
+    logged = {e.kind: e.data for e in await buyer.r.store.events(subject=c.contract_id)}
+    assert [k for k in logged] == [f"contract.{name}" for name in HAPPY]
+    assert logged["contract.escrow_locked"]["evidence"]["ledger_entries"] == [lock_id]
+    assert logged["contract.escrow_released"]["evidence"]["ledger_entries"] == [release_id]
     assert await buyer.balance(buyer.r.did) == FUNDS - c.price
     assert await buyer.balance(bidder.did) == c.price
     escrow = await buyer.settlement.escrow(c.contract_id)
