@@ -58,9 +58,10 @@ class StakeView:
                 if did in found:
                     self._known.pop(did, None)
                     self._known[did] = (now, found[did])
-        while len(self._known) > self.max_entries:
+        found = {d: self._known[d][1] for d in wanted if d in self._known and now - self._known[d][0] <= self.max_age_s}
+        while len(self._known) > self.max_entries:  # the oldest answers go first
             self._known.pop(next(iter(self._known)))
-        return {d: self._known[d][1] for d in wanted if d in self._known and now - self._known[d][0] <= self.max_age_s}
+        return found
 
 
 __all__ = ["DEFAULT_MAX_AGE_S", "StakeView"]
