@@ -410,6 +410,11 @@ class AgoraClient:
         body: dict[str, Any] = {"to": to, "amount": amount, "memo": memo, **({"idem": idem} if idem else {})}
         return dict(self._request("POST", "/ledger/transfer", json=body))
 
+    def stake(self, amount: int, *, idem: str | None = None, unlock: bool = False) -> dict[str, Any]:
+        """Lock `amount` of this node's money in its stake (`unlock`: take it back); `{entry, stake}`."""
+        body: dict[str, Any] = {"amount": amount, **({"idem": idem} if idem else {})}
+        return dict(self._request("POST", "/ledger/unstake" if unlock else "/ledger/stake", json=body))
+
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Any other endpoint, with the same error handling."""
         return self._request(method, path, **kw)

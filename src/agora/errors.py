@@ -208,6 +208,12 @@ CATALOG: dict[str, ErrorKind] = {
         "Too few replicas of the unit signed the same output hashes (verification.agree); `agora job why ID` "
         "lists each provider's outputs and receipt. Run it again, or raise verification.replicas.",
     ),
+    # staking and slashing
+    "slash_unproven": _k(
+        422,
+        "A slash claim must carry the accused's signed usage receipt and at least 2 agreeing ones of the same "
+        'unit from other providers, with different outputs; docs/ledger.md "Slashing" lists the checks.',
+    ),
 }
 
 

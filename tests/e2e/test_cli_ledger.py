@@ -1,5 +1,6 @@
 """`agora ledger` the way a person uses it on a devnet: the members were funded by the hub operator's signed
-issuance at `up`; balance, entries, mint (the operator may, a member may not), transfer, and verify."""
+issuance at `up`; balance, entries, mint (the operator may, a member may not), transfer, stake, unstake and
+verify."""
 
 from __future__ import annotations
 
@@ -51,11 +52,18 @@ def test_ledger_on_a_devnet(tmp_path: Path) -> None:
         mine = j("ledger", "entries", "--api", b["api"])["entries"]
         assert [e["kind"] for e in mine] == ["mint", "mint", "transfer"]
 
+        # a provider locks its own stake, and takes part of it back
+        out = agora("ledger", "stake", "40", "--api", b["api"]).stdout
+        assert out.startswith("staked: entry 7 stake_lock:") and "stake now: 40" in out
+        back = j("ledger", "unstake", "15", "--api", b["api"])
+        assert back["entry"]["kind"] == "stake_unlock" and back["stake"] == 25
+        assert j("ledger", "balance", f"stake:{b['did']}", "--api", a["api"])["balance"] == 25
+
         # every node walks the whole chain itself
         for m in members:
             report = j("ledger", "verify", "--api", m["api"])
-            assert report["ok"] and report["agrees"] and report["entries"] == 6 and report["sum"] == 0
+            assert report["ok"] and report["agrees"] and report["entries"] == 8 and report["sum"] == 0
         text = agora("ledger", "verify", "--api", b["api"]).stdout
-        assert text.startswith("ledger ok: 6 entries, sum 0") and f"this node's balance: {funds + 101:,}" in text
+        assert text.startswith("ledger ok: 8 entries, sum 0") and f"this node's balance: {funds + 101 - 25:,}" in text
     finally:
         agora("devnet", "down", "--dir", d, check=False)

@@ -85,6 +85,15 @@ def test_make_demo_shows_the_market_and_cleans_up(tmp_path: Path) -> None:
     after = out[out.index("5. money 2/2") :]
     assert re.search(r"^    node-4 +- +[\d,]+ +\(joined; funded by the operator\)", after, re.M), after
     assert re.search(r"ledger ok: \d+ entries, sum 0; the hub's own check agrees", after), after
+    # market jobs paid: the requester (node-2) spent, and what it spent went to providers
+    changes = dict(re.findall(r"^    (node-\d|hub) +[\d,]+ +[\d,]+ +([+-][\d,]+)$", after, re.M))
+    assert int(changes["node-2"].replace(",", "")) < 0, after
+    assert sum(int(v.replace(",", "")) for k, v in changes.items() if k != "node-2") > 0, after
+    # one contract's timeline, in order, released against the receipt both parties signed
+    timeline = after[after.index("$ agora contract show") :]
+    steps = re.findall(r"^    \+ *[\d.]+s  (\w+)", timeline, re.M)
+    assert steps[:2] == ["created", "escrow_locked"] and steps[-1] == "escrow_released", timeline
+    assert steps.index("running") < steps.index("delivered") < steps.index("escrow_released"), timeline
 
     # teardown: the five processes stopped, nothing left running, the directory gone
     assert "stopped 5 processes: node-4, node-3, node-2, node-1, hub" in out, out[-2000:]

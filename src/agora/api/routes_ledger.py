@@ -1,5 +1,5 @@
 """Routes about money: this node's view of its hub's ledger (GET /ledger, /ledger/balance, /ledger/entries,
-/ledger/verify; POST /ledger/mint, /ledger/transfer).
+/ledger/verify; POST /ledger/mint, /ledger/transfer, /ledger/stake, /ledger/unstake).
 
 Every call goes to the ledger hub as a call signed by this node (`agora.node.ledger`): a transfer moves this
 node's own money, a mint succeeds only when this node is one of the hub's operators (`ledger_unauthorized`
@@ -87,7 +87,26 @@ def router(node: Node) -> APIRouter:
         to, amount, idem, memo = _write_body(body, "transfer")
         return await ledger_of(node).transfer(to, amount, idem=idem, memo=memo)
 
+    @app.post("/ledger/stake", tags=["ledger"], status_code=201)
+    async def stake(body: dict[str, Any] = Body(..., description="{amount, idem?}")) -> dict[str, Any]:
+        """Lock this node's own money in its stake (`stake:<did>`): what jobs with a `min_stake` ask for."""
+        amount, idem = _stake_body(body, "stake")
+        return await ledger_of(node).stake(amount, idem=idem)
+
+    @app.post("/ledger/unstake", tags=["ledger"], status_code=201)
+    async def unstake(body: dict[str, Any] = Body(..., description="{amount, idem?}")) -> dict[str, Any]:
+        """Take back (part of) this node's stake into its wallet."""
+        amount, idem = _stake_body(body, "unstake")
+        return await ledger_of(node).stake(amount, idem=idem, unlock=True)
+
     return app
+
+
+def _stake_body(body: dict[str, Any], prefix: str) -> tuple[int, str]:
+    unknown = sorted(set(body) - {"amount", "idem"})
+    if unknown:
+        raise AgoraError("invalid_argument", f"unknown field {unknown[0]!r} (amount, idem)")
+    return _amount(body), _text(body, "idem") or f"{prefix}-{secrets.token_hex(12)}"
 
 
 __all__ = ["router"]

@@ -1,5 +1,7 @@
-"""`agora ledger balance [DID] | entries [--json] | verify | mint DID AMOUNT | transfer DID AMOUNT`: money at
-this node's hub, through the node's API (every call to the hub is signed by the node; docs/ledger.md).
+"""`agora ledger balance [DID] | entries [--json] | verify | mint DID AMOUNT | transfer DID AMOUNT |
+stake AMOUNT | unstake AMOUNT`: money at this node's hub, through the node's API (every call to the hub is
+signed by the node; docs/ledger.md). `stake` locks the node's own money in `stake:<did>` (what jobs with a
+`placement.min_stake` ask of a provider, and what a provider proven wrong by redundancy is slashed from).
 
 Amounts are integers in minor units. `mint` succeeds only on a node whose DID is one of the hub's operators
 (the hub node itself, or a DID in the hub's `--ledger-operators`): anyone else gets `ledger_unauthorized`.
@@ -144,6 +146,38 @@ def transfer(
             emit_json(doc)
             return
         typer.echo(f"sent: {_entry_line(doc['entry'])}")
+
+
+def _stake(amount: int, idem: str | None, api: str | None, as_json: bool, unlock: bool) -> None:
+    with errors(as_json), AgoraClient(api) as c:
+        doc = c.stake(amount, idem=idem, unlock=unlock)
+        if as_json:
+            emit_json(doc)
+            return
+        typer.echo(f"{'unstaked' if unlock else 'staked'}: {_entry_line(doc['entry'])}")
+        typer.echo(f"stake now: {doc['stake']:,}")
+
+
+@app.command("stake")
+def stake(
+    amount: Annotated[int, typer.Argument(help="minor units")],
+    idem: IdemOpt = None,
+    api: ApiOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Lock this node's own money in its stake (jobs may require a minimum: placement.min_stake)."""
+    _stake(amount, idem, api, as_json, unlock=False)
+
+
+@app.command("unstake")
+def unstake(
+    amount: Annotated[int, typer.Argument(help="minor units")],
+    idem: IdemOpt = None,
+    api: ApiOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take back (part of) this node's stake into its wallet."""
+    _stake(amount, idem, api, as_json, unlock=True)
 
 
 __all__ = ["app"]

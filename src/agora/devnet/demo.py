@@ -517,7 +517,9 @@ def money_after(state: dict[str, Any], before: dict[str, int]) -> None:
         else:
             say(f"    {m['name']:<7} {was:>10,} {now:>10,} {now - was:>+8,}")
     requester = state["nodes"][1]
+    names = {m["did"]: m["name"] for m in members}
     with AgoraClient(requester["api"]) as c:
+        contract_timeline(c, names)
         report = c.ledger_verify()
     verdict = "ok" if report["ok"] else "FAILED"
     agree = "agrees" if report["agrees"] else "DISAGREES"
@@ -527,6 +529,31 @@ def money_after(state: dict[str, Any], before: dict[str, int]) -> None:
         raise AgoraError(
             "ledger_corrupt", "the demo's ledger does not verify", details={"problems": report["problems"]}
         )
+
+
+def _cited(value: Any) -> str:
+    """A short form of what a timeline step cites (a CID, an id, a list of entry ids)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v)[:16] for v in value) + "]"
+    return str(value)[:24]
+
+
+def contract_timeline(c: AgoraClient, names: dict[str, str]) -> None:
+    """One market contract of the requester, released against the receipt both parties signed: its timeline
+    in order (what `agora contract show ID` prints), each step with its actor and its evidence."""
+    released = c.contracts(state="escrow_released", limit=50)
+    if not released:
+        raise AgoraError("contract_not_found", "the demo's market jobs left no released contract")
+    doc = c.contract(released[-1]["contract_id"])  # the oldest: the first job the market placed
+    provider = names.get(doc["provider"], short(doc["provider"]))
+    say(f"  $ agora contract show {doc['contract_id']}   (job {doc['job_id']}, on {provider})")
+    terms = f"price {doc['price']:,}, escrow {doc['escrow_amount']:,} ({doc['payment_mode']})"
+    say(f"    {terms}, released {doc['released']:,}")
+    t0 = doc["timeline"][0]["at"] if doc["timeline"] else 0.0
+    for e in doc["timeline"]:
+        actor = names.get(e["actor"], short(e["actor"]))
+        cites = ", ".join(f"{k}={_cited(v)}" for k, v in e["evidence"].items())
+        say(f"    +{e['at'] - t0:7.3f}s  {e['event']:<18} by {actor}" + (f"  [{cites}]" if cites else ""))
 
 
 if __name__ == "__main__":

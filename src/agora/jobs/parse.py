@@ -192,7 +192,7 @@ def read_matches(p: Problems, path: str, raw: Any, weighted: bool) -> list[Any]:
 
 
 def _placement(p: Problems, raw: Any) -> Placement:
-    m = p.mapping("placement", raw, ("max_price", "min_trust", "strategy", "bids"))
+    m = p.mapping("placement", raw, ("max_price", "min_trust", "strategy", "bids", "min_stake"))
     if m is None:
         return Placement()
     max_price = read_int(p, "placement.max_price", m["max_price"]) if "max_price" in m else None
@@ -205,7 +205,10 @@ def _placement(p: Problems, raw: Any) -> Placement:
             p.add("placement.min_trust", "a number from 0 to 1", t)
     strategy = read_choice(p, "placement.strategy", m.get("strategy", "balanced"), STRATEGIES)
     bids = read_int(p, "placement.bids", m["bids"], lo=1, hi=MAX_BIDS) if "bids" in m else None
-    return Placement(max_price=max_price, min_trust=min_trust, strategy=strategy or "balanced", bids=bids)
+    min_stake = read_int(p, "placement.min_stake", m["min_stake"], lo=1) if "min_stake" in m else None
+    return Placement(
+        max_price=max_price, min_trust=min_trust, strategy=strategy or "balanced", bids=bids, min_stake=min_stake
+    )
 
 
 def _verification(p: Problems, raw: Any, job_type: str | None) -> Verification | None:

@@ -11,7 +11,9 @@
 - `ledger.py`: `Ledger`: the books kept in step with a store; `execute` (idempotent, serialized,
   compare-and-append with bounded reload-and-retry), `verify`, `entries`.
 - `settlement.py`: `InternalLedgerSettlement`: `Settlement` on a `Ledger`: who may do what, and the
-  signed evidence (usage and metering receipts) checked before anything is planned.
+  signed evidence (usage and metering receipts) checked before anything is planned; `slash_proven`, `stakes`.
+- `proof.py` (pure): `check_claim`: what a slash claim's signed usage receipts must prove (redundancy
+  contradicted the accused), `SlashProof`.
 - `journal_memory.py`, `journal_sqlite.py`, `journal_jetstream.py`: the three `JournalStore`s.
 
 - `trust.py` (pure): `Evidence`, `TrustSettings`, `trust_report` (a provider's score with its breakdown,

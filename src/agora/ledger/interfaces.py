@@ -425,6 +425,10 @@ class Settlement(Protocol):
     - `resolve`: the operator only, on a disputed escrow: `payee_amount` to the payee, the rest to the
       payer, with the decision recorded.
     - `stake`/`unstake`: the DID itself (or the operator); `slash`: the operator, with the evidence.
+    - `slash_proven`: the requester of a unit (or the operator), with the signed usage receipts that prove
+      the accused's outputs were contradicted by redundancy (`ledger/proof.py`); once per (job, unit,
+      provider); the stake goes to `fees`.
+    - `stakes`: what each DID holds in stake (0 for none), in one call (matching's `min_stake`).
     """
 
     async def balance(self, account: str) -> int: ...
@@ -456,6 +460,10 @@ class Settlement(Protocol):
     async def slash(
         self, did: str, amount: int, *, evidence: Sequence[str], to: str, actor: str, idem: str, memo: str = ""
     ) -> Entry: ...
+
+    async def slash_proven(self, accused: bytes, agreeing: Sequence[bytes], amount: int, *, actor: str) -> Entry: ...
+
+    async def stakes(self, dids: Sequence[str]) -> dict[str, int]: ...
 
     async def verify(self) -> VerifyReport: ...
 

@@ -24,6 +24,7 @@ from agora.actor import Runtime
 from agora.errors import AgoraError
 from agora.ledger.core import verify_chain
 from agora.ledger.interfaces import Entry, EscrowState, VerifyReport
+from agora.ledger.proof import check_claim
 from agora.wire import ledger as wl
 
 HubSource = Sequence[str] | Callable[[], Sequence[str]]
@@ -128,6 +129,14 @@ class RemoteSettlement:
         reply = await self._call(wl.BALANCE, wl.to_args(wl.BalanceArgs(account)))
         return wl.BalanceReply.from_wire(reply).balance
 
+    async def stakes(self, dids: Sequence[str]) -> dict[str, int]:
+        """Every candidate's stake in one call (a round of matching asks once, not once per candidate)."""
+        names = tuple(dict.fromkeys(dids))
+        reply = wl.StakesReply.from_wire(await self._call(wl.STAKES, wl.to_args(wl.StakesArgs(names))))
+        if set(reply.stakes) != set(names):
+            raise AgoraError("receipt_invalid", "the hub answered stakes for other DIDs than asked")
+        return dict(reply.stakes)
+
     async def escrow(self, contract: str) -> EscrowState | None:
         fields = wl.read_escrow_reply(await self._call(wl.ESCROW, wl.to_args(wl.EscrowArgs(contract))))
         return None if fields is None else EscrowState(**fields)
@@ -217,6 +226,12 @@ class RemoteSettlement:
     ) -> Entry:
         msg = wl.SlashArgs(did, amount, tuple(evidence), to, idem, memo)
         return await self._write(msg, actor=actor, idem=idem)
+
+    async def slash_proven(self, accused: bytes, agreeing: Sequence[bytes], amount: int, *, actor: str) -> Entry:
+        """The claim is checked here first (a claim that proves nothing is not sent); the hub checks it again."""
+        proof = check_claim(accused, agreeing, claimant=actor, operator=True)
+        msg = wl.SlashClaimArgs(bytes(accused), tuple(bytes(r) for r in agreeing), amount)
+        return await self._write(msg, actor=actor, idem=proof.idem)
 
 
 def checked_entry(raw: bytes) -> Entry:

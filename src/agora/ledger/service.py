@@ -186,6 +186,17 @@ class LedgerService(Actor):
         )
         return wl.entry_reply(entry.encode())
 
+    @behavior(wl.SLASH_CLAIM, public=True, mutating=False, summary="slash a provider on signed proof (requester)")
+    async def slash_claim(self, ctx: CallContext) -> Any:
+        a = wl.read_args(wl.SlashClaimArgs, ctx.args)
+        entry = await self.settlement_for(ctx.invoker).slash_proven(a.accused, a.agreeing, a.amount, actor=ctx.invoker)
+        return wl.entry_reply(entry.encode())
+
+    @behavior(wl.STAKES, public=True, mutating=False, summary="the stake of each DID (one call per round)")
+    async def stakes(self, ctx: CallContext) -> Any:
+        a = wl.read_args(wl.StakesArgs, ctx.args)
+        return wl.StakesReply(await self._member.stakes(a.dids)).to_wire()
+
     async def stop(self) -> None:
         await self.ledger.close()
 

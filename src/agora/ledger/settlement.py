@@ -11,6 +11,7 @@ Each operation is one entry; a partial release refunds the remainder to the paye
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 
 from agora.errors import AgoraError
@@ -29,8 +30,11 @@ from agora.ledger.interfaces import (
     wallet,
 )
 from agora.ledger.ledger import Ledger, Plan
+from agora.ledger.proof import check_claim
 from agora.wire.settle import MAX_CONTRACT_ID, open_metering
 from agora.wire.usage import UsageReceipt
+
+MAX_STAKES_ASKED = 256  # candidates in one round's stake lookup
 
 
 def as_account(name: str) -> str:
@@ -79,6 +83,14 @@ class InternalLedgerSettlement:
 
     async def verify(self) -> VerifyReport:
         return await self._ledger.verify()
+
+    async def stakes(self, dids: Sequence[str]) -> dict[str, int]:
+        """The stake each DID holds (0 for none): one read for a whole round of candidates."""
+        names = list(dict.fromkeys(_did(d, "a staker") for d in dids))
+        if len(names) > MAX_STAKES_ASKED:
+            raise AgoraError("invalid_argument", f"ask for at most {MAX_STAKES_ASKED} stakes at a time")
+        books = await self._ledger.refresh()
+        return {d: books.balance(stake_account(d)) for d in names}
 
     # -- money ----------------------------------------------------------------------------------------
 
@@ -276,5 +288,37 @@ class InternalLedgerSettlement:
         args = {"did": did, "amount": amount, "to": dst, "evidence": list(cids), "memo": memo}
         return await self._ledger.execute("slash", args, actor=actor, idem=idem, plan=lambda _: plan)
 
+    async def slash_proven(self, accused: bytes, agreeing: Sequence[bytes], amount: int, *, actor: str) -> Entry:
+        """Slash on proof (`ledger/proof.py`): the requester of a unit (or the operator) presents the accused's
+        signed usage receipt and the agreeing ones; up to `amount` of the accused's stake goes to `fees` (the
+        claimant gains nothing: docs/ledger.md "Slashing"), every receipt's CID in the entry's `receipts` and
+        the signed bytes themselves in its `meta`, so the entry proves itself. Once per (job, unit, provider):
+        a second claim for the same returns the first entry, whatever receipts it carries."""
+        check_amount(amount)
+        proof = check_claim(accused, agreeing, claimant=actor, operator=actor == self._operator)
+        stake = stake_account(proof.accused)
 
-__all__ = ["InternalLedgerSettlement", "as_account"]
+        def plan(books: Books) -> Plan:
+            held = books.balance(stake)
+            if held <= 0:
+                raise AgoraError(
+                    "insufficient_funds",
+                    f"{proof.accused[:80]} holds no stake to slash",
+                    details={"account": stake, "balance": held, "needed": amount},
+                )
+            taken = min(amount, held)
+            memo = f"outputs of {proof.job}/{proof.task} contradicted by {len(proof.agreeing)} agreeing receipts"
+            meta = {
+                "job": proof.job,
+                "task": proof.task,
+                "accused": proof.accused,
+                "asked": str(amount),
+                "receipts": ",".join(base64.b64encode(r.raw).decode() for r in proof.receipts),
+            }
+            return Plan("slash", postings((stake, -taken), (FEES, taken)), receipts=proof.cids, memo=memo, meta=meta)
+
+        args = {"did": proof.accused, "job": proof.job, "task": proof.task}
+        return await self._ledger.execute("slash_proven", args, actor=actor, idem=proof.idem, plan=plan)
+
+
+__all__ = ["MAX_STAKES_ASKED", "InternalLedgerSettlement", "as_account"]

@@ -52,7 +52,9 @@ KINDS: dict[str, tuple[bool, float]] = {
     "slash": (False, 5.0),
 }
 HARD_FAILURES = frozenset({"failure", "timeout", "award_not_started", "slash"})  # what counts toward a penalty
-CITES = frozenset({"receipt", "bid", "award", "commit", "event", "job", "unit", "alloc", "contract", "dispute"})
+CITES = frozenset(
+    {"receipt", "bid", "award", "commit", "event", "job", "unit", "alloc", "contract", "dispute", "entry"}
+)  # entry: a ledger entry's id (a slash)
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,14 @@ class ContractBook:
             await self.store.append_event(
                 f"contract.{event}",
                 contract.contract_id,
-                {"state": contract.state, "actor": actor, "job_id": contract.job_id, "unit": contract.unit},
+                {
+                    "state": contract.state,
+                    "actor": actor,
+                    "job_id": contract.job_id,
+                    "unit": contract.unit,
+                    # what the step cites: the ledger entries that moved its money, the signed receipts
+                    "evidence": dict(contract.timeline[-1].evidence) if contract.timeline else {},
+                },
             )
         self._notify(contract, event)
 

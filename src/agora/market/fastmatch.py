@@ -65,6 +65,7 @@ _KNOWN_POLICY = frozenset(
         "affinity_weight",
         "default_trust",
         "cooling_down",
+        "stakes",
     }
 )
 _KNOWN_JOB = frozenset(
@@ -78,6 +79,7 @@ _KNOWN_JOB = frozenset(
         "max_price",
         "budget",
         "min_trust",
+        "min_stake",
         "strategy",
     }
 )
@@ -294,6 +296,9 @@ def _hard_filter(
     if job.min_trust is not None:
         known, trust = _trust(t, pol)
         masks["trust_below_min"] = ~known | (trust < job.min_trust)
+    if job.min_stake is not None:  # a stake the hub did not report is unknown: it never passes
+        known, stake = t.numbers(pol.stakes)
+        masks["stake_below_min"] = ~known | (stake < job.min_stake)
     missing: Mask = np.zeros(t.n, dtype=np.bool_)
     failed: Mask = np.zeros(t.n, dtype=np.bool_)
     for c in job.constraints:

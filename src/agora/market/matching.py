@@ -59,6 +59,7 @@ class JobNeed:
     budget: int | None = None
     min_trust: float | None = None
     strategy: str = "balanced"
+    min_stake: int | None = None  # minor units of stake a provider must hold (policy.stakes)
 
     def __post_init__(self) -> None:
         if self.engine not in self.need.executors:
@@ -103,6 +104,7 @@ class JobNeed:
             budget=spec.payment.budget,
             min_trust=spec.placement.min_trust,
             strategy=spec.placement.strategy,
+            min_stake=spec.placement.min_stake,
         )
 
 
@@ -118,6 +120,7 @@ class MatchPolicy:
     requester_trust: float | None = None  # how providers rate this requester, when known (offer min_trust)
     default_trust: float | None = None  # the trust of a provider not in `trust` (the prior; None: unknown)
     cooling_down: Mapping[str, float] = field(default_factory=dict)  # provider -> excluded until (penalty)
+    stakes: Mapping[str, int] = field(default_factory=dict)  # provider -> its stake at the hub (min_stake)
     weights: Weights | None = None
     affinity_weight: float = 1.0
 
@@ -300,6 +303,12 @@ def hard_filter(ad: CapacityAd, job: JobNeed, policy: MatchPolicy, now: float) -
             shown = "unknown" if trust is None else f"{trust:g}"
             text = f"trust_below_min: need {job.min_trust:g}, has {shown}"
             reasons.append(Reason("trust_below_min", "trust", job.min_trust, trust, text))
+    if job.min_stake is not None:
+        stake = policy.stakes.get(ad.provider)
+        if stake is None or stake < job.min_stake:
+            shown = "unknown" if stake is None else f"{stake:,}"
+            text = f"stake_below_min: need {job.min_stake:,}, has {shown}"
+            reasons.append(Reason("stake_below_min", "stake", job.min_stake, stake, text))
     for c in job.constraints:
         failed = _constraint_reason(ad, c)
         if failed is not None:

@@ -209,6 +209,8 @@ class Placement:
     min_trust: float | None = None  # 0..1
     strategy: str = DEFAULT_STRATEGY
     bids: int | None = None  # providers asked for a bid per round, 1..MAX_BIDS (None: the node's default)
+    min_stake: int | None = None  # minor units a provider must hold in stake (the hub's ledger); also what a
+    # provider proven wrong by redundancy is slashed (orchestrator/slashing.py)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"strategy": self.strategy}
@@ -218,6 +220,8 @@ class Placement:
             out["min_trust"] = self.min_trust
         if self.bids is not None:
             out["bids"] = self.bids
+        if self.min_stake is not None:
+            out["min_stake"] = self.min_stake
         return out
 
 

@@ -61,6 +61,8 @@ from agora.orchestrator.evidence import TrustRecorder
 from agora.orchestrator.match import Matcher
 from agora.orchestrator.placement import PlacementSettings, Placer
 from agora.orchestrator.settle import Settler
+from agora.orchestrator.slashing import Slasher
+from agora.orchestrator.stakes import StakeView
 from agora.resources import (
     BenchConfig,
     BenchmarkResult,
@@ -137,6 +139,7 @@ class ComputeFeature(Actor):
         self.capacity: CapacityTracker | None = None
         self.benchmark: BenchmarkResult | None = None
         self._bench_task: asyncio.Task[BenchmarkResult | None] | None = None
+        self._unwind_task: asyncio.Task[int] | None = None
         self.book = DelegationBook(node.keypair, node.store, clock=node.clock)
         self.manager: AllocationManager | None = None
         self.offers = OfferBook(node.store, node.did, clock=node.clock)  # what this node sells under
@@ -166,6 +169,8 @@ class ComputeFeature(Actor):
             trust=self.trust,
             settler=self.settler,
         )  # its placer comes with the market index, at start
+        if self.settlement is not None:  # staking: slash claims on proof (orchestrator/slashing.py)
+            self.runner.slasher = Slasher(self.settlement, node.store, did=node.did, trust=self.trust, clock=node.clock)
         self.matcher = Matcher(self.runner, self.intents, self.contracts, self.settler, clock=node.clock)
 
     def _local_settlement(self) -> Settlement | None:
@@ -209,6 +214,8 @@ class ComputeFeature(Actor):
         unwound = await self.settler.recover()  # contracts the restart left open: refunded (or disputed)
         if unwound:
             log.warning("after a restart: %d open contract(s) unwound", unwound)
+        if self.settler.leftover:  # the hub not known yet: tried again as it becomes reachable (bounded)
+            self._unwind_task = asyncio.create_task(self.settler.unwind_leftover(), name="unwind-contracts")
         self.node.peer_listeners.append(self._on_peer_change)
         if interrupted or failed_jobs:
             log.warning("after a restart: %d allocation(s) and %d job(s) marked failed", interrupted, failed_jobs)
@@ -246,6 +253,7 @@ class ComputeFeature(Actor):
                 clock=self.node.clock,
                 settings=self.options.placement,
                 policy=self.trust.match_policy,
+                stakes=None if self.settlement is None else StakeView(self.settlement, clock=self.node.clock),
             )
 
     async def _start_market(self) -> None:
@@ -324,10 +332,11 @@ class ComputeFeature(Actor):
             await self.advertiser.stop()  # a clean stop takes the ad out of the index (bounded)
         if self.market_index is not None:
             await self.market_index.close()
-        if self._bench_task is not None and not self._bench_task.done():
-            self._bench_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._bench_task
+        for task in (self._bench_task, self._unwind_task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await self.runner.stop()
         if self.bidder is not None:
             await self.bidder.stop()

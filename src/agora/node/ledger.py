@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from agora.errors import AgoraError
-from agora.ledger import Entry, Ledger, VerifyReport, as_account
+from agora.ledger import Entry, Ledger, VerifyReport, as_account, stake_account
 from agora.ledger.journal_jetstream import JetStreamJournalStore
 from agora.ledger.remote import RemoteSettlement
 from agora.ledger.service import LedgerService
@@ -105,15 +105,26 @@ class LedgerFeature:
 
     async def mint(self, to: str, amount: int, *, idem: str, memo: str = "") -> dict[str, Any]:
         entry = await self.settlement.mint(to, amount, actor=self.node.did, idem=idem, memo=memo)
-        return _entry(entry)
+        return await self._logged(entry)
 
     async def transfer(self, to: str, amount: int, *, idem: str, memo: str = "") -> dict[str, Any]:
         entry = await self.settlement.transfer(self.node.did, to, amount, actor=self.node.did, idem=idem, memo=memo)
-        return _entry(entry)
+        return await self._logged(entry)
 
+    async def stake(self, amount: int, *, idem: str, unlock: bool = False) -> dict[str, Any]:
+        """Lock (or, `unlock`, take back) this node's own stake; the entry and the stake it holds after."""
+        me = self.node.did
+        move = self.settlement.unstake if unlock else self.settlement.stake
+        entry = await move(me, amount, actor=me, idem=idem)
+        return await self._logged(entry) | {"stake": await self.settlement.balance(stake_account(me))}
 
-def _entry(entry: Entry) -> dict[str, Any]:
-    return {"entry": entry.to_dict()}
+    async def _logged(self, entry: Entry) -> dict[str, Any]:
+        """The entry this node's own call wrote, also in its event log (`ledger.<kind>`): a retry that returned
+        the first entry logs it again with the same seq and id (the journal holds it once)."""
+        doc = entry.to_dict()
+        data = {k: doc[k] for k in ("seq", "id", "kind", "postings", "idem", "memo")}
+        await self.node.store.append_event(f"ledger.{entry.kind}", self.node.did, data)
+        return {"entry": doc}
 
 
 def _open_service(node: Node) -> LedgerService | None:

@@ -12,6 +12,9 @@
 - `replicas.py`: `Replica`, `tally` (pure): the replicas as data and how their signed outputs compare.
 - `settle.py`: `Settler`: every committed placement is a contract; its money through a `Settlement` per the
   job's payment mode (lock, countersign and release, refund, prepay, dispute), `SettleSettings`.
+- `stakes.py`: `StakeView`: the candidates' stake at the hub (one batched call per round, bounded staleness)
+  for a job's `placement.min_stake`.
+- `slashing.py`: `Slasher`: a provider outvoted by redundancy is slashed at the hub on the signed receipts.
 - `match.py`: `Matcher`: an open intent matched on the market (preview: nothing changes), its contracts or
   the rejection counts; the intent fulfilled when its job completes.
 - `prepare.py`: `prepare_task`: files of this machine named by the spec become bytes (`Blob`) to send.

@@ -95,7 +95,7 @@ class Matcher:
         fits = True
         for t in spec.tasks:
             need = JobNeed.from_spec(spec, t.name, requester=self.runner.did)
-            decision = match(need, ads, placer.match_policy(), now=now)
+            decision = match(need, ads, await placer.round_policy(need, ads), now=now)
             _merge(counts, dict(decision.counts))
             fits = fits and bool(decision.chosen)
             quotes = {v.provider: v.quote for v in decision.passed}

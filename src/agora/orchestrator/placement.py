@@ -31,10 +31,11 @@ failures per provider and stage, and the outcome.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import secrets
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +46,9 @@ from agora.market import Decision, JobNeed, MarketIndex, MatchPolicy, choose_bid
 from agora.market.fastmatch import match_table
 from agora.market.table import TableCache
 from agora.orchestrator.provider import ProofSource
+from agora.orchestrator.stakes import StakeView
 from agora.ucan import Delegation, covers
-from agora.wire.market import Award, Bid, BidRequest, Commit, Decline, Release
+from agora.wire.market import Award, Bid, BidRequest, CapacityAd, Commit, Decline, Release
 from agora.wire.market_rpc import (
     AWARD_CMD,
     BID_REQUEST_CMD,
@@ -178,6 +180,7 @@ class Placer:
         clock: Clock = SYSTEM_CLOCK,
         settings: PlacementSettings | None = None,
         policy: Callable[[], MatchPolicy] | None = None,
+        stakes: StakeView | None = None,
     ) -> None:
         self.runtime = runtime
         self.index = index
@@ -185,6 +188,7 @@ class Placer:
         self.settings = settings or PlacementSettings()
         self._policy = policy
         self._tables = TableCache()  # the index's ads as columns, rebuilt when an ad changes
+        self.stakes = stakes  # the candidates' stake at the hub, for a job's placement.min_stake (stakes.py)
 
     @property
     def did(self) -> str:
@@ -204,6 +208,15 @@ class Placer:
             weights=base.weights,
             affinity_weight=base.affinity_weight,
         )
+
+    async def round_policy(self, need: JobNeed, ads: Sequence[CapacityAd], k: int | None = None) -> MatchPolicy:
+        """`match_policy` plus, for a job with a `min_stake`, the stake of every candidate (one batched call
+        to the hub for those not known recently; none at all without a min_stake)."""
+        policy = self.match_policy(k)
+        if need.min_stake is None or self.stakes is None:
+            return policy
+        stakes = await self.stakes.of(a.provider for a in ads)
+        return dataclasses.replace(policy, stakes=stakes)
 
     async def place(
         self,
@@ -231,7 +244,9 @@ class Placer:
         asks = max(self.settings.k if k is None else k, want)
         rnd = PlacementRound(at=now, only=only, excluded=tuple(sorted(exclude)), k=asks, want=want)
         ads = [a for a in await self.index.ads() if a.provider not in exclude and (only is None or a.provider == only)]
-        rnd.decision = decision = match_table(need, self._tables.table(ads), self.match_policy(asks), now=now)
+        rnd.decision = decision = match_table(
+            need, self._tables.table(ads), await self.round_policy(need, ads, asks), now=now
+        )
         if not decision.chosen:
             rnd.outcome = "no_fit"
             return rnd

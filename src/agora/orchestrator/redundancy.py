@@ -439,6 +439,11 @@ class RedundantUnit:
                 if data["receipt"]:
                     cites["receipt"] = str(data["receipt"])
                 await self.runner.trust.record(rep.provider, "disagreement", cites, f"outputs {rep.digest}")
+            slasher = self.runner.slasher
+            signed = [r.receipt for r in agreeing if r.receipt is not None]
+            if slasher is not None and rep.receipt is not None:  # on proof, at the hub (slashing.py)
+                min_stake = self.run_.spec.placement.min_stake
+                await slasher.claim(self.run_.record.id, self.unit.key, rep.receipt, signed, min_stake)
 
     async def _fail(self, state: Tally) -> None:
         runner, run, unit = self.runner, self.run_, self.unit

@@ -84,6 +84,7 @@ from agora.orchestrator.record import (
 from agora.orchestrator.redundancy import run_redundant
 from agora.orchestrator.replicas import replica_orphans, replicas_summary, verification_needs_market
 from agora.orchestrator.settle import Settler
+from agora.orchestrator.slashing import Slasher
 from agora.orchestrator.verify import check_end, limit_outputs, safe_output_path, verify_receipt
 from agora.store import Scalar, Store
 from agora.wire import alloc
@@ -156,6 +157,7 @@ class JobRunner(Actor):
         self.placer = placer
         self.trust = trust
         self.settler = settler  # contracts and their money for market placements (settle.py)
+        self.slasher: Slasher | None = None  # slash claims on redundancy's proof (slashing.py; set by the node)
         self.idle_replies = 0  # watch replies that brought nothing new, each followed by a `min_poll_s` wait
         self._index_version = 0
         self._index_changed = asyncio.Event()

@@ -45,6 +45,7 @@ state (the timeline says what was tried, `note` events), so a job is never faile
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -107,6 +108,7 @@ class Settler:
         self._open: dict[tuple[str, str], str] = {}  # (job id, unit key) -> its contract not yet ended
         self._intents: dict[str, str] = {}  # job id -> the intent it was matched for
         self._round_listeners: dict[str, RoundListener] = {}
+        self.leftover: list[str] = []  # contracts `recover` could not unwind yet (`unwind_leftover`)
         self.on_job_end: Callable[[str, str], Awaitable[None]] | None = None
 
     @property
@@ -149,10 +151,10 @@ class Settler:
         if stale is not None:  # a placement before it that never ended cleanly: settle it first
             await self._unwind(stale, "placed again")
         bid, award = placed.bid, placed.award
-        # no settlement here, or the market placed the job on this node itself (it sells too): nothing to pay
-        # anyone, so the contract keeps its timeline and moves no money (an escrow needs two parties)
-        own = placed.provider == self.did
-        mode = spec.payment.mode if self.settlement is not None and not own else UNSETTLED
+        # no money moves on a placement on this node itself (the market may pick the requester's own offer):
+        # paying oneself is nothing, and an escrow's payer and payee are two different DIDs
+        money = self.settlement is not None and placed.provider != self.did
+        mode = spec.payment.mode if money else UNSETTLED
         contract = Contract(
             contract_id=new_contract_id(),
             requester=self.did,
@@ -160,7 +162,7 @@ class Settler:
             job_id=job_id,
             unit=unit,
             price=bid.price,
-            escrow_amount=bid.price if mode != UNSETTLED else 0,
+            escrow_amount=bid.price if money else 0,
             payment_mode=mode,
             terms={
                 "offer_id": bid.offer_id,
@@ -175,7 +177,7 @@ class Settler:
         evidence = {"bid": str(bid.cid), "award": str(award.cid), "commit": str(placed.commit.cid)}
         await self.contracts.create(contract, actor=self.did, evidence=evidence, note=f"price {bid.price:,} ({mode})")
         cid = contract.contract_id
-        if mode == UNSETTLED or self.settlement is None:
+        if not money or self.settlement is None:
             self._open[key] = cid
             return contract
         try:
@@ -257,9 +259,12 @@ class Settler:
         whose automatic release did not happen is released now (with `auto_release`; else it waits for a
         person). Returns how many were unwound or released."""
         n = 0
+        self.leftover = []
         for state in (CREATED, ESCROW_LOCKED, PAID, ALLOCATED, RUNNING):
             for contract in await self.contracts.list(state=state, limit=10_000):
                 await self._unwind(contract.contract_id, "the requester restarted before a delivery")
+                if (await self.contracts.get(contract.contract_id)).state == state:  # the ledger did not answer
+                    self.leftover.append(contract.contract_id)
                 n += 1
         if self.settlement is not None and self.settings.auto_release:  # a release the stop cut short
             for contract in await self.contracts.list(state=DELIVERED, limit=10_000):
@@ -270,6 +275,25 @@ class Settler:
                     except AgoraError as err:
                         log.warning("contract %s: the release after a restart failed: %s", contract.contract_id, err)
         return n
+
+    async def unwind_leftover(self, *, attempts: int = 40, max_wait_s: float = 5.0) -> int:
+        """The contracts `recover` could not unwind (the ledger hub was not reachable yet: a node learns its
+        hub from announcements after it starts) are tried again, with a growing wait, `attempts` times at
+        most; only those contracts, never one placed since. Returns how many are left (0: all settled)."""
+        for attempt in range(attempts):
+            if not self.leftover:
+                return 0
+            await asyncio.sleep(min(max_wait_s, 0.25 * 2**attempt))
+            left = []
+            for cid in self.leftover:
+                before = (await self.contracts.get(cid)).state
+                await self._unwind(cid, "the requester restarted before a delivery")
+                if (await self.contracts.get(cid)).state == before:
+                    left.append(cid)
+            self.leftover = left
+        if self.leftover:
+            log.warning("contracts still open after a restart (the ledger never answered): %s", self.leftover)
+        return len(self.leftover)
 
     async def _unwind(self, cid: str, reason: str) -> None:
         """No delivery: refund the escrow (pay_after), or dispute a prepayment (pay_before)."""

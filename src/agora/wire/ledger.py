@@ -24,6 +24,9 @@ Requests (`*Args`, read by the hub with `read_args`: `invalid_argument` naming t
     /agora/ledger/resolve   ResolveArgs {contract, payee_amount, idem, decision}
     /agora/ledger/stake     StakeArgs {did, amount, idem}   (and /agora/ledger/unstake)
     /agora/ledger/slash     SlashArgs {did, amount, evidence, to, idem, memo}
+    /agora/ledger/slash_claim  SlashClaimArgs {accused, agreeing, amount}   (the signed usage receipts;
+                            the idempotency key is the hub's: one slash per job, unit and provider)
+    /agora/ledger/stakes    StakesArgs {dids}                         -> StakesReply {stakes: {did: amount}}
 
 Entries travel in their stored form (`Entry.encode()`, canonical DAG-CBOR with the id), so the client
 recomputes every id itself and can check the hash chain (`agora ledger verify`): the hub is believed for
@@ -58,11 +61,15 @@ RESOLVE = PREFIX + "resolve"
 STAKE = PREFIX + "stake"
 UNSTAKE = PREFIX + "unstake"
 SLASH = PREFIX + "slash"
+SLASH_CLAIM = PREFIX + "slash_claim"
+STAKES = PREFIX + "stakes"
 
 MAX_ENTRIES_PAGE = 500  # entries per reply: well inside the 1 MiB message limit
 MAX_TEXT = 1024
 MAX_BLOB = 256 * 1024  # a signed receipt
 MAX_EVIDENCE = 64
+MAX_STAKES = 256  # DIDs in one stakes lookup (a round's candidates)
+MAX_CLAIM_RECEIPTS = 16
 
 
 def _arg(message: str) -> AgoraError:
@@ -199,6 +206,38 @@ class SlashArgs:
     memo: str = ""
 
 
+@dataclass(frozen=True)
+class SlashClaimArgs:
+    COMMAND: ClassVar[str] = SLASH_CLAIM
+    accused: bytes
+    agreeing: tuple[bytes, ...]
+    amount: int
+
+
+@dataclass(frozen=True)
+class StakesArgs:
+    COMMAND: ClassVar[str] = STAKES
+    dids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StakesReply:
+    stakes: Mapping[str, int]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"stakes": dict(self.stakes)}
+
+    @classmethod
+    def from_wire(cls, reply: Any) -> StakesReply:
+        stakes = reply.get("stakes") if isinstance(reply, Mapping) else None
+        if not isinstance(stakes, Mapping) or len(stakes) > MAX_STAKES:
+            raise _reply("a stakes reply is {stakes: {did: amount}}")
+        for did, amount in stakes.items():
+            if not isinstance(did, str) or type(amount) is not int or amount < 0:
+                raise _reply("a stakes reply maps DIDs to non-negative integers")
+        return cls(dict(stakes))
+
+
 A = TypeVar("A")
 
 
@@ -219,9 +258,14 @@ def _check_value(name: str, hint: Any, value: Any) -> Any:
     if hint == (str | None):
         return None if value is None else _check_value(name, str, value)
     if hint == tuple[str, ...]:
-        if not isinstance(value, list | tuple) or len(value) > MAX_EVIDENCE:
-            raise _arg(f"args.{name} must be a list of at most {MAX_EVIDENCE} strings")
+        most = MAX_STAKES if name == "dids" else MAX_EVIDENCE
+        if not isinstance(value, list | tuple) or len(value) > most:
+            raise _arg(f"args.{name} must be a list of at most {most} strings")
         return tuple(_check_value(f"{name}[]", str, v) for v in value)
+    if hint == tuple[bytes, ...]:
+        if not isinstance(value, list | tuple) or len(value) > MAX_CLAIM_RECEIPTS:
+            raise _arg(f"args.{name} must be a list of at most {MAX_CLAIM_RECEIPTS} signed receipts")
+        return tuple(_check_value(f"{name}[]", bytes, v) for v in value)
     raise TypeError(f"unsupported field type {hint!r}")  # pragma: no cover - a programming error
 
 
@@ -442,7 +486,9 @@ __all__ = [
     "RELEASE",
     "RESOLVE",
     "SLASH",
+    "SLASH_CLAIM",
     "STAKE",
+    "STAKES",
     "TRANSFER",
     "UNSTAKE",
     "VERIFY",
@@ -460,7 +506,10 @@ __all__ = [
     "ReleaseArgs",
     "ResolveArgs",
     "SlashArgs",
+    "SlashClaimArgs",
     "StakeArgs",
+    "StakesArgs",
+    "StakesReply",
     "TransferArgs",
     "UnstakeArgs",
     "VerifyReply",

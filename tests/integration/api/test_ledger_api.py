@@ -58,3 +58,25 @@ async def test_the_ledger_routes(api: tuple[Node, httpx.AsyncClient]) -> None:
     assert len((await c.get("/ledger/entries", params={"account": "all"})).json()["entries"]) == 2
     report = (await c.get("/ledger/verify")).json()
     assert report["ok"] and report["agrees"] and report["entries"] == 2 and report["sum"] == 0
+
+
+async def test_stake_and_unstake_lock_this_nodes_own_money(api: tuple[Node, httpx.AsyncClient]) -> None:
+    node, c = api
+    await c.post("/ledger/mint", json={"to": node.did, "amount": 500, "idem": "seed"})
+    bad = await c.post("/ledger/stake", json={"amount": 5, "did": Keypair.generate().did})
+    assert bad.status_code == 400 and "did" in bad.json()["error"]["message"]
+    staked = await c.post("/ledger/stake", json={"amount": 200, "idem": "s1"})
+    assert staked.status_code == 201, staked.json()
+    assert staked.json()["entry"]["kind"] == "stake_lock" and staked.json()["stake"] == 200
+    too_much = await c.post("/ledger/unstake", json={"amount": 201})
+    assert too_much.status_code == 402 and too_much.json()["error"]["code"] == "insufficient_funds"
+    back = await c.post("/ledger/unstake", json={"amount": 50})
+    assert back.json()["entry"]["kind"] == "stake_unlock" and back.json()["stake"] == 150
+    stake = (await c.get("/ledger/balance", params={"account": f"stake:{node.did}"})).json()
+    assert stake["balance"] == 150 and (await c.get("/ledger/balance")).json()["balance"] == 350
+    # every entry this node's own calls wrote is in its event log too
+    logged = [
+        (e.kind, e.data["seq"]) for e in await node.store.events(subject=node.did) if e.kind.startswith("ledger.")
+    ]
+    assert logged == [("ledger.mint", 1), ("ledger.stake_lock", 2), ("ledger.stake_unlock", 3)]
+    assert (await c.get("/ledger/verify")).json()["ok"]

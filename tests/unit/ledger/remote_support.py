@@ -70,3 +70,9 @@ class Routed:
         self, did: str, amount: int, *, evidence: Sequence[str], to: str, actor: str, idem: str, memo: str = ""
     ) -> Entry:
         return await self._as(actor).slash(did, amount, evidence=evidence, to=to, actor=actor, idem=idem, memo=memo)
+
+    async def slash_proven(self, accused: bytes, agreeing: Sequence[bytes], amount: int, *, actor: str) -> Entry:
+        return await self._as(actor).slash_proven(accused, agreeing, amount, actor=actor)
+
+    async def stakes(self, dids: Sequence[str]) -> dict[str, int]:
+        return await self.reader.stakes(dids)

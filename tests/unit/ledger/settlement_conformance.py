@@ -7,6 +7,7 @@ list, file or stream), so the suite can also run two ledgers (two hubs) on the s
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 from collections.abc import AsyncIterator, Callable
 
@@ -25,6 +26,7 @@ from agora.ledger import (
     stake_account,
     wallet,
 )
+from agora.wire import OutputDigest, UsageReceipt
 from tests.unit.ledger.receipts import metering, usage
 
 OpenStore = Callable[[], JournalStore]
@@ -32,6 +34,11 @@ OPERATOR = Keypair.generate()
 PAYER = Keypair.generate()
 PAYEE = Keypair.generate()
 STRANGER = Keypair.generate()
+AGREEING = (Keypair.generate(), Keypair.generate())
+
+
+def _out(fill: str) -> OutputDigest:
+    return OutputDigest(name="out", path="out.txt", sha256=fill * 64, size=3)
 
 
 async def raises(code: str, call: object) -> AgoraError:
@@ -301,6 +308,48 @@ class SettlementConformance:
         await funded.unstake(PAYEE.did, 250, actor=PAYEE.did, idem="u1")
         assert await funded.balance(stake_account(PAYEE.did)) == 0
         assert await funded.balance(PAYEE.did) == 350 and await funded.balance(PAYER.did) == 1150
+        await self._sum_is_zero(funded)
+
+    async def test_stakes_of_many_dids_in_one_call(self, funded: InternalLedgerSettlement) -> None:
+        await funded.mint(PAYEE.did, 500, actor=OPERATOR.did, idem="fund-payee")
+        await funded.stake(PAYEE.did, 120, actor=PAYEE.did, idem="s1")
+        assert await funded.stakes([PAYEE.did, STRANGER.did, PAYEE.did]) == {PAYEE.did: 120, STRANGER.did: 0}
+
+    async def test_a_slash_on_proof_takes_the_stake_to_fees_once_per_unit_with_the_receipts(
+        self, funded: InternalLedgerSettlement
+    ) -> None:
+        await funded.mint(PAYEE.did, 500, actor=OPERATOR.did, idem="fund-payee")
+        await funded.stake(PAYEE.did, 300, actor=PAYEE.did, idem="s1")
+        bad = usage(PAYEE, PAYER.did, alloc="a-bad", outputs=[_out("b")]).raw
+        good = [usage(k, PAYER.did, alloc=f"a-{i}", outputs=[_out("a")]).raw for i, k in enumerate(AGREEING)]
+        # a claim that proves nothing: one agreeing receipt, the same outputs, someone else's unit
+        await raises("slash_unproven", funded.slash_proven(bad, good[:1], 100, actor=PAYER.did))
+        same = usage(PAYEE, PAYER.did, alloc="a-same", outputs=[_out("a")]).raw
+        await raises("slash_unproven", funded.slash_proven(same, good, 100, actor=PAYER.did))
+        await raises("slash_unproven", funded.slash_proven(bad, good, 100, actor=STRANGER.did))
+        forged = bytearray(bad)
+        forged[-5] ^= 1
+        await raises("receipt_invalid", funded.slash_proven(bytes(forged), good, 100, actor=PAYER.did))
+        assert await funded.balance(stake_account(PAYEE.did)) == 300
+        entry = await funded.slash_proven(bad, good, 100, actor=PAYER.did)
+        assert entry.kind == "slash" and entry.actor == PAYER.did
+        assert entry.receipts[0] == str(UsageReceipt.open(bad).cid) and len(entry.receipts) == 3
+        assert entry.meta["receipts"].split(",")[0] == base64.b64encode(bad).decode()
+        again = await funded.slash_proven(bad, list(reversed(good)), 100, actor=PAYER.did)
+        assert again == entry  # once per (job, unit, provider)
+        assert await funded.balance(stake_account(PAYEE.did)) == 200 and await funded.balance(FEES) == 100
+        assert await funded.balance(PAYER.did) == 1000  # the claimant gains nothing
+        other = usage(PAYEE, PAYER.did, alloc="a-bad2", task="second", outputs=[_out("b")]).raw
+        more = [
+            usage(k, PAYER.did, alloc=f"b-{i}", task="second", outputs=[_out("a")]).raw for i, k in enumerate(AGREEING)
+        ]
+        capped = await funded.slash_proven(other, more, 900, actor=PAYER.did)  # at most what is staked
+        assert capped.meta["asked"] == "900" and await funded.balance(stake_account(PAYEE.did)) == 0
+        third = usage(PAYEE, PAYER.did, alloc="a-bad3", task="third", outputs=[_out("b")]).raw
+        last = [
+            usage(k, PAYER.did, alloc=f"c-{i}", task="third", outputs=[_out("a")]).raw for i, k in enumerate(AGREEING)
+        ]
+        await raises("insufficient_funds", funded.slash_proven(third, last, 10, actor=PAYER.did))
         await self._sum_is_zero(funded)
 
     async def test_entries_of_an_account_in_order_and_the_chain_verifies(

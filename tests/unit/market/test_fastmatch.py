@@ -159,6 +159,7 @@ def needs(draw: st.DrawFn) -> JobNeed:
         max_price=draw(st.one_of(st.none(), st.integers(0, 3000))),
         budget=draw(st.one_of(st.none(), st.integers(0, 3000))),
         min_trust=draw(st.one_of(st.none(), st.sampled_from([0.0, 0.5]), st.floats(0, 1))),
+        min_stake=draw(st.one_of(st.none(), st.sampled_from([1, 50, 100]))),
         strategy=draw(st.sampled_from(["balanced", "cheapest", "fastest", "binpack", "spread"])),
     )
 
@@ -177,6 +178,7 @@ policies = st.builds(
     stale_after_s=st.integers(1, 400),
     trust=st.dictionaries(st.sampled_from(_DIDS), st.one_of(st.sampled_from([0.0, 0.5, 1.0]), st.floats(0, 1))),
     latency_ms=st.dictionaries(st.sampled_from(_DIDS), st.one_of(st.sampled_from([0.0, 10.0]), st.floats(0, 500))),
+    stakes=st.dictionaries(st.sampled_from(_DIDS), st.sampled_from([0, 49, 50, 100, 1000])),
     requester_trust=st.one_of(st.none(), st.sampled_from([0.2, 0.5, 0.95])),
     weights=st.one_of(
         st.none(),

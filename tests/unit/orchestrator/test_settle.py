@@ -121,6 +121,11 @@ async def test_a_market_job_settles_through_escrow(buyer: Buyer, market: Market,
     entries = {e.id: e for e in await buyer.settlement.entries()}
     assert entries[lock_id].kind == "escrow_lock" and entries[release_id].kind == "escrow_release"
     assert ev["escrow_released"]["metering_receipt"] in entries[release_id].receipts
+    # each transition is in the node's event log with what it cites (the ledger entries moving its money)
+    logged = {e.kind: e.data for e in await buyer.r.store.events(subject=c.contract_id)}
+    assert [k for k in logged] == [f"contract.{name}" for name in HAPPY]
+    assert logged["contract.escrow_locked"]["evidence"]["ledger_entries"] == [lock_id]
+    assert logged["contract.escrow_released"]["evidence"]["ledger_entries"] == [release_id]
     assert await buyer.balance(buyer.r.did) == FUNDS - c.price
     assert await buyer.balance(bidder.did) == c.price
     escrow = await buyer.settlement.escrow(c.contract_id)
@@ -406,17 +411,66 @@ async def test_a_verified_job_pays_the_agreeing_replicas_and_refunds_the_one_tha
     assert await buyer.balance(liar.did) == 0 and await buyer.balance(honest.did) == by_provider[honest.did].price
 
 
-async def test_a_job_the_market_placed_on_the_requesters_own_node_moves_no_money(
+async def test_a_placement_on_the_requesters_own_node_moves_no_money(
     net: MemoryNetwork, tmp_path: Path, index: MemoryMarketIndex
 ) -> None:
-    """A node that sells and buys may win its own job: an escrow needs two parties, so nothing is locked."""
+    """The market may pick the requester's own offer: paying oneself is nothing (and an escrow's payer and
+    payee are two DIDs), so that contract keeps its timeline with no money, and the job is not failed."""
     b, _ = await make_buyer(net, tmp_path / "self", index)
     try:
         me = b.r.runtime.keypair
         job = JobSpec(name="j", tasks=(TaskSpec(name="t", module="m.wasm"),))
-        own = await b.settler.placed("job-1", "t", _placed(me, me, "r-self", 40), job)
-        assert own.payment_mode == "none" and own.escrow_amount == 0
-        assert (await b.settler.contracts.get(own.contract_id)).events() == ["created"]
-        assert await b.balance(me.did) == FUNDS and [e.kind for e in await b.settlement.entries()] == ["mint"]
+        c = await b.settler.placed("job-1", "t", _placed(me, me, "r-1", 40), job)
+        assert c.payment_mode == "none" and c.escrow_amount == 0
+        await b.settler.started("job-1", "t", "alloc-1")
+        await b.settler.delivered("job-1", "t", usage(me, me.did))
+        done = await b.settler.contracts.get(c.contract_id)
+        assert done.events() == ["created", "allocated", "running", "delivered"] and done.ended
+        assert await b.balance(me.did) == FUNDS
+        assert [e.kind for e in await b.settlement.entries()] == ["mint"]
+    finally:
+        await _close(b)
+
+
+class _Unreachable:
+    """The ledger as a node sees it right after a restart: no hub known yet (`ledger_unavailable`), `fails` times."""
+
+    def __init__(self, real: InternalLedgerSettlement, fails: int) -> None:
+        self.real, self.fails = real, fails
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+    async def refund(self, contract: str, *, actor: str, idem: str, reason: str = "") -> object:
+        if self.fails > 0:
+            self.fails -= 1
+            raise AgoraError("ledger_unavailable", "this node knows no hub that runs the ledger")
+        return await self.real.refund(contract, actor=actor, idem=idem, reason=reason)
+
+
+async def test_contracts_a_restart_could_not_unwind_are_tried_again_and_only_those(
+    net: MemoryNetwork, tmp_path: Path, index: MemoryMarketIndex
+) -> None:
+    b, _ = await make_buyer(net, tmp_path / "later", index)
+    try:
+        provider = Keypair.generate().did
+        book = b.settler.contracts
+        left = Contract("contract-left", b.r.did, provider, "job-1", "t", 40, 40, "pay_after", {})
+        await book.create(left, actor=b.r.did)
+        entry = await b.settlement.lock(left.contract_id, b.r.did, provider, 40, actor=b.r.did, idem="l")
+        await book.record(left.contract_id, "escrow_locked", actor=b.r.did, evidence={"ledger_entries": [entry.id]})
+        b.settler.settlement = _Unreachable(b.settlement, fails=2)  # type: ignore[assignment]
+        await b.settler.recover()
+        assert b.settler.leftover == ["contract-left"]
+        assert (await book.get("contract-left")).state == "escrow_locked"
+        # a contract placed after the start is not touched by the retries
+        new = Contract("contract-new", b.r.did, provider, "job-2", "t", 40, 40, "pay_after", {})
+        await book.create(new, actor=b.r.did)
+        entry = await b.settlement.lock(new.contract_id, b.r.did, provider, 40, actor=b.r.did, idem="n")
+        await book.record(new.contract_id, "escrow_locked", actor=b.r.did, evidence={"ledger_entries": [entry.id]})
+        assert await b.settler.unwind_leftover(attempts=5, max_wait_s=0.01) == 0
+        assert (await book.get("contract-left")).events() == ["created", "escrow_locked", "refunded"]
+        assert (await book.get("contract-new")).state == "escrow_locked"
+        assert await b.balance(b.r.did) == FUNDS - 40
     finally:
         await _close(b)
