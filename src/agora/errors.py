@@ -170,7 +170,7 @@ CATALOG: dict[str, ErrorKind] = {
     # market
     "offer_invalid": _k(400, "Fix the offer field named in details.field; details.errors lists every problem."),
     "intent_invalid": _k(400, "Fix the intent field named in details.field; details.errors lists every problem."),
-    "intent_kind_unsupported": _k(400, "Only `kind: job` and `kind: training` intents are accepted now; inference comes later."),
+    "intent_kind_unsupported": _k(400, "Kinds `job` and `training` are accepted; `inference` comes later."),
     "intent_transition_invalid": _k(409, "The intent cannot make this move; the message lists the moves allowed now."),
     "intent_not_found": _k(404, "List intents with `agora intent list`."),
     "contract_not_found": _k(404, "List contracts with `agora contract list`."),
