@@ -128,6 +128,18 @@ class FlProvider:
             await self.leave(cid)
 
 
+class ContractHooks(Protocol):
+    """What the run tells the owner's contracts (`fl.contracts.TrainingContracts`)."""
+
+    async def open(self, participants: Sequence[Participant], rounds: int, *, locked: bool) -> None: ...
+
+    async def started(self, participants: Sequence[Participant]) -> None: ...
+
+    async def round_outcome(self, p: Participant, r: int, outcome: str, evidence: dict[str, Any]) -> None: ...
+
+    async def close(self, participants: Sequence[Participant], rounds: int) -> None: ...
+
+
 class ProviderLink(Protocol):
     async def fit(self, contract_id: str, round_: int, weights: bytes, timeout_s: float) -> Delivery: ...
 
@@ -242,6 +254,7 @@ class TrainingRun:
         on_rejected: Callable[[Participant, int, AgoraError], Awaitable[None]] | None = None,
         evaluate: Callable[[Params], Mapping[str, float]] | None = None,
         retries: int = 1,
+        contracts: ContractHooks | None = None,
     ) -> None:
         self.run_id = run_id
         self.owner = owner
@@ -253,6 +266,7 @@ class TrainingRun:
         self.on_rejected = on_rejected
         self.evaluate = evaluate
         self.retries = retries
+        self.contracts = contracts
         self.strategy = strategy(spec.strategy, trim_ratio=spec.trim_ratio)
         self.rounds: list[RoundRecord] = []
         self.state = "pending"
@@ -269,6 +283,9 @@ class TrainingRun:
             if self.payer is not None:
                 for p in self.participants:
                     await self.payer.lock(p, self.spec.rounds)
+            if self.contracts is not None:
+                await self.contracts.open(self.participants, self.spec.rounds, locked=self.payer is not None)
+                await self.contracts.started(self.participants)
             for r in range(1, self.spec.rounds + 1):
                 if self._stop.is_set():
                     self.state, self.reason = "stopped", "stopped by the owner"
@@ -294,6 +311,8 @@ class TrainingRun:
             if self.payer is not None:
                 for p in self.participants:
                     await self.payer.refund_rest(p, self.spec.rounds)
+            if self.contracts is not None:
+                await self.contracts.close(self.participants, self.spec.rounds)
         await self.events("training.ended", self.run_id, {"state": self.state, "reason": self.reason})
         return self.status()
 
@@ -312,17 +331,12 @@ class TrainingRun:
         accepted: list[tuple[Participant, Update, UsageReceipt | bytes, dict[str, float]]] = []
         for t in pending:
             p = tasks[t]
-            p.late.append(r)
-            record.late.append(p.provider)
-            await self.events("contract.late", p.contract_id, {"run": self.run_id, "round": r})
+            await self._late(p, r, record, "deadline")
         for t in done:
             p = tasks[t]
             exc = t.exception()
             if exc is not None:
-                p.late.append(r)
-                record.late.append(p.provider)
-                code = exc.code if isinstance(exc, AgoraError) else "internal"
-                await self.events("contract.missed", p.contract_id, {"run": self.run_id, "round": r, "code": code})
+                await self._late(p, r, record, exc.code if isinstance(exc, AgoraError) else "internal")
                 continue
             delivery = t.result()
             try:
@@ -330,9 +344,10 @@ class TrainingRun:
             except AgoraError as err:
                 p.rejected.append({"round": r, "reason": err.details.get("reason", err.code)})
                 record.rejected.append(p.provider)
-                await self.events(
-                    "contract.update_rejected", p.contract_id, {"run": self.run_id, "round": r, "why": err.message}
-                )
+                why = {"reason": err.details.get("reason", err.code), "message": err.message[:300]}
+                await self.events("contract.update_rejected", p.contract_id, {"run": self.run_id, "round": r, **why})
+                if self.contracts is not None:
+                    await self.contracts.round_outcome(p, r, "rejected", why)
                 if self.on_rejected is not None:
                     await self.on_rejected(p, r, err)
                 continue
@@ -347,6 +362,8 @@ class TrainingRun:
             p.delivered.append(r)
             record.accepted.append(p.provider)
             await self.events("contract.update_paid", p.contract_id, {"run": self.run_id, "round": r})
+            if self.contracts is not None:
+                await self.contracts.round_outcome(p, r, "released", {"paid": p.price_per_update})
         updates = [u for _, u, _, _ in accepted]
         if self.spec.clip_norm is not None:
             updates = [Update(clip(u.params, self.params, self.spec.clip_norm), u.examples) for u in updates]
@@ -370,6 +387,13 @@ class TrainingRun:
         record.wall_s = time.perf_counter() - started
         await self.events("training.round_closed", self.run_id, record.to_dict())
         return record
+
+    async def _late(self, p: Participant, r: int, record: RoundRecord, why: str) -> None:
+        p.late.append(r)
+        record.late.append(p.provider)
+        await self.events("contract.update_late", p.contract_id, {"run": self.run_id, "round": r, "why": why})
+        if self.contracts is not None:
+            await self.contracts.round_outcome(p, r, "late", {"why": why})
 
     def _verify(self, p: Participant, r: int, d: Delivery) -> tuple[Params, int, dict[str, float]]:
         def reject(reason: str, message: str) -> AgoraError:

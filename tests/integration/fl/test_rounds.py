@@ -22,11 +22,13 @@ from sklearn.datasets import load_digits
 import agora
 from agora.clock import SystemClock
 from agora.errors import AgoraError
+from agora.fl.contracts import TrainingContracts
 from agora.fl.datasets import DatasetBook
 from agora.fl.rounds import Delivery, EscrowPayer, FlProvider, LocalLink, Participant, TrainingRun, round_escrow
 from agora.fl.trainers import SoftmaxRegression
 from agora.identity import Keypair
 from agora.ledger import InternalLedgerSettlement, Ledger, MemoryJournalStore, wallet
+from agora.market.contracts import ContractBook
 from agora.models.training import TrainingSpec, training_from_dict
 from agora.store import MemoryStore
 from agora.wire.settle import countersign
@@ -66,6 +68,7 @@ class World:
     settlement: InternalLedgerSettlement
     x_test: np.ndarray
     y_test: np.ndarray
+    contracts: ContractBook
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +114,11 @@ async def world(data_dir: Path) -> AsyncIterator[World]:
         offers.append(offer.offer_id)
     with np.load(data_dir / "test.npz") as z:
         x_test, y_test = z["x"], z["y"]
+    owner_store = MemoryStore(SystemClock())
+    await owner_store.open()
+    stores.append(owner_store)
     try:
-        yield World(owner, providers, offers, settlement, x_test, y_test)
+        yield World(owner, providers, offers, settlement, x_test, y_test, ContractBook(owner_store))
     finally:
         for p in providers:
             await p.close()
@@ -157,6 +163,7 @@ async def test_three_providers_train_and_are_paid_per_update(world: World) -> No
         payer=EscrowPayer(w.settlement, w.owner, run_id="run-ok"),
         events=sink,
         evaluate=lambda p: accuracy(w, p),
+        contracts=TrainingContracts(w.contracts, w.owner.did, run_id="run-ok"),
     )
     status = await run.run()
     assert status["state"] == "completed" and len(status["rounds"]) == 3
@@ -168,6 +175,11 @@ async def test_three_providers_train_and_are_paid_per_update(world: World) -> No
     assert sum(1 for k, _ in events if k == "contract.update_paid") == 9
     assert sum(1 for k, _ in events if k == "training.round_closed") == 3
     assert all(p.link.provider._trainers[p.contract_id][0].starts == 1 for p in parts)  # warm: one process each
+    c = await w.contracts.get(parts[0].contract_id)
+    assert c.state == "escrow_released" and c.released == 3 * PRICE and c.refunded == 0
+    lines = c.events()
+    assert lines[:4] == ["created", "bound_to_round", "bound_to_round", "bound_to_round"]
+    assert lines.count("update_released") == 3 and lines[-2:] == ["delivered", "escrow_released"]
 
     # releasing one update's escrow a second time pays nothing twice
     esc = round_escrow(parts[0].contract_id, 1)
@@ -225,7 +237,13 @@ async def test_a_provider_killed_mid_run_is_not_paid_for_that_round(world: World
     spec = make_spec(rounds=2)
     parts = await join(w, spec, "run-kill", [0, 1, 2], {2: KillInRound(w.providers[2], 2)})
     run = TrainingRun(
-        "run-kill", w.owner, spec, parts, initial(), payer=EscrowPayer(w.settlement, w.owner, run_id="run-kill")
+        "run-kill",
+        w.owner,
+        spec,
+        parts,
+        initial(),
+        payer=EscrowPayer(w.settlement, w.owner, run_id="run-kill"),
+        contracts=TrainingContracts(w.contracts, w.owner.did, run_id="run-kill"),
     )
     status = await run.run()
     assert status["state"] == "completed"
@@ -235,6 +253,9 @@ async def test_a_provider_killed_mid_run_is_not_paid_for_that_round(world: World
     assert await w.settlement.balance(wallet(w.owner.did)) == FUNDS - 5 * PRICE
     state = await w.settlement.escrow(round_escrow(parts[2].contract_id, 2))
     assert state is not None and state.settled and state.held == 0
+    c = await w.contracts.get(parts[2].contract_id)
+    assert c.state == "partially_released" and c.released == PRICE and c.refunded == PRICE
+    assert c.events().count("update_late") == 1
 
 
 NAN_TRAINER = """
