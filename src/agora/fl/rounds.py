@@ -61,7 +61,16 @@ class FlProvider:
         self.bwrap = bwrap
         self._trainers: dict[str, tuple[WarmTrainer, str, str]] = {}  # contract -> (trainer, owner, run)
 
-    async def join(self, contract_id: str, *, owner: str, run_id: str, offer_id: str, spec: TrainingSpec) -> None:
+    async def join(
+        self,
+        contract_id: str,
+        *,
+        owner: str,
+        run_id: str,
+        offer_id: str,
+        spec: TrainingSpec,
+        eval_fraction: float = 0.2,
+    ) -> None:
         """Start the warm trainer for `contract_id` on the offer's data; custom code only where allowed."""
         offer, path = await self.datasets.get(offer_id)
         if spec.trainer == "custom" and not offer.custom_code:
@@ -72,6 +81,7 @@ class FlProvider:
             "hyper": spec.hyper.to_dict(),
             "schema": spec.schema.to_dict(),
             "seed": spec.hyper.seed,
+            "eval_fraction": eval_fraction,  # held out of training for federated evaluation
         }
         trainer = WarmTrainer(Path(path), init, bwrap=self.bwrap)
         await trainer.start()

@@ -49,8 +49,8 @@ def _trainer(init: dict[str, Any]) -> Any:
     schema = DatasetSchema.from_dict(init["schema"])
     x, y = load_arrays(Path(init["data"]), schema)
     rng = np.random.default_rng(int(init.get("seed", 0)))
-    order = rng.permutation(len(y))
     held = int(len(y) * float(init.get("eval_fraction", 0.2)))
+    order = rng.permutation(len(y)) if held else np.arange(len(y))
     test, train = order[:held], order[held:]
     classes = len(schema.classes) or int(y.max()) + 1
     hyper = init.get("hyper", {})
