@@ -66,6 +66,8 @@ class TrainingContracts:
                     await self.book.record(p.contract_id, "refunded", actor=self.owner, refunded=total)
                 continue
             await self.book.record(p.contract_id, "delivered", actor=p.provider, evidence={"rounds": list(p.delivered)})
+            if total == 0:
+                continue  # nothing was locked: delivered is the end (as for an unsettled market contract)
             final = "escrow_released" if len(p.delivered) == rounds else "partially_released"
             await self.book.record(
                 p.contract_id, final, actor=self.owner, released=p.paid, refunded=max(0, total - p.paid)

@@ -93,9 +93,16 @@ def judge(offer: DatasetOffer, spec: TrainingSpec, *, budget: int | None, now: f
 
 
 def match_training(
-    spec: TrainingSpec, ads: Iterable[DataAd], *, budget: int | None, now: float, exclude: frozenset[str] = frozenset()
+    spec: TrainingSpec,
+    ads: Iterable[DataAd],
+    *,
+    budget: int | None,
+    now: float,
+    exclude: frozenset[str] = frozenset(),
+    one_per_provider: bool = True,
 ) -> TrainingDecision:
-    """Judge every offer of every ad (see the module doc); `exclude`: providers never chosen (the owner)."""
+    """Judge every offer of every ad (see the module doc); `exclude`: providers never chosen (the owner);
+    `one_per_provider=False`: several data sets of one provider may each serve (a single-machine run)."""
     verdicts: list[DataVerdict] = []
     passing: list[tuple[DataVerdict, DatasetOffer]] = []
     for ad in sorted(ads, key=lambda a: a.provider):
@@ -115,7 +122,7 @@ def match_training(
     seen: set[str] = set()
     total = 0
     for v, offer in passing:
-        if offer.provider in seen or len(chosen) >= spec.max_providers:
+        if (one_per_provider and offer.provider in seen) or len(chosen) >= spec.max_providers:
             continue
         if budget is not None and total + v.cost > budget:
             counts["over_budget"] = counts.get("over_budget", 0) + 1
