@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -55,6 +55,21 @@ def initial_params(spec: TrainingSpec) -> Params:
     return [np.zeros((features, classes)), np.zeros(classes)]
 
 
+class EvidenceSink(Protocol):
+    async def record(self, provider: str, kind: str, cites: dict[str, str], detail: str = "") -> None: ...
+
+
+def rejection_evidence(trust: EvidenceSink, run_id: str) -> Callable[[Participant, int, AgoraError], Awaitable[None]]:
+    """The run's `on_rejected`: a rejected update is a `failure` in the provider's trust record, citing
+    the contract and the run (a NaN, wrong-shape or oversized update is the provider's fault)."""
+
+    async def record(p: Participant, r: int, err: AgoraError) -> None:
+        reason = str(err.details.get("reason", err.code))
+        await trust.record(p.provider, "failure", {"contract": p.contract_id, "job": run_id}, f"round {r}: {reason}")
+
+    return record
+
+
 class TrainingManager:
     def __init__(
         self,
@@ -65,6 +80,7 @@ class TrainingManager:
         *,
         settlement: Settlement | None = None,
         events: Any = None,
+        trust: EvidenceSink | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.keypair = keypair
@@ -73,6 +89,7 @@ class TrainingManager:
         self.contracts = contracts
         self.settlement = settlement
         self.events = events
+        self.trust = trust
         self.clock = clock
         self.runs: dict[str, TrainingRun] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
@@ -123,6 +140,7 @@ class TrainingManager:
             payer=payer,
             events=self._event,
             contracts=TrainingContracts(self.contracts, self.keypair.did, run_id=run_id),
+            on_rejected=rejection_evidence(self.trust, run_id) if self.trust is not None else None,
         )
         self.runs[run_id] = run
         self._tasks[run_id] = asyncio.create_task(self._run(run), name=f"training {run_id}")
@@ -205,4 +223,4 @@ class TrainingManager:
         await self.provider.close()
 
 
-__all__ = ["TrainingManager", "initial_params"]
+__all__ = ["EvidenceSink", "TrainingManager", "initial_params", "rejection_evidence"]

@@ -36,6 +36,7 @@ class FlFeature(Actor):
             compute.contracts,
             settlement=compute.settlement,
             events=node.events,
+            trust=compute.trust,
             clock=node.clock,
         )
 
