@@ -424,8 +424,11 @@ class AgoraClient:
     def remove_dataset(self, offer_id: str) -> dict[str, Any]:
         return dict(self._request("DELETE", f"/datasets/{offer_id}"))
 
-    def start_training(self, spec: dict[str, Any], *, budget: int | None = None) -> dict[str, Any]:
-        params = {"budget": budget} if budget is not None else {}
+    def start_training(self, spec: dict[str, Any], *, budget: int | None = None, local: bool = False) -> dict[str, Any]:
+        """Match and start a run on the peers' data sets (or, `local`, on this node's own)."""
+        params: dict[str, Any] = {"providers": "local" if local else "peers"}
+        if budget is not None:
+            params["budget"] = budget
         return dict(self._request("POST", "/training/runs", json=spec, params=params))
 
     def training_status(self) -> dict[str, Any]:

@@ -23,9 +23,10 @@ def router(node: Node) -> APIRouter:
     async def start(
         body: dict[str, Any] = Body(..., description="a training spec (docs/federated-learning.md)"),
         budget: int | None = Query(None, ge=1, description="the most the run may pay, minor units"),
+        providers: str = Query("peers", description="peers (other nodes' data sets) or local (this node's)"),
     ) -> dict[str, Any]:
         """Match a training spec against the data offers and start the run."""
-        return await fl_of(node).manager.start(body, budget=budget)
+        return await fl_of(node).manager.start(body, budget=budget, providers=providers)
 
     @app.get("/training/status", tags=["training"])
     async def status() -> dict[str, Any]:

@@ -68,6 +68,7 @@ def start(
     file: Annotated[Path, typer.Argument(help="training spec (YAML or JSON)")],
     budget: Annotated[int | None, typer.Option(help="the most the run may pay, minor units")] = None,
     wait: Annotated[float, typer.Option(help="seconds to wait for the end (0: return at once)")] = 0.0,
+    local: Annotated[bool, typer.Option("--local", help="train on this node's own data sets")] = False,
     api: ApiOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -75,7 +76,7 @@ def start(
     with errors(as_json):
         spec = _read(file)
         with AgoraClient(api) as c:
-            answer = c.start_training(spec, budget=budget)
+            answer = c.start_training(spec, budget=budget, local=local)
             if answer["state"] == "running" and wait > 0:
                 answer = c.training_run(answer["run_id"], wait_s=wait)
         if as_json:

@@ -21,11 +21,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from agora.actor import Runtime
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.errors import AgoraError
 from agora.fl.contracts import TrainingContracts
 from agora.fl.datasets import DatasetBook
 from agora.fl.matching import match_training
+from agora.fl.remote import RemoteLink, fetch_ads
 from agora.fl.rounds import EscrowPayer, FlProvider, LocalLink, Participant, TrainingRun
 from agora.fl.trainers import Params
 from agora.identity import Keypair
@@ -35,6 +37,7 @@ from agora.models.training import TrainingSpec, training_from_dict
 from agora.wire.fl import DataAd
 
 MAX_RUNS = 64
+JOIN_TIMEOUT_S = 60.0  # a provider starts its sandboxed trainer (a Python process importing numpy)
 AD_TTL_S = 3600
 
 
@@ -81,6 +84,8 @@ class TrainingManager:
         settlement: Settlement | None = None,
         events: Any = None,
         trust: EvidenceSink | None = None,
+        runtime: Runtime | None = None,
+        peers: Callable[[], list[str]] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.keypair = keypair
@@ -90,7 +95,10 @@ class TrainingManager:
         self.settlement = settlement
         self.events = events
         self.trust = trust
+        self.runtime = runtime
+        self.peers = peers
         self.clock = clock
+        self._remote: dict[str, list[tuple[RemoteLink, str]]] = {}
         self.runs: dict[str, TrainingRun] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
         self._tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
@@ -109,14 +117,26 @@ class TrainingManager:
         if self.events is not None:
             await self.events.record(kind, subject, **data)
 
-    async def start(self, body: Mapping[str, Any], *, budget: int | None = None) -> dict[str, Any]:
+    async def start(
+        self, body: Mapping[str, Any], *, budget: int | None = None, providers: str = "peers"
+    ) -> dict[str, Any]:
+        """`providers`: `peers` (the data ads of the peers this node sees, one contract per provider, over the
+        runtime) or `local` (this node's own data sets, one contract per data set, in-process)."""
+        if providers not in ("peers", "local"):
+            raise AgoraError("invalid_argument", f"providers is peers or local, got {providers!r}")
         spec = training_from_dict(body)
         if len(self.runs) >= MAX_RUNS:
             raise AgoraError("invalid_argument", f"at most {MAX_RUNS} training runs are kept; restart the node")
         run_id = "run-" + secrets.token_hex(5)
-        # this node's own data sets are the sources here: each one may serve (one contract per data set)
-        ads = await self.data_ads()
-        decision = match_training(spec, ads, budget=budget, now=self.clock.now(), one_per_provider=False)
+        now = self.clock.now()
+        if providers == "local":
+            ads = await self.data_ads()
+            decision = match_training(spec, ads, budget=budget, now=now, one_per_provider=False)
+        else:
+            if self.runtime is None or self.peers is None:
+                raise AgoraError("unavailable", "this node has no runtime to reach data providers")
+            ads = await fetch_ads(self.runtime, [p for p in self.peers() if p != self.keypair.did])
+            decision = match_training(spec, ads, budget=budget, now=now, exclude=frozenset({self.keypair.did}))
         self.decisions[run_id] = decision.to_dict()
         if not decision.matched:
             await self._event("training.unmatched", run_id, {"counts": dict(decision.counts)})
@@ -124,10 +144,27 @@ class TrainingManager:
         participants = []
         for i, offer in enumerate(decision.chosen):
             cid = f"{run_id}-c{i}"
-            await self.provider.join(cid, owner=self.keypair.did, run_id=run_id, offer_id=offer.offer_id, spec=spec)
-            participants.append(
-                Participant(offer.provider, cid, offer.offer_id, offer.price_per_update, LocalLink(self.provider))
-            )
+            if providers == "local":
+                await self.provider.join(cid, owner=self.keypair.did, run_id=run_id, offer_id=offer.offer_id, spec=spec)
+                link: Any = LocalLink(self.provider)
+            else:
+                assert self.runtime is not None
+                link = RemoteLink(self.runtime, offer.provider)
+                try:
+                    await link.join(
+                        cid, run_id=run_id, offer_id=offer.offer_id, training=spec.to_dict(), timeout_s=JOIN_TIMEOUT_S
+                    )
+                except AgoraError as err:
+                    await self._event("training.join_failed", cid, {"provider": offer.provider, "code": err.code})
+                    continue
+                self._remote.setdefault(run_id, []).append((link, cid))
+            participants.append(Participant(offer.provider, cid, offer.offer_id, offer.price_per_update, link))
+        if len(participants) < spec.min_providers:
+            await self._leave_remote(run_id)
+            await self._event("training.unmatched", run_id, {"joined": len(participants)})
+            answer = decision.to_dict()
+            answer["counts"] = {**answer["counts"], "join_failed": len(decision.chosen) - len(participants)}
+            return {"run_id": run_id, "state": "unmatched", "match": answer}
         payer = None
         if self.settlement is not None and any(p.price_per_update for p in participants):
             payer = EscrowPayer(self.settlement, self.keypair, run_id=run_id)
@@ -152,6 +189,12 @@ class TrainingManager:
         finally:
             for p in run.participants:
                 await self.provider.leave(p.contract_id)
+            await self._leave_remote(run.run_id)
+
+    async def _leave_remote(self, run_id: str) -> None:
+        for link, cid in self._remote.pop(run_id, []):
+            with contextlib.suppress(AgoraError):
+                await link.leave(cid)
 
     async def wait(self, run_id: str, timeout_s: float) -> dict[str, Any]:
         task = self._tasks.get(run_id)

@@ -13,6 +13,7 @@ from agora.actor import Actor
 from agora.errors import AgoraError
 from agora.fl.datasets import DatasetBook
 from agora.fl.manager import TrainingManager
+from agora.fl.remote import FlService
 from agora.fl.rounds import FlProvider
 from agora.node.compute import compute_of
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 class FlFeature(Actor):
     """Holds the parts; an actor without behaviors so `Node.stop` stops it (its runs and trainers)."""
 
-    name = "fl"
+    name = "fl-feature"
 
     def __init__(self, node: Node) -> None:
         compute = compute_of(node)
@@ -37,8 +38,11 @@ class FlFeature(Actor):
             settlement=compute.settlement,
             events=node.events,
             trust=compute.trust,
+            runtime=node.runtime,
+            peers=lambda: [p.did for p in node.peer_table.alive()],
             clock=node.clock,
         )
+        self.service = FlService(node.keypair, self.datasets, self.provider, clock=node.clock)
 
     async def stop(self) -> None:
         await self.manager.close()
@@ -49,6 +53,7 @@ _FEATURES: WeakKeyDictionary[Node, FlFeature] = WeakKeyDictionary()
 
 async def attach_fl(node: Node) -> FlFeature:
     feature = FlFeature(node)
+    node.add_actor(feature.service)  # the provider's behaviors: ads, join, fit, leave
     node.add_actor(feature)
     _FEATURES[node] = feature
     return feature

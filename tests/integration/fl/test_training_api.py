@@ -20,6 +20,7 @@ from tests.support import require_binary
 pytestmark = pytest.mark.integration
 
 FEATURES = [f"x{i}" for i in range(64)]
+LOCAL = {"providers": "local"}
 SPEC = {
     "schema": {"features": FEATURES, "label": "y", "classes": [str(i) for i in range(10)]},
     "data_tags": ["digits"],
@@ -68,11 +69,11 @@ async def test_the_training_loop_through_the_api(api: httpx.AsyncClient, tmp_pat
     listed = (await api.get("/datasets")).json()["datasets"]
     assert len(listed) == 3 and str(tmp_path) not in str(listed)
 
-    nothing = await api.post("/training/runs", json={**SPEC, "data_tags": ["x-ray"]})
+    nothing = await api.post("/training/runs", json={**SPEC, "data_tags": ["x-ray"]}, params=LOCAL)
     assert nothing.status_code == 201 and nothing.json()["state"] == "unmatched"
     assert nothing.json()["match"]["counts"]["data_tags_missing"] == 3
 
-    started = await api.post("/training/runs", json=SPEC)
+    started = await api.post("/training/runs", json=SPEC, params=LOCAL)
     assert started.status_code == 201 and started.json()["state"] == "running"
     run_id = started.json()["run_id"]
     done = (await api.get(f"/training/runs/{run_id}", params={"wait_s": 110})).json()
@@ -90,5 +91,5 @@ async def test_the_training_loop_through_the_api(api: httpx.AsyncClient, tmp_pat
     summary = (await api.get("/metrics_summary")).json()["training"]
     assert summary["updates"]["delivered"] == 6 and summary["datasets"] == 3
 
-    bad = await api.post("/training/runs", json={**SPEC, "rounds": 0})
+    bad = await api.post("/training/runs", json={**SPEC, "rounds": 0}, params=LOCAL)
     assert bad.status_code == 400 and bad.json()["error"]["details"]["field"] == "training.rounds"
