@@ -26,13 +26,14 @@ from agora.clock import SYSTEM_CLOCK, Clock
 from agora.errors import AgoraError
 from agora.fl.contracts import TrainingContracts
 from agora.fl.datasets import DatasetBook
-from agora.fl.matching import match_training
+from agora.fl.matching import TrainingDecision, match_training
 from agora.fl.remote import RemoteLink, fetch_ads
 from agora.fl.rounds import EscrowPayer, FlProvider, LocalLink, Participant, TrainingRun
 from agora.fl.trainers import Params
 from agora.identity import Keypair
 from agora.ledger.interfaces import Settlement
 from agora.market.contracts import ContractBook
+from agora.models.intent import Intent
 from agora.models.training import TrainingSpec, training_from_dict
 from agora.wire.fl import DataAd
 
@@ -117,8 +118,33 @@ class TrainingManager:
         if self.events is not None:
             await self.events.record(kind, subject, **data)
 
+    async def for_intent(self, intent: Intent, preview: bool) -> dict[str, Any]:
+        """What the matcher does with a `kind: training` intent: the decision (preview), or the run started
+        with the intent's budget, its contracts naming the intent."""
+        assert intent.training is not None
+        if preview:
+            spec = intent.training
+            decision = await self._decide(spec, intent.budget, "peers")
+            return {"state": "preview", "matched": decision.matched, "match": decision.to_dict()}
+        return await self.start(intent.training.to_dict(), budget=intent.budget, intent_id=intent.intent_id)
+
+    async def _decide(self, spec: TrainingSpec, budget: int | None, providers: str) -> TrainingDecision:
+        now = self.clock.now()
+        if providers == "local":
+            ads = await self.data_ads()
+            return match_training(spec, ads, budget=budget, now=now, one_per_provider=False)
+        if self.runtime is None or self.peers is None:
+            raise AgoraError("unavailable", "this node has no runtime to reach data providers")
+        ads = await fetch_ads(self.runtime, [p for p in self.peers() if p != self.keypair.did])
+        return match_training(spec, ads, budget=budget, now=now, exclude=frozenset({self.keypair.did}))
+
     async def start(
-        self, body: Mapping[str, Any], *, budget: int | None = None, providers: str = "peers"
+        self,
+        body: Mapping[str, Any],
+        *,
+        budget: int | None = None,
+        providers: str = "peers",
+        intent_id: str | None = None,
     ) -> dict[str, Any]:
         """`providers`: `peers` (the data ads of the peers this node sees, one contract per provider, over the
         runtime) or `local` (this node's own data sets, one contract per data set, in-process)."""
@@ -128,15 +154,7 @@ class TrainingManager:
         if len(self.runs) >= MAX_RUNS:
             raise AgoraError("invalid_argument", f"at most {MAX_RUNS} training runs are kept; restart the node")
         run_id = "run-" + secrets.token_hex(5)
-        now = self.clock.now()
-        if providers == "local":
-            ads = await self.data_ads()
-            decision = match_training(spec, ads, budget=budget, now=now, one_per_provider=False)
-        else:
-            if self.runtime is None or self.peers is None:
-                raise AgoraError("unavailable", "this node has no runtime to reach data providers")
-            ads = await fetch_ads(self.runtime, [p for p in self.peers() if p != self.keypair.did])
-            decision = match_training(spec, ads, budget=budget, now=now, exclude=frozenset({self.keypair.did}))
+        decision = await self._decide(spec, budget, providers)
         self.decisions[run_id] = decision.to_dict()
         if not decision.matched:
             await self._event("training.unmatched", run_id, {"counts": dict(decision.counts)})
@@ -176,7 +194,7 @@ class TrainingManager:
             initial_params(spec),
             payer=payer,
             events=self._event,
-            contracts=TrainingContracts(self.contracts, self.keypair.did, run_id=run_id),
+            contracts=TrainingContracts(self.contracts, self.keypair.did, run_id=run_id, intent_id=intent_id),
             on_rejected=rejection_evidence(self.trust, run_id) if self.trust is not None else None,
         )
         self.runs[run_id] = run

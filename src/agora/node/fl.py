@@ -55,6 +55,7 @@ async def attach_fl(node: Node) -> FlFeature:
     feature = FlFeature(node)
     node.add_actor(feature.service)  # the provider's behaviors: ads, join, fit, leave
     node.add_actor(feature)
+    compute_of(node).matcher.training = feature.manager.for_intent  # `agora match` on a training intent
     _FEATURES[node] = feature
     return feature
 

@@ -91,5 +91,22 @@ async def test_training_across_nodes_from_the_cli(make_node: NodeFactory, tmp_pa
         assert await money.balance(wallet(owner.did)) == FUNDS - 3 * ROUNDS * PRICE
         code, status = await run_cli(url, "train", "status")
         assert code == 0 and status["pending"]["contracts"] == 0
+
+        # the same loop from a `kind: training` intent: intent create -> match --preview -> match
+        training = yaml.safe_load(spec_file(tmp_path).read_text())
+        intent_path = tmp_path / "intent.yaml"
+        intent_path.write_text(yaml.safe_dump({"kind": "training", "training": training, "budget": 100}))
+        code, intent = await run_cli(url, "intent", "create", str(intent_path), "--open")
+        assert code == 0 and intent["status"] == "open", intent
+        code, preview = await run_cli(url, "match", intent["intent_id"], "--preview")
+        assert code == 0 and preview["would_match"] is True and preview["status"] == "open", preview
+        code, matched = await run_cli(url, "match", intent["intent_id"])
+        assert code == 0 and matched["matched"] is True and matched["status"] == "matched", matched
+        done = await fl_of(owner).manager.wait(matched["run_id"], 180)
+        assert done["state"] == "completed", done
+        code, shown = await run_cli(url, "contract", "show", done["providers"][0]["contract_id"])
+        assert shown["intent_id"] == intent["intent_id"] and shown["state"] == "escrow_released"
+        for p in providers:
+            assert await money.balance(wallet(p.did)) == 2 * ROUNDS * PRICE
     finally:
         await server.stop()
