@@ -74,6 +74,15 @@ def rejection_evidence(trust: EvidenceSink, run_id: str) -> Callable[[Participan
     return record
 
 
+def late_evidence(trust: EvidenceSink, run_id: str) -> Callable[[Participant, int, str], Awaitable[None]]:
+    """The run's `on_late`: a straggler's missed round is `late` evidence (lighter than a failure)."""
+
+    async def record(p: Participant, r: int, why: str) -> None:
+        await trust.record(p.provider, "late", {"contract": p.contract_id, "job": run_id}, f"round {r}: {why}")
+
+    return record
+
+
 class TrainingManager:
     def __init__(
         self,
@@ -196,6 +205,7 @@ class TrainingManager:
             events=self._event,
             contracts=TrainingContracts(self.contracts, self.keypair.did, run_id=run_id, intent_id=intent_id),
             on_rejected=rejection_evidence(self.trust, run_id) if self.trust is not None else None,
+            on_late=late_evidence(self.trust, run_id) if self.trust is not None else None,
         )
         self.runs[run_id] = run
         self._tasks[run_id] = asyncio.create_task(self._run(run), name=f"training {run_id}")
@@ -284,4 +294,4 @@ class TrainingManager:
         await self.provider.close()
 
 
-__all__ = ["EvidenceSink", "TrainingManager", "initial_params", "rejection_evidence"]
+__all__ = ["EvidenceSink", "TrainingManager", "initial_params", "late_evidence", "rejection_evidence"]

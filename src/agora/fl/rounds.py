@@ -265,6 +265,7 @@ class TrainingRun:
         evaluate: Callable[[Params], Mapping[str, float]] | None = None,
         retries: int = 1,
         contracts: ContractHooks | None = None,
+        on_late: Callable[[Participant, int, str], Awaitable[None]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.owner = owner
@@ -277,6 +278,7 @@ class TrainingRun:
         self.evaluate = evaluate
         self.retries = retries
         self.contracts = contracts
+        self.on_late = on_late
         self.strategy = strategy(spec.strategy, trim_ratio=spec.trim_ratio)
         self.rounds: list[RoundRecord] = []
         self.state = "pending"
@@ -404,6 +406,8 @@ class TrainingRun:
         await self.events("contract.update_late", p.contract_id, {"run": self.run_id, "round": r, "why": why})
         if self.contracts is not None:
             await self.contracts.round_outcome(p, r, "late", {"why": why})
+        if self.on_late is not None:
+            await self.on_late(p, r, why)
 
     def _verify(self, p: Participant, r: int, d: Delivery) -> tuple[Params, int, dict[str, float]]:
         def reject(reason: str, message: str) -> AgoraError:

@@ -236,6 +236,11 @@ async def test_a_provider_killed_mid_run_is_not_paid_for_that_round(world: World
     w = world
     spec = make_spec(rounds=2)
     parts = await join(w, spec, "run-kill", [0, 1, 2], {2: KillInRound(w.providers[2], 2)})
+    stragglers: list[tuple[str, int, str]] = []
+
+    async def on_late(p: Participant, r: int, why: str) -> None:
+        stragglers.append((p.provider, r, why))
+
     run = TrainingRun(
         "run-kill",
         w.owner,
@@ -244,11 +249,13 @@ async def test_a_provider_killed_mid_run_is_not_paid_for_that_round(world: World
         initial(),
         payer=EscrowPayer(w.settlement, w.owner, run_id="run-kill"),
         contracts=TrainingContracts(w.contracts, w.owner.did, run_id="run-kill"),
+        on_late=on_late,
     )
     status = await run.run()
     assert status["state"] == "completed"
     killed = status["providers"][2]
     assert killed["delivered"] == [1] and killed["late"] == [2] and killed["paid"] == PRICE
+    assert stragglers == [(w.providers[2].keypair.did, 2, "unavailable")]  # the trainer died: recorded late
     assert await w.settlement.balance(wallet(w.providers[2].keypair.did)) == PRICE  # the unpaid round refunded
     assert await w.settlement.balance(wallet(w.owner.did)) == FUNDS - 5 * PRICE
     state = await w.settlement.escrow(round_escrow(parts[2].contract_id, 2))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from agora.errors import AgoraError
-from agora.fl.manager import initial_params, rejection_evidence
+from agora.fl.manager import initial_params, late_evidence, rejection_evidence
 from agora.fl.rounds import Participant
 
 from .helpers import spec
@@ -28,6 +28,15 @@ async def test_a_rejected_update_is_trust_evidence() -> None:
     await on_rejected(p, 2, err)
     assert trust.records == [
         ("did:key:z6MkProvider", "failure", {"contract": "run-1-c0", "job": "run-1"}, "round 2: not_finite")
+    ]
+
+
+async def test_a_missed_round_is_late_evidence() -> None:
+    trust = Recorder()
+    p = Participant("did:key:z6MkProvider", "run-1-c0", "data-1", 5, link=Any)  # type: ignore[arg-type]
+    await late_evidence(trust, "run-1")(p, 3, "deadline")
+    assert trust.records == [
+        ("did:key:z6MkProvider", "late", {"contract": "run-1-c0", "job": "run-1"}, "round 3: deadline")
     ]
 
 
