@@ -38,6 +38,7 @@ from agora.wire.fl import UpdateReceipt, update_hash
 from agora.wire.settle import countersign
 from agora.wire.usage import OutputDigest, UsageReceipt
 
+CANCEL_GRACE_S = 5.0
 EventSink = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 
@@ -339,7 +340,7 @@ class TrainingRun:
         for t in pending:
             t.cancel()
         if pending:
-            await asyncio.wait(pending)  # bounded: a cancelled link call ends at its next await
+            await asyncio.wait(pending, timeout=CANCEL_GRACE_S)  # a cancelled link call ends at its next await
         accepted: list[tuple[Participant, Update, UsageReceipt | bytes, dict[str, float]]] = []
         for t in pending:
             p = tasks[t]

@@ -135,12 +135,22 @@ class WarmTrainer:
             except TimeoutError:
                 await self.stop()
                 raise AgoraError("timeout", f"round {round_}: no update within {timeout_s:.1f}s") from None
+            except asyncio.CancelledError:
+                self.kill()  # the owner gave up on this round: its late answer must never pass for the next one
+                raise
             except (ConnectionError, BrokenPipeError):
                 await self.stop()
                 raise AgoraError(
                     "unavailable", "the trainer process ended", details={"reason": "trainer_died"}
                 ) from None
             return update, int(answer["n"]), {str(k): float(v) for k, v in answer["metrics"].items()}
+
+    def kill(self) -> None:
+        """Kill at once (from a cancelled round, where nothing may be awaited); the next fit starts afresh."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
 
     async def stop(self) -> None:
         proc, self.proc = self.proc, None

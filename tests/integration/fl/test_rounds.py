@@ -423,3 +423,36 @@ async def test_too_few_updates_by_the_deadline_fails_the_run_and_refunds(world: 
     assert status["providers"][1]["late"] == [1, 1]
     assert await w.settlement.balance(wallet(w.owner.did)) == FUNDS  # every escrow refunded
     assert await w.settlement.balance(wallet(w.providers[0].keypair.did)) == 0
+
+
+STUCK_IN_ROUND_ONE = """
+import threading
+import numpy as np
+
+class Client:
+    def __init__(self, x, y, x_test, y_test, config):
+        self.n = len(y)
+    def get_parameters(self, config):
+        return [np.zeros((64, 10)), np.zeros(10)]
+    def fit(self, parameters, config):
+        if config["round"] == 1:
+            threading.Event().wait()  # stuck: only the owner's deadline ends this round
+        return [p + 0.01 for p in parameters], self.n, {}
+    def evaluate(self, parameters, config):
+        return 0.0, self.n, {}
+"""
+
+
+async def test_a_trainer_stuck_past_the_deadline_is_replaced_for_the_next_round(world: World) -> None:
+    w = world
+    spec = make_spec(rounds=2, min_fit=1, round_deadline_s=1.0)
+    parts = await join(w, spec, "run-stuck", [0])
+    stuck = make_spec(rounds=2, min_fit=1, round_deadline_s=1.0, trainer="custom", custom_code=STUCK_IN_ROUND_ONE)
+    await w.providers[2].join("run-stuck-c2", owner=w.owner.did, run_id="run-stuck", offer_id=w.offers[2], spec=stuck)
+    parts.append(Participant(w.providers[2].keypair.did, "run-stuck-c2", w.offers[2], PRICE, LocalLink(w.providers[2])))
+    run = TrainingRun("run-stuck", w.owner, spec, parts, initial())
+    status = await run.run()
+    assert status["state"] == "completed"
+    late = status["providers"][1]
+    assert late["late"] == [1] and late["delivered"] == [2]  # round 2 answered by a fresh trainer, not round 1's
+    assert w.providers[2]._trainers["run-stuck-c2"][0].starts == 2
