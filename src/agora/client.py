@@ -415,6 +415,36 @@ class AgoraClient:
         body: dict[str, Any] = {"amount": amount, **({"idem": idem} if idem else {})}
         return dict(self._request("POST", "/ledger/unstake" if unlock else "/ledger/stake", json=body))
 
+    # -- fl (data sets and training runs) ----------------------------------------------------------
+    def add_dataset(self, path: str, *, tags: list[str], licence: str, **options: Any) -> dict[str, Any]:
+        """Offer the data set at `path` on the node's machine (options: name, price_per_update, custom_code,
+        label, schema); the answer is the published offer (no path)."""
+        return dict(
+            self._request("POST", "/datasets", json={"path": path, "tags": tags, "licence": licence, **options})
+        )
+
+    def datasets(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/datasets")["datasets"])
+
+    def remove_dataset(self, offer_id: str) -> dict[str, Any]:
+        return dict(self._request("DELETE", f"/datasets/{offer_id}"))
+
+    def start_training(self, spec: dict[str, Any], *, budget: int | None = None, local: bool = False) -> dict[str, Any]:
+        """Match and start a run on the peers' data sets (or, `local`, on this node's own)."""
+        params: dict[str, Any] = {"providers": "local" if local else "peers"}
+        if budget is not None:
+            params["budget"] = budget
+        return dict(self._request("POST", "/training/runs", json=spec, params=params))
+
+    def training_status(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/training/status"))
+
+    def training_run(self, run_id: str, *, wait_s: float = 0.0) -> dict[str, Any]:
+        return dict(self._request("GET", f"/training/runs/{run_id}", params={"wait_s": wait_s}, timeout=wait_s + 30))
+
+    def stop_training(self, run_id: str) -> dict[str, Any]:
+        return dict(self._request("POST", f"/training/runs/{run_id}/stop"))
+
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Any other endpoint, with the same error handling."""
         return self._request(method, path, **kw)

@@ -170,7 +170,7 @@ CATALOG: dict[str, ErrorKind] = {
     # market
     "offer_invalid": _k(400, "Fix the offer field named in details.field; details.errors lists every problem."),
     "intent_invalid": _k(400, "Fix the intent field named in details.field; details.errors lists every problem."),
-    "intent_kind_unsupported": _k(400, "Only `kind: job` intents are accepted now; training and inference come later."),
+    "intent_kind_unsupported": _k(400, "Kinds `job` and `training` are accepted; `inference` comes later."),
     "intent_transition_invalid": _k(409, "The intent cannot make this move; the message lists the moves allowed now."),
     "intent_not_found": _k(404, "List intents with `agora intent list`."),
     "contract_not_found": _k(404, "List contracts with `agora contract list`."),
@@ -214,6 +214,22 @@ CATALOG: dict[str, ErrorKind] = {
         "A slash claim must carry the accused's signed usage receipt and at least 2 agreeing ones of the same "
         'unit from other providers, with different outputs; docs/ledger.md "Slashing" lists the checks.',
     ),
+    # federated learning
+    "dataset_invalid": _k(400, "Fix the data-set field named in details.field; details.errors lists every problem."),
+    "dataset_not_found": _k(404, "The data set's path does not exist on this machine (or `agora dataset list`)."),
+    "dataset_schema_mismatch": _k(
+        400, "The declared schema does not match the file: details names the columns (or leave --features out)."
+    ),
+    "dataset_format_unsupported": _k(400, "A data set is a .csv file, an .npz file (x, y) or a folder of those."),
+    "training_spec_invalid": _k(400, "Fix the training field named in details.field; details.errors lists every one."),
+    "training_update_rejected": _k(
+        422, "The update failed a check (shape, finite values, norm bound); it is not paid and is trust evidence."
+    ),
+    "training_too_few_updates": _k(
+        503, "Fewer than min_fit updates arrived by the round's deadline; retry the round or add providers.", True
+    ),
+    "training_run_not_found": _k(404, "List runs with `agora train status`."),
+    "custom_code_refused": _k(403, "The data offer does not accept custom training code; use a built-in trainer."),
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from agora.actor import Runtime
 from agora.client import AgoraClient
+from agora.devnet.demo_training import training_section
 from agora.devnet.launcher import add_node, down, load_state, up
 from agora.errors import AgoraError
 from agora.identity import Keypair
@@ -117,6 +118,7 @@ def main() -> int:
         before = money_before(state)
         market_section(state, root)
         money_after(load_state(Path(state["dir"])), before)  # devnet.json now lists the node that joined
+        training_section(state, root)  # 7. federated learning (devnet/demo_training.py)
         return 0
     except AgoraError as err:
         say(f"demo failed: {err.code}: {err.message}\nhint: {err.hint}")

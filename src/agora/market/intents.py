@@ -122,7 +122,8 @@ class IntentBook:
             base = start if isinstance(start, int) and not isinstance(start, bool) else now
             filled["valid_until"] = base + DEFAULT_VALIDITY_S
         intent = intent_from_dict(filled)  # intent_invalid (every field), intent_kind_unsupported
-        _check_job(intent.job)
+        if intent.kind == "job":
+            _check_job(intent.job)
         if intent.requester != self.requester:
             raise AgoraError(
                 "intent_invalid",

@@ -78,7 +78,15 @@ MOVES: dict[str, tuple[str, ...]] = {
     DISPUTED: (RESOLVED,),
 }
 # Events that record something without changing the state (kept in the timeline all the same).
-NOTES = ("note", "countersigned")
+NOTES = (
+    "note",
+    "countersigned",
+    # federated learning: a training contract serves rounds; each round's outcome is a line of its timeline
+    "bound_to_round",
+    "update_released",
+    "update_rejected",
+    "update_late",
+)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """What a requester needs from the market: an intent (pure data, its validation and its status workflow).
 
-An intent names what is needed (`kind`: `job` now; `training` and `inference` are reserved and refused
-with `intent_kind_unsupported`), the budget for it (integer minor units), a policy (`min_trust` 0..1,
+An intent names what is needed (`kind`: `job`, or `training` with a `training` spec from
+`agora.models.training` instead of a job; `inference` is reserved and refused with
+`intent_kind_unsupported`), the budget for it (integer minor units), a policy (`min_trust` 0..1,
 `max_price` in minor units, `data_tags`) and a validity window. The job itself is a job spec: this module
 keeps it as a mapping (layer 1 does not parse); `agora.market.intents` validates it with the jobs package.
 
@@ -26,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from agora.errors import AgoraError
+from agora.models.training import TrainingSpec, training_from_dict
 
-KINDS = ("job",)
-RESERVED_KINDS = ("training", "inference")  # in the model, not accepted yet
+KINDS = ("job", "training")
+RESERVED_KINDS = ("inference",)  # in the model, not accepted yet
 
 DRAFT = "draft"
 OPEN = "open"
@@ -53,7 +55,7 @@ DEFAULT_VALIDITY_S = 7 * 24 * 3600
 MAX_TAGS = 64
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
-FIELDS = ("intent_id", "kind", "requester", "job", "budget", "policy", "valid_from", "valid_until", "name")
+FIELDS = ("intent_id", "kind", "requester", "job", "budget", "policy", "valid_from", "valid_until", "name", "training")
 POLICY_FIELDS = ("min_trust", "max_price", "data_tags")
 
 
@@ -118,6 +120,7 @@ class Intent:
     valid_from: int = 0
     valid_until: int = 0
     name: str = ""
+    training: TrainingSpec | None = None  # kind training: what to train, on which data, how many rounds
 
     def is_valid_at(self, now: float) -> bool:
         return self.valid_from <= now < self.valid_until
@@ -133,6 +136,7 @@ class Intent:
             "policy": self.policy.to_dict(),
             "valid_from": self.valid_from,
             "valid_until": self.valid_until,
+            **({"training": self.training.to_dict()} if self.training is not None else {}),
         }
 
 
@@ -151,7 +155,7 @@ def intent_from_dict(data: Any) -> Intent:
     if kind in RESERVED_KINDS:
         raise AgoraError(
             "intent_kind_unsupported",
-            f"kind: {kind!r} intents are not supported yet (only 'job')",
+            f"kind: {kind!r} intents are not supported yet (only {', '.join(KINDS)})",
             details={"field": "kind", "kind": kind},
         )
     if kind not in KINDS:
@@ -165,9 +169,10 @@ def intent_from_dict(data: Any) -> Intent:
     name = data.get("name", "")
     if not isinstance(name, str) or len(name) > 200:
         p.add("name", "a string of at most 200 characters", name)
-    job = data.get("job")
+    job = data.get("job", {} if kind == "training" else None)
     if not isinstance(job, Mapping):
         p.add("job", "a job spec (an object with tasks)", job)
+    training = _training(p, kind, data.get("training"))
     budget = data.get("budget")
     if budget is not None and (not _is_int(budget) or budget <= 0):
         p.add("budget", "a positive integer (minor units)", budget)
@@ -194,7 +199,21 @@ def intent_from_dict(data: Any) -> Intent:
         valid_from=valid_from,
         valid_until=valid_until,
         name=name,
+        training=training,
     )
+
+
+def _training(p: Problems, kind: Any, value: Any) -> TrainingSpec | None:
+    if kind != "training":
+        if value is not None:
+            p.add("training", "no training spec on a kind job intent (kind: training)", value)
+        return None
+    try:
+        return training_from_dict(value)
+    except AgoraError as err:
+        for e in err.details.get("errors", []):
+            p.items.append(e)
+        return None
 
 
 def _policy(p: Problems, value: Any) -> IntentPolicy | None:

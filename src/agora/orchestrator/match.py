@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from agora.market.contracts import ContractBook
 from agora.market.intents import IntentBook, job_spec
 from agora.models.contract import CANCELLED as CONTRACT_CANCELLED
 from agora.models.contract import CREATED, ESCROW_LOCKED, PAID, UNSETTLED, Contract
-from agora.models.intent import FULFILLED, MATCHED, check_move
+from agora.models.intent import FULFILLED, MATCHED, Intent, check_move
 from agora.orchestrator.runner import JobRunner
 from agora.orchestrator.settle import Settler
 
@@ -79,11 +79,15 @@ class Matcher:
         self.wait_s = wait_s
         self._matching: set[str] = set()
         settler.on_job_end = self.job_ended
+        # `kind: training` intents are matched by federated learning (set by node/fl.py: the fl manager)
+        self.training: Callable[[Intent, bool], Awaitable[dict[str, Any]]] | None = None
 
     async def preview(self, intent_id: str) -> dict[str, Any]:
         """What a match would do now, without doing any of it (see the module doc)."""
         doc = await self.intents.show(intent_id)
         intent = self.intents.intent(doc)
+        if intent.kind == "training":
+            return await self._training(doc, intent, preview=True)
         spec = job_spec(intent)
         placer = self.runner.placer
         if placer is None:
@@ -136,6 +140,8 @@ class Matcher:
     async def _match(self, intent_id: str, base_dirs: Sequence[str] | None, wait_s: float | None) -> dict[str, Any]:
         doc = await self.intents.show(intent_id)
         check_move(intent_id, doc["status"], MATCHED)  # only an open intent is matched
+        if doc["intent"].get("kind") == "training":
+            return await self._training(doc, self.intents.intent(doc), preview=False)
         preview = await self.preview(intent_id)
         if not preview["would_match"]:
             return await self._answer(doc, None, [], preview["rejections"], preview["tasks"])
@@ -200,6 +206,40 @@ class Matcher:
             await self.runner.cancel(job_id, "match: not placed now; the intent stays open")
             return [], rejections
         return list(paid.values()), {}
+
+    async def _training(self, doc: dict[str, Any], intent: Intent, *, preview: bool) -> dict[str, Any]:
+        """A training intent: the fl manager matches it against the data offers (and starts its run)."""
+        intent_id = doc["intent_id"]
+        if self.training is None:
+            raise AgoraError("intent_kind_unsupported", "this node does not run training", details={"kind": "training"})
+        answer = await self.training(intent, preview)
+        counts = dict(answer.get("match", {}).get("counts", {}))
+        if preview:
+            return {
+                "intent_id": intent_id,
+                "status": doc["status"],
+                "preview": True,
+                "would_match": bool(answer.get("matched")),
+                "rejections": counts,
+                "training": answer,
+            }
+        matched = answer.get("state") == "running"
+        run_id = answer.get("run_id")
+        attempt = {"at": self.clock.now(), "matched": matched, "run_id": run_id, "rejections": counts}
+        fields: dict[str, Any] = {"matches": [*doc.get("matches", []), attempt][-MAX_MATCHES_KEPT:], "match": attempt}
+        if matched:
+            new = await self.intents.transition(intent_id, MATCHED, cause=f"training run {run_id} started", **fields)
+        else:
+            new = await self.intents.update(intent_id, **fields)
+        return {
+            "intent_id": intent_id,
+            "status": new["status"],
+            "preview": False,
+            "matched": matched,
+            "run_id": run_id,
+            "rejections": counts,
+            "training": answer,
+        }
 
     async def _answer(
         self,

@@ -31,7 +31,7 @@ async def test_intent_routes_keep_their_codes(api: httpx.AsyncClient) -> None:
     bad = await api.post("/intents", json={"job": JOB, "budget": -1})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "intent_invalid"
     assert bad.json()["error"]["details"]["field"] == "budget"
-    later = await api.post("/intents", json={"job": JOB, "kind": "training"})
+    later = await api.post("/intents", json={"job": JOB, "kind": "inference"})
     assert later.status_code == 400 and later.json()["error"]["code"] == "intent_kind_unsupported"
 
     made = await api.post("/intents", json={"job": JOB, "budget": 50})

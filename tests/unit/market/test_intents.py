@@ -100,11 +100,20 @@ async def test_every_bad_field_is_listed_at_once(book: IntentBook) -> None:
     assert {"budget", "policy.min_trust", "kind"} <= paths
 
 
-@pytest.mark.parametrize("kind", ["training", "inference"])
-async def test_reserved_kinds_are_not_yet(book: IntentBook, kind: str) -> None:
+async def test_reserved_kinds_are_not_yet(book: IntentBook) -> None:
     with pytest.raises(AgoraError) as err:
-        await book.create(body(kind=kind))
+        await book.create(body(kind="inference"))
     assert err.value.code == "intent_kind_unsupported" and "not supported yet" in err.value.message
+
+
+async def test_a_training_intent_needs_its_training_spec(book: IntentBook) -> None:
+    with pytest.raises(AgoraError) as err:
+        await book.create({"kind": "training", "budget": 500})
+    assert err.value.code == "intent_invalid" and err.value.details["field"] == "training"
+    spec = {"schema": {"features": ["a", "b"], "label": "y"}, "data_tags": ["digits"], "rounds": 2}
+    made = await book.create({"kind": "training", "budget": 500, "training": spec})
+    intent = book.intent(made)
+    assert intent.kind == "training" and intent.training is not None and intent.training.rounds == 2
 
 
 async def _in_status(book: IntentBook, status: str) -> str:
