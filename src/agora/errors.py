@@ -208,6 +208,13 @@ CATALOG: dict[str, ErrorKind] = {
         "Too few replicas of the unit signed the same output hashes (verification.agree); `agora job why ID` "
         "lists each provider's outputs and receipt. Run it again, or raise verification.replicas.",
     ),
+    # sim
+    "scenario_invalid": _k(400, "Fix the scenario fields named in the message (docs/simulator.md lists them)."),
+    "sim_invariant_violated": _k(
+        500,
+        "The simulated market broke one of its invariants: the message names it and details.trail holds the "
+        "events that led there; this is a bug in the code the simulator runs (or in the simulator).",
+    ),
 }
 
 
