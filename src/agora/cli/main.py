@@ -10,6 +10,7 @@ from agora.cli import devnet, intent, job, market, node, node_admin
 from agora.cli.contract import app as contract_app
 from agora.cli.ledger import app as ledger_app
 from agora.cli.offer import app as offer_app
+from agora.cli.sim import app as sim_app
 from agora.cli.output import PLAIN
 from agora.cli.trust import app as trust_app
 
@@ -65,6 +66,7 @@ app.add_typer(trust_app, name="trust")
 app.add_typer(intent.app, name="intent")
 app.add_typer(contract_app, name="contract")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(sim_app, name="sim")
 
 
 def main() -> None:
