@@ -32,7 +32,7 @@ DEFINITIONS: dict[str, str] = {
     "candidates_per_placement": "mean providers handed to the matcher per placement attempt",
     "bids_asked": "bid requests sent (the matcher's top k per attempt)",
     "declines": "bid declines by the provider's reason code (busy, policy, price, draining, expired)",
-    "rejection_reasons": "placement attempts that found no provider, by the matcher's reason codes",
+    "rejection_reasons": "why placement attempts found no provider: per rejected candidate, the matcher's reason codes; per attempt, no_candidates, all_bids_declined, insufficient_funds",
     "earnings_by_decile": "mean earnings of the providers in each decile (lowest first) of earnings",
     "providers_earning_nothing": "share of providers that earned nothing (operator viability)",
     "requester_spend_total": "what requesters paid providers in total",
