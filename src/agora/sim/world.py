@@ -486,7 +486,7 @@ class World:
                 p.book.release(contract)
                 self._reindex(p)
                 self.metrics.reject("insufficient_funds")
-                self._reject(job)
+                await self._reject(job)
                 return True  # handled: the job is out of the queue
         rep = Replica(job, slot, job.attempts, p.did, contract, bid.price, now)
         p.running[contract] = rep
@@ -504,12 +504,16 @@ class World:
         self.inv.touch_job(job)
         return True
 
-    def _reject(self, job: Job) -> None:
+    async def _reject(self, job: Job) -> None:
+        """The requester cannot pay for a replica: the job is refused and its running replicas are cancelled
+        and refunded (no evidence: not the provider's fault)."""
         for slot in range(job.redundancy):
             self.pending.pop((job.id, slot), None)
-        job.state = "rejected" if not job.placed else job.state
-        if job.state == "rejected":
-            self.metrics.rejected += 1
+        for rep in list(job.placed.values()):
+            self._end_replica(rep, "failed")
+            await self._refund(rep, "cancelled: the requester cannot pay for every replica")
+        job.state = "rejected"
+        self.metrics.rejected += 1
         self.inv.touch_job(job)
 
     # -- outcomes --------------------------------------------------------------------------------------
