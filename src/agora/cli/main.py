@@ -10,8 +10,8 @@ from agora.cli import devnet, intent, job, market, node, node_admin
 from agora.cli.contract import app as contract_app
 from agora.cli.ledger import app as ledger_app
 from agora.cli.offer import app as offer_app
-from agora.cli.sim import app as sim_app
 from agora.cli.output import PLAIN
+from agora.cli.sim import app as sim_app
 from agora.cli.trust import app as trust_app
 
 app = typer.Typer(

@@ -122,4 +122,6 @@ def sweep(
         if as_json:
             emit_json(rows)
         else:
-            table([{k: json.dumps(v) if not isinstance(v, str) else v for k, v in r.items()} for r in rows], list(rows[0]))
+            table(
+                [{k: json.dumps(v) if not isinstance(v, str) else v for k, v in r.items()} for r in rows], list(rows[0])
+            )

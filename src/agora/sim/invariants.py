@@ -89,8 +89,11 @@ class Invariants:
         used_cpu = sum(h.need.cpu_millis for h in holds.values())
         used_mem = sum(h.need.memory_bytes for h in holds.values())
         if used_cpu > total.cpu_millis or used_mem > total.memory_bytes:
-            self.fail("capacity", f"{p.did} holds {used_cpu} mCPU / {used_mem} B of {total.cpu_millis} / "
-                      f"{total.memory_bytes}: double-booked")
+            self.fail(
+                "capacity",
+                f"{p.did} holds {used_cpu} mCPU / {used_mem} B of {total.cpu_millis} / "
+                f"{total.memory_bytes}: double-booked",
+            )
         if free.cpu_millis != total.cpu_millis - used_cpu or free.memory_bytes != total.memory_bytes - used_mem:
             self.fail("capacity", f"{p.did}: free capacity does not match its holds")
         if set(holds) != set(p.running):

@@ -32,7 +32,10 @@ DEFINITIONS: dict[str, str] = {
     "candidates_per_placement": "mean providers handed to the matcher per placement attempt",
     "bids_asked": "bid requests sent (the matcher's top k per attempt)",
     "declines": "bid declines by the provider's reason code (busy, policy, price, draining, expired)",
-    "rejection_reasons": "why placement attempts found no provider: per rejected candidate, the matcher's reason codes; per attempt, no_candidates, all_bids_declined, insufficient_funds",
+    "rejection_reasons": (
+        "why placement attempts found no provider: per rejected candidate, the matcher's reason codes; "
+        "per attempt, no_candidates, all_bids_declined, insufficient_funds"
+    ),
     "earnings_by_decile": "mean earnings of the providers in each decile (lowest first) of earnings",
     "providers_earning_nothing": "share of providers that earned nothing (operator viability)",
     "requester_spend_total": "what requesters paid providers in total",
@@ -193,7 +196,9 @@ class Metrics:
             "utilisation_mean": _mean([u for u in self.series["utilisation"]]),
             "queue_length_max": max(self.series["queue"], default=0),
             "price_per_core_hour_mean": _mean(self.core_hours_price),
-            "candidates_per_placement": round(self.scanned / max(1, self.placements + sum(self.rejections.values())), 3),
+            "candidates_per_placement": round(
+                self.scanned / max(1, self.placements + sum(self.rejections.values())), 3
+            ),
             "bids_asked": self.bids_asked,
             "declines": dict(sorted(self.declines.items())),
             "rejection_reasons": dict(sorted(self.rejections.items())),

@@ -112,8 +112,8 @@ def plots(doc: Mapping[str, Any], out: Path) -> list[tuple[str, str]]:
     # placement latency
     fig, ax = plt.subplots(figsize=(7, 3.2))
     lat = metrics["placement_latency_s"]["value"]
-    keys = [k for k in ("p50", "p90", "p99", "max") if k in lat]
-    ax.bar(keys, [lat[k] for k in keys])
+    shown = [k for k in ("p50", "p90", "p99", "max") if k in lat]
+    ax.bar(shown, [lat[k] for k in shown])
     ax.set_title("Placement latency (s from arrival to placement)", fontsize=10)
     fig.tight_layout()
     _save(fig, out / "latency.png")

@@ -362,7 +362,9 @@ def parse(doc: Any) -> Scenario:
         redundancy=_dist(p, "jobs.redundancy", jb.get("redundancy", 1), low=1, high=5),
         strategy=_choice(p, "jobs.strategy", jb.get("strategy", "balanced"), STRATEGIES),
     )
-    ch = _section(p, "", doc, "churn", ("join_per_hour", "leave_per_hour", "crash_per_hour", "partition_per_hour", "partition"))
+    ch = _section(
+        p, "", doc, "churn", ("join_per_hour", "leave_per_hour", "crash_per_hour", "partition_per_hour", "partition")
+    )
     rates = {}
     for k in ("join_per_hour", "leave_per_hour", "crash_per_hour", "partition_per_hour"):
         v = ch.get(k, 0.0)

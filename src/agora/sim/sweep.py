@@ -93,9 +93,13 @@ def _on_dask(docs: list[dict[str, Any]], scheduler: Any) -> list[dict[str, Any]]
             "unavailable", "--dask needs Dask distributed: pip install 'agora[dask]'", retryable=False
         ) from None
     if isinstance(scheduler, Client):
-        return list(scheduler.gather(scheduler.map(run_variant, docs, pure=False)))
-    with Client(scheduler) as client:
-        return list(client.gather(client.map(run_variant, docs, pure=False)))
+        return _gather(scheduler, docs)
+    with Client(scheduler) as client:  # type: ignore[no-untyped-call]
+        return _gather(client, docs)
+
+
+def _gather(client: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return list(client.gather(client.map(run_variant, docs, pure=False)))
 
 
 def table(results: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> list[dict[str, Any]]:

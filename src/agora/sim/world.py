@@ -35,7 +35,7 @@ from agora.ledger import trust as trustlib
 from agora.market.bidding import Quote, answer, choose_bid
 from agora.market.matching import JobNeed, MatchPolicy, match
 from agora.market.reservations import ReservationBook
-from agora.models.capability import GiB, Capability, PriceSchedule, accounted
+from agora.models.capability import Capability, GiB, PriceSchedule, accounted
 from agora.models.offer import OfferTerms, PriceTerms, ResourceOffer
 from agora.sim.index import CandidateIndex
 from agora.sim.invariants import Invariants
@@ -125,7 +125,9 @@ class World:
         self.end = START + scenario.duration_s
         self._progress = progress
         seed = scenario.seed
-        self.rng = {k: random.Random(f"{seed}:{k}") for k in ("providers", "arrivals", "jobs", "churn", "runs", "index")}
+        self.rng = {
+            k: random.Random(f"{seed}:{k}") for k in ("providers", "arrivals", "jobs", "churn", "runs", "index")
+        }
         self.trust_settings = TrustSettings()
         self.ledger = Ledger(MemoryJournalStore(), clock=self.clock)
         self.settlement = InternalLedgerSettlement(self.ledger, OPERATOR)
@@ -478,7 +480,9 @@ class World:
         p.book.start(contract, now=now)
         if self.sc.payment == "pay_before" and bid.price > 0:
             try:
-                entry = await self.settlement.lock(contract, job.requester, p.did, bid.price, actor=job.requester, idem=f"lock:{contract}")
+                entry = await self.settlement.lock(
+                    contract, job.requester, p.did, bid.price, actor=job.requester, idem=f"lock:{contract}"
+                )
                 self.inv.entry_appended(entry)
             except AgoraError as exc:
                 if exc.code != "insufficient_funds":
@@ -535,7 +539,9 @@ class World:
 
     async def _refund(self, rep: Replica, reason: str) -> None:
         if self.sc.payment == "pay_before" and rep.price > 0:
-            entry = await self.settlement.refund(rep.contract, actor=OPERATOR, idem=f"refund:{rep.contract}", reason=reason)
+            entry = await self.settlement.refund(
+                rep.contract, actor=OPERATOR, idem=f"refund:{rep.contract}", reason=reason
+            )
             self.inv.entry_appended(entry)
             self.metrics.refunds += rep.price
 
@@ -582,7 +588,11 @@ class World:
         if job.done >= job.redundancy:
             job.state = "completed"
             self.metrics.completed += 1
-        elif not job.placed and now > job.deadline and not any((job.id, s) in self.pending for s in range(job.redundancy)):
+        elif (
+            not job.placed
+            and now > job.deadline
+            and not any((job.id, s) in self.pending for s in range(job.redundancy))
+        ):
             job.state = "expired"  # the other replicas never found a provider in time
             self.metrics.expired += 1
         self.inv.touch_job(job)

@@ -36,7 +36,11 @@ def test_sweep_on_a_local_process_pool_prices_move_spend() -> None:
 def test_sweep_on_a_dask_local_cluster_matches_the_local_run() -> None:
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+            n_workers=2,
+            threads_per_worker=1,
+            processes=False,
+            protocol="tcp",
+            host="127.0.0.1",
             dashboard_address=None,
         ) as cluster,
         distributed.Client(cluster) as client,

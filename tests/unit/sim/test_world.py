@@ -68,8 +68,13 @@ def test_short_random_scenarios_break_no_invariant() -> None:
             "requesters": {
                 "count": rng.randint(1, 6),
                 "funds": rng.choice([10**5, 10**7, 10**10]),
-                "arrivals": {"process": rng.choice(["poisson", "diurnal", "burst"]), "rate_per_hour": 150,
-                             "every": "30m", "size": 40, "amplitude": 0.5},
+                "arrivals": {
+                    "process": rng.choice(["poisson", "diurnal", "burst"]),
+                    "rate_per_hour": 150,
+                    "every": "30m",
+                    "size": 40,
+                    "amplitude": 0.5,
+                },
             },
             "jobs": {
                 "cores": {"choice": [1, 2, 4, 8]},
@@ -78,8 +83,10 @@ def test_short_random_scenarios_break_no_invariant() -> None:
                 "max_price": {"uniform": [100, 50000]},
                 "strategy": rng.choice(["balanced", "cheapest", "fastest", "binpack", "spread"]),
             },
-            "churn": {k: rng.uniform(0, 8) for k in ("join_per_hour", "leave_per_hour", "crash_per_hour",
-                                                       "partition_per_hour")},
+            "churn": {
+                k: rng.uniform(0, 8)
+                for k in ("join_per_hour", "leave_per_hour", "crash_per_hour", "partition_per_hour")
+            },
             "matching": {"k": rng.randint(1, 4), "sample": rng.choice([0, 3, 16]), "retry_every": 120},
         }
         m = _values(simulate(parse(doc)))  # a violation raises sim_invariant_violated
