@@ -45,6 +45,7 @@ from agora.wire.market import Bid, BidRequest, CapacityAd, ExecutorState
 
 START = 1_700_000_000.0
 OPERATOR = "did:sim:operator"
+AD_TTL_S = 10**9  # an ad lives until the provider's capacity changes (see `ad`)
 TRUST_RECORDS = 256  # the most recent evidence records kept per provider (older ones weigh little)
 REAL_CODE = {
     "matching": "agora.market.matching.match (hard filter, score, strategy order) on CapacityAd objects",
@@ -145,6 +146,7 @@ class World:
         self._seq = 0
         self._next_provider = 0
         self._next_job = 0
+        self._ads: dict[str, CapacityAd] = {}
 
     # -- events ----------------------------------------------------------------------------------------
 
@@ -299,28 +301,31 @@ class World:
         self._reindex(p)
 
     def _reindex(self, p: Provider) -> None:
+        self._ads.pop(p.did, None)  # its capacity or state changed: the next match sees a new ad
         if p.state == "online":
             self.index.update(p.did, p.book.free.cpu_millis // 1000)
         else:
             self.index.remove(p.did)
 
     def ad(self, p: Provider, now: float) -> CapacityAd:
+        """The provider's current capacity ad: re-issued whenever its capacity or state changes (so never
+        stale in the simulation), reused while nothing changed."""
+        cached = self._ads.get(p.did)
+        if cached is not None:
+            return cached
         p.seq += 1
-        return CapacityAd(
+        ad = self._ads[p.did] = CapacityAd(
             provider=p.did,
             seq=p.seq,
             iat=int(now),
-            ttl_s=300,
+            ttl_s=AD_TTL_S,
             offer=p.offer,
-            free=Capability(
-                cpu_millis=p.book.free.cpu_millis,
-                memory_bytes=p.book.free.memory_bytes,
-                executors=p.offer.resources.executors,
-            ),
+            free=p.book.free,
             executors={e: ExecutorState(True) for e in p.engines},
             benchmark_score=p.benchmark,
             version="sim",
         )
+        return ad
 
     # -- jobs ------------------------------------------------------------------------------------------
 
@@ -422,6 +427,7 @@ class World:
             latency_ms=self.latency,
             default_trust=self.trust_settings.prior,
             cooling_down=self.cooling,
+            stale_after_s=AD_TTL_S,
         )
         decision = match(job.need, [self.ad(p, now) for p in cands], policy, now=now)
         if not decision.chosen:
