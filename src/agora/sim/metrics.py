@@ -51,9 +51,8 @@ DEFINITIONS: dict[str, str] = {
     "time_to_catch_s": "seconds from the start to the first caught wrong result of each dishonest provider (mean)",
     "trust_end": "mean trust at the end of honest and of dishonest providers",
     "cooldowns": "times trust's penalty excluded a provider (provider_cooling_down)",
-    "ledger_sum_max_abs": "largest |sum of all balances| seen at any sample (must be 0)",
+    "ledger_sum_max_abs": "largest absolute sum of all balances seen at any sample (must be 0)",
     "invariant_checks": "steps after which the invariants were checked",
-    "wall_s": "not in the report: it would break byte-for-byte determinism",
 }
 SERIES: dict[str, str] = {
     "t_h": "hours since the start",

@@ -64,3 +64,11 @@ def test_cli_names_the_bad_fields_of_a_scenario(tmp_path: Path) -> None:
     res = runner.invoke(app, ["sim", "run", str(scenario), "--out", str(tmp_path / "o"), "--no-progress"])
     assert res.exit_code == 1
     assert "scenario_invalid" in res.output and "providers.count" in res.output and "jobs.strategy" in res.output
+
+
+def test_docs_explain_every_metric_and_series() -> None:
+    from agora.sim.metrics import SERIES
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "simulator.md").read_text()
+    for name, definition in {**DEFINITIONS, **SERIES}.items():
+        assert f"| `{name}` | {definition} |" in doc, name
