@@ -21,6 +21,7 @@ hands the matcher a bounded draw from capacity buckets instead of every provider
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 from collections.abc import Callable
@@ -383,7 +384,7 @@ class World:
     async def _place_pending(self, limit: int) -> None:
         now = self.clock.now()
         tried = 0
-        for key in list(self.pending)[: max(limit, 0) * 4]:
+        for key in list(itertools.islice(self.pending, max(limit, 0) * 4)):  # FIFO, never the whole queue
             if tried >= limit:
                 break
             job = self.jobs[key[0]]
