@@ -72,3 +72,18 @@ def test_docs_explain_every_metric_and_series() -> None:
     doc = (Path(__file__).resolve().parents[3] / "docs" / "simulator.md").read_text()
     for name, definition in {**DEFINITIONS, **SERIES}.items():
         assert f"| `{name}` | {definition} |" in doc, name
+
+
+def test_cli_run_with_its_progress_bar_and_a_sweep(tmp_path: Path, tiny_doc: dict[str, Any]) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(json.dumps({**tiny_doc, "duration": "1h"}))
+    res = runner.invoke(app, ["sim", "run", str(scenario), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "jobs_lost" in res.output and "report.md" in res.output
+    res = runner.invoke(
+        app,
+        ["sim", "sweep", str(scenario), "--param", "providers.price=2,4", "--workers", "1", "--out", str(tmp_path)],
+    )
+    assert res.exit_code == 0, res.output
+    variants = json.loads((tmp_path / "sweep.json").read_text())["variants"]
+    assert [v["sweep"] for v in variants] == [{"providers.price": 2}, {"providers.price": 4}]
