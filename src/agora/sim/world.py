@@ -62,6 +62,7 @@ FASTER_PATH = {
     "release": "an escrow is released with escrow.payout_postings through Ledger.execute, not a signed receipt",
     "candidates": "matching sees a bounded sample drawn from capacity buckets (matching.sample; 0: every provider)",
     "runtime": "a run takes its drawn duration; failures and wrong results are drawn from the profile",
+    "trust": "a provider's score is recomputed (decay included) when it gets new evidence, from its last 256 records",
 }
 JOB_STATES = ("pending", "running", "completed", "expired", "rejected")
 
@@ -240,6 +241,7 @@ class World:
                     self._set_state(p, "online")
                 await self._place_pending(limit=self.sc.matching.retry_batch)
             case "retry":
+                self._expire_overdue()
                 await self._place_pending(limit=self.sc.matching.retry_batch)
                 self.at(now + self.sc.matching.retry_every_s, "retry")
             case "sample":
@@ -401,6 +403,13 @@ class World:
                 if job.attempts and since > job.arrival:
                     self.metrics.replaced.append(now - since)
                 self.metrics.placed(job, now)
+
+    def _expire_overdue(self) -> None:
+        """Every queued job past its deadline expires now, not when the FIFO retry reaches it."""
+        now = self.clock.now()
+        overdue = {jid for jid, _ in self.pending if now > self.jobs[jid].deadline}
+        for jid in sorted(overdue):
+            self._expire(self.jobs[jid])
 
     def _expire(self, job: Job) -> None:
         for slot in range(job.redundancy):

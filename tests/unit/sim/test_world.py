@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import random
 from types import SimpleNamespace
 from typing import Any
@@ -127,3 +128,23 @@ def test_an_escrow_released_twice_or_an_unbalanced_entry_is_a_violation(tiny_doc
     with pytest.raises(AgoraError) as err:
         w.inv.entry_appended(bad)  # type: ignore[arg-type]
     assert err.value.details["invariant"] == "ledger_sum"
+
+
+def test_an_overloaded_market_expires_jobs_at_their_deadline() -> None:
+    doc = tiny(
+        providers={"count": 3, "cores": 2},
+        requesters={"count": 2, "arrivals": {"process": "burst", "rate_per_hour": 0, "every": "50m", "size": 300}},
+        jobs={"cores": 2, "deadline": "10m", "duration": 1800},
+        churn={},
+        matching={"retry_batch": 2},  # the FIFO retry reaches only the head of the queue
+    )
+    w = World(parse(doc))
+    asyncio.run(w.run())
+    m = w.metrics
+    assert m.expired > 0 and m.rejections["no_candidates"] > 0
+    late = [k for k in w.pending if w.clock.now() - w.jobs[k[0]].deadline > doc_retry_s(w)]
+    assert late == []  # nothing waits in the queue long past its deadline
+
+
+def doc_retry_s(w: World) -> float:
+    return w.sc.matching.retry_every_s
