@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from agora.cli.output import PLAIN, emit_json, errors, table
 from agora.errors import AgoraError
@@ -39,6 +38,8 @@ def _sim(name: str) -> Any:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    import yaml  # loaded when a command runs: `agora --help` stays light
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
