@@ -230,6 +230,13 @@ CATALOG: dict[str, ErrorKind] = {
     ),
     "training_run_not_found": _k(404, "List runs with `agora train status`."),
     "custom_code_refused": _k(403, "The data offer does not accept custom training code; use a built-in trainer."),
+    # sim
+    "scenario_invalid": _k(400, "Fix the scenario fields named in the message (docs/simulator.md lists them)."),
+    "sim_invariant_violated": _k(
+        500,
+        "The simulated market broke one of its invariants: the message names it and details.trail holds the "
+        "events that led there; this is a bug in the code the simulator runs (or in the simulator).",
+    ),
 }
 
 

@@ -27,6 +27,7 @@ RATIO_LINE = {
     "job_phases": "median of each phase:",
     "ledger_hub": "p50 ratio hub/in-process:",
     "fl": "ratio agora/floor per round:",
+    "sim": "ratio sampled/full:",
 }
 
 pytestmark = pytest.mark.integration

@@ -11,6 +11,7 @@ from agora.cli.contract import app as contract_app
 from agora.cli.ledger import app as ledger_app
 from agora.cli.offer import app as offer_app
 from agora.cli.output import PLAIN
+from agora.cli.sim import app as sim_app
 from agora.cli.trust import app as trust_app
 
 app = typer.Typer(
@@ -67,6 +68,7 @@ app.add_typer(contract_app, name="contract")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(train.app, name="train")
+app.add_typer(sim_app, name="sim")
 
 
 def main() -> None:

@@ -1,0 +1,128 @@
+"""`agora sim run|compare|sweep`: the simulator, offline (it talks to no node).
+
+The simulator runs the market's own code in this process (matching, bidding, ledger, trust), so it is
+imported by name when a command runs (`importlib`): the CLI's contract "talks to a node only through the
+API client" is about nodes, and the simulator is not one."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agora.cli.output import PLAIN, emit_json, errors, table
+from agora.errors import AgoraError
+
+app = typer.Typer(
+    help="Simulate a network from a scenario file: the real market code, a manual clock, reports with plots.",
+    no_args_is_help=True,
+    rich_markup_mode=PLAIN,
+)
+SUMMARY = (
+    "jobs_submitted",
+    "jobs_completed",
+    "jobs_expired",
+    "jobs_lost",
+    "utilisation_mean",
+    "price_per_core_hour_mean",
+    "requester_spend_total",
+    "wrong_results_accepted",
+)
+
+
+def _sim(name: str) -> Any:
+    return importlib.import_module(f"agora.sim.{name}")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    import yaml  # loaded when a command runs: `agora --help` stays light
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AgoraError("not_found", f"cannot read scenario {path}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AgoraError("scenario_invalid", f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(doc, dict):
+        raise AgoraError("scenario_invalid", f"{path}: a scenario is a mapping")
+    return doc
+
+
+@app.command("run")
+def run(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    out: Annotated[Path, typer.Option("--out", help="directory for report.json, report.md and the plots")],
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
+) -> None:
+    """Run SCENARIO and write its report into --out."""
+    with errors(as_json):
+        sc = _sim("scenario").parse(_read(scenario))
+        if progress and not as_json:
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task(f"simulating {sc.name}", total=1.0)
+                doc = _sim("run").simulate(sc, progress=lambda f: bar.update(task, completed=f))
+        else:
+            doc = _sim("run").simulate(sc)
+        path = _sim("report").write(doc, out)
+        if as_json:
+            emit_json({k: v["value"] for k, v in doc["metrics"].items()})
+            return
+        m = doc["metrics"]
+        table([{"metric": k, "value": json.dumps(m[k]["value"])} for k in SUMMARY], ["metric", "value"])
+        typer.echo(f"report: {path} and {out / 'report.md'}")
+
+
+@app.command("compare")
+def compare(
+    a: Annotated[Path, typer.Argument(help="first report.json")],
+    b: Annotated[Path, typer.Argument(help="second report.json")],
+    changed: Annotated[bool, typer.Option("--changed", help="only the metrics that differ")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Two reports' metrics side by side, with the change."""
+    with errors(as_json):
+        docs = []
+        for p in (a, b):
+            try:
+                docs.append(json.loads(p.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as exc:
+                raise AgoraError("invalid_argument", f"cannot read report {p}: {exc}") from None
+        rows = [r for r in _sim("report").compare(docs[0], docs[1]) if not changed or r[3] != "="]
+        out = [{"metric": n, "a": json.dumps(x), "b": json.dumps(y), "change": c} for n, x, y, c in rows]
+        if as_json:
+            emit_json(out)
+        else:
+            table(out, ["metric", "a", "b", "change"])
+
+
+@app.command("sweep")
+def sweep(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    param: Annotated[list[str], typer.Option("--param", help="FIELD.PATH=LOW..HIGH or FIELD.PATH=A,B,C")],
+    out: Annotated[Path | None, typer.Option("--out", help="write sweep.json (every variant's report) here")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="local processes (default: CPU count)")] = None,
+    dask: Annotated[str | None, typer.Option("--dask", help="run on this Dask scheduler (tcp://HOST:PORT)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run SCENARIO once per value of each --param (their product) and tabulate the outcome."""
+    with errors(as_json):
+        sw = _sim("sweep")
+        results = sw.sweep(_read(scenario), param, workers=workers, dask_scheduler=dask)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "sweep.json").write_text(_sim("report").dumps({"variants": results}), encoding="utf-8")
+        rows = sw.table(results, SUMMARY)
+        if as_json:
+            emit_json(rows)
+        else:
+            table(
+                [{k: json.dumps(v) if not isinstance(v, str) else v for k, v in r.items()} for r in rows], list(rows[0])
+            )

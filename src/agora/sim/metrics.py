@@ -1,0 +1,229 @@
+"""What a run measures: counters, distributions and time series, each with its definition.
+
+`DEFINITIONS` is the one place a metric is explained; `report.json` carries it next to every value and
+docs/simulator.md repeats it for readers. Money is in integer minor units, times in simulated seconds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from agora.ledger import account_kind
+
+if TYPE_CHECKING:
+    from agora.sim.scenario import Scenario
+    from agora.sim.world import Job, Replica, World
+
+DEFINITIONS: dict[str, str] = {
+    "jobs_submitted": "jobs that arrived during the run",
+    "jobs_completed": "jobs whose every replica finished and was accepted",
+    "jobs_expired": "jobs that were not (fully) placed before their deadline",
+    "jobs_rejected": "jobs refused outright (the requester could not pay the escrow)",
+    "jobs_in_flight": "jobs still pending or running when the run ended",
+    "jobs_lost": "jobs that ended in no recorded state or with a replica left on a dead provider (must be 0)",
+    "placements": "replicas placed (an award committed and started), re-placements included",
+    "placement_latency_s": "seconds from a job's arrival to the placement of each of its replicas (p50/p90/p99/max)",
+    "replacements": "replicas placed again after a crash, partition, failure or caught wrong result",
+    "time_to_replace_s": "seconds from a replica's loss to its new placement (p50/p90/max)",
+    "utilisation_mean": "mean over samples of cores held by runs / cores of the online providers",
+    "queue_length_max": "most replicas waiting in the pending queue at a sample",
+    "price_per_core_hour_mean": "mean awarded price per core-hour over all placements",
+    "candidates_per_placement": "mean providers handed to the matcher per placement attempt",
+    "bids_asked": "bid requests sent (the matcher's top k per attempt)",
+    "declines": "bid declines by the provider's reason code (busy, policy, price, draining, expired)",
+    "rejection_reasons": (
+        "why placement attempts found no provider: per rejected candidate, the matcher's reason codes; "
+        "per attempt, no_candidates, all_bids_declined, insufficient_funds"
+    ),
+    "earnings_by_decile": "mean earnings of the providers in each decile (lowest first) of earnings",
+    "providers_earning_nothing": "share of providers that earned nothing (operator viability)",
+    "requester_spend_total": "what requesters paid providers in total",
+    "requester_spend_mean": "mean spend per requester",
+    "refunds_total": "escrow refunded to requesters (failed, lost or caught runs; pay_before)",
+    "unpaid_work_total": "work delivered and accepted that the requester never paid (pay_after)",
+    "escrow_held_max": "most requester money locked in escrow at a sample (requester exposure, pay_before)",
+    "failures": "replica failures by evidence kind (failure: the run failed or the provider crashed; timeout: cut off)",
+    "churn": "provider churn events by kind (join, leave, crash, partition)",
+    "dishonest_providers": "providers that return wrong results",
+    "wrong_results_caught": "wrong results caught (redundancy disagreement or spot check) and re-placed",
+    "wrong_results_accepted": "wrong results paid for without being noticed (what dishonesty costs requesters)",
+    "time_to_catch_s": "seconds from the start to the first caught wrong result of each dishonest provider (mean)",
+    "trust_end": "mean trust at the end of honest and of dishonest providers",
+    "cooldowns": "times trust's penalty excluded a provider (provider_cooling_down)",
+    "ledger_sum_max_abs": "largest absolute sum of all balances seen at any sample (must be 0)",
+    "invariant_checks": "steps after which the invariants were checked",
+}
+SERIES: dict[str, str] = {
+    "t_h": "hours since the start",
+    "utilisation": "cores held by runs / cores of the online providers",
+    "queue": "replicas waiting in the pending queue",
+    "pending_past_deadline": "jobs expired since the previous sample",
+    "online": "providers online",
+    "price": "mean awarded price per core-hour since the previous sample",
+    "placements": "placements since the previous sample",
+    "trust_honest": "mean trust of honest providers with evidence",
+    "trust_dishonest": "mean trust of dishonest providers with evidence",
+    "ledger_providers": "balance of providers' wallets",
+    "ledger_requesters": "balance of requesters' wallets",
+    "ledger_escrow": "money held in escrows",
+    "ledger_issuance": "the issuance account (minus everything minted)",
+    "ledger_sum": "sum of all balances (0 at every step)",
+    "rejections": "placement rejections since the previous sample, by reason",
+}
+
+
+def quantiles(xs: list[float], qs: tuple[float, ...] = (0.5, 0.9, 0.99)) -> dict[str, float]:
+    if not xs:
+        return {f"p{round(q * 100)}": 0.0 for q in qs} | {"max": 0.0, "n": 0}
+    s = sorted(xs)
+    out: dict[str, float] = {f"p{round(q * 100)}": s[min(len(s) - 1, int(q * len(s)))] for q in qs}
+    out["max"] = s[-1]
+    out["n"] = len(s)
+    return out
+
+
+class Metrics:
+    def __init__(self, scenario: Scenario, world: World) -> None:
+        self._sc = scenario
+        self._w = world
+        self.submitted = self.completed = self.expired = self.rejected = 0
+        self.placements = 0
+        self.latency: list[float] = []
+        self.replaced: list[float] = []
+        self.scanned = 0
+        self.attempts = 0
+        self.bids_asked = 0
+        self.declines: Counter[str] = Counter()
+        self.rejections: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()
+        self.churn: Counter[str] = Counter()
+        self.spend: Counter[str] = Counter()
+        self.refunds = self.unpaid = 0
+        self.caught = self.bad_accepted = self.cooldowns = 0
+        self.core_hours_price: list[float] = []
+        self.series: dict[str, list[Any]] = {k: [] for k in SERIES}
+        self._interval_rej: Counter[str] = Counter()
+        self._interval_prices: list[float] = []
+        self._interval_placements = 0
+        self._last_expired = 0
+        self.escrow_max = 0
+        self.sum_max = 0
+
+    def reject(self, code: str, n: int = 1) -> None:
+        self.rejections[code] += n
+        self._interval_rej[code] += n
+
+    def placed(self, job: Job, now: float) -> None:
+        self.latency.append(now - job.arrival)
+
+    def awarded(self, rep: Replica, job: Job) -> None:
+        self.placements += 1
+        self._interval_placements += 1
+        per = rep.price / (job.cores * job.duration_s / 3600.0)
+        self.core_hours_price.append(per)
+        self._interval_prices.append(per)
+
+    def sample(self, final: bool = False) -> None:
+        w = self._w
+        now = w.clock.now()
+        s = self.series
+        online = [p for p in w.providers.values() if p.state in ("online", "draining")]
+        total = sum(p.cores for p in online)
+        held = sum(p.cores * 1000 - p.book.free.cpu_millis for p in online)
+        s["t_h"].append(round((now - w.end + self._sc.duration_s) / 3600.0, 6))
+        s["utilisation"].append(round(held / (total * 1000), 6) if total else 0.0)
+        s["queue"].append(len(w.pending))
+        s["pending_past_deadline"].append(self.expired - self._last_expired)
+        self._last_expired = self.expired
+        s["online"].append(len(online))
+        ip = self._interval_prices
+        s["price"].append(round(sum(ip) / len(ip), 6) if ip else None)
+        s["placements"].append(self._interval_placements)
+        for name, dishonest in (("trust_honest", False), ("trust_dishonest", True)):
+            ts = [w.trust[p.did] for p in w.providers.values() if p.dishonest == dishonest and p.did in w.trust]
+            s[name].append(round(sum(ts) / len(ts), 6) if ts else None)
+        totals: Counter[str] = Counter()
+        providers = w.providers
+        for account, balance in w.ledger.books.balances.items():
+            kind = account_kind(account)
+            if kind == "wallet":
+                totals["providers" if account[7:] in providers else "requesters"] += balance
+            else:
+                totals[kind] += balance
+        for name in ("providers", "requesters", "escrow", "issuance"):
+            s[f"ledger_{name}"].append(totals[name])
+        ledger_sum = sum(totals.values())
+        s["ledger_sum"].append(ledger_sum)
+        self.sum_max = max(self.sum_max, abs(ledger_sum))
+        self.escrow_max = max(self.escrow_max, totals["escrow"])
+        s["rejections"].append(dict(sorted(self._interval_rej.items())))
+        self._interval_rej = Counter()
+        self._interval_prices = []
+        self._interval_placements = 0
+        w.inv.ledger_total()
+
+    def summary(self) -> dict[str, Any]:
+        w = self._w
+        earnings = sorted(p.earned for p in w.providers.values())
+        n = len(earnings)
+        deciles = []
+        for d in range(10):
+            part = earnings[d * n // 10 : (d + 1) * n // 10]
+            deciles.append(round(sum(part) / len(part), 3) if part else 0.0)
+        in_flight = sum(j.state in ("pending", "running") for j in w.jobs.values())
+        dishonest = [p for p in w.providers.values() if p.dishonest]
+        honest = [p for p in w.providers.values() if not p.dishonest]
+        catch = [p.caught_at - w.end + self._sc.duration_s for p in dishonest if p.caught_at is not None]
+
+        def mean_trust(ps: list[Any]) -> float | None:
+            ts = [w.trust[p.did] for p in ps if p.did in w.trust]
+            return round(sum(ts) / len(ts), 6) if ts else None
+
+        spend = [self.spend[r] for r in w.requesters]
+        values: dict[str, Any] = {
+            "jobs_submitted": self.submitted,
+            "jobs_completed": self.completed,
+            "jobs_expired": self.expired,
+            "jobs_rejected": self.rejected,
+            "jobs_in_flight": in_flight,
+            "jobs_lost": self.submitted - self.completed - self.expired - self.rejected - in_flight,
+            "placements": self.placements,
+            "placement_latency_s": {k: round(v, 3) for k, v in quantiles(self.latency).items()},
+            "replacements": len(self.replaced),
+            "time_to_replace_s": {k: round(v, 3) for k, v in quantiles(self.replaced, (0.5, 0.9)).items()},
+            "utilisation_mean": _mean([u for u in self.series["utilisation"]]),
+            "queue_length_max": max(self.series["queue"], default=0),
+            "price_per_core_hour_mean": _mean(self.core_hours_price),
+            "candidates_per_placement": round(
+                self.scanned / max(1, self.placements + sum(self.rejections.values())), 3
+            ),
+            "bids_asked": self.bids_asked,
+            "declines": dict(sorted(self.declines.items())),
+            "rejection_reasons": dict(sorted(self.rejections.items())),
+            "earnings_by_decile": deciles,
+            "providers_earning_nothing": round(sum(e == 0 for e in earnings) / n, 6) if n else 0.0,
+            "requester_spend_total": sum(spend),
+            "requester_spend_mean": _mean([float(x) for x in spend]),
+            "refunds_total": self.refunds,
+            "unpaid_work_total": self.unpaid,
+            "escrow_held_max": self.escrow_max,
+            "failures": dict(sorted(self.failures.items())),
+            "churn": dict(sorted(self.churn.items())),
+            "dishonest_providers": len(dishonest),
+            "wrong_results_caught": self.caught,
+            "wrong_results_accepted": self.bad_accepted,
+            "time_to_catch_s": _mean(catch) if catch else None,
+            "trust_end": {"honest": mean_trust(honest), "dishonest": mean_trust(dishonest)},
+            "cooldowns": self.cooldowns,
+            "ledger_sum_max_abs": self.sum_max,
+            "invariant_checks": w.inv.checks,
+        }
+        return {k: {"value": v, "definition": DEFINITIONS[k]} for k, v in values.items()}
+
+
+def _mean(xs: list[float]) -> float:
+    return round(sum(xs) / len(xs), 6) if xs else 0.0
+
+
+__all__ = ["DEFINITIONS", "SERIES", "Metrics", "quantiles"]

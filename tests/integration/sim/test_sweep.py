@@ -1,0 +1,52 @@
+"""Sweeps run on a local process pool and on a Dask cluster (a LocalCluster on loopback TCP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import distributed  # in the dev extra: the sweep's cluster engine must be tested in CI
+import pytest
+
+from agora.sim.sweep import sweep
+
+pytestmark = pytest.mark.integration
+
+DOC: dict[str, Any] = {
+    "name": "sweep",
+    "seed": 11,
+    "duration": "2h",
+    "sample_every": "30m",
+    "providers": {"count": 15, "price": 3},
+    "requesters": {"count": 3, "arrivals": {"process": "poisson", "rate_per_hour": 60}},
+}
+
+
+def _spend(results: list[dict[str, Any]]) -> list[int]:
+    return [r["metrics"]["requester_spend_total"]["value"] for r in results]
+
+
+def test_sweep_on_a_local_process_pool_prices_move_spend() -> None:
+    results = sweep(DOC, ["providers.price=1..3"], workers=2)
+    assert [r["sweep"] for r in results] == [{"providers.price": v} for v in (1, 2, 3)]
+    spend = _spend(results)
+    assert spend[0] < spend[1] < spend[2]
+
+
+@pytest.mark.timeout(180)
+def test_sweep_on_a_dask_local_cluster_matches_the_local_run() -> None:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=False,
+            protocol="tcp",
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        on_dask = sweep(DOC, ["payment.mode=pay_before,pay_after"], dask_scheduler=client)
+    local = sweep(DOC, ["payment.mode=pay_before,pay_after"], workers=1)
+    assert [r["sweep"] for r in on_dask] == [r["sweep"] for r in local]
+    assert [r["metrics"] for r in on_dask] == [r["metrics"] for r in local]
