@@ -46,6 +46,14 @@ OFFER_FIELDS: tuple[Field, ...] = (
         api_paths=("resources.memory_bytes",),
     ),
     Field(
+        "disk_mib",
+        "Disk (MiB)",
+        "Scratch disk sold under this offer, in MiB (a job asks 1 GiB unless it says otherwise).",
+        "number",
+        "2048",
+        api_paths=("resources.disk_bytes",),
+    ),
+    Field(
         "cpu_second",
         "Price per core-second",
         "Whole minor units per core-second.",
@@ -178,6 +186,7 @@ def _num(value: str) -> Any:
 def offer_body(form: Mapping[str, str]) -> dict[str, Any]:
     cpu = _num(form.get("cpu", ""))
     memory = _num(form.get("memory_mib", ""))
+    disk = _num(form.get("disk_mib", "") or "0")
     base = {k: _int(form.get(k, "")) for k in ("cpu_second", "memory_gib_second", "minimum") if form.get(k, "") != ""}
     access: dict[str, Any] = {"mode": form.get("access") or "open"}
     if form.get("min_trust"):
@@ -189,6 +198,7 @@ def offer_body(form: Mapping[str, str]) -> dict[str, Any]:
         "resources": {
             "cpu_millis": round(cpu * 1000) if isinstance(cpu, int | float) else cpu,
             "memory_bytes": round(memory * MIB) if isinstance(memory, int | float) else memory,
+            "disk_bytes": round(disk * MIB) if isinstance(disk, int | float) else disk,
         },
         "price": {"base": base},
         "terms": terms,

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import ChainableUndefined
 
 from agora.dashboard.api import NodeApi
 from agora.dashboard.forms import (
@@ -70,6 +71,7 @@ def _short(did: Any) -> str:
 def router(api: NodeApi) -> APIRouter:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["short"] = _short
+    templates.env.undefined = ChainableUndefined  # a field an older or newer node lacks renders empty
     pages = APIRouter(prefix=PREFIX, include_in_schema=False)
 
     def render(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -142,10 +144,10 @@ def router(api: NodeApi) -> APIRouter:
                 made = await send(make(form))
             except AgoraError as err:
                 by_field, general = field_errors(err, fields)
-                return render(
+                return render(  # 200: the page answers; the refusal is in it, next to the fields (role=alert)
                     request,
                     template,
-                    400,
+                    200,
                     title=title,
                     fields=fields,
                     values=values,
@@ -216,7 +218,6 @@ def router(api: NodeApi) -> APIRouter:
         return render(
             request,
             "intent.html",
-            200 if error is None else error.http_status,
             title=f"Intent {intent_id}",
             intent=doc,
             result=result,

@@ -23,7 +23,7 @@ def test_offer_body_converts_units_and_leaves_bad_numbers_to_the_api() -> None:
         "max_duration_s": "600",
     }
     body = offer_body(form)
-    assert body["resources"] == {"cpu_millis": 1500, "memory_bytes": 256 * 1024 * 1024}
+    assert body["resources"] == {"cpu_millis": 1500, "memory_bytes": 256 * 1024 * 1024, "disk_bytes": 0}
     assert body["price"] == {"base": {"cpu_second": 2, "memory_gib_second": 1, "minimum": 5}}
     assert body["terms"] == {"access": {"mode": "open"}, "max_duration_s": 600}
     assert body["offer_id"] == "o-1"
