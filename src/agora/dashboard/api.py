@@ -37,6 +37,8 @@ class NodeApi:
                     return doc
                 err = doc["error"]
             except (ValueError, KeyError, TypeError):
+                if resp.status_code == 404:  # a route this node does not serve (a feature it lacks)
+                    raise AgoraError("not_found", f"this node serves no {path}") from None
                 raise AgoraError("internal", f"HTTP {resp.status_code}: {resp.text[:200]}") from None
             raise AgoraError.from_dict(err)
         if resp.headers.get("content-type", "").startswith("application/json"):
