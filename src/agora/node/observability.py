@@ -3,6 +3,7 @@
 - `agora_hub_connected` (1/0): the node's link to its hub, read at each scrape (alert: hub unreachable);
 - `agora_replay_cache_entries` and `agora_replay_cache_capacity`: read at each scrape (alert: near full);
 - `agora_offers_active`: what this node sells now;
+- traces: with the setting `otlp_endpoint`, this process exports OpenTelemetry traces over OTLP/HTTP;
 - `agora_contract_events_total{event}` and `agora_escrow_locked_contracts`: counted by a listener on the
   contract book, the one place every contract event is recorded (alert: escrow stuck).
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from agora.telemetry import tracing
+
 if TYPE_CHECKING:
     from agora.models.contract import Contract
     from agora.node.compute import ComputeFeature
@@ -23,6 +26,8 @@ LOCKED = "escrow_locked"
 
 
 def attach_observability(node: Node, compute: ComputeFeature) -> None:
+    if node.config.otlp_endpoint and not tracing.enabled():  # opt-in; process-wide (docs/observability.md)
+        tracing.configure_otlp(node.config.otlp_endpoint)
     m = node.metrics
     m.gauge_fn("hub_connected", "1 when the node's link to its hub is up, else 0.", lambda: _hub_up(node))
     m.gauge_fn("replay_cache_entries", "Entries in the replay cache.", lambda: _replay(node)[0])
