@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -63,6 +64,13 @@ NAV: tuple[tuple[str, str], ...] = (
 )
 
 
+def _when(at: Any) -> str:
+    """A unix time as UTC to the millisecond (timelines), or the value as given when it is not a number."""
+    if not isinstance(at, int | float) or isinstance(at, bool):
+        return str(at or "")
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
 def _short(did: Any) -> str:
     text = str(did or "")
     return text if len(text) <= 24 else f"{text[:16]}…{text[-6:]}"
@@ -71,6 +79,7 @@ def _short(did: Any) -> str:
 def router(api: NodeApi) -> APIRouter:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["short"] = _short
+    templates.env.filters["when"] = _when
     templates.env.undefined = ChainableUndefined  # a field an older or newer node lacks renders empty
     pages = APIRouter(prefix=PREFIX, include_in_schema=False)
 

@@ -26,3 +26,10 @@ def test_an_empty_series_says_so() -> None:
 def test_zero_values_draw_no_bar() -> None:
     root = ET.fromstring(bar_chart([("z", 0)], title="t"))
     assert [r.get("width") for r in root.iter(f"{NS}rect")] == ["0"]
+
+
+def test_times_read_as_utc() -> None:
+    from agora.dashboard.pages import _when
+
+    assert _when(0) == "1970-01-01 00:00:00.000 UTC" and _when(1.5) == "1970-01-01 00:00:01.500 UTC"
+    assert _when(None) == "" and _when("soon") == "soon"
