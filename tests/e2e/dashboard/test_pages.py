@@ -89,3 +89,12 @@ async def test_the_market_page_without_a_provider(ui: httpx.AsyncClient) -> None
     page = await ui.get("/ui/market")
     assert page.status_code == 200 and "No provider in the index." in page.text
     assert 'id="marketplace-summary"' in page.text
+
+
+async def test_the_ledger_page_shows_balance_and_entries(ui: httpx.AsyncClient, node: Node) -> None:
+    minted = await ui.post("/ledger/mint", json={"to": node.did, "amount": 1234, "memo": "seed funds"})
+    assert minted.status_code == 201, minted.text
+    page = await ui.get("/ui/ledger")
+    assert page.status_code == 200 and 'class="error"' not in page.text
+    assert '<strong id="balance">1234</strong>' in page.text
+    assert "seed funds" in page.text and ": 1234" in page.text  # the entry, its posting to this wallet

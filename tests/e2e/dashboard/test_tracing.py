@@ -16,6 +16,7 @@ from agora.api import create_app
 from agora.node.compute import compute_of
 from agora.telemetry import tracing
 from tests.integration.node.conftest import NodeFactory
+from tests.support import require
 from tests.unit.compute import wat
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,10 @@ DEADLINE = 30.0
 
 @pytest.fixture
 def spans() -> Iterator[Any]:
-    pytest.importorskip("opentelemetry.sdk", reason="opentelemetry-sdk is in the dev extra")
+    try:
+        import opentelemetry.sdk.trace  # noqa: F401
+    except ImportError:
+        require(False, "opentelemetry-sdk not installed (it is in the dev extra: pip install -e .[dev])")
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
