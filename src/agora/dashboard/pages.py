@@ -333,7 +333,7 @@ def router(api: NodeApi) -> APIRouter:
         doc, err = await api.read("/trust")
         providers = (doc or {}).get("providers", [])
         chart = bar_chart(
-            [(_short(p.get("did")), float(p.get("score", 0))) for p in providers], title="Trust score by provider"
+            [(_short(p.get("provider")), float(p.get("score", 0))) for p in providers], title="Trust score by provider"
         )
         return render(
             request,

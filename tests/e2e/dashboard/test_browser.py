@@ -180,6 +180,8 @@ async def test_the_marketplace_loop_in_a_browser(
             await page.goto(f"{buy_url}/ui/{name}")
             assert await page.locator("h1").count() == 1
             await page.screenshot(path=str(shots / f"{name.replace('/', '_')}.png"), full_page=True)
+        await page.goto(f"{buy_url}/ui/trust")
+        assert seller.did[:16] in await page.inner_text("#trust")  # the evidence the delivery left
         await page.goto(f"{buy_url}/ui/jobs")
         await page.click(f'a[href="/ui/jobs/{contract.job_id}"]')  # the list links to the job
         assert "hello from wat" in await page.inner_text("#logs")  # the job's log, as its provider streamed it
