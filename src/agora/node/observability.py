@@ -3,6 +3,7 @@
 - `agora_hub_connected` (1/0): the node's link to its hub, read at each scrape (alert: hub unreachable);
 - `agora_replay_cache_entries` and `agora_replay_cache_capacity`: read at each scrape (alert: near full);
 - `agora_offers_active`: what this node sells now;
+- `agora_provider_trust_min`: the lowest trust among providers with evidence (alert: trust collapse);
 - traces: with the setting `otlp_endpoint`, this process exports OpenTelemetry traces over OTLP/HTTP;
 - `agora_contract_events_total{event}` and `agora_escrow_locked_contracts`: counted by a listener on the
   contract book, the one place every contract event is recorded (alert: escrow stuck).
@@ -37,6 +38,11 @@ def attach_observability(node: Node, compute: ComputeFeature) -> None:
         "This node's active offers.",
         lambda: sum(1 for o in compute.offers.list() if o["state"] == "active"),
     )
+    m.gauge_fn(
+        "provider_trust_min",
+        "The lowest trust score among the providers this node holds evidence about (1 when none).",
+        lambda: _trust_min(node, compute),
+    )
     locked: set[str] = set()
 
     def heard(contract: Contract, event: str) -> None:
@@ -48,6 +54,11 @@ def attach_observability(node: Node, compute: ComputeFeature) -> None:
         m.set_escrow_locked(len(locked))
 
     compute.contracts.on_change(heard)
+
+
+def _trust_min(node: Node, compute: ComputeFeature) -> float:
+    scores = [r.score for r in compute.trust_book.reports(node.clock.now()) if r.known]
+    return float(min(scores, default=1.0))
 
 
 def _hub_up(node: Node) -> float:

@@ -182,6 +182,10 @@ async def test_the_marketplace_loop_in_a_browser(
             await page.screenshot(path=str(shots / f"{name.replace('/', '_')}.png"), full_page=True)
         await page.goto(f"{buy_url}/ui/trust")
         assert seller.did[:16] in await page.inner_text("#trust")  # the evidence the delivery left
+        async with httpx.AsyncClient(base_url=buy_url) as http:
+            scrape = (await http.get("/metrics")).text
+        [trust_min] = [ln for ln in scrape.splitlines() if ln.startswith("agora_provider_trust_min ")]
+        assert 0.0 < float(trust_min.split()[1]) < 1.0  # the seller's score, from evidence, not the "none" 1
         await page.goto(f"{buy_url}/ui/jobs")
         await page.click(f'a[href="/ui/jobs/{contract.job_id}"]')  # the list links to the job
         assert "hello from wat" in await page.inner_text("#logs")  # the job's log, as its provider streamed it

@@ -70,7 +70,13 @@ def test_the_files_are_well_formed() -> None:
             assert p["title"] and p["targets"] and all(t["expr"] and t["refId"] for t in p["targets"]), (name, p)
     rules = _rules()
     alerts = {r["alert"] for r in rules}
-    assert {"AgoraHubUnreachable", "AgoraRejectsSpiking", "AgoraEscrowStuck", "AgoraReplayCacheNearFull"} <= alerts
+    assert {
+        "AgoraHubUnreachable",
+        "AgoraRejectsSpiking",
+        "AgoraEscrowStuck",
+        "AgoraReplayCacheNearFull",
+        "AgoraProviderTrustCollapse",
+    } <= alerts
     for r in rules:
         assert r["expr"] and r["labels"]["severity"] in ("warning", "critical"), r
         assert r["annotations"]["summary"] and re.fullmatch(r"\d+[smh]", r["for"]), r
@@ -91,6 +97,7 @@ async def test_every_queried_metric_is_exported_by_a_node(make_node: NodeFactory
     families = {f.name: f for f in text_string_to_metric_families(body)}
     assert families["agora_hub_connected"].samples[0].value == 1.0  # a hub node is linked to itself
     assert families["agora_replay_cache_capacity"].samples[0].value > 0
+    assert families["agora_provider_trust_min"].samples[0].value == 1.0  # no evidence about anybody yet
 
 
 async def test_contract_events_move_the_marketplace_metrics(make_node: NodeFactory) -> None:
