@@ -40,6 +40,7 @@ ROLES = {
     "devnet": "hub + N nodes as local processes; `make demo`",
     "daemon": "the node process: argument parsing, run loop, ready line",
     "api": "FastAPI app, routes per noun, local-only guard",
+    "dashboard": "web pages under `/ui` (Jinja2, vendored htmx), reading the node only through its API",
     "node": "the composition root: builds a `Node` from `NodeConfig`",
     "orchestrator": "requester side (job runner, market placement, re-placement)",
     "compute": "provider side (allocations, grants, bidder, capacity ads)",

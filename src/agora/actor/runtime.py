@@ -31,6 +31,7 @@ from agora.clock import SYSTEM_CLOCK, Clock
 from agora.codec import CID
 from agora.errors import AgoraError
 from agora.identity import Keypair
+from agora.telemetry import tracing
 from agora.transport import Transport
 from agora.ucan import Delegation, Invocation, ReplayCache, invoke, validate_invocation
 from agora.wire import DEFAULT_MAX_MESSAGE, Receipt, Request, check_size, raw_cid
@@ -147,7 +148,8 @@ class Runtime:
             await self._admit(inv, beh, now, _principal(inv, proofs))
             ctx = CallContext(inv, request.delegations, self)
             try:
-                result = await beh.handler(ctx)
+                with tracing.span(inv.cmd, parent=(inv.meta or {}).get(tracing.META_KEY), kind="server", node=self.did):
+                    result = await beh.handler(ctx)
             except AgoraError:
                 raise
             except Exception as exc:
@@ -240,6 +242,7 @@ class Runtime:
         if sub is None:
             sub = proofs[0].sub if proofs and proofs[0].sub is not None else (target if proofs else self.did)
         ttl = self.invocation_ttl if proofs else self.public_invocation_ttl
+        trace = tracing.carrier()  # opt-in: the caller's trace goes with the invocation
         inv = invoke(
             self.keypair,
             sub=sub,
@@ -249,6 +252,7 @@ class Runtime:
             prf=[d.cid for d in proofs],
             exp=int(now + ttl),
             iat=int(now),
+            meta={tracing.META_KEY: trace} if trace else None,
         )
         return Request(inv, tuple(proofs))
 
@@ -262,8 +266,9 @@ class Runtime:
         sub: str | None = None,
         timeout: float = 5.0,
     ) -> Receipt:
-        request = self.build_request(target, command, args, proofs=proofs, sub=sub)
-        return await self.send_request(target, request, timeout=timeout)
+        with tracing.span(command, kind="client", target=target):
+            request = self.build_request(target, command, args, proofs=proofs, sub=sub)
+            return await self.send_request(target, request, timeout=timeout)
 
     async def send_request(self, target: str, request: Request, *, timeout: float = 5.0) -> Receipt:
         data = request.encode()

@@ -23,6 +23,7 @@ from agora.api.routes_node import router as node_router
 from agora.api.routes_offers import router as offers_router
 from agora.api.routes_training import router as training_router
 from agora.api.routes_trust import router as trust_router
+from agora.dashboard import mount_dashboard
 from agora.errors import AgoraError
 from agora.node import Node
 
@@ -70,6 +71,7 @@ def create_app(node: Node, *, api_token: str | None = None) -> FastAPI:
 
     for router in routers(node):
         app.include_router(router)
+    mount_dashboard(app, api_token=api_token)  # the web pages under /ui (docs/dashboard.md)
 
     @app.get("/docs", include_in_schema=False)
     async def _docs() -> HTMLResponse:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from agora.jobs import announced_facts, node_facts, require_constraints, validate
 from agora.node import Node
 from agora.node.compute import compute_of
+from agora.telemetry import tracing
 
 
 class JobBody(BaseModel):
@@ -43,7 +44,8 @@ def router(node: Node) -> APIRouter:
         if body.node is not None or runner.placer is None:  # the market checks constraints on every candidate
             facts, complete = _target_facts(node, body.node)
             require_constraints(spec.constraints, facts, node=body.node or node.did, complete=complete)
-        summary = await compute_of(node).runner.submit(body.spec, node=body.node, base_dirs=body.base_dirs)
+        with tracing.span("job.submit", node=node.did):  # opt-in: the job's RPCs (bids, start, ...) are its children
+            summary = await compute_of(node).runner.submit(body.spec, node=body.node, base_dirs=body.base_dirs)
         return {**summary, "warnings": warnings}
 
     @app.get("/jobs", tags=["jobs"])

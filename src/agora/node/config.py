@@ -111,6 +111,9 @@ class NodeConfig:
     )
     max_message_bytes: int = setting(1024 * 1024, help="largest message sent or accepted")
     log_level: str = setting("INFO", help="log level: DEBUG, INFO, WARNING or ERROR")
+    otlp_endpoint: str = setting(
+        "", help="send OpenTelemetry traces to this OTLP/HTTP endpoint (needs agora[tracing]); empty: no tracing"
+    )
     tls_ca: str | None = setting(None, help="CA certificate to trust for tls:// hubs")
     # Unlocks a passphrase-protected identity.json. Environment only: a flag would show in `ps`.
     passphrase: str | None = setting(None, secret=True, help="passphrase of the keystore")

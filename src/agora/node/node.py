@@ -201,6 +201,9 @@ class Node:
         from agora.node.fl import attach_fl  # federated learning: data sets, sandboxed trainers, runs
 
         await attach_fl(self)
+        from agora.node.observability import attach_observability  # /metrics: hub link, market, escrow
+
+        attach_observability(self, compute)
 
     async def _self_test(self) -> None:
         """Check the first hub answers before joining, so a wrong URL fails with a fix, not a hang."""

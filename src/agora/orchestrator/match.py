@@ -16,7 +16,8 @@ answered now, and matched again later) and its counts are the rejections.
 The answer, for both: `matched`, `contracts` (their ids and states), `rejections` (counts per reason,
 the matching's codes, `declined_<code>` for coded declines and failure codes), `budget_rejections`
 (candidates whose quote was over the budget or max price, plus bids declined for their price) and, per
-task, the candidates considered and chosen. A successful match moves the intent `open -> matched`; the
+task, the candidates considered and chosen (`candidates`: each one's verdict, quote, score, score breakdown and
+reasons). A successful match moves the intent `open -> matched`; the
 job completing moves it to `fulfilled` (`job_ended`). Each attempt is kept on the intent (`matches`,
 the newest `MAX_MATCHES_KEPT`), which the market summary reads for the success rate and top reasons.
 """
@@ -109,6 +110,7 @@ class Matcher:
                 "quotes": {p: quotes.get(p) for p in decision.chosen},
                 "counts": dict(decision.counts),
                 "what_would_fit": [s.text for s in decision.what_would_fit],
+                "candidates": [v.to_dict() for v in decision.candidates],  # verdict, score breakdown, reasons
             }
         return {
             "intent_id": intent_id,

@@ -13,7 +13,7 @@ rest are counted under "other" instead of growing the registry without bound.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -98,6 +98,24 @@ class Metrics:
         self._allocations = Gauge(
             "allocations", "Allocations currently running on this node.", namespace=namespace, registry=reg
         )
+        self._namespace = namespace
+        # the marketplace (deploy/grafana, deploy/prometheus read these; docs/observability.md)
+        self._contract_events = _Children(
+            Counter(
+                "contract_events",
+                "Events recorded on this node's contracts, by event (created, escrow_locked, escrow_released, ...).",
+                ["event"],
+                namespace=namespace,
+                registry=reg,
+            ),
+            max_label_values,
+        )
+        self._escrow_locked = Gauge(
+            "escrow_locked_contracts",
+            "This node's contracts whose escrow is locked now (since the node started).",
+            namespace=namespace,
+            registry=reg,
+        )
 
     # --- hot path ----------------------------------------------------------------------------------------
 
@@ -127,6 +145,16 @@ class Metrics:
 
     def set_allocations(self, n: int) -> None:
         self._allocations.set(n)
+
+    def count_contract_event(self, event: str) -> None:
+        self._contract_events.get(event).inc()
+
+    def set_escrow_locked(self, n: int) -> None:
+        self._escrow_locked.set(n)
+
+    def gauge_fn(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """A gauge whose value is read at each scrape (`read` must be cheap, synchronous and never raise)."""
+        Gauge(name, documentation, namespace=self._namespace, registry=self.registry).set_function(read)
 
     # --- export ------------------------------------------------------------------------------------------
 

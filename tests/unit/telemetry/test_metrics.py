@@ -90,3 +90,18 @@ def test_namespace() -> None:
     m = Metrics(namespace="hub")
     m.count_out("x")
     assert ("hub_messages_out_total", (("kind", "x"),)) in samples(m)
+
+
+def test_marketplace_metrics_and_gauges_read_at_scrape() -> None:
+    m = Metrics()
+    m.count_contract_event("created")
+    m.count_contract_event("escrow_locked")
+    m.set_escrow_locked(1)
+    level = [0.25]
+    m.gauge_fn("hub_connected", "link", lambda: level[0])
+    got = samples(m)
+    assert got[("agora_contract_events_total", (("event", "created"),))] == 1
+    assert got[("agora_escrow_locked_contracts", ())] == 1
+    assert got[("agora_hub_connected", ())] == 0.25
+    level[0] = 1.0
+    assert samples(m)[("agora_hub_connected", ())] == 1.0  # read anew at each scrape

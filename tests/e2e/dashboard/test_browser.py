@@ -1,0 +1,198 @@
+"""The dashboard in a real browser (headless chromium) on two real nodes (a hub that sells, a buyer that
+settles on a local ledger): create an offer, an intent, preview and match it and read the per-candidate
+breakdown, release the escrow and see the timeline update, a second release shown as
+`contract_already_released`, the marketplace summary; a bad value on each form shown next to its field;
+labels and contrast on the forms; no JavaScript console error on any page. Screenshots of every page go to
+the test's tmp dir."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agora.api import ApiServer
+from agora.node import Node
+from agora.node.compute import compute_of
+from tests.integration.node.conftest import NodeFactory
+from tests.unit.compute import wat
+
+pytestmark = pytest.mark.integration
+
+DEADLINE = 30.0
+FUNDS = 100_000
+
+# every visible text in a form: its colour against the nearest opaque background, WCAG's contrast ratio
+A11Y = """
+() => {
+  const lum = (rgb) => {
+    const [r, g, b] = rgb.match(/[\\d.]+/g).slice(0, 3).map(Number).map((v) => {
+      v = v / 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const bg = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = getComputedStyle(el).backgroundColor;
+      const parts = c.match(/[\\d.]+/g);
+      if (parts && (parts.length < 4 || Number(parts[3]) > 0)) return c;
+    }
+    return "rgb(255, 255, 255)";
+  };
+  const problems = [];
+  for (const el of document.querySelectorAll("form input:not([type=hidden]), form select, form textarea")) {
+    const labelled = el.id && document.querySelector(`label[for="${el.id}"]`);
+    if (!labelled) problems.push(`no label for ${el.name}`);
+  }
+  for (const el of document.querySelectorAll("form label, form small, form p, form button, .error, h1")) {
+    const a = lum(getComputedStyle(el).color), b = lum(bg(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const what = `${el.tagName} ${el.textContent.trim().slice(0, 30)}`;
+    if (ratio < 4.5) problems.push(`contrast ${ratio.toFixed(2)} for ${what}`);
+  }
+  return problems;
+}
+"""
+
+
+async def _sees(buyer: Node, provider: str, offer_id: str | None = None) -> None:
+    index = compute_of(buyer).market_index
+    assert index is not None
+
+    def ok(ad: Any) -> bool:
+        return bool(ad.provider == provider and (offer_id is None or ad.offer.offer_id == offer_id))
+
+    async with asyncio.timeout(DEADLINE), index.watch() as w:
+        if any(ok(a) for a in await index.ads()):
+            return
+        async for ad in w:
+            if ok(ad):
+                return
+
+
+async def _contract_state(url: str, contract_id: str, want: str) -> None:
+    """Bounded wait for the contract to reach `want`, read through the API as the page does."""
+    async with httpx.AsyncClient(base_url=url) as http, asyncio.timeout(DEADLINE):
+        for _ in range(3000):
+            if (await http.get(f"/contracts/{contract_id}")).json()["state"] == want:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"{contract_id} never reached {want}")
+
+
+async def test_the_marketplace_loop_in_a_browser(
+    make_node: NodeFactory, browser: Any, shots: Path, tmp_path: Path
+) -> None:
+    seller = await make_node("seller", hub=True, sell=True)
+    assert seller.hub is not None
+    buyer = await make_node("buyer", hubs=[seller.hub.url], settlement="local")
+    c = compute_of(buyer)
+    assert c.settlement is not None
+    await c.settlement.mint(buyer.did, FUNDS, actor=buyer.did, idem="fund-buyer")
+    c.settler.settings = dataclasses.replace(c.settler.settings, auto_release=False)  # the person releases
+    servers = [ApiServer(seller, port=0), ApiServer(buyer, port=0)]
+    sell_url, buy_url = [await s.start() for s in servers]
+    module = tmp_path / "hello.wasm"
+    module.write_bytes(wat.hello(content="bought in a browser\n"))
+    page = await browser.new_page()
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: console.append(str(e)))
+    try:
+        # overview
+        await page.goto(f"{buy_url}/ui/")
+        assert buyer.did in await page.inner_text("main")
+        await page.screenshot(path=str(shots / "overview.png"), full_page=True)
+
+        # create an offer on the seller: a bad price first, shown next to its field
+        await page.goto(f"{sell_url}/ui/offers/new")
+        assert await page.evaluate(A11Y) == []
+        await page.fill("#f-offer_id", "ui-offer")
+        await page.fill("#f-cpu_second", "-1")
+        await page.click("button[type=submit]")
+        error = page.locator(".field-error[data-field=cpu_second]")
+        assert "non-negative integer" in await error.inner_text()
+        assert await page.get_attribute("#f-cpu_second", "aria-invalid") == "true"
+        assert await page.evaluate(A11Y) == []
+        await page.screenshot(path=str(shots / "offer_bad.png"), full_page=True)
+        await page.fill("#f-cpu_second", "1")
+        await page.click("button[type=submit]")
+        assert page.url.startswith(f"{sell_url}/ui/market")
+        assert "ui-offer" in await page.inner_text("main")
+        await _sees(buyer, seller.did, "ui-offer")
+
+        # the market as the buyer sees it
+        await page.goto(f"{buy_url}/ui/market")
+        assert seller.did[:16] in await page.inner_text("main")
+        await page.screenshot(path=str(shots / "market.png"), full_page=True)
+
+        # create an intent: a bad budget first
+        await page.goto(f"{buy_url}/ui/intents/new")
+        assert await page.evaluate(A11Y) == []
+        await page.fill("#f-module", str(module))
+        await page.fill("#f-budget", "-5")
+        await page.click("button[type=submit]")
+        assert "positive integer" in await page.locator(".field-error[data-field=budget]").inner_text()
+        await page.screenshot(path=str(shots / "intent_bad.png"), full_page=True)
+        await page.fill("#f-budget", "1000")
+        await page.click("button[type=submit]")
+        assert "/ui/intents/intent-" in page.url
+        assert await page.inner_text("#intent-status") == "open"
+
+        # policy preview, then the match, each with the breakdown per candidate
+        await page.click("#preview")
+        assert await page.inner_text("#match-outcome") == "Would match.", await page.inner_text("#match-result")
+        row = page.locator("table.breakdown tbody tr", has_text=seller.did[:16])
+        assert "chosen" in await row.inner_text()
+        assert await page.locator("table.breakdown th", has_text="Latency").count() == 1
+        await page.screenshot(path=str(shots / "preview.png"), full_page=True)
+        assert (await c.contracts.list()) == []  # the preview changed nothing
+        await page.click("#match")
+        assert (await page.inner_text("#match-outcome")).startswith("Matched")
+        await page.screenshot(path=str(shots / "match.png"), full_page=True)
+        [contract] = await c.contracts.list()
+        job = await c.runner.wait(str(contract.job_id), DEADLINE)
+        assert job["state"] == "completed", job
+        await _contract_state(buy_url, contract.contract_id, "delivered")
+
+        # the contract: release, the timeline updates; a second release is refused clearly
+        await page.click(".contract-link")
+        assert await page.inner_text("#contract-state") == "delivered"
+        await page.click("#release")
+        assert await page.inner_text("#settle-outcome") == "Done: release."
+        events = await page.locator("#timeline li strong").all_inner_texts()
+        assert events[-1] == "escrow_released" and events[0] == "created"
+        await page.screenshot(path=str(shots / "contract.png"), full_page=True)
+        await page.click("#release")
+        refused = await page.inner_text("#settle-outcome")
+        assert "contract_already_released" in refused and "already released" in refused
+        await page.screenshot(path=str(shots / "contract_refused.png"), full_page=True)
+
+        # the marketplace summary, then every other page renders without a console error
+        await page.goto(f"{buy_url}/ui/market")
+        summary = await page.inner_text("#marketplace-summary")
+        assert f"Escrow released\n{contract.price}" in summary or f"Escrow released\t{contract.price}" in summary
+        for name in ("contracts", "intents", "jobs", f"jobs/{contract.job_id}", "ledger", "trust", "training"):
+            await page.goto(f"{buy_url}/ui/{name}")
+            assert await page.locator("h1").count() == 1
+            await page.screenshot(path=str(shots / f"{name.replace('/', '_')}.png"), full_page=True)
+        await page.goto(f"{buy_url}/ui/trust")
+        assert seller.did[:16] in await page.inner_text("#trust")  # the evidence the delivery left
+        async with httpx.AsyncClient(base_url=buy_url) as http:
+            scrape = (await http.get("/metrics")).text
+        [trust_min] = [ln for ln in scrape.splitlines() if ln.startswith("agora_provider_trust_min ")]
+        assert 0.0 < float(trust_min.split()[1]) < 1.0  # the seller's score, from evidence, not the "none" 1
+        await page.goto(f"{buy_url}/ui/jobs")
+        await page.click(f'a[href="/ui/jobs/{contract.job_id}"]')  # the list links to the job
+        assert "hello from wat" in await page.inner_text("#logs")  # the job's log, as its provider streamed it
+        assert await page.inner_text("#job-state") == "completed"
+        assert "hello.txt" in await page.inner_text("main")  # its output
+        assert console == [], console
+    finally:
+        await page.close()
+        for s in servers:
+            await s.stop()

@@ -1,0 +1,138 @@
+"""deploy/grafana and deploy/prometheus against a running node: the dashboards and alert rules are
+well-formed, and every metric they query is one the node's /metrics exports (none is made up); the node's
+marketplace gauges follow its contracts."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from agora.api import create_app
+from agora.models.contract import Contract
+from agora.node import Node
+from agora.node.compute import compute_of
+from tests.integration.node.conftest import NodeFactory
+from tests.support import ROOT
+
+pytestmark = pytest.mark.integration
+
+DEPLOY = ROOT / "deploy"
+SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created")
+PROMQL_WORDS = {"sum", "by", "rate", "increase", "histogram_quantile", "unless", "on", "and", "or", "le"}
+
+
+def _exported(body: str) -> set[str]:
+    """Every series name the node serves (a labelled family with no child yet still counts: its HELP)."""
+    names = set()
+    for family in text_string_to_metric_families(body):
+        names.add(family.name)
+        names.update(s.name for s in family.samples)
+    names.update(re.findall(r"^# HELP (\S+)", body, flags=re.M))
+    return names
+
+
+def _metric_names(expr: str) -> set[str]:
+    expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # ranges
+    return {w for w in re.findall(r"\b(agora_[a-z0-9_]+)\b", expr)}
+
+
+def _known(name: str, exported: set[str]) -> bool:
+    return name in exported or any(name.endswith(s) and name.removesuffix(s) in exported for s in SUFFIXES)
+
+
+def _dashboards() -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((DEPLOY / "grafana").glob("*.json"))}
+
+
+def _rules() -> list[dict[str, Any]]:
+    doc = yaml.safe_load((DEPLOY / "prometheus" / "agora-alerts.yml").read_text())
+    return [r for g in doc["groups"] for r in g["rules"]]
+
+
+def test_the_files_are_well_formed() -> None:
+    boards = _dashboards()
+    assert {"node", "hub", "market", "ledger"} <= set(boards)
+    uids = [b["uid"] for b in boards.values()]
+    assert len(uids) == len(set(uids))
+    for name, board in boards.items():
+        assert board["title"] and board["panels"], name
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids)), name
+        for p in board["panels"]:
+            assert p["title"] and p["targets"] and all(t["expr"] and t["refId"] for t in p["targets"]), (name, p)
+    rules = _rules()
+    alerts = {r["alert"] for r in rules}
+    assert {
+        "AgoraHubUnreachable",
+        "AgoraRejectsSpiking",
+        "AgoraEscrowStuck",
+        "AgoraReplayCacheNearFull",
+        "AgoraProviderTrustCollapse",
+    } <= alerts
+    for r in rules:
+        assert r["expr"] and r["labels"]["severity"] in ("warning", "critical"), r
+        assert r["annotations"]["summary"] and re.fullmatch(r"\d+[smh]", r["for"]), r
+
+
+async def test_every_queried_metric_is_exported_by_a_node(make_node: NodeFactory) -> None:
+    node: Node = await make_node("hub", hub=True)
+    transport = httpx.ASGITransport(app=create_app(node), client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as api:
+        body = (await api.get("/metrics")).text
+    exported = _exported(body)
+    exprs = [t["expr"] for b in _dashboards().values() for p in b["panels"] for t in p["targets"]]
+    exprs += [r["expr"] for r in _rules()]
+    queried = set().union(*(_metric_names(e) for e in exprs))
+    assert queried, "the files query no agora metric"
+    missing = sorted(n for n in queried if not _known(n, exported))
+    assert missing == [], f"queried but not exported: {missing}"
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    assert families["agora_hub_connected"].samples[0].value == 1.0  # a hub node is linked to itself
+    assert families["agora_replay_cache_capacity"].samples[0].value > 0
+    assert families["agora_provider_trust_min"].samples[0].value == 1.0  # no evidence about anybody yet
+
+
+async def test_contract_events_move_the_marketplace_metrics(make_node: NodeFactory) -> None:
+    node: Node = await make_node("hub", hub=True)
+    book = compute_of(node).contracts
+    contract = Contract(
+        contract_id="contract-metrics",
+        requester=node.did,
+        provider=node.did,
+        job_id="job-1",
+        unit="t",
+        price=10,
+        escrow_amount=10,
+        payment_mode="pay_after",
+        terms={},
+    )
+    await book.create(contract, actor=node.did)
+    await book.record("contract-metrics", "escrow_locked", actor=node.did)
+
+    def value(name: str, **labels: str) -> float:
+        body = node.metrics.render()[0].decode()
+        for f in text_string_to_metric_families(body):
+            for s in f.samples:
+                if s.name == name and s.labels == labels:
+                    return float(s.value)
+        return 0.0
+
+    assert value("agora_contract_events_total", event="created") == 1
+    assert value("agora_escrow_locked_contracts") == 1
+    await book.record("contract-metrics", "refunded", actor=node.did)
+    assert value("agora_escrow_locked_contracts") == 0
+    assert value("agora_contract_events_total", event="refunded") == 1
+
+
+def test_deploy_is_documented() -> None:
+    doc = (ROOT / "docs" / "observability.md").read_text()
+    for path in [*(DEPLOY / "grafana").glob("*.json"), DEPLOY / "prometheus" / "agora-alerts.yml"]:
+        assert str(Path(path).relative_to(ROOT)) in doc

@@ -1,0 +1,100 @@
+"""The dashboard's pages on a real node, without a browser: served on the API's app behind the same guard
+(a remote caller or a foreign origin is refused, the token is asked when the API asks it), readable
+without JavaScript, the API's refusals shown on the page, the feature pages of an absent API labelled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from agora.api import create_app
+from agora.dashboard import NAV
+from agora.node import Node
+from tests.integration.node.conftest import NodeFactory
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def node(make_node: NodeFactory) -> Node:
+    return await make_node("hub", hub=True)
+
+
+def _client(node: Node, *, peer: str = "127.0.0.1", token: str | None = None) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=create_app(node, api_token=token), client=(peer, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
+
+
+@pytest.fixture
+async def ui(node: Node) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(node) as c:
+        yield c
+
+
+async def test_the_overview_reads_the_node_through_its_api(ui: httpx.AsyncClient, node: Node) -> None:
+    root = await ui.get("/")
+    assert root.status_code == 307 and root.headers["location"] == "/ui/"
+    page = await ui.get("/ui/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert node.did in page.text and 'class="error"' not in page.text
+    for path, name in NAV:
+        assert f'href="/ui/{path}"' in page.text and name in page.text
+    script = await ui.get("/ui/static/htmx.min.js")
+    assert script.status_code == 200 and 'version:"2.' in script.text  # htmx 2.x, served locally
+    assert "://" not in page.text.split("<body>")[0].replace("http://www.w3.org", "")  # nothing from elsewhere
+
+
+async def test_the_guard_covers_the_pages(node: Node) -> None:
+    async with _client(node, peer="203.0.113.5") as remote:
+        refused = await remote.get("/ui/")
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden_remote_caller"
+    async with _client(node) as local:
+        forged = await local.post(
+            "/ui/offers/new", content=b"cpu=1&memory_mib=64", headers={"origin": "https://attacker.example"}
+        )
+        assert forged.status_code == 403
+        assert (await local.get("/offers")).json()["offers"] == []  # the forged form made nothing
+    async with _client(node, token="s3cret") as tokened:
+        assert (await tokened.get("/ui/")).status_code == 401
+        page = await tokened.get("/ui/", headers={"authorization": "Bearer s3cret"})
+        assert page.status_code == 200 and node.did in page.text  # the dashboard's own calls carry the token
+
+
+async def test_a_bad_field_is_shown_next_to_it(ui: httpx.AsyncClient) -> None:
+    page = await ui.post(
+        "/ui/intents/new", content=b"job_name=j&module=%2Ftmp%2Fm.wasm&cpu=0.5&memory=64Mi&budget=lots"
+    )
+    assert page.status_code == 200 and 'role="alert"' in page.text
+    assert 'data-field="budget"' in page.text and 'aria-invalid="true"' in page.text
+    assert 'value="lots"' in page.text  # what was typed is kept
+    assert (await ui.get("/intents")).json()["intents"] == []
+
+
+async def test_a_refused_settlement_is_shown_with_its_code(ui: httpx.AsyncClient) -> None:
+    moved = await ui.post("/ui/contracts/contract-nope/release", content=b"")
+    assert moved.status_code == 303 and "code=contract_not_found" in moved.headers["location"]
+    page = await ui.get(moved.headers["location"])
+    assert page.status_code == 200 and "Refused: <code>contract_not_found</code>" in page.text
+
+
+async def test_a_feature_without_its_api_is_labelled(ui: httpx.AsyncClient) -> None:
+    for slug in ("training", "inference"):
+        page = await ui.get(f"/ui/{slug}")
+        assert page.status_code == 200 and "not available on this node" in page.text
+
+
+async def test_the_market_page_without_a_provider(ui: httpx.AsyncClient) -> None:
+    page = await ui.get("/ui/market")
+    assert page.status_code == 200 and "No provider in the index." in page.text
+    assert 'id="marketplace-summary"' in page.text
+
+
+async def test_the_ledger_page_shows_balance_and_entries(ui: httpx.AsyncClient, node: Node) -> None:
+    minted = await ui.post("/ledger/mint", json={"to": node.did, "amount": 1234, "memo": "seed funds"})
+    assert minted.status_code == 201, minted.text
+    page = await ui.get("/ui/ledger")
+    assert page.status_code == 200 and 'class="error"' not in page.text
+    assert '<strong id="balance">1234</strong>' in page.text
+    assert "seed funds" in page.text and ": 1234" in page.text  # the entry, its posting to this wallet
