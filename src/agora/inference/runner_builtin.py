@@ -104,7 +104,7 @@ class BuiltinRunner:
 
         p = xllamacpp.CommonParams()
         p.model.path = str(smollm2_gguf())
-        p.model_alias = CHAT_MODEL
+        p.model_alias = {CHAT_MODEL}  # a set of names
         p.n_ctx = self.context
         p.n_parallel = 1
         p.cpuparams.n_threads = self.threads

@@ -45,6 +45,7 @@ class HttpRunner:
         timeout_s: float = 60.0,
         api_key: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        check_model: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.upstream_model = upstream_model
@@ -54,6 +55,8 @@ class HttpRunner:
         self._transport = transport
         self._headers = headers
         self._client: httpx.AsyncClient | None = None
+        self.check_model = check_model  # refuse a model the server does not list (llama.cpp serves any name)
+        self._listed: frozenset[str] | None = None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -70,7 +73,25 @@ class HttpRunner:
         data = resp.get("data")
         if not isinstance(data, list):
             raise _garbage("model list")
-        return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
+        out: list[str] = []
+        for m in data:
+            if isinstance(m, dict) and "id" in m:
+                out.append(str(m["id"]))
+                out.extend(str(a) for a in m.get("aliases") or [] if str(a) not in out)
+        return out
+
+    async def _check(self, req: RunRequest) -> None:
+        """model_not_found for a model the server does not list (asked once; unlisted: not checked)."""
+        if not self.check_model:
+            return
+        if self._listed is None:
+            try:
+                self._listed = frozenset(await self.models())
+            except AgoraError:
+                return
+        model = self.upstream_model or req.model
+        if self._listed and model not in self._listed:
+            raise AgoraError("model_not_found", f"the model server does not serve {model!r}")
 
     def _body(self, req: RunRequest, *, stream: bool = False) -> tuple[str, dict[str, Any]]:
         model = self.upstream_model or req.model
@@ -109,6 +130,7 @@ class HttpRunner:
         return data
 
     async def run(self, req: RunRequest) -> RunResult:
+        await self._check(req)
         t0 = time.perf_counter()
         path, body = self._body(req)
         data = await self._send("POST", path, body, req.model)
@@ -138,6 +160,7 @@ class HttpRunner:
         if req.kind == "embeddings":
             yield await self.run(req)
             return
+        await self._check(req)
         t0 = time.perf_counter()
         path, body = self._body(req, stream=True)
         ttft: float | None = None

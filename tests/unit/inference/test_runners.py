@@ -82,7 +82,8 @@ async def test_http_stream_asks_for_usage_and_without_it_ends_partial() -> None:
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             import json
 
-            seen.append(json.loads(request.content))
+            if request.method == "POST":
+                seen.append(json.loads(request.content))
             return await inner.handle_async_request(request)
 
     runner = HttpRunner("http://fake", transport=Spy())
