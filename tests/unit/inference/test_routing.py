@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agora.errors import AgoraError
-from agora.inference.routing import Candidate, ProviderStats, RoutingPolicy, candidates_from_ads, fallback, plan
 from agora.identity import Keypair
+from agora.inference.routing import Candidate, ProviderStats, RoutingPolicy, candidates_from_ads, fallback, plan
 from agora.models.capability import Capability, GiB
 from agora.wire.market import CapacityAd, ExecutorState
 from agora.wire.model_offer import ModelOffer
