@@ -410,6 +410,31 @@ class AgoraClient:
         body: dict[str, Any] = {"to": to, "amount": amount, "memo": memo, **({"idem": idem} if idem else {})}
         return dict(self._request("POST", "/ledger/transfer", json=body))
 
+    # -- inference --
+    def models(self) -> dict[str, Any]:
+        """The network's models (from the market index): each with its providers and prices."""
+        return dict(self._request("GET", "/inference/models"))
+
+    def local_models(self) -> dict[str, Any]:
+        """The models this node serves, with their runners."""
+        return dict(self._request("GET", "/inference/models/local"))
+
+    def model_add(self, model: str, **fields: Any) -> dict[str, Any]:
+        """Serve a model: kind, context, price_in, price_out (per 1k tokens), max_concurrency, runner, url,
+        upstream_model."""
+        return dict(self._request("POST", "/inference/models", json={"model": model, **fields}))
+
+    def model_remove(self, model: str) -> dict[str, Any]:
+        return dict(self._request("DELETE", f"/inference/models/{model}"))
+
+    def quote(self, model: str, **fields: Any) -> dict[str, Any]:
+        """Signed quotes (est_in, est_out, routing controls) from the providers routing would use."""
+        return dict(self._request("POST", "/inference/quote", json={"model": model, **fields}))
+
+    def infer(self, prompt: str, **fields: Any) -> dict[str, Any]:
+        """One request through the market: text, usage, provider, the verified metering record, paid."""
+        return dict(self._request("POST", "/inference/run", json={"prompt": prompt, **fields}))
+
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Any other endpoint, with the same error handling."""
         return self._request(method, path, **kw)

@@ -14,12 +14,14 @@ from agora import __version__
 from agora.api.guard import LocalOnlyMiddleware
 from agora.api.routes_compute import router as compute_router
 from agora.api.routes_contracts import router as contracts_router
+from agora.api.routes_inference import router as inference_router
 from agora.api.routes_intents import router as intents_router
 from agora.api.routes_jobs import router as jobs_router
 from agora.api.routes_ledger import router as ledger_router
 from agora.api.routes_market import router as market_router
 from agora.api.routes_node import router as node_router
 from agora.api.routes_offers import router as offers_router
+from agora.api.routes_openai import router as openai_router
 from agora.api.routes_trust import router as trust_router
 from agora.errors import AgoraError
 from agora.node import Node
@@ -41,6 +43,8 @@ def routers(node: Node) -> list[APIRouter]:
         intents_router(node),
         contracts_router(node),
         ledger_router(node),
+        inference_router(node),
+        openai_router(node),
     ]
 
 

@@ -77,6 +77,10 @@ class InferenceProvider(Actor):
         self.stats: Counter[str] = Counter()
         self.revenue = 0
 
+    async def stop(self) -> None:
+        """The node stops: close the runners (the builtin one owns a model server)."""
+        await self.book.close()
+
     def make_quote(self, requester: str, model: str, est_in: int, est_out: int) -> Quote:
         entry = self.book.get(model)
         if type(est_in) is not int or type(est_out) is not int or est_in < 0 or est_out < 0:

@@ -182,6 +182,14 @@ class InferenceRequester:
         self, c: Candidate, req: RunRequest, est_in: int, est_out: int, policy: RoutingPolicy
     ) -> Outcome:
         q = await self._quote(c, req.model, est_in, est_out, policy)
+        if self.settlement is not None and q.max_total > 0:
+            balance = await self.settlement.balance(self.did)
+            if balance < q.max_total:  # before the run: nobody serves what cannot be paid
+                raise AgoraError(
+                    "insufficient_funds",
+                    f"this request may cost up to {q.max_total}; the account holds {balance}",
+                    details={"needed": q.max_total, "balance": balance},
+                )
         contract = f"inference:{q.cid}"
         locked = False
         try:

@@ -198,6 +198,9 @@ class Node:
         await attach_ledger(self)  # first: compute's contracts settle through it
         compute = await attach_compute(self)
         self.capability_providers.append(compute.capability_summary)
+        from agora.node.inference import attach_inference  # inference: model offers, quotes, metering
+
+        await attach_inference(self)
 
     async def _self_test(self) -> None:
         """Check the first hub answers before joining, so a wrong URL fails with a fix, not a hang."""

@@ -201,3 +201,12 @@ async def test_embeddings_are_metered_with_input_tokens_only() -> None:
     r, _, _, _, _ = await market([MockRunner()])
     out = await r.run(RunRequest("embeddings", "mock-embed", inputs=("a b", "c")))
     assert len(out.result.embeddings) == 2 and out.record.tokens_in == 3 and out.record.tokens_out == 0
+
+
+async def test_without_the_funds_for_the_quote_nothing_runs() -> None:
+    r, provs, bank, link, _ = await market([MockRunner()])
+    await bank.transfer(r.did, OPERATOR.did, FUNDS, actor=r.did, idem="drain")
+    with pytest.raises(AgoraError) as ei:
+        await r.run(chat())
+    assert ei.value.code == "insufficient_funds" and ei.value.http_status == 402
+    assert provs[0].stats["served"] == 0 and not [c for c in link.calls if c[1].endswith("/run")]
