@@ -11,9 +11,11 @@ back as `AgoraError` with the node's code, message and hint; a node that is not 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -434,6 +436,21 @@ class AgoraClient:
     def infer(self, prompt: str, **fields: Any) -> dict[str, Any]:
         """One request through the market: text, usage, provider, the verified metering record, paid."""
         return dict(self._request("POST", "/inference/run", json={"prompt": prompt, **fields}))
+
+    @contextlib.contextmanager
+    def stream(self, method: str, path: str, **kw: Any) -> Iterator[Iterator[str]]:
+        """The lines of a streamed answer (server-sent events); an error status raises its AgoraError
+        (OpenAI's error shape or ours)."""
+        with self._http.stream(method, path, **kw) as resp:
+            if resp.status_code != 200:
+                resp.read()
+                try:
+                    body = resp.json()
+                except ValueError:
+                    body = {}
+                err = body.get("error") if isinstance(body.get("error"), dict) else body
+                raise AgoraError.from_dict(err if isinstance(err, dict) else {})
+            yield resp.iter_lines()
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Any other endpoint, with the same error handling."""

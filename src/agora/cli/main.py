@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agora.cli import devnet, intent, job, market, node, node_admin
+from agora.cli import devnet, infer, intent, job, market, model, node, node_admin
 from agora.cli.contract import app as contract_app
 from agora.cli.ledger import app as ledger_app
 from agora.cli.offer import app as offer_app
@@ -65,6 +65,9 @@ app.add_typer(trust_app, name="trust")
 app.add_typer(intent.app, name="intent")
 app.add_typer(contract_app, name="contract")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(model.app, name="model")  # inference: model offers
+app.command("infer")(infer.infer)
+app.command("quote")(infer.quote)
 
 
 def main() -> None:

@@ -6,12 +6,15 @@ and paid on the buyer's ledger."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import openai
 import pytest
+from typer.testing import CliRunner
 
 from agora.api import ApiServer
+from agora.cli.main import app
 from agora.client import AgoraClient
 from agora.node import Node
 from agora.node.compute import compute_of
@@ -87,6 +90,17 @@ async def test_openai_client_buys_chat_streams_and_embeddings(make_node: NodeFac
             return out
 
         got = await asyncio.to_thread(use_openai)
+
+        def cli(*args: str) -> Any:
+            return CliRunner().invoke(app, [*args, "--api", burl])
+
+        listed = await asyncio.to_thread(cli, "model", "list", "--json")
+        quoted = await asyncio.to_thread(cli, "quote", "mock-chat", "--in", "10", "--out", "5", "--json")
+        said = await asyncio.to_thread(cli, "infer", "say something nice", "-m", "mock-chat", "--max-tokens", "5")
+        streamed = await asyncio.to_thread(
+            cli, "infer", "say something nice", "-m", "mock-chat", "--max-tokens", "5", "--stream"
+        )
+        too_dear = await asyncio.to_thread(cli, "infer", "hi", "-m", "mock-chat", "--max-price", "0", "--json")
     finally:
         await buyer_api.stop()
         await seller_api.stop()
@@ -101,11 +115,22 @@ async def test_openai_client_buys_chat_streams_and_embeddings(make_node: NodeFac
     nf = got["not_found"]
     assert nf.status_code == 404 and nf.body["code"] == "model_not_found"
 
+    assert listed.exit_code == 0, listed.output
+    offered = {m["model"]: m for m in json.loads(listed.stdout)["models"]}
+    assert offered["mock-chat"]["providers"][0]["provider"] == seller.did
+    assert quoted.exit_code == 0, quoted.output
+    q = json.loads(quoted.stdout)["quotes"][0]
+    assert q["provider"] == seller.did and q["max_total"] == 1 + 1 and q["valid_until"] > q["iat"]
+    assert said.exit_code == 0, said.output
+    assert said.stdout.strip() == chat.choices[0].message.content and "verified" in said.stderr
+    assert streamed.exit_code == 0 and streamed.stdout.strip() == chat.choices[0].message.content, streamed.output
+    assert too_dear.exit_code != 0 and json.loads(too_dear.stdout)["error"]["code"] == "over_budget"
+
     req = inference_of(buyer).requester
-    assert req.totals.requests == 4 and req.audit.accepted[seller.did] == 4 and not req.audit.refused
+    assert req.totals.requests == 6 and req.audit.accepted[seller.did] == 6 and not req.audit.refused
     assert await bank.balance(seller.did) == req.totals.spend > 0
     assert await bank.balance(buyer.did) == FUNDS - req.totals.spend
-    assert inference_of(seller).provider.stats["served"] == 4
+    assert inference_of(seller).provider.stats["served"] == 6
 
 
 async def test_a_provider_that_stops_answering_is_not_paid(make_node: NodeFactory) -> None:
