@@ -26,6 +26,7 @@ RATIO_LINE = {
     "ledger": "ratio agora/raw:",
     "job_phases": "median of each phase:",
     "ledger_hub": "p50 ratio hub/in-process:",
+    "inference": "p50 ratio agora/direct:",
 }
 
 pytestmark = pytest.mark.integration

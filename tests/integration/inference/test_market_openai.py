@@ -188,7 +188,19 @@ async def test_openai_client_buys_from_the_builtin_model(make_node: NodeFactory)
     seller_api, buyer_api = ApiServer(seller, port=0), ApiServer(buyer, port=0)
     surl, burl = await seller_api.start(), await buyer_api.start()
     try:
-        add = ["model", "add", CHAT_MODEL, "--runner", "builtin", "--price-in", "10", "--price-out", "20", "--api", surl]
+        add = [
+            "model",
+            "add",
+            CHAT_MODEL,
+            "--runner",
+            "builtin",
+            "--price-in",
+            "10",
+            "--price-out",
+            "20",
+            "--api",
+            surl,
+        ]
         added = await asyncio.to_thread(CliRunner().invoke, app, add)
         assert added.exit_code == 0, added.output
         embed = ["model", "add", EMBED_MODEL, "--kind", "embeddings", "--context", "512", "--runner", "builtin"]
