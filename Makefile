@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/remote_job.py
 	$(BIN)/python bench/matching.py
 	$(BIN)/python bench/market_job.py
+	$(BIN)/python bench/inference.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
