@@ -117,6 +117,7 @@ def main() -> int:
         before = money_before(state)
         market_section(state, root)
         money_after(load_state(Path(state["dir"])), before)  # devnet.json now lists the node that joined
+        inference_section(state)
         return 0
     except AgoraError as err:
         say(f"demo failed: {err.code}: {err.message}\nhint: {err.hint}")
@@ -527,6 +528,39 @@ def money_after(state: dict[str, Any], before: dict[str, int]) -> None:
         raise AgoraError(
             "ledger_corrupt", "the demo's ledger does not verify", details={"problems": report["problems"]}
         )
+
+
+# == inference: a model sold through the market, metered and paid ==========================================
+
+
+def inference_section(state: dict[str, Any]) -> None:
+    """node-1 serves the builtin offline model (the mock when its packages are missing); node-2 asks the
+    network, gets the answer with the provider's signed metering record (verified), and pays for it."""
+    from agora.inference.runner_builtin import CHAT_MODEL, available
+
+    section("5. inference: a model offer, a quote, a metered and paid answer")
+    provider, requester = state["nodes"][0], state["nodes"][1]
+    builtin = available()[CHAT_MODEL] is None
+    model, runner = (CHAT_MODEL, "builtin") if builtin else ("mock-chat", "mock")
+    with AgoraClient(provider["api"]) as p, AgoraClient(requester["api"]) as r:
+        p.model_add(model, kind="chat", context=2048, price_in=10, price_out=20, runner=runner)
+        say(f"  {provider['name']} serves {model} ({runner} runner) at 10 in / 20 out per 1k tokens")
+        _wait_until(
+            r.models,
+            lambda m: any(x["model"] == model for x in m["models"]),
+            f"{model} in the market index",
+        )
+        q = r.quote(model, est_in=20, est_out=16)["quotes"][0]
+        say(f"  signed quote from {short(q['provider'])}: at most {q['max_total']}, valid until {q['valid_until']}")
+        out = r.infer("What is the capital of France?", model=model, max_tokens=16)
+        m = out["metering"]
+        say(f"  {requester['name']} asked: What is the capital of France?")
+        say(f"  answer: {out['text'].strip()}")
+        say(
+            f"  inference metering: {m['tokens_in']} in / {m['tokens_out']} out tokens, ttft {m['ttft_ms']} ms, "
+            f"price {m['price']}, record {m['cid'][:20]}… verified"
+        )
+        say(f"  inference paid: {out['paid']} from {requester['name']} to {provider['name']}")
 
 
 if __name__ == "__main__":
