@@ -15,15 +15,18 @@ Errors have OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, w
 `code` and the catalog's HTTP status: an unknown model is the 404 `openai.NotFoundError` expects, over
 budget 402, a provider at capacity 429.
 
-Streams: the provider answers the network call whole (the RPC is request/response), and the node sends it
-as SSE chunks; time to first token through agora is therefore the whole answer's time for now.
+Streams: the provider's runner streams into a session on the provider that the node follows with watch
+calls (`inference/rpc.py`); text reaches the client as it arrives, batched for at most 0.1 s per call.
+Routing falls back only before the first text; a provider that stops mid-way ends the stream with an
+error event and is paid nothing; a runner that stops mid-way is paid by its partial record.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -32,8 +35,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from agora.api.routes_inference import outcome_meta
 from agora.errors import AgoraError
 from agora.inference.openai_shape import DONE, answer, chunk, error_body, parse_request
+from agora.inference.requester import Outcome
 from agora.inference.routing import RoutingPolicy
-from agora.inference.runner import RunResult
+from agora.inference.runner import Delta, RunRequest, RunResult
 from agora.node import Node
 from agora.node.inference import inference_of
 
@@ -59,6 +63,44 @@ def _error(exc: AgoraError) -> JSONResponse:
     return JSONResponse(error_body(exc), status_code=exc.http_status)
 
 
+def _metered(out: Outcome) -> RunResult:
+    """The answer with usage as metered, signed and verified."""
+    return RunResult(
+        text=out.result.text,
+        embeddings=out.result.embeddings,
+        tokens_in=out.record.tokens_in,
+        tokens_out=out.record.tokens_out,
+        finish_reason=out.result.finish_reason,
+    )
+
+
+async def _sse(
+    req: RunRequest, first: Delta | Outcome, events: AsyncGenerator[Delta | Outcome, None], include_usage: bool
+) -> AsyncIterator[str]:
+    """The stream as OpenAI sends it: a role chunk, the text as it comes, the finish, usage if asked, [DONE].
+    A provider that fails mid-way ends the stream with an error event (and is paid nothing)."""
+    rid = f"{'chatcmpl' if req.kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}"
+    if req.kind == "chat":
+        yield chunk(req, rid, text="")
+    ev: Delta | Outcome | None = first
+    try:
+        while ev is not None:
+            if isinstance(ev, Delta):
+                yield chunk(req, rid, text=ev.text)
+            else:
+                res = _metered(ev)
+                yield chunk(req, rid, finish=res.finish_reason)
+                if include_usage:
+                    yield chunk(req, rid, usage=res, extra={"agora": outcome_meta(ev)})
+                yield DONE
+                return
+            ev = await anext(events, None)
+    except AgoraError as exc:
+        yield f"data: {json.dumps(error_body(exc))}\n\n"
+    finally:
+        await events.aclose()
+
+
 def router(node: Node) -> APIRouter:
     app = APIRouter()
 
@@ -69,33 +111,19 @@ def router(node: Node) -> APIRouter:
             except ValueError:
                 raise AgoraError("invalid_argument", "the request body must be JSON") from None
             req = parse_request(kind, body)
-            out = await inference_of(node).requester.run(req, policy_of(body))
+            policy = policy_of(body)
+            requester = inference_of(node).requester
+            if body.get("stream") and kind != "embeddings":
+                events = requester.stream(req, policy)
+                first = await anext(events)  # errors before any text keep their HTTP status
+                return StreamingResponse(
+                    _sse(req, first, events, bool((body.get("stream_options") or {}).get("include_usage"))),
+                    media_type="text/event-stream",
+                )
+            out = await requester.run(req, policy)
         except AgoraError as exc:
             return _error(exc)
-        res = RunResult(
-            text=out.result.text,
-            embeddings=out.result.embeddings,
-            tokens_in=out.record.tokens_in,  # usage as metered, signed and verified
-            tokens_out=out.record.tokens_out,
-            finish_reason=out.result.finish_reason,
-        )
-        meta = {"agora": outcome_meta(out)}
-        if not body.get("stream") or kind == "embeddings":
-            return answer(req, res, extra=meta)
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        rid = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex}"
-
-        async def events() -> AsyncIterator[str]:
-            if kind == "chat":
-                yield chunk(req, rid, text="")  # the role chunk clients expect first
-            if res.text:
-                yield chunk(req, rid, text=res.text)
-            yield chunk(req, rid, finish=res.finish_reason)
-            if include_usage:
-                yield chunk(req, rid, usage=res, extra=meta)
-            yield DONE
-
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return answer(req, _metered(out), extra={"agora": outcome_meta(out)})
 
     @app.get("/v1/models", tags=["openai"])
     async def models() -> Any:

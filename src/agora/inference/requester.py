@@ -21,7 +21,7 @@ Payment (`payment`):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,15 +29,32 @@ from agora.clock import SYSTEM_CLOCK, Clock
 from agora.errors import AgoraError
 from agora.inference.metering import Expected, MeteringAudit
 from agora.inference.provider import check_context, estimate_tokens
-from agora.inference.routing import Candidate, ProviderStats, RoutingPolicy, candidates_from_ads, fallback, plan
-from agora.inference.rpc import QUOTE_CMD, RPC_VERSION, RUN_CMD, request_to_wire, result_from_wire
-from agora.inference.runner import RunRequest, RunResult
+from agora.inference.routing import (
+    FALLBACK_CODES,
+    Candidate,
+    ProviderStats,
+    RoutingPolicy,
+    candidates_from_ads,
+    fallback,
+    plan,
+)
+from agora.inference.rpc import (
+    QUOTE_CMD,
+    RPC_VERSION,
+    RUN_CMD,
+    STREAM_CMD,
+    WATCH_CMD,
+    request_to_wire,
+    result_from_wire,
+)
+from agora.inference.runner import Delta, RunRequest, RunResult
 from agora.ledger import Settlement
-from agora.wire.inference import MeteringRecord, Quote
+from agora.wire.inference import MeteringRecord, Quote, content_hash
 from agora.wire.market import CapacityAd
 
 Call = Callable[[str, str, dict[str, Any], float], Awaitable[Any]]  # (provider, command, args, timeout)
 PAYMENTS = ("pay_after", "pay_before")
+WATCH_WAIT_S = 5.0  # how long one watch call of a stream waits on the provider for new text
 
 
 @dataclass(frozen=True)
@@ -181,15 +198,7 @@ class InferenceRequester:
     async def _attempt(
         self, c: Candidate, req: RunRequest, est_in: int, est_out: int, policy: RoutingPolicy
     ) -> Outcome:
-        q = await self._quote(c, req.model, est_in, est_out, policy)
-        if self.settlement is not None and q.max_total > 0:
-            balance = await self.settlement.balance(self.did)
-            if balance < q.max_total:  # before the run: nobody serves what cannot be paid
-                raise AgoraError(
-                    "insufficient_funds",
-                    f"this request may cost up to {q.max_total}; the account holds {balance}",
-                    details={"needed": q.max_total, "balance": balance},
-                )
+        q = await self._admit_quote(c, req, est_in, est_out, policy)  # before the run: funds for the quote
         contract = f"inference:{q.cid}"
         locked = False
         try:
@@ -233,6 +242,120 @@ class InferenceRequester:
         paid = await self._pay(c.provider, contract, locked, rec)
         self.stats.setdefault(c.provider, ProviderStats()).observe(res.tokens_out, res.duration_s, res.ttft_s)
         return Outcome(c.provider, q, rec, res, paid)
+
+    async def _admit_quote(
+        self, c: Candidate, req: RunRequest, est_in: int, est_out: int, policy: RoutingPolicy
+    ) -> Quote:
+        q = await self._quote(c, req.model, est_in, est_out, policy)
+        if self.settlement is not None and q.max_total > 0:
+            balance = await self.settlement.balance(self.did)
+            if balance < q.max_total:
+                raise AgoraError(
+                    "insufficient_funds",
+                    f"this request may cost up to {q.max_total}; the account holds {balance}",
+                    details={"needed": q.max_total, "balance": balance},
+                )
+        return q
+
+    async def stream(
+        self, req: RunRequest, policy: RoutingPolicy | None = None
+    ) -> AsyncGenerator[Delta | Outcome, None]:
+        """Like `run`, streamed: `Delta`s as the provider's runner produces them, then the `Outcome`. Routing
+        falls back only before the first delta; a provider that stops mid-way (an error, or it is gone) ends
+        the stream with its error and is paid nothing; a runner that stopped mid-way is paid by a `partial`
+        record for what was delivered, when it verifies."""
+        policy = policy or RoutingPolicy()
+        est_in, est_out = estimate_tokens(req), estimate_out(req)
+        planned = await self._eligible(req.model, est_in, est_out, policy, req)
+        attempts: list[dict[str, str]] = []
+        for c in planned:
+            delivered: list[str] = []
+            contract, locked = "", False
+            try:
+                q = await self._admit_quote(c, req, est_in, est_out, policy)
+                contract = f"inference:{q.cid}"
+                if self.settlement is not None and self.payment == "pay_before" and q.max_total > 0:
+                    await self.settlement.lock(
+                        contract, self.did, c.provider, q.max_total, actor=self.did, idem=f"{contract}:lock"
+                    )
+                    locked = True
+                args = {"v": RPC_VERSION, "quote": q.raw, "request": request_to_wire(req)}
+                opened = await self._call(c.provider, STREAM_CMD, args, self.quote_timeout_s)
+                sid = opened.get("session") if isinstance(opened, dict) else None
+                if not isinstance(sid, str):
+                    raise AgoraError("runner_failed", "the provider did not open a stream")
+                t0 = self.clock.monotonic()
+                meter: bytes | None = None
+                while True:  # bounded: each watch waits at most WATCH_WAIT_S, the whole stream run_timeout_s
+                    if self.clock.monotonic() - t0 > self.run_timeout_s + WATCH_WAIT_S:
+                        raise AgoraError("timeout", f"the stream did not finish within {self.run_timeout_s} s")
+                    w = await self._call(
+                        c.provider,
+                        WATCH_CMD,
+                        {"v": RPC_VERSION, "session": sid, "cursor": len(delivered), "wait": WATCH_WAIT_S},
+                        WATCH_WAIT_S + self.quote_timeout_s,
+                    )
+                    if not isinstance(w, dict) or not isinstance(w.get("deltas"), list):
+                        raise AgoraError("runner_failed", "the provider's stream reply is malformed")
+                    for d in w["deltas"]:
+                        delivered.append(str(d))
+                        yield Delta(str(d))
+                    if w.get("error"):
+                        raise AgoraError.from_dict(w["error"])
+                    if w.get("done"):
+                        meter = w.get("meter") if isinstance(w.get("meter"), bytes) else None
+                        break
+                if meter is None:
+                    raise AgoraError("metering_invalid", "the stream ended without a metering record")
+                text = "".join(delivered)
+                try:
+                    rec = self.audit.check(
+                        meter,
+                        quote=q,
+                        expected=Expected(
+                            req.prompt_hash, content_hash(text), max_tokens=req.max_tokens, context=c.offer.context
+                        ),
+                    )
+                    if rec.partial and rec.tokens_out > len(delivered):
+                        self.audit.accepted[c.provider] -= 1
+                        self.audit.refused[c.provider] += 1
+                        raise AgoraError("metering_invalid", "a partial record counts more tokens than were delivered")
+                except AgoraError:
+                    self.totals.refused_records += 1
+                    raise
+            except AgoraError as exc:
+                if locked and self.settlement is not None:
+                    await self.settlement.refund(contract, actor=self.did, idem=f"{contract}:refund", reason="failed")
+                await self._failed(c, exc)
+                attempts.append({"provider": c.provider, "code": exc.code, "message": exc.message})
+                if delivered or exc.code not in FALLBACK_CODES:
+                    raise
+                continue
+            except BaseException:  # the reader went away: nothing verified, nothing paid
+                if locked and self.settlement is not None:
+                    await self.settlement.refund(contract, actor=self.did, idem=f"{contract}:refund", reason="closed")
+                raise
+            paid = await self._pay(c.provider, contract, locked, rec)
+            res = RunResult(
+                text=text,
+                tokens_in=rec.tokens_in,
+                tokens_out=rec.tokens_out,
+                ttft_s=rec.ttft_ms / 1000,
+                duration_s=rec.duration_ms / 1000,
+                finish_reason="length" if rec.tokens_out >= req.max_tokens else ("error" if rec.partial else "stop"),
+                partial=rec.partial,
+            )
+            self.stats.setdefault(c.provider, ProviderStats()).observe(res.tokens_out, res.duration_s, res.ttft_s)
+            self.totals.requests += 1
+            self.totals.spend += paid
+            self.totals.by_provider[c.provider] = self.totals.by_provider.get(c.provider, 0) + paid
+            yield Outcome(c.provider, q, rec, res, paid)
+            return
+        if not planned:
+            raise AgoraError("model_not_found", f"no eligible provider offers model {req.model!r} now")
+        raise AgoraError(
+            "no_provider", f"all {len(attempts)} provider(s) of {req.model!r} failed", details={"attempts": attempts}
+        )
 
     async def _pay(self, provider: str, contract: str, locked: bool, rec: MeteringRecord) -> int:
         if self.settlement is None:

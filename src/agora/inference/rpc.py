@@ -3,6 +3,15 @@
     /agora/inference/quote  {"v": 1, "model", "est_in", "est_out"}  ->  {"quote": <Quote bytes>}
     /agora/inference/run    {"v": 1, "quote": <Quote bytes>, "request": {...}}
                             ->  {"result": {...}, "meter": <MeteringRecord bytes>}
+    /agora/inference/stream {"v": 1, "quote": <Quote bytes>, "request": {...}}  ->  {"session": id}
+    /agora/inference/watch  {"v": 1, "session": id, "cursor": n, "wait": s}
+                            ->  {"deltas": [text...], "cursor": n, "done": bool, "meter": <bytes> | None,
+                                 "error": {code, message} | None}
+
+A stream is a session on the provider that owns the runner's stream; the requester follows it with watch
+calls (each waits up to `wait` seconds for new text, then batches what came for a moment, so a fast model
+does not make a call per token). When the runner finishes, the last watch carries the metering record; if
+the runner stops mid-way, the record is `partial` and meters what was delivered.
 
 The request and the result carry the prompt and the output: they travel only inside the signed,
 point-to-point invocation and its receipt, never into logs, events or stores.
@@ -19,6 +28,8 @@ from agora.inference.runner import RunRequest, RunResult
 RPC_VERSION = 1
 QUOTE_CMD = "/agora/inference/quote"
 RUN_CMD = "/agora/inference/run"
+STREAM_CMD = "/agora/inference/stream"
+WATCH_CMD = "/agora/inference/watch"
 
 
 def _bad(msg: str) -> AgoraError:
@@ -95,6 +106,8 @@ __all__ = [
     "QUOTE_CMD",
     "RPC_VERSION",
     "RUN_CMD",
+    "STREAM_CMD",
+    "WATCH_CMD",
     "check_version",
     "request_from_wire",
     "request_to_wire",

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from agora.clock import ManualClock
+from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.inference.offers import ModelBook
 from agora.inference.provider import InferenceProvider, ProviderSettings
-from agora.inference.rpc import QUOTE_CMD, request_from_wire, result_to_wire
+from agora.inference.rpc import QUOTE_CMD, STREAM_CMD, WATCH_CMD, request_from_wire, result_to_wire
 from agora.inference.runner import Runner, RunnerSpec
 from agora.inference.runner_mock import MockRunner
 from agora.models.capability import Capability, GiB
@@ -53,11 +54,18 @@ class Link:
         self.requester = requester
         self.providers = {p.did: p for p in providers}
         self.calls: list[tuple[str, str]] = []
+        self.gone: set[str] = set()  # providers that stopped answering (their calls time out)
 
     async def __call__(self, target: str, cmd: str, args: dict[str, Any], timeout: float) -> Any:
         self.calls.append((target, cmd))
         p = self.providers[target]
+        if target in self.gone:
+            raise AgoraError("timeout", "the provider does not answer")
         async with asyncio.timeout(timeout):
+            if cmd == STREAM_CMD:
+                return {"session": p.open_stream(self.requester, args["quote"], request_from_wire(args["request"]))}
+            if cmd == WATCH_CMD:
+                return await p.watch_stream(self.requester, args["session"], args["cursor"], args["wait"])
             if cmd == QUOTE_CMD:
                 return {"quote": p.make_quote(self.requester, args["model"], args["est_in"], args["est_out"]).raw}
             res, rec = await p.serve(self.requester, args["quote"], request_from_wire(args["request"]))

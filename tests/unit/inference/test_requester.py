@@ -11,12 +11,12 @@ from agora.clock import ManualClock
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.inference.provider import InferenceProvider
-from agora.inference.requester import InferenceRequester
+from agora.inference.requester import InferenceRequester, Outcome
 from agora.inference.routing import RoutingPolicy
-from agora.inference.runner import RunRequest, RunResult
+from agora.inference.runner import Delta, RunRequest, RunResult
 from agora.inference.runner_mock import MockRunner, expected_output
 from agora.ledger import InternalLedgerSettlement, Ledger, MemoryJournalStore
-from agora.wire.inference import MeteringRecord
+from agora.wire.inference import MeteringRecord, content_hash
 from agora.wire.market import CapacityAd
 from tests.unit.inference.net import CLOCK_START, Link, make_provider
 
@@ -210,3 +210,47 @@ async def test_without_the_funds_for_the_quote_nothing_runs() -> None:
         await r.run(chat())
     assert ei.value.code == "insufficient_funds" and ei.value.http_status == 402
     assert provs[0].stats["served"] == 0 and not [c for c in link.calls if c[1].endswith("/run")]
+
+
+async def collect(r: InferenceRequester, req: RunRequest, **kw: object) -> tuple[list[str], object]:
+    deltas: list[str] = []
+    last: object = None
+    async for ev in r.stream(req, RoutingPolicy("cheapest", **kw)):  # type: ignore[arg-type]
+        if isinstance(ev, Delta):
+            deltas.append(ev.text)
+        else:
+            last = ev
+    return deltas, last
+
+
+async def test_a_stream_is_delivered_metered_verified_and_paid() -> None:
+    r, provs, bank, _, failures = await market([MockRunner(fail="rate_limit"), MockRunner()], payment="pay_before")
+    req = chat()
+    deltas, out = await collect(r, req)
+    assert isinstance(out, Outcome) and out.provider == provs[1].did  # fell back before the first delta
+    exp = expected_output(req)
+    assert "".join(deltas) == exp.text == out.result.text and len(deltas) == exp.tokens_out
+    assert not out.record.partial and out.record.tokens_out == exp.tokens_out
+    assert out.paid == out.record.price > 0 and await bank.balance(provs[1].did) == out.paid
+    assert failures == [(provs[0].did, "inference_rate_limited")]
+
+
+async def test_a_runner_that_stops_mid_stream_is_paid_for_what_was_delivered() -> None:
+    r, provs, bank, _, _ = await market([MockRunner(fail="die")])
+    deltas, out = await collect(r, chat())
+    assert isinstance(out, Outcome) and len(deltas) == 1
+    assert out.record.partial and out.record.tokens_out == 1 and out.record.output_hash == content_hash(deltas[0])
+    assert await bank.balance(provs[0].did) == out.paid == out.record.price
+
+
+async def test_a_provider_gone_mid_stream_is_paid_nothing() -> None:
+    r, provs, bank, link, failures = await market([MockRunner(delay_s=0.05)], payment="pay_before")
+    deltas: list[str] = []
+    with pytest.raises(AgoraError) as ei:
+        async for ev in r.stream(chat(), RoutingPolicy("cheapest")):
+            assert isinstance(ev, Delta)
+            deltas.append(ev.text)
+            link.gone.add(provs[0].did)  # after the first delta the provider stops answering
+    assert ei.value.code == "timeout" and deltas
+    assert await bank.balance(r.did) == FUNDS and await bank.balance(provs[0].did) == 0
+    assert failures == [(provs[0].did, "timeout")]
