@@ -47,6 +47,7 @@ def build_runner(spec: RunnerSpec) -> Runner:
         if spec.options.get("models")
         else ("mock-chat", "mock-embed"),
         fail=spec.options.get("fail"),
+        delay_s=float(spec.options.get("delay_s", "0")),
     )
 
 

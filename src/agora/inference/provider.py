@@ -263,7 +263,7 @@ class InferenceProvider(Actor):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     await s.changed.wait()
-            if not s.done:  # let a burst of tokens make one reply
+            if not s.done and cursor > 0:  # let a burst of tokens make one reply (not the first: TTFT)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.watch_batch_s):
                         while not s.done:

@@ -226,3 +226,53 @@ async def test_openai_client_buys_from_the_builtin_model(make_node: NodeFactory)
     assert len(e.data[0].embedding) == 384
     req = inference_of(buyer).requester
     assert req.audit.accepted[seller.did] == 3 and await bank.balance(seller.did) == req.totals.spend > 0
+
+
+async def test_a_provider_dying_mid_stream_is_paid_nothing(make_node: NodeFactory) -> None:
+    """The seller's node goes away after the first streamed words: the openai client gets what was delivered
+    and then an error; the buyer pays nothing."""
+    from agora.inference.runner import RunnerSpec
+    from agora.wire.model_offer import ModelOffer
+
+    hub = await make_node("hub", hub=True)
+    assert hub.hub is not None
+    seller = await make_node("seller", hubs=[hub.hub.url], sell=True)
+    buyer = await make_node("buyer", hubs=[hub.hub.url], settlement="local")
+    bank = compute_of(buyer).settlement
+    assert bank is not None
+    await bank.mint(buyer.did, FUNDS, actor=buyer.did, idem="fund")
+    spec = RunnerSpec("mock", options={"models": "slow-chat", "delay_s": "0.3"})
+    await inference_of(seller).book.add(ModelOffer("slow-chat", "chat", 4096, 100, 200), spec)
+    await wait_for_model(buyer, "slow-chat")
+    inference_of(buyer).requester.quote_timeout_s = 1.0
+    api = ApiServer(buyer, port=0)
+    url = await api.start()
+    loop = asyncio.get_running_loop()
+    first = asyncio.Event()
+    try:
+
+        def stream() -> tuple[list[str], Exception | None]:
+            client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+            got: list[str] = []
+            try:
+                for ev in client.chat.completions.create(
+                    model="slow-chat", messages=[{"role": "user", "content": "tell me more"}], stream=True
+                ):
+                    if ev.choices and ev.choices[0].delta.content:
+                        got.append(ev.choices[0].delta.content)
+                        loop.call_soon_threadsafe(first.set)
+            except openai.APIError as exc:
+                return got, exc
+            return got, None
+
+        reader = asyncio.create_task(asyncio.to_thread(stream))
+        async with asyncio.timeout(DEADLINE):
+            await first.wait()
+        assert seller.transport is not None
+        await seller.transport.close()  # the seller is gone from the network mid-stream
+        got, err = await reader
+    finally:
+        await api.stop()
+    assert got and len(got) < 6 and err is not None  # some words, then the error event
+    assert await bank.balance(buyer.did) == FUNDS and await bank.balance(seller.did) == 0
+    assert inference_of(buyer).requester.totals.spend == 0
