@@ -43,7 +43,7 @@ async def conf(request: pytest.FixtureRequest, builtin: BuiltinRunner) -> AsyncI
         await http.close()
 
 
-def test_the_gguf_is_found_without_importing_its_package() -> None:
+async def test_the_gguf_is_found_without_importing_its_package() -> None:
     import sys
 
     path = smollm2_gguf()
