@@ -39,7 +39,7 @@ class InferenceFeature:
             self._call,
             self._ads,
             settlement=compute.settlement,
-            payment=getattr(node.config, "inference_payment", "pay_after"),
+            payment=node.config.inference_payment,
             clock=node.clock,
             on_failure=self._on_failure,
             cooling=self._cooling,

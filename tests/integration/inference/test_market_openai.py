@@ -237,7 +237,7 @@ async def test_a_provider_dying_mid_stream_is_paid_nothing(make_node: NodeFactor
     hub = await make_node("hub", hub=True)
     assert hub.hub is not None
     seller = await make_node("seller", hubs=[hub.hub.url], sell=True)
-    buyer = await make_node("buyer", hubs=[hub.hub.url], settlement="local")
+    buyer = await make_node("buyer", hubs=[hub.hub.url], settlement="local", inference_payment="pay_before")
     bank = compute_of(buyer).settlement
     assert bank is not None
     await bank.mint(buyer.did, FUNDS, actor=buyer.did, idem="fund")
@@ -276,3 +276,5 @@ async def test_a_provider_dying_mid_stream_is_paid_nothing(make_node: NodeFactor
     assert got and len(got) < 6 and err is not None  # some words, then the error event
     assert await bank.balance(buyer.did) == FUNDS and await bank.balance(seller.did) == 0
     assert inference_of(buyer).requester.totals.spend == 0
+    escrows = [e for e in await bank.entries(buyer.did) if e.kind.startswith("escrow")]
+    assert [e.kind for e in escrows] == ["escrow_lock", "escrow_refund"]  # pay_before: locked, then all back
