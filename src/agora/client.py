@@ -11,9 +11,11 @@ back as `AgoraError` with the node's code, message and hint; a node that is not 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -444,6 +446,46 @@ class AgoraClient:
 
     def stop_training(self, run_id: str) -> dict[str, Any]:
         return dict(self._request("POST", f"/training/runs/{run_id}/stop"))
+
+    # -- inference --
+    def models(self) -> dict[str, Any]:
+        """The network's models (from the market index): each with its providers and prices."""
+        return dict(self._request("GET", "/inference/models"))
+
+    def local_models(self) -> dict[str, Any]:
+        """The models this node serves, with their runners."""
+        return dict(self._request("GET", "/inference/models/local"))
+
+    def model_add(self, model: str, **fields: Any) -> dict[str, Any]:
+        """Serve a model: kind, context, price_in, price_out (per 1k tokens), max_concurrency, runner, url,
+        upstream_model."""
+        return dict(self._request("POST", "/inference/models", json={"model": model, **fields}))
+
+    def model_remove(self, model: str) -> dict[str, Any]:
+        return dict(self._request("DELETE", f"/inference/models/{model}"))
+
+    def quote(self, model: str, **fields: Any) -> dict[str, Any]:
+        """Signed quotes (est_in, est_out, routing controls) from the providers routing would use."""
+        return dict(self._request("POST", "/inference/quote", json={"model": model, **fields}))
+
+    def infer(self, prompt: str, **fields: Any) -> dict[str, Any]:
+        """One request through the market: text, usage, provider, the verified metering record, paid."""
+        return dict(self._request("POST", "/inference/run", json={"prompt": prompt, **fields}))
+
+    @contextlib.contextmanager
+    def stream(self, method: str, path: str, **kw: Any) -> Iterator[Iterator[str]]:
+        """The lines of a streamed answer (server-sent events); an error status raises its AgoraError
+        (OpenAI's error shape or ours)."""
+        with self._http.stream(method, path, **kw) as resp:
+            if resp.status_code != 200:
+                resp.read()
+                try:
+                    body = resp.json()
+                except ValueError:
+                    body = {}
+                err = body.get("error") if isinstance(body.get("error"), dict) else body
+                raise AgoraError.from_dict(err if isinstance(err, dict) else {})
+            yield resp.iter_lines()
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Any other endpoint, with the same error handling."""

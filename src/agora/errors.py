@@ -237,6 +237,20 @@ CATALOG: dict[str, ErrorKind] = {
         "The simulated market broke one of its invariants: the message names it and details.trail holds the "
         "events that led there; this is a bug in the code the simulator runs (or in the simulator).",
     ),
+    # inference
+    "model_not_found": _k(404, "No provider offers this model now; `agora model list` shows the network's models."),
+    "model_offer_invalid": _k(400, "Fix the model offer field named in details.field."),
+    "runner_unavailable": _k(503, "The model runner is not installed or not answering; see the message.", True),
+    "runner_failed": _k(502, "The provider's model runner returned an error or garbage; try another provider.", True),
+    "inference_rate_limited": _k(429, "The provider is at its max concurrency; retry or let routing fall back.", True),
+    "quote_invalid": _k(400, "The quote is malformed, forged, or for another requester or model."),
+    "quote_expired": _k(409, "The quote is past its valid-until; ask for a new quote.", True),
+    "over_budget": _k(402, "The request's price exceeds max_price; raise max_price or ask for fewer tokens."),
+    "context_exceeded": _k(400, "The prompt is larger than the model's context; shorten it (nothing was paid)."),
+    "metering_invalid": _k(
+        422, "The provider's metering record does not verify (signature, hashes, tokens, quote or price); unpaid."
+    ),
+    "no_provider": _k(503, "Every eligible provider failed or was excluded; see details.attempts.", True),
 }
 
 

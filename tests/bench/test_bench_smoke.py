@@ -28,6 +28,7 @@ RATIO_LINE = {
     "ledger_hub": "p50 ratio hub/in-process:",
     "fl": "ratio agora/floor per round:",
     "sim": "ratio sampled/full:",
+    "inference": "p50 ratio agora/direct:",
 }
 
 pytestmark = pytest.mark.integration

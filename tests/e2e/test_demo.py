@@ -95,6 +95,12 @@ def test_make_demo_shows_the_market_and_cleans_up(tmp_path: Path) -> None:
     assert steps[:2] == ["created", "escrow_locked"] and steps[-1] == "escrow_released", timeline
     assert steps.index("running") < steps.index("delivered") < steps.index("escrow_released"), timeline
 
+    # inference: node-1 serves a model, node-2 gets a signed quote, a metered (verified) answer, and pays
+    infer = out[out.index("7. inference") :]
+    assert re.search(r"signed quote from \S+: at most \d+, valid until \d+", infer), infer
+    assert re.search(r"inference metering: \d+ in / [1-9]\d* out tokens, .* verified", infer), infer
+    assert re.search(r"inference paid: [1-9]\d* from node-2 to node-1", infer), infer
+
     # teardown: the five processes stopped, nothing left running, the directory gone
     assert "stopped 5 processes: node-4, node-3, node-2, node-1, hub" in out, out[-2000:]
     assert _daemons_under(tmp_path) == []

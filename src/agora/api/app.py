@@ -15,12 +15,14 @@ from agora.api.guard import LocalOnlyMiddleware
 from agora.api.routes_compute import router as compute_router
 from agora.api.routes_contracts import router as contracts_router
 from agora.api.routes_datasets import router as datasets_router
+from agora.api.routes_inference import router as inference_router
 from agora.api.routes_intents import router as intents_router
 from agora.api.routes_jobs import router as jobs_router
 from agora.api.routes_ledger import router as ledger_router
 from agora.api.routes_market import router as market_router
 from agora.api.routes_node import router as node_router
 from agora.api.routes_offers import router as offers_router
+from agora.api.routes_openai import router as openai_router
 from agora.api.routes_training import router as training_router
 from agora.api.routes_trust import router as trust_router
 from agora.dashboard import mount_dashboard
@@ -46,6 +48,8 @@ def routers(node: Node) -> list[APIRouter]:
         ledger_router(node),
         datasets_router(node),
         training_router(node),
+        inference_router(node),
+        openai_router(node),
     ]
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from agora.node import Node
 from agora.node.compute import compute_of
 from agora.node.fl import fl_of
+from agora.node.inference import inference_of
 
 
 class ReleaseBody(BaseModel):
@@ -63,7 +64,7 @@ def router(node: Node) -> APIRouter:
     async def metrics_summary() -> dict[str, Any]:
         """The marketplace as this node sees it: offers, providers in the index, intents by status, contracts
         by state, escrow locked and released, match success rate and top rejection reasons."""
-        summary = await compute_of(node).market_summary()
+        summary = await compute_of(node).market_summary() | inference_of(node).summary()
         return {**summary, "training": await fl_of(node).manager.summary()}
 
     return app

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agora.cli import dataset, devnet, intent, job, market, node, node_admin, train
+from agora.cli import dataset, devnet, infer, intent, job, market, model, node, node_admin, train
 from agora.cli.contract import app as contract_app
 from agora.cli.ledger import app as ledger_app
 from agora.cli.offer import app as offer_app
@@ -69,6 +69,9 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(train.app, name="train")
 app.add_typer(sim_app, name="sim")
+app.add_typer(model.app, name="model")  # inference: model offers
+app.command("infer")(infer.infer)
+app.command("quote")(infer.quote)
 
 
 def main() -> None:

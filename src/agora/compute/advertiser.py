@@ -34,6 +34,7 @@ from agora.models.capability import Capability
 from agora.models.offer import ResourceOffer
 from agora.store import Store
 from agora.wire.market import MAX_TEXT, CapacityAd, ExecutorState
+from agora.wire.model_offer import ModelOffer
 
 log = logging.getLogger("agora.compute.advertiser")
 
@@ -80,6 +81,7 @@ class AdContent:
     free: Capability
     executors: Mapping[str, ExecutorState]
     benchmark_score: float | None
+    models: tuple[ModelOffer, ...] = ()  # inference model offers (node/inference.py adds them)
 
 
 def market_view(cap: Capability) -> Capability:
@@ -157,6 +159,7 @@ class Advertiser:
                 executors=c.executors,
                 benchmark_score=c.benchmark_score,
                 version=self._version,
+                models=c.models,
             )
             await self._index.publish(ad.raw)
             self.last = ad

@@ -118,14 +118,15 @@ def main() -> int:
         before = money_before(state)
         market_section(state, root)
         money_after(load_state(Path(state["dir"])), before)  # devnet.json now lists the node that joined
-        training_section(state, root)  # 7. federated learning (devnet/demo_training.py)
+        training_section(state, root)  # 6. federated learning (devnet/demo_training.py)
+        inference_section(state)
         return 0
     except AgoraError as err:
         say(f"demo failed: {err.code}: {err.message}\nhint: {err.hint}")
         return 1
     finally:
         if state is not None:
-            section("6. tear down")
+            section("8. tear down")
             stopped = down(root)  # devnet.json lists the node the market part added too
             say(f"  stopped {len(stopped)} processes: {', '.join(stopped)}")
         if os.environ.get("AGORA_DEMO_KEEP"):
@@ -556,6 +557,39 @@ def contract_timeline(c: AgoraClient, names: dict[str, str]) -> None:
         actor = names.get(e["actor"], short(e["actor"]))
         cites = ", ".join(f"{k}={_cited(v)}" for k, v in e["evidence"].items())
         say(f"    +{e['at'] - t0:7.3f}s  {e['event']:<18} by {actor}" + (f"  [{cites}]" if cites else ""))
+
+
+# == inference: a model sold through the market, metered and paid ==========================================
+
+
+def inference_section(state: dict[str, Any]) -> None:
+    """node-1 serves the builtin offline model (the mock when its packages are missing); node-2 asks the
+    network, gets the answer with the provider's signed metering record (verified), and pays for it."""
+    from agora.inference.runner_builtin import CHAT_MODEL, available
+
+    section("7. inference: a model offer, a quote, a metered and paid answer")
+    provider, requester = state["nodes"][0], state["nodes"][1]
+    builtin = available()[CHAT_MODEL] is None
+    model, runner = (CHAT_MODEL, "builtin") if builtin else ("mock-chat", "mock")
+    with AgoraClient(provider["api"]) as p, AgoraClient(requester["api"]) as r:
+        p.model_add(model, kind="chat", context=2048, price_in=10, price_out=20, runner=runner)
+        say(f"  {provider['name']} serves {model} ({runner} runner) at 10 in / 20 out per 1k tokens")
+        _wait_until(
+            r.models,
+            lambda m: any(x["model"] == model for x in m["models"]),
+            f"{model} in the market index",
+        )
+        q = r.quote(model, est_in=20, est_out=16)["quotes"][0]
+        say(f"  signed quote from {short(q['provider'])}: at most {q['max_total']}, valid until {q['valid_until']}")
+        out = r.infer("What is the capital of France?", model=model, max_tokens=16)
+        m = out["metering"]
+        say(f"  {requester['name']} asked: What is the capital of France?")
+        say(f"  answer: {out['text'].strip()}")
+        say(
+            f"  inference metering: {m['tokens_in']} in / {m['tokens_out']} out tokens, ttft {m['ttft_ms']} ms, "
+            f"price {m['price']}, record {m['cid'][:20]}… verified"
+        )
+        say(f"  inference paid: {out['paid']} from {requester['name']} to {provider['name']}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def training_section(state: dict[str, Any], root: Path) -> None:
     owner = state["nodes"][1]
     providers = [m for m in members if m["did"] != owner["did"]][:3]
     names = {m["did"]: m["name"] for m in members}
-    _say("\n== 5. federated learning: load_digits over three data providers, paid per update ==")
+    _say("\n== 6. federated learning: load_digits over three data providers, paid per update ==")
     x, y = load_digits(return_X_y=True)
     order = np.random.default_rng(0).permutation(len(y))
     features = np.array([f"p{i}" for i in range(64)])

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
@@ -75,6 +76,7 @@ from agora.resources import (
 )
 from agora.storage import HttpFetcher, HubObjectStore, LocalCAS
 from agora.transport import MemoryTransport, NatsTransport
+from agora.wire.model_offer import ModelOffer
 
 if TYPE_CHECKING:
     from agora.node.config import NodeConfig
@@ -146,6 +148,7 @@ class ComputeFeature(Actor):
         self.bidder: Bidder | None = None  # the market's provider side, over the manager's capacity
         self.market_index: MarketIndex | None = None  # the hub's market index (NATS transport only)
         self.advertiser: Advertiser | None = None  # publishes the newest active offer's capacity ad
+        self.model_offers: Callable[[], tuple[ModelOffer, ...]] = tuple  # node/inference.py sets it
         self.stores = build_stores(node, self.cas)
         # the requester's evidence about providers (survives restarts), fed by the runner, read by matching
         self.trust_book = TrustBook(node.store, clock=node.clock, settings=node.config.trust)
@@ -283,6 +286,7 @@ class ComputeFeature(Actor):
             free=sellable(self.capacity.free, self.capacity.total, active[0].resources),  # what a bid can hold
             executors=executor_states(availability),
             benchmark_score=self.benchmark.score if self.benchmark is not None else None,
+            models=self.model_offers(),
         )
 
     def _on_peer_change(self, change: Change) -> None:

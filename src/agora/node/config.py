@@ -162,6 +162,12 @@ class NodeConfig:
         choices=("hub", "none", "local"),
         help="where market contracts settle: hub (its ledger), none (timelines only) or local (a ledger here)",
     )
+    inference_payment: str = setting(
+        "pay_after",
+        group="market",
+        choices=("pay_after", "pay_before"),
+        help="how this node pays for inference: pay_after (the verified record's price) or pay_before (escrow)",
+    )
     bidder: BidderSettings = setting_factory(
         BidderSettings,
         help="provider side of the market: bid validity, start window, refused and rate-limited requesters",

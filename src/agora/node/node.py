@@ -204,6 +204,9 @@ class Node:
         from agora.node.observability import attach_observability  # /metrics: hub link, market, escrow
 
         attach_observability(self, compute)
+        from agora.node.inference import attach_inference  # inference: model offers, quotes, metering
+
+        await attach_inference(self)
 
     async def _self_test(self) -> None:
         """Check the first hub answers before joining, so a wrong URL fails with a fix, not a hang."""

@@ -35,6 +35,7 @@ from agora.models.capability import Capability
 from agora.models.offer import ResourceOffer
 from agora.ucan import Delegation, open_envelope, seal_envelope
 from agora.wire.messages import DEFAULT_MAX_MESSAGE, MESSAGE_TYPES, check_size
+from agora.wire.model_offer import ModelOffer, models_from_wire
 
 AD_TAG = "agora/market/ad@1.0.0"
 BID_REQUEST_TAG = "agora/market/bidreq@1.0.0"
@@ -117,6 +118,7 @@ class _Signed:
     TAG: ClassVar[str]
     SIGNER: ClassVar[str]
     KEYS: ClassVar[tuple[str, ...]]
+    OPTIONAL: ClassVar[tuple[str, ...]] = ()  # keys a payload may leave out (absent = the default)
     CODE: ClassVar[str] = "market_message_invalid"
     WHAT: ClassVar[str] = "market message"
 
@@ -159,8 +161,10 @@ class _Signed:
         if env.type_tag != cls.TAG:
             raise AgoraError(cls.CODE, f"{cls.WHAT}: type tag is {env.type_tag[:60]!r}, not {cls.TAG}")
         p = env.payload
-        if not isinstance(p, dict) or set(p) != set(cls.KEYS):
-            raise AgoraError(cls.CODE, f"{cls.WHAT}: fields must be exactly {sorted(cls.KEYS)}")
+        if not isinstance(p, dict) or not set(cls.KEYS) <= set(p) <= set(cls.KEYS) | set(cls.OPTIONAL):
+            raise AgoraError(
+                cls.CODE, f"{cls.WHAT}: fields must be exactly {sorted(cls.KEYS)} (+ {list(cls.OPTIONAL)})"
+            )
         fields = _Fields(p, cls.CODE, cls.WHAT)
         signer = fields.did(cls.SIGNER)
         if expected_signer is not None and signer != expected_signer:
@@ -195,6 +199,7 @@ class CapacityAd(_Signed):
     TAG: ClassVar[str] = AD_TAG
     SIGNER: ClassVar[str] = "prov"
     KEYS: ClassVar[tuple[str, ...]] = ("prov", "seq", "iat", "ttl", "offer", "free", "execs", "bench", "ver")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("models",)  # model offers (inference), only when there are some
     CODE: ClassVar[str] = "ad_invalid"
     WHAT: ClassVar[str] = "capacity ad"
 
@@ -207,6 +212,7 @@ class CapacityAd(_Signed):
     executors: Mapping[str, ExecutorState]
     benchmark_score: float | None
     version: str
+    models: tuple[ModelOffer, ...] = ()
 
     @classmethod
     def issue(
@@ -221,8 +227,9 @@ class CapacityAd(_Signed):
         executors: Mapping[str, ExecutorState],
         benchmark_score: float | None,
         version: str,
+        models: Sequence[ModelOffer] = (),
     ) -> CapacityAd:
-        ad = cls(keypair.did, seq, iat, ttl_s, offer, free, dict(executors), benchmark_score, version)
+        ad = cls(keypair.did, seq, iat, ttl_s, offer, free, dict(executors), benchmark_score, version, tuple(models))
         return ad._sealed(keypair)
 
     @property
@@ -236,7 +243,8 @@ class CapacityAd(_Signed):
     def _payload(self) -> dict[str, Any]:
         free = self.free.to_dict()
         free.pop("executors", None)  # executors travel with their availability in `execs`
-        return {
+        models = {"models": [m.to_dict() for m in self.models]} if self.models else {}
+        return models | {
             "prov": self.provider,
             "seq": self.seq,
             "iat": self.iat,
@@ -295,7 +303,15 @@ class CapacityAd(_Signed):
             executors,
             None if bench is None else float(bench),
             f.str_("ver", max_len=64),
+            _ad_models(f, p.get("models", [])),
         )
+
+
+def _ad_models(f: _Fields, value: Any) -> tuple[ModelOffer, ...]:
+    try:
+        return models_from_wire(value)
+    except AgoraError as exc:
+        raise f.bad("models", f"model offers ({exc.message})") from None
 
 
 def check_newer(ad: CapacityAd, last: CapacityAd | None) -> bool:

@@ -1,0 +1,379 @@
+"""The requester's side (a node routing for itself, or a hub routing for its members): quote, route, run,
+verify the metering record, pay.
+
+One request goes: candidates from the verified capacity ads offering the model -> a clear error before
+anything is paid when the prompt cannot fit any offer's context (`context_exceeded`) or every offer's
+estimate is over `max_price` (`over_budget`) -> `plan` (strategy + controls) -> for each planned provider,
+at most once: a signed quote (it must verify, be for this node and model, and stay within `max_price`),
+the payment's first step, the run, the metering record verified against what was sent and received ->
+payment. A failed attempt refunds what it locked and is reported (`on_failure`: trust's reliability
+penalty); a record that does not verify is refused, counted (`audit`) and never paid.
+
+Payment (`payment`):
+- `pay_after` (default): nothing moves before the answer; the verified record's price is transferred to the
+  provider, citing the record's CID.
+- `pay_before`: the quote's `max_total` (its prices applied to the estimate: the allowance) is locked in
+  escrow under contract `inference:<quote CID>` before the run; after a verified answer the escrow is
+  refunded and the record's price transferred, so the unused part of the allowance comes back; after a
+  failure the escrow is refunded whole.
+`settlement=None` runs without payment (tests, a free network).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agora.clock import SYSTEM_CLOCK, Clock
+from agora.errors import AgoraError
+from agora.inference.metering import Expected, MeteringAudit
+from agora.inference.provider import check_context, estimate_tokens
+from agora.inference.routing import (
+    FALLBACK_CODES,
+    Candidate,
+    ProviderStats,
+    RoutingPolicy,
+    candidates_from_ads,
+    fallback,
+    plan,
+)
+from agora.inference.rpc import (
+    QUOTE_CMD,
+    RPC_VERSION,
+    RUN_CMD,
+    STREAM_CMD,
+    WATCH_CMD,
+    request_to_wire,
+    result_from_wire,
+)
+from agora.inference.runner import Delta, RunRequest, RunResult
+from agora.ledger import Settlement
+from agora.wire.inference import MeteringRecord, Quote, content_hash
+from agora.wire.market import CapacityAd
+
+Call = Callable[[str, str, dict[str, Any], float], Awaitable[Any]]  # (provider, command, args, timeout)
+PAYMENTS = ("pay_after", "pay_before")
+WATCH_WAIT_S = 5.0  # how long one watch call of a stream waits on the provider for new text
+
+
+@dataclass(frozen=True)
+class Outcome:
+    provider: str
+    quote: Quote
+    record: MeteringRecord
+    result: RunResult
+    paid: int
+
+
+@dataclass
+class Totals:
+    requests: int = 0
+    spend: int = 0
+    refused_records: int = 0
+    failures: int = 0
+    by_provider: dict[str, int] = field(default_factory=dict)
+
+
+def estimate_out(req: RunRequest) -> int:
+    return 0 if req.kind == "embeddings" else req.max_tokens
+
+
+class InferenceRequester:
+    def __init__(
+        self,
+        did: str,
+        call: Call,
+        ads: Callable[[], Awaitable[Sequence[CapacityAd]]],
+        *,
+        settlement: Settlement | None = None,
+        payment: str = "pay_after",
+        clock: Clock = SYSTEM_CLOCK,
+        on_failure: Callable[[str, AgoraError], Awaitable[None]] | None = None,
+        cooling: Callable[[str], bool] = lambda _p: False,
+        quote_timeout_s: float = 5.0,
+        run_timeout_s: float = 60.0,
+    ) -> None:
+        if payment not in PAYMENTS:
+            raise AgoraError("config_invalid", f"payment must be one of {', '.join(PAYMENTS)}")
+        self.did = did
+        self._call = call
+        self._ads = ads
+        self.settlement = settlement
+        self.payment = payment
+        self.clock = clock
+        self._on_failure = on_failure
+        self._cooling = cooling
+        self.quote_timeout_s = quote_timeout_s
+        self.run_timeout_s = run_timeout_s
+        self.stats: dict[str, ProviderStats] = {}
+        self.audit = MeteringAudit()
+        self.totals = Totals()
+
+    async def candidates(self, model: str) -> list[Candidate]:
+        return candidates_from_ads(await self._ads(), model, self.clock.now(), self.stats)
+
+    async def models(self) -> dict[str, list[Candidate]]:
+        """Every model offered in the live ads, with its candidates."""
+        out: dict[str, list[Candidate]] = {}
+        now = self.clock.now()
+        for ad in await self._ads():
+            if ad.expires_at < now:
+                continue
+            for m in ad.models:
+                out.setdefault(m.model, []).append(
+                    Candidate(ad.provider, m, self.stats.setdefault(ad.provider, ProviderStats()))
+                )
+        return dict(sorted(out.items()))
+
+    async def _eligible(
+        self, model: str, est_in: int, est_out: int, policy: RoutingPolicy, req: RunRequest | None
+    ) -> list[Candidate]:
+        cands = await self.candidates(model)
+        if not cands:
+            raise AgoraError("model_not_found", f"no provider offers model {model!r} now", details={"model": model})
+        if req is not None:
+            fits = [c for c in cands if c.offer.context >= est_in]
+            if not fits:
+                check_context(req, max(c.offer.context for c in cands))  # raises context_exceeded
+                fits = cands
+            cands = fits
+        if policy.max_price is not None and all(c.estimate(est_in, est_out) > policy.max_price for c in cands):
+            cheapest = min(c.estimate(est_in, est_out) for c in cands)
+            raise AgoraError(
+                "over_budget",
+                f"the cheapest offer of {model!r} costs about {cheapest}, over max_price {policy.max_price}",
+                details={"cheapest": cheapest, "max_price": policy.max_price},
+            )
+        return plan(cands, policy, est_in, est_out, cooling=self._cooling)
+
+    async def _quote(self, c: Candidate, model: str, est_in: int, est_out: int, policy: RoutingPolicy) -> Quote:
+        reply = await self._call(
+            c.provider,
+            QUOTE_CMD,
+            {"v": RPC_VERSION, "model": model, "est_in": est_in, "est_out": est_out},
+            self.quote_timeout_s,
+        )
+        raw = reply.get("quote") if isinstance(reply, dict) else None
+        q = Quote.open(raw if isinstance(raw, bytes) else b"", expected_signer=c.provider)
+        q.check_valid(self.clock.now(), requester=self.did, model=model)
+        if policy.max_price is not None and q.max_total > policy.max_price:
+            raise AgoraError("quote_invalid", f"the provider quoted {q.max_total}, over max_price {policy.max_price}")
+        return q
+
+    async def quotes(self, model: str, est_in: int, est_out: int, policy: RoutingPolicy) -> list[Quote]:
+        """Signed quotes from the planned providers (those that answer), in plan order."""
+        out = []
+        for c in await self._eligible(model, est_in, est_out, policy, None):
+            try:
+                out.append(await self._quote(c, model, est_in, est_out, policy))
+            except AgoraError as exc:
+                await self._failed(c, exc)
+        return out
+
+    async def _failed(self, c: Candidate, exc: AgoraError) -> None:
+        self.totals.failures += 1
+        st = self.stats.setdefault(c.provider, ProviderStats())
+        st.failures += 1
+        if self._on_failure is not None:
+            await self._on_failure(c.provider, exc)
+
+    async def run(self, req: RunRequest, policy: RoutingPolicy | None = None) -> Outcome:
+        policy = policy or RoutingPolicy()
+        est_in, est_out = estimate_tokens(req), estimate_out(req)
+        planned = await self._eligible(req.model, est_in, est_out, policy, req)
+
+        async def attempt(c: Candidate) -> Outcome:
+            return await self._attempt(c, req, est_in, est_out, policy)
+
+        async def failed(c: Candidate, exc: AgoraError) -> None:
+            await self._failed(c, exc)
+
+        out = await fallback(planned, attempt, on_failure=failed, model=req.model)
+        self.totals.requests += 1
+        self.totals.spend += out.paid
+        self.totals.by_provider[out.provider] = self.totals.by_provider.get(out.provider, 0) + out.paid
+        return out
+
+    async def _attempt(
+        self, c: Candidate, req: RunRequest, est_in: int, est_out: int, policy: RoutingPolicy
+    ) -> Outcome:
+        q = await self._admit_quote(c, req, est_in, est_out, policy)  # before the run: funds for the quote
+        contract = f"inference:{q.cid}"
+        locked = False
+        try:
+            if self.settlement is not None and self.payment == "pay_before" and q.max_total > 0:
+                await self.settlement.lock(
+                    contract, self.did, c.provider, q.max_total, actor=self.did, idem=f"{contract}:lock"
+                )
+                locked = True
+            try:
+                reply = await self._call(
+                    c.provider,
+                    RUN_CMD,
+                    {"v": RPC_VERSION, "quote": q.raw, "request": request_to_wire(req)},
+                    self.run_timeout_s,
+                )
+            except TimeoutError:
+                raise AgoraError("timeout", f"the provider did not answer within {self.run_timeout_s} s") from None
+            if not isinstance(reply, dict) or not isinstance(reply.get("meter"), bytes):
+                raise AgoraError("runner_failed", "the provider's answer has no metering record")
+            res = result_from_wire(reply.get("result"))
+            try:
+                rec = self.audit.check(
+                    reply["meter"],
+                    quote=q,
+                    expected=Expected(
+                        req.prompt_hash,
+                        res.output_hash,
+                        tokens_in=res.tokens_in,
+                        tokens_out=res.tokens_out,
+                        max_tokens=None if req.kind == "embeddings" else req.max_tokens,
+                        context=c.offer.context,
+                    ),
+                )
+            except AgoraError:
+                self.totals.refused_records += 1
+                raise
+        except BaseException:
+            if locked and self.settlement is not None:
+                await self.settlement.refund(contract, actor=self.did, idem=f"{contract}:refund", reason="failed")
+            raise
+        paid = await self._pay(c.provider, contract, locked, rec)
+        self.stats.setdefault(c.provider, ProviderStats()).observe(res.tokens_out, res.duration_s, res.ttft_s)
+        return Outcome(c.provider, q, rec, res, paid)
+
+    async def _admit_quote(
+        self, c: Candidate, req: RunRequest, est_in: int, est_out: int, policy: RoutingPolicy
+    ) -> Quote:
+        q = await self._quote(c, req.model, est_in, est_out, policy)
+        if self.settlement is not None and q.max_total > 0:
+            balance = await self.settlement.balance(self.did)
+            if balance < q.max_total:
+                raise AgoraError(
+                    "insufficient_funds",
+                    f"this request may cost up to {q.max_total}; the account holds {balance}",
+                    details={"needed": q.max_total, "balance": balance},
+                )
+        return q
+
+    async def stream(
+        self, req: RunRequest, policy: RoutingPolicy | None = None
+    ) -> AsyncGenerator[Delta | Outcome, None]:
+        """Like `run`, streamed: `Delta`s as the provider's runner produces them, then the `Outcome`. Routing
+        falls back only before the first delta; a provider that stops mid-way (an error, or it is gone) ends
+        the stream with its error and is paid nothing; a runner that stopped mid-way is paid by a `partial`
+        record for what was delivered, when it verifies."""
+        policy = policy or RoutingPolicy()
+        est_in, est_out = estimate_tokens(req), estimate_out(req)
+        planned = await self._eligible(req.model, est_in, est_out, policy, req)
+        attempts: list[dict[str, str]] = []
+        for c in planned:
+            delivered: list[str] = []
+            contract, locked = "", False
+            try:
+                q = await self._admit_quote(c, req, est_in, est_out, policy)
+                contract = f"inference:{q.cid}"
+                if self.settlement is not None and self.payment == "pay_before" and q.max_total > 0:
+                    await self.settlement.lock(
+                        contract, self.did, c.provider, q.max_total, actor=self.did, idem=f"{contract}:lock"
+                    )
+                    locked = True
+                args = {"v": RPC_VERSION, "quote": q.raw, "request": request_to_wire(req)}
+                opened = await self._call(c.provider, STREAM_CMD, args, self.quote_timeout_s)
+                sid = opened.get("session") if isinstance(opened, dict) else None
+                if not isinstance(sid, str):
+                    raise AgoraError("runner_failed", "the provider did not open a stream")
+                t0 = self.clock.monotonic()
+                meter: bytes | None = None
+                while True:  # bounded: each watch waits at most WATCH_WAIT_S, the whole stream run_timeout_s
+                    if self.clock.monotonic() - t0 > self.run_timeout_s + WATCH_WAIT_S:
+                        raise AgoraError("timeout", f"the stream did not finish within {self.run_timeout_s} s")
+                    w = await self._call(
+                        c.provider,
+                        WATCH_CMD,
+                        {"v": RPC_VERSION, "session": sid, "cursor": len(delivered), "wait": WATCH_WAIT_S},
+                        WATCH_WAIT_S + self.quote_timeout_s,
+                    )
+                    if not isinstance(w, dict) or not isinstance(w.get("deltas"), list):
+                        raise AgoraError("runner_failed", "the provider's stream reply is malformed")
+                    for d in w["deltas"]:
+                        delivered.append(str(d))
+                        yield Delta(str(d))
+                    if w.get("error"):
+                        raise AgoraError.from_dict(w["error"])
+                    if w.get("done"):
+                        meter = w.get("meter") if isinstance(w.get("meter"), bytes) else None
+                        break
+                if meter is None:
+                    raise AgoraError("metering_invalid", "the stream ended without a metering record")
+                text = "".join(delivered)
+                try:
+                    rec = self.audit.check(
+                        meter,
+                        quote=q,
+                        expected=Expected(
+                            req.prompt_hash, content_hash(text), max_tokens=req.max_tokens, context=c.offer.context
+                        ),
+                    )
+                    if rec.partial and rec.tokens_out > len(delivered):
+                        self.audit.accepted[c.provider] -= 1
+                        self.audit.refused[c.provider] += 1
+                        raise AgoraError("metering_invalid", "a partial record counts more tokens than were delivered")
+                except AgoraError:
+                    self.totals.refused_records += 1
+                    raise
+            except AgoraError as exc:
+                if locked and self.settlement is not None:
+                    await self.settlement.refund(contract, actor=self.did, idem=f"{contract}:refund", reason="failed")
+                await self._failed(c, exc)
+                attempts.append({"provider": c.provider, "code": exc.code, "message": exc.message})
+                if delivered or exc.code not in FALLBACK_CODES:
+                    raise
+                continue
+            except BaseException:  # the reader went away: nothing verified, nothing paid
+                if locked and self.settlement is not None:
+                    await self.settlement.refund(contract, actor=self.did, idem=f"{contract}:refund", reason="closed")
+                raise
+            paid = await self._pay(c.provider, contract, locked, rec)
+            res = RunResult(
+                text=text,
+                tokens_in=rec.tokens_in,
+                tokens_out=rec.tokens_out,
+                ttft_s=rec.ttft_ms / 1000,
+                duration_s=rec.duration_ms / 1000,
+                finish_reason="length" if rec.tokens_out >= req.max_tokens else ("error" if rec.partial else "stop"),
+                partial=rec.partial,
+            )
+            self.stats.setdefault(c.provider, ProviderStats()).observe(res.tokens_out, res.duration_s, res.ttft_s)
+            self.totals.requests += 1
+            self.totals.spend += paid
+            self.totals.by_provider[c.provider] = self.totals.by_provider.get(c.provider, 0) + paid
+            yield Outcome(c.provider, q, rec, res, paid)
+            return
+        if not planned:
+            raise AgoraError("model_not_found", f"no eligible provider offers model {req.model!r} now")
+        raise AgoraError(
+            "no_provider", f"all {len(attempts)} provider(s) of {req.model!r} failed", details={"attempts": attempts}
+        )
+
+    async def _pay(self, provider: str, contract: str, locked: bool, rec: MeteringRecord) -> int:
+        if self.settlement is None:
+            return 0
+        if locked:
+            await self.settlement.refund(
+                contract, actor=self.did, idem=f"{contract}:refund", reason="settled by record"
+            )
+        if rec.price > 0:
+            await self.settlement.transfer(
+                self.did,
+                provider,
+                rec.price,
+                actor=self.did,
+                idem=f"inference:{rec.cid}",
+                memo=f"inference metering {rec.cid}",
+            )
+        return rec.price
+
+
+__all__ = ["PAYMENTS", "InferenceRequester", "Outcome", "Totals", "estimate_out"]
