@@ -106,7 +106,7 @@ async def main(rounds: int, max_tokens: int) -> None:
 
     bank = InternalLedgerSettlement(Ledger(MemoryJournalStore()), me.did)
     await bank.mint(me.did, 10**12, actor=me.did, idem="fund")
-    requester = InferenceRequester(me.did, call, ads, settlement=bank)
+    requester = InferenceRequester(me.did, call, ads, settlement=bank, keypair=me)
     prompts = [f"Write one short sentence about the number {i}." for i in range(rounds)]
     lat = {"agora": [], "direct": []}  # type: dict[str, list[float]]
     tps = {"agora": [], "direct": []}  # type: dict[str, list[float]]

@@ -31,7 +31,7 @@ from agora.ledger.interfaces import (
 )
 from agora.ledger.ledger import Ledger, Plan
 from agora.ledger.proof import check_claim
-from agora.wire.settle import MAX_CONTRACT_ID, open_metering
+from agora.wire.settle import MAX_CONTRACT_ID, open_release
 from agora.wire.usage import UsageReceipt
 
 MAX_STAKES_ASKED = 256  # candidates in one round's stake lookup
@@ -173,23 +173,22 @@ class InternalLedgerSettlement:
     async def release(self, contract: str, metering_receipt: bytes, *, actor: str, idem: str) -> Entry:
         if not isinstance(metering_receipt, bytes | bytearray):
             raise AgoraError("receipt_invalid", "metering receipt: expected the signed bytes")
-        receipt_cid = str(open_metering(bytes(metering_receipt), contract=contract).cid)
+        receipt_cid = str(open_release(bytes(metering_receipt), contract=contract).cid)
 
         def plan(books: Books) -> Plan:
             state = esc.require_open(books.escrow(contract), contract, "escrow_release")
-            receipt = open_metering(bytes(metering_receipt), contract=contract, payer=state.payer, payee=state.payee)
+            receipt = open_release(bytes(metering_receipt), contract=contract, payer=state.payer, payee=state.payee)
             if receipt.amount > state.held:
                 raise AgoraError(
                     "receipt_invalid",
                     f"metering receipt: accepts {receipt.amount}, more than the {state.held} the escrow holds",
                 )
-            memo = f"{receipt.units}/{receipt.total} units delivered"
             return Plan(
                 "escrow_release",
                 esc.payout_postings(state, receipt.amount),
                 contract=contract,
-                receipts=(str(receipt.cid), str(receipt.usage_cid)),
-                memo=memo,
+                receipts=(str(receipt.cid), str(receipt.evidence_cid)),
+                memo=receipt.memo,
             )
 
         args = {"contract": contract, "receipt": receipt_cid}

@@ -11,6 +11,12 @@ to pay. One blob thus holds both signatures, and the ledger can check it without
 signatures, that the requester who countersigned is the usage receipt's requester, that the parties
 are the contract's (provider = payee, requester = payer) and that the receipt names that contract;
 anything else is `receipt_invalid` with a message that says which check failed.
+
+An inference request has no usage receipt: its evidence is the provider's signed `MeteringRecord`
+(`wire/inference.py`). `countersign_record` seals it, as the requester who verified it, in an envelope of its
+own tag `agora/inference/settle@1.0.0` that names the escrow (`inference:<quote CID>`: one escrow per
+request, the record names its quote) and accepts the record's price. `open_release` is the one typed place
+the ledger reads release evidence from: it opens either kind and returns what a release needs (`Release`).
 """
 
 from __future__ import annotations
@@ -22,11 +28,16 @@ from agora.codec import CID
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.ucan import open_envelope, seal_envelope
+from agora.wire.inference import MeteringRecord
 from agora.wire.messages import DEFAULT_MAX_MESSAGE, MESSAGE_TYPES, check_size
 from agora.wire.usage import UsageReceipt
 
 METERING_TAG = "agora/metering@1.0.0"
 MESSAGE_TYPES[METERING_TAG] = "metering receipt: a usage receipt countersigned by the requester (what escrow pays)"
+INFERENCE_SETTLE_TAG = "agora/inference/settle@1.0.0"
+MESSAGE_TYPES[INFERENCE_SETTLE_TAG] = (
+    "inference settlement: a provider's metering record countersigned by the requester (what its escrow pays)"
+)
 MAX_CONTRACT_ID = 256
 
 _FIELDS: dict[str, type] = {
@@ -74,6 +85,15 @@ class MeteringReceipt:
     @property
     def complete(self) -> bool:
         return self.units >= self.total
+
+    @property
+    def evidence_cid(self) -> CID:
+        """The provider-signed part (the usage receipt)."""
+        return self.usage.cid
+
+    @property
+    def memo(self) -> str:
+        return f"{self.units}/{self.total} units delivered"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -186,4 +206,137 @@ def open_metering(
     )
 
 
-__all__ = ["MAX_CONTRACT_ID", "METERING_TAG", "MeteringReceipt", "countersign", "open_metering"]
+def inference_contract(quote: CID | str) -> str:
+    """The escrow of one inference request: named by its quote (one quote, one request, one escrow)."""
+    return f"inference:{quote}"
+
+
+_INFER_FIELDS: dict[str, type] = {"meter": bytes, "mcid": CID, "contract": str, "amount": int, "req": str, "iat": int}
+
+
+@dataclass(frozen=True)
+class InferenceSettlement:
+    """A provider's metering record (`record`, provider-signed) countersigned by its requester: accepts to pay
+    `amount` (exactly the record's price) out of the request's escrow `contract`."""
+
+    record: MeteringRecord
+    contract: str
+    amount: int
+    requester: str
+    iat: int
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+    @property
+    def provider(self) -> str:
+        return self.record.provider
+
+    @property
+    def cid(self) -> CID:
+        return CID.of(self.raw)
+
+    @property
+    def evidence_cid(self) -> CID:
+        """The provider-signed part (the metering record)."""
+        return self.record.cid
+
+    @property
+    def memo(self) -> str:
+        r = self.record
+        return f"inference {r.model}: {r.tokens_in} in, {r.tokens_out} out" + (" (partial)" if r.partial else "")
+
+
+Release = MeteringReceipt | InferenceSettlement
+
+
+def countersign_record(keypair: Keypair, record: MeteringRecord, *, iat: int) -> bytes:
+    """Countersign a verified inference metering record as its requester: release its price from the
+    request's escrow (`inference_contract(record.quote)`). Refuses (`invalid_argument`) a record for another
+    requester or one without its signed bytes."""
+    if keypair.did != record.requester:
+        raise AgoraError("invalid_argument", f"the record is for requester {record.requester}, not {keypair.did}")
+    if not record.raw:
+        raise AgoraError("invalid_argument", "countersign a metering record that was opened or issued (no bytes)")
+    payload = {
+        "meter": record.raw,
+        "mcid": record.cid,
+        "contract": inference_contract(record.quote),
+        "amount": int(record.price),
+        "req": keypair.did,
+        "iat": int(iat),
+    }
+    return seal_envelope(keypair, INFERENCE_SETTLE_TAG, payload)
+
+
+def _open_inference(env: Any, raw: bytes, max_bytes: int) -> InferenceSettlement:
+    p = env.payload
+    if not isinstance(p, dict) or set(p) != set(_INFER_FIELDS):
+        raise _bad(f"fields must be exactly {sorted(_INFER_FIELDS)}")
+    for key, kind in _INFER_FIELDS.items():
+        value = p[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _bad(f"field {key!r} has the wrong type ({type(value).__name__})")
+    try:
+        verified = env.verify(p["req"])
+    except AgoraError:
+        verified = False
+    if not verified:
+        raise _bad("the requester's countersignature does not verify")
+    try:
+        record = MeteringRecord.open(p["meter"], max_bytes=max_bytes)
+    except AgoraError as exc:
+        raise _bad(f"the provider's inference record is invalid ({exc.message})") from None
+    if record.cid != p["mcid"]:
+        raise _bad("the countersigned record CID does not name the enclosed record")
+    if record.requester != p["req"]:
+        raise _bad(f"countersigned by {p['req']}, but the record is for requester {record.requester}")
+    if p["contract"] != inference_contract(record.quote):
+        raise _bad(f"it names escrow {p['contract'][:80]!r}, but the record is for {inference_contract(record.quote)}")
+    if p["amount"] != record.price:
+        raise _bad(f"accepts {p['amount']}, but the provider's record prices the request at {record.price}")
+    return InferenceSettlement(record, p["contract"], p["amount"], p["req"], p["iat"], raw=raw)
+
+
+def open_release(
+    raw: bytes,
+    *,
+    contract: str | None = None,
+    payer: str | None = None,
+    payee: str | None = None,
+    max_bytes: int = DEFAULT_MAX_MESSAGE,
+) -> Release:
+    """What an escrow is released against, either kind: a job's metering receipt (`open_metering`) or an
+    inference record countersigned by its requester. Both signatures, the parties (payer = requester,
+    payee = provider) and the contract are checked; every failure is `receipt_invalid`."""
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise _bad(f"expected bytes, got {type(raw).__name__}")
+    raw = bytes(raw)
+    try:
+        check_size(raw, max_bytes)
+        env = open_envelope(raw)
+    except AgoraError as exc:
+        raise _bad(f"undecodable: {exc.message}") from None
+    if env.type_tag != INFERENCE_SETTLE_TAG:
+        return open_metering(raw, contract=contract, payer=payer, payee=payee, max_bytes=max_bytes)
+    ev = _open_inference(env, raw, max_bytes)
+    if contract is not None and ev.contract != contract:
+        raise _bad(f"it is for contract {ev.contract[:80]!r}, not {contract[:80]!r}")
+    if payer is not None and ev.requester != payer:
+        raise _bad(f"countersigned by {ev.requester}, but the contract's payer is {payer}")
+    if payee is not None and ev.provider != payee:
+        raise _bad(f"the record is signed by provider {ev.provider}, but the contract's payee is {payee}")
+    return ev
+
+
+__all__ = [
+    "INFERENCE_SETTLE_TAG",
+    "MAX_CONTRACT_ID",
+    "METERING_TAG",
+    "InferenceSettlement",
+    "MeteringReceipt",
+    "Release",
+    "countersign",
+    "countersign_record",
+    "inference_contract",
+    "open_metering",
+    "open_release",
+]

@@ -63,6 +63,7 @@ async def market(
         clock=clock,
         on_failure=on_failure,
         run_timeout_s=run_timeout_s,
+        keypair=me,
     )
     return req, provs, bank, link, failures
 
@@ -80,9 +81,16 @@ async def test_a_request_is_metered_verified_and_paid(payment: str) -> None:
     assert await bank.balance(r.did) == FUNDS - out.paid
     assert await bank.balance(provs[0].did) == out.paid
     assert r.audit.accepted[provs[0].did] == 1 and r.totals.spend == out.paid and not failures
+    esc = await bank.escrow(f"inference:{out.quote.cid}")
+    assert esc is not None and esc.held == 0
     if payment == "pay_before":
-        esc = await bank.escrow(f"inference:{out.quote.cid}")
-        assert esc is not None and esc.held == 0  # the allowance came back, the price went by transfer
+        assert esc.released == 0  # the allowance came back, the price went by transfer
+    else:  # the escrow was released against the record the requester countersigned, the rest refunded
+        assert (esc.state, esc.released) == ("partially_released", out.paid) and esc.refunded > 0
+        kinds = [e.kind for e in await bank.entries(r.did)]
+        assert kinds[-2:] == ["escrow_lock", "escrow_release"] and "transfer" not in kinds
+        release = (await bank.entries(r.did))[-1]
+        assert str(out.record.cid) in release.receipts
 
 
 async def test_fallback_on_429_5xx_garbage_and_model_not_found_each_provider_once() -> None:
@@ -159,6 +167,8 @@ async def test_a_bad_record_is_refused_counted_unpaid_and_routing_falls_back(how
     assert failures == [(liar.did, "metering_invalid")]
     assert r.audit.refused[liar.did] == 1 and r.totals.refused_records == 1
     assert await bank.balance(liar.did) == 0
+    refused = [e for e in await bank.entries(r.did) if e.kind.startswith("escrow")][:2]
+    assert [e.kind for e in refused] == ["escrow_lock", "escrow_refund"]  # its escrow came back whole
 
 
 async def test_unknown_model_over_budget_and_oversized_prompt_fail_before_any_payment() -> None:

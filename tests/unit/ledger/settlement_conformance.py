@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from agora.clock import ManualClock
+from agora.codec import CID
 from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.ledger import (
@@ -26,8 +27,11 @@ from agora.ledger import (
     stake_account,
     wallet,
 )
+from agora.ucan import seal_envelope
 from agora.wire import OutputDigest, UsageReceipt
-from tests.unit.ledger.receipts import metering, usage
+from agora.wire.inference import MeteringRecord
+from agora.wire.settle import INFERENCE_SETTLE_TAG, countersign_record, inference_contract
+from tests.unit.ledger.receipts import inference_record, metering, usage
 
 OpenStore = Callable[[], JournalStore]
 OPERATOR = Keypair.generate()
@@ -39,6 +43,19 @@ AGREEING = (Keypair.generate(), Keypair.generate())
 
 def _out(fill: str) -> OutputDigest:
     return OutputDigest(name="out", path="out.txt", sha256=fill * 64, size=3)
+
+
+def _forge_inference(signer: Keypair, rec: MeteringRecord, *, amount: int | None = None) -> bytes:
+    """An inference settlement sealed by `signer` whatever the record says (countersign_record refuses to)."""
+    payload = {
+        "meter": rec.raw,
+        "mcid": rec.cid,
+        "contract": inference_contract(rec.quote),
+        "amount": rec.price if amount is None else amount,
+        "req": signer.did,
+        "iat": 2,
+    }
+    return seal_envelope(signer, INFERENCE_SETTLE_TAG, payload)
 
 
 async def raises(code: str, call: object) -> AgoraError:
@@ -226,6 +243,40 @@ class SettlementConformance:
             assert "metering receipt" in err.message, why
         state = await funded.escrow("c1")
         assert state is not None and state.state == "locked" and state.held == 300
+
+    async def test_an_inference_escrow_is_released_against_the_record_countersigned_by_its_requester(
+        self, funded: InternalLedgerSettlement
+    ) -> None:
+        rec = inference_record(PAYEE, PAYER.did)  # priced 200
+        contract = inference_contract(rec.quote)
+        await self._lock(funded, contract, 300)
+        other = inference_record(PAYEE, PAYER.did, nonce="other")  # another quote: another escrow
+        dear = inference_record(PAYEE, PAYER.did, tokens_in=5000)  # priced 700, over the 300 locked
+        strangers = inference_record(PAYEE, STRANGER.did)
+        bad = {
+            "only the provider's record": rec.raw,
+            "countersigned by a stranger": _forge_inference(STRANGER, rec),
+            "record of another provider": countersign_record(PAYER, inference_record(STRANGER, PAYER.did), iat=2),
+            "record for another requester": countersign_record(STRANGER, strangers, iat=2),
+            "another escrow's record": countersign_record(PAYER, other, iat=2),
+            "more than locked": countersign_record(PAYER, dear, iat=2),
+            "an amount not the record's price": _forge_inference(PAYER, rec, amount=100),
+        }
+        forged = bytearray(countersign_record(PAYER, rec, iat=2))
+        forged[-5] ^= 1
+        bad["forged"] = bytes(forged)
+        for why, raw in bad.items():
+            err = await raises("receipt_invalid", funded.release(contract, raw, actor=PAYER.did, idem=f"bad-{why}"))
+            assert "metering receipt" in err.message, why
+        state = await funded.escrow(contract)
+        assert state is not None and state.state == "locked" and state.held == 300
+        evidence = countersign_record(PAYER, rec, iat=2)
+        entry = await funded.release(contract, evidence, actor=PAYER.did, idem="r")
+        assert entry.receipts == (str(CID.of(evidence)), str(rec.cid)) and "inference m1" in entry.memo
+        state = await funded.escrow(contract)
+        assert state is not None and (state.state, state.released, state.refunded) == ("partially_released", 200, 100)
+        assert await funded.balance(PAYEE.did) == 200 and await funded.balance(PAYER.did) == 800
+        await self._sum_is_zero(funded)
 
     async def test_refund_rules_payee_any_time_payer_before_delivery_operator_always(
         self, funded: InternalLedgerSettlement

@@ -10,8 +10,16 @@ from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.ucan import seal_envelope
 from agora.wire import MESSAGE_TYPES, METERING_TAG
-from agora.wire.settle import countersign, open_metering
-from tests.unit.ledger.receipts import usage
+from agora.wire.settle import (
+    INFERENCE_SETTLE_TAG,
+    InferenceSettlement,
+    countersign,
+    countersign_record,
+    inference_contract,
+    open_metering,
+    open_release,
+)
+from tests.unit.ledger.receipts import inference_record, usage
 
 PROVIDER, REQUESTER, OTHER = Keypair.generate(), Keypair.generate(), Keypair.generate()
 
@@ -87,4 +95,21 @@ def test_bad_shapes_and_terms_are_refused_and_never_signed() -> None:
         assert raised.value.code == "invalid_argument"
     with pytest.raises(AgoraError) as raised:
         countersign(OTHER, u, contract="c1", units=1, total=1, amount=1, iat=1)
+    assert raised.value.code == "invalid_argument"
+
+
+def test_an_inference_record_countersigned_opens_as_release_evidence_and_a_job_receipt_still_does() -> None:
+    rec = inference_record(PROVIDER, REQUESTER.did)
+    raw = countersign_record(REQUESTER, rec, iat=3)
+    ev = open_release(raw, contract=inference_contract(rec.quote), payer=REQUESTER.did, payee=PROVIDER.did)
+    assert isinstance(ev, InferenceSettlement) and INFERENCE_SETTLE_TAG in MESSAGE_TYPES
+    assert (ev.amount, ev.provider, ev.requester, ev.evidence_cid) == (rec.price, PROVIDER.did, REQUESTER.did, rec.cid)
+    job = countersign(REQUESTER, usage(PROVIDER, REQUESTER.did), contract="c1", units=1, total=1, amount=5, iat=9)
+    assert open_release(job, contract="c1").amount == 5
+    for expect in ({"contract": "c1"}, {"payer": OTHER.did}, {"payee": OTHER.did}):
+        with pytest.raises(AgoraError) as raised:
+            open_release(raw, **expect)  # type: ignore[arg-type]
+        assert raised.value.code == "receipt_invalid"
+    with pytest.raises(AgoraError) as raised:
+        countersign_record(OTHER, rec, iat=3)  # only the record's requester countersigns it
     assert raised.value.code == "invalid_argument"
