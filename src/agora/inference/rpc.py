@@ -3,6 +3,8 @@
     /agora/inference/quote  {"v": 1, "model", "est_in", "est_out"}  ->  {"quote": <Quote bytes>}
     /agora/inference/run    {"v": 1, "quote": <Quote bytes>, "request": {...}}
                             ->  {"result": {...}, "meter": <MeteringRecord bytes>}
+    /agora/inference/route  {"v": 1, "request": {...}, "policy": {...}}   (a hub routing for a member)
+                            ->  {"provider", "quote": <Quote bytes>, "result": {...}, "meter": <bytes>}
     /agora/inference/stream {"v": 1, "quote": <Quote bytes>, "request": {...}}  ->  {"session": id}
     /agora/inference/watch  {"v": 1, "session": id, "cursor": n, "wait": s}
                             ->  {"deltas": [text...], "cursor": n, "done": bool, "meter": <bytes> | None,
@@ -23,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agora.errors import AgoraError
+from agora.inference.routing import RoutingPolicy
 from agora.inference.runner import RunRequest, RunResult
 
 RPC_VERSION = 1
@@ -30,6 +33,7 @@ QUOTE_CMD = "/agora/inference/quote"
 RUN_CMD = "/agora/inference/run"
 STREAM_CMD = "/agora/inference/stream"
 WATCH_CMD = "/agora/inference/watch"
+ROUTE_CMD = "/agora/inference/route"
 
 
 def _bad(msg: str) -> AgoraError:
@@ -102,13 +106,44 @@ def result_from_wire(d: Any) -> RunResult:
         raise AgoraError("runner_failed", "the provider's result is malformed") from None
 
 
+def policy_to_wire(p: RoutingPolicy) -> dict[str, Any]:
+    return {
+        "strategy": p.strategy,
+        "order": list(p.order),
+        "only": list(p.only),
+        "ignore": list(p.ignore),
+        "allow_fallbacks": p.allow_fallbacks,
+        "max_price": p.max_price,
+    }
+
+
+def policy_from_wire(d: Any) -> RoutingPolicy:
+    try:
+        assert isinstance(d, Mapping)
+        max_price = d["max_price"]
+        assert max_price is None or (type(max_price) is int and max_price >= 0)
+        return RoutingPolicy(
+            str(d["strategy"]),
+            order=tuple(str(x) for x in d["order"]),
+            only=tuple(str(x) for x in d["only"]),
+            ignore=tuple(str(x) for x in d["ignore"]),
+            allow_fallbacks=bool(d["allow_fallbacks"]),
+            max_price=max_price,
+        )
+    except (AssertionError, KeyError, TypeError, ValueError):
+        raise _bad("policy must be {strategy, order, only, ignore, allow_fallbacks, max_price}") from None
+
+
 __all__ = [
     "QUOTE_CMD",
+    "ROUTE_CMD",
     "RPC_VERSION",
     "RUN_CMD",
     "STREAM_CMD",
     "WATCH_CMD",
     "check_version",
+    "policy_from_wire",
+    "policy_to_wire",
     "request_from_wire",
     "request_to_wire",
     "result_from_wire",

@@ -168,6 +168,11 @@ class NodeConfig:
         choices=("pay_after", "pay_before"),
         help="how this node pays for inference: pay_after (the verified record's price) or pay_before (escrow)",
     )
+    inference_router: str = setting(
+        "",
+        group="market",
+        help="the DID of a hub that routes this node's inference requests (empty: route them here)",
+    )
     bidder: BidderSettings = setting_factory(
         BidderSettings,
         help="provider side of the market: bid validity, start window, refused and rate-limited requesters",

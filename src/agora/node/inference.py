@@ -7,7 +7,8 @@
 - requester side: an `InferenceRequester` that reads the hub's market index, calls providers over the
   node's RPC, verifies metering records, pays through the node's `Settlement` (compute's), and feeds
   failures into trust (evidence `failure` / `timeout`: the reliability penalty with cooldown), whose
-  cooling providers routing leaves out.
+  cooling providers routing leaves out. With `inference_router` set, its requests go to that hub.
+- a hub node also routes for its members (`InferenceRouter`, `/agora/inference/route`).
 The API reaches these through `inference_of(node)`.
 """
 
@@ -21,6 +22,7 @@ from agora.errors import AgoraError
 from agora.inference.offers import ModelBook
 from agora.inference.provider import InferenceProvider
 from agora.inference.requester import InferenceRequester
+from agora.inference.router import InferenceRouter
 from agora.node.compute import compute_of
 from agora.wire.market import CapacityAd
 
@@ -43,7 +45,11 @@ class InferenceFeature:
             clock=node.clock,
             on_failure=self._on_failure,
             cooling=self._cooling,
+            keypair=node.keypair,
+            router=node.config.inference_router or None,
         )
+        # a hub routes for its members (inference/router.py): `run_direct`, so it never forwards in turn
+        self.router = InferenceRouter(self.requester, compute.settlement) if node.hub is not None else None
 
     async def start(self) -> None:
         await self.book.load()
@@ -107,6 +113,8 @@ async def attach_inference(node: Node) -> InferenceFeature:
     feature = InferenceFeature(node)
     await feature.start()
     node.add_actor(feature.provider)  # its stop() closes the model book's runners
+    if feature.router is not None:
+        node.add_actor(feature.router)
     _FEATURES[node] = feature
     return feature
 
