@@ -278,3 +278,34 @@ async def test_a_provider_dying_mid_stream_is_paid_nothing(make_node: NodeFactor
     assert inference_of(buyer).requester.totals.spend == 0
     escrows = [e for e in await bank.entries(buyer.did) if e.kind.startswith("escrow")]
     assert [e.kind for e in escrows] == ["escrow_lock", "escrow_refund"]  # pay_before: locked, then all back
+
+
+async def test_a_member_buys_through_its_hubs_router_and_verifies_the_providers_record(
+    make_node: NodeFactory,
+) -> None:
+    """A member whose router is its hub sends the request there; the hub routes, runs, verifies and pays the
+    provider on its ledger; the member verifies the provider's record itself and pays the hub."""
+    from agora.inference.routing import RoutingPolicy
+    from agora.inference.runner import RunnerSpec, RunRequest
+    from agora.wire.model_offer import ModelOffer
+
+    hub = await make_node("hub", hub=True)
+    assert hub.hub is not None
+    seller = await make_node("seller", hubs=[hub.hub.url], sell=True)
+    buyer = await make_node("buyer", hubs=[hub.hub.url], inference_router=hub.did)
+    bank = compute_of(hub).settlement
+    assert bank is not None and inference_of(hub).router is not None
+    for did in (hub.did, buyer.did):
+        await bank.mint(did, FUNDS, actor=hub.did, idem=f"fund-{did}")
+    await inference_of(seller).book.add(ModelOffer("mock-chat", "chat", 4096, 100, 200), RunnerSpec("mock"))
+    await wait_for_model(hub, "mock-chat")
+    await wait_for_model(buyer, "mock-chat")
+    req = RunRequest("chat", "mock-chat", messages=({"role": "user", "content": "route me please"},), max_tokens=8)
+    async with asyncio.timeout(DEADLINE):
+        out = await inference_of(buyer).requester.run(req, RoutingPolicy(max_price=1000))
+    assert out.provider == seller.did and out.quote.requester == hub.did and out.paid == out.record.price > 0
+    assert inference_of(buyer).requester.audit.accepted[seller.did] == 1
+    assert inference_of(hub).router.routed[buyer.did] == 1
+    assert await bank.balance(seller.did) == out.paid  # the hub paid the provider (escrow released)
+    assert await bank.balance(buyer.did) == FUNDS - out.paid  # the member paid the hub
+    assert await bank.balance(hub.did) == FUNDS
