@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from agora.api import create_app
-from agora.dashboard import NAV
+from agora.dashboard import NAV, mount_dashboard
 from agora.node import Node
 from tests.integration.node.conftest import NodeFactory
 
@@ -79,10 +80,42 @@ async def test_a_refused_settlement_is_shown_with_its_code(ui: httpx.AsyncClient
     assert page.status_code == 200 and "Refused: <code>contract_not_found</code>" in page.text
 
 
-async def test_a_feature_without_its_api_is_labelled(ui: httpx.AsyncClient) -> None:
-    for slug in ("training", "inference"):
-        page = await ui.get(f"/ui/{slug}")
-        assert page.status_code == 200 and "not available on this node" in page.text
+async def test_a_feature_without_its_api_is_labelled() -> None:
+    app = FastAPI()  # an app that serves the dashboard but neither /training nor /inference
+    mount_dashboard(app)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as bare:
+        for slug in ("training", "inference"):
+            page = await bare.get(f"/ui/{slug}")
+            assert page.status_code == 200 and "not available on this node" in page.text
+
+
+async def test_the_feature_pages_read_their_apis(ui: httpx.AsyncClient) -> None:
+    training = await ui.get("/ui/training")
+    assert training.status_code == 200 and 'class="error"' not in training.text
+    assert "No training run on this node yet." in training.text and 'id="pending-summary"' in training.text
+    assert '<textarea id="f-spec"' in training.text and "trainer: softmax" in training.text  # a spec to start from
+    inference = await ui.get("/ui/inference")
+    assert inference.status_code == 200 and 'class="error"' not in inference.text
+    assert 'id="inference-summary"' in inference.text and "No model offered in the live ads." in inference.text
+
+
+async def test_a_bad_training_spec_is_shown_next_to_it(ui: httpx.AsyncClient) -> None:
+    spec = "rounds: 0\ndata_tags: [digits]\n"
+    page = await ui.post("/ui/training", data={"spec": spec, "providers": "local", "budget": ""})
+    assert page.status_code == 200 and 'role="alert"' in page.text and "training_spec_invalid" in page.text
+    assert 'data-field="spec"' in page.text and 'aria-invalid="true"' in page.text
+    assert "rounds: 0" in page.text  # what was typed is kept
+    unreadable = await ui.post("/ui/training", data={"spec": "rounds: [2", "providers": "local"})
+    assert 'data-field="spec"' in unreadable.text and "not YAML or JSON" in unreadable.text
+    budget = await ui.post("/ui/training", data={"spec": "rounds: 2", "providers": "local", "budget": "lots"})
+    assert 'data-field="budget"' in budget.text
+    assert (await ui.get("/training/status")).json()["runs"] == []  # nothing started
+
+
+async def test_a_bad_quote_is_shown_next_to_its_field(ui: httpx.AsyncClient) -> None:
+    page = await ui.post("/ui/inference", data={"model": "m", "est_in": "lots", "est_out": "5", "strategy": "balanced"})
+    assert page.status_code == 200 and 'data-field="est_in"' in page.text and 'value="lots"' in page.text
 
 
 async def test_the_market_page_without_a_provider(ui: httpx.AsyncClient) -> None:
