@@ -1,4 +1,4 @@
-"""The presenter's flows (examples/flows/*.sh) run clean on a fresh two-node devnet: each reads the DIDs and
+"""The presenter's flows (examples/flows/*.sh, A to E) run clean on a fresh two-node devnet: each reads the DIDs and
 addresses from devnet.json, narrates, and ends with what it set out to show."""
 
 from __future__ import annotations
@@ -66,3 +66,19 @@ def test_flow_c_runs_the_marketplace_loop(devnet: Path) -> None:
     out = flow("c-marketplace.sh", devnet)
     assert "== 3. Match" in out and "contract contract-" in out
     assert "delivered" in out and "== 6. The marketplace" in out
+
+
+def test_flow_d_trains_a_model_on_the_market(devnet: Path) -> None:
+    require_binary("bwrap", "bubblewrap")
+    out = flow("d-training.sh", devnet)
+    assert out.count("offering data set data-") == 2  # one offer per provider
+    assert "run run-" in out and ": completed" in out and "bound_to_round" in out and "update_released" in out
+    assert "pending: 0 contracts" in out
+
+
+def test_flow_e_buys_inference_with_the_openai_client(devnet: Path) -> None:
+    out = flow("e-inference.sh", devnet)
+    assert "> What is the capital of France?" in out and "verified)" in out
+    assert "-- streamed: " in out
+    spent = [ln for ln in out.splitlines() if ln.startswith("inference_spend: ")]
+    assert len(spent) == 2 and int(spent[0].split()[1]) > 0  # the requester paid for its answers
