@@ -3,13 +3,16 @@ addresses from devnet.json, narrates, and ends with what it set out to show."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import ROOT, require_binary
 
@@ -82,3 +85,9 @@ def test_flow_e_buys_inference_with_the_openai_client(devnet: Path) -> None:
     assert "-- streamed: " in out
     spent = [ln for ln in out.splitlines() if ln.startswith("inference_spend: ")]
     assert len(spent) == 2 and int(spent[0].split()[1]) > 0  # the requester paid for its answers
+    doc = json.loads((devnet / ".agora-devnet" / "devnet.json").read_text())
+    [requester] = [m for m in doc["nodes"] if m["name"] == "node-2"]
+    scrape = httpx.get(f"{requester['api']}/metrics", timeout=10).text
+    series = {s.name: s.value for f in text_string_to_metric_families(scrape) for s in f.samples}
+    assert series["agora_inference_requests_total"] >= 2  # the plain and the streamed answer, on /metrics too
+    assert series["agora_inference_spend_total"] == int(spent[0].split()[1])

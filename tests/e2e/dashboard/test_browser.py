@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_digits
 
 from agora.api import ApiServer
@@ -260,7 +261,11 @@ async def test_a_training_round_in_a_browser(make_node: NodeFactory, browser: An
         assert await links.count() == 2  # one contract bound per data set
         async with httpx.AsyncClient(base_url=url, timeout=2 * DEADLINE + 10) as http:
             done = (await http.get(f"/training/runs/{run_id}", params={"wait_s": 2 * DEADLINE})).json()
+            scrape = (await http.get("/metrics")).text
         assert done["state"] == "completed", done
+        series = {s.name: s.value for f in text_string_to_metric_families(scrape) for s in f.samples}
+        assert series["agora_training_rounds_total"] == 2 and series["agora_training_updates_delivered_total"] == 4
+        assert series["agora_training_runs_active"] == 0 and series["agora_training_last_accuracy"] > 0.5
         await page.reload()
         assert await page.inner_text(f"#run-state-{run_id}") == "completed"
         assert await page.locator(f"#run-{run_id} table.rounds tbody tr").count() == 2
