@@ -4,6 +4,7 @@ without JavaScript, the API's refusals shown on the page, the feature pages of a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -131,3 +132,27 @@ async def test_the_ledger_page_shows_balance_and_entries(ui: httpx.AsyncClient, 
     assert page.status_code == 200 and 'class="error"' not in page.text
     assert '<strong id="balance">1234</strong>' in page.text
     assert "seed funds" in page.text and ": 1234" in page.text  # the entry, its posting to this wallet
+
+
+async def test_the_inference_page_shows_models_and_quotes(make_node: NodeFactory) -> None:
+    seller = await make_node("seller", hub=True, sell=True)
+    transport = httpx.ASGITransport(app=create_app(seller), client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as ui:
+        added = await ui.post("/inference/models", json={"model": "mock-chat", "runner": "mock", "price_in": 10})
+        assert added.status_code == 200, added.text
+        async with asyncio.timeout(30):  # bounded wait for its next capacity ad to carry the model
+            for _ in range(1500):
+                if (await ui.get("/inference/models")).json()["models"]:
+                    break
+                await asyncio.sleep(0.02)
+        page = await ui.get("/ui/inference")
+        assert page.status_code == 200 and 'class="error"' not in page.text
+        assert "<code>mock-chat</code>" in page.text and "<td>mock</td>" in page.text  # offered, and served here
+        quoted = await ui.post(
+            "/ui/inference", data={"model": "mock-chat", "est_in": "1000", "est_out": "0", "strategy": "cheapest"}
+        )
+        assert quoted.status_code == 200 and 'id="quotes"' in quoted.text
+        row = quoted.text.split('id="quotes"')[1].split("</tbody>")[0]
+        assert seller.did[:16] in row and "<td>10</td>" in row  # 1,000 tokens in at 10 per 1k: at most 10
+        unknown = await ui.post("/ui/inference", data={"model": "nope", "est_in": "1", "est_out": "1"})
+        assert "model_not_found" in unknown.text and 'role="alert"' in unknown.text
