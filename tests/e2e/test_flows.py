@@ -1,15 +1,18 @@
-"""The presenter's flows (examples/flows/*.sh) run clean on a fresh two-node devnet: each reads the DIDs and
+"""The presenter's flows (examples/flows/*.sh, A to E) run clean on a fresh two-node devnet: each reads the DIDs and
 addresses from devnet.json, narrates, and ends with what it set out to show."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import ROOT, require_binary
 
@@ -66,3 +69,25 @@ def test_flow_c_runs_the_marketplace_loop(devnet: Path) -> None:
     out = flow("c-marketplace.sh", devnet)
     assert "== 3. Match" in out and "contract contract-" in out
     assert "delivered" in out and "== 6. The marketplace" in out
+
+
+def test_flow_d_trains_a_model_on_the_market(devnet: Path) -> None:
+    require_binary("bwrap", "bubblewrap")
+    out = flow("d-training.sh", devnet)
+    assert out.count("offering data set data-") == 2  # one offer per provider
+    assert "run run-" in out and ": completed" in out and "bound_to_round" in out and "update_released" in out
+    assert "pending: 0 contracts" in out
+
+
+def test_flow_e_buys_inference_with_the_openai_client(devnet: Path) -> None:
+    out = flow("e-inference.sh", devnet)
+    assert "> What is the capital of France?" in out and "verified)" in out
+    assert "-- streamed: " in out
+    spent = [ln for ln in out.splitlines() if ln.startswith("inference_spend: ")]
+    assert len(spent) == 2 and int(spent[0].split()[1]) > 0  # the requester paid for its answers
+    doc = json.loads((devnet / ".agora-devnet" / "devnet.json").read_text())
+    [requester] = [m for m in doc["nodes"] if m["name"] == "node-2"]
+    scrape = httpx.get(f"{requester['api']}/metrics", timeout=10).text
+    series = {s.name: s.value for f in text_string_to_metric_families(scrape) for s in f.samples}
+    assert series["agora_inference_requests_total"] >= 2  # the plain and the streamed answer, on /metrics too
+    assert series["agora_inference_spend_total"] == int(spent[0].split()[1])

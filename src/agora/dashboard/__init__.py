@@ -4,6 +4,7 @@ Files:
 - `pages.py`: the pages (overview, market, create offer/intent, intents with preview and match breakdown,
   contracts with timeline and release/refund, jobs with live logs, ledger, trust, feature pages);
 - `api.py`: `NodeApi`, the in-process way to the node's API (the dashboard reads nothing else);
+- `features.py`: the feature pages (training, inference): their readings, forms and charts;
 - `forms.py`: the forms' fields and guidance, form -> API body, the API's field errors -> fields;
 - `svg.py`: server-side SVG charts;
 - `templates/`, `static/` (`htmx.min.js` 2.x vendored from the npm package `htmx.org`, `dashboard.css`).

@@ -21,7 +21,7 @@ class Field:
     name: str
     label: str
     help: str
-    kind: str = "text"  # text | number | select | checkbox
+    kind: str = "text"  # text | number | select | checkbox | textarea
     default: str = ""
     choices: tuple[str, ...] = ()
     api_paths: tuple[str, ...] = ()  # the API's field paths this form field answers for
@@ -239,11 +239,24 @@ def field_errors(err: AgoraError, fields: tuple[Field, ...]) -> tuple[dict[str, 
         owner = _owner(path, fields)
         if owner is None:
             general.append(f"{path}: {text}" if path else str(text))
+        elif (inner := _inner(path, fields, owner)) is not None:  # a text area holds many fields: name the one
+            by_field.setdefault(owner, []).append(f"{inner}: {text}")
         else:
             by_field.setdefault(owner, []).append(str(text))
     if not by_field and not general:
         general.append(err.message)
     return by_field, general
+
+
+def _inner(path: str, fields: tuple[Field, ...], owner: str) -> str | None:
+    """For a text area (a whole document in one field): the path inside it, e.g. `rounds` of `training.rounds`."""
+    field = next(f for f in fields if f.name == owner)
+    if field.kind != "textarea":
+        return None
+    for p in sorted(field.api_paths, key=len, reverse=True):
+        if path.startswith(p + ".") or path.startswith(p + "["):
+            return path[len(p) :].lstrip(".")
+    return None
 
 
 def _owner(path: str, fields: tuple[Field, ...]) -> str | None:

@@ -7,7 +7,6 @@ next to the fields, or redirects to what was made (post/redirect/get)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChainableUndefined
 
 from agora.dashboard.api import NodeApi
+from agora.dashboard.features import FEATURES, Feature, quote_body, training_spec
 from agora.dashboard.forms import (
     INTENT_FIELDS,
     OFFER_FIELDS,
@@ -33,22 +33,6 @@ from agora.errors import AgoraError
 HERE = Path(__file__).parent
 PREFIX = "/ui"
 
-
-@dataclass(frozen=True)
-class Feature:
-    """A page of a feature another package serves (training, inference): shown when `probe` answers, else
-    labelled "not available on this node". Adding one is a row here and one template."""
-
-    slug: str
-    title: str
-    probe: str
-    template: str
-
-
-FEATURES: tuple[Feature, ...] = (
-    Feature("training", "Training", "/fl/runs", "training.html"),
-    Feature("inference", "Inference", "/inference/models", "inference.html"),
-)
 
 NAV: tuple[tuple[str, str], ...] = (
     ("", "Overview"),
@@ -350,17 +334,77 @@ def router(api: NodeApi) -> APIRouter:
             f"/{feature.slug}", _feature_page(api, feature, render), methods=["GET"], response_class=HTMLResponse
         )
 
+    training, inference = FEATURES
+
+    @pages.post("/training", response_class=HTMLResponse)
+    async def start_training(request: Request) -> Response:
+        """Start a run from the form: on success, back to the page at the run; else the page with the errors."""
+        form = parse_form(await request.body())
+        try:
+            started = await api.call(
+                "POST",
+                "/training/runs",
+                json=training_spec(form.get("spec", "")),
+                params={"providers": form.get("providers") or "peers", "budget": form.get("budget") or None},
+            )
+        except AgoraError as err:
+            return await _feature_view(api, training, render, request, form=form, error=err)
+        run_id = str(started.get("run_id", ""))
+        return see("training", started=run_id, state=str(started.get("state", "")))
+
+    @pages.post("/inference", response_class=HTMLResponse)
+    async def quote_page(request: Request) -> Response:
+        """Signed quotes for the model and estimates typed, shown under the form."""
+        form = parse_form(await request.body())
+        try:
+            quotes = await api.post("/inference/quote", quote_body(form))
+        except AgoraError as err:
+            return await _feature_view(api, inference, render, request, form=form, error=err)
+        return await _feature_view(api, inference, render, request, form=form, quotes=quotes.get("quotes", []))
+
     return pages
+
+
+async def _feature_view(
+    api: NodeApi,
+    feature: Feature,
+    render: Callable[..., HTMLResponse],
+    request: Request,
+    *,
+    form: dict[str, str] | None = None,
+    error: AgoraError | None = None,
+    **extra: Any,
+) -> HTMLResponse:
+    doc, err = await api.read(feature.probe)
+    if err is not None and err.http_status == 404:
+        return render(request, "unavailable.html", title=feature.title, feature=feature)
+    ctx = await feature.read(api, doc)
+    more_errors = ctx.pop("more_errors", [])
+    fields = ctx.get("fields", ())
+    values = {f.name: f.default for f in fields}
+    if form is not None:
+        values = {f.name: form.get(f.name, "") for f in fields}
+    by_field, general = field_errors(error, fields) if error is not None else ({}, [])
+    return render(
+        request,
+        feature.template,
+        title=feature.title,
+        doc=doc,
+        values=values,
+        field_errors=by_field,
+        general=general,
+        error=error,
+        query=dict(request.query_params),
+        **{**ctx, **extra},
+        errors=[e for e in (err, *more_errors) if e],
+    )
 
 
 def _feature_page(
     api: NodeApi, feature: Feature, render: Callable[..., HTMLResponse]
 ) -> Callable[[Request], Awaitable[HTMLResponse]]:
     async def page(request: Request) -> HTMLResponse:
-        doc, err = await api.read(feature.probe)
-        if err is not None and err.http_status == 404:
-            return render(request, "unavailable.html", title=feature.title, feature=feature)
-        return render(request, feature.template, title=feature.title, doc=doc, errors=[e for e in (err,) if e])
+        return await _feature_view(api, feature, render, request)
 
     return page
 

@@ -6,7 +6,13 @@
 - `agora_provider_trust_min`: the lowest trust among providers with evidence (alert: trust collapse);
 - traces: with the setting `otlp_endpoint`, this process exports OpenTelemetry traces over OTLP/HTTP;
 - `agora_contract_events_total{event}` and `agora_escrow_locked_contracts`: counted by a listener on the
-  contract book, the one place every contract event is recorded (alert: escrow stuck).
+  contract book, the one place every contract event is recorded (alert: escrow stuck);
+- `agora_jobs_placing` and `agora_jobs_pending_past_deadline`: market jobs waiting for a provider, and those
+  of them past their deadline, which the runner should have failed already (alert: jobs pending past deadline);
+- training (the owner's runs, read at each scrape): `agora_training_runs_active`,
+  `agora_training_rounds_total`, `agora_training_updates_{delivered,late,rejected}_total`,
+  `agora_training_pending_contracts`, `agora_training_escrow_outstanding`, `agora_training_last_accuracy`;
+- inference (read at each scrape): `agora_inference_{requests,spend,failures,refused_records,revenue,served}_total`.
 
 The gauge of locked escrows counts the contracts this process saw locked and not yet settled: after a
 restart it starts from zero (the contract list at `/contracts?state=escrow_locked` is the full truth).
@@ -14,8 +20,11 @@ restart it starts from zero (the contract list at `/contracts?state=escrow_locke
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
+from agora.errors import AgoraError
 from agora.telemetry import tracing
 
 if TYPE_CHECKING:
@@ -43,6 +52,18 @@ def attach_observability(node: Node, compute: ComputeFeature) -> None:
         "The lowest trust score among the providers this node holds evidence about (1 when none).",
         lambda: _trust_min(node, compute),
     )
+    m.gauge_fn(
+        "jobs_placing",
+        "Market jobs of this node waiting to be placed (pending, matching, bidding, awarded, committed).",
+        lambda: compute.runner.placing(node.clock.now())[0],
+    )
+    m.gauge_fn(
+        "jobs_pending_past_deadline",
+        "Market jobs still waiting to be placed after their deadline (the runner should have failed them).",
+        lambda: compute.runner.placing(node.clock.now())[1],
+    )
+    _training_metrics(node)
+    _inference_metrics(node)
     locked: set[str] = set()
 
     def heard(contract: Contract, event: str) -> None:
@@ -54,6 +75,93 @@ def attach_observability(node: Node, compute: ComputeFeature) -> None:
         m.set_escrow_locked(len(locked))
 
     compute.contracts.on_change(heard)
+
+
+ENDED = ("completed", "failed", "stopped")
+
+
+def _training_metrics(node: Node) -> None:
+    """The owner's training runs, read at each scrape (zero until federated learning is attached)."""
+    m = node.metrics
+
+    def manager() -> Any:
+        from agora.node.fl import fl_of
+
+        try:
+            return fl_of(node).manager
+        except AgoraError:
+            return None
+
+    def runs() -> list[Any]:
+        found = manager()
+        return [] if found is None else list(found.runs.values())
+
+    def updates(kind: str) -> float:
+        return float(sum(len(getattr(p, kind)) for r in runs() for p in r.participants))
+
+    def pending() -> tuple[int, int]:
+        contracts = owed = 0
+        for r in runs():
+            if r.state not in ENDED:
+                for p in r.participants:
+                    contracts += 1
+                    owed += max(0, p.price_per_update * r.spec.rounds - p.paid)
+        paying = (found := manager()) is not None and found.settlement is not None
+        return contracts, owed if paying else 0  # as the training status counts it
+
+    def last_accuracy() -> float:
+        for r in reversed(runs()):
+            value = r.status()["last_metrics"].get("eval_accuracy")
+            if isinstance(value, int | float):
+                return float(value)
+        return math.nan
+
+    m.gauge_fn(
+        "training_runs_active",
+        "Training runs of this node not ended yet.",
+        lambda: sum(r.state not in ENDED for r in runs()),
+    )
+    m.counter_fn(
+        "training_rounds", "Training rounds finished by this node's runs.", lambda: sum(len(r.rounds) for r in runs())
+    )
+    for kind in ("delivered", "late", "rejected"):
+        m.counter_fn(f"training_updates_{kind}", f"Model updates {kind} to this node's runs.", partial(updates, kind))
+    m.gauge_fn("training_pending_contracts", "Training contracts awaiting delivery or release.", lambda: pending()[0])
+    m.gauge_fn(
+        "training_escrow_outstanding",
+        "What running training contracts may still pay (minor units).",
+        lambda: pending()[1],
+    )
+    m.gauge_fn(
+        "training_last_accuracy",
+        "Evaluation accuracy after the last round of the newest run (NaN: none).",
+        last_accuracy,
+    )
+
+
+INFERENCE = (
+    ("requests", "inference_requests", "Inference requests this node bought."),
+    ("spend", "inference_spend", "What this node paid for inference (minor units)."),
+    ("failures", "inference_failures", "Inference attempts that failed over to another provider or failed."),
+    ("refused_records", "inference_refused_records", "Metering records this node refused (did not verify)."),
+    ("revenue", "inference_revenue", "What this node earned serving inference (minor units)."),
+    ("served", "inference_served", "Inference requests this node served."),
+)
+
+
+def _inference_metrics(node: Node) -> None:
+    """The inference totals, read at each scrape (zero until inference is attached)."""
+
+    def read(key: str) -> float:
+        from agora.node.inference import inference_of
+
+        try:
+            return float(inference_of(node).summary()[key])
+        except AgoraError:
+            return 0.0
+
+    for name, key, doc in INFERENCE:
+        node.metrics.counter_fn(f"inference_{name}", doc, partial(read, key))
 
 
 def _trust_min(node: Node, compute: ComputeFeature) -> float:

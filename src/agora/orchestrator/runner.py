@@ -410,6 +410,12 @@ class JobRunner(Actor):
         await self._cancel_run(run, cause)
         return run.record.summary()
 
+    def placing(self, now: float) -> tuple[int, int]:
+        """(market jobs waiting to be placed, those of them past their deadline) for /metrics: a job past its
+        deadline should have failed `deadline_exceeded` at once, so any such job means the queue is stuck."""
+        waiting = [r.record.deadline for r in self._runs.values() if r.record.state in JOB_PLACING]
+        return len(waiting), sum(1 for d in waiting if d is not None and now > d)
+
     def provider_lost(self, provider: str, cause: str = "discovery marked it lost") -> int:
         """Discovery says `provider` is gone: every market unit running there stops following it at once
         and fails `alloc_interrupted` (the `node_lost` class), so it is placed again elsewhere within its

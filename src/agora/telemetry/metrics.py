@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 OTHER: Final = "other"
 RPC_BUCKETS: Final = (
@@ -156,11 +158,27 @@ class Metrics:
         """A gauge whose value is read at each scrape (`read` must be cheap, synchronous and never raise)."""
         Gauge(name, documentation, namespace=self._namespace, registry=self.registry).set_function(read)
 
+    def counter_fn(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """A counter (`<name>_total`) whose value is read at each scrape from a running total kept elsewhere
+        (`read`: cheap, synchronous, never raises, never decreases while the process lives)."""
+        self.registry.register(_ReadCounter(f"{self._namespace}_{name}", documentation, read))
+
     # --- export ------------------------------------------------------------------------------------------
 
     def render(self) -> tuple[bytes, str]:
         """The body and content type for a /metrics response (Prometheus text format)."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _ReadCounter(Collector):
+    def __init__(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        self._name, self._doc, self._read = name, documentation, read
+
+    def describe(self) -> list[CounterMetricFamily]:  # registering must not read (the source may come later)
+        return [CounterMetricFamily(self._name, self._doc)]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self._name, self._doc, value=self._read())
 
 
 __all__ = ["OTHER", "RPC_BUCKETS", "Metrics"]

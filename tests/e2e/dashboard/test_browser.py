@@ -2,23 +2,29 @@
 settles on a local ledger): create an offer, an intent, preview and match it and read the per-candidate
 breakdown, release the escrow and see the timeline update, a second release shown as
 `contract_already_released`, the marketplace summary; a bad value on each form shown next to its field;
-labels and contrast on the forms; no JavaScript console error on any page. Screenshots of every page go to
+labels and contrast on the forms; no JavaScript console error on any page. A training run started from
+the training page, its contracts bound to each round. Screenshots of every page go to
 the test's tmp dir."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn.datasets import load_digits
 
 from agora.api import ApiServer
 from agora.node import Node
 from agora.node.compute import compute_of
 from tests.integration.node.conftest import NodeFactory
+from tests.support import require_binary
 from tests.unit.compute import wat
 
 pytestmark = pytest.mark.integration
@@ -196,3 +202,83 @@ async def test_the_marketplace_loop_in_a_browser(
         await page.close()
         for s in servers:
             await s.stop()
+
+
+def _digits_parts(folder: Path, n: int) -> list[str]:
+    """n NPZ parts of load_digits (300 rows each) in a folder the sandbox user can read."""
+    x, y = load_digits(return_X_y=True)
+    folder.chmod(0o755)
+    paths = []
+    for i, idx in enumerate(np.array_split(np.arange(300 * n), n)):
+        np.savez(folder / f"part{i}.npz", x=x[idx] / 16.0, y=y[idx])
+        paths.append(str(folder / f"part{i}.npz"))
+    return paths
+
+
+async def test_a_training_round_in_a_browser(make_node: NodeFactory, browser: Any, shots: Path, tmp_path: Path) -> None:
+    """Start a training run from the training page (a bad spec first, shown next to it), see its contracts
+    bound, the rounds, the per-provider updates and the accuracy plot; a contract's timeline shows the
+    rounds it was bound to."""
+    require_binary("bwrap", "bubblewrap")
+    owner = await make_node("owner", hub=True, settlement="none")
+    server = ApiServer(owner, port=0)
+    url = await server.start()
+    async with httpx.AsyncClient(base_url=url, timeout=DEADLINE) as http:
+        for path in _digits_parts(tmp_path, 2):
+            made = await http.post("/datasets", json={"path": path, "tags": ["digits"], "licence": "BSD-3-Clause"})
+            assert made.status_code == 201, made.text
+    spec = {
+        "schema": {"features": [f"x{i}" for i in range(64)], "label": "y", "classes": [str(i) for i in range(10)]},
+        "data_tags": ["digits"],
+        "rounds": 2,
+        "min_providers": 2,
+        "max_providers": 2,
+        "min_fit": 2,
+        "round_deadline_s": 60,
+        "hyper": {"learning_rate": 0.5},
+        "max_update_norm": 1e4,
+    }
+    page = await browser.new_page()
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: console.append(str(e)))
+    try:
+        await page.goto(f"{url}/ui/training")
+        assert await page.evaluate(A11Y) == []
+        await page.fill("#f-spec", json.dumps({**spec, "rounds": 0}))
+        await page.select_option("#f-providers", "local")
+        await page.click("button[type=submit]")
+        assert "rounds" in await page.locator(".field-error[data-field=spec]").inner_text()
+        assert await page.get_attribute("#f-spec", "aria-invalid") == "true"
+        assert await page.evaluate(A11Y) == []
+        await page.screenshot(path=str(shots / "training_bad.png"), full_page=True)
+
+        await page.fill("#f-spec", json.dumps(spec))
+        await page.click("button[type=submit]")
+        assert "Started run" in await page.inner_text("#start-outcome")
+        run_id = page.url.split("started=")[1].split("&")[0]
+        links = page.locator(f"#run-{run_id} .contract-link")
+        assert await links.count() == 2  # one contract bound per data set
+        async with httpx.AsyncClient(base_url=url, timeout=2 * DEADLINE + 10) as http:
+            done = (await http.get(f"/training/runs/{run_id}", params={"wait_s": 2 * DEADLINE})).json()
+            scrape = (await http.get("/metrics")).text
+        assert done["state"] == "completed", done
+        series = {s.name: s.value for f in text_string_to_metric_families(scrape) for s in f.samples}
+        assert series["agora_training_rounds_total"] == 2 and series["agora_training_updates_delivered_total"] == 4
+        assert series["agora_training_runs_active"] == 0 and series["agora_training_last_accuracy"] > 0.5
+        await page.reload()
+        assert await page.inner_text(f"#run-state-{run_id}") == "completed"
+        assert await page.locator(f"#run-{run_id} table.rounds tbody tr").count() == 2
+        assert "1, 2" in await page.locator(f"#run-{run_id} table.providers tbody tr").first.inner_text()
+        plot = page.locator(f'#run-{run_id} svg[aria-label^="Accuracy by round"]')
+        assert await plot.locator("circle").count() == 2
+        await page.screenshot(path=str(shots / "training.png"), full_page=True)
+
+        await links.first.click()
+        events = await page.locator("#timeline li strong").all_inner_texts()
+        assert events.count("bound_to_round") == 2, events  # the contract bound to each round
+        await page.screenshot(path=str(shots / "training_contract.png"), full_page=True)
+        assert console == [], console
+    finally:
+        await page.close()
+        await server.stop()

@@ -4,7 +4,9 @@ marketplace gauges follow its contracts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from agora.node import Node
 from agora.node.compute import compute_of
 from tests.integration.node.conftest import NodeFactory
 from tests.support import ROOT
+from tests.unit.compute import wat
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +62,7 @@ def _rules() -> list[dict[str, Any]]:
 
 def test_the_files_are_well_formed() -> None:
     boards = _dashboards()
-    assert {"node", "hub", "market", "ledger"} <= set(boards)
+    assert {"node", "hub", "market", "ledger", "training", "inference"} <= set(boards)
     uids = [b["uid"] for b in boards.values()]
     assert len(uids) == len(set(uids))
     for name, board in boards.items():
@@ -76,6 +79,7 @@ def test_the_files_are_well_formed() -> None:
         "AgoraEscrowStuck",
         "AgoraReplayCacheNearFull",
         "AgoraProviderTrustCollapse",
+        "AgoraJobsPendingPastDeadline",
     } <= alerts
     for r in rules:
         assert r["expr"] and r["labels"]["severity"] in ("warning", "critical"), r
@@ -98,6 +102,51 @@ async def test_every_queried_metric_is_exported_by_a_node(make_node: NodeFactory
     assert families["agora_hub_connected"].samples[0].value == 1.0  # a hub node is linked to itself
     assert families["agora_replay_cache_capacity"].samples[0].value > 0
     assert families["agora_provider_trust_min"].samples[0].value == 1.0  # no evidence about anybody yet
+    assert families["agora_jobs_pending_past_deadline"].samples[0].value == 0.0
+    assert families["agora_training_runs_active"].samples[0].value == 0.0  # read through the attached feature
+    assert math.isnan(families["agora_training_last_accuracy"].samples[0].value)  # no run: no accuracy
+    assert families["agora_inference_spend"].samples[0].value == 0.0  # the counter agora_inference_spend_total
+
+
+def _module(folder: Path) -> Path:
+    path = folder / "hello.wasm"
+    path.write_bytes(wat.hello(content="waits\n"))
+    return path
+
+
+async def test_a_job_waiting_past_its_deadline_is_counted(make_node: NodeFactory, tmp_path: Path) -> None:
+    node: Node = await make_node("hub", hub=True)  # nobody sells: a market job waits in the queue
+    transport = httpx.ASGITransport(app=create_app(node), client=("127.0.0.1", 40000))
+    spec = {
+        "name": "waits",
+        "tasks": [
+            {
+                "name": "hello",
+                "engine": "wasm",
+                "module": str(_module(tmp_path)),
+                "resources": {"cpu": "500m", "memory": "64Mi", "disk": "16Mi"},
+                "timeout": 30,
+            }
+        ],
+        "deadline": 600,
+    }
+    runner = compute_of(node).runner
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as api:
+        made = await api.post("/jobs", json={"spec": spec})
+        assert made.status_code == 201, made.text
+        job_id = made.json()["id"]
+        async with asyncio.timeout(30):  # bounded wait for the job to queue (no provider: it must)
+            for _ in range(1500):
+                if (await api.get(f"/jobs/{job_id}")).json()["state"] == "pending":
+                    break
+                await asyncio.sleep(0.02)
+        body = (await api.get("/metrics")).text
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    assert families["agora_jobs_placing"].samples[0].value == 1.0
+    assert families["agora_jobs_pending_past_deadline"].samples[0].value == 0.0  # its deadline is ahead
+    now = node.clock.now()
+    assert runner.placing(now) == (1, 0)
+    assert runner.placing(now + 601) == (1, 1)  # what the gauge reads once the deadline has passed
 
 
 async def test_contract_events_move_the_marketplace_metrics(make_node: NodeFactory) -> None:

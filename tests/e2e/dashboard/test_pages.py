@@ -4,13 +4,15 @@ without JavaScript, the API's refusals shown on the page, the feature pages of a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from agora.api import create_app
-from agora.dashboard import NAV
+from agora.dashboard import NAV, mount_dashboard
 from agora.node import Node
 from tests.integration.node.conftest import NodeFactory
 
@@ -79,10 +81,42 @@ async def test_a_refused_settlement_is_shown_with_its_code(ui: httpx.AsyncClient
     assert page.status_code == 200 and "Refused: <code>contract_not_found</code>" in page.text
 
 
-async def test_a_feature_without_its_api_is_labelled(ui: httpx.AsyncClient) -> None:
-    for slug in ("training", "inference"):
-        page = await ui.get(f"/ui/{slug}")
-        assert page.status_code == 200 and "not available on this node" in page.text
+async def test_a_feature_without_its_api_is_labelled() -> None:
+    app = FastAPI()  # an app that serves the dashboard but neither /training nor /inference
+    mount_dashboard(app)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as bare:
+        for slug in ("training", "inference"):
+            page = await bare.get(f"/ui/{slug}")
+            assert page.status_code == 200 and "not available on this node" in page.text
+
+
+async def test_the_feature_pages_read_their_apis(ui: httpx.AsyncClient) -> None:
+    training = await ui.get("/ui/training")
+    assert training.status_code == 200 and 'class="error"' not in training.text
+    assert "No training run on this node yet." in training.text and 'id="pending-summary"' in training.text
+    assert '<textarea id="f-spec"' in training.text and "trainer: softmax" in training.text  # a spec to start from
+    inference = await ui.get("/ui/inference")
+    assert inference.status_code == 200 and 'class="error"' not in inference.text
+    assert 'id="inference-summary"' in inference.text and "No model offered in the live ads." in inference.text
+
+
+async def test_a_bad_training_spec_is_shown_next_to_it(ui: httpx.AsyncClient) -> None:
+    spec = "rounds: 0\ndata_tags: [digits]\n"
+    page = await ui.post("/ui/training", data={"spec": spec, "providers": "local", "budget": ""})
+    assert page.status_code == 200 and 'role="alert"' in page.text and "training_spec_invalid" in page.text
+    assert 'data-field="spec"' in page.text and 'aria-invalid="true"' in page.text
+    assert "rounds: 0" in page.text  # what was typed is kept
+    unreadable = await ui.post("/ui/training", data={"spec": "rounds: [2", "providers": "local"})
+    assert 'data-field="spec"' in unreadable.text and "not YAML or JSON" in unreadable.text
+    budget = await ui.post("/ui/training", data={"spec": "rounds: 2", "providers": "local", "budget": "lots"})
+    assert 'data-field="budget"' in budget.text
+    assert (await ui.get("/training/status")).json()["runs"] == []  # nothing started
+
+
+async def test_a_bad_quote_is_shown_next_to_its_field(ui: httpx.AsyncClient) -> None:
+    page = await ui.post("/ui/inference", data={"model": "m", "est_in": "lots", "est_out": "5", "strategy": "balanced"})
+    assert page.status_code == 200 and 'data-field="est_in"' in page.text and 'value="lots"' in page.text
 
 
 async def test_the_market_page_without_a_provider(ui: httpx.AsyncClient) -> None:
@@ -98,3 +132,27 @@ async def test_the_ledger_page_shows_balance_and_entries(ui: httpx.AsyncClient, 
     assert page.status_code == 200 and 'class="error"' not in page.text
     assert '<strong id="balance">1234</strong>' in page.text
     assert "seed funds" in page.text and ": 1234" in page.text  # the entry, its posting to this wallet
+
+
+async def test_the_inference_page_shows_models_and_quotes(make_node: NodeFactory) -> None:
+    seller = await make_node("seller", hub=True, sell=True)
+    transport = httpx.ASGITransport(app=create_app(seller), client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as ui:
+        added = await ui.post("/inference/models", json={"model": "mock-chat", "runner": "mock", "price_in": 10})
+        assert added.status_code == 200, added.text
+        async with asyncio.timeout(30):  # bounded wait for its next capacity ad to carry the model
+            for _ in range(1500):
+                if (await ui.get("/inference/models")).json()["models"]:
+                    break
+                await asyncio.sleep(0.02)
+        page = await ui.get("/ui/inference")
+        assert page.status_code == 200 and 'class="error"' not in page.text
+        assert "<code>mock-chat</code>" in page.text and "<td>mock</td>" in page.text  # offered, and served here
+        quoted = await ui.post(
+            "/ui/inference", data={"model": "mock-chat", "est_in": "1000", "est_out": "0", "strategy": "cheapest"}
+        )
+        assert quoted.status_code == 200 and 'id="quotes"' in quoted.text
+        row = quoted.text.split('id="quotes"')[1].split("</tbody>")[0]
+        assert seller.did[:16] in row and "<td>10</td>" in row  # 1,000 tokens in at 10 per 1k: at most 10
+        unknown = await ui.post("/ui/inference", data={"model": "nope", "est_in": "1", "est_out": "1"})
+        assert "model_not_found" in unknown.text and 'role="alert"' in unknown.text

@@ -105,3 +105,15 @@ def test_marketplace_metrics_and_gauges_read_at_scrape() -> None:
     assert got[("agora_hub_connected", ())] == 0.25
     level[0] = 1.0
     assert samples(m)[("agora_hub_connected", ())] == 1.0  # read anew at each scrape
+
+
+def test_a_counter_read_at_scrape_is_a_counter_and_not_read_when_registered() -> None:
+    m = Metrics()
+    total: list[float] = []  # the source does not exist yet: registering must not read it
+    m.counter_fn("inference_spend", "spent", lambda: total[0])
+    total.append(5.0)
+    body = m.render()[0].decode()
+    assert "# TYPE agora_inference_spend_total counter" in body
+    assert samples(m)[("agora_inference_spend_total", ())] == 5.0
+    total[0] = 12.0
+    assert samples(m)[("agora_inference_spend_total", ())] == 12.0
