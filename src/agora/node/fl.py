@@ -29,7 +29,9 @@ class FlFeature(Actor):
     def __init__(self, node: Node) -> None:
         compute = compute_of(node)
         self.datasets = DatasetBook(node.store, node.did, clock=node.clock)
-        self.provider = FlProvider(node.keypair, self.datasets)
+        # a provider settling at the hub trains a priced round only once its escrow is locked there
+        escrows = compute.settlement if node.config.settlement == "hub" else None
+        self.provider = FlProvider(node.keypair, self.datasets, escrows=escrows)
         self.manager = TrainingManager(
             node.keypair,
             self.datasets,
