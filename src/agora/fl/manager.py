@@ -27,7 +27,7 @@ from agora.errors import AgoraError
 from agora.fl.contracts import TrainingContracts
 from agora.fl.datasets import DatasetBook
 from agora.fl.matching import TrainingDecision, match_training
-from agora.fl.remote import RemoteLink, fetch_ads
+from agora.fl.remote import RemoteLink, WeightsShelf, fetch_ads
 from agora.fl.rounds import EscrowPayer, FlProvider, LocalLink, Participant, TrainingRun
 from agora.fl.trainers import Params
 from agora.identity import Keypair
@@ -35,6 +35,7 @@ from agora.ledger.interfaces import Settlement
 from agora.market.contracts import ContractBook
 from agora.models.intent import Intent
 from agora.models.training import TrainingSpec, training_from_dict
+from agora.storage import Storage
 from agora.wire.fl import DataAd
 
 MAX_RUNS = 64
@@ -97,8 +98,10 @@ class TrainingManager:
         runtime: Runtime | None = None,
         peers: Callable[[], list[str]] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        objects: Storage | None = None,
     ) -> None:
         self.keypair = keypair
+        self.objects = objects  # the hub object store: large global weights go through it
         self.datasets = datasets
         self.provider = provider
         self.contracts = contracts
@@ -169,6 +172,7 @@ class TrainingManager:
             await self._event("training.unmatched", run_id, {"counts": dict(decision.counts)})
             return {"run_id": run_id, "state": "unmatched", "match": decision.to_dict()}
         participants = []
+        shelf = WeightsShelf(self.objects)  # one put per round, shared by the run's links
         for i, offer in enumerate(decision.chosen):
             cid = f"{run_id}-c{i}"
             if providers == "local":
@@ -176,7 +180,7 @@ class TrainingManager:
                 link: Any = LocalLink(self.provider)
             else:
                 assert self.runtime is not None
-                link = RemoteLink(self.runtime, offer.provider)
+                link = RemoteLink(self.runtime, offer.provider, shelf=shelf)
                 try:
                     await link.join(
                         cid, run_id=run_id, offer_id=offer.offer_id, training=spec.to_dict(), timeout_s=JOIN_TIMEOUT_S

@@ -43,8 +43,11 @@ class FlFeature(Actor):
             runtime=node.runtime,
             peers=lambda: [p.did for p in node.peer_table.alive()],
             clock=node.clock,
+            objects=compute.stores.hub,  # large global weights through the hub object store
         )
-        self.service = FlService(node.keypair, self.datasets, self.provider, clock=node.clock)
+        self.service = FlService(
+            node.keypair, self.datasets, self.provider, clock=node.clock, objects=compute.stores.hub
+        )
 
     async def stop(self) -> None:
         await self.manager.close()
