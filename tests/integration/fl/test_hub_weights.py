@@ -16,9 +16,9 @@ from agora.errors import AgoraError
 from agora.fl import remote
 from agora.node.compute import compute_of
 from agora.node.fl import fl_of
+from tests.integration.fl.conftest import index_holds
 from tests.integration.node.conftest import NodeFactory
 from tests.support import require_binary
-from tests.unit.compute.harness import until
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ async def test_large_weights_travel_through_the_hub_object_store_verified(
     path = tmp_path / "part.npz"
     np.savez(path, x=x[:600] / 16.0, y=y[:600])
     await fl_of(provider).datasets.add(path, tags=["digits"], licence="BSD-3-Clause", price_per_update=0)
-    await until(lambda: len(owner.peer_table.alive()) >= 1, "the owner to see the provider", timeout=30)
+    await index_holds(owner, [provider.did])
 
     spec = {
         "schema": {"features": [f"x{i}" for i in range(64)], "label": "y", "classes": [str(i) for i in range(10)]},

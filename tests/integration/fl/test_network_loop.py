@@ -19,6 +19,7 @@ from agora.api import ApiServer
 from agora.ledger import wallet
 from agora.node.compute import compute_of
 from agora.node.fl import fl_of
+from tests.integration.fl.conftest import index_holds
 from tests.integration.market.test_marketplace_loop import run_cli
 from tests.integration.node.conftest import NodeFactory, fund
 from tests.support import require_binary
@@ -66,6 +67,7 @@ async def test_training_across_nodes_from_the_cli(make_node: NodeFactory, tmp_pa
         np.savez(path, x=x[idx] / 16.0, y=y[idx])
         await fl_of(providers[i]).datasets.add(path, tags=["digits"], licence="BSD-3-Clause", price_per_update=PRICE)
     await until(lambda: len(owner.peer_table.alive()) >= 3, "the owner to see the 3 providers", timeout=30)
+    await index_holds(owner, [p.did for p in providers])  # the data ads reach the hub's index
 
     server = ApiServer(owner, port=0)
     url = await server.start()
@@ -75,6 +77,7 @@ async def test_training_across_nodes_from_the_cli(make_node: NodeFactory, tmp_pa
 
         code, run = await run_cli(url, "train", "start", str(spec_file(tmp_path)), "--budget", "100", "--wait", "180")
         assert code == 0 and run["state"] == "completed", run
+        assert run["match"]["ads_from"] == "index"  # read from the hub's index, not asked of each peer
         assert sorted(p["provider"] for p in run["providers"]) == sorted(p.did for p in providers)
         assert all(p["delivered"] == [1, 2] and p["paid"] == ROUNDS * PRICE for p in run["providers"])
         assert run["rounds"][-1]["metrics"]["eval_accuracy"] > 0.8
