@@ -220,34 +220,46 @@ class NatsDataIndex(DataIndex):
 
 class DataAdvertiser:
     """The provider's data ad in the index: published at start and whenever `changed()` is called (a data
-    set added or removed), republished every `ttl_s / 2`, withdrawn when no data set is offered or at stop.
-    Owns one task; a failed publish (hub away) is logged and retried at the next turn."""
+    set added or removed), republished every `ttl_s / 2`, withdrawn when no data set is offered any more or
+    at stop. Owns one task, which does every publish, so a hub that is slow or refuses the bucket never
+    delays the node's start; a failed publish is logged and tried again at the next turn. A node that never
+    published (it offers no data) never touches the index."""
 
     def __init__(
-        self, index: DataIndex, make_ad: Callable[[], Awaitable[DataAd | None]], provider: str, *, ttl_s: float
+        self,
+        index: DataIndex,
+        make_ad: Callable[[], Awaitable[DataAd | None]],
+        provider: str,
+        *,
+        ttl_s: float,
+        stop_timeout_s: float = 2.0,
     ) -> None:
         self.index = index
         self.make_ad = make_ad
         self.provider = provider
         self.period_s = max(1.0, ttl_s / 2)
+        self.stop_timeout_s = stop_timeout_s
         self.published = 0
+        self._listed = False  # an ad of this process is in the index now
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def publish_now(self) -> None:
         ad = await self.make_ad()
         if ad is None:
-            await self.index.withdraw(self.provider)
+            if self._listed:
+                await self.index.withdraw(self.provider)
+                self._listed = False
         else:
             await self.index.publish(ad.raw)
             self.published += 1
+            self._listed = True
 
     def changed(self) -> None:
         self._wake.set()
 
     async def start(self) -> None:
-        with contextlib.suppress(AgoraError):  # no hub yet: the loop tries again
-            await self.publish_now()
+        self._wake.set()  # the first turn publishes at once
         self._task = asyncio.create_task(self._loop(), name="fl-data-ads")
 
     async def _loop(self) -> None:
@@ -266,8 +278,11 @@ class DataAdvertiser:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        with contextlib.suppress(AgoraError):
-            await self.index.withdraw(self.provider)
+        if self._listed:  # a clean stop takes the ad out (bounded: the hub may be gone already)
+            with contextlib.suppress(AgoraError, TimeoutError):
+                async with asyncio.timeout(self.stop_timeout_s):
+                    await self.index.withdraw(self.provider)
+            self._listed = False
 
 
 __all__ = [

@@ -73,3 +73,25 @@ async def test_the_advertiser_publishes_on_change_and_withdraws_at_stop() -> Non
     finally:
         await advertiser.stop()
     assert await index.ads() == []  # a clean stop takes the ad out
+
+
+async def test_a_node_offering_no_data_never_touches_the_index() -> None:
+    touched: list[str] = []
+
+    class Watched(MemoryDataIndex):
+        async def _write(self, key: str, raw: bytes) -> None:
+            touched.append("write")
+            await super()._write(key, raw)
+
+        async def _delete(self, key: str) -> None:
+            touched.append("delete")
+            await super()._delete(key)
+
+    async def nothing() -> DataAd | None:
+        return None
+
+    advertiser = DataAdvertiser(Watched(), nothing, Keypair.generate().did, ttl_s=3600)
+    await advertiser.start()
+    await advertiser.publish_now()  # what every turn does
+    await advertiser.stop()
+    assert touched == [] and advertiser.published == 0
