@@ -230,6 +230,9 @@ CATALOG: dict[str, ErrorKind] = {
     ),
     "training_run_not_found": _k(404, "List runs with `agora train status`."),
     "custom_code_refused": _k(403, "The data offer does not accept custom training code; use a built-in trainer."),
+    "training_escrow_missing": _k(
+        402, "The provider trains a priced round only once the owner's escrow for it is locked at the hub; lock it."
+    ),
     # sim
     "scenario_invalid": _k(400, "Fix the scenario fields named in the message (docs/simulator.md lists them)."),
     "sim_invariant_violated": _k(

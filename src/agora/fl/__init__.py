@@ -2,6 +2,8 @@
 
 - `datasets.py`: read a local CSV / NPZ / folder data set (schema, rows, size, content hash), `DatasetBook`
   (this node's offers in its store; the local path is never published), `load_arrays` for the trainer.
+- `ads.py`: the hub's data-ad index (providers publish their signed `DataAd`, owners read and verify every
+  one), `DataAdvertiser`.
 - `matching.py` (pure): a training intent against the verified data ads: every reason per offer
   (`data_tags_missing`, `schema_mismatch`, `custom_code_refused`, `over_budget`, ...), counts, the choice.
 - `trainers.py` (pure): numpy `SoftmaxRegression` and `MLP` with Flower NumPyClient's shape

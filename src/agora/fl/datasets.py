@@ -23,7 +23,7 @@ import csv
 import hashlib
 import io
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,6 +224,11 @@ class DatasetBook:
         self.store = store
         self.provider = provider
         self.clock = clock
+        self.on_change: list[Callable[[], None]] = []  # told after an offer is added or removed (the data ad)
+
+    def _changed(self) -> None:
+        for listener in self.on_change:
+            listener()
 
     async def add(
         self,
@@ -267,6 +272,7 @@ class DatasetBook:
                 COLLECTION, offer.offer_id, {"offer": offer.to_dict(), "path": str(path), "state": "active"}
             )
             await self.store.append_event("dataset.added", offer.offer_id, {"offer": offer.to_dict()})
+        self._changed()
         return offer
 
     async def list(self) -> list[DatasetOffer]:
@@ -290,6 +296,7 @@ class DatasetBook:
                 COLLECTION, offer_id, {"offer": offer.to_dict(), "path": str(path), "state": "removed"}
             )
             await self.store.append_event("dataset.removed", offer_id, {})
+        self._changed()
         return offer
 
 

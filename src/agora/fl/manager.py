@@ -6,9 +6,9 @@ an error) and starts the run in a task the manager owns (stopped and awaited by 
 offer becomes a contract in the node's `ContractBook` (`fl.contracts`), paid per update through the
 node's settlement when it has one (`EscrowPayer`). Every round and contract move is an event.
 
-Reach: the data ads and provider links come from `sources` (by default this node's own data sets and its
-own sandboxed `FlProvider`: one machine holding several data sets, the devnet walkthrough's shape). The
-owner-to-provider RPC over the node transport is the next step (see docs/federated-learning.md).
+Reach: the data ads come from the hub's data-ad index (`fl.ads`, each ad verified by the reader); only
+where there is no such index does the owner ask each live peer (`fetch_ads`). `providers=local` trains on
+this node's own data sets instead (one machine holding several data sets).
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ import numpy as np
 from agora.actor import Runtime
 from agora.clock import SYSTEM_CLOCK, Clock
 from agora.errors import AgoraError
+from agora.fl.ads import DataIndex
 from agora.fl.contracts import TrainingContracts
 from agora.fl.datasets import DatasetBook
 from agora.fl.matching import TrainingDecision, match_training
-from agora.fl.remote import RemoteLink, fetch_ads
+from agora.fl.remote import RemoteLink, WeightsShelf, fetch_ads
 from agora.fl.rounds import EscrowPayer, FlProvider, LocalLink, Participant, TrainingRun
 from agora.fl.trainers import Params
 from agora.identity import Keypair
@@ -35,6 +36,7 @@ from agora.ledger.interfaces import Settlement
 from agora.market.contracts import ContractBook
 from agora.models.intent import Intent
 from agora.models.training import TrainingSpec, training_from_dict
+from agora.storage import Storage
 from agora.wire.fl import DataAd
 
 MAX_RUNS = 64
@@ -97,8 +99,12 @@ class TrainingManager:
         runtime: Runtime | None = None,
         peers: Callable[[], list[str]] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        objects: Storage | None = None,
+        index: DataIndex | None = None,
     ) -> None:
         self.keypair = keypair
+        self.index = index  # the hub's data-ad index: where the owner reads the providers' data ads
+        self.objects = objects  # the hub object store: large global weights go through it
         self.datasets = datasets
         self.provider = provider
         self.contracts = contracts
@@ -133,19 +139,39 @@ class TrainingManager:
         assert intent.training is not None
         if preview:
             spec = intent.training
-            decision = await self._decide(spec, intent.budget, "peers")
-            return {"state": "preview", "matched": decision.matched, "match": decision.to_dict()}
+            decision, source = await self._decide(spec, intent.budget, "peers")
+            return {
+                "state": "preview",
+                "matched": decision.matched,
+                "match": {**decision.to_dict(), "ads_from": source},
+            }
         return await self.start(intent.training.to_dict(), budget=intent.budget, intent_id=intent.intent_id)
 
-    async def _decide(self, spec: TrainingSpec, budget: int | None, providers: str) -> TrainingDecision:
+    async def _decide(self, spec: TrainingSpec, budget: int | None, providers: str) -> tuple[TrainingDecision, str]:
+        """The decision, and where the ads came from: `local`, `index` (the hub's) or `peers`."""
         now = self.clock.now()
         if providers == "local":
-            ads = await self.data_ads()
-            return match_training(spec, ads, budget=budget, now=now, one_per_provider=False)
-        if self.runtime is None or self.peers is None:
-            raise AgoraError("unavailable", "this node has no runtime to reach data providers")
-        ads = await fetch_ads(self.runtime, [p for p in self.peers() if p != self.keypair.did])
-        return match_training(spec, ads, budget=budget, now=now, exclude=frozenset({self.keypair.did}))
+            own = await self.data_ads()
+            return match_training(spec, own, budget=budget, now=now, one_per_provider=False), "local"
+        ads, source = await self._index_ads(), "index"
+        if ads is None:  # no index on this hub (or it refused): ask each live peer for its data ad
+            if self.runtime is None or self.peers is None:
+                raise AgoraError("unavailable", "this node has no runtime to reach data providers")
+            ads, source = await fetch_ads(self.runtime, [p for p in self.peers() if p != self.keypair.did]), "peers"
+        decision = match_training(spec, ads, budget=budget, now=now, exclude=frozenset({self.keypair.did}))
+        return decision, source
+
+    async def _index_ads(self) -> list[DataAd] | None:
+        """Every data ad in the hub's index (each verified there), or None when there is no index to read:
+        a node without a hub, or a hub that does not hold the data-ad bucket (an allowlisted hub that
+        opens only its configured buckets) -- the one case the peer path is still for."""
+        if self.index is None:
+            return None
+        try:
+            return await self.index.ads()
+        except AgoraError as err:
+            await self._event("training.index_unavailable", self.keypair.did, {"code": err.code})
+            return None
 
     async def start(
         self,
@@ -163,12 +189,13 @@ class TrainingManager:
         if len(self.runs) >= MAX_RUNS:
             raise AgoraError("invalid_argument", f"at most {MAX_RUNS} training runs are kept; restart the node")
         run_id = "run-" + secrets.token_hex(5)
-        decision = await self._decide(spec, budget, providers)
-        self.decisions[run_id] = decision.to_dict()
+        decision, source = await self._decide(spec, budget, providers)
+        self.decisions[run_id] = {**decision.to_dict(), "ads_from": source}
         if not decision.matched:
             await self._event("training.unmatched", run_id, {"counts": dict(decision.counts)})
-            return {"run_id": run_id, "state": "unmatched", "match": decision.to_dict()}
+            return {"run_id": run_id, "state": "unmatched", "match": self.decisions[run_id]}
         participants = []
+        shelf = WeightsShelf(self.objects)  # one put per round, shared by the run's links
         for i, offer in enumerate(decision.chosen):
             cid = f"{run_id}-c{i}"
             if providers == "local":
@@ -176,7 +203,7 @@ class TrainingManager:
                 link: Any = LocalLink(self.provider)
             else:
                 assert self.runtime is not None
-                link = RemoteLink(self.runtime, offer.provider)
+                link = RemoteLink(self.runtime, offer.provider, shelf=shelf)
                 try:
                     await link.join(
                         cid, run_id=run_id, offer_id=offer.offer_id, training=spec.to_dict(), timeout_s=JOIN_TIMEOUT_S
@@ -189,7 +216,7 @@ class TrainingManager:
         if len(participants) < spec.min_providers:
             await self._leave_remote(run_id)
             await self._event("training.unmatched", run_id, {"joined": len(participants)})
-            answer = decision.to_dict()
+            answer = dict(self.decisions[run_id])
             answer["counts"] = {**answer["counts"], "join_failed": len(decision.chosen) - len(participants)}
             return {"run_id": run_id, "state": "unmatched", "match": answer}
         payer = None
@@ -209,7 +236,7 @@ class TrainingManager:
         )
         self.runs[run_id] = run
         self._tasks[run_id] = asyncio.create_task(self._run(run), name=f"training {run_id}")
-        return {"run_id": run_id, "state": "running", "match": decision.to_dict()}
+        return {"run_id": run_id, "state": "running", "match": self.decisions[run_id]}
 
     async def _run(self, run: TrainingRun) -> dict[str, Any]:
         try:

@@ -4,18 +4,24 @@
     /agora/fl/join    (public, write)  start the warm trainer for a contract: {contract_id, run_id, offer_id,
                                        training}; the invoker is the owner (custom code only where the offer
                                        allows it: `custom_code_refused`)
-    /agora/fl/fit     (public, write)  one round: {contract_id, round, weights, timeout_s} -> {update, receipt,
-                                       usage}; only the contract's owner may ask
+    /agora/fl/fit     (public, write)  one round: {contract_id, round, weights | weights_ref, timeout_s} ->
+                                       {update, receipt, usage}; only the contract's owner may ask
     /agora/fl/leave   (public, write)  stop the contract's trainer (its owner only)
 
 Every call is a signed invocation; the answer's receipts are signed by the provider and checked by the
-owner (`TrainingRun._verify`), so the transport carries nothing the owner has to trust. The global
-weights travel in the call (small models; the hub object store for large ones comes next).
+owner (`TrainingRun._verify`), so the transport carries nothing the owner has to trust.
+
+The global weights travel in the call up to `INLINE_WEIGHTS_MAX` bytes. Larger ones go through the hub
+object store (`WeightsShelf`: put once per round whatever the number of providers, content-addressed):
+the call carries `weights_ref` (sha256, size, hub:// URI) and the provider reads the bytes from the hub,
+checks their sha256 against the ref (the hub is not trusted) and trains on exactly those bytes. Without a
+hub object store, weights go inline (the runtime's message limit then bounds the model's size).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +32,7 @@ from agora.fl.datasets import DatasetBook
 from agora.fl.rounds import Delivery, FlProvider
 from agora.identity import Keypair
 from agora.models.training import training_from_dict
+from agora.storage import ContentRef, Storage
 from agora.wire.fl import DataAd
 
 ADS_CMD = "/agora/fl/ads"
@@ -34,6 +41,8 @@ FIT_CMD = "/agora/fl/fit"
 LEAVE_CMD = "/agora/fl/leave"
 AD_TTL_S = 3600
 MAX_CONTRACTS = 64
+INLINE_WEIGHTS_MAX = 256 * 1024  # above this the weights go through the hub object store (when there is one)
+MAX_WEIGHTS_BYTES = 256 * 1024 * 1024  # what a provider reads from the hub for one round, at most
 
 
 def _str(args: dict[str, Any], key: str) -> str:
@@ -49,12 +58,20 @@ class FlService(Actor):
     name = "fl"
 
     def __init__(
-        self, keypair: Keypair, datasets: DatasetBook, provider: FlProvider, *, clock: Clock = SYSTEM_CLOCK
+        self,
+        keypair: Keypair,
+        datasets: DatasetBook,
+        provider: FlProvider,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        objects: Storage | None = None,
     ) -> None:
         self.keypair = keypair
         self.datasets = datasets
         self.provider = provider
         self.clock = clock
+        self.objects = objects  # the hub object store, where large global weights come from
+        self.weights_from_hub = 0  # rounds whose weights were read from the hub (verified)
         self.owners: dict[str, str] = {}  # contract -> owner DID
         self._seq = 0
 
@@ -98,12 +115,29 @@ class FlService(Actor):
         """Train one round from the global weights; the update with its signed receipts."""
         contract_id = self._own(ctx)
         round_, weights, timeout_s = ctx.args.get("round"), ctx.args.get("weights"), ctx.args.get("timeout_s")
-        if type(round_) is not int or round_ < 1 or not isinstance(weights, bytes):
-            raise AgoraError("invalid_argument", "fit takes round (>= 1) and weights (bytes)")
+        if type(round_) is not int or round_ < 1:
+            raise AgoraError("invalid_argument", "fit takes round (>= 1)")
         if not isinstance(timeout_s, int | float) or not 0 < timeout_s <= 24 * 3600:
             raise AgoraError("invalid_argument", "timeout_s: seconds, above 0")
+        if weights is None and "weights_ref" in ctx.args:
+            weights = await self._weights_from_hub(ctx.args["weights_ref"])
+        if not isinstance(weights, bytes):
+            raise AgoraError("invalid_argument", "fit takes weights (bytes) or weights_ref (a hub content ref)")
         d = await self.provider.fit(contract_id, round_, weights, float(timeout_s))
         return {"update": d.update, "receipt": d.receipt, "usage": d.usage}
+
+    async def _weights_from_hub(self, raw: Any) -> bytes:
+        """The round's weights read from the hub object store, checked against the ref's sha256."""
+        ref = ContentRef.from_dict(raw)
+        if ref.scheme != "hub" or ref.size is None or ref.size > MAX_WEIGHTS_BYTES:
+            raise AgoraError("invalid_argument", f"weights_ref: a hub:// ref of at most {MAX_WEIGHTS_BYTES} bytes")
+        if self.objects is None:
+            raise AgoraError("config_invalid", "this provider has no hub object store to read the weights from")
+        data = await self.objects.get(ref)
+        if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
+            raise AgoraError("storage_integrity", "the weights read from the hub do not hash to the ref's sha256")
+        self.weights_from_hub += 1
+        return data
 
     @behavior(LEAVE_CMD, public=True, mutating=True)
     async def leave(self, ctx: CallContext) -> dict[str, Any]:
@@ -114,12 +148,34 @@ class FlService(Actor):
         return {"left": contract_id}
 
 
+class WeightsShelf:
+    """The owner's side of large weights: each round's bytes put in the hub object store once, shared by
+    every provider's link of the run; small ones (or no hub) stay inline."""
+
+    def __init__(self, objects: Storage | None, *, inline_max: int | None = None) -> None:
+        self.objects = objects
+        self.inline_max = INLINE_WEIGHTS_MAX if inline_max is None else inline_max
+        self._last: tuple[str, dict[str, Any]] | None = None  # (sha256, ref) of the latest round's weights
+        self._lock = asyncio.Lock()
+
+    async def args_for(self, weights: bytes) -> dict[str, Any]:
+        if self.objects is None or len(weights) <= self.inline_max:
+            return {"weights": weights}
+        digest = hashlib.sha256(weights).hexdigest()
+        async with self._lock:  # the providers' fits start together: one put per round
+            if self._last is None or self._last[0] != digest:
+                ref = await self.objects.put(weights)
+                self._last = (digest, ref.to_dict())
+            return {"weights_ref": self._last[1]}
+
+
 class RemoteLink:
     """The owner's link to one provider node."""
 
-    def __init__(self, runtime: Runtime, provider: str) -> None:
+    def __init__(self, runtime: Runtime, provider: str, *, shelf: WeightsShelf | None = None) -> None:
         self.runtime = runtime
         self.provider = provider
+        self.shelf = shelf or WeightsShelf(None)
 
     async def join(
         self, contract_id: str, *, run_id: str, offer_id: str, training: dict[str, Any], timeout_s: float
@@ -128,7 +184,8 @@ class RemoteLink:
         await self.runtime.call(self.provider, JOIN_CMD, args, timeout=timeout_s)
 
     async def fit(self, contract_id: str, round_: int, weights: bytes, timeout_s: float) -> Delivery:
-        args = {"contract_id": contract_id, "round": round_, "weights": weights, "timeout_s": timeout_s}
+        args = {"contract_id": contract_id, "round": round_, "timeout_s": timeout_s}
+        args.update(await self.shelf.args_for(weights))
         reply = await self.runtime.call(self.provider, FIT_CMD, args, timeout=timeout_s + 1.0)
         if not isinstance(reply, dict) or not all(
             isinstance(reply.get(k), bytes) for k in ("update", "receipt", "usage")
@@ -156,4 +213,14 @@ async def fetch_ads(runtime: Runtime, peers: Sequence[str], *, timeout_s: float 
     return [r for r in results if isinstance(r, DataAd)]
 
 
-__all__ = ["ADS_CMD", "FIT_CMD", "JOIN_CMD", "LEAVE_CMD", "FlService", "RemoteLink", "fetch_ads"]
+__all__ = [
+    "ADS_CMD",
+    "FIT_CMD",
+    "INLINE_WEIGHTS_MAX",
+    "JOIN_CMD",
+    "LEAVE_CMD",
+    "FlService",
+    "RemoteLink",
+    "WeightsShelf",
+    "fetch_ads",
+]

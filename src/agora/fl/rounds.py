@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from agora.codec import CID
 from agora.errors import AgoraError
@@ -32,7 +32,7 @@ from agora.fl.sandbox import WarmTrainer
 from agora.fl.strategies import Update, add_noise, check_update, clip, decode, encode, strategy
 from agora.fl.trainers import Params
 from agora.identity import Keypair
-from agora.ledger.interfaces import Settlement
+from agora.ledger.interfaces import EscrowState, Settlement
 from agora.models.training import TrainingSpec
 from agora.wire.fl import UpdateReceipt, update_hash
 from agora.wire.settle import countersign
@@ -53,14 +53,39 @@ class Delivery:
     usage: bytes  # UsageReceipt for the round's escrow
 
 
-class FlProvider:
-    """The data provider: one warm trainer per contract, each update signed."""
+class EscrowView(Protocol):
+    """Where the provider reads an escrow (the hub's ledger: `Settlement.escrow`)."""
 
-    def __init__(self, keypair: Keypair, datasets: DatasetBook, *, bwrap: str | None = None) -> None:
+    async def escrow(self, contract: str) -> EscrowState | None: ...
+
+
+class _Seat(NamedTuple):
+    trainer: WarmTrainer
+    owner: str
+    run_id: str
+    price: int  # the provider's own price per update (from its offer, never from the owner)
+
+
+class FlProvider:
+    """The data provider: one warm trainer per contract, each update signed.
+
+    With `escrows` (the hub's ledger), a priced round is trained only once the owner's escrow for it
+    (`<contract>.r<round>`) is locked at the hub, from the contract's owner to this provider, for at least
+    the offer's price per update (`training_escrow_missing`): no unpaid work on an owner's word."""
+
+    def __init__(
+        self,
+        keypair: Keypair,
+        datasets: DatasetBook,
+        *,
+        bwrap: str | None = None,
+        escrows: EscrowView | None = None,
+    ) -> None:
         self.keypair = keypair
         self.datasets = datasets
         self.bwrap = bwrap
-        self._trainers: dict[str, tuple[WarmTrainer, str, str]] = {}  # contract -> (trainer, owner, run)
+        self.escrows = escrows
+        self._trainers: dict[str, _Seat] = {}  # contract -> its warm trainer, owner, run and price
 
     async def join(
         self,
@@ -86,13 +111,35 @@ class FlProvider:
         }
         trainer = WarmTrainer(Path(path), init, bwrap=self.bwrap)
         await trainer.start()
-        self._trainers[contract_id] = (trainer, owner, run_id)
+        self._trainers[contract_id] = _Seat(trainer, owner, run_id, offer.price_per_update)
+
+    async def check_escrow(self, contract_id: str, round_: int) -> None:
+        """The round's escrow is locked at the hub for this provider (a free offer, or no hub: nothing to check)."""
+        seat = self._trainers.get(contract_id)
+        if seat is None or self.escrows is None or seat.price <= 0:
+            return
+        esc = round_escrow(contract_id, round_)
+        state = await self.escrows.escrow(esc)
+        problem = None
+        if state is None:
+            problem = "no escrow is locked for it"
+        elif (state.payer, state.payee) != (seat.owner, self.keypair.did):
+            problem = "its escrow is not from the contract's owner to this provider"
+        elif state.state != "locked" or state.amount_locked - state.released - state.refunded < seat.price:
+            problem = f"its escrow holds less than the price per update ({seat.price}) or is settled"
+        if problem is not None:
+            raise AgoraError(
+                "training_escrow_missing",
+                f"round {round_} of contract {contract_id}: {problem}",
+                details={"escrow": esc},
+            )
 
     async def fit(self, contract_id: str, round_: int, weights: bytes, timeout_s: float) -> Delivery:
-        entry = self._trainers.get(contract_id)
-        if entry is None:
+        seat = self._trainers.get(contract_id)
+        if seat is None:
             raise AgoraError("contract_not_found", f"no training contract {contract_id} on this provider")
-        trainer, owner, run_id = entry
+        await self.check_escrow(contract_id, round_)
+        trainer, owner, run_id = seat.trainer, seat.owner, seat.run_id
         started = time.time()
         update, n, metrics = await trainer.fit(round_, weights, timeout_s)
         ended = time.time()
@@ -130,9 +177,9 @@ class FlProvider:
         return Delivery(update, receipt.raw, usage.raw)
 
     async def leave(self, contract_id: str) -> None:
-        entry = self._trainers.pop(contract_id, None)
-        if entry is not None:
-            await entry[0].stop()
+        seat = self._trainers.pop(contract_id, None)
+        if seat is not None:
+            await seat.trainer.stop()
 
     async def close(self) -> None:
         for cid in list(self._trainers):
@@ -461,6 +508,7 @@ class LocalLink:
 __all__ = [
     "Delivery",
     "EscrowPayer",
+    "EscrowView",
     "FlProvider",
     "LocalLink",
     "Participant",

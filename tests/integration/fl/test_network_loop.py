@@ -1,9 +1,9 @@
 """The federated loop across real nodes (a hub and three data providers over a real nats-server, SQLite
 stores, bubblewrap trainers), driven from the CLI through the owner's API server: data sets offered on
 each provider, `agora train start` matches one contract per provider from their signed data ads, rounds
-run over the node runtime, each verified update is paid from its round's escrow on the owner's local
-ledger; the contracts' timelines and the providers' earnings show it. The owner settles on its own
-internal ledger (`settlement: local`, it is that ledger's operator and mints its funds first)."""
+run over the node runtime, each verified update is paid from its round's escrow at the hub's ledger
+(every node settles there, `settlement: hub`; each provider checks its round's escrow there before it
+trains); the contracts' timelines and the providers' earnings show it."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from agora.api import ApiServer
 from agora.ledger import wallet
 from agora.node.compute import compute_of
 from agora.node.fl import fl_of
+from tests.integration.fl.conftest import index_holds
 from tests.integration.market.test_marketplace_loop import run_cli
-from tests.integration.node.conftest import NodeFactory
+from tests.integration.node.conftest import NodeFactory, fund
 from tests.support import require_binary
 from tests.unit.compute.harness import until
 
@@ -53,11 +54,11 @@ def spec_file(tmp: Path, **extra: object) -> Path:
 @pytest.mark.timeout(240)
 async def test_training_across_nodes_from_the_cli(make_node: NodeFactory, tmp_path: Path) -> None:
     require_binary("bwrap", "bubblewrap")
-    owner = await make_node("owner", hub=True, settlement="local")
+    owner = await make_node("owner", hub=True)
     assert owner.hub is not None
     money = compute_of(owner).settlement
     assert money is not None
-    await money.mint(owner.did, FUNDS, actor=owner.did, idem="fund-owner")
+    await fund(owner, owner.did, FUNDS)
     providers = [await make_node(f"p{i}", hubs=[owner.hub.url]) for i in range(3)]
     x, y = load_digits(return_X_y=True)
     os.chmod(tmp_path, 0o755)
@@ -66,6 +67,7 @@ async def test_training_across_nodes_from_the_cli(make_node: NodeFactory, tmp_pa
         np.savez(path, x=x[idx] / 16.0, y=y[idx])
         await fl_of(providers[i]).datasets.add(path, tags=["digits"], licence="BSD-3-Clause", price_per_update=PRICE)
     await until(lambda: len(owner.peer_table.alive()) >= 3, "the owner to see the 3 providers", timeout=30)
+    await index_holds(owner, [p.did for p in providers])  # the data ads reach the hub's index
 
     server = ApiServer(owner, port=0)
     url = await server.start()
@@ -75,6 +77,7 @@ async def test_training_across_nodes_from_the_cli(make_node: NodeFactory, tmp_pa
 
         code, run = await run_cli(url, "train", "start", str(spec_file(tmp_path)), "--budget", "100", "--wait", "180")
         assert code == 0 and run["state"] == "completed", run
+        assert run["match"]["ads_from"] == "index"  # read from the hub's index, not asked of each peer
         assert sorted(p["provider"] for p in run["providers"]) == sorted(p.did for p in providers)
         assert all(p["delivered"] == [1, 2] and p["paid"] == ROUNDS * PRICE for p in run["providers"])
         assert run["rounds"][-1]["metrics"]["eval_accuracy"] > 0.8

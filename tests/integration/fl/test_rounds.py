@@ -456,3 +456,36 @@ async def test_a_trainer_stuck_past_the_deadline_is_replaced_for_the_next_round(
     late = status["providers"][1]
     assert late["late"] == [1] and late["delivered"] == [2]  # round 2 answered by a fresh trainer, not round 1's
     assert w.providers[2]._trainers["run-stuck-c2"][0].starts == 2
+
+
+async def test_a_provider_trains_a_priced_round_only_once_its_escrow_is_locked_at_the_hub(world: World) -> None:
+    w = world
+    provider = w.providers[0]
+    provider.escrows = w.settlement  # the hub's ledger, where this provider settles
+    spec = make_spec(rounds=2, min_providers=1, min_fit=1)
+    (part,) = await join(w, spec, "run-lock", [0])
+    weights = encode_initial()
+    with pytest.raises(AgoraError) as err:  # nothing locked: no unpaid work on the owner's word
+        await provider.fit(part.contract_id, 1, weights, 60)
+    assert err.value.code == "training_escrow_missing" and err.value.details["escrow"] == f"{part.contract_id}.r1"
+
+    # locked, but to another payee: refused as well
+    other = Keypair.generate()
+    esc1 = round_escrow(part.contract_id, 1)
+    await w.settlement.lock(esc1, w.owner.did, other.did, PRICE, actor=w.owner.did, idem="lock-other")
+    with pytest.raises(AgoraError) as err:
+        await provider.fit(part.contract_id, 1, weights, 60)
+    assert err.value.code == "training_escrow_missing"
+
+    # the owner's run locks every round's escrow to this provider first: it trains and is paid
+    run = TrainingRun(
+        "run-lock",
+        w.owner,
+        spec,
+        [Participant(part.provider, "run-lock-c0b", part.offer_id, PRICE, LocalLink(provider))],
+        initial(),
+        payer=EscrowPayer(w.settlement, w.owner, run_id="run-lock"),
+    )
+    await provider.join("run-lock-c0b", owner=w.owner.did, run_id="run-lock", offer_id=part.offer_id, spec=spec)
+    status = await run.run()
+    assert status["state"] == "completed" and status["providers"][0]["paid"] == 2 * PRICE, status
