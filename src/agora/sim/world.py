@@ -34,14 +34,16 @@ from agora.ledger import Evidence, InternalLedgerSettlement, Ledger, MemoryJourn
 from agora.ledger import escrow as esc
 from agora.ledger import trust as trustlib
 from agora.market.bidding import Quote, answer, choose_bid
-from agora.market.matching import JobNeed, MatchPolicy, match
+from agora.market.fastmatch import match_table
+from agora.market.matching import JobNeed, MatchPolicy
 from agora.market.reservations import ReservationBook
 from agora.models.capability import Capability, GiB, PriceSchedule, accounted
 from agora.models.offer import OfferTerms, PriceTerms, ResourceOffer
+from agora.sim.columns import Columns
 from agora.sim.index import CandidateIndex
 from agora.sim.invariants import Invariants
 from agora.sim.metrics import Metrics
-from agora.sim.scenario import Scenario
+from agora.sim.scenario import ENGINES, Scenario
 from agora.wire.market import Bid, BidRequest, CapacityAd, ExecutorState
 
 START = 1_700_000_000.0
@@ -149,6 +151,7 @@ class World:
         self._next_provider = 0
         self._next_job = 0
         self._ads: dict[str, CapacityAd] = {}
+        self.columns = Columns(ENGINES)
 
     # -- events ----------------------------------------------------------------------------------------
 
@@ -431,15 +434,18 @@ class World:
         if not cands:
             self.metrics.reject("no_candidates")
             return False
+        # the requester's views restricted to the candidates: the matcher reads them per candidate only, and
+        # the table's columns are built from these (not from every provider of the world)
+        trust, cooling = self.trust, self.cooling
         policy = MatchPolicy(
             k=self.sc.matching.k,
-            trust=self.trust,
-            latency_ms=self.latency,
+            trust={p.did: trust[p.did] for p in cands if p.did in trust},
+            latency_ms={p.did: p.latency_ms for p in cands},
             default_trust=self.trust_settings.prior,
-            cooling_down=self.cooling,
+            cooling_down={p.did: cooling[p.did] for p in cands if p.did in cooling},
             stale_after_s=AD_TTL_S,
         )
-        decision = match(job.need, [self.ad(p, now) for p in cands], policy, now=now)
+        decision = match_table(job.need, self.columns.table([self.ad(p, now) for p in cands]), policy, now=now)
         if not decision.chosen:
             for code, n in decision.counts.items():
                 self.metrics.reject(code, n)
