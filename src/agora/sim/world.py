@@ -6,8 +6,9 @@ the loop pops the next one, moves the clock to it and handles it. Nothing sleeps
 as long as its events take to compute. All randomness comes from `random.Random` streams seeded from the
 scenario's seed, one per concern, so the same seed gives the same run.
 
-What runs is the real code, called in-process (see `REAL_CODE`): matching (`market.matching.match` on
-capacity ads), bidding (`market.bidding.answer` on the provider side, `choose_bid` on the requester side),
+What runs is the real code, called in-process (see `REAL_CODE`): matching (`market.fastmatch.match_table`,
+the vectorized equal of `market.matching.match`, on capacity ads, its table sliced from `columns.Columns`),
+bidding (`market.bidding.answer` on the provider side, `choose_bid` on the requester side),
 the provider's reservation book (`market.reservations.ReservationBook`: a commit never double-books),
 money (`ledger.Ledger` over a `MemoryJournalStore`, `InternalLedgerSettlement` for mint, lock, refund and
 transfer), trust (`ledger.trust.report` and `penalty` on the recorded evidence; the cooldown feeds the
@@ -51,7 +52,10 @@ OPERATOR = "did:sim:operator"
 AD_TTL_S = 10**9  # an ad lives until the provider's capacity changes (see `ad`)
 TRUST_RECORDS = 256  # the most recent evidence records kept per provider (older ones weigh little)
 REAL_CODE = {
-    "matching": "agora.market.matching.match (hard filter, score, strategy order) on CapacityAd objects",
+    "matching": (
+        "agora.market.matching.match's decision (hard filter, score, strategy order) on CapacityAd objects, "
+        "computed by its vectorized equal agora.market.fastmatch.match_table"
+    ),
     "bidding": "agora.market.bidding.answer (provider) and choose_bid (requester) on BidRequest/Bid objects",
     "reservations": "agora.market.reservations.ReservationBook per provider (commit, start, release)",
     "ledger": "agora.ledger.Ledger on MemoryJournalStore; InternalLedgerSettlement mint/lock/refund/transfer",

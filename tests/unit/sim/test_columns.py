@@ -28,13 +28,16 @@ def _ad(rng: random.Random, i: int, seq: int, *, memory: int | None = None, pric
         memory_bytes=rng.choice([4, 8, 64]) * GiB if memory is None else memory,
         executors=frozenset(ENGINES),
     )
-    engines = {"docker": PriceSchedule(cpu_second=rng.randint(0, 50), minimum=rng.randint(0, 9))} if i % 3 and i % 4 else {}
+    docker = PriceSchedule(cpu_second=rng.randint(0, 50), minimum=rng.randint(0, 9))
+    engines = {"docker": docker} if i % 3 and i % 4 else {}
     cpu_price = rng.randint(0, 20) if price is None else price
     offer = ResourceOffer(
         offer_id=f"o-{i}",
         provider=did,
         resources=total,
-        price=PriceTerms(base=PriceSchedule(cpu_second=cpu_price, memory_gib_second=rng.randint(0, 3)), engines=engines),
+        price=PriceTerms(
+            base=PriceSchedule(cpu_second=cpu_price, memory_gib_second=rng.randint(0, 3)), engines=engines
+        ),
         terms=OfferTerms(
             max_duration_s=rng.choice([None, 600, 7200]), engines=frozenset() if i % 4 else frozenset({"wasm"})
         ),
