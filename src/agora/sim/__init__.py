@@ -5,6 +5,7 @@
 - `world.py`: `World`, the discrete-event loop over a `ManualClock` (no sleeps): providers, requesters,
   jobs and churn; which parts are the real code (`REAL_CODE`) and which a documented faster path
   (`FASTER_PATH`).
+- `columns.py`: per-provider candidate-table rows; a placement's `CandidateTable` sliced from them.
 - `index.py`: `CandidateIndex`, capacity buckets and a bounded candidate sample (matching never scans
   every provider).
 - `invariants.py`: the checks after every step; the first violation ends the run with its event trail.

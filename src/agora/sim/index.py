@@ -72,12 +72,14 @@ class CandidateIndex:
         if sample <= 0 or total <= sample:
             return [x for b in eligible for x in b.items]
         out = []
+        buckets = iter(eligible)  # the sorted draws walk the buckets once, in order
+        b = next(buckets)
+        base = 0
         for i in sorted(self._rng.sample(range(total), sample)):
-            for b in eligible:
-                if i < len(b.items):
-                    out.append(b.items[i])
-                    break
-                i -= len(b.items)
+            while i - base >= len(b.items):
+                base += len(b.items)
+                b = next(buckets)
+            out.append(b.items[i - base])
         return out
 
     def pick_any(self) -> str | None:

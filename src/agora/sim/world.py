@@ -6,8 +6,9 @@ the loop pops the next one, moves the clock to it and handles it. Nothing sleeps
 as long as its events take to compute. All randomness comes from `random.Random` streams seeded from the
 scenario's seed, one per concern, so the same seed gives the same run.
 
-What runs is the real code, called in-process (see `REAL_CODE`): matching (`market.matching.match` on
-capacity ads), bidding (`market.bidding.answer` on the provider side, `choose_bid` on the requester side),
+What runs is the real code, called in-process (see `REAL_CODE`): matching (`market.fastmatch.match_table`,
+the vectorized equal of `market.matching.match`, on capacity ads, its table sliced from `columns.Columns`),
+bidding (`market.bidding.answer` on the provider side, `choose_bid` on the requester side),
 the provider's reservation book (`market.reservations.ReservationBook`: a commit never double-books),
 money (`ledger.Ledger` over a `MemoryJournalStore`, `InternalLedgerSettlement` for mint, lock, refund and
 transfer), trust (`ledger.trust.report` and `penalty` on the recorded evidence; the cooldown feeds the
@@ -34,14 +35,16 @@ from agora.ledger import Evidence, InternalLedgerSettlement, Ledger, MemoryJourn
 from agora.ledger import escrow as esc
 from agora.ledger import trust as trustlib
 from agora.market.bidding import Quote, answer, choose_bid
-from agora.market.matching import JobNeed, MatchPolicy, match
+from agora.market.fastmatch import match_table
+from agora.market.matching import JobNeed, MatchPolicy
 from agora.market.reservations import ReservationBook
 from agora.models.capability import Capability, GiB, PriceSchedule, accounted
 from agora.models.offer import OfferTerms, PriceTerms, ResourceOffer
+from agora.sim.columns import Columns
 from agora.sim.index import CandidateIndex
 from agora.sim.invariants import Invariants
 from agora.sim.metrics import Metrics
-from agora.sim.scenario import Scenario
+from agora.sim.scenario import ENGINES, Scenario
 from agora.wire.market import Bid, BidRequest, CapacityAd, ExecutorState
 
 START = 1_700_000_000.0
@@ -49,7 +52,10 @@ OPERATOR = "did:sim:operator"
 AD_TTL_S = 10**9  # an ad lives until the provider's capacity changes (see `ad`)
 TRUST_RECORDS = 256  # the most recent evidence records kept per provider (older ones weigh little)
 REAL_CODE = {
-    "matching": "agora.market.matching.match (hard filter, score, strategy order) on CapacityAd objects",
+    "matching": (
+        "agora.market.matching.match's decision (hard filter, score, strategy order) on CapacityAd objects, "
+        "computed by its vectorized equal agora.market.fastmatch.match_table"
+    ),
     "bidding": "agora.market.bidding.answer (provider) and choose_bid (requester) on BidRequest/Bid objects",
     "reservations": "agora.market.reservations.ReservationBook per provider (commit, start, release)",
     "ledger": "agora.ledger.Ledger on MemoryJournalStore; InternalLedgerSettlement mint/lock/refund/transfer",
@@ -149,6 +155,7 @@ class World:
         self._next_provider = 0
         self._next_job = 0
         self._ads: dict[str, CapacityAd] = {}
+        self.columns = Columns(ENGINES)
 
     # -- events ----------------------------------------------------------------------------------------
 
@@ -431,15 +438,18 @@ class World:
         if not cands:
             self.metrics.reject("no_candidates")
             return False
+        # the requester's views restricted to the candidates: the matcher reads them per candidate only, and
+        # the table's columns are built from these (not from every provider of the world)
+        trust, cooling = self.trust, self.cooling
         policy = MatchPolicy(
             k=self.sc.matching.k,
-            trust=self.trust,
-            latency_ms=self.latency,
+            trust={p.did: trust[p.did] for p in cands if p.did in trust},
+            latency_ms={p.did: p.latency_ms for p in cands},
             default_trust=self.trust_settings.prior,
-            cooling_down=self.cooling,
+            cooling_down={p.did: cooling[p.did] for p in cands if p.did in cooling},
             stale_after_s=AD_TTL_S,
         )
-        decision = match(job.need, [self.ad(p, now) for p in cands], policy, now=now)
+        decision = match_table(job.need, self.columns.table([self.ad(p, now) for p in cands]), policy, now=now)
         if not decision.chosen:
             for code, n in decision.counts.items():
                 self.metrics.reject(code, n)
