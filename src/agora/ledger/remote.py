@@ -82,17 +82,25 @@ class RemoteSettlement:
 
     async def _call(self, command: str, args: dict[str, Any]) -> Any:
         last: AgoraError | None = None
+        refused: AgoraError | None = None
         for attempt in range(self._rounds):
             hubs = await self._known_hubs()
             for hub in hubs:
                 try:
                     return await self._runtime.call(hub, command, args, timeout=self._timeout)
                 except AgoraError as exc:
+                    if exc.code == "ledger_unauthorized" and last is not None:
+                        # reached only because a hub before it failed: that one may be the hub that knows this
+                        # node as an operator (a hub node asks itself first). Try it again before believing this.
+                        refused = exc
+                        continue
                     if exc.code not in FAILOVER_CODES:
                         raise
                     last = exc
             if attempt + 1 < self._rounds:
                 await asyncio.sleep(self._backoff * (2**attempt))
+        if refused is not None:
+            raise refused
         assert last is not None
         raise AgoraError(
             "ledger_unavailable",

@@ -265,3 +265,26 @@ async def test_a_node_that_has_not_heard_its_hub_yet_waits_for_the_announcement(
     await operator.mint(PAYER.did, 100, actor=OPERATOR.did, idem="fund")
     late = await client(world, PAYER, source)
     assert await late.balance(PAYER.did) == 100 and asked > 3
+
+
+async def test_a_refusal_reached_only_by_failing_over_waits_for_the_hub_that_failed(world: World) -> None:
+    """A hub node mints through itself first; while its own service is not answering yet the call fails over
+    to another hub that does not count it as an operator. That refusal is not the answer: the first hub is
+    asked again in the next round (a cluster just started, its stream not ready yet)."""
+    await hub_service(world, shared_memory_journal())
+    other = Keypair.generate()
+    strict = LedgerService(Ledger(shared_memory_journal()(), clock=ManualClock()), other.did, operators=())
+    await world.runtime(other, strict)
+    rounds = 0
+
+    def source() -> list[str]:
+        nonlocal rounds
+        rounds += 1
+        first = Keypair.generate().did if rounds == 1 else HUB.did  # round 1: the first hub does not answer
+        return [first, other.did]
+
+    operator = await client(world, OPERATOR, source, rounds=3, backoff=0.01)
+    entry = await operator.mint(PAYER.did, 100, actor=OPERATOR.did, idem="fund")
+    assert entry.kind == "mint" and rounds >= 2
+    plain = await client(world, PAYER, [other.did])  # asked directly, the refusal is the answer at once
+    await raises("ledger_unauthorized", plain.mint(PAYER.did, 1, actor=PAYER.did, idem="x"))
