@@ -23,20 +23,19 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
-from typing import Any
 
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from agora.errors import AgoraError
+from agora.market.index_nats import kv_snapshot, map_hub_error
 from agora.transport.hub import ensure_market_bucket
 from agora.transport.hub_config import did_of_market_key, market_key
 from agora.wire.fl import DataAd, check_newer_data
 
 DEFAULT_DATA_BUCKET = "agora-data-ads"
 DEFAULT_DATA_TTL_S = 3600.0
-_SNAPSHOT_LIMIT_S = 10.0
 COUNTERS = ("accepted", "forged", "replayed")
 log = logging.getLogger("agora.fl.ads")
 
@@ -131,15 +130,6 @@ class MemoryDataIndex(DataIndex):
         self.store.pop(key, None)
 
 
-def _map_error(e: BaseException, what: str) -> AgoraError:
-    if isinstance(e, AgoraError):
-        return e
-    text = str(e).lower()
-    if "permissions violation" in text or "authorization" in text:
-        return AgoraError("hub_permission_denied", f"{what}: the hub refused it ({e})")
-    return AgoraError("hub_unreachable", f"{what}: the hub did not answer ({type(e).__name__}: {e})")
-
-
 class NatsDataIndex(DataIndex):
     """The data index in a JetStream KV bucket on the hub `nc` is connected to (created when missing, as
     an open hub allows; the connection is the node's and is never closed here)."""
@@ -167,7 +157,7 @@ class NatsDataIndex(DataIndex):
                     js = self._nc.jetstream(timeout=self._timeout)
                     self._kv_handle = await ensure_market_bucket(js, self.bucket, ttl_s=self._ttl_s, replicas=1)
                 except Exception as e:
-                    raise _map_error(e, f"data-ad bucket {self.bucket}") from e
+                    raise map_hub_error(e, f"data-ad bucket {self.bucket}") from e
             return self._kv_handle
 
     async def _raw(self, key: str) -> bytes | None:
@@ -177,7 +167,7 @@ class NatsDataIndex(DataIndex):
         except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
             return None
         except Exception as e:
-            raise _map_error(e, f"data ad {key}") from e
+            raise map_hub_error(e, f"data ad {key}") from e
         if entry.operation in (KV_DEL, KV_PURGE):
             return None
         return bytes(entry.value or b"")
@@ -187,35 +177,17 @@ class NatsDataIndex(DataIndex):
         try:
             await kv.put(key, raw)
         except Exception as e:
-            raise _map_error(e, f"data ad {key}") from e
+            raise map_hub_error(e, f"data ad {key}") from e
 
     async def _delete(self, key: str) -> None:
         kv = await self._kv()
         try:
             await kv.delete(key)
         except Exception as e:
-            raise _map_error(e, f"data ad {key}") from e
+            raise map_hub_error(e, f"data ad {key}") from e
 
     async def _snapshot(self) -> dict[str, bytes]:
-        kv = await self._kv()
-        found: dict[str, bytes] = {}
-        try:
-            async with asyncio.timeout(_SNAPSHOT_LIMIT_S):
-                watcher: Any = await kv.watchall()  # nats-py's KeyWatcher is untyped
-                try:
-                    while True:
-                        entry = await watcher.updates(timeout=self._timeout)
-                        if entry is None:  # the end of what the bucket held when the watch began
-                            break
-                        if entry.operation in (KV_DEL, KV_PURGE):
-                            found.pop(entry.key, None)
-                        else:
-                            found[entry.key] = bytes(entry.value or b"")
-                finally:
-                    await watcher.stop()
-        except Exception as e:
-            raise _map_error(e, f"data-ad bucket {self.bucket}") from e
-        return found
+        return await kv_snapshot(await self._kv(), timeout=self._timeout, what=f"data-ad bucket {self.bucket}")
 
 
 class DataAdvertiser:

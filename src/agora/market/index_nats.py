@@ -35,13 +35,36 @@ DEFAULT_AD_TTL_S = DEFAULT_MARKET_TTL_S
 _SNAPSHOT_LIMIT_S = 10.0
 
 
-def _map_error(e: BaseException, what: str) -> AgoraError:
+def map_hub_error(e: BaseException, what: str) -> AgoraError:
+    """A NATS error as agora's: refused by the hub's permissions, or the hub did not answer."""
     if isinstance(e, AgoraError):
         return e
     text = str(e).lower()
     if "permissions violation" in text or "authorization" in text:
         return AgoraError("hub_permission_denied", f"{what}: the hub refused it ({e})")
     return AgoraError("hub_unreachable", f"{what}: the hub did not answer ({type(e).__name__}: {e})")
+
+
+async def kv_snapshot(kv: KeyValue, *, timeout: float, what: str) -> dict[str, bytes]:
+    """Every key's current value in a KV bucket, read with one ordered consumer (deleted keys left out)."""
+    found: dict[str, bytes] = {}
+    try:
+        async with asyncio.timeout(_SNAPSHOT_LIMIT_S):
+            watcher: Any = await kv.watchall()  # nats-py's KeyWatcher is untyped
+            try:
+                while True:
+                    entry = await watcher.updates(timeout=timeout)
+                    if entry is None:  # the end of what the bucket held when the watch began
+                        break
+                    if entry.operation in (KV_DEL, KV_PURGE):
+                        found.pop(entry.key, None)
+                    else:
+                        found[entry.key] = bytes(entry.value or b"")
+            finally:
+                await watcher.stop()
+    except Exception as e:
+        raise map_hub_error(e, what) from e
+    return found
 
 
 class NatsMarketIndex(IndexReader):
@@ -100,7 +123,7 @@ class NatsMarketIndex(IndexReader):
                         "once its peers are up.",
                     ) from None
                 except Exception as e:
-                    raise _map_error(e, f"market bucket {self.bucket}") from e
+                    raise map_hub_error(e, f"market bucket {self.bucket}") from e
             return self._kv_handle
 
     async def _raw(self, key: str) -> bytes | None:
@@ -111,7 +134,7 @@ class NatsMarketIndex(IndexReader):
         except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
             return None
         except Exception as e:
-            raise _map_error(e, f"market ad {key}") from e
+            raise map_hub_error(e, f"market ad {key}") from e
         if entry.operation in (KV_DEL, KV_PURGE):
             return None
         return bytes(entry.value or b"")
@@ -122,29 +145,10 @@ class NatsMarketIndex(IndexReader):
         try:
             await kv.put(key, raw)
         except Exception as e:
-            raise _map_error(e, f"market ad {key}") from e
+            raise map_hub_error(e, f"market ad {key}") from e
 
     async def _snapshot(self) -> dict[str, bytes]:
-        """Every key's current value, read with one ordered consumer (deleted keys left out)."""
-        kv = await self._kv()
-        found: dict[str, bytes] = {}
-        try:
-            async with asyncio.timeout(_SNAPSHOT_LIMIT_S):
-                watcher: Any = await kv.watchall()  # nats-py's KeyWatcher is untyped
-                try:
-                    while True:
-                        entry = await watcher.updates(timeout=self._timeout)
-                        if entry is None:  # the end of what the bucket held when the watch began
-                            break
-                        if entry.operation in (KV_DEL, KV_PURGE):
-                            found.pop(entry.key, None)
-                        else:
-                            found[entry.key] = bytes(entry.value or b"")
-                finally:
-                    await watcher.stop()
-        except Exception as e:
-            raise _map_error(e, f"market bucket {self.bucket}") from e
-        return found
+        return await kv_snapshot(await self._kv(), timeout=self._timeout, what=f"market bucket {self.bucket}")
 
     async def withdraw(self, provider: str) -> None:
         """Leave a tombstone under the provider's key (a node may write only its own key; purge is not
@@ -153,7 +157,7 @@ class NatsMarketIndex(IndexReader):
         try:
             await kv.delete(market_key(provider))
         except Exception as e:
-            raise _map_error(e, f"market ad of {provider}") from e
+            raise map_hub_error(e, f"market ad of {provider}") from e
 
     def watch(self) -> _NatsWatch:
         self._check_open()
@@ -179,7 +183,7 @@ class _NatsWatch(IndexWatch):
             try:
                 watcher = await kv.watchall()
             except Exception as e:
-                raise _map_error(e, f"market bucket {self._nats.bucket}") from e
+                raise map_hub_error(e, f"market bucket {self._nats.bucket}") from e
             async for entry in watcher:
                 if entry is None:
                     continue  # the end of the current keys: changes follow
@@ -199,4 +203,12 @@ class _NatsWatch(IndexWatch):
             await self._pump
 
 
-__all__ = ["DEFAULT_AD_TTL_S", "DEFAULT_MARKET_BUCKET", "NatsMarketIndex", "did_of_key", "market_key"]
+__all__ = [
+    "DEFAULT_AD_TTL_S",
+    "DEFAULT_MARKET_BUCKET",
+    "NatsMarketIndex",
+    "did_of_key",
+    "kv_snapshot",
+    "map_hub_error",
+    "market_key",
+]
