@@ -8,6 +8,7 @@ import asyncio
 import json
 import math
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,12 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from agora.api import create_app
+from agora.api import ApiServer, create_app
 from agora.models.contract import Contract
 from agora.node import Node
 from agora.node.compute import compute_of
 from tests.integration.node.conftest import NodeFactory
-from tests.support import ROOT
+from tests.support import ROOT, require_binary
 from tests.unit.compute import wat
 
 pytestmark = pytest.mark.integration
@@ -49,6 +50,11 @@ def _metric_names(expr: str) -> set[str]:
 
 def _known(name: str, exported: set[str]) -> bool:
     return name in exported or any(name.endswith(s) and name.removesuffix(s) in exported for s in SUFFIXES)
+
+
+def _unexported(exprs: list[str], exported: set[str]) -> list[str]:
+    """The agora metrics the expressions query that the node does not export."""
+    return sorted(n for n in set().union(*(_metric_names(e) for e in exprs)) if not _known(n, exported))
 
 
 def _dashboards() -> dict[str, dict[str, Any]]:
@@ -88,16 +94,25 @@ def test_the_files_are_well_formed() -> None:
 
 async def test_every_queried_metric_is_exported_by_a_node(make_node: NodeFactory) -> None:
     node: Node = await make_node("hub", hub=True)
-    transport = httpx.ASGITransport(app=create_app(node), client=("127.0.0.1", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as api:
-        body = (await api.get("/metrics")).text
+    server = ApiServer(node, port=0)  # scraped over HTTP like Prometheus does
+    url = await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as api:
+            scraped = await api.get("/metrics")
+    finally:
+        await server.stop()
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    body = scraped.text
     exported = _exported(body)
     exprs = [t["expr"] for b in _dashboards().values() for p in b["panels"] for t in p["targets"]]
     exprs += [r["expr"] for r in _rules()]
     queried = set().union(*(_metric_names(e) for e in exprs))
     assert queried, "the files query no agora metric"
-    missing = sorted(n for n in queried if not _known(n, exported))
+    missing = _unexported(exprs, exported)
     assert missing == [], f"queried but not exported: {missing}"
+    # the check is not vacuous: a panel querying a metric the node does not export is named
+    made_up = 'sum(rate(agora_made_up_total{code="x"}[5m])) / agora_hub_connected'
+    assert _unexported([*exprs, made_up], exported) == ["agora_made_up_total"]
     families = {f.name: f for f in text_string_to_metric_families(body)}
     assert families["agora_hub_connected"].samples[0].value == 1.0  # a hub node is linked to itself
     assert families["agora_replay_cache_capacity"].samples[0].value > 0
@@ -181,7 +196,42 @@ async def test_contract_events_move_the_marketplace_metrics(make_node: NodeFacto
     assert value("agora_contract_events_total", event="refunded") == 1
 
 
+RULES = DEPLOY / "prometheus" / "agora-alerts.yml"
+RULE_TESTS = DEPLOY / "prometheus" / "agora-alerts.test.yml"
+
+
+def _promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    tool = require_binary("promtool", "the Debian package prometheus")
+    return subprocess.run([tool, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_promtool_accepts_the_alert_rules() -> None:
+    done = _promtool("check", "rules", str(RULES))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(_rules())} rules found" in done.stdout
+
+
+def test_promtool_refuses_a_broken_rule(tmp_path: Path) -> None:
+    """The check above can fail: a rule whose expression does not parse is refused."""
+    broken = RULES.read_text().replace("agora_provider_trust_min < 0.2", "agora_provider_trust_min < < 0.2")
+    assert broken != RULES.read_text()
+    (tmp_path / "rules.yml").write_text(broken)
+    done = _promtool("check", "rules", str(tmp_path / "rules.yml"))
+    assert done.returncode != 0 and "AgoraProviderTrustCollapse" in done.stdout + done.stderr
+
+
+def test_the_alert_rules_fire_on_the_series_they_describe() -> None:
+    """`promtool test rules`: series in, alerts out (agora-alerts.test.yml): escrow stuck, trust collapse and
+    hub unreachable fire where they should, for the right instance, and not before their `for:`."""
+    doc = yaml.safe_load(RULE_TESTS.read_text())
+    firing = {a["alertname"] for t in doc["tests"] for a in t["alert_rule_test"] if a["exp_alerts"]}
+    assert {"AgoraEscrowStuck", "AgoraProviderTrustCollapse", "AgoraHubUnreachable"} <= firing
+    done = _promtool("test", "rules", RULE_TESTS.name, cwd=RULE_TESTS.parent)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
 def test_deploy_is_documented() -> None:
     doc = (ROOT / "docs" / "observability.md").read_text()
-    for path in [*(DEPLOY / "grafana").glob("*.json"), DEPLOY / "prometheus" / "agora-alerts.yml"]:
+    for path in [*(DEPLOY / "grafana").glob("*.json"), RULES, RULE_TESTS]:
         assert str(Path(path).relative_to(ROOT)) in doc
