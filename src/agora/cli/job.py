@@ -10,7 +10,6 @@ are local: they need no node.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from agora.cli.output import PLAIN, detail_lines, emit_json, errors, short, table
-from agora.cli.progress import Progress
+from agora.cli.progress import DETACH, Waiting, emit_line
 from agora.client import AgoraClient, resolve_node
 from agora.errors import AgoraError
 
@@ -48,7 +47,7 @@ def _print_line(line: dict[str, Any]) -> None:
 
 def _json_line(event: str, **data: Any) -> None:
     """One compact JSON object per line (`--json --follow`): a script reads them as they come."""
-    typer.echo(json.dumps({"event": event, **data}, sort_keys=True, default=str))
+    emit_line(event, **data)
 
 
 def _follow(
@@ -58,17 +57,17 @@ def _follow(
     all_lines: bool,
     deadline: float | None,
     as_json: bool = False,
-    progress: Progress | None = None,
+    waiting: Waiting | None = None,
 ) -> None:
     after = 0
-    wait = 0.5 if progress is not None and progress.enabled else 2.0  # a spinner wants frequent redraws
+    live = waiting is not None and waiting.live
+    wait = 1.0 if live else 2.0  # the live line's state is at most a second old; its clock ticks on its own
     said_pending = as_json  # a job that fits nowhere yet: say why once, then keep waiting for it
+    state = ""
     for _ in range(1_000_000):  # bounded; each round waits up to `wait` s for news
         if deadline is not None and time.monotonic() > deadline:
             raise _StillRunning(job_id)
         page = c.job_logs(job_id, after=after, wait=wait)
-        if progress is not None:
-            progress.clear()
         if page.get("dropped"):
             if as_json:
                 _json_line("dropped", count=page["dropped"])
@@ -82,18 +81,20 @@ def _follow(
         after = int(page["next"])
         if page.get("done"):
             return
-        state = str(c.job(job_id)["state"]) if progress is not None else ""
+        if waiting is None:
+            continue
+        now = str(c.job(job_id)["state"])
+        if now != state:
+            state = now
+            waiting.event("state", job_id=job_id, state=state)
         if state == "pending" and not said_pending:
             said_pending = True
-            if progress is not None:
-                progress.clear()
             _print_why(c.job_why(job_id), brief=True)
             typer.echo(
                 "waiting in this node's queue until the job's deadline; "
                 f"Ctrl-C leaves it queued (agora job cancel {job_id})"
             )
-        if progress is not None and progress.enabled:
-            progress.show(state)
+        waiting.status(state)
 
 
 class _StillRunning(Exception):
@@ -213,7 +214,7 @@ def run(
             doc = _watch(c, summary, follow=follow, as_json=as_json, deadline=deadline)
         except KeyboardInterrupt:
             _left_early(c, summary, api, cancel_on_exit=cancel_on_exit, as_json=as_json, why="interrupted")
-            raise typer.Exit(130) from None
+            raise typer.Exit(DETACH) from None
         except _StillRunning:
             _left_early(c, summary, api, cancel_on_exit=cancel_on_exit, as_json=as_json, why=f"--timeout {timeout:g}s")
             raise typer.Exit(1) from None
@@ -235,14 +236,12 @@ def _watch(
     job_id = summary["id"]
     if as_json and follow:
         _json_line("submitted", job=summary)
-        _follow(c, job_id, all_lines=True, deadline=deadline, as_json=True)
+        with Waiting(f"job {job_id}", json_lines=True) as waiting:
+            _follow(c, job_id, all_lines=True, deadline=deadline, as_json=True, waiting=waiting)
     elif not as_json:
         typer.echo(f"job {job_id} submitted: {summary['name']} on {_where(summary)}")
-        progress = Progress(job_id)
-        try:
-            _follow(c, job_id, all_lines=follow, deadline=deadline, progress=progress)
-        finally:
-            progress.clear()
+        with Waiting(f"job {job_id}") as waiting:
+            _follow(c, job_id, all_lines=follow, deadline=deadline, waiting=waiting)
     doc = c.job(job_id)
     for _ in range(1_000_000):
         if doc["state"] in TERMINAL:

@@ -3,12 +3,14 @@ owner), through its API. FILE is a training spec in YAML or JSON (docs/federated
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from agora.cli.output import PLAIN, emit_json, errors, table
+from agora.cli.progress import DETACH, Waiting, emit_line
 from agora.client import AgoraClient
 from agora.errors import AgoraError
 
@@ -63,6 +65,66 @@ def _show_run(run: dict[str, Any]) -> None:
     table(prov, ["contract", "delivered", "late", "rejected", "paid"])
 
 
+ACTIVE = ("pending", "running")
+
+
+def _round_event(run_id: str, r: dict[str, Any], planned: int | None) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "round": r["round"],
+        "rounds_planned": planned,
+        "attempt": r["attempt"],
+        "accepted": len(r["accepted"]),
+        "late": len(r["late"]),
+        "rejected": len(r["rejected"]),
+        "metrics": r["metrics"],
+    }
+
+
+def _wait_run(c: AgoraClient, answer: dict[str, Any], wait: float, *, as_json: bool) -> dict[str, Any]:
+    """Follow a started run until it ends or `wait` seconds pass: the live line on a terminal (state, round
+    k/n, elapsed), or JSON lines (`started`, `round` per finished round, `state` per change; the caller
+    writes `end`). Each poll asks the node to answer at the run's end or after a second or two."""
+    run_id = answer["run_id"]
+    planned = answer.get("rounds_planned")
+    doc = answer
+    with Waiting(f"training run {run_id}", json_lines=as_json) as waiting:
+        waiting.event("started", run=answer)
+        seen, state = 0, ""
+        deadline = time.monotonic() + wait
+        for _ in range(1_000_000):  # bounded; each turn waits up to a second or two for the end
+            rounds = doc.get("rounds", [])
+            for r in rounds[seen:]:
+                waiting.event("round", **_round_event(run_id, r, planned))
+            seen = len(rounds)
+            if doc["state"] != state:
+                state = doc["state"]
+                waiting.event("state", run_id=run_id, state=state, reason=doc.get("reason"))
+            accuracy = doc.get("last_metrics", {}).get("eval_accuracy")
+            waiting.status(
+                state,
+                step=rounds[-1]["round"] if rounds else 0,
+                total=planned,
+                detail=f"accuracy {accuracy:.3f}" if isinstance(accuracy, float) else "",
+            )
+            left = deadline - time.monotonic()
+            if state not in ACTIVE or left <= 0:
+                break
+            doc = c.training_run(run_id, wait_s=min(left, 1.0 if waiting.live else 2.0))
+    return doc
+
+
+def _detached(run_id: str, api: str | None, *, as_json: bool, why: str) -> None:
+    """The command stops waiting; the run goes on at the node: say so, and how to get back to it."""
+    if as_json:
+        emit_line("left", run_id=run_id, reason=why)
+        return
+    at = f" --api {api}" if api else ""
+    typer.echo(f"{why}: training run {run_id} keeps running on the node", err=True)
+    typer.echo(f"  status:    agora train status {run_id}{at}", err=True)
+    typer.echo(f"  stop it:   agora train stop {run_id}{at}", err=True)
+
+
 @app.command("start")
 def start(
     file: Annotated[Path, typer.Argument(help="training spec (YAML or JSON)")],
@@ -72,13 +134,24 @@ def start(
     api: ApiOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Match a training spec against the data offers and start the run."""
+    """Match a training spec against the data offers and start the run.
+
+    With --wait: a live line (state, round k/n, elapsed) on a terminal; with --json, JSON lines (started,
+    round, state, then end with the run). Ctrl-C stops waiting, not the run (exit status 130)."""
+    stream = as_json and wait > 0
     with errors(as_json):
         spec = _read(file)
         with AgoraClient(api) as c:
             answer = c.start_training(spec, budget=budget, local=local)
-            if answer["state"] == "running" and wait > 0:
-                answer = c.training_run(answer["run_id"], wait_s=wait)
+            if answer["state"] in ACTIVE and wait > 0:
+                try:
+                    answer = _wait_run(c, answer, wait, as_json=as_json)
+                except KeyboardInterrupt:
+                    _detached(answer["run_id"], api, as_json=as_json, why="interrupted")
+                    raise typer.Exit(DETACH) from None
+        if stream:
+            emit_line("end", run=answer)
+            return
         if as_json:
             emit_json(answer)
             return
@@ -87,6 +160,8 @@ def start(
             typer.echo("no match: " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())))
             raise typer.Exit(1)
         _show_run(answer)
+        if answer["state"] in ACTIVE and wait > 0:
+            typer.echo(f"still {answer['state']} after {wait:g}s: agora train status {answer['run_id']}")
 
 
 @app.command("status")

@@ -1,15 +1,13 @@
-"""CLI printing: error details in text mode, the progress line (terminal only), devnet names for --node."""
+"""CLI printing: error details in text mode, devnet names for --node (the progress line: test_progress.py)."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
 
 from agora.cli.output import detail_lines, when
-from agora.cli.progress import FRAMES, Progress, elapsed
 from agora.client import resolve_node
 from agora.errors import AgoraError
 
@@ -23,29 +21,6 @@ def test_details_are_printed_as_short_lines() -> None:
     assert len(many) == 20 and many[-1] == "  … 22 more (--json shows all)"
     assert detail_lines(None) == []
     assert detail_lines({"stderr_tail": "", "exit_code": 3, "reasons": [], "extra": None}) == ["  exit_code: 3"]
-
-
-class _Tty(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_draws_spinner_state_and_elapsed_time_on_a_terminal_only() -> None:
-    now = [100.0]
-    tty = _Tty()
-    p = Progress("job-1", stream=tty, clock=lambda: now[0])
-    p.show("pending")
-    now[0] += 75
-    p.show("running")
-    p.clear()
-    drawn = tty.getvalue().split("\r\033[K")
-    assert drawn[1] == f"{FRAMES[0]} job job-1 pending · 0s (Ctrl-C detaches)"
-    assert drawn[2] == f"{FRAMES[1]} job job-1 running · 1m15s (Ctrl-C detaches)"
-    assert drawn[3] == ""  # cleared
-    piped = io.StringIO()
-    Progress("job-1", stream=piped).show("running")
-    assert piped.getvalue() == ""
-    assert elapsed(3 * 3600 + 120) == "3h02m"
 
 
 def test_resolve_node_takes_a_did_or_a_devnet_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
