@@ -4,6 +4,7 @@ JSON lines, `--node node-1` names a devnet member, `job validate` needs no node.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -148,6 +149,11 @@ def test_json_follow_streams_json_lines(work: Path) -> None:
     assert {"event": "log", "line": "hi", "stream": "stdout"}.items() <= next(
         e for e in events if e.get("line") == "hi"
     ).items()
+    stamps = [e["t"] for e in events]  # every line says when (docs: {"event": ..., "t": ..., ...})
+    assert all(isinstance(t, float) for t in stamps) and stamps == sorted(stamps)
+    states = [e["state"] for e in events if e["event"] == "state"]  # one line per change of the job's state
+    placing = ("submitted", "pending", "matching", "bidding", "awarded", "committed", "running", "completed")
+    assert all(s in placing for s in states) and all(a != b for a, b in itertools.pairwise(states))
 
 
 def test_node_option_takes_a_devnet_name(work: Path) -> None:

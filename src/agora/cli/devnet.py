@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from agora.cli.output import PLAIN, emit_json, errors, table
+from agora.cli.progress import DETACH, Waiting
 from agora.client import devnet_dir
 
 DEFAULT_DIR = devnet_dir()  # the launcher (subprocess, …) is imported by the commands that use it
@@ -25,14 +26,21 @@ def devnet_up(
     directory: DirOpt = DEFAULT_DIR,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start a hub and N nodes; returns when every node sees every other one."""
+    """Start a hub and N nodes; returns when every node sees every other one.
+
+    On a terminal a live line says which step it is at; Ctrl-C stops what was started (exit status 130)."""
     from agora.devnet import check_not_running, up
 
     with errors(as_json):
         check_not_running(directory)
         if not as_json:
             typer.echo(f"starting a hub and {nodes} nodes in {directory} …")
-        state = up(nodes, directory)
+        try:
+            with Waiting("devnet up", hint="Ctrl-C stops it", quiet=as_json) as waiting:
+                state = up(nodes, directory, on_step=waiting.status)
+        except KeyboardInterrupt:
+            typer.echo("interrupted: the devnet's processes were stopped; nothing is left running", err=True)
+            raise typer.Exit(DETACH) from None
         if as_json:
             emit_json(state)
             return

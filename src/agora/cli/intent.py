@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from agora.cli.output import PLAIN, emit_json, errors, table
+from agora.cli.progress import DETACH, Waiting
 from agora.client import AgoraClient
 from agora.errors import AgoraError
 
@@ -157,9 +158,19 @@ def match(
     api: ApiOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Match an open intent on the market: its contract(s), or why not (rejection reasons with counts)."""
+    """Match an open intent on the market: its contract(s), or why not (rejection reasons with counts).
+
+    On a terminal a live line shows the wait for the placement; Ctrl-C stops waiting (exit status 130):
+    the node may still place the intent, and `agora intent show` tells how it went."""
     with errors(as_json), AgoraClient(api) as c:
-        m = c.match(intent_id, preview=preview, wait=wait)
+        what = f"{'previewing' if preview else 'matching'} intent {intent_id}"
+        try:
+            with Waiting(what, hint=f"up to {wait:g}s for the placement; Ctrl-C detaches", quiet=as_json):
+                m = c.match(intent_id, preview=preview, wait=wait)
+        except KeyboardInterrupt:
+            at = f" --api {api}" if api else ""
+            typer.echo(f"interrupted: the node may still place it; see: agora intent show {intent_id}{at}", err=True)
+            raise typer.Exit(DETACH) from None
         if as_json:
             emit_json(m)
             if not m["preview"] and not m["matched"]:

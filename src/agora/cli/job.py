@@ -47,7 +47,7 @@ def _print_line(line: dict[str, Any]) -> None:
 
 def _json_line(event: str, **data: Any) -> None:
     """One compact JSON object per line (`--json --follow`): a script reads them as they come."""
-    emit_line(event, **data)
+    emit_line(event, data)
 
 
 def _follow(

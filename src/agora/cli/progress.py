@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
+    from rich.spinner import Spinner
 
 DETACH = 130  # the exit status of a command whose wait Ctrl-C ended (the work it waited for goes on)
 
@@ -38,17 +39,26 @@ def elapsed(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
-def emit_line(event: str, *, stream: TextIO | None = None, clock: Callable[[], float] = time.time, **data: Any) -> None:
-    """One compact JSON object on one line, flushed: `{"event": ..., "t": ..., **data}` (keys sorted)."""
-    out = stream if stream is not None else sys.stdout
-    out.write(json.dumps({"event": event, "t": round(clock(), 3), **data}, sort_keys=True, default=str) + "\n")
-    out.flush()
+def emit_line(
+    event: str,
+    fields: Mapping[str, Any] | None = None,
+    *,
+    out: TextIO | None = None,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """One compact JSON object on one line, flushed: `{"event": ..., "t": ..., **fields}` (keys sorted).
+    `fields` is a mapping, not keywords: a log line's own `stream` key must not meet a parameter."""
+    stream = out if out is not None else sys.stdout
+    doc = {"event": event, "t": round(clock(), 3), **(fields or {})}
+    stream.write(json.dumps(doc, sort_keys=True, default=str) + "\n")
+    stream.flush()
 
 
 class Waiting:
     """A context manager around one wait. `status(...)` changes what the live line says (a no-op off a
     terminal); `event(name, ...)` writes a JSON line when the command streams JSON lines (a no-op otherwise).
 
+    `quiet` draws nothing (a command's `--json` that prints one object at the end, `--no-progress`);
     `console` (a Rich Console) replaces stderr's, e.g. one forced into terminal mode in a test; `live`
     forces the status line on or off."""
 
@@ -58,6 +68,7 @@ class Waiting:
         *,
         json_lines: bool = False,
         hint: str = "Ctrl-C detaches",
+        quiet: bool = False,
         console: Console | None = None,
         live: bool | None = None,
         stream: TextIO | None = None,
@@ -78,9 +89,10 @@ class Waiting:
         self._monotonic = monotonic
         self._t0 = monotonic()
         if live is None:
-            live = not json_lines and (console.is_terminal if console is not None else sys.stderr.isatty())
+            live = not (json_lines or quiet) and (console.is_terminal if console is not None else sys.stderr.isatty())
         self.live = live
         self._live: Live | None = None
+        self._spinner: Spinner | None = None
 
     def __enter__(self) -> Waiting:
         self._t0 = self._monotonic()
@@ -130,7 +142,7 @@ class Waiting:
 
     def event(self, name: str, **data: Any) -> None:
         if self.json_lines:
-            emit_line(name, stream=self._stream, clock=self._clock, **data)
+            emit_line(name, data, out=self._stream, clock=self._clock)
 
     def line(self) -> str:
         """The status line's text (without the spinner)."""
@@ -149,7 +161,10 @@ class Waiting:
     def __rich__(self) -> RenderableType:
         from rich.spinner import Spinner
 
-        return Spinner("dots", text=self.line())
+        if self._spinner is None:
+            self._spinner = Spinner("dots")  # one object: its frame follows the time since its first frame
+        self._spinner.update(text=self.line())
+        return self._spinner
 
 
 __all__ = ["DETACH", "Waiting", "elapsed", "emit_line"]

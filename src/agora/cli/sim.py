@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from agora.cli.output import PLAIN, emit_json, errors, table
+from agora.cli.progress import Waiting
 from agora.errors import AgoraError
 
 app = typer.Typer(
@@ -57,20 +58,16 @@ def _read(path: Path) -> dict[str, Any]:
 def run(
     scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
     out: Annotated[Path, typer.Option("--out", help="directory for report.json, report.md and the plots")],
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show a progress bar")] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="show the progress line (on a terminal only)")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
 ) -> None:
     """Run SCENARIO and write its report into --out."""
     with errors(as_json):
         sc = _sim("scenario").parse(_read(scenario))
-        if progress and not as_json:
-            from rich.progress import Progress
-
-            with Progress(transient=True) as bar:
-                task = bar.add_task(f"simulating {sc.name}", total=1.0)
-                doc = _sim("run").simulate(sc, progress=lambda f: bar.update(task, completed=f))
-        else:
-            doc = _sim("run").simulate(sc)
+        with Waiting(f"simulating {sc.name}", hint="Ctrl-C stops it", quiet=as_json or not progress) as w:
+            doc = _sim("run").simulate(sc, progress=(lambda f: w.status(fraction=f)) if w.live else None)
         path = _sim("report").write(doc, out)
         if as_json:
             emit_json({k: v["value"] for k, v in doc["metrics"].items()})
@@ -115,7 +112,11 @@ def sweep(
     """Run SCENARIO once per value of each --param (their product) and tabulate the outcome."""
     with errors(as_json):
         sw = _sim("sweep")
-        results = sw.sweep(_read(scenario), param, workers=workers, dask_scheduler=dask)
+        doc = _read(scenario)
+        with Waiting(f"sweeping {scenario.name}", hint="Ctrl-C stops it", quiet=as_json) as w:
+            if w.live:
+                w.status(detail=f"{len(sw.variants(doc, param))} variants")
+            results = sw.sweep(doc, param, workers=workers, dask_scheduler=dask)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             (out / "sweep.json").write_text(_sim("report").dumps({"variants": results}), encoding="utf-8")

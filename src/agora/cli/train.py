@@ -117,7 +117,7 @@ def _wait_run(c: AgoraClient, answer: dict[str, Any], wait: float, *, as_json: b
 def _detached(run_id: str, api: str | None, *, as_json: bool, why: str) -> None:
     """The command stops waiting; the run goes on at the node: say so, and how to get back to it."""
     if as_json:
-        emit_line("left", run_id=run_id, reason=why)
+        emit_line("left", {"run_id": run_id, "reason": why})
         return
     at = f" --api {api}" if api else ""
     typer.echo(f"{why}: training run {run_id} keeps running on the node", err=True)
@@ -150,7 +150,7 @@ def start(
                     _detached(answer["run_id"], api, as_json=as_json, why="interrupted")
                     raise typer.Exit(DETACH) from None
         if stream:
-            emit_line("end", run=answer)
+            emit_line("end", {"run": answer})
             return
         if as_json:
             emit_json(answer)

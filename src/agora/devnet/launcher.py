@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,10 @@ def up(
     announce_interval: float = 1.0,
     timeout: float = 30.0,
     funds: int = DEVNET_FUNDS,
+    on_step: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
+    """`on_step(what)` hears each step as it starts (the CLI's progress line)."""
+    step = on_step if on_step is not None else (lambda what: None)
     if nodes < 1 or nodes > 32:
         raise AgoraError("invalid_argument", "a devnet has between 1 and 32 nodes")
     root = root.resolve()
@@ -166,10 +170,12 @@ def up(
     started: list[Proc] = []
     deadline = time.monotonic() + timeout
     try:
+        step("starting the hub")
         hub = _spawn("hub", root, ["--hub", "--hub-port", "0", *common], env)
         started.append(hub)
         hub_ready = _wait_ready(hub, deadline)
         hub_url = hub_ready["hub_url"]
+        step(f"starting {nodes} node(s)")
         for i in range(nodes):
             # `--sell`: each node publishes a default offer from its machine, so a devnet is a market at once
             started.append(_spawn(f"node-{i + 1}", root, ["--hub-url", hub_url, "--sell", *common], env))
@@ -190,7 +196,9 @@ def up(
             "nodes": [{**m, "hub": hub_url} for m in members[1:]],
             "started_at": time.time(),
         }
+        step("waiting for every node to see every other")
         _wait_mesh(state, deadline)
+        step("funding the members")
         state["funded"] = [fund(state, m, funds) for m in members if funds > 0]
         _save_state(root, state)
         return state

@@ -83,8 +83,8 @@ def test_json_lines_one_object_per_line_flushed_each_time_and_no_live_line() -> 
     assert stream.at_flush == [lines[0] + "\n", lines[0] + "\n" + lines[1] + "\n"]  # each line flushed at once
     assert out.getvalue() == ""
     plain = io.StringIO()
-    emit_line("end", stream=plain, clock=lambda: 5.0, run={"state": "completed"})
-    assert json.loads(plain.getvalue()) == {"event": "end", "t": 5.0, "run": {"state": "completed"}}
+    emit_line("end", {"run": {"state": "completed"}, "stream": "x"}, out=plain, clock=lambda: 5.0)
+    assert json.loads(plain.getvalue()) == {"event": "end", "t": 5.0, "run": {"state": "completed"}, "stream": "x"}
     assert elapsed(3 * 3600 + 120) == "3h02m" and elapsed(59) == "59s"
 
 
