@@ -52,7 +52,20 @@ YAML
 export AGORA_NODE=$OWNER
 say "2. $OWNER owns the model; its dashboard: $(member "$OWNER" api)/ui/training"
 say "3. Match the spec against the data offers and run $ROUNDS rounds (waits for the end)"
-STARTED=$($AGORA train start "$WORK/train.yaml" --budget 100 --wait 180 --json)
+# --wait with --json streams JSON lines (started, round, state, end): each round is told as it finishes
+echo "\$ agora train start $WORK/train.yaml --budget 100 --wait 180 --json"
+$AGORA train start "$WORK/train.yaml" --budget 100 --wait 180 --json | "$PYTHON" -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    if e["event"] == "round":
+        acc = e["metrics"].get("eval_accuracy")
+        print(f"   round {e['round']}/{e['rounds_planned']}: {e['accepted']} update(s) accepted, {e['late']} late,"
+              f" {e['rejected']} rejected, accuracy {acc:.3f}", flush=True)
+    elif e["event"] == "end":
+        open(sys.argv[1], "w").write(json.dumps(e["run"]))
+' "$WORK/run.json"
+STARTED=$(cat "$WORK/run.json")
 RUN=$(echo "$STARTED" | json_field run_id)
 STATE=$(echo "$STARTED" | json_field state)
 [ "$STATE" = completed ] || { echo "the run ended $STATE: $STARTED" >&2; exit 1; }

@@ -7,6 +7,7 @@ trains); the contracts' timelines and the providers' earnings show it."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -75,8 +76,13 @@ async def test_training_across_nodes_from_the_cli(make_node: NodeFactory, tmp_pa
         code, nothing = await run_cli(url, "train", "start", str(spec_file(tmp_path, data_tags=["x-ray"])))
         assert code == 0 and nothing["state"] == "unmatched" and nothing["match"]["counts"]["data_tags_missing"] == 3
 
-        code, run = await run_cli(url, "train", "start", str(spec_file(tmp_path)), "--budget", "100", "--wait", "180")
-        assert code == 0 and run["state"] == "completed", run
+        code, lines = await run_cli(url, "train", "start", str(spec_file(tmp_path)), "--budget", "100", "--wait", "180")
+        events = [json.loads(line) for line in lines.splitlines()]  # --wait --json: one JSON object per line
+        assert code == 0 and events[0]["event"] == "started" and events[-1]["event"] == "end", lines
+        assert sorted({e["round"] for e in events if e["event"] == "round"}) == list(range(1, ROUNDS + 1))
+        assert [e["state"] for e in events if e["event"] == "state"][-1] == "completed"
+        run = events[-1]["run"]
+        assert run["state"] == "completed", run
         assert run["match"]["ads_from"] == "index"  # read from the hub's index, not asked of each peer
         assert sorted(p["provider"] for p in run["providers"]) == sorted(p.did for p in providers)
         assert all(p["delivered"] == [1, 2] and p["paid"] == ROUNDS * PRICE for p in run["providers"])
