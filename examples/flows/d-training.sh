@@ -59,9 +59,9 @@ import json, sys
 for line in sys.stdin:
     e = json.loads(line)
     if e["event"] == "round":
-        acc = e["metrics"].get("eval_accuracy")
-        print(f"   round {e['round']}/{e['rounds_planned']}: {e['accepted']} update(s) accepted, {e['late']} late,"
-              f" {e['rejected']} rejected, accuracy {acc:.3f}", flush=True)
+        acc = e["metrics"].get("eval_accuracy", float("nan"))
+        text = "   round {round}/{rounds_planned}: {accepted} update(s) accepted, {late} late, {rejected} rejected"
+        print(text.format(**e) + f", accuracy {acc:.3f}", flush=True)
     elif e["event"] == "end":
         open(sys.argv[1], "w").write(json.dumps(e["run"]))
 ' "$WORK/run.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -77,6 +78,8 @@ def test_flow_d_trains_a_model_on_the_market(devnet: Path) -> None:
     assert out.count("offering data set data-") == 2  # one offer per provider
     assert "run run-" in out and ": completed" in out and "bound_to_round" in out and "update_released" in out
     assert "pending: 0 contracts" in out
+    rounds = re.findall(r"round (\d+)/(\d+): 2 update\(s\) accepted", out)  # told from the JSON lines as they come
+    assert rounds and [int(k) for k, _ in rounds] == list(range(1, int(rounds[0][1]) + 1)), out
 
 
 def test_flow_e_buys_inference_with_the_openai_client(devnet: Path) -> None:

@@ -81,18 +81,20 @@ def _round_event(run_id: str, r: dict[str, Any], planned: int | None) -> dict[st
     }
 
 
-def _wait_run(c: AgoraClient, answer: dict[str, Any], wait: float, *, as_json: bool) -> dict[str, Any]:
+def _wait_run(
+    c: AgoraClient, answer: dict[str, Any], wait: float, *, as_json: bool, planned: int | None = None
+) -> dict[str, Any]:
     """Follow a started run until it ends or `wait` seconds pass: the live line on a terminal (state, round
     k/n, elapsed), or JSON lines (`started`, `round` per finished round, `state` per change; the caller
     writes `end`). Each poll asks the node to answer at the run's end or after a second or two."""
     run_id = answer["run_id"]
-    planned = answer.get("rounds_planned")
     doc = answer
     with Waiting(f"training run {run_id}", json_lines=as_json) as waiting:
         waiting.event("started", run=answer)
         seen, state = 0, ""
         deadline = time.monotonic() + wait
         for _ in range(1_000_000):  # bounded; each turn waits up to a second or two for the end
+            planned = doc.get("rounds_planned") or planned  # the start answer may not say; the run does
             rounds = doc.get("rounds", [])
             for r in rounds[seen:]:
                 waiting.event("round", **_round_event(run_id, r, planned))
@@ -145,7 +147,9 @@ def start(
             answer = c.start_training(spec, budget=budget, local=local)
             if answer["state"] in ACTIVE and wait > 0:
                 try:
-                    answer = _wait_run(c, answer, wait, as_json=as_json)
+                    rounds = spec.get("rounds")
+                    planned = rounds if isinstance(rounds, int) else None
+                    answer = _wait_run(c, answer, wait, as_json=as_json, planned=planned)
                 except KeyboardInterrupt:
                     _detached(answer["run_id"], api, as_json=as_json, why="interrupted")
                     raise typer.Exit(DETACH) from None

@@ -93,7 +93,7 @@ ROUND = {"attempt": 1, "accepted": ["p"], "late": [], "rejected": [], "wall_s": 
 
 @pytest.fixture
 def node(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """A mock node whose run finishes one round per poll (round 1 at start, 2 and 3 on the next polls)."""
+    """A mock node whose run has finished rounds 1 and 2 at the first poll and round 3 at the second."""
     box: dict[str, Any] = {"polls": 0, "interrupt": False, "waits": []}
 
     def run(rounds: int) -> dict[str, Any]:
@@ -109,8 +109,8 @@ def node(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         }
 
     def handle(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/training/runs" and request.method == "POST":
-            return httpx.Response(201, json=run(1))
+        if request.url.path == "/training/runs" and request.method == "POST":  # as the node answers a start
+            return httpx.Response(201, json={"run_id": "run-1", "state": "running", "match": {"counts": {}}})
         if request.url.path == "/training/runs/run-1":
             if box["interrupt"]:
                 raise KeyboardInterrupt
@@ -137,7 +137,7 @@ def test_train_start_wait_json_streams_each_round_then_the_run(node: dict[str, A
     out = CliRunner().invoke(app, ["train", "start", _spec(tmp_path), "--wait", "60", "--json"])
     assert out.exit_code == 0, out.output
     events = [json.loads(line) for line in out.stdout.splitlines()]  # every line is one JSON object
-    assert [e["event"] for e in events] == ["started", "round", "state", "round", "round", "state", "end"]
+    assert [e["event"] for e in events] == ["started", "state", "round", "round", "round", "state", "end"]
     assert all(isinstance(e["t"], float) for e in events)
     rounds = [e for e in events if e["event"] == "round"]
     assert [(r["round"], r["rounds_planned"], r["accepted"]) for r in rounds] == [(1, 3, 1), (2, 3, 1), (3, 3, 1)]
