@@ -235,3 +235,13 @@ def test_deploy_is_documented() -> None:
     doc = (ROOT / "docs" / "observability.md").read_text()
     for path in [*(DEPLOY / "grafana").glob("*.json"), RULES, RULE_TESTS]:
         assert str(Path(path).relative_to(ROOT)) in doc
+
+
+def test_the_screenshots_are_linked_from_the_readme() -> None:
+    """docs/img holds the dashboard's main pages (taken by test_browser.py): each is shown in the README,
+    and the README shows no image that is missing."""
+    readme = (ROOT / "README.md").read_text()
+    linked = set(re.findall(r"\]\((docs/img/[^)]+\.png)\)", readme))
+    shots = {str(p.relative_to(ROOT)) for p in (ROOT / "docs" / "img").glob("*.png")}
+    assert {"docs/img/dashboard-market.png", "docs/img/dashboard-contract.png"} <= shots
+    assert linked == shots
