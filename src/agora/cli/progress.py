@@ -140,7 +140,7 @@ class Waiting:
         if self._live is not None:
             self._live.refresh()
 
-    def event(self, name: str, **data: Any) -> None:
+    def event(self, name: str, /, **data: Any) -> None:
         if self.json_lines:
             emit_line(name, data, out=self._stream, clock=self._clock)
 

@@ -153,6 +153,11 @@ def start(
                 except KeyboardInterrupt:
                     _detached(answer["run_id"], api, as_json=as_json, why="interrupted")
                     raise typer.Exit(DETACH) from None
+                except AgoraError as err:
+                    if not stream:
+                        raise
+                    emit_line("error", {"run_id": answer["run_id"], "error": err.to_dict()})  # still one per line
+                    raise typer.Exit(1) from None
         if stream:
             emit_line("end", {"run": answer})
             return

@@ -94,7 +94,7 @@ ROUND = {"attempt": 1, "accepted": ["p"], "late": [], "rejected": [], "wall_s": 
 @pytest.fixture
 def node(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A mock node whose run has finished rounds 1 and 2 at the first poll and round 3 at the second."""
-    box: dict[str, Any] = {"polls": 0, "interrupt": False, "waits": []}
+    box: dict[str, Any] = {"polls": 0, "interrupt": False, "waits": [], "fail": False}
 
     def run(rounds: int) -> dict[str, Any]:
         done = [{**ROUND, "round": k, "metrics": {"eval_accuracy": 0.5 + k / 10}} for k in range(1, rounds + 1)]
@@ -114,6 +114,8 @@ def node(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         if request.url.path == "/training/runs/run-1":
             if box["interrupt"]:
                 raise KeyboardInterrupt
+            if box["fail"]:
+                return httpx.Response(404, json={"error": {"code": "not_found", "message": "no run-1", "hint": ""}})
             box["polls"] += 1
             box["waits"].append(float(request.url.params["wait_s"]))
             return httpx.Response(200, json=run(min(1 + box["polls"], 3)))
@@ -162,3 +164,12 @@ def test_ctrl_c_detaches_from_the_run_and_says_how_to_get_back(node: dict[str, A
     assert streamed.exit_code == 130
     last = json.loads(streamed.stdout.splitlines()[-1])
     assert last["event"] == "left" and last["run_id"] == "run-1" and last["reason"] == "interrupted"
+
+
+def test_an_error_while_streaming_is_one_more_json_line(node: dict[str, Any], tmp_path: Any) -> None:
+    node["fail"] = True
+    out = CliRunner().invoke(app, ["train", "start", _spec(tmp_path), "--wait", "60", "--json"])
+    assert out.exit_code == 1
+    events = [json.loads(line) for line in out.stdout.splitlines()]  # still parseable line by line
+    assert [e["event"] for e in events] == ["started", "state", "error"]
+    assert events[-1]["error"]["code"] == "not_found" and events[-1]["run_id"] == "run-1"
