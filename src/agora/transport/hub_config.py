@@ -231,11 +231,11 @@ class HubConfig:
             publish.extend(("$JS.API.INFO", "$JS.API.STREAM.NAMES"))  # names: js.subscribe finds a stream by subject
             for bucket in self.object_buckets:
                 publish.extend(_object_store_subjects(bucket))
-        for bucket in (self.market_bucket, self.data_bucket) if self.jetstream else ():
-            if bucket is not None:
+        for kv in (self.market_bucket, self.data_bucket) if self.jetstream else ():
+            if kv is not None:
                 if "$JS.API.INFO" not in publish:
                     publish.append("$JS.API.INFO")
-                publish.extend(market_subjects(bucket, did))
+                publish.extend(market_subjects(kv, did))
         return {
             "publish": {"allow": publish},
             "subscribe": {"allow": [inbox_subject(did), reply_inbox_prefix(did) + ".>", *self.topics]},
