@@ -233,28 +233,27 @@ class InferenceProvider(Actor):
 
     @behavior(RUN_CMD, public=True, mutating=True)
     async def run(self, ctx: CallContext) -> dict[str, Any]:
-        args = ctx.args
-        check_version(args)
-        raw = args.get("quote")
-        if not isinstance(raw, bytes):
-            raise AgoraError("quote_invalid", "args.quote must be the signed quote's bytes")
-        res, rec = await self.serve(ctx.invoker, raw, request_from_wire(args.get("request")))
+        res, rec = await self.serve(ctx.invoker, *_quoted_request(ctx.args))
         return {"result": result_to_wire(res), "meter": rec.raw}
 
     @behavior(STREAM_CMD, public=True, mutating=True)
     async def stream(self, ctx: CallContext) -> dict[str, Any]:
-        args = ctx.args
-        check_version(args)
-        raw = args.get("quote")
-        if not isinstance(raw, bytes):
-            raise AgoraError("quote_invalid", "args.quote must be the signed quote's bytes")
-        return {"session": self.open_stream(ctx.invoker, raw, request_from_wire(args.get("request")))}
+        return {"session": self.open_stream(ctx.invoker, *_quoted_request(ctx.args))}
 
     @behavior(WATCH_CMD, public=True, mutating=False)
     async def watch(self, ctx: CallContext) -> dict[str, Any]:
         args = ctx.args
         check_version(args)
         return await self.watch_stream(ctx.invoker, str(args.get("session")), args.get("cursor", 0), wait_arg(args))
+
+
+def _quoted_request(args: Any) -> tuple[bytes, RunRequest]:
+    """A run's or a stream's args: the signed quote's bytes and the request."""
+    check_version(args)
+    raw = args.get("quote")
+    if not isinstance(raw, bytes):
+        raise AgoraError("quote_invalid", "args.quote must be the signed quote's bytes")
+    return raw, request_from_wire(args.get("request"))
 
 
 __all__ = ["InferenceProvider", "ProviderSettings", "check_context", "estimate_tokens"]

@@ -95,6 +95,12 @@ class Totals:
     failures: int = 0
     by_provider: dict[str, int] = field(default_factory=dict)
 
+    def count(self, provider: str, paid: int) -> None:
+        """One request served and paid (`paid`, 0 without a settlement)."""
+        self.requests += 1
+        self.spend += paid
+        self.by_provider[provider] = self.by_provider.get(provider, 0) + paid
+
 
 def estimate_out(req: RunRequest) -> int:
     return 0 if req.kind == "embeddings" else req.max_tokens
@@ -282,19 +288,17 @@ class InferenceRequester:
         """Pay the router the verified record's price (it advanced the provider's), citing the record."""
         paid = 0
         if self.settlement is not None and rec.price > 0:
-            await self.settlement.transfer(
-                self.did,
-                router,
-                rec.price,
-                actor=self.did,
-                idem=f"inference:{rec.cid}",
-                memo=f"inference via router, metering {rec.cid}",
-            )
+            await self._transfer(router, rec, f"inference via router, metering {rec.cid}")
             paid = rec.price
-        self.totals.requests += 1
-        self.totals.spend += paid
-        self.totals.by_provider[provider] = self.totals.by_provider.get(provider, 0) + paid
+        self.totals.count(provider, paid)
         return paid
+
+    async def _transfer(self, payee: str, rec: MeteringRecord, memo: str) -> None:
+        """Pay `rec`'s price to `payee` by transfer, once per record (the idempotency key names it)."""
+        assert self.settlement is not None
+        await self.settlement.transfer(
+            self.did, payee, rec.price, actor=self.did, idem=f"inference:{rec.cid}", memo=memo
+        )
 
     async def run_direct(self, req: RunRequest, policy: RoutingPolicy | None = None) -> Outcome:
         """Quote, route, run, verify and pay here (what a router does for its members too)."""
@@ -309,9 +313,7 @@ class InferenceRequester:
             await self._failed(c, exc)
 
         out = await fallback(planned, attempt, on_failure=failed, model=req.model)
-        self.totals.requests += 1
-        self.totals.spend += out.paid
-        self.totals.by_provider[out.provider] = self.totals.by_provider.get(out.provider, 0) + out.paid
+        self.totals.count(out.provider, out.paid)
         return out
 
     async def _attempt(
@@ -450,9 +452,7 @@ class InferenceRequester:
             paid = await self._pay(c.provider, contract, locked, rec)
             res = _streamed_result(text, rec, req)
             self.stats.setdefault(c.provider, ProviderStats()).observe(res.tokens_out, res.duration_s, res.ttft_s)
-            self.totals.requests += 1
-            self.totals.spend += paid
-            self.totals.by_provider[c.provider] = self.totals.by_provider.get(c.provider, 0) + paid
+            self.totals.count(c.provider, paid)
             yield Outcome(c.provider, q, rec, res, paid)
             return
         if not planned:
@@ -525,14 +525,7 @@ class InferenceRequester:
                 contract, actor=self.did, idem=f"{contract}:refund", reason="settled by record"
             )
         if rec.price > 0:
-            await self.settlement.transfer(
-                self.did,
-                provider,
-                rec.price,
-                actor=self.did,
-                idem=f"inference:{rec.cid}",
-                memo=f"inference metering {rec.cid}",
-            )
+            await self._transfer(provider, rec, f"inference metering {rec.cid}")
         return rec.price
 
 

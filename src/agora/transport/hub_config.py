@@ -252,21 +252,29 @@ def _object_store_subjects(bucket: str) -> list[str]:
     delete; flow control and acks), and the bucket's own `$O.<bucket>.` subjects.
     """
     stream = f"OBJ_{bucket}"
+    return [
+        *_stream_reads(stream),
+        f"$JS.API.STREAM.PURGE.{stream}",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*",
+        f"$JS.ACK.{stream}.>",
+        f"$O.{bucket}.>",
+    ]
+
+
+def _stream_reads(stream: str) -> list[str]:
+    """Reading one JetStream stream as nats-py does: its info, a message by subject (STREAM.MSG.GET or
+    DIRECT.GET), and ordered consumers (create, info, delete, flow control)."""
     api = "$JS.API."
     return [
         f"{api}STREAM.INFO.{stream}",
         f"{api}STREAM.MSG.GET.{stream}",
         f"{api}DIRECT.GET.{stream}",
         f"{api}DIRECT.GET.{stream}.>",
-        f"{api}STREAM.PURGE.{stream}",
         f"{api}CONSUMER.CREATE.{stream}",
         f"{api}CONSUMER.CREATE.{stream}.>",
         f"{api}CONSUMER.INFO.{stream}.*",
         f"{api}CONSUMER.DELETE.{stream}.*",
-        f"{api}CONSUMER.MSG.NEXT.{stream}.*",
-        f"$JS.ACK.{stream}.>",
         f"$JS.FC.{stream}.>",
-        f"$O.{bucket}.>",
     ]
 
 
@@ -290,20 +298,7 @@ def market_subjects(bucket: str, did: str) -> list[str]:
     Read from nats-py 2.16 (js/kv.py, js/client.py key_value/watch, js/manager.py get_msg) and checked on an
     allowlisted hub by tests/integration/market/test_market_hub.py.
     """
-    stream = f"KV_{bucket}"
-    api = "$JS.API."
-    return [
-        f"{api}STREAM.INFO.{stream}",
-        f"{api}STREAM.MSG.GET.{stream}",
-        f"{api}DIRECT.GET.{stream}",
-        f"{api}DIRECT.GET.{stream}.>",
-        f"{api}CONSUMER.CREATE.{stream}",
-        f"{api}CONSUMER.CREATE.{stream}.>",
-        f"{api}CONSUMER.INFO.{stream}.*",
-        f"{api}CONSUMER.DELETE.{stream}.*",
-        f"$JS.FC.{stream}.>",
-        f"$KV.{bucket}.{market_key(did)}",
-    ]
+    return [*_stream_reads(f"KV_{bucket}"), f"$KV.{bucket}.{market_key(did)}"]
 
 
 def _check_host(name: str, host: str) -> None:
