@@ -6,12 +6,17 @@ A devnet of a hub and 3 selling nodes starts on loopback (onboarding benchmark o
 compete), and a 4th node that sells nothing joins as the requester. From its API, each market run submits
 a one-task wasm job with no node (POST /jobs) and waits for its end (GET /jobs/{id}?wait=): the index read
 and matching over the 3 ads, signed bid requests to the 3 providers and their bids, the award and the
-provider's commit, the start on the bid's one-job delegation, the wasm run, the signed usage receipt and
-its verification, every state persisted. Each direct run sends the same job with `--node node-1` on a
+provider's commit, the contract's escrow locked at the hub's ledger (an RPC to the hub: every node settles
+there by default), the start on the bid's one-job delegation, the wasm run, the signed usage receipt and
+its verification, the receipt countersigned and the escrow released at the hub (a second RPC), every state
+persisted. Each direct run sends the same job with `--node node-1` on a
 grant node-1 gave the requester (no index, no bids). The two kinds alternate run by run, so both see the
 same machine load. Prints p50/p99 of both, their ratio, the bids seen per market placement (from
-`job why`), and the time from submitted to running by each job's own history (the placement, without the
-task and the following). Nothing is asserted: it reports.
+`job why`), the time from submitted to running by each job's own history (the placement, without the
+task and the following), and the escrow's two hub RPCs by each market contract's timeline (lock: created ->
+escrow_locked; release: delivered -> countersigned, which is recorded once the hub accepted the release).
+Nothing about speed is asserted: it reports; a market contract that did not end `escrow_released` stops it
+(the bench would no longer measure the path that pays).
 """
 
 from __future__ import annotations
@@ -53,6 +58,16 @@ def _one(client: AgoraClient, body: dict[str, Any], node: str | None, i: int) ->
 Samples = dict[str, list[float]]
 
 
+def escrow_ms(client: AgoraClient, job_id: str) -> tuple[float, float]:
+    """(lock ms, release ms) of a market job's contract, from its timeline; it must have paid."""
+    contracts = client.contracts(job_id=job_id)
+    if len(contracts) != 1 or contracts[0]["state"] != "escrow_released":
+        states = [c["state"] for c in contracts]
+        raise SystemExit(f"market job {job_id}: contract(s) {states}, not one escrow_released: settlement bypassed?")
+    at = {e["event"]: e["at"] for e in client.contract(contracts[0]["contract_id"])["timeline"]}
+    return (at["escrow_locked"] - at["created"]) * 1000, (at["countersigned"] - at["delivered"]) * 1000
+
+
 def measure(runs: int, warmup: int, root: Path, module: Path) -> tuple[Samples, list[int]]:
     os.environ["AGORA_BENCHMARK"] = "off"  # the daemons inherit it
     state = up(3, root / "devnet")
@@ -84,6 +99,11 @@ def measure(runs: int, warmup: int, root: Path, module: Path) -> tuple[Samples, 
             for job_id in market_ids[:20]:  # bids per market placement, read outside the timing
                 last = next(iter(c1.job_why(job_id)["units"].values()))["last"] or {}
                 bids.append(len(last.get("bids", [])))
+            out["escrow_lock"], out["escrow_release"] = [], []
+            for job_id in market_ids:  # every market run paid through the hub's escrow (outside the timing)
+                lock, release = escrow_ms(c1, job_id)
+                out["escrow_lock"].append(lock)
+                out["escrow_release"].append(release)
             return out, bids
     finally:
         down(root / "devnet")
@@ -109,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         ("direct (--node, grant)", samples["direct"]),
         ("market: submit->running", samples["market_start"]),
         ("direct: submit->running", samples["direct_start"]),
+        ("market: escrow lock", samples["escrow_lock"]),
+        ("market: escrow release", samples["escrow_release"]),
     ]
     print(f"{'path':<24} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
     for name, xs in rows:
@@ -122,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     seen = f"{min(bids)}-{max(bids)}" if bids else "?"
     print(f"bids per market placement: {seen} (of 3 providers); {ns.runs} runs of each, {wall:.1f}s in all")
+    escrow = pct(samples["escrow_lock"], 0.5) + pct(samples["escrow_release"], 0.5)
+    print(
+        f"escrow at the hub (lock + release, every market run escrow_released): {escrow:.2f} ms at p50, "
+        f"{escrow / max(pct(market, 0.5), 1e-9):.0%} of a market run"
+    )
     return 0
 
 

@@ -16,7 +16,8 @@ Errors have OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, w
 budget 402, a provider at capacity 429.
 
 Streams: the provider's runner streams into a session on the provider that the node follows with watch
-calls (`inference/rpc.py`); text reaches the client as it arrives, batched for at most 0.1 s per call.
+calls (`inference/rpc.py`), or, on a member with an inference router, into the hub's session that follows
+the provider's; text reaches the client as it arrives, batched for at most 0.1 s per call.
 Routing falls back only before the first text; a provider that stops mid-way ends the stream with an
 error event and is paid nothing; a runner that stops mid-way is paid by its partial record.
 """

@@ -2,7 +2,9 @@
 
 The hub keeps data ads in a key-value bucket of its own (`DEFAULT_DATA_BUCKET`, beside the capacity ads'
 bucket, with the same shape: one key per provider, `market_key(did)`, history 1, a TTL that drops the ads
-of providers that stopped republishing). A separate bucket keeps the capacity index's readers from ever
+of providers that stopped republishing). An open hub's first node creates it; an allowlisted hub creates it
+at start and lets each member read every key and write only its own (`HubConfig.data_bucket`, the market
+bucket's permissions). A separate bucket keeps the capacity index's readers from ever
 seeing a data ad (they would count it as forged), and a data ad's own type tag keeps a capacity ad's
 signature from passing for one.
 
@@ -31,10 +33,9 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from agora.errors import AgoraError
 from agora.market.index_nats import kv_snapshot, map_hub_error
 from agora.transport.hub import ensure_market_bucket
-from agora.transport.hub_config import did_of_market_key, market_key
+from agora.transport.hub_config import DEFAULT_DATA_BUCKET, did_of_market_key, market_key
 from agora.wire.fl import DataAd, check_newer_data
 
-DEFAULT_DATA_BUCKET = "agora-data-ads"
 DEFAULT_DATA_TTL_S = 3600.0
 COUNTERS = ("accepted", "forged", "replayed")
 log = logging.getLogger("agora.fl.ads")
@@ -132,7 +133,8 @@ class MemoryDataIndex(DataIndex):
 
 class NatsDataIndex(DataIndex):
     """The data index in a JetStream KV bucket on the hub `nc` is connected to (created when missing, as
-    an open hub allows; the connection is the node's and is never closed here)."""
+    an open hub allows; an allowlisted hub made it at start; the connection is the node's and is never
+    closed here)."""
 
     def __init__(
         self,

@@ -13,11 +13,9 @@ Nothing here logs a prompt or an output; counters only (`stats`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from agora.actor import Actor, CallContext, behavior
@@ -35,6 +33,7 @@ from agora.inference.rpc import (
     result_to_wire,
 )
 from agora.inference.runner import Delta, RunRequest, RunResult
+from agora.inference.sessions import Session, Sessions, wait_arg
 from agora.wire.inference import MeteringRecord, Quote
 
 CHARS_PER_TOKEN_MIN = 8  # a prompt of more than context * 8 characters cannot fit (no tokenizer needed)
@@ -48,23 +47,6 @@ class ProviderSettings:
     session_keep_s: float = 60.0  # a finished stream nobody reads is dropped after this
     watch_wait_max_s: float = 10.0  # longest a watch call waits for new text
     watch_batch_s: float = 0.1  # after new text, wait this long for more (a call per batch, not per token)
-
-
-@dataclass
-class _Session:
-    """One streamed request on the provider: the runner's deltas as they come, then the record or an error."""
-
-    id: str
-    requester: str
-    quote: Quote
-    req: RunRequest
-    deltas: list[str] = field(default_factory=list)
-    done: bool = False
-    meter: bytes | None = None
-    error: AgoraError | None = None
-    ended_at: float | None = None
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
 
 
 def estimate_tokens(req: RunRequest) -> int:
@@ -108,16 +90,14 @@ class InferenceProvider(Actor):
         self._inflight: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
         self.revenue = 0
-        self._sessions: dict[str, _Session] = {}
+        # one streamed request each: the runner's deltas as they come, then the record or an error
+        self.sessions = Sessions(
+            self.settings, clock, final_keys=("meter",), name="inference-stream", where="on this provider"
+        )
 
     async def stop(self) -> None:
         """The node stops: end the open streams, close the runners (the builtin one owns a model server)."""
-        sessions, self._sessions = list(self._sessions.values()), {}
-        for s in sessions:
-            if s.task is not None:
-                s.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await s.task
+        await self.sessions.close()
         await self.book.close()
 
     def make_quote(self, requester: str, model: str, est_in: int, est_out: int) -> Quote:
@@ -189,29 +169,27 @@ class InferenceProvider(Actor):
     # -- streams ----------------------------------------------------------------------------------
     def open_stream(self, requester: str, quote_raw: bytes, req: RunRequest) -> str:
         """Start streaming one request (same checks as `serve`); follow it with `watch_stream`."""
-        self._sweep()
-        if len(self._sessions) >= self.settings.max_sessions:
-            raise AgoraError("inference_rate_limited", "too many open streams on this provider")
+        self.sessions.check_room()
         quote = self._admit(requester, quote_raw, req)
-        s = _Session(uuid.uuid4().hex, requester, quote, req)
         self._inflight[req.model] += 1
-        s.task = asyncio.create_task(self._pump(s), name=f"inference-stream-{s.id[:8]}")
-        self._sessions[s.id] = s
-        return s.id
 
-    async def _pump(self, s: _Session) -> None:
+        async def pump(s: Session) -> None:
+            await self._pump(s, quote, req)
+
+        return self.sessions.open(requester, pump)
+
+    async def _pump(self, s: Session, quote: Quote, req: RunRequest) -> None:
         t0 = time.perf_counter()
         ttft: float | None = None
         try:
-            runner = await self.book.runner(s.req.model)
+            runner = await self.book.runner(req.model)
             final: RunResult | None = None
             async with asyncio.timeout(self.settings.run_timeout_s):
-                async for ev in runner.stream(s.req):
+                async for ev in runner.stream(req):
                     if isinstance(ev, Delta):
                         if ttft is None:
                             ttft = time.perf_counter() - t0
-                        s.deltas.append(ev.text)
-                        s.changed.set()
+                        s.push(ev.text)
                     else:
                         final = ev
             text = "".join(s.deltas)
@@ -221,14 +199,14 @@ class InferenceProvider(Actor):
                 # stopped mid-way: meter what was delivered (a chunk counts as a token, the prompt as estimated)
                 final = RunResult(
                     text=text,
-                    tokens_in=final.tokens_in if final is not None else estimate_tokens(s.req),
+                    tokens_in=final.tokens_in if final is not None else estimate_tokens(req),
                     tokens_out=len(s.deltas),
                     ttft_s=ttft or 0.0,
                     duration_s=time.perf_counter() - t0,
                     finish_reason="error",
                     partial=True,
                 )
-            s.meter = self.sign(s.quote, s.req, final).raw
+            s.final["meter"] = self.sign(quote, req, final).raw
         except TimeoutError:
             self.stats["timeouts"] += 1
             s.error = AgoraError("timeout", f"the runner did not finish within {self.settings.run_timeout_s} s")
@@ -239,47 +217,11 @@ class InferenceProvider(Actor):
             self.stats["failed"] += 1
             s.error = AgoraError("runner_failed", f"the runner failed ({type(exc).__name__})")
         finally:
-            self._inflight[s.req.model] -= 1
-            s.done = True
-            s.ended_at = self.clock.monotonic()
-            s.changed.set()
-
-    def _sweep(self) -> None:
-        now = self.clock.monotonic()
-        for sid, s in list(self._sessions.items()):
-            if s.ended_at is not None and now - s.ended_at > self.settings.session_keep_s:
-                del self._sessions[sid]
+            self._inflight[req.model] -= 1
 
     async def watch_stream(self, requester: str, sid: str, cursor: int, wait_s: float) -> dict[str, Any]:
         """What the stream has after `cursor` (waiting up to `wait_s` for something new), and its end."""
-        s = self._sessions.get(sid)
-        if s is None or s.requester != requester:
-            raise AgoraError("not_found", "no such inference stream")
-        if type(cursor) is not int or not 0 <= cursor <= len(s.deltas):
-            raise AgoraError("invalid_argument", "cursor must be within the stream")
-        wait_s = min(max(0.0, float(wait_s)), self.settings.watch_wait_max_s)
-        if len(s.deltas) == cursor and not s.done:
-            s.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait_s):
-                    await s.changed.wait()
-            if not s.done and cursor > 0:  # let a burst of tokens make one reply (not the first: TTFT)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.settings.watch_batch_s):
-                        while not s.done:
-                            s.changed.clear()
-                            await s.changed.wait()
-        new = s.deltas[cursor:]
-        done = s.done
-        if done:
-            self._sessions.pop(sid, None)  # read to the end: the session is over
-        return {
-            "deltas": new,
-            "cursor": cursor + len(new),
-            "done": done,
-            "meter": s.meter if done else None,
-            "error": s.error.to_dict() if done and s.error is not None else None,
-        }
+        return await self.sessions.watch(requester, sid, cursor, wait_s)
 
     # -- behaviors --------------------------------------------------------------------------------
     @behavior(QUOTE_CMD, public=True, mutating=False)
@@ -291,31 +233,27 @@ class InferenceProvider(Actor):
 
     @behavior(RUN_CMD, public=True, mutating=True)
     async def run(self, ctx: CallContext) -> dict[str, Any]:
-        args = ctx.args
-        check_version(args)
-        raw = args.get("quote")
-        if not isinstance(raw, bytes):
-            raise AgoraError("quote_invalid", "args.quote must be the signed quote's bytes")
-        res, rec = await self.serve(ctx.invoker, raw, request_from_wire(args.get("request")))
+        res, rec = await self.serve(ctx.invoker, *_quoted_request(ctx.args))
         return {"result": result_to_wire(res), "meter": rec.raw}
 
     @behavior(STREAM_CMD, public=True, mutating=True)
     async def stream(self, ctx: CallContext) -> dict[str, Any]:
-        args = ctx.args
-        check_version(args)
-        raw = args.get("quote")
-        if not isinstance(raw, bytes):
-            raise AgoraError("quote_invalid", "args.quote must be the signed quote's bytes")
-        return {"session": self.open_stream(ctx.invoker, raw, request_from_wire(args.get("request")))}
+        return {"session": self.open_stream(ctx.invoker, *_quoted_request(ctx.args))}
 
     @behavior(WATCH_CMD, public=True, mutating=False)
     async def watch(self, ctx: CallContext) -> dict[str, Any]:
         args = ctx.args
         check_version(args)
-        wait = args.get("wait", 5.0)
-        if isinstance(wait, bool) or not isinstance(wait, int | float):
-            raise AgoraError("invalid_argument", "wait must be a number of seconds")
-        return await self.watch_stream(ctx.invoker, str(args.get("session")), args.get("cursor", 0), float(wait))
+        return await self.watch_stream(ctx.invoker, str(args.get("session")), args.get("cursor", 0), wait_arg(args))
+
+
+def _quoted_request(args: Any) -> tuple[bytes, RunRequest]:
+    """A run's or a stream's args: the signed quote's bytes and the request."""
+    check_version(args)
+    raw = args.get("quote")
+    if not isinstance(raw, bytes):
+        raise AgoraError("quote_invalid", "args.quote must be the signed quote's bytes")
+    return raw, request_from_wire(args.get("request"))
 
 
 __all__ = ["InferenceProvider", "ProviderSettings", "check_context", "estimate_tokens"]

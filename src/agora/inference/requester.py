@@ -26,12 +26,16 @@ Payment (`payment`):
 Via a router (`router=` a hub's DID, `inference/router.py`): `run` sends the request to the hub, which
 quotes, routes, runs, verifies and pays the provider the same way; this side still verifies the provider's
 signed quote and record itself (the provider offers the model in a live ad, the hashes, counts, prices,
-`max_price`) and then pays the hub the record's price by transfer, citing the record. Streams and quotes
-stay direct.
+`max_price`) and then pays the hub the record's price by transfer, citing the record. `stream` goes through
+the hub too (`route_stream`, followed with `route_watch`): the hub passes the provider's deltas on
+unchanged and, at the end, the provider's quote and record, checked here against the text received the same
+way (a `partial` record may count no more tokens than deltas came) before the hub is paid. Quotes stay
+direct.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +57,8 @@ from agora.inference.routing import (
 from agora.inference.rpc import (
     QUOTE_CMD,
     ROUTE_CMD,
+    ROUTE_STREAM_CMD,
+    ROUTE_WATCH_CMD,
     RPC_VERSION,
     RUN_CMD,
     STREAM_CMD,
@@ -88,6 +94,12 @@ class Totals:
     refused_records: int = 0
     failures: int = 0
     by_provider: dict[str, int] = field(default_factory=dict)
+
+    def count(self, provider: str, paid: int) -> None:
+        """One request served and paid (`paid`, 0 without a settlement)."""
+        self.requests += 1
+        self.spend += paid
+        self.by_provider[provider] = self.by_provider.get(provider, 0) + paid
 
 
 def estimate_out(req: RunRequest) -> int:
@@ -213,49 +225,80 @@ class InferenceRequester:
             reply = await self._call(router, ROUTE_CMD, args, self.run_timeout_s + self.quote_timeout_s)
         except TimeoutError:
             raise AgoraError("timeout", f"the router did not answer within {self.run_timeout_s} s") from None
-        if not isinstance(reply, dict) or not all(isinstance(reply.get(k), bytes) for k in ("quote", "meter")):
-            raise AgoraError("runner_failed", "the router's answer lacks the provider's quote or metering record")
-        provider = str(reply.get("provider"))
+        provider, quote_raw, meter_raw = _routed_evidence(reply)
         res = result_from_wire(reply.get("result"))
+        q, rec = await self._verify_routed(
+            router, provider, quote_raw, meter_raw, req, policy, res.output_hash, res.tokens_in, res.tokens_out
+        )
+        paid = await self._pay_router(router, provider, rec)
+        return Outcome(provider, q, rec, res, paid)
+
+    async def _verify_routed(
+        self,
+        router: str,
+        provider: str,
+        quote_raw: bytes,
+        meter_raw: bytes,
+        req: RunRequest,
+        policy: RoutingPolicy,
+        output_hash: str,
+        tokens_in: int | None = None,
+        tokens_out: int | None = None,
+        delivered: int | None = None,
+    ) -> tuple[Quote, MeteringRecord]:
+        """The provider's quote and record that a router handed back, checked here: the provider offers the
+        model in a live ad, the quote is its (for the router, this model), the record matches what was sent
+        and received (`delivered`: deltas of a stream), within `max_price`."""
         try:
             offers = {c.provider: c.offer for c in await self.candidates(req.model)}
             if provider not in offers:
                 raise AgoraError("metering_invalid", "the router's provider offers no such model in a live ad")
-            q = Quote.open(reply["quote"], expected_signer=provider)
+            q = Quote.open(quote_raw, expected_signer=provider)
             if q.requester != router or q.model != req.model:
                 raise AgoraError("metering_invalid", "the provider's quote is not the router's for this model")
             rec = self.audit.check(
-                reply["meter"],
+                meter_raw,
                 quote=q,
                 expected=Expected(
                     req.prompt_hash,
-                    res.output_hash,
-                    tokens_in=res.tokens_in,
-                    tokens_out=res.tokens_out,
+                    output_hash,
+                    tokens_in=tokens_in,
+                    tokens_out=tokens_out,
                     max_tokens=None if req.kind == "embeddings" else req.max_tokens,
                     context=offers[provider].context,
                 ),
             )
+            if delivered is not None:
+                self._check_partial(provider, rec, delivered)
             if policy.max_price is not None and rec.price > policy.max_price:
                 raise AgoraError("metering_invalid", f"the record's price {rec.price} is over max_price")
         except AgoraError:
             self.totals.refused_records += 1
             raise
+        return q, rec
+
+    def _check_partial(self, provider: str, rec: MeteringRecord, delivered: int) -> None:
+        """A `partial` record meters what was delivered: no more tokens than deltas came (else refused)."""
+        if rec.partial and rec.tokens_out > delivered:
+            self.audit.accepted[provider] -= 1
+            self.audit.refused[provider] += 1
+            raise AgoraError("metering_invalid", "a partial record counts more tokens than were delivered")
+
+    async def _pay_router(self, router: str, provider: str, rec: MeteringRecord) -> int:
+        """Pay the router the verified record's price (it advanced the provider's), citing the record."""
         paid = 0
         if self.settlement is not None and rec.price > 0:
-            await self.settlement.transfer(
-                self.did,
-                router,
-                rec.price,
-                actor=self.did,
-                idem=f"inference:{rec.cid}",
-                memo=f"inference via router, metering {rec.cid}",
-            )
+            await self._transfer(router, rec, f"inference via router, metering {rec.cid}")
             paid = rec.price
-        self.totals.requests += 1
-        self.totals.spend += paid
-        self.totals.by_provider[provider] = self.totals.by_provider.get(provider, 0) + paid
-        return Outcome(provider, q, rec, res, paid)
+        self.totals.count(provider, paid)
+        return paid
+
+    async def _transfer(self, payee: str, rec: MeteringRecord, memo: str) -> None:
+        """Pay `rec`'s price to `payee` by transfer, once per record (the idempotency key names it)."""
+        assert self.settlement is not None
+        await self.settlement.transfer(
+            self.did, payee, rec.price, actor=self.did, idem=f"inference:{rec.cid}", memo=memo
+        )
 
     async def run_direct(self, req: RunRequest, policy: RoutingPolicy | None = None) -> Outcome:
         """Quote, route, run, verify and pay here (what a router does for its members too)."""
@@ -270,9 +313,7 @@ class InferenceRequester:
             await self._failed(c, exc)
 
         out = await fallback(planned, attempt, on_failure=failed, model=req.model)
-        self.totals.requests += 1
-        self.totals.spend += out.paid
-        self.totals.by_provider[out.provider] = self.totals.by_provider.get(out.provider, 0) + out.paid
+        self.totals.count(out.provider, out.paid)
         return out
 
     async def _attempt(
@@ -354,8 +395,13 @@ class InferenceRequester:
         """Like `run`, streamed: `Delta`s as the provider's runner produces them, then the `Outcome`. Routing
         falls back only before the first delta; a provider that stops mid-way (an error, or it is gone) ends
         the stream with its error and is paid nothing; a runner that stopped mid-way is paid by a `partial`
-        record for what was delivered, when it verifies."""
+        record for what was delivered, when it verifies. Through the router when this node has one."""
         policy = policy or RoutingPolicy()
+        if self.router is not None:
+            async with contextlib.aclosing(self._stream_via_router(self.router, req, policy)) as routed:
+                async for ev in routed:
+                    yield ev
+            return
         est_in, est_out = estimate_tokens(req), estimate_out(req)
         planned = await self._eligible(req.model, est_in, est_out, policy, req)
         attempts: list[dict[str, str]] = []
@@ -371,27 +417,11 @@ class InferenceRequester:
                 sid = opened.get("session") if isinstance(opened, dict) else None
                 if not isinstance(sid, str):
                     raise AgoraError("runner_failed", "the provider did not open a stream")
-                t0 = self.clock.monotonic()
-                meter: bytes | None = None
-                while True:  # bounded: each watch waits at most WATCH_WAIT_S, the whole stream run_timeout_s
-                    if self.clock.monotonic() - t0 > self.run_timeout_s + WATCH_WAIT_S:
-                        raise AgoraError("timeout", f"the stream did not finish within {self.run_timeout_s} s")
-                    w = await self._call(
-                        c.provider,
-                        WATCH_CMD,
-                        {"v": RPC_VERSION, "session": sid, "cursor": len(delivered), "wait": WATCH_WAIT_S},
-                        WATCH_WAIT_S + self.quote_timeout_s,
-                    )
-                    if not isinstance(w, dict) or not isinstance(w.get("deltas"), list):
-                        raise AgoraError("runner_failed", "the provider's stream reply is malformed")
-                    for d in w["deltas"]:
-                        delivered.append(str(d))
-                        yield Delta(str(d))
-                    if w.get("error"):
-                        raise AgoraError.from_dict(w["error"])
-                    if w.get("done"):
-                        meter = w.get("meter") if isinstance(w.get("meter"), bytes) else None
-                        break
+                end: dict[str, Any] = {}
+                async with contextlib.aclosing(self._follow(c.provider, WATCH_CMD, sid, delivered, end)) as deltas:
+                    async for d in deltas:
+                        yield d
+                meter = end.get("meter") if isinstance(end.get("meter"), bytes) else None
                 if meter is None:
                     raise AgoraError("metering_invalid", "the stream ended without a metering record")
                 text = "".join(delivered)
@@ -403,10 +433,7 @@ class InferenceRequester:
                             req.prompt_hash, content_hash(text), max_tokens=req.max_tokens, context=c.offer.context
                         ),
                     )
-                    if rec.partial and rec.tokens_out > len(delivered):
-                        self.audit.accepted[c.provider] -= 1
-                        self.audit.refused[c.provider] += 1
-                        raise AgoraError("metering_invalid", "a partial record counts more tokens than were delivered")
+                    self._check_partial(c.provider, rec, len(delivered))
                 except AgoraError:
                     self.totals.refused_records += 1
                     raise
@@ -423,19 +450,9 @@ class InferenceRequester:
                     await self.settlement.refund(contract, actor=self.did, idem=f"{contract}:refund", reason="closed")
                 raise
             paid = await self._pay(c.provider, contract, locked, rec)
-            res = RunResult(
-                text=text,
-                tokens_in=rec.tokens_in,
-                tokens_out=rec.tokens_out,
-                ttft_s=rec.ttft_ms / 1000,
-                duration_s=rec.duration_ms / 1000,
-                finish_reason="length" if rec.tokens_out >= req.max_tokens else ("error" if rec.partial else "stop"),
-                partial=rec.partial,
-            )
+            res = _streamed_result(text, rec, req)
             self.stats.setdefault(c.provider, ProviderStats()).observe(res.tokens_out, res.duration_s, res.ttft_s)
-            self.totals.requests += 1
-            self.totals.spend += paid
-            self.totals.by_provider[c.provider] = self.totals.by_provider.get(c.provider, 0) + paid
+            self.totals.count(c.provider, paid)
             yield Outcome(c.provider, q, rec, res, paid)
             return
         if not planned:
@@ -443,6 +460,58 @@ class InferenceRequester:
         raise AgoraError(
             "no_provider", f"all {len(attempts)} provider(s) of {req.model!r} failed", details={"attempts": attempts}
         )
+
+    async def _follow(
+        self, target: str, command: str, sid: str, delivered: list[str], end: dict[str, Any]
+    ) -> AsyncGenerator[Delta, None]:
+        """Watch a stream session on `target` to its end: each new text as a `Delta` (also appended to
+        `delivered`); the last watch reply in `end`; its error raised. Bounded: each watch waits at most
+        WATCH_WAIT_S, the whole stream run_timeout_s (and a quote's time more through a router)."""
+        limit_s = self.run_timeout_s + WATCH_WAIT_S + (self.quote_timeout_s if command == ROUTE_WATCH_CMD else 0.0)
+        t0 = self.clock.monotonic()
+        while True:
+            if self.clock.monotonic() - t0 > limit_s:
+                raise AgoraError("timeout", f"the stream did not finish within {self.run_timeout_s} s")
+            w = await self._call(
+                target,
+                command,
+                {"v": RPC_VERSION, "session": sid, "cursor": len(delivered), "wait": WATCH_WAIT_S},
+                WATCH_WAIT_S + self.quote_timeout_s,
+            )
+            if not isinstance(w, dict) or not isinstance(w.get("deltas"), list):
+                raise AgoraError("runner_failed", "the provider's stream reply is malformed")
+            for d in w["deltas"]:
+                delivered.append(str(d))
+                yield Delta(str(d))
+            if w.get("error"):
+                raise AgoraError.from_dict(w["error"])
+            if w.get("done"):
+                end.update(w)
+                return
+
+    async def _stream_via_router(
+        self, router: str, req: RunRequest, policy: RoutingPolicy
+    ) -> AsyncGenerator[Delta | Outcome, None]:
+        """A stream through the hub: its deltas as they come (the provider's, unchanged), then the provider's
+        quote and record checked against the text received, then the hub paid. A failure anywhere pays
+        nothing; the hub refunds the provider's escrow."""
+        args = {"v": RPC_VERSION, "request": request_to_wire(req), "policy": policy_to_wire(policy)}
+        opened = await self._call(router, ROUTE_STREAM_CMD, args, self.quote_timeout_s)
+        sid = opened.get("session") if isinstance(opened, dict) else None
+        if not isinstance(sid, str):
+            raise AgoraError("runner_failed", "the router did not open a stream")
+        delivered: list[str] = []
+        end: dict[str, Any] = {}
+        async with contextlib.aclosing(self._follow(router, ROUTE_WATCH_CMD, sid, delivered, end)) as deltas:
+            async for d in deltas:
+                yield d
+        provider, quote_raw, meter_raw = _routed_evidence(end)
+        text = "".join(delivered)
+        q, rec = await self._verify_routed(
+            router, provider, quote_raw, meter_raw, req, policy, content_hash(text), delivered=len(delivered)
+        )
+        paid = await self._pay_router(router, provider, rec)
+        yield Outcome(provider, q, rec, _streamed_result(text, rec, req), paid)
 
     async def _pay(self, provider: str, contract: str, locked: int, rec: MeteringRecord) -> int:
         if self.settlement is None:
@@ -456,15 +525,28 @@ class InferenceRequester:
                 contract, actor=self.did, idem=f"{contract}:refund", reason="settled by record"
             )
         if rec.price > 0:
-            await self.settlement.transfer(
-                self.did,
-                provider,
-                rec.price,
-                actor=self.did,
-                idem=f"inference:{rec.cid}",
-                memo=f"inference metering {rec.cid}",
-            )
+            await self._transfer(provider, rec, f"inference metering {rec.cid}")
         return rec.price
+
+
+def _routed_evidence(reply: Any) -> tuple[str, bytes, bytes]:
+    """The provider, its signed quote and its signed record, from a router's answer (not yet checked)."""
+    if not isinstance(reply, dict) or not all(isinstance(reply.get(k), bytes) for k in ("quote", "meter")):
+        raise AgoraError("runner_failed", "the router's answer lacks the provider's quote or metering record")
+    return str(reply.get("provider")), reply["quote"], reply["meter"]
+
+
+def _streamed_result(text: str, rec: MeteringRecord, req: RunRequest) -> RunResult:
+    """A streamed answer as one result: the text received, the verified record's counts and times."""
+    return RunResult(
+        text=text,
+        tokens_in=rec.tokens_in,
+        tokens_out=rec.tokens_out,
+        ttft_s=rec.ttft_ms / 1000,
+        duration_s=rec.duration_ms / 1000,
+        finish_reason="length" if rec.tokens_out >= req.max_tokens else ("error" if rec.partial else "stop"),
+        partial=rec.partial,
+    )
 
 
 __all__ = ["PAYMENTS", "InferenceRequester", "Outcome", "Totals", "estimate_out"]

@@ -9,11 +9,17 @@
     /agora/inference/watch  {"v": 1, "session": id, "cursor": n, "wait": s}
                             ->  {"deltas": [text...], "cursor": n, "done": bool, "meter": <bytes> | None,
                                  "error": {code, message} | None}
+    /agora/inference/route_stream  {"v": 1, "request": {...}, "policy": {...}}  ->  {"session": id}
+    /agora/inference/route_watch   {"v": 1, "session": id, "cursor": n, "wait": s}   (a hub streaming for a
+                            member)  ->  {"deltas", "cursor", "done", "provider", "quote", "meter", "error"}
 
 A stream is a session on the provider that owns the runner's stream; the requester follows it with watch
 calls (each waits up to `wait` seconds for new text, then batches what came for a moment, so a fast model
 does not make a call per token). When the runner finishes, the last watch carries the metering record; if
-the runner stops mid-way, the record is `partial` and meters what was delivered.
+the runner stops mid-way, the record is `partial` and meters what was delivered. A hub streams for a member
+the same way, one level up: its session follows the provider's stream (its requester's `stream`, with
+fallback before the first text) and passes each provider delta on unchanged; its last watch carries the
+provider, the provider's signed quote and record, so the member verifies the text it got against them.
 
 The request and the result carry the prompt and the output: they travel only inside the signed,
 point-to-point invocation and its receipt, never into logs, events or stores.
@@ -34,6 +40,8 @@ RUN_CMD = "/agora/inference/run"
 STREAM_CMD = "/agora/inference/stream"
 WATCH_CMD = "/agora/inference/watch"
 ROUTE_CMD = "/agora/inference/route"
+ROUTE_STREAM_CMD = "/agora/inference/route_stream"
+ROUTE_WATCH_CMD = "/agora/inference/route_watch"
 
 
 def _bad(msg: str) -> AgoraError:
@@ -137,6 +145,8 @@ def policy_from_wire(d: Any) -> RoutingPolicy:
 __all__ = [
     "QUOTE_CMD",
     "ROUTE_CMD",
+    "ROUTE_STREAM_CMD",
+    "ROUTE_WATCH_CMD",
     "RPC_VERSION",
     "RUN_CMD",
     "STREAM_CMD",

@@ -8,7 +8,8 @@
   node's RPC, verifies metering records, pays through the node's `Settlement` (compute's), and feeds
   failures into trust (evidence `failure` / `timeout`: the reliability penalty with cooldown), whose
   cooling providers routing leaves out. With `inference_router` set, its requests go to that hub.
-- a hub node also routes for its members (`InferenceRouter`, `/agora/inference/route`).
+- a hub node also routes for its members (`InferenceRouter`, `/agora/inference/route`, streams through
+  `/agora/inference/route_stream` and `route_watch`).
 The API reaches these through `inference_of(node)`.
 """
 

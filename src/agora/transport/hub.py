@@ -7,11 +7,13 @@ free port itself, so there is no pick-then-bind race) and the chosen ports are r
 ports file it writes; they are then pinned so `restart()` comes back on the same addresses.
 
 An allowlisted hub confines its nodes (no node may create a JetStream stream: a stream can capture
-any subject), so the hub creates its object store buckets and the market bucket (capacity ads, a
-JetStream key-value bucket) itself right after start, with a key made for this process that exists
+any subject), so the hub creates its object store buckets, the market bucket (capacity ads, a
+JetStream key-value bucket) and the data-ad bucket (federated learning's, of the same shape) itself right
+after start, with a key made for this process that exists
 only in memory (its public nkey is an unrestricted user). A clustered hub has no JetStream meta leader
 until enough peers are up, so it creates the market bucket (replicated) in an owned background task
-that retries until the cluster answers (`market_ready` waits for it); its object buckets are created
+that retries until the cluster answers (`market_ready` waits for it; the data-ad bucket comes with it); its
+object buckets are created
 by an admin DID on first use.
 """
 
@@ -115,7 +117,10 @@ class HubProcess:
         if c.allowed_dids is None or not c.jetstream:
             return False
         return (
-            c.market_bucket is not None or c.ledger_stream is not None or (bool(c.object_buckets) and c.cluster is None)
+            c.market_bucket is not None
+            or c.data_bucket is not None
+            or c.ledger_stream is not None
+            or (bool(c.object_buckets) and c.cluster is None)
         )
 
     # -- paths and addresses -----------------------------------------------------------------
@@ -236,7 +241,7 @@ class HubProcess:
 
     async def _create_buckets(self, key: Keypair, *, objects: bool = True) -> None:
         """Create the buckets nodes of an allowlisted hub may use but not create: the object store
-        buckets (`objects`) and the market bucket."""
+        buckets (`objects`), the market bucket and the data-ad bucket (the same shape, TTL and copies)."""
         nc = nats.aio.client.Client()
 
         async def quiet(_exc: Exception) -> None:
@@ -260,13 +265,11 @@ class HubProcess:
                         await js.object_store(bucket)
                     except nats.js.errors.BucketNotFoundError:
                         await js.create_object_store(bucket, description="agora content-addressed results")
-                if self.config.market_bucket is not None:
-                    await ensure_market_bucket(
-                        js,
-                        self.config.market_bucket,
-                        ttl_s=self.config.market_ttl_s,
-                        replicas=self.config.market_copies,
-                    )
+                for kv in (self.config.market_bucket, self.config.data_bucket):
+                    if kv is not None:
+                        await ensure_market_bucket(
+                            js, kv, ttl_s=self.config.market_ttl_s, replicas=self.config.market_copies
+                        )
                 if self.config.ledger_stream is not None:
                     await ensure_ledger_stream(js, self.config.ledger_stream, replicas=self.config.market_copies)
         except Exception as exc:

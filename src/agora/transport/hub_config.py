@@ -41,6 +41,8 @@ DEFAULT_OBJECT_BUCKETS: tuple[str, ...] = ("agora-results",)
 """The hub object store's bucket (agora.storage.hub.DEFAULT_BUCKET): open to allowlisted nodes."""
 DEFAULT_MARKET_BUCKET = "agora-market"
 """The JetStream key-value bucket of capacity ads (agora.market.index_nats): one key per provider."""
+DEFAULT_DATA_BUCKET = "agora-data-ads"
+"""The JetStream key-value bucket of data ads (agora.fl.ads): the market bucket's shape, TTL and copies."""
 DEFAULT_MARKET_TTL_S = 180
 """How long the market bucket keeps an ad that is not republished (its stream's max age)."""
 DEFAULT_LEDGER_STREAM = "agora-ledger"
@@ -77,7 +79,8 @@ class HubConfig:
     proven by signing the server's nonce) may connect, each confined to its own inbox, its own reply
     inbox, the `topics` patterns, the JetStream object store `object_buckets` and the market index
     bucket `market_bucket` (read all, write only its own key; TTL `market_ttl_s`, `market_replicas`
-    copies: default 1, or min(3, number of routes) on a cluster). It also creates the ledger journal
+    copies: default 1, or min(3, number of routes) on a cluster), and the federated-learning data-ad
+    bucket `data_bucket` (the same permissions, TTL and copies). It also creates the ledger journal
     stream `ledger_stream` (as many copies as the market bucket), which only `admin_dids` may use.
     `admin_dids`
     (a subset of the allowlist, e.g. the operator's tools) have no restriction at all: whoever can
@@ -103,6 +106,7 @@ class HubConfig:
     market_bucket: str | None = DEFAULT_MARKET_BUCKET
     market_ttl_s: int = DEFAULT_MARKET_TTL_S
     market_replicas: int | None = None
+    data_bucket: str | None = DEFAULT_DATA_BUCKET
     ledger_stream: str | None = DEFAULT_LEDGER_STREAM
     tls: TlsConfig | None = None
     allow_insecure_remote: bool = False
@@ -154,17 +158,14 @@ class HubConfig:
         for bucket in self.object_buckets:
             if not isinstance(bucket, str) or not _BUCKET_RE.fullmatch(bucket):
                 raise AgoraError("config_invalid", f"object bucket {bucket!r}: 1-64 letters, digits, '-' or '_'")
-        if self.market_bucket is not None and (
-            not isinstance(self.market_bucket, str) or not _BUCKET_RE.fullmatch(self.market_bucket)
-        ):
+        for name in ("market_bucket", "data_bucket", "ledger_stream"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not _BUCKET_RE.fullmatch(value)):
+                raise AgoraError("config_invalid", f"{name} {value!r}: 1-64 letters, digits, '-' or '_'")
+        if self.data_bucket is not None and self.data_bucket == self.market_bucket:
             raise AgoraError(
-                "config_invalid", f"market_bucket {self.market_bucket!r}: 1-64 letters, digits, '-' or '_'"
-            )
-        if self.ledger_stream is not None and (
-            not isinstance(self.ledger_stream, str) or not _BUCKET_RE.fullmatch(self.ledger_stream)
-        ):
-            raise AgoraError(
-                "config_invalid", f"ledger_stream {self.ledger_stream!r}: 1-64 letters, digits, '-' or '_'"
+                "config_invalid",
+                f"data_bucket and market_bucket are both {self.data_bucket!r}: data ads need a bucket of their own",
             )
         if isinstance(self.market_ttl_s, bool) or not isinstance(self.market_ttl_s, int) or self.market_ttl_s < 1:
             raise AgoraError(
@@ -219,7 +220,7 @@ class HubConfig:
         """What an allowlisted, non-admin `did` may do on this hub (nats-server `permissions`).
 
         Publish: any node's inbox (that is how requests are sent), the public topics, the
-        object store's subjects and the market bucket's read subjects plus its OWN key only;
+        object store's subjects and the market and data-ad buckets' read subjects plus its OWN key only;
         replies only through `allow_responses` (once, to the reply
         subject of a message this node received), never to arbitrary `_INBOX` subjects.
         Subscribe: its own inbox, its own reply inbox (`reply_inbox_prefix`), the public topics.
@@ -230,10 +231,11 @@ class HubConfig:
             publish.extend(("$JS.API.INFO", "$JS.API.STREAM.NAMES"))  # names: js.subscribe finds a stream by subject
             for bucket in self.object_buckets:
                 publish.extend(_object_store_subjects(bucket))
-        if self.jetstream and self.market_bucket is not None:
-            if "$JS.API.INFO" not in publish:
-                publish.append("$JS.API.INFO")
-            publish.extend(market_subjects(self.market_bucket, did))
+        for kv in (self.market_bucket, self.data_bucket) if self.jetstream else ():
+            if kv is not None:
+                if "$JS.API.INFO" not in publish:
+                    publish.append("$JS.API.INFO")
+                publish.extend(market_subjects(kv, did))
         return {
             "publish": {"allow": publish},
             "subscribe": {"allow": [inbox_subject(did), reply_inbox_prefix(did) + ".>", *self.topics]},
@@ -250,21 +252,29 @@ def _object_store_subjects(bucket: str) -> list[str]:
     delete; flow control and acks), and the bucket's own `$O.<bucket>.` subjects.
     """
     stream = f"OBJ_{bucket}"
+    return [
+        *_stream_reads(stream),
+        f"$JS.API.STREAM.PURGE.{stream}",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*",
+        f"$JS.ACK.{stream}.>",
+        f"$O.{bucket}.>",
+    ]
+
+
+def _stream_reads(stream: str) -> list[str]:
+    """Reading one JetStream stream as nats-py does: its info, a message by subject (STREAM.MSG.GET or
+    DIRECT.GET), and ordered consumers (create, info, delete, flow control)."""
     api = "$JS.API."
     return [
         f"{api}STREAM.INFO.{stream}",
         f"{api}STREAM.MSG.GET.{stream}",
         f"{api}DIRECT.GET.{stream}",
         f"{api}DIRECT.GET.{stream}.>",
-        f"{api}STREAM.PURGE.{stream}",
         f"{api}CONSUMER.CREATE.{stream}",
         f"{api}CONSUMER.CREATE.{stream}.>",
         f"{api}CONSUMER.INFO.{stream}.*",
         f"{api}CONSUMER.DELETE.{stream}.*",
-        f"{api}CONSUMER.MSG.NEXT.{stream}.*",
-        f"$JS.ACK.{stream}.>",
         f"$JS.FC.{stream}.>",
-        f"$O.{bucket}.>",
     ]
 
 
@@ -280,27 +290,15 @@ def did_of_market_key(key: str) -> str:
 
 
 def market_subjects(bucket: str, did: str) -> list[str]:
-    """What a node may publish on the market bucket: read every key (stream info, get, an ordered consumer
-    to list and watch) and write ONE key, its own (`put` and `delete` both publish to `$KV.<bucket>.<key>`).
+    """What a node may publish on the market bucket (or the data-ad bucket, of the same shape): read every
+    key (stream info, get, an ordered consumer to list and watch) and write ONE key, its own (`put` and
+    `delete` both publish to `$KV.<bucket>.<key>`).
     No purge (it takes a subject filter) and no message delete: a member cannot touch another's ad.
 
     Read from nats-py 2.16 (js/kv.py, js/client.py key_value/watch, js/manager.py get_msg) and checked on an
     allowlisted hub by tests/integration/market/test_market_hub.py.
     """
-    stream = f"KV_{bucket}"
-    api = "$JS.API."
-    return [
-        f"{api}STREAM.INFO.{stream}",
-        f"{api}STREAM.MSG.GET.{stream}",
-        f"{api}DIRECT.GET.{stream}",
-        f"{api}DIRECT.GET.{stream}.>",
-        f"{api}CONSUMER.CREATE.{stream}",
-        f"{api}CONSUMER.CREATE.{stream}.>",
-        f"{api}CONSUMER.INFO.{stream}.*",
-        f"{api}CONSUMER.DELETE.{stream}.*",
-        f"$JS.FC.{stream}.>",
-        f"$KV.{bucket}.{market_key(did)}",
-    ]
+    return [*_stream_reads(f"KV_{bucket}"), f"$KV.{bucket}.{market_key(did)}"]
 
 
 def _check_host(name: str, host: str) -> None:
@@ -404,6 +402,7 @@ def routes_for(urls: Sequence[str]) -> tuple[str, ...]:
 
 
 __all__ = [
+    "DEFAULT_DATA_BUCKET",
     "DEFAULT_MARKET_BUCKET",
     "DEFAULT_MARKET_TTL_S",
     "DEFAULT_OBJECT_BUCKETS",

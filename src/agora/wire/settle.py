@@ -22,12 +22,12 @@ the ledger reads release evidence from: it opens either kind and returns what a 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from agora.codec import CID
 from agora.errors import AgoraError
 from agora.identity import Keypair
-from agora.ucan import open_envelope, seal_envelope
+from agora.ucan import Envelope, open_envelope, seal_envelope
 from agora.wire.inference import MeteringRecord
 from agora.wire.messages import DEFAULT_MAX_MESSAGE, MESSAGE_TYPES, check_size
 from agora.wire.usage import UsageReceipt
@@ -56,8 +56,36 @@ def _bad(message: str) -> AgoraError:
     return AgoraError("receipt_invalid", f"metering receipt: {message}")
 
 
+class _Countersigned:
+    """What both kinds of release evidence share: the countersigned bytes (`raw`) and the provider-signed
+    part inside them (`_signed`: a usage receipt or a metering record), the escrow's contract and the
+    requester who countersigned."""
+
+    raw: bytes
+    contract: str
+    requester: str
+
+    @property
+    def _signed(self) -> UsageReceipt | MeteringRecord:
+        raise NotImplementedError
+
+    @property
+    def provider(self) -> str:
+        return self._signed.provider
+
+    @property
+    def cid(self) -> CID:
+        """Names exactly the countersigned bytes (what a release entry cites)."""
+        return CID.of(self.raw)
+
+    @property
+    def evidence_cid(self) -> CID:
+        """The provider-signed part (the usage receipt or the metering record)."""
+        return self._signed.cid
+
+
 @dataclass(frozen=True)
-class MeteringReceipt:
+class MeteringReceipt(_Countersigned):
     """A usage receipt (`usage`, provider-signed) countersigned by its requester for one contract."""
 
     usage: UsageReceipt
@@ -70,13 +98,8 @@ class MeteringReceipt:
     raw: bytes = field(default=b"", compare=False, repr=False)
 
     @property
-    def provider(self) -> str:
-        return self.usage.provider
-
-    @property
-    def cid(self) -> CID:
-        """Names exactly the countersigned bytes (what a release entry cites)."""
-        return CID.of(self.raw)
+    def _signed(self) -> UsageReceipt:
+        return self.usage
 
     @property
     def usage_cid(self) -> CID:
@@ -85,11 +108,6 @@ class MeteringReceipt:
     @property
     def complete(self) -> bool:
         return self.units >= self.total
-
-    @property
-    def evidence_cid(self) -> CID:
-        """The provider-signed part (the usage receipt)."""
-        return self.usage.cid
 
     @property
     def memo(self) -> str:
@@ -117,10 +135,7 @@ def countersign(
 
     Refuses (`invalid_argument`) to sign what `open_metering` would reject: a receipt for another
     requester, units outside 0..total, a negative amount, an empty contract id."""
-    if keypair.did != usage.requester:
-        raise AgoraError("invalid_argument", f"the usage receipt is for requester {usage.requester}, not {keypair.did}")
-    if not usage.raw:
-        raise AgoraError("invalid_argument", "countersign a usage receipt that was opened or issued (it has no bytes)")
+    _check_signable(keypair, usage, "usage receipt")
     _check_terms(contract, units, total, amount, err=lambda m: AgoraError("invalid_argument", m))
     payload = {
         "usage": usage.raw,
@@ -133,6 +148,14 @@ def countersign(
         "iat": int(iat),
     }
     return seal_envelope(keypair, METERING_TAG, payload)
+
+
+def _check_signable(keypair: Keypair, signed: UsageReceipt | MeteringRecord, what: str) -> None:
+    """`invalid_argument` unless `keypair` is the requester `signed` names and `signed` has its signed bytes."""
+    if keypair.did != signed.requester:
+        raise AgoraError("invalid_argument", f"the {what} is for requester {signed.requester}, not {keypair.did}")
+    if not signed.raw:
+        raise AgoraError("invalid_argument", f"countersign a {what} that was opened or issued (it has no bytes)")
 
 
 def _check_terms(contract: Any, units: Any, total: Any, amount: Any, *, err: Any) -> None:
@@ -156,30 +179,18 @@ def open_metering(
     """Decode and verify a metering receipt; with `contract`/`payer`/`payee`, also check it is for that
     contract and those parties (payer = the requester who countersigned, payee = the provider who
     signed the usage). Every failure is `receipt_invalid` naming the check."""
-    if not isinstance(raw, bytes | bytearray | memoryview):
-        raise _bad(f"expected bytes, got {type(raw).__name__}")
-    raw = bytes(raw)
-    try:
-        check_size(raw, max_bytes)
-        env = open_envelope(raw)
-    except AgoraError as exc:
-        raise _bad(f"undecodable: {exc.message}") from None
+    raw, env = _envelope(raw, max_bytes)
+    return _open_metering(env, raw, max_bytes, contract=contract, payer=payer, payee=payee)
+
+
+def _open_metering(
+    env: Envelope, raw: bytes, max_bytes: int, *, contract: str | None, payer: str | None, payee: str | None
+) -> MeteringReceipt:
     if env.type_tag != METERING_TAG:
         raise _bad(f"type tag is {env.type_tag[:60]!r}, not {METERING_TAG}")
-    p = env.payload
-    if not isinstance(p, dict) or set(p) != set(_FIELDS):
-        raise _bad(f"fields must be exactly {sorted(_FIELDS)}")
-    for key, kind in _FIELDS.items():
-        value = p[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise _bad(f"field {key!r} has the wrong type ({type(value).__name__})")
+    p = _payload(env, _FIELDS)
     _check_terms(p["contract"], p["units"], p["total"], p["amount"], err=_bad)
-    try:
-        verified = env.verify(p["req"])
-    except AgoraError:
-        verified = False
-    if not verified:
-        raise _bad("the requester's countersignature does not verify")
+    _verify_countersignature(env, p["req"])
     try:
         usage = UsageReceipt.open(p["usage"], max_bytes=max_bytes)
     except AgoraError as exc:
@@ -188,13 +199,7 @@ def open_metering(
         raise _bad("the countersigned usage CID does not name the enclosed usage receipt")
     if usage.requester != p["req"]:
         raise _bad(f"countersigned by {p['req']}, but the usage receipt is for requester {usage.requester}")
-    if contract is not None and p["contract"] != contract:
-        raise _bad(f"it is for contract {p['contract'][:80]!r}, not {contract[:80]!r}")
-    if payer is not None and p["req"] != payer:
-        raise _bad(f"countersigned by {p['req']}, but the contract's payer is {payer}")
-    if payee is not None and usage.provider != payee:
-        raise _bad(f"the usage receipt is signed by provider {usage.provider}, but the contract's payee is {payee}")
-    return MeteringReceipt(
+    receipt = MeteringReceipt(
         usage=usage,
         contract=p["contract"],
         units=p["units"],
@@ -204,6 +209,55 @@ def open_metering(
         iat=p["iat"],
         raw=raw,
     )
+    return _check_parties(receipt, "usage receipt", contract=contract, payer=payer, payee=payee)
+
+
+def _envelope(raw: Any, max_bytes: int) -> tuple[bytes, Envelope]:
+    """The countersigned bytes, decoded (not yet verified): `receipt_invalid` when they are not an envelope."""
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise _bad(f"expected bytes, got {type(raw).__name__}")
+    raw = bytes(raw)
+    try:
+        check_size(raw, max_bytes)
+        return raw, open_envelope(raw)
+    except AgoraError as exc:
+        raise _bad(f"undecodable: {exc.message}") from None
+
+
+def _payload(env: Envelope, fields: dict[str, type]) -> dict[str, Any]:
+    """The envelope's payload, with exactly `fields`, each of its type (a bool is no int)."""
+    p = env.payload
+    if not isinstance(p, dict) or set(p) != set(fields):
+        raise _bad(f"fields must be exactly {sorted(fields)}")
+    for key, kind in fields.items():
+        value = p[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _bad(f"field {key!r} has the wrong type ({type(value).__name__})")
+    return p
+
+
+def _verify_countersignature(env: Envelope, requester: str) -> None:
+    try:
+        verified = env.verify(requester)
+    except AgoraError:
+        verified = False
+    if not verified:
+        raise _bad("the requester's countersignature does not verify")
+
+
+_Ev = TypeVar("_Ev", bound=_Countersigned)
+
+
+def _check_parties(ev: _Ev, signed: str, *, contract: str | None, payer: str | None, payee: str | None) -> _Ev:
+    """The evidence is for `contract` and its parties (payer = the requester, payee = the provider who signed
+    the `signed` part), where they are given."""
+    if contract is not None and ev.contract != contract:
+        raise _bad(f"it is for contract {ev.contract[:80]!r}, not {contract[:80]!r}")
+    if payer is not None and ev.requester != payer:
+        raise _bad(f"countersigned by {ev.requester}, but the contract's payer is {payer}")
+    if payee is not None and ev.provider != payee:
+        raise _bad(f"the {signed} is signed by provider {ev.provider}, but the contract's payee is {payee}")
+    return ev
 
 
 def inference_contract(quote: CID | str) -> str:
@@ -215,7 +269,7 @@ _INFER_FIELDS: dict[str, type] = {"meter": bytes, "mcid": CID, "contract": str, 
 
 
 @dataclass(frozen=True)
-class InferenceSettlement:
+class InferenceSettlement(_Countersigned):
     """A provider's metering record (`record`, provider-signed) countersigned by its requester: accepts to pay
     `amount` (exactly the record's price) out of the request's escrow `contract`."""
 
@@ -227,17 +281,8 @@ class InferenceSettlement:
     raw: bytes = field(default=b"", compare=False, repr=False)
 
     @property
-    def provider(self) -> str:
-        return self.record.provider
-
-    @property
-    def cid(self) -> CID:
-        return CID.of(self.raw)
-
-    @property
-    def evidence_cid(self) -> CID:
-        """The provider-signed part (the metering record)."""
-        return self.record.cid
+    def _signed(self) -> MeteringRecord:
+        return self.record
 
     @property
     def memo(self) -> str:
@@ -252,10 +297,7 @@ def countersign_record(keypair: Keypair, record: MeteringRecord, *, iat: int) ->
     """Countersign a verified inference metering record as its requester: release its price from the
     request's escrow (`inference_contract(record.quote)`). Refuses (`invalid_argument`) a record for another
     requester or one without its signed bytes."""
-    if keypair.did != record.requester:
-        raise AgoraError("invalid_argument", f"the record is for requester {record.requester}, not {keypair.did}")
-    if not record.raw:
-        raise AgoraError("invalid_argument", "countersign a metering record that was opened or issued (no bytes)")
+    _check_signable(keypair, record, "metering record")
     payload = {
         "meter": record.raw,
         "mcid": record.cid,
@@ -267,20 +309,9 @@ def countersign_record(keypair: Keypair, record: MeteringRecord, *, iat: int) ->
     return seal_envelope(keypair, INFERENCE_SETTLE_TAG, payload)
 
 
-def _open_inference(env: Any, raw: bytes, max_bytes: int) -> InferenceSettlement:
-    p = env.payload
-    if not isinstance(p, dict) or set(p) != set(_INFER_FIELDS):
-        raise _bad(f"fields must be exactly {sorted(_INFER_FIELDS)}")
-    for key, kind in _INFER_FIELDS.items():
-        value = p[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise _bad(f"field {key!r} has the wrong type ({type(value).__name__})")
-    try:
-        verified = env.verify(p["req"])
-    except AgoraError:
-        verified = False
-    if not verified:
-        raise _bad("the requester's countersignature does not verify")
+def _open_inference(env: Envelope, raw: bytes, max_bytes: int) -> InferenceSettlement:
+    p = _payload(env, _INFER_FIELDS)
+    _verify_countersignature(env, p["req"])
     try:
         record = MeteringRecord.open(p["meter"], max_bytes=max_bytes)
     except AgoraError as exc:
@@ -307,24 +338,11 @@ def open_release(
     """What an escrow is released against, either kind: a job's metering receipt (`open_metering`) or an
     inference record countersigned by its requester. Both signatures, the parties (payer = requester,
     payee = provider) and the contract are checked; every failure is `receipt_invalid`."""
-    if not isinstance(raw, bytes | bytearray | memoryview):
-        raise _bad(f"expected bytes, got {type(raw).__name__}")
-    raw = bytes(raw)
-    try:
-        check_size(raw, max_bytes)
-        env = open_envelope(raw)
-    except AgoraError as exc:
-        raise _bad(f"undecodable: {exc.message}") from None
+    raw, env = _envelope(raw, max_bytes)
     if env.type_tag != INFERENCE_SETTLE_TAG:
-        return open_metering(raw, contract=contract, payer=payer, payee=payee, max_bytes=max_bytes)
+        return _open_metering(env, raw, max_bytes, contract=contract, payer=payer, payee=payee)
     ev = _open_inference(env, raw, max_bytes)
-    if contract is not None and ev.contract != contract:
-        raise _bad(f"it is for contract {ev.contract[:80]!r}, not {contract[:80]!r}")
-    if payer is not None and ev.requester != payer:
-        raise _bad(f"countersigned by {ev.requester}, but the contract's payer is {payer}")
-    if payee is not None and ev.provider != payee:
-        raise _bad(f"the record is signed by provider {ev.provider}, but the contract's payee is {payee}")
-    return ev
+    return _check_parties(ev, "record", contract=contract, payer=payer, payee=payee)
 
 
 __all__ = [

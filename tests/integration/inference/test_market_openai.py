@@ -311,3 +311,61 @@ async def test_a_member_buys_through_its_hubs_router_and_verifies_the_providers_
     assert await bank.balance(seller.did) == out.paid  # the hub paid the provider (escrow released)
     assert await bank.balance(buyer.did) == FUNDS - out.paid  # the member paid the hub
     assert await bank.balance(hub.did) == FUNDS
+
+
+async def test_the_openai_client_streams_through_the_members_hub_router(make_node: NodeFactory) -> None:
+    """`stream: true` on a member whose router is its hub: the hub follows the provider's stream (its escrow
+    released on the record it countersigns) and passes the text on; the member checks the provider's record
+    against the text it got and pays the hub; the client sees the same answer as unstreamed, with usage."""
+    from agora.inference.runner import RunnerSpec
+    from agora.wire.model_offer import ModelOffer
+
+    hub = await make_node("hub", hub=True)
+    assert hub.hub is not None
+    seller = await make_node("seller", hubs=[hub.hub.url], sell=True)
+    buyer = await make_node("buyer", hubs=[hub.hub.url], inference_router=hub.did)
+    bank = compute_of(hub).settlement
+    router = inference_of(hub).router
+    assert bank is not None and router is not None
+    for did in (hub.did, buyer.did):
+        await bank.mint(did, FUNDS, actor=hub.did, idem=f"fund-{did}")
+    await inference_of(seller).book.add(ModelOffer("mock-chat", "chat", 4096, 100, 200), RunnerSpec("mock"))
+    await wait_for_model(hub, "mock-chat")
+    await wait_for_model(buyer, "mock-chat")
+
+    api = ApiServer(buyer, port=0)
+    url = await api.start()
+    try:
+
+        def use_openai() -> dict[str, Any]:
+            client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+            ask: dict[str, Any] = {
+                "model": "mock-chat",
+                "messages": [{"role": "user", "content": "stream me through the hub"}],
+                "max_tokens": 5,
+            }
+            pieces, usage, agora = [], None, None
+            stream = client.chat.completions.create(**ask, stream=True, stream_options={"include_usage": True})
+            for ev in stream:
+                if ev.choices and ev.choices[0].delta.content:
+                    pieces.append(ev.choices[0].delta.content)
+                if ev.usage is not None:
+                    usage, agora = ev.usage, (ev.model_extra or {}).get("agora")
+            whole = client.chat.completions.create(**ask)
+            return {"streamed": "".join(pieces), "usage": usage, "agora": agora, "whole": whole}
+
+        async with asyncio.timeout(DEADLINE):
+            got = await asyncio.to_thread(use_openai)
+    finally:
+        await api.stop()
+
+    assert got["streamed"] and got["streamed"] == got["whole"].choices[0].message.content
+    assert got["usage"] is not None and got["usage"].completion_tokens == 5
+    assert got["agora"]["provider"] == seller.did
+    assert router.routed[buyer.did] == 2  # both through the hub: the stream and the plain request
+    requester = inference_of(buyer).requester
+    assert requester.audit.accepted[seller.did] == 2 and requester.totals.requests == 2
+    spent = requester.totals.spend
+    assert spent > 0 and await bank.balance(seller.did) == spent  # the hub paid the provider (escrow released)
+    assert await bank.balance(buyer.did) == FUNDS - spent  # the member paid the hub
+    assert await bank.balance(hub.did) == FUNDS

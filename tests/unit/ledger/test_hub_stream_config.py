@@ -23,7 +23,9 @@ def test_a_bad_ledger_stream_name_is_refused(tmp_path: Path) -> None:
 
 def test_an_allowlisted_hub_provisions_the_ledger_stream_even_without_a_market_bucket(tmp_path: Path) -> None:
     did = Keypair.generate().did
-    with_ledger = HubConfig(home=tmp_path, allowed_dids=(did,), market_bucket=None, object_buckets=())
-    without = HubConfig(home=tmp_path, allowed_dids=(did,), market_bucket=None, object_buckets=(), ledger_stream=None)
+    with_ledger = HubConfig(home=tmp_path, allowed_dids=(did,), market_bucket=None, data_bucket=None, object_buckets=())
+    without = HubConfig(
+        home=tmp_path, allowed_dids=(did,), market_bucket=None, data_bucket=None, object_buckets=(), ledger_stream=None
+    )
     assert HubProcess(with_ledger)._provisions_buckets
     assert not HubProcess(without)._provisions_buckets

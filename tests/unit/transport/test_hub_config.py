@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from agora.identity import Keypair
 from agora.storage.hub import DEFAULT_BUCKET
 from agora.transport import ClusterConfig, HubConfig, HubProcess, TlsConfig, routes_for
 from agora.transport.hub_config import (
+    DEFAULT_DATA_BUCKET,
     DEFAULT_OBJECT_BUCKETS,
     HEADER_ROOM,
     did_of_market_key,
@@ -186,15 +188,23 @@ def test_object_store_permissions_follow_the_buckets(tmp_path: Path) -> None:
 
 def test_market_permissions_read_every_key_and_write_only_its_own(tmp_path: Path) -> None:
     a, b = Keypair.generate(), Keypair.generate()
-    config = HubConfig(home=tmp_path, allowed_dids=(a.did, b.did), market_bucket="ads")
+    config = HubConfig(home=tmp_path, allowed_dids=(a.did, b.did), market_bucket="ads", data_bucket="data")
     publish = config.user_permissions(a.did)["publish"]["allow"]  # type: ignore[index]
     kv_writes = [s for s in publish if s.startswith("$KV.")]
-    assert kv_writes == ["$KV.ads." + market_key(a.did)]
+    assert kv_writes == ["$KV.ads." + market_key(a.did), "$KV.data." + market_key(a.did)]  # capacity, data ads
     assert market_key(b.did) not in " ".join(publish)
-    assert "$JS.API.STREAM.INFO.KV_ads" in publish and "$JS.API.CONSUMER.CREATE.KV_ads.>" in publish
+    for stream in ("KV_ads", "KV_data"):
+        assert f"$JS.API.STREAM.INFO.{stream}" in publish and f"$JS.API.CONSUMER.CREATE.{stream}.>" in publish
     assert not any("PURGE.KV_" in s or "MSG.DELETE" in s or "STREAM.CREATE" in s for s in publish)
     assert publish.count("$JS.API.INFO") == 1
-    none = HubConfig(home=tmp_path, allowed_dids=(a.did,), market_bucket=None, object_buckets=())
+    default = HubConfig(home=tmp_path, allowed_dids=(a.did,)).user_permissions(a.did)["publish"]["allow"]  # type: ignore[index]
+    assert f"$KV.{DEFAULT_DATA_BUCKET}.{market_key(a.did)}" in default  # the data-ad bucket is open by default
+    data_only = HubConfig(home=tmp_path, allowed_dids=(a.did,), market_bucket=None, object_buckets=())
+    assert [s for s in data_only.user_permissions(a.did)["publish"]["allow"] if s.startswith("$KV.")] == [  # type: ignore[index]
+        f"$KV.{DEFAULT_DATA_BUCKET}.{market_key(a.did)}"
+    ]
+    assert HubProcess(replace(data_only, ledger_stream=None))._provisions_buckets  # the hub creates the data bucket
+    none = HubConfig(home=tmp_path, allowed_dids=(a.did,), market_bucket=None, data_bucket=None, object_buckets=())
     assert not any(s.startswith("$") for s in none.user_permissions(a.did)["publish"]["allow"])  # type: ignore[index]
     assert did_of_market_key(market_key(a.did)) == a.did
 
@@ -217,6 +227,8 @@ def test_permission_settings_are_validated(tmp_path: Path) -> None:
     for bucket in ("", "a.b", "a b", "x" * 65, "*"):
         _fail("config_invalid", home=tmp_path, object_buckets=(bucket,))
         _fail("config_invalid", home=tmp_path, market_bucket=bucket)
+        _fail("config_invalid", home=tmp_path, data_bucket=bucket)
+    _fail("config_invalid", home=tmp_path, market_bucket="ads", data_bucket="ads")  # data ads need their own
     for ttl in (0, -1, 1.5, True):
         _fail("config_invalid", home=tmp_path, market_ttl_s=ttl)
     for replicas in (0, 6, True):
