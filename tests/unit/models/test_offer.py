@@ -127,6 +127,19 @@ def test_out_of_range_and_misspelt_resources_are_offer_invalid_with_clean_messag
     assert offer_from_dict(_data(price={"base": {"cpu_second": MAX_MINOR_UNITS}})).price.base.cpu_second == 2**62
 
 
+def test_the_example_offer_file_is_a_valid_offer() -> None:
+    """examples/offers/offer.yaml, the one docs/market.md points to, as `agora offer create` sends it (the node
+    fills in provider, id and validity)."""
+    import yaml
+
+    from tests.support import ROOT
+
+    doc = yaml.safe_load((ROOT / "examples" / "offers" / "offer.yaml").read_text())
+    offer = offer_from_dict({**doc, "offer_id": "o-1", "provider": DID, "valid_from": 0, "valid_until": 10})
+    assert isinstance(offer, ResourceOffer) and offer.resources.cpu_millis == 1000
+    assert offer.price.quote(Capability(cpu_millis=1000, memory_bytes=GiB), 100, "process") == 400
+
+
 def test_the_most_money_is_the_ledgers_most() -> None:
     from agora.ledger.interfaces import MAX_AMOUNT
 
