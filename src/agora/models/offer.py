@@ -363,6 +363,12 @@ Offer = ResourceOffer | DataOffer
 
 _CAPABILITY_FIELDS = tuple(Capability.__dataclass_fields__)
 _QUANTITY_FIELDS = ("cpu_millis", "memory_bytes", "disk_bytes", "gpu_count", "gpu_vram_bytes")
+_JOB_WORDS = {
+    "cpu": "cpu_millis (1000 = one core)",
+    "memory": "memory_bytes (1073741824 = 1 GiB)",
+    "disk": "disk_bytes (1073741824 = 1 GiB)",
+    "gpu": "gpu_count",
+}
 MAX_QUANTITY = 1 << 62  # like a job's quantities: anything above is a typo, and it keeps records in 64 bits
 
 
@@ -371,7 +377,10 @@ def _resources(p: _Problems, value: Any) -> Capability | None:
         p.add("resources", "an object (a capability: cpu_millis, memory_bytes, ...)", value)
         return None
     before = len(p.items)
-    _mapping(p, "resources", value, _CAPABILITY_FIELDS)
+    for key, says in _JOB_WORDS.items():  # a job spec's words, written by someone who just wrote a job
+        if key in value:
+            p.add(f"resources.{key}", f"{says} (an offer counts in integers, not a job spec's quantities)", value[key])
+    _mapping(p, "resources", {k: v for k, v in value.items() if k not in _JOB_WORDS}, _CAPABILITY_FIELDS)
     for name in _QUANTITY_FIELDS:
         v = value.get(name, 0)
         if not _is_int(v) or v < 0:

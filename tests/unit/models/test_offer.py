@@ -115,13 +115,21 @@ def test_out_of_range_and_misspelt_resources_are_offer_invalid_with_clean_messag
     )
     got = {e["path"]: (e["expected"], e["got"]) for e in err.details["errors"]}
     assert got == {
-        "resources.cpu": ("no such field; known fields: " + ", ".join(Capability.__dataclass_fields__), "cpu"),
+        "resources.cpu": ("cpu_millis (1000 = one core) (an offer counts in integers, not a job spec's quantities)", 2),
         "resources.cpu_millis": (f"at most {2**62:,}", huge),
         "resources.memory_bytes": ("a non-negative integer", "1e30"),
         "price.base.cpu_second": (f"at most {MAX_MINOR_UNITS:,} minor units", 2**63 - 1),
         "price.base.minimum": (f"at most {MAX_MINOR_UNITS:,} minor units", huge),
     }
     assert "got None" not in err.message and err.message.count("got") == len(got)
+    typo = _err(_data(resources={"cpu_milis": 1000})).details["errors"]
+    assert typo == [
+        {
+            "path": "resources.cpu_milis",
+            "expected": "no such field; known fields: " + ", ".join(Capability.__dataclass_fields__),
+            "got": "cpu_milis",
+        }
+    ]
     bad = _err(_data(resources={"cpu_millis": 1000, "executors": "wasm"})).details["errors"]
     assert bad == [{"path": "resources.executors", "expected": "a list of engine names", "got": "wasm"}]
     assert offer_from_dict(_data(price={"base": {"cpu_second": MAX_MINOR_UNITS}})).price.base.cpu_second == 2**62
