@@ -95,6 +95,10 @@ def test_make_demo_shows_the_market_and_cleans_up(tmp_path: Path) -> None:
     assert steps[:2] == ["created", "escrow_locked"] and steps[-1] == "escrow_released", timeline
     assert steps.index("running") < steps.index("delivered") < steps.index("escrow_released"), timeline
 
+    # training: the commands it shows are the ones a newcomer can copy (`dataset add` wants its --licence)
+    training = out[out.index("6. federated learning") : out.index("7. inference")]
+    assert len(re.findall(r"\$ agora dataset add \S+ --tags digits --licence \S+ --price-per-update", training)) == 3
+
     # inference: node-1 serves a model, node-2 gets a signed quote, a metered (verified) answer, and pays
     infer = out[out.index("7. inference") :]
     assert re.search(r"signed quote from \S+: at most \d+, valid until \d+", infer), infer

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Query
 
 from agora.errors import AgoraError
+from agora.models.capability import MAX_MINOR_UNITS
 from agora.node import Node
 from agora.node.ledger import ledger_of
 
@@ -23,6 +24,8 @@ def _amount(body: dict[str, Any]) -> int:
     amount = body.get("amount")
     if type(amount) is not int or amount <= 0:
         raise AgoraError("invalid_argument", f"amount must be a positive integer (minor units), got {amount!r}")
+    if amount > MAX_MINOR_UNITS:  # the signed call could not even carry it past 2**63
+        raise AgoraError("invalid_argument", f"amount must be at most {MAX_MINOR_UNITS:,} minor units, got {amount:,}")
     return amount
 
 

@@ -7,12 +7,13 @@ workflow does not allow is `intent_transition_invalid`, naming the allowed ones.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from agora.cli.output import PLAIN, emit_json, errors, table
+from agora.cli.output import PLAIN, emit_json, errors, table, when
 from agora.cli.progress import DETACH, Waiting
 from agora.client import AgoraClient
 from agora.errors import AgoraError
@@ -69,9 +70,10 @@ def _show(doc: dict[str, Any]) -> None:
     table([_row(doc)], COLUMNS)
     i = doc["intent"]
     typer.echo(f"job:     {i['job'].get('name', '-')} ({len(i['job'].get('tasks', []))} task(s))")
-    typer.echo(f"valid:   {i['valid_from']} .. {i['valid_until']}")
+    typer.echo(f"valid:   {when(i['valid_from'])} .. {when(i['valid_until'])}")
     for h in doc["history"]:
-        typer.echo(f"  {h['at']:.3f}  {h['status']:<10} {h['cause']}")
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(h["at"])) + f".{int(h['at'] % 1 * 1000):03d} UTC"
+        typer.echo(f"  {at}  {h['status']:<10} {h['cause']}")
     for cid in doc.get("contracts", []):
         typer.echo(f"contract: {cid}")
 

@@ -400,7 +400,9 @@ def _print_why(why: dict[str, Any], *, brief: bool = False) -> None:
     for key, unit in why["units"].items():
         last = unit.get("last")
         if last is None:
-            typer.echo(f"{key}: {unit['state']} on {short(unit['node'])} (no market round: --node with a grant)")
+            where = f" on {short(unit['node'])}" if unit.get("node") else ""
+            why_none = "none recorded" if why.get("market") else "--node with a grant"
+            typer.echo(f"{key}: {unit['state']}{where} (no market round: {why_none})")
             continue
         decision = last["decision"]
         asked = ""

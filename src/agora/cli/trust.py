@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from agora.cli.output import PLAIN, emit_json, errors, short, table
-from agora.client import AgoraClient
+from agora.client import AgoraClient, resolve_node
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 ApiOpt = Annotated[str | None, typer.Option("--api", help="node API URL (default: $AGORA_API or the local node)")]
@@ -38,7 +38,7 @@ def _penalty(r: dict[str, Any]) -> str:
 
 @app.command("show")
 def show(
-    did: Annotated[str, typer.Argument(help="the provider's DID")],
+    did: Annotated[str, typer.Argument(help="the provider's DID, or a devnet name like node-1")],
     records: Annotated[int, typer.Option("--records", help="newest evidence records to list")] = 10,
     api: ApiOpt = None,
     as_json: JsonOpt = False,
@@ -46,7 +46,7 @@ def show(
     """One provider's score, its breakdown (records per kind and their decayed weights), penalty, latency
     and newest evidence."""
     with errors(as_json), AgoraClient(api) as c:
-        r = c.trust(did, records=records)
+        r = c.trust(resolve_node(did), records=records)
         if as_json:
             emit_json(r)
             return

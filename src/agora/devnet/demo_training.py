@@ -37,7 +37,10 @@ def training_section(state: dict[str, Any], root: Path) -> None:
         np.savez(path, x=x[idx] / 16.0, y=y[idx], features=features)
         with AgoraClient(m["api"]) as c:
             offer = c.add_dataset(str(path), tags=["digits"], licence="BSD-3-Clause", price_per_update=PRICE)
-        _say(f"  $ agora dataset add {path.name} --tags digits --price-per-update {PRICE}   (on {m['name']})")
+        _say(
+            f"  $ agora dataset add {path.name} --tags digits --licence BSD-3-Clause --price-per-update {PRICE}"
+            f"   (on {m['name']})"
+        )
         _say(
             f"    {offer['offer_id']}: {offer['rows']} rows, {len(offer['schema']['features'])} features, "
             f"{offer['content_hash'][:19]}…  (the path is not published)"

@@ -69,9 +69,10 @@ def job_spec(intent: Intent) -> JobSpec:
     return parse_job(doc)
 
 
-def _check_job(job: Any) -> None:
+def _job_error(job: Any) -> AgoraError | None:
+    """The `intent_invalid` a bad job spec makes (its problems under `job.`), or None."""
     if not isinstance(job, Mapping):
-        return  # intent_from_dict reports it
+        return None  # intent_from_dict reports it
     try:
         parse_job(job)
     except AgoraError as err:
@@ -83,12 +84,35 @@ def _check_job(job: Any) -> None:
             for e in (inner if isinstance(inner, list) else [])
             if isinstance(e, dict)
         ] or [{"path": "job", "expected": "a valid job spec", "got": err.message[:80]}]
-        raise AgoraError(
+        return AgoraError(
             "intent_invalid",
             f"job: {err.message}",
             hint=err.hint,
             details={"field": problems[0]["path"], "errors": problems, "job": err.code},
-        ) from None
+        )
+    return None
+
+
+def _check_job(job: Any) -> None:
+    err = _job_error(job)
+    if err is not None:
+        raise err
+
+
+def _with_job_problems(err: AgoraError, data: Mapping[str, Any]) -> AgoraError:
+    """An intent's own field errors and its job's, in one `intent_invalid` (every problem at once)."""
+    if err.code != "intent_invalid" or data.get("kind", "job") != "job":
+        return err
+    try:
+        job_err = _job_error(data.get("job"))
+    except AgoraError:
+        return err  # the job fails otherwise (a module that cannot be read): the intent's own errors first
+    if job_err is None:
+        return err
+    errors = [*err.details.get("errors", []), *job_err.details["errors"]]
+    return AgoraError(
+        "intent_invalid", f"{err.message}; {job_err.message}", hint=err.hint, details={**err.details, "errors": errors}
+    )
 
 
 class IntentBook:
@@ -121,7 +145,10 @@ class IntentBook:
             start = filled["valid_from"]
             base = start if isinstance(start, int) and not isinstance(start, bool) else now
             filled["valid_until"] = base + DEFAULT_VALIDITY_S
-        intent = intent_from_dict(filled)  # intent_invalid (every field), intent_kind_unsupported
+        try:
+            intent = intent_from_dict(filled)  # intent_invalid (every field), intent_kind_unsupported
+        except AgoraError as err:
+            raise _with_job_problems(err, filled) from None
         if intent.kind == "job":
             _check_job(intent.job)
         if intent.requester != self.requester:

@@ -17,7 +17,9 @@ Hard filter, per ad (each failure is a `Reason` with a stable code and the amoun
 - `trust_below_min`: the provider's trust (the requester's view, `policy.trust`, else `policy.default_trust`,
   the prior) is below the job's min_trust;
 - the job's `constraints`: `label_missing` (a label the constraint reads is absent) or `constraint_failed`;
-- `over_budget`: the offer's quote for this job is above min(max_price, budget).
+- `over_budget`: the offer's quote for this job is above min(max_price, budget), or above
+  `MAX_MINOR_UNITS` whatever the budget (no ledger holds such an amount: an ad priced to overflow is
+  refused here, its quote not kept).
 
 Soft score of the ads that pass: the comparator's formula (`agora.resources.comparator`, the same
 `Weights` and `ScorePart`: quality, cost, trust, latency, each in [0, 1] relative to the best passing ad)
@@ -36,7 +38,7 @@ from typing import Any
 from agora.errors import AgoraError
 from agora.market.diagnostics import Decision, Verdict, count_reasons, what_would_fit
 from agora.market.strategies import Scored, strategy
-from agora.models.capability import Capability, Reason, accounted, fits
+from agora.models.capability import MAX_MINOR_UNITS, Capability, Reason, accounted, fits
 from agora.models.job import Affinity, Constraint, JobSpec, Scalar
 from agora.resources.comparator import COMPONENTS, ScorePart, Weights
 from agora.wire.market import CapacityAd
@@ -314,6 +316,10 @@ def hard_filter(ad: CapacityAd, job: JobNeed, policy: MatchPolicy, now: float) -
         if failed is not None:
             reasons.append(failed)
     quote = ad.offer.price.quote(job.need, job.duration_s, job.engine)
+    if quote > MAX_MINOR_UNITS:  # an absurd price (or job): no amount can pay it, no record can hold it
+        text = f"over_budget: quote above {MAX_MINOR_UNITS:,}, more than any amount can be"
+        reasons.append(Reason("over_budget", "price", MAX_MINOR_UNITS, None, text))
+        return reasons, None
     limit = job.limit
     if limit is not None and quote > limit:
         name = "budget" if job.budget is not None and job.budget == limit else "max_price"

@@ -29,6 +29,9 @@ KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
 TiB = 1024 * GiB
+# the most any amount of money (a price, a quote, a budget) can be: the ledger's MAX_AMOUNT; anything above
+# is a typo or an attack, and a record holding it could not be stored (signed 64-bit integers)
+MAX_MINOR_UNITS = 2**62
 
 _ARCH_ALIASES = {
     "amd64": "x86_64",

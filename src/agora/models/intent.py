@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from agora.errors import AgoraError
+from agora.models.capability import MAX_MINOR_UNITS
 from agora.models.training import TrainingSpec, training_from_dict
 
 KINDS = ("job", "training")
@@ -176,6 +177,8 @@ def intent_from_dict(data: Any) -> Intent:
     budget = data.get("budget")
     if budget is not None and (not _is_int(budget) or budget <= 0):
         p.add("budget", "a positive integer (minor units)", budget)
+    elif budget is not None and budget > MAX_MINOR_UNITS:
+        p.add("budget", f"at most {MAX_MINOR_UNITS:,} minor units", budget)
     policy = _policy(p, data.get("policy", {}))
     valid_from, valid_until = data.get("valid_from"), data.get("valid_until")
     if not _is_int(valid_from) or valid_from < 0:
@@ -184,7 +187,7 @@ def intent_from_dict(data: Any) -> Intent:
         p.add("valid_until", "a unix time in seconds (an integer)", valid_until)
     elif _is_int(valid_from) and not valid_from < valid_until <= valid_from + MAX_VALIDITY_S:
         p.add("valid_until", f"after valid_from, at most {MAX_VALIDITY_S // 86400} days later", valid_until)
-    if policy is not None and policy.max_price is not None and _is_int(budget) and policy.max_price > budget:
+    if policy is not None and policy.max_price is not None and _is_int(budget) and 0 < budget < policy.max_price:
         p.add("policy.max_price", f"at most the budget ({budget:,})", policy.max_price)
     p.raise_if_any()
     assert isinstance(job, Mapping) and isinstance(intent_id, str) and isinstance(requester, str)
@@ -236,6 +239,9 @@ def _policy(p: Problems, value: Any) -> IntentPolicy | None:
     max_price = value.get("max_price")
     if max_price is not None and (not _is_int(max_price) or max_price <= 0):
         p.add("policy.max_price", "a positive integer (minor units)", max_price)
+        ok = False
+    elif max_price is not None and max_price > MAX_MINOR_UNITS:
+        p.add("policy.max_price", f"at most {MAX_MINOR_UNITS:,} minor units", max_price)
         ok = False
     tags = value.get("data_tags", [])
     if not isinstance(tags, list | tuple) or len(tags) > MAX_TAGS:

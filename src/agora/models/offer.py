@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any, TypeGuard
 
 from agora.errors import AgoraError
-from agora.models.capability import Capability, PriceSchedule, subtract
+from agora.models.capability import MAX_MINOR_UNITS, Capability, PriceSchedule, subtract
 
 OFFER_KINDS = ("resources", "data")
 ACCESS_MODES = ("open", "allowlist", "min_trust")
@@ -93,6 +93,9 @@ def _schedule(p: _Problems, path: str, value: Any) -> PriceSchedule | None:
         v = m.get(name, 0)
         if not _is_int(v) or v < 0:
             p.add(f"{path}.{name}", "a non-negative integer (minor units)", v)
+            ok = False
+        elif v > MAX_MINOR_UNITS:
+            p.add(f"{path}.{name}", f"at most {MAX_MINOR_UNITS:,} minor units", v)
             ok = False
     if not ok or set(m) - {"cpu_second", "memory_gib_second", "gpu_second", "minimum"}:
         return None
@@ -358,16 +361,41 @@ class DataOffer:
 Offer = ResourceOffer | DataOffer
 
 
+_CAPABILITY_FIELDS = tuple(Capability.__dataclass_fields__)
+_QUANTITY_FIELDS = ("cpu_millis", "memory_bytes", "disk_bytes", "gpu_count", "gpu_vram_bytes")
+_JOB_WORDS = {
+    "cpu": "cpu_millis (1000 = one core)",
+    "memory": "memory_bytes (1073741824 = 1 GiB)",
+    "disk": "disk_bytes (1073741824 = 1 GiB)",
+    "gpu": "gpu_count",
+}
+MAX_QUANTITY = 1 << 62  # like a job's quantities: anything above is a typo, and it keeps records in 64 bits
+
+
 def _resources(p: _Problems, value: Any) -> Capability | None:
     if not isinstance(value, Mapping):
         p.add("resources", "an object (a capability: cpu_millis, memory_bytes, ...)", value)
+        return None
+    before = len(p.items)
+    for key, says in _JOB_WORDS.items():  # a job spec's words, written by someone who just wrote a job
+        if key in value:
+            p.add(f"resources.{key}", f"{says} (an offer counts in integers, not a job spec's quantities)", value[key])
+    _mapping(p, "resources", {k: v for k, v in value.items() if k not in _JOB_WORDS}, _CAPABILITY_FIELDS)
+    for name in _QUANTITY_FIELDS:
+        v = value.get(name, 0)
+        if not _is_int(v) or v < 0:
+            p.add(f"resources.{name}", "a non-negative integer", v)
+        elif v > MAX_QUANTITY:
+            p.add(f"resources.{name}", f"at most {MAX_QUANTITY:,}", v)
+    if len(p.items) > before:
         return None
     try:
         cap = Capability.from_dict(value)
     except AgoraError as exc:
         field_name = exc.details.get("field", "")
         path = "resources" if field_name in ("", "capability") else f"resources.{field_name}"
-        p.add(path, exc.message, None)
+        expected = re.sub(r"^must (be )?", "", exc.message.removeprefix(f"{field_name}: ")).split(", got ")[0]
+        p.add(path, expected, value.get(field_name) if field_name in value else None)
         return None
     if cap.price is not None or cap.trust is not None:
         p.add("resources", "no price or trust here: prices go in `price`, trust is the requester's view", None)

@@ -33,6 +33,8 @@ async def test_the_ledger_routes(api: tuple[Node, httpx.AsyncClient]) -> None:
     for body, word in [
         ({"to": node.did, "amount": "5"}, "amount"),
         ({"to": node.did, "amount": 0}, "amount"),
+        ({"to": node.did, "amount": 10**23}, "amount must be at most 4,611,686,018,427,387,904 minor units"),
+        ({"to": node.did, "amount": 2**62 + 1}, "amount must be at most"),
         ({"amount": 5}, "to"),
         ({"to": node.did, "amount": 5, "actor": friend}, "actor"),
         ({"to": node.did, "amount": 5, "memo": 7}, "memo"),

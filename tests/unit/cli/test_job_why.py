@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from agora.cli import job as job_cli
 from agora.cli.main import app
+from agora.cli.output import short
 from agora.client import AgoraClient
 
 runner = CliRunner()
@@ -105,3 +106,28 @@ def test_job_status_shows_the_queue_position_and_what_blocks_it(mock_node: list[
     assert out.exit_code == 0, out.output
     assert "pending: position 2 of 3 in this node's queue; insufficient_cpu x1" in out.output
     assert "job job-1 (x) pending on the market" in out.output
+
+
+@pytest.mark.parametrize(
+    ("market", "node", "said"),
+    [
+        (True, "", "hello: failed (no market round: none recorded)"),
+        (False, P2, f"hello: completed on {short(P2)} (no market round: --node with a grant)"),
+    ],
+)
+def test_job_why_without_a_round_says_why_only_for_a_grant_job(
+    monkeypatch: pytest.MonkeyPatch, market: bool, node: str, said: str
+) -> None:
+    """A market job that failed before its first round was told "--node with a grant", on no node."""
+    unit = {"state": "failed" if market else "completed", "node": node, "excluded": [], "rounds": [], "last": None}
+    why = {**WHY, "market": market, "units": {"hello": unit}}
+
+    class Mocked(AgoraClient):
+        def __init__(self, base_url: str | None = None, **kw: Any) -> None:
+            transport = httpx.MockTransport(lambda request: httpx.Response(200, json=why))
+            super().__init__("http://127.0.0.1:1", transport=transport)
+
+    monkeypatch.setattr(job_cli, "AgoraClient", Mocked)
+    out = runner.invoke(app, ["job", "why", "job-1"])
+    assert out.exit_code == 0, out.output
+    assert said in out.output.splitlines(), out.output

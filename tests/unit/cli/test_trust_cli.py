@@ -98,3 +98,20 @@ def test_job_why_shows_each_candidate_s_trust_and_latency(mock_node: list[str]) 
     assert "TRUST" in header and "LATENCY" in header
     row = next(line for line in out.output.splitlines() if "rejected" in line)
     assert "0.25" in row and "12 ms" in row
+
+
+def test_trust_show_takes_a_devnet_name_like_every_command_that_wants_a_did(
+    mock_node: list[str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".agora-devnet").mkdir()
+    members = {"hub": {"name": "hub", "did": "did:key:z6MkHub"}, "nodes": [{"name": "node-1", "did": P1}]}
+    (tmp_path / ".agora-devnet" / "devnet.json").write_text(json.dumps(members))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGORA_DEVNET_DIR", raising=False)
+    out = runner.invoke(app, ["trust", "show", "node-1"])
+    assert out.exit_code == 0, out.output
+    assert mock_node == [f"/trust/{P1}?records=10"]
+    out = runner.invoke(app, ["trust", "show", "node-9"])
+    assert (
+        out.exit_code == 1 and "did_invalid: 'node-9' is neither a DID nor a devnet member (hub, node-1)" in out.output
+    )

@@ -100,6 +100,33 @@ async def test_every_bad_field_is_listed_at_once(book: IntentBook) -> None:
     assert {"budget", "policy.min_trust", "kind"} <= paths
 
 
+async def test_the_jobs_problems_are_listed_with_the_intents_own(book: IntentBook) -> None:
+    """A person who got the budget and the job's units wrong reads every problem in one answer (the form shows
+    each under its field), and a bad budget does not also blame max_price for being above it."""
+    job = {
+        "name": "x",
+        "tasks": [{"name": "t", "module": "m.wasm", "resources": {"cpu": -1, "memory": "64 megabytes"}}],
+    }
+    with pytest.raises(AgoraError) as err:
+        await book.create({"job": job, "budget": -3, "policy": {"max_price": 500}})
+    assert err.value.code == "intent_invalid" and err.value.details["field"] == "budget"
+    paths = [e["path"] for e in err.value.details["errors"]]
+    assert paths == ["budget", "job.tasks[0].resources.cpu", "job.tasks[0].resources.memory"]
+    assert "unknown unit 'megabytes'" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("data", "field"), [(body(budget=10**23), "budget"), (body(policy={"max_price": 2**63}), "policy.max_price")]
+)
+async def test_amounts_past_any_ledgers_are_intent_invalid(book: IntentBook, data: dict[str, Any], field: str) -> None:
+    """Not the store's "integers must fit in 64 bits" when the intent is kept: the field, and the most there is."""
+    with pytest.raises(AgoraError) as err:
+        await book.create(data)
+    assert err.value.code == "intent_invalid" and err.value.details["field"] == field
+    assert err.value.details["errors"][0]["expected"] == f"at most {2**62:,} minor units"
+    assert (await book.create(body(budget=2**62)))["intent"]["budget"] == 2**62
+
+
 async def test_reserved_kinds_are_not_yet(book: IntentBook) -> None:
     with pytest.raises(AgoraError) as err:
         await book.create(body(kind="inference"))

@@ -218,3 +218,26 @@ def test_a_wasm_quote_is_what_the_provider_will_bid() -> None:
         now=100,
     )
     assert not isinstance(bid, tuple) and verdict.quote == bid.price
+
+
+@pytest.mark.parametrize("budget", [None, 1000])
+def test_an_ad_priced_to_overflow_is_refused_and_its_quote_not_kept(budget: int | None) -> None:
+    """A provider's ad whose price makes a quote larger than any amount (a dishonest provider's price of
+    2**62 per core-second) is rejected, with or without a budget, and the decision stays storable: a requester's
+    node keeps every candidate's quote in its job record, and one 2**70 there failed every market job."""
+    from agora.market.fastmatch import match_table
+    from agora.market.table import CandidateTable
+    from agora.models.capability import MAX_MINOR_UNITS
+    from agora.store.validation import encode_doc
+
+    ads = [ad("greedy", price={"base": {"cpu_second": MAX_MINOR_UNITS}}), ad("fair")]
+    for d in (
+        match(job(budget=budget), ads, MatchPolicy(), now=NOW),
+        match_table(job(budget=budget), CandidateTable(ads), MatchPolicy(), now=NOW),
+    ):
+        assert d.chosen == (did("fair"),)
+        greedy = d.verdict(did("greedy"))
+        assert not greedy.ok and greedy.codes == ["over_budget"] and greedy.quote is None
+        assert texts(did("greedy"), d) == [f"over_budget: quote above {MAX_MINOR_UNITS:,}, more than any amount can be"]
+        assert d.what_would_fit == ()  # no budget pays it
+        encode_doc({"decision": d.to_dict()})  # the job record keeps it: every integer within 64 bits

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agora.errors import AgoraError
-from agora.models.capability import Capability, GiB, PriceSchedule
+from agora.models.capability import MAX_MINOR_UNITS, Capability, GiB, PriceSchedule
 from agora.models.offer import (
     AccessPolicy,
     DataOffer,
@@ -100,6 +100,58 @@ def test_every_problem_is_listed_at_once() -> None:
     paths = [e["path"] for e in err.details["errors"]]
     assert paths[:3] == ["offer_id", "provider", "valid_from"]
     assert "terms.max_duration_s" in paths
+
+
+def test_out_of_range_and_misspelt_resources_are_offer_invalid_with_clean_messages() -> None:
+    """What an operator typing an offer by hand gets: every problem at its field, each message said once (no
+    "expected cpu_millis: must be ..., got -2000, got None"), and numbers past 64 bits are offer_invalid at their
+    field rather than the store's "integers must fit in 64 bits" later."""
+    huge = 10**23
+    err = _err(
+        _data(
+            resources={"cpu_millis": huge, "memory_bytes": "1e30", "cpu": 2, "executors": ["wasm"]},
+            price={"base": {"cpu_second": 2**63 - 1, "minimum": huge}},
+        )
+    )
+    got = {e["path"]: (e["expected"], e["got"]) for e in err.details["errors"]}
+    assert got == {
+        "resources.cpu": ("cpu_millis (1000 = one core) (an offer counts in integers, not a job spec's quantities)", 2),
+        "resources.cpu_millis": (f"at most {2**62:,}", huge),
+        "resources.memory_bytes": ("a non-negative integer", "1e30"),
+        "price.base.cpu_second": (f"at most {MAX_MINOR_UNITS:,} minor units", 2**63 - 1),
+        "price.base.minimum": (f"at most {MAX_MINOR_UNITS:,} minor units", huge),
+    }
+    assert "got None" not in err.message and err.message.count("got") == len(got)
+    typo = _err(_data(resources={"cpu_milis": 1000})).details["errors"]
+    assert typo == [
+        {
+            "path": "resources.cpu_milis",
+            "expected": "no such field; known fields: " + ", ".join(Capability.__dataclass_fields__),
+            "got": "cpu_milis",
+        }
+    ]
+    bad = _err(_data(resources={"cpu_millis": 1000, "executors": "wasm"})).details["errors"]
+    assert bad == [{"path": "resources.executors", "expected": "a list of engine names", "got": "wasm"}]
+    assert offer_from_dict(_data(price={"base": {"cpu_second": MAX_MINOR_UNITS}})).price.base.cpu_second == 2**62
+
+
+def test_the_example_offer_file_is_a_valid_offer() -> None:
+    """examples/offers/offer.yaml, the one docs/market.md points to, as `agora offer create` sends it (the node
+    fills in provider, id and validity)."""
+    import yaml
+
+    from tests.support import ROOT
+
+    doc = yaml.safe_load((ROOT / "examples" / "offers" / "offer.yaml").read_text())
+    offer = offer_from_dict({**doc, "offer_id": "o-1", "provider": DID, "valid_from": 0, "valid_until": 10})
+    assert isinstance(offer, ResourceOffer) and offer.resources.cpu_millis == 1000
+    assert offer.price.quote(Capability(cpu_millis=1000, memory_bytes=GiB), 100, "process") == 400
+
+
+def test_the_most_money_is_the_ledgers_most() -> None:
+    from agora.ledger.interfaces import MAX_AMOUNT
+
+    assert MAX_MINOR_UNITS == MAX_AMOUNT
 
 
 def test_not_an_object() -> None:
