@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from agora.sim.metrics import SERIES
 from agora.sim.scenario import Scenario
 from agora.sim.world import FASTER_PATH, REAL_CODE, World
 
@@ -23,7 +22,7 @@ async def simulate_async(scenario: Scenario, *, progress: Callable[[float], None
         "real_code": REAL_CODE,
         "faster_path": FASTER_PATH,
         "metrics": world.metrics.summary(),
-        "series": {"definitions": SERIES, "values": world.metrics.series},
+        "series": world.metrics.report_series(),
     }
 
 
