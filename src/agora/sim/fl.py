@@ -46,6 +46,23 @@ if TYPE_CHECKING:
     from agora.sim.scenario import Fl
     from agora.sim.world import World
 
+REAL_CODE = {
+    "fl matching": "agora.fl.matching.match_training over real signed DataAds of DatasetOffers",
+    "fl rounds": (
+        "agora.fl.rounds.TrainingRun: min_fit, one retry per round, receipt and hash checks, check_update "
+        "(shape, not_finite, norm), aggregation; FlProvider.fit: the round's escrow checked, receipts signed"
+    ),
+    "fl payment": "agora.fl.rounds.EscrowPayer: an escrow per round and participant, released per verified update",
+    "fl contracts": "agora.fl.contracts.TrainingContracts over a ContractBook (a line per round per participant)",
+}
+FASTER_PATH = {
+    "fl trainer": (
+        "no model trains: an update is the global weights plus small noise (a synthetic numpy vector), or a bad "
+        "one (NaN, wrong shape, huge norm) from a dishonest provider; fit times, stragglers, dropouts drawn"
+    ),
+    "fl deadline": "a fit past the round deadline answers timeout at once instead of after the deadline in real time",
+    "fl time": "a run is played start to end at its arrival; its rounds' simulated times are recorded",
+}
 RUN_STATES = ("completed", "failed")
 SCHEMA = DatasetSchema(features=("x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7"), label="y", classes=("a", "b"))
 TAGS = ("sim",)

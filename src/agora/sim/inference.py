@@ -44,6 +44,28 @@ if TYPE_CHECKING:
     from agora.sim.scenario import Inference
     from agora.sim.world import World
 
+REAL_CODE = {
+    "inference provider": (
+        "agora.inference.provider.InferenceProvider: signed quotes, the quote/context checks, signed MeteringRecords"
+    ),
+    "inference requester": (
+        "agora.inference.requester.InferenceRequester.run_direct: candidates from the ads, routing.plan with the "
+        "strategy and trust's cooldowns, routing.fallback, metering.verify_record, escrow per request"
+    ),
+    "inference payment": (
+        "escrow per request through InternalLedgerSettlement: pay_after released against the countersigned "
+        "record, pay_before refunded and the record's price transferred; a failed attempt refunded"
+    ),
+    "inference trust": "failed attempts recorded as the node records them (timeout / failure); trust.penalty's cooldowns",
+}
+FASTER_PATH = {
+    "inference messages": "the quote and run RPCs' arguments handed to the provider in-process (no transport)",
+    "inference runner": (
+        "no model runs: SimRunner draws tokens, time to first token, generation time, failures and hangs from "
+        "the provider's profile; a busy provider answers 429; a hang costs the run timeout in simulated time"
+    ),
+    "inference time": "a request is handled at its arrival; its latency is the simulated cost of its attempts",
+}
 MODEL = "sim-chat"
 REQUEST_STATES = ("served", "failed")
 # what an attempt that did not answer cost the requester, by code (seconds; a hang costs the run timeout)
