@@ -267,8 +267,12 @@ class FlSim:
         for j, offer in enumerate(decision.chosen):
             p = self.providers[offer.provider]
             contract = f"{run_id}.{j}"
-            p.actor.seat(contract, SimTrainer(self, p, run), owner=owner.did, run_id=run_id, price=offer.price_per_update)
-            participants.append(Participant(p.did, contract, offer.offer_id, offer.price_per_update, LocalLink(p.actor)))
+            p.actor.seat(
+                contract, SimTrainer(self, p, run), owner=owner.did, run_id=run_id, price=offer.price_per_update
+            )
+            participants.append(
+                Participant(p.did, contract, offer.offer_id, offer.price_per_update, LocalLink(p.actor))
+            )
         initial: Params = [np.zeros((len(SCHEMA.features), len(SCHEMA.classes))), np.zeros(len(SCHEMA.classes))]
 
         async def on_rejected(part: Participant, r: int, err: AgoraError) -> None:

@@ -56,7 +56,9 @@ REAL_CODE = {
         "escrow per request through InternalLedgerSettlement: pay_after released against the countersigned "
         "record, pay_before refunded and the record's price transferred; a failed attempt refunded"
     ),
-    "inference trust": "failed attempts recorded as the node records them (timeout / failure); trust.penalty's cooldowns",
+    "inference trust": (
+        "failed attempts recorded as the node records them (timeout / failure); trust.penalty's cooldowns"
+    ),
 }
 FASTER_PATH = {
     "inference messages": "the quote and run RPCs' arguments handed to the provider in-process (no transport)",
@@ -225,7 +227,7 @@ class InferenceSim:
             def factory(_spec: RunnerSpec, r: SimRunner = runner) -> SimRunner:
                 return r
 
-            book = ModelBook(self.store, runner_factory=factory)  # type: ignore[arg-type]
+            book = ModelBook(self.store, runner_factory=factory)
             await book.add(offer, RunnerSpec("mock"))
             settings = ProviderSettings(quote_ttl_s=300, run_timeout_s=cfg.run_timeout_s)
             actor: InferenceProvider

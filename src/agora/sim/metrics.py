@@ -69,7 +69,9 @@ DEFINITIONS: dict[str, str] = {
     "inference_spend_per_requester": "what the requesters paid for inference (mean and max per requester, total)",
     "inference_earnings_by_decile": "mean inference earnings of the model providers in each decile (lowest first)",
     "inference_price_per_1k_tokens": "minor units paid per 1,000 tokens (input + output) over all served requests",
-    "metering_disputes_caught": "metering records refused by verify_record (billed counts not the answer's): never paid",
+    "metering_disputes_caught": (
+        "metering records refused by verify_record (billed counts not the answer's): never paid"
+    ),
     "inference_dishonest_providers": "model providers whose metering records overbill",
     "inference_trust_end": "mean trust at the end of honest and of overbilling model providers",
     "inference_cooldowns": "times trust's penalty started a model provider's cooldown (routing leaves it out)",
@@ -121,8 +123,8 @@ SERIES: dict[str, str] = {
     "fl_rounds": "training rounds closed since the previous sample",
     "fl_runs_failed": "training runs failed since the previous sample",
 }
-SERIES_COMPUTE = ("utilisation", "queue", "pending_past_deadline", "online", "price", "placements", "rejections")
-SERIES_COMPUTE += ("trust_honest", "trust_dishonest")
+SERIES_COMPUTE: tuple[str, ...] = ("utilisation", "queue", "pending_past_deadline", "online", "price", "placements")
+SERIES_COMPUTE += ("rejections", "trust_honest", "trust_dishonest")
 SERIES_INFERENCE = ("inference_served", "inference_failed")
 SERIES_FL = ("fl_rounds", "fl_runs_failed")
 

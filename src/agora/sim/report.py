@@ -187,7 +187,14 @@ def _fl_plots(plt: Any, doc: Mapping[str, Any], out: Path) -> list[tuple[str, st
     up = m["fl_updates"]["value"]
     labels = ["paid", "late", "rejected", "accepted_in_failed_rounds"]
     title = "Training updates: paid and unpaid"
-    _bars(plt, out, "fl-updates.png", title, ["paid", "late", "rejected", "in failed rounds"], {"updates": [float(up[k]) for k in labels]})
+    _bars(
+        plt,
+        out,
+        "fl-updates.png",
+        title,
+        ["paid", "late", "rejected", "in failed rounds"],
+        {"updates": [float(up[k]) for k in labels]},
+    )
     files.append(("fl-updates.png", title))
     dec = m["fl_earnings_by_decile"]["value"]
     title = "Mean data-provider earnings per decile"

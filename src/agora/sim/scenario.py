@@ -413,7 +413,9 @@ def _inference(p: _Problems, doc: Mapping[str, Any]) -> Inference | None:
         count=_int(p, "inference.providers.count", pr.get("count", 20), 1, 100_000),
         price_in=_dist(p, "inference.providers.price_in", pr.get("price_in", {"uniform": [1, 10]}), high=1e9),
         price_out=_dist(p, "inference.providers.price_out", pr.get("price_out", {"uniform": [2, 30]}), high=1e9),
-        tokens_per_s=_dist(p, "inference.providers.tokens_per_s", pr.get("tokens_per_s", {"uniform": [20, 200]}), low=1),
+        tokens_per_s=_dist(
+            p, "inference.providers.tokens_per_s", pr.get("tokens_per_s", {"uniform": [20, 200]}), low=1
+        ),
         ttft_ms=_dist(p, "inference.providers.ttft_ms", pr.get("ttft_ms", {"uniform": [100, 1500]})),
         latency_ms=_dist(p, "inference.providers.latency_ms", pr.get("latency_ms", {"uniform": [5, 150]})),
         reliability=_dist(p, "inference.providers.reliability", pr.get("reliability", 0.98), high=1.0),
@@ -545,8 +547,10 @@ def parse(doc: Any) -> Scenario:
     if not isinstance(engines, list) or not engines or any(e not in ENGINES for e in engines):
         p.add("providers.engines", f"a non-empty list of {', '.join(ENGINES)}, got {engines!r}")
         engines = list(ENGINES)
+    other_markets = bool(doc.get("inference") or doc.get("fl"))
     providers = Providers(
-        count=_int(p, "providers.count", pr.get("count", 100), 0, 1_000_000),
+        # no compute providers only when the scenario simulates a model or data market instead
+        count=_int(p, "providers.count", pr.get("count", 100), 0 if other_markets else 1, 1_000_000),
         cores=_dist(p, "providers.cores", pr.get("cores", {"choice": [4, 8, 16]}), low=1, high=1024),
         memory_gib=_dist(p, "providers.memory_gib", pr.get("memory_gib", {"choice": [8, 16, 64]}), low=1, high=65536),
         benchmark=_dist(p, "providers.benchmark", pr.get("benchmark", {"normal": [1.0, 0.2]}), low=0.01),

@@ -41,8 +41,8 @@ from agora.market.reservations import ReservationBook
 from agora.models.capability import Capability, GiB, PriceSchedule, accounted
 from agora.models.offer import OfferTerms, PriceTerms, ResourceOffer
 from agora.sim.columns import Columns
-from agora.sim.index import CandidateIndex
 from agora.sim.fl import FlSim
+from agora.sim.index import CandidateIndex
 from agora.sim.inference import InferenceSim
 from agora.sim.invariants import CheckedSettlement, Invariants
 from agora.sim.metrics import Metrics
