@@ -191,8 +191,8 @@ class InferenceSim:
         self.failed: Counter[str] = Counter()
         self.fallbacks = 0
         self.latency: dict[str, list[float]] = {}
-        self.tokens_paid = 0
-        self.paid_total = 0
+        self.tokens_paid: Counter[str] = Counter()  # by strategy
+        self.paid: Counter[str] = Counter()
         self.cooldowns = 0
         self.samples: Counter[str] = Counter()
 
@@ -386,8 +386,8 @@ class InferenceSim:
         if r.attempts > 1:
             self.fallbacks += 1
         self.latency[r.strategy].append(r.cost_s)
-        self.tokens_paid += out.record.tokens_in + out.record.tokens_out
-        self.paid_total += out.paid
+        self.tokens_paid[r.strategy] += out.record.tokens_in + out.record.tokens_out
+        self.paid[r.strategy] += out.paid
         self.samples["served"] += 1
         w.inv.touch_request(r)
 
@@ -409,6 +409,8 @@ class InferenceSim:
 
         honest = [d for d, p in self.providers.items() if not p.dishonest]
         lat = {}
+        self.paid["all"] = sum(self.paid[s] for s in self.latency)
+        self.tokens_paid["all"] = sum(self.tokens_paid[s] for s in self.latency)
         for s in sorted(self.latency):
             q = quantiles(self.latency[s], (0.5, 0.95))
             lat[s] = {"p50": round(q["p50"], 3), "p95": round(q["p95"], 3), "n": q["n"]}
@@ -425,9 +427,10 @@ class InferenceSim:
                 "total": sum(spend),
             },
             "inference_earnings_by_decile": deciles(earnings),
-            "inference_price_per_1k_tokens": round(self.paid_total * 1000 / self.tokens_paid, 6)
-            if self.tokens_paid
-            else 0.0,
+            "inference_price_per_1k_tokens": {
+                s: round(self.paid[s] * 1000 / self.tokens_paid[s], 6) if self.tokens_paid[s] else 0.0
+                for s in [*sorted(self.latency), "all"]
+            },
             "metering_disputes_caught": refused,
             "inference_dishonest_providers": len(dishonest),
             "inference_trust_end": {"honest": mean_trust(honest), "dishonest": mean_trust(dishonest)},

@@ -68,7 +68,9 @@ DEFINITIONS: dict[str, str] = {
     ),
     "inference_spend_per_requester": "what the requesters paid for inference (mean and max per requester, total)",
     "inference_earnings_by_decile": "mean inference earnings of the model providers in each decile (lowest first)",
-    "inference_price_per_1k_tokens": "minor units paid per 1,000 tokens (input + output) over all served requests",
+    "inference_price_per_1k_tokens": (
+        "minor units paid per 1,000 tokens (input + output) of the served requests, per routing strategy and all"
+    ),
     "metering_disputes_caught": (
         "metering records refused by verify_record (billed counts not the answer's): never paid"
     ),

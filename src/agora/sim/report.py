@@ -219,7 +219,8 @@ def markdown(doc: Mapping[str, Any], files: list[tuple[str, str]]) -> str:
     lines = [
         f"# Simulation report: {doc['scenario']}",
         "",
-        f"Seed {doc['seed']}, {doc['duration_s'] / 3600:g} simulated hours, payment mode `{doc['payment']}`"
+        f"Seed {doc['seed']}, {doc['duration_s'] / 3600:g} simulated hours"
+        + (f", payment mode `{doc['payment']}`" if "jobs_submitted" in doc["metrics"] else "")
         + "".join(f", {k} payment `{v}`" for k, v in sorted(doc.get("payments", {}).items()))
         + ".",
         "",

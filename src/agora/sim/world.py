@@ -175,7 +175,7 @@ class World:
 
     async def run(self) -> None:
         sc = self.sc
-        for r in self.requesters:
+        for r in self.requesters if sc.compute else ():  # no compute market: its requesters are not minted
             if sc.requesters.funds:
                 entry = await self.settlement.mint(r, sc.requesters.funds, actor=OPERATOR, idem=f"fund:{r}")
                 self.inv.entry_appended(entry)

@@ -72,7 +72,9 @@ def test_inference_routes_with_every_strategy_falls_back_and_refuses_overbilled_
     assert m["metering_disputes_caught"] == m["inference_failures"]["metering_invalid"] > 0
     assert m["inference_fallback_rate"] > 0
     assert m["inference_trust_end"]["dishonest"] < m["inference_trust_end"]["honest"]
-    assert m["inference_price_per_1k_tokens"] > 0
+    prices = m["inference_price_per_1k_tokens"]
+    assert set(prices) == {"cheapest", "fastest", "balanced", "all"} and all(v > 0 for v in prices.values())
+    assert prices["cheapest"] <= prices["all"] <= max(prices.values())
     assert m["ledger_sum_max_abs"] == 0
     assert "jobs_submitted" not in m  # no compute market in this scenario
     assert all(k in DEFINITIONS for k in m)
@@ -176,3 +178,22 @@ def test_every_shipped_scenario_is_valid_and_the_new_sections_name_their_bad_fie
     fields = {p["field"] for p in err.value.details["problems"]}
     assert {"inference.strategy", "inference.providers.count", "inference.providers.inflate"} <= fields
     assert {"fl.training.rounds", "fl.providers.slowdown"} <= fields
+
+
+def test_the_cli_runs_the_new_scenarios_with_a_progress_bar(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from agora.cli.main import app
+
+    seen: list[float] = []
+    simulate(parse(fl_doc()), progress=seen.append)
+    assert seen == sorted(seen) and seen[0] == 0.0 and seen[-1] >= 0.8
+    for name, d in (("inference", inference_doc()), ("fl", fl_doc())):
+        scenario = tmp_path / f"{name}.yaml"
+        scenario.write_text(json.dumps(d))
+        res = CliRunner().invoke(app, ["sim", "run", str(scenario), "--out", str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+        assert ("inference_served" if name == "inference" else "fl_rounds_completed") in res.output
+        assert "jobs_submitted" not in res.output and (tmp_path / name / "report.md").exists()
