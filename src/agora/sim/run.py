@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from agora.sim import fl, inference
 from agora.sim.scenario import Scenario
 from agora.sim.world import FASTER_PATH, REAL_CODE, World
 
@@ -20,10 +19,14 @@ async def simulate_async(scenario: Scenario, *, progress: Callable[[float], None
         faster = {}
     extra: dict[str, Any] = {}
     if scenario.inference is not None:
+        from agora.sim import inference
+
         real |= inference.REAL_CODE
         faster |= inference.FASTER_PATH
         extra["payments"] = {"inference": scenario.inference.payment}
     if scenario.fl is not None:
+        from agora.sim import fl
+
         real |= fl.REAL_CODE
         faster |= fl.FASTER_PATH
     return extra | {

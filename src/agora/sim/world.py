@@ -27,7 +27,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agora.clock import ManualClock
 from agora.errors import AgoraError
@@ -41,13 +41,15 @@ from agora.market.reservations import ReservationBook
 from agora.models.capability import Capability, GiB, PriceSchedule, accounted
 from agora.models.offer import OfferTerms, PriceTerms, ResourceOffer
 from agora.sim.columns import Columns
-from agora.sim.fl import FlSim
 from agora.sim.index import CandidateIndex
-from agora.sim.inference import InferenceSim
 from agora.sim.invariants import CheckedSettlement, Invariants
 from agora.sim.metrics import Metrics
 from agora.sim.scenario import ENGINES, Arrivals, Scenario
 from agora.wire.market import Bid, BidRequest, CapacityAd, ExecutorState
+
+if TYPE_CHECKING:
+    from agora.sim.fl import FlSim
+    from agora.sim.inference import InferenceSim
 
 START = 1_700_000_000.0
 OPERATOR = "did:sim:operator"
@@ -152,8 +154,17 @@ class World:
         self.latency: dict[str, float] = {}
         self.operator = OPERATOR
         self.earners: set[str] = set()  # the inference and data providers' DIDs (their wallets are providers')
-        self.inference = InferenceSim(self, scenario.inference) if scenario.inference is not None else None
-        self.fl = FlSim(self, scenario.fl) if scenario.fl is not None else None
+        # the inference and FL parts (and numpy, the FL code) are imported only by scenarios that have them
+        self.inference: InferenceSim | None = None
+        self.fl: FlSim | None = None
+        if scenario.inference is not None:
+            from agora.sim.inference import InferenceSim
+
+            self.inference = InferenceSim(self, scenario.inference)
+        if scenario.fl is not None:
+            from agora.sim.fl import FlSim
+
+            self.fl = FlSim(self, scenario.fl)
         self.metrics = Metrics(scenario, self)
         self.inv = Invariants(self)
         self.checked = CheckedSettlement(self.ledger, OPERATOR, self.inv)  # what the inference and FL code pays by
