@@ -103,6 +103,16 @@ def test_training_runs_pay_verified_updates_only_and_catch_every_bad_one() -> No
     assert m["ledger_sum_max_abs"] == 0
 
 
+def test_every_metric_and_series_of_the_new_reports_carries_its_definition() -> None:
+    from agora.sim.metrics import SERIES
+
+    for d in (inference_doc(), fl_doc()):
+        doc = simulate(parse(d))
+        assert all(m["definition"] == DEFINITIONS[k] for k, m in doc["metrics"].items())
+        assert doc["series"]["definitions"] == {k: SERIES[k] for k in doc["series"]["values"]}
+        assert "utilisation" not in doc["series"]["values"]  # no compute market, no compute series
+
+
 def test_a_min_fit_above_what_arrives_fails_rounds_and_runs_and_refunds() -> None:
     doc = simulate(parse(fl_doc(training={"rounds": 2, "min_fit": 6, "min_providers": 6, "max_providers": 6})))
     m = values(doc)
