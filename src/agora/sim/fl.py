@@ -324,7 +324,12 @@ class FlSim:
                 part.delivered
             ):
                 inv.fail("round_state", f"run {run.id}: {part.contract_id} paid {part.paid} for {part.delivered}")
-            c = await self.contracts.get(part.contract_id)
+            try:
+                c = await self.contracts.get(part.contract_id)
+            except AgoraError as exc:  # no contract: the run failed before it opened them (its escrow refused)
+                if exc.code != "contract_not_found" or part.paid or part.delivered or run.state != "failed":
+                    raise
+                continue
             if c.state not in ("escrow_released", "partially_released", "refunded", "cancelled"):
                 inv.fail("round_state", f"run {run.id}: contract {part.contract_id} ended {c.state!r}")
         inv.escrows_settled(f"{run.id}.", f"training run {run.id}")

@@ -190,6 +190,15 @@ def test_every_shipped_scenario_is_valid_and_the_new_sections_name_their_bad_fie
     assert {"fl.training.rounds", "fl.providers.slowdown"} <= fields
 
 
+def test_owners_without_the_funds_for_a_run_fail_it_and_the_world_goes_on() -> None:
+    # found by the simulator: TrainingRun closed contracts it never opened when the escrow lock was refused
+    doc = fl_doc()
+    doc["fl"]["owners"]["funds"] = 100  # less than one run's escrows (4+ providers x 3 rounds x 10)
+    m = values(simulate(parse(doc)))
+    assert m["fl_runs"] > 1 and m["fl_runs_failed"] == m["fl_runs"] - m["fl_runs_unmatched"]
+    assert m["fl_updates"]["paid"] == 0 and m["fl_spend_total"] == 0 and m["ledger_sum_max_abs"] == 0
+
+
 def test_the_cli_runs_the_new_scenarios_with_a_progress_bar(tmp_path: Path) -> None:
     import json
 
