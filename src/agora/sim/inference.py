@@ -182,6 +182,7 @@ class InferenceSim:
         self.providers: dict[str, ModelProvider] = {}
         self.requesters: dict[str, InferenceRequester] = {}
         self.strategy_of: dict[str, str] = {}
+        self._order: list[str] = []  # the requesters' DIDs, sorted (which one sends the next request)
         self.requests: dict[str, Request] = {}
         self.current = Request("", "", "", 0, 1, 1.0, 0.0)
         self.trust: dict[str, float] = {}
@@ -292,6 +293,8 @@ class InferenceSim:
             if cfg.requesters.funds:
                 await w.checked.mint(did, cfg.requesters.funds, actor=w.operator, idem=f"fund:{did}")
 
+        self._order = sorted(self.requesters)
+
     def schedule(self, now: float) -> None:
         a = self.cfg.requesters.arrivals
         if a.rate_per_hour <= 0:
@@ -349,7 +352,7 @@ class InferenceSim:
         cfg, rng, w = self.cfg, self.rng, self.world
         now = w.clock.now()
         rq = cfg.requests
-        did = sorted(self.requesters)[rng.randrange(len(self.requesters))]
+        did = self._order[rng.randrange(len(self._order))]
         r = Request(
             id=f"q{len(self.requests):08d}",
             requester=did,
