@@ -292,7 +292,6 @@ class InferenceSim:
             self.latency.setdefault(strategy, [])
             if cfg.requesters.funds:
                 await w.checked.mint(did, cfg.requesters.funds, actor=w.operator, idem=f"fund:{did}")
-
         self._order = sorted(self.requesters)
 
     def schedule(self, now: float) -> None:
