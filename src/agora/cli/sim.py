@@ -31,7 +31,21 @@ SUMMARY = (
     "price_per_core_hour_mean",
     "requester_spend_total",
     "wrong_results_accepted",
+    "inference_served",
+    "inference_failed",
+    "inference_fallback_rate",
+    "inference_latency_s",
+    "metering_disputes_caught",
+    "fl_runs_completed",
+    "fl_runs_failed",
+    "fl_rounds_completed",
+    "fl_updates",
 )
+
+
+def _summary(metrics: dict[str, Any]) -> list[str]:
+    """The headline metrics this report has (a scenario without a compute market has no job metrics)."""
+    return [k for k in SUMMARY if k in metrics]
 
 
 def _sim(name: str) -> Any:
@@ -73,7 +87,7 @@ def run(
             emit_json({k: v["value"] for k, v in doc["metrics"].items()})
             return
         m = doc["metrics"]
-        table([{"metric": k, "value": json.dumps(m[k]["value"])} for k in SUMMARY], ["metric", "value"])
+        table([{"metric": k, "value": json.dumps(m[k]["value"])} for k in _summary(m)], ["metric", "value"])
         typer.echo(f"report: {path} and {out / 'report.md'}")
 
 
@@ -120,7 +134,7 @@ def sweep(
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             (out / "sweep.json").write_text(_sim("report").dumps({"variants": results}), encoding="utf-8")
-        rows = sw.table(results, SUMMARY)
+        rows = sw.table(results, _summary(results[0]["metrics"]))
         if as_json:
             emit_json(rows)
         else:

@@ -339,11 +339,13 @@ class TrainingRun:
     async def run(self) -> dict[str, Any]:
         self.state = "running"
         await self.events("training.started", self.run_id, {"providers": [p.provider for p in self.participants]})
+        opened = False  # the contracts exist (a lock refused before them, e.g. insufficient_funds, leaves none)
         try:
             if self.payer is not None:
                 for p in self.participants:
                     await self.payer.lock(p, self.spec.rounds)
             if self.contracts is not None:
+                opened = True
                 await self.contracts.open(self.participants, self.spec.rounds, locked=self.payer is not None)
                 await self.contracts.started(self.participants)
             for r in range(1, self.spec.rounds + 1):
@@ -371,7 +373,7 @@ class TrainingRun:
             if self.payer is not None:
                 for p in self.participants:
                     await self.payer.refund_rest(p, self.spec.rounds)
-            if self.contracts is not None:
+            if self.contracts is not None and opened:
                 await self.contracts.close(self.participants, self.spec.rounds)
         await self.events("training.ended", self.run_id, {"state": self.state, "reason": self.reason})
         return self.status()

@@ -6,6 +6,8 @@
   jobs and churn; which parts are the real code (`REAL_CODE`) and which a documented faster path
   (`FASTER_PATH`).
 - `columns.py`: per-provider candidate-table rows; a placement's `CandidateTable` sliced from them.
+- `inference.py`, `fl.py`: the inference-routing and federated-learning markets on their real code (the
+  scenario's `inference:` and `fl:` sections).
 - `index.py`: `CandidateIndex`, capacity buckets and a bounded candidate sample (matching never scans
   every provider).
 - `invariants.py`: the checks after every step; the first violation ends the run with its event trail.

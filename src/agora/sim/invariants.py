@@ -9,7 +9,15 @@ After every event the world's touched providers and jobs, and every ledger entry
 - `escrow_once`: no escrow is paid out twice (the simulator's own record, besides the ledger's rules);
 - `job_state`: every job is in a recorded state (`JOB_STATES`), a running job has a live replica on a
   provider that still holds it, a pending one is in the queue, and no replica is left on a provider that
-  crashed or was cut off (jobs lost).
+  crashed or was cut off (jobs lost);
+- `request_state`: every inference request ends served or failed (`inference.REQUEST_STATES`), and every
+  escrow its attempts locked is released or refunded by then (`escrow_settled`);
+- `round_state`: every training run ends completed or failed, each participant's every round played is
+  delivered (paid), late or rejected (unpaid), and every round's escrow is released or refunded by the end
+  of the run (`escrow_settled`).
+
+The inference and training actors pay through `CheckedSettlement`, the real `InternalLedgerSettlement`
+whose every entry is checked as it is appended (and whose escrows are tracked until they are settled).
 
 The first violation ends the run with `sim_invariant_violated`, naming the invariant and carrying the last
 events that led to it (`details["trail"]`).
@@ -21,9 +29,10 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from agora.errors import AgoraError
+from agora.ledger import Entry, InternalLedgerSettlement, Ledger
 
 if TYPE_CHECKING:
-    from agora.ledger import Entry
+    from agora.sim.inference import Request
     from agora.sim.world import Job, Provider, World
 
 TRAIL = 40
@@ -37,6 +46,8 @@ class Invariants:
         self._providers: dict[str, Provider] = {}
         self._jobs: dict[str, Job] = {}
         self._released: set[str] = set()
+        self._requests: dict[str, Request] = {}
+        self.open_escrows: set[str] = set()  # locked by CheckedSettlement and not settled yet
         self.checks = 0
 
     def event(self, t: float, kind: str, data: Any) -> None:
@@ -49,6 +60,15 @@ class Invariants:
 
     def touch_job(self, j: Job) -> None:
         self._jobs[j.id] = j
+
+    def touch_request(self, r: Request) -> None:
+        self._requests[r.id] = r
+
+    def escrows_settled(self, prefix: str, what: str) -> None:
+        """`escrow_settled`: no escrow whose contract starts with `prefix` is still open."""
+        left = sorted(c for c in self.open_escrows if c.startswith(prefix))
+        if left:
+            self.fail("escrow_settled", f"{what} ended with {len(left)} escrow(s) still locked: {left[:3]}")
 
     def fail(self, invariant: str, message: str) -> None:
         raise AgoraError(
@@ -80,8 +100,18 @@ class Invariants:
             self._provider(p)
         for j in self._jobs.values():
             self._job(j)
+        for r in self._requests.values():
+            self._request(r)
         self._providers.clear()
         self._jobs.clear()
+        self._requests.clear()
+
+    def _request(self, r: Request) -> None:
+        from agora.sim.inference import REQUEST_STATES
+
+        if r.state not in REQUEST_STATES:
+            self.fail("request_state", f"inference request {r.id} is in an unrecorded state {r.state!r}")
+        self.escrows_settled("inference:", f"inference request {r.id}")
 
     def _provider(self, p: Provider) -> None:
         holds = p.book.holds
@@ -123,7 +153,50 @@ class Invariants:
             self._provider(p)
         for j in self._w.jobs.values():
             self._job(j)
+        if self._w.inference is not None:
+            for r in self._w.inference.requests.values():
+                self._request(r)
+        if self._w.fl is not None:
+            self._w.fl.final()
         self.ledger_total()
 
 
-__all__ = ["Invariants"]
+class CheckedSettlement(InternalLedgerSettlement):
+    """The real settlement; every entry it appends is checked at once (`ledger_sum`), every escrow it locks
+    is tracked until it is released (once: `escrow_once`) or refunded."""
+
+    def __init__(self, ledger: Ledger, operator: str, inv: Invariants) -> None:
+        super().__init__(ledger, operator)
+        self._inv = inv
+
+    async def mint(self, to_did: str, amount: int, *, actor: str, idem: str, memo: str = "") -> Entry:
+        entry = await super().mint(to_did, amount, actor=actor, idem=idem, memo=memo)
+        self._inv.entry_appended(entry)
+        return entry
+
+    async def transfer(self, src: str, dst: str, amount: int, *, actor: str, idem: str, memo: str = "") -> Entry:
+        entry = await super().transfer(src, dst, amount, actor=actor, idem=idem, memo=memo)
+        self._inv.entry_appended(entry)
+        return entry
+
+    async def lock(self, contract: str, payer: str, payee: str, amount: int, *, actor: str, idem: str) -> Entry:
+        entry = await super().lock(contract, payer, payee, amount, actor=actor, idem=idem)
+        self._inv.entry_appended(entry)
+        self._inv.open_escrows.add(contract)
+        return entry
+
+    async def release(self, contract: str, metering_receipt: bytes, *, actor: str, idem: str) -> Entry:
+        entry = await super().release(contract, metering_receipt, actor=actor, idem=idem)
+        self._inv.released(contract)
+        self._inv.entry_appended(entry)
+        self._inv.open_escrows.discard(contract)
+        return entry
+
+    async def refund(self, contract: str, *, actor: str, idem: str, reason: str = "") -> Entry:
+        entry = await super().refund(contract, actor=actor, idem=idem, reason=reason)
+        self._inv.entry_appended(entry)
+        self._inv.open_escrows.discard(contract)
+        return entry
+
+
+__all__ = ["CheckedSettlement", "Invariants"]

@@ -53,7 +53,57 @@ DEFINITIONS: dict[str, str] = {
     "cooldowns": "times trust's penalty excluded a provider (provider_cooling_down)",
     "ledger_sum_max_abs": "largest absolute sum of all balances seen at any sample (must be 0)",
     "invariant_checks": "steps after which the invariants were checked",
+    # inference routing (scenarios with an `inference` section)
+    "inference_requests": "inference requests that arrived",
+    "inference_served": "requests answered by a provider whose metering record verified (and paid)",
+    "inference_failed": "requests no provider answered (every planned provider failed, or none was eligible)",
+    "inference_failures": (
+        "failed attempts by code (inference_rate_limited: busy; runner_failed; timeout: hung until the run "
+        "timeout; metering_invalid: a record that did not verify), and failed requests as request:<code>"
+    ),
+    "inference_fallback_rate": "share of served requests that needed more than one provider (routing's fallback)",
+    "inference_latency_s": (
+        "simulated seconds from a request's arrival to its answer, per routing strategy (p50/p95): failed "
+        "attempts' cost plus the answering provider's round trip, time to first token and generation time"
+    ),
+    "inference_spend_per_requester": "what the requesters paid for inference (mean and max per requester, total)",
+    "inference_earnings_by_decile": "mean inference earnings of the model providers in each decile (lowest first)",
+    "inference_price_per_1k_tokens": (
+        "minor units paid per 1,000 tokens (input + output) of the served requests, per routing strategy and all"
+    ),
+    "metering_disputes_caught": (
+        "metering records refused by verify_record (billed counts not the answer's): never paid"
+    ),
+    "inference_dishonest_providers": "model providers whose metering records overbill",
+    "inference_trust_end": "mean trust at the end of honest and of overbilling model providers",
+    "inference_cooldowns": "times trust's penalty started a model provider's cooldown (routing leaves it out)",
+    # federated learning (scenarios with an `fl` section)
+    "fl_runs": "training intents that arrived",
+    "fl_runs_completed": "training runs that closed every round",
+    "fl_runs_failed": "training runs that ended with a round below min_fit after its retry (training_too_few_updates)",
+    "fl_runs_unmatched": "training intents that match_training found too few data offers for",
+    "fl_unmatched_reasons": "match_training's reason counts over the unmatched intents",
+    "fl_rounds_completed": "rounds closed with at least min_fit verified updates (paid and aggregated)",
+    "fl_rounds_failed": "round attempts closed below min_fit (retried, or failing the run): their updates unpaid",
+    "fl_round_duration_s": (
+        "simulated seconds per round attempt (p50/p95): the slowest update in time, or the deadline when one was late"
+    ),
+    "fl_straggler_share": "share of the updates asked for that missed the round deadline (timeout)",
+    "fl_updates": (
+        "updates asked for (participants x round attempts): paid (verified, in a closed round), unpaid, of which "
+        "late (deadline or a dead trainer), rejected (failed the checks), accepted_in_failed_rounds"
+    ),
+    "fl_late_reasons": "late updates by why (timeout: past the deadline; unavailable: the trainer died)",
+    "fl_bad_updates_sent": "bad updates the dishonest data providers sent, by kind (not_finite, shape, norm)",
+    "fl_bad_updates_caught": "updates check_update and the receipt checks rejected, by reason (never paid)",
+    "fl_spend_per_round": "mean money released to data providers per closed round",
+    "fl_spend_total": "money released to data providers in total",
+    "fl_earnings_by_decile": "mean earnings of the data providers in each decile (lowest first)",
+    "fl_dishonest_providers": "data providers that send bad updates",
+    "fl_trust_end": "mean trust at the end of honest and of dishonest data providers",
 }
+COMPUTE = tuple(k for k in DEFINITIONS if not k.startswith(("inference_", "metering_", "fl_")))
+COMMON = ("ledger_sum_max_abs", "invariant_checks")  # in every report, whatever the scenario simulates
 SERIES: dict[str, str] = {
     "t_h": "hours since the start",
     "utilisation": "cores held by runs / cores of the online providers",
@@ -70,7 +120,37 @@ SERIES: dict[str, str] = {
     "ledger_issuance": "the issuance account (minus everything minted)",
     "ledger_sum": "sum of all balances (0 at every step)",
     "rejections": "placement rejections since the previous sample, by reason",
+    "inference_served": "inference requests served since the previous sample",
+    "inference_failed": "inference requests failed since the previous sample",
+    "fl_rounds": "training rounds closed since the previous sample",
+    "fl_runs_failed": "training runs failed since the previous sample",
 }
+SERIES_COMPUTE: tuple[str, ...] = ("utilisation", "queue", "pending_past_deadline", "online", "price", "placements")
+SERIES_COMPUTE += ("rejections", "trust_honest", "trust_dishonest")
+SERIES_INFERENCE = ("inference_served", "inference_failed")
+SERIES_FL = ("fl_rounds", "fl_runs_failed")
+
+
+def series_keys(scenario: Scenario) -> list[str]:
+    """The time series a scenario's report has (the compute market's only when it has one)."""
+    keys = [k for k in SERIES if k not in SERIES_INFERENCE + SERIES_FL]
+    if not scenario.compute:
+        keys = [k for k in keys if k not in SERIES_COMPUTE]
+    if scenario.inference is not None:
+        keys += SERIES_INFERENCE
+    if scenario.fl is not None:
+        keys += SERIES_FL
+    return keys
+
+
+def deciles(earnings: list[int]) -> list[float]:
+    """Mean of each tenth of `earnings` (sorted ascending)."""
+    n = len(earnings)
+    out = []
+    for d in range(10):
+        part = earnings[d * n // 10 : (d + 1) * n // 10]
+        out.append(round(sum(part) / len(part), 3) if part else 0.0)
+    return out
 
 
 def quantiles(xs: list[float], qs: tuple[float, ...] = (0.5, 0.9, 0.99)) -> dict[str, float]:
@@ -102,7 +182,7 @@ class Metrics:
         self.refunds = self.unpaid = 0
         self.caught = self.bad_accepted = self.cooldowns = 0
         self.core_hours_price: list[float] = []
-        self.series: dict[str, list[Any]] = {k: [] for k in SERIES}
+        self.series: dict[str, list[Any]] = {k: [] for k in SERIES}  # trimmed to series_keys in the report
         self._interval_rej: Counter[str] = Counter()
         self._interval_prices: list[float] = []
         self._interval_placements = 0
@@ -144,11 +224,12 @@ class Metrics:
             ts = [w.trust[p.did] for p in w.providers.values() if p.dishonest == dishonest and p.did in w.trust]
             s[name].append(round(sum(ts) / len(ts), 6) if ts else None)
         totals: Counter[str] = Counter()
-        providers = w.providers
+        providers, earners = w.providers, w.earners
         for account, balance in w.ledger.books.balances.items():
             kind = account_kind(account)
             if kind == "wallet":
-                totals["providers" if account[7:] in providers else "requesters"] += balance
+                did = account[7:]
+                totals["providers" if did in providers or did in earners else "requesters"] += balance
             else:
                 totals[kind] += balance
         for name in ("providers", "requesters", "escrow", "issuance"):
@@ -158,6 +239,10 @@ class Metrics:
         self.sum_max = max(self.sum_max, abs(ledger_sum))
         self.escrow_max = max(self.escrow_max, totals["escrow"])
         s["rejections"].append(dict(sorted(self._interval_rej.items())))
+        if w.inference is not None:
+            w.inference.sample(s)
+        if w.fl is not None:
+            w.fl.sample(s)
         self._interval_rej = Counter()
         self._interval_prices = []
         self._interval_placements = 0
@@ -167,10 +252,6 @@ class Metrics:
         w = self._w
         earnings = sorted(p.earned for p in w.providers.values())
         n = len(earnings)
-        deciles = []
-        for d in range(10):
-            part = earnings[d * n // 10 : (d + 1) * n // 10]
-            deciles.append(round(sum(part) / len(part), 3) if part else 0.0)
         in_flight = sum(j.state in ("pending", "running") for j in w.jobs.values())
         dishonest = [p for p in w.providers.values() if p.dishonest]
         honest = [p for p in w.providers.values() if not p.dishonest]
@@ -201,7 +282,7 @@ class Metrics:
             "bids_asked": self.bids_asked,
             "declines": dict(sorted(self.declines.items())),
             "rejection_reasons": dict(sorted(self.rejections.items())),
-            "earnings_by_decile": deciles,
+            "earnings_by_decile": deciles(earnings),
             "providers_earning_nothing": round(sum(e == 0 for e in earnings) / n, 6) if n else 0.0,
             "requester_spend_total": sum(spend),
             "requester_spend_mean": _mean([float(x) for x in spend]),
@@ -219,11 +300,21 @@ class Metrics:
             "ledger_sum_max_abs": self.sum_max,
             "invariant_checks": w.inv.checks,
         }
+        if not self._sc.compute:
+            values = {k: v for k, v in values.items() if k in COMMON}
+        if w.inference is not None:
+            values.update(w.inference.summary())
+        if w.fl is not None:
+            values.update(w.fl.summary())
         return {k: {"value": v, "definition": DEFINITIONS[k]} for k, v in values.items()}
+
+    def report_series(self) -> dict[str, Any]:
+        keys = series_keys(self._sc)
+        return {"definitions": {k: SERIES[k] for k in keys}, "values": {k: self.series[k] for k in keys}}
 
 
 def _mean(xs: list[float]) -> float:
     return round(sum(xs) / len(xs), 6) if xs else 0.0
 
 
-__all__ = ["DEFINITIONS", "SERIES", "Metrics", "quantiles"]
+__all__ = ["COMPUTE", "DEFINITIONS", "SERIES", "Metrics", "deciles", "quantiles", "series_keys"]

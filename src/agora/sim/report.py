@@ -70,7 +70,10 @@ def plots(doc: Mapping[str, Any], out: Path) -> list[tuple[str, str]]:
     series = doc["series"]["values"]
     t = series["t_h"]
     files: list[tuple[str, str]] = []
+    metrics = doc["metrics"]
     for name, title, keys in PLOTS:
+        if not all(k in series for k in keys):
+            continue  # a scenario without a compute market has no such series
         fig, ax = plt.subplots(figsize=(7, 3.2))
         for k in keys:
             ys = [float("nan") if y is None else y for y in series[k]]
@@ -82,7 +85,12 @@ def plots(doc: Mapping[str, Any], out: Path) -> list[tuple[str, str]]:
         _save(fig, out / f"{name}.png")
         plt.close(fig)
         files.append((f"{name}.png", title))
-    metrics = doc["metrics"]
+    if "inference_requests" in metrics:
+        files += _inference_plots(plt, doc, out)
+    if "fl_runs" in metrics:
+        files += _fl_plots(plt, doc, out)
+    if "rejections" not in series:
+        return files
     # rejection reasons over time, stacked
     reasons = sorted({r for row in series["rejections"] for r in row})
     fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -122,6 +130,79 @@ def plots(doc: Mapping[str, Any], out: Path) -> list[tuple[str, str]]:
     return files
 
 
+def _bars(plt: Any, out: Path, name: str, title: str, labels: list[str], groups: dict[str, list[float]]) -> None:
+    """Grouped bars: one group per label, one bar per key of `groups`."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    width = 0.8 / max(1, len(groups))
+    for i, (key, ys) in enumerate(groups.items()):
+        ax.bar([x + i * width for x in range(len(labels))], ys, width=width, label=key)
+    ax.set_xticks([x + width * (len(groups) - 1) / 2 for x in range(len(labels))], labels)
+    ax.set_title(title, fontsize=10)
+    if len(groups) > 1:
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    _save(fig, out / name)
+    plt.close(fig)
+
+
+def _over_time(plt: Any, out: Path, name: str, title: str, t: list[float], lines: dict[str, list[Any]]) -> None:
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for k, ys in lines.items():
+        ax.plot(t, [float("nan") if y is None else y for y in ys], label=k, linewidth=1.2)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("hours")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    _save(fig, out / name)
+    plt.close(fig)
+
+
+def _inference_plots(plt: Any, doc: Mapping[str, Any], out: Path) -> list[tuple[str, str]]:
+    m, series = doc["metrics"], doc["series"]["values"]
+    files = []
+    title = "Inference requests served and failed per sample"
+    keys = ("inference_served", "inference_failed")
+    _over_time(plt, out, "inference-requests.png", title, series["t_h"], {k: series[k] for k in keys})
+    files.append(("inference-requests.png", title))
+    lat = m["inference_latency_s"]["value"]
+    strategies = sorted(lat)
+    title = "Inference latency per routing strategy (simulated s)"
+    groups = {q: [float(lat[s][q]) for s in strategies] for q in ("p50", "p95")}
+    _bars(plt, out, "inference-latency.png", title, strategies, groups)
+    files.append(("inference-latency.png", title))
+    dec = m["inference_earnings_by_decile"]["value"]
+    title = "Mean model-provider earnings per decile"
+    _bars(plt, out, "inference-earnings.png", title, [str(i + 1) for i in range(len(dec))], {"earnings": dec})
+    files.append(("inference-earnings.png", title))
+    return files
+
+
+def _fl_plots(plt: Any, doc: Mapping[str, Any], out: Path) -> list[tuple[str, str]]:
+    m, series = doc["metrics"], doc["series"]["values"]
+    files = []
+    title = "Training rounds closed and runs failed per sample"
+    keys = ("fl_rounds", "fl_runs_failed")
+    _over_time(plt, out, "fl-rounds.png", title, series["t_h"], {k: series[k] for k in keys})
+    files.append(("fl-rounds.png", title))
+    up = m["fl_updates"]["value"]
+    labels = ["paid", "late", "rejected", "accepted_in_failed_rounds"]
+    title = "Training updates: paid and unpaid"
+    _bars(
+        plt,
+        out,
+        "fl-updates.png",
+        title,
+        ["paid", "late", "rejected", "in failed rounds"],
+        {"updates": [float(up[k]) for k in labels]},
+    )
+    files.append(("fl-updates.png", title))
+    dec = m["fl_earnings_by_decile"]["value"]
+    title = "Mean data-provider earnings per decile"
+    _bars(plt, out, "fl-earnings.png", title, [str(i + 1) for i in range(len(dec))], {"earnings": dec})
+    files.append(("fl-earnings.png", title))
+    return files
+
+
 def _show(v: Any) -> str:
     if isinstance(v, Mapping):
         return ", ".join(f"{k}: {_show(x)}" for k, x in v.items()) or "-"
@@ -138,7 +219,10 @@ def markdown(doc: Mapping[str, Any], files: list[tuple[str, str]]) -> str:
     lines = [
         f"# Simulation report: {doc['scenario']}",
         "",
-        f"Seed {doc['seed']}, {doc['duration_s'] / 3600:g} simulated hours, payment mode `{doc['payment']}`.",
+        f"Seed {doc['seed']}, {doc['duration_s'] / 3600:g} simulated hours"
+        + (f", payment mode `{doc['payment']}`" if "jobs_submitted" in doc["metrics"] else "")
+        + "".join(f", {k} payment `{v}`" for k, v in sorted(doc.get("payments", {}).items()))
+        + ".",
         "",
         "## What ran",
         "",

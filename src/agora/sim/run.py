@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from agora.sim.metrics import SERIES
 from agora.sim.scenario import Scenario
 from agora.sim.world import FASTER_PATH, REAL_CODE, World
 
@@ -14,16 +13,32 @@ from agora.sim.world import FASTER_PATH, REAL_CODE, World
 async def simulate_async(scenario: Scenario, *, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     world = World(scenario, progress=progress)
     await world.run()
-    return {
+    real, faster = dict(REAL_CODE), dict(FASTER_PATH)
+    if not scenario.compute:  # no compute market: only the ledger's part of it ran
+        real = {k: v for k, v in real.items() if k in ("ledger", "escrow")}
+        faster = {}
+    extra: dict[str, Any] = {}
+    if scenario.inference is not None:
+        from agora.sim import inference
+
+        real |= inference.REAL_CODE
+        faster |= inference.FASTER_PATH
+        extra["payments"] = {"inference": scenario.inference.payment}
+    if scenario.fl is not None:
+        from agora.sim import fl
+
+        real |= fl.REAL_CODE
+        faster |= fl.FASTER_PATH
+    return extra | {
         "scenario": scenario.name,
         "seed": scenario.seed,
         "payment": scenario.payment,
         "duration_s": scenario.duration_s,
         "config": _plain(scenario.raw),
-        "real_code": REAL_CODE,
-        "faster_path": FASTER_PATH,
+        "real_code": real,
+        "faster_path": faster,
         "metrics": world.metrics.summary(),
-        "series": {"definitions": SERIES, "values": world.metrics.series},
+        "series": world.metrics.report_series(),
     }
 
 

@@ -253,6 +253,68 @@ class Matching:
 
 
 @dataclass(frozen=True)
+class ModelProviders:
+    count: int
+    price_in: Dist  # minor units per 1,000 input tokens
+    price_out: Dist  # minor units per 1,000 output tokens
+    tokens_per_s: Dist
+    ttft_ms: Dist
+    latency_ms: Dist  # network round trip
+    reliability: Dist  # probability a run answers
+    hang_share: float  # share of failures that hang until the requester's run timeout
+    max_concurrency: Dist
+    context: int
+    dishonest: float  # share whose metering records bill more output tokens than the answer had
+    inflate: float  # by this factor
+
+
+@dataclass(frozen=True)
+class InferenceRequesters:
+    count: int
+    funds: int
+    arrivals: Arrivals
+
+
+@dataclass(frozen=True)
+class InferenceRequests:
+    prompt_tokens: Dist
+    max_tokens: Dist
+    output_share: Dist  # share of max_tokens the answer has
+    max_price: Dist | None
+
+
+@dataclass(frozen=True)
+class Inference:
+    strategies: tuple[tuple[str, float], ...]  # routing strategy -> share of requesters
+    payment: str
+    run_timeout_s: float
+    providers: ModelProviders
+    requesters: InferenceRequesters
+    requests: InferenceRequests
+
+
+@dataclass(frozen=True)
+class DataProviders:
+    count: int
+    price_per_update: Dist
+    rows: Dist
+    fit_s: Dist
+    stragglers: float  # share of providers whose fits take `slowdown` times longer
+    slowdown: float
+    dropout: float  # probability a fit dies (the trainer process ends)
+    dishonest: float  # share of providers sending bad updates
+    bad_rate: float  # probability a dishonest provider's update is bad
+
+
+@dataclass(frozen=True)
+class Fl:
+    providers: DataProviders
+    owners: InferenceRequesters
+    spec: Any  # agora.models.training.TrainingSpec
+    budget: int | None
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     seed: int
@@ -266,9 +328,186 @@ class Scenario:
     churn: Churn
     matching: Matching
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    inference: Inference | None = None
+    fl: Fl | None = None
+
+    @property
+    def compute(self) -> bool:
+        """Whether the scenario has a compute market (providers or job arrivals): its metrics and plots."""
+        a = self.requesters.arrivals
+        return self.providers.count > 0 or a.rate_per_hour > 0 or (a.process == "burst" and a.size > 0)
 
 
-TOP = ("name", "seed", "duration", "sample_every", "payment", "providers", "requesters", "jobs", "churn", "matching")
+TOP = (
+    "name",
+    "seed",
+    "duration",
+    "sample_every",
+    "payment",
+    "providers",
+    "requesters",
+    "jobs",
+    "churn",
+    "matching",
+    "inference",
+    "fl",
+)
+ROUTING = ("cheapest", "fastest", "balanced")
+
+
+def _arrivals(p: _Problems, path: str, parent: Mapping[str, Any], rate: float) -> Arrivals:
+    arr = _section(p, f"{path}.", parent, "arrivals", ("process", "rate_per_hour", "amplitude"))
+    process = _choice(p, f"{path}.arrivals.process", arr.get("process", "poisson"), ("poisson", "diurnal"))
+    r = arr.get("rate_per_hour", rate)
+    if not _num(r) or r < 0:
+        p.add(f"{path}.arrivals.rate_per_hour", f"a non-negative number, got {r!r}")
+        r = 0.0
+    return Arrivals(
+        process=process,
+        rate_per_hour=float(r),
+        amplitude=_share(p, f"{path}.arrivals.amplitude", arr.get("amplitude", 0.0)),
+    )
+
+
+def _inference(p: _Problems, doc: Mapping[str, Any]) -> Inference | None:
+    if doc.get("inference") is None:
+        return None
+    top = ("strategy", "payment", "run_timeout", "providers", "requesters", "requests")
+    inf = _section(p, "", doc, "inference", top)
+    st = inf.get("strategy", "balanced")
+    strategies: tuple[tuple[str, float], ...] = (("balanced", 1.0),)
+    if isinstance(st, str):
+        strategies = ((_choice(p, "inference.strategy", st, ROUTING), 1.0),)
+    elif isinstance(st, Mapping) and st and all(k in ROUTING and _num(w) and w >= 0 for k, w in st.items()):
+        if sum(st.values()) > 0:
+            strategies = tuple((str(k), float(w)) for k, w in st.items())
+        else:
+            p.add("inference.strategy", "weights not all 0")
+    else:
+        p.add("inference.strategy", f"one of {', '.join(ROUTING)}, or a mapping strategy -> share, got {st!r}")
+    pr = _section(
+        p,
+        "inference.",
+        inf,
+        "providers",
+        (
+            "count",
+            "price_in",
+            "price_out",
+            "tokens_per_s",
+            "ttft_ms",
+            "latency_ms",
+            "reliability",
+            "hang_share",
+            "max_concurrency",
+            "context",
+            "dishonest",
+            "inflate",
+        ),
+    )
+    inflate = pr.get("inflate", 1.5)
+    if not _num(inflate) or not 1.0 < inflate <= 100.0:
+        p.add("inference.providers.inflate", f"a factor within (1, 100], got {inflate!r}")
+        inflate = 1.5
+    providers = ModelProviders(
+        count=_int(p, "inference.providers.count", pr.get("count", 20), 1, 100_000),
+        price_in=_dist(p, "inference.providers.price_in", pr.get("price_in", {"uniform": [1, 10]}), high=1e9),
+        price_out=_dist(p, "inference.providers.price_out", pr.get("price_out", {"uniform": [2, 30]}), high=1e9),
+        tokens_per_s=_dist(
+            p, "inference.providers.tokens_per_s", pr.get("tokens_per_s", {"uniform": [20, 200]}), low=1
+        ),
+        ttft_ms=_dist(p, "inference.providers.ttft_ms", pr.get("ttft_ms", {"uniform": [100, 1500]})),
+        latency_ms=_dist(p, "inference.providers.latency_ms", pr.get("latency_ms", {"uniform": [5, 150]})),
+        reliability=_dist(p, "inference.providers.reliability", pr.get("reliability", 0.98), high=1.0),
+        hang_share=_share(p, "inference.providers.hang_share", pr.get("hang_share", 0.3)),
+        max_concurrency=_dist(
+            p, "inference.providers.max_concurrency", pr.get("max_concurrency", {"choice": [1, 2, 4]}), low=1, high=1024
+        ),
+        context=_int(p, "inference.providers.context", pr.get("context", 4096), 16, 10_000_000),
+        dishonest=_share(p, "inference.providers.dishonest", pr.get("dishonest", 0.0)),
+        inflate=float(inflate),
+    )
+    rq = _section(p, "inference.", inf, "requesters", ("count", "funds", "arrivals"))
+    requesters = InferenceRequesters(
+        count=_int(p, "inference.requesters.count", rq.get("count", 10), 1, 100_000),
+        funds=_int(p, "inference.requesters.funds", rq.get("funds", 10**9), 0, 10**15),
+        arrivals=_arrivals(p, "inference.requesters", rq, 600.0),
+    )
+    rs = _section(p, "inference.", inf, "requests", ("prompt_tokens", "max_tokens", "output_share", "max_price"))
+    mp = rs.get("max_price")
+    requests = InferenceRequests(
+        prompt_tokens=_dist(
+            p, "inference.requests.prompt_tokens", rs.get("prompt_tokens", {"exponential": 300, "max": 3000}), low=1
+        ),
+        max_tokens=_dist(
+            p, "inference.requests.max_tokens", rs.get("max_tokens", {"choice": [64, 256, 512]}), low=1, high=1_000_000
+        ),
+        output_share=_dist(
+            p, "inference.requests.output_share", rs.get("output_share", {"uniform": [0.3, 1.0]}), high=1.0
+        ),
+        max_price=None if mp is None else _dist(p, "inference.requests.max_price", mp),
+    )
+    return Inference(
+        strategies=strategies,
+        payment=_choice(p, "inference.payment", inf.get("payment", "pay_after"), PAYMENT_MODES),
+        run_timeout_s=duration_s(p, "inference.run_timeout", inf.get("run_timeout", 60), minimum=1.0),
+        providers=providers,
+        requesters=requesters,
+        requests=requests,
+    )
+
+
+def _fl(p: _Problems, doc: Mapping[str, Any]) -> Fl | None:
+    if doc.get("fl") is None:
+        return None
+    f = _section(p, "", doc, "fl", ("providers", "owners", "training", "budget"))
+    pr = _section(
+        p,
+        "fl.",
+        f,
+        "providers",
+        ("count", "price_per_update", "rows", "fit_s", "stragglers", "slowdown", "dropout", "dishonest", "bad_rate"),
+    )
+    slowdown = pr.get("slowdown", 10)
+    if not _num(slowdown) or not 1 <= slowdown <= 1000:
+        p.add("fl.providers.slowdown", f"a factor within [1, 1000], got {slowdown!r}")
+        slowdown = 10
+    providers = DataProviders(
+        count=_int(p, "fl.providers.count", pr.get("count", 30), 1, 100_000),
+        price_per_update=_dist(p, "fl.providers.price_per_update", pr.get("price_per_update", {"uniform": [5, 50]})),
+        rows=_dist(p, "fl.providers.rows", pr.get("rows", {"uniform": [500, 5000]}), low=1),
+        fit_s=_dist(p, "fl.providers.fit_s", pr.get("fit_s", {"exponential": 15, "min": 1}), low=0.1),
+        stragglers=_share(p, "fl.providers.stragglers", pr.get("stragglers", 0.1)),
+        slowdown=float(slowdown),
+        dropout=_share(p, "fl.providers.dropout", pr.get("dropout", 0.02)),
+        dishonest=_share(p, "fl.providers.dishonest", pr.get("dishonest", 0.0)),
+        bad_rate=_share(p, "fl.providers.bad_rate", pr.get("bad_rate", 0.5)),
+    )
+    ow = _section(p, "fl.", f, "owners", ("count", "funds", "arrivals"))
+    owners = InferenceRequesters(
+        count=_int(p, "fl.owners.count", ow.get("count", 5), 1, 100_000),
+        funds=_int(p, "fl.owners.funds", ow.get("funds", 10**9), 0, 10**15),
+        arrivals=_arrivals(p, "fl.owners", ow, 2.0),
+    )
+    training = f.get("training", {}) or {}
+    spec: Any = None
+    if not isinstance(training, Mapping):
+        p.add("fl.training", f"an object (the training spec's fields: rounds, min_fit, ...), got {training!r}")
+    else:
+        from agora.sim.fl import parse_training
+
+        defaults = {"rounds": 5, "min_fit": 2, "min_providers": 2, "max_providers": 5, "round_deadline_s": 60}
+        try:
+            spec = parse_training({**defaults, **training})
+        except AgoraError as exc:
+            for prob in exc.details.get("errors", []) or [{"path": "training", "expected": exc.message}]:
+                where = str(prob.get("path", "training")).removeprefix("training")
+                p.add(f"fl.training{where}", f"expected {prob.get('expected')}, got {prob.get('got')!r}")
+    budget = f.get("budget")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
+        p.add("fl.budget", f"a non-negative integer (minor units per run) or null, got {budget!r}")
+        budget = None
+    return Fl(providers=providers, owners=owners, spec=spec, budget=budget)
 
 
 def parse(doc: Any) -> Scenario:
@@ -308,8 +547,10 @@ def parse(doc: Any) -> Scenario:
     if not isinstance(engines, list) or not engines or any(e not in ENGINES for e in engines):
         p.add("providers.engines", f"a non-empty list of {', '.join(ENGINES)}, got {engines!r}")
         engines = list(ENGINES)
+    other_markets = bool(doc.get("inference") or doc.get("fl"))
     providers = Providers(
-        count=_int(p, "providers.count", pr.get("count", 100), 1, 1_000_000),
+        # no compute providers only when the scenario simulates a model or data market instead
+        count=_int(p, "providers.count", pr.get("count", 100), 0 if other_markets else 1, 1_000_000),
         cores=_dist(p, "providers.cores", pr.get("cores", {"choice": [4, 8, 16]}), low=1, high=1024),
         memory_gib=_dist(p, "providers.memory_gib", pr.get("memory_gib", {"choice": [8, 16, 64]}), low=1, high=65536),
         benchmark=_dist(p, "providers.benchmark", pr.get("benchmark", {"normal": [1.0, 0.2]}), low=0.01),
@@ -380,6 +621,8 @@ def parse(doc: Any) -> Scenario:
         retry_every_s=duration_s(p, "matching.retry_every", mt.get("retry_every", 60), minimum=1.0),
         retry_batch=_int(p, "matching.retry_batch", mt.get("retry_batch", 200), 1, 100_000),
     )
+    inference = _inference(p, doc)
+    fl = _fl(p, doc)
     p.raise_if_any("scenario")
     return Scenario(
         name=str(name),
@@ -394,6 +637,8 @@ def parse(doc: Any) -> Scenario:
         churn=churn,
         matching=matching,
         raw=dict(doc),
+        inference=inference,
+        fl=fl,
     )
 
 

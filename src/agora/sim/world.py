@@ -27,7 +27,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agora.clock import ManualClock
 from agora.errors import AgoraError
@@ -42,10 +42,14 @@ from agora.models.capability import Capability, GiB, PriceSchedule, accounted
 from agora.models.offer import OfferTerms, PriceTerms, ResourceOffer
 from agora.sim.columns import Columns
 from agora.sim.index import CandidateIndex
-from agora.sim.invariants import Invariants
+from agora.sim.invariants import CheckedSettlement, Invariants
 from agora.sim.metrics import Metrics
-from agora.sim.scenario import ENGINES, Scenario
+from agora.sim.scenario import ENGINES, Arrivals, Scenario
 from agora.wire.market import Bid, BidRequest, CapacityAd, ExecutorState
+
+if TYPE_CHECKING:
+    from agora.sim.fl import FlSim
+    from agora.sim.inference import InferenceSim
 
 START = 1_700_000_000.0
 OPERATOR = "did:sim:operator"
@@ -148,8 +152,22 @@ class World:
         self.trust: dict[str, float] = {}
         self.cooling: dict[str, float] = {}
         self.latency: dict[str, float] = {}
+        self.operator = OPERATOR
+        self.earners: set[str] = set()  # the inference and data providers' DIDs (their wallets are providers')
+        # the inference and FL parts (and numpy, the FL code) are imported only by scenarios that have them
+        self.inference: InferenceSim | None = None
+        self.fl: FlSim | None = None
+        if scenario.inference is not None:
+            from agora.sim.inference import InferenceSim
+
+            self.inference = InferenceSim(self, scenario.inference)
+        if scenario.fl is not None:
+            from agora.sim.fl import FlSim
+
+            self.fl = FlSim(self, scenario.fl)
         self.metrics = Metrics(scenario, self)
         self.inv = Invariants(self)
+        self.checked = CheckedSettlement(self.ledger, OPERATOR, self.inv)  # what the inference and FL code pays by
         self._events: list[tuple[float, int, str, Any]] = []
         self._seq = 0
         self._next_provider = 0
@@ -168,13 +186,19 @@ class World:
 
     async def run(self) -> None:
         sc = self.sc
-        for r in self.requesters:
+        for r in self.requesters if sc.compute else ():  # no compute market: its requesters are not minted
             if sc.requesters.funds:
                 entry = await self.settlement.mint(r, sc.requesters.funds, actor=OPERATOR, idem=f"fund:{r}")
                 self.inv.entry_appended(entry)
         for _ in range(sc.providers.count):
             self._add_provider()
         self._schedule_arrivals(START)
+        if self.inference is not None:
+            await self.inference.setup()
+            self.inference.schedule(START)
+        if self.fl is not None:
+            await self.fl.setup()
+            self.fl.schedule(START)
         if sc.requesters.arrivals.process == "burst":
             self.at(START + sc.requesters.arrivals.every_s, "burst")
         c = sc.churn
@@ -209,6 +233,14 @@ class World:
                 self._new_job()
                 self._schedule_arrivals(now)
                 await self._place_pending(limit=4)
+            case "infer":
+                assert self.inference is not None
+                await self.inference.arrive()
+                self.inference.schedule(now)
+            case "train":
+                assert self.fl is not None
+                await self.fl.arrive()
+                self.fl.schedule(now)
             case "burst":
                 for _ in range(self.sc.requesters.arrivals.size):
                     self._new_job()
@@ -340,20 +372,24 @@ class World:
     # -- jobs ------------------------------------------------------------------------------------------
 
     def _schedule_arrivals(self, now: float) -> None:
-        a, rng = self.sc.requesters.arrivals, self.rng["arrivals"]
+        t = self.next_arrival(now, self.sc.requesters.arrivals, self.rng["arrivals"])
+        if t is not None:
+            self.at(t, "arrive")
+
+    def next_arrival(self, now: float, a: Arrivals, rng: random.Random) -> float | None:
+        """When the next arrival after `now` comes (poisson or diurnal; None: no arrivals)."""
         if a.rate_per_hour <= 0:
-            return
+            return None
         if a.process != "diurnal":
-            self.at(now + rng.expovariate(a.rate_per_hour / 3600.0), "arrive")
-            return
+            return now + rng.expovariate(a.rate_per_hour / 3600.0)
         peak = a.rate_per_hour * (1 + a.amplitude) / 3600.0  # thinning (Lewis & Shedler)
         t = now
         for _ in range(100_000):
             t += rng.expovariate(peak)
             rate = a.rate_per_hour * (1 + a.amplitude * math.sin(2 * math.pi * (t - START) / 86400.0)) / 3600.0
             if rng.random() * peak <= rate:
-                self.at(t, "arrive")
-                return
+                return t
+        return None
 
     def _new_job(self) -> Job:
         jb, rng, now = self.sc.jobs, self.rng["jobs"], self.clock.now()

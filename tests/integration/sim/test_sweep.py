@@ -50,3 +50,32 @@ def test_sweep_on_a_dask_local_cluster_matches_the_local_run() -> None:
     local = sweep(DOC, ["payment.mode=pay_before,pay_after"], workers=1)
     assert [r["sweep"] for r in on_dask] == [r["sweep"] for r in local]
     assert [r["metrics"] for r in on_dask] == [r["metrics"] for r in local]
+
+
+@pytest.mark.timeout(180)
+def test_an_inference_strategy_sweep_on_a_dask_local_cluster() -> None:
+    doc: dict[str, Any] = {
+        "name": "sweep-inference",
+        "seed": 12,
+        "duration": "30m",
+        "sample_every": "10m",
+        "providers": {"count": 0},
+        "requesters": {"arrivals": {"rate_per_hour": 0}},
+        "inference": {"providers": {"count": 5}, "requesters": {"count": 3, "arrivals": {"rate_per_hour": 120}}},
+    }
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=False,
+            protocol="tcp",
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        results = sweep(doc, ["inference.strategy=cheapest,fastest"], dask_scheduler=client)
+    assert [r["sweep"] for r in results] == [{"inference.strategy": "cheapest"}, {"inference.strategy": "fastest"}]
+    latency = [r["metrics"]["inference_latency_s"]["value"] for r in results]
+    assert [list(lat) for lat in latency] == [["cheapest"], ["fastest"]]
+    assert all(r["metrics"]["inference_served"]["value"] > 0 for r in results)
