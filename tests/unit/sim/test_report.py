@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from agora.cli.main import app
+from agora.errors import AgoraError
 from agora.sim import parse, simulate
 from agora.sim.metrics import DEFINITIONS
-from agora.errors import AgoraError
 from agora.sim.report import compare, show, unit, write
 from tests.unit.sim.conftest import tiny
 
@@ -74,7 +74,10 @@ def test_compare_change_is_in_the_metrics_unit_and_a_percentage() -> None:
     a = {"metrics": {"requester_spend_total": {"value": 26285934}, "utilisation_mean": {"value": 0.5}}}
     b = {"metrics": {"requester_spend_total": {"value": 24662414}, "utilisation_mean": {"value": 0.55}}}
     rows = {r.metric: r.cells() for r in compare(a, b)}
-    assert rows["requester_spend_total"]["change"] == "-1,623,520" and rows["requester_spend_total"]["change_pct"] == "-6.2%"
+    assert (
+        rows["requester_spend_total"]["change"] == "-1,623,520"
+        and rows["requester_spend_total"]["change_pct"] == "-6.2%"
+    )
     assert rows["utilisation_mean"]["change"] == "+0.050" and rows["utilisation_mean"]["change_pct"] == "+10.0%"
     assert not any("e+" in c or "e-" in c for r in rows.values() for c in r.values())
 
@@ -101,7 +104,9 @@ def test_cli_compare_names_both_files_in_aligned_columns(tmp_path: Path, tiny_do
     rows = {line.split()[0]: line for line in table[1:]}
     assert all(line[b_end - 1] != " " and line[b_end] == " " for line in rows.values()), table
     spend = rows["requester_spend_total"].split()
-    assert spend[1:3] == ["minor", "units"] and re.fullmatch(r"[\d,]+", spend[3]) and re.fullmatch(r"[+-][\d,]+", spend[5])
+    assert (
+        spend[1:3] == ["minor", "units"] and re.fullmatch(r"[\d,]+", spend[3]) and re.fullmatch(r"[+-][\d,]+", spend[5])
+    )
     assert re.fullmatch(r"[+-][\d,]+\.\d%", spend[6]), spend
     assert re.fullmatch(r"[\d,]+\.\d", rows["first_placement_latency_s.p90"].split()[2])
     assert "e+" not in res.output and "e-0" not in res.output
@@ -131,7 +136,7 @@ def test_a_missing_file_is_one_clear_error_in_every_sim_command(
     }[command]
     res = runner.invoke(app, args)
     assert res.exit_code == 1
-    assert f"error: sim_file_unreadable: cannot read the " in res.output and f"{missing}: no such file" in res.output
+    assert "error: sim_file_unreadable: cannot read the " in res.output and f"{missing}: no such file" in res.output
     assert "Errno" not in res.output and "API" not in res.output
     res = runner.invoke(app, [*args, "--json"])
     assert json.loads(res.output)["error"]["code"] == "sim_file_unreadable"
