@@ -69,7 +69,7 @@ def test_make_demo_shows_the_market_and_cleans_up(tmp_path: Path) -> None:
     assert_numbered(re.findall(r"^== (.*?)(?: =+)?$", out, re.M))
     # a contract's repeated steps are shown once with their count, and the FL order is explained
     assert re.search(r"created → bound_to_round ×3 → escrow_locked → ", out), out
-    assert "the round escrows are locked at the hub's ledger before the contract is opened" in out
+    assert "the round escrows are locked at the hub's ledger before the contract opens" in out
 
     # what the demo showed before the market: discovery, pings, refusals, jobs on a grant
     assert "forged signature" in out and "same ping replayed" in out

@@ -92,10 +92,8 @@ def training_section(state: dict[str, Any], root: Path) -> None:
         contract = c.request("GET", f"/contracts/{first['contract_id']}")
         _say(f"  $ agora contract show {first['contract_id']}   ({names.get(first['provider'], '?')})")
         _say("    " + " → ".join(steps(contract["timeline"])))
-        _say(
-            "    (the real order: the round escrows are locked at the hub's ledger before the contract is opened;"
-            " the contract then lists the rounds it serves and records the lock)"
-        )
+        _say("    (the real order: the round escrows are locked at the hub's ledger before the contract opens;")
+        _say("     the contract then lists the rounds it serves and records that lock)")
         _say("  the providers' earnings (minor units, at the hub's ledger):")
         for m in providers:
             now = c.balance(m["did"])["balance"]
