@@ -9,7 +9,7 @@ Each size runs in its own process (peak memory is that process's max RSS). A job
 code (match on the sampled candidates, answer/choose_bid, a reservation, an escrow lock; then a release
 or a refund): "placements/s" is placements over the wall time of the whole run, ledger and trust included.
 Quality: the same world with `matching.sample` = 32 (the default) and 0 (every provider with enough free
-cores goes to the matcher): mean price per core-hour paid, p90 placement latency, and candidates scored
+cores goes to the matcher): mean price per core-hour paid, p90 first-placement latency, and candidates scored
 per placement. The issue's target: 10,000 x 100,000 within 5 minutes on a 2-core machine.
 
 Then the inference-routing and federated-learning scenarios as shipped (`examples/scenarios/inference.yaml`,
