@@ -203,10 +203,10 @@ class Metrics:
     def placed(self, job: Job, slot: int, since: float, now: float) -> None:
         """A replica was placed: its slot's first placement counts from the job's arrival, a re-placement
         from the loss that put it back in the queue (`since`)."""
-        if slot in job.placed_once:
+        if job.placed_once >> slot & 1:
             self.replaced.append(now - since)
         else:
-            job.placed_once.add(slot)
+            job.placed_once |= 1 << slot
             self.latency.append(now - job.arrival)
 
     def queued(self, n: int) -> None:

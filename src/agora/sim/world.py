@@ -124,7 +124,7 @@ class Job:
     done: int = 0
     attempts: int = 0
     placed: dict[int, Replica] = field(default_factory=dict)  # slot -> live replica
-    placed_once: set[int] = field(default_factory=set)  # slots placed at least once (a next one is a re-placement)
+    placed_once: int = 0  # bit i: slot i was placed once (its next placement is a re-placement); no set per job
     providers: set[str] = field(default_factory=set)
 
 
