@@ -235,6 +235,8 @@ CATALOG: dict[str, ErrorKind] = {
     ),
     # sim
     "scenario_invalid": _k(400, "Fix the scenario fields named in the message (docs/simulator.md lists them)."),
+    "sim_file_unreadable": _k(404, "Check the path: the scenario YAML or report.json must exist and be readable."),
+    "sim_report_invalid": _k(400, "Pass a report.json that `agora sim run --out DIR` wrote (DIR/report.json)."),
     "sim_invariant_violated": _k(
         500,
         "The simulated market broke one of its invariants: the message names it and details.trail holds the "

@@ -52,13 +52,27 @@ def _sim(name: str) -> Any:
     return importlib.import_module(f"agora.sim.{name}")
 
 
+def _text(path: Path, what: str) -> str:
+    """A scenario's or a report's text; a missing or unreadable file is `sim_file_unreadable` in words."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        why = "no such file"
+    except IsADirectoryError:
+        why = "it is a directory"
+    except PermissionError:
+        why = "permission denied"
+    except UnicodeDecodeError:
+        why = "not UTF-8 text"
+    except OSError as exc:
+        why = (exc.strerror or type(exc).__name__).lower()
+    raise AgoraError("sim_file_unreadable", f"cannot read the {what} {path}: {why}")
+
+
 def _read(path: Path) -> dict[str, Any]:
     import yaml  # loaded when a command runs: `agora --help` stays light
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AgoraError("not_found", f"cannot read scenario {path}: {exc.strerror}") from None
+    text = _text(path, "scenario")
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -66,6 +80,39 @@ def _read(path: Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise AgoraError("scenario_invalid", f"{path}: a scenario is a mapping")
     return doc
+
+
+def _report(path: Path) -> dict[str, Any]:
+    text = _text(path, "report")
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise AgoraError("sim_report_invalid", f"{path}: not JSON (line {getattr(exc, 'lineno', '?')})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
+        raise AgoraError("sim_report_invalid", f"{path}: not a simulator report (it has no metrics)")
+    return doc
+
+
+def _about(label: str, path: Path, doc: dict[str, Any]) -> str:
+    """`A: runs/a/report.json  (scenario churn, seed 7, 24 h)`: which file a column is."""
+    hours = doc.get("duration_s", 0) / 3600 if isinstance(doc.get("duration_s"), int | float) else None
+    what = [f"scenario {doc.get('scenario', '?')}", f"seed {doc.get('seed', '?')}"]
+    if hours is not None:
+        what.append(f"{hours:g} h")
+    return f"{label}: {path}  ({', '.join(what)})"
+
+
+def _aligned(rows: list[dict[str, str]], columns: list[tuple[str, str]], right: set[str]) -> None:
+    """A table whose number columns are right-aligned (the digits line up)."""
+    widths = {k: max(len(title), *(len(r[k]) for r in rows)) for k, title in columns}
+
+    def line(cells: dict[str, str]) -> str:
+        out = [cells[k].rjust(widths[k]) if k in right else cells[k].ljust(widths[k]) for k, _ in columns]
+        return "  ".join(out).rstrip()
+
+    typer.echo(line({k: title for k, title in columns}))
+    for r in rows:
+        typer.echo(line(r))
 
 
 @app.command("run")
@@ -98,20 +145,24 @@ def compare(
     changed: Annotated[bool, typer.Option("--changed", help="only the metrics that differ")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Two reports' metrics side by side, with the change."""
+    """Two reports' metrics side by side (A, then B), with the change B - A and its relative size."""
     with errors(as_json):
-        docs = []
-        for p in (a, b):
-            try:
-                docs.append(json.loads(p.read_text(encoding="utf-8")))
-            except (OSError, ValueError) as exc:
-                raise AgoraError("invalid_argument", f"cannot read report {p}: {exc}") from None
-        rows = [r for r in _sim("report").compare(docs[0], docs[1]) if not changed or r[3] != "="]
-        out = [{"metric": n, "a": json.dumps(x), "b": json.dumps(y), "change": c} for n, x, y, c in rows]
+        docs = [_report(a), _report(b)]
+        rows = [r for r in _sim("report").compare(docs[0], docs[1]) if not changed or not r.equal]
         if as_json:
-            emit_json(out)
-        else:
-            table(out, ["metric", "a", "b", "change"])
+            emit_json({"a": str(a), "b": str(b), "metrics": [r.raw() for r in rows]})
+            return
+        typer.echo(_about("A", a, docs[0]))
+        typer.echo(_about("B", b, docs[1]))
+        typer.echo("units: count; minor units (money); price (minor units per core-hour or per 1k tokens);")
+        typer.echo("       s (simulated seconds); share (0 to 1); trust (0 to 1); mean (per placement)")
+        typer.echo()
+        if not rows:
+            typer.echo("(no metric differs)" if changed else "(no metrics)")
+            return
+        columns = [("metric", "METRIC"), ("unit", "UNIT"), ("a", "A"), ("b", "B")]
+        columns += [("change", "CHANGE (B - A)"), ("change_pct", "CHANGE %")]
+        _aligned([r.cells() for r in rows], columns, right={"a", "b", "change", "change_pct"})
 
 
 @app.command("sweep")

@@ -38,7 +38,7 @@ def short(did: str) -> str:
 
 def section(title: str) -> None:
     say()
-    say(f"== {title} " + "=" * max(0, 70 - len(title)))
+    say(f"== {title} {'=' * max(0, 70 - len(title))}".rstrip())
 
 
 async def _send_raw(runtime: Runtime, target: str, data: bytes) -> Receipt:
@@ -118,7 +118,7 @@ def main() -> int:
         before = money_before(state)
         market_section(state, root)
         money_after(load_state(Path(state["dir"])), before)  # devnet.json now lists the node that joined
-        training_section(state, root)  # 6. federated learning (devnet/demo_training.py)
+        training_section(state, root)  # 7. federated learning (devnet/demo_training.py)
         inference_section(state)
         return 0
     except AgoraError as err:
@@ -126,7 +126,7 @@ def main() -> int:
         return 1
     finally:
         if state is not None:
-            section("8. tear down")
+            section("9. tear down")
             stopped = down(root)  # devnet.json lists the node the market part added too
             say(f"  stopped {len(stopped)} processes: {', '.join(stopped)}")
         if os.environ.get("AGORA_DEMO_KEEP"):
@@ -232,7 +232,7 @@ def jobs_section(state: dict[str, Any], root: Path) -> None:
     one, two, three = state["nodes"][:3]
     c1, c2, c3 = AgoraClient(one["api"]), AgoraClient(two["api"]), AgoraClient(three["api"])
     try:
-        section(f"jobs 1/4: what {one['name']} offers, and a grant for {two['name']}")
+        section(f"5. jobs 1/4: what {one['name']} offers, and a grant for {two['name']}")
         res = c1.resources()
         say(f"  {one['name']}: {res['describe']}")
         for engine, av in res["executors"].items():
@@ -241,19 +241,19 @@ def jobs_section(state: dict[str, Any], root: Path) -> None:
         say(f"  {one['name']} signed a delegation {g['cid'][:24]}… ({g['cmd']}) for {two['name']}")
         say(f"  offered to {two['name']} over the hub: {'delivered' if g['delivered'] else 'NOT delivered'}")
 
-        section(f"jobs 2/4: a wasm job on {one['name']}, submitted by {two['name']}")
+        section(f"5. jobs 2/4: a wasm job on {one['name']}, submitted by {two['name']}")
         module = root / "hello.wasm"
         module.write_bytes(wasmtime.wat2wasm(HELLO_WAT))
         _show_result(_run_job(c2, _wasm_spec(module), one["did"], root))
 
-        section(f"jobs 3/4: a process job (bubblewrap sandbox) on {one['name']}, from {two['name']}")
+        section(f"5. jobs 3/4: a process job (bubblewrap sandbox) on {one['name']}, from {two['name']}")
         if res["executors"]["process"]["available"]:
             _show_result(_run_job(c2, PROCESS_SPEC, one["did"], root))
         else:
             why = res["executors"]["process"]["reason"]
             say(f"  skipped: the process executor is unavailable on {one['name']}: {why}")
 
-        section(f"jobs 4/4: {three['name']} has no delegation from {one['name']}")
+        section(f"5. jobs 4/4: {three['name']} has no delegation from {one['name']}")
         doc = _run_job(c3, _wasm_spec(module), one["did"], root)
         err = doc.get("error")
         if err:
@@ -384,7 +384,7 @@ def market_section(state: dict[str, Any], root: Path) -> None:
     module = root / "hello.wasm"
     c = AgoraClient(requester["api"])
     try:
-        section("5. the market 1/4: offers and the hub's index of capacity ads")
+        section("6. money and the market 2/6: offers and the hub's index of capacity ads")
         say("  the devnet's nodes sell (--sell): each publishes a signed capacity ad to the hub's JetStream index.")
         say("  each now sells a slice of its machine (1 core, 1 GiB) at its own price:")
         offers: dict[str, str] = {}
@@ -400,7 +400,7 @@ def market_section(state: dict[str, Any], root: Path) -> None:
         )
         _show_market(market, names)
 
-        section(f"5. the market 2/4: a job with no --node and no grant, from {requester['name']}")
+        section(f"6. money and the market 3/6: a job with no --node and no grant, from {requester['name']}")
         job = c.submit_job(
             _market_spec(module, "demo-market", {"cpu": "500m", "memory": "32Mi", "disk": "8Mi"}), base_dirs=[str(root)]
         )
@@ -413,7 +413,7 @@ def market_section(state: dict[str, Any], root: Path) -> None:
         _show_why(why, names, candidates=False)
         _show_result(doc)
 
-        section("5. the market 3/4: a job too big for any node (16 cores, 256 GiB)")
+        section("6. money and the market 4/6: a job too big for any node (16 cores, 256 GiB)")
         big = c.submit_job(
             _market_spec(module, "demo-too-big", {"cpu": "16", "memory": "256Gi", "disk": "8Mi"}, deadline=600),
             base_dirs=[str(root)],
@@ -426,7 +426,7 @@ def market_section(state: dict[str, Any], root: Path) -> None:
         doc = _wait_end(c, big["id"])
         say(f"  $ agora job cancel {big['id']}  ->  {doc['state']}")
 
-        section("5. the market 4/4: a job waits in the queue, then runs when a bigger node joins")
+        section("6. money and the market 5/6: a job waits in the queue, then runs when a bigger node joins")
         waits = c.submit_job(
             _market_spec(module, "demo-waits", {"cpu": "500m", "memory": "2Gi", "disk": "8Mi"}, deadline=600),
             base_dirs=[str(root)],
@@ -483,7 +483,7 @@ def money_before(state: dict[str, Any]) -> dict[str, int]:
     """The hub's ledger as the market finds it: what `devnet up` issued, a member's refused mint, the balances."""
     members = [state["hub"], *state["nodes"]]
     names = {m["did"]: m["name"] for m in members}
-    section("5. money 1/2: the hub runs the ledger; the hub operator funded every member")
+    section("6. money and the market 1/6: the hub runs the ledger; the hub operator funded every member")
     say("  the hub node keeps a hash-chained, append-only journal in its JetStream stream; every node calls it")
     say("  with invocations it signs, so a node moves only its own money and only the operator issues money.")
     requester = state["nodes"][1]
@@ -509,7 +509,7 @@ def money_after(state: dict[str, Any], before: dict[str, int]) -> None:
     """Balances after the market's jobs, and `agora ledger verify` on the requester: the node fetches the
     whole journal and walks the chain itself (hash links, ids, every rule, sum 0)."""
     members = [state["hub"], *state["nodes"]]
-    section("5. money 2/2: balances after the market, and the chain verified by a node")
+    section("6. money and the market 6/6: balances after the market, and the chain verified by a node")
     after = _balances(state)
     say(f"    {'MEMBER':<7} {'BEFORE':>10} {'AFTER':>10} {'CHANGE':>8}")
     for m in members:
@@ -567,7 +567,7 @@ def inference_section(state: dict[str, Any]) -> None:
     network, gets the answer with the provider's signed metering record (verified), and pays for it."""
     from agora.inference.runner_builtin import CHAT_MODEL, available
 
-    section("7. inference: a model offer, a quote, a metered and paid answer")
+    section("8. inference: a model offer, a quote, a metered and paid answer")
     provider, requester = state["nodes"][0], state["nodes"][1]
     builtin = available()[CHAT_MODEL] is None
     model, runner = (CHAT_MODEL, "builtin") if builtin else ("mock-chat", "mock")

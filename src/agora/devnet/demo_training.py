@@ -20,6 +20,19 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
+def steps(timeline: list[dict[str, Any]]) -> list[str]:
+    """A timeline's events in order, a run of the same event shown once with its count (`bound_to_round ×3`)."""
+    out: list[str] = []
+    counts: list[int] = []
+    for e in timeline:
+        if out and out[-1] == e["event"]:
+            counts[-1] += 1
+        else:
+            out.append(e["event"])
+            counts.append(1)
+    return [f"{name} ×{n}" if n > 1 else name for name, n in zip(out, counts, strict=True)]
+
+
 def training_section(state: dict[str, Any], root: Path) -> None:
     import numpy as np
     from sklearn.datasets import load_digits
@@ -28,7 +41,8 @@ def training_section(state: dict[str, Any], root: Path) -> None:
     owner = state["nodes"][1]
     providers = [m for m in members if m["did"] != owner["did"]][:3]
     names = {m["did"]: m["name"] for m in members}
-    _say("\n== 6. federated learning: load_digits over three data providers, paid per update ==")
+    title = "7. federated learning: load_digits over three data providers, paid per update"
+    _say(f"\n== {title} {'=' * max(0, 70 - len(title))}".rstrip())  # devnet.demo.section's heading
     x, y = load_digits(return_X_y=True)
     order = np.random.default_rng(0).permutation(len(y))
     features = np.array([f"p{i}" for i in range(64)])
@@ -77,11 +91,13 @@ def training_section(state: dict[str, Any], root: Path) -> None:
         first = run["providers"][0]
         contract = c.request("GET", f"/contracts/{first['contract_id']}")
         _say(f"  $ agora contract show {first['contract_id']}   ({names.get(first['provider'], '?')})")
-        _say("    " + " → ".join(e["event"] for e in contract["timeline"]))
+        _say("    " + " → ".join(steps(contract["timeline"])))
+        _say("    (the real order: the round escrows are locked at the hub's ledger before the contract opens;")
+        _say("     the contract then lists the rounds it serves and records that lock)")
         _say("  the providers' earnings (minor units, at the hub's ledger):")
         for m in providers:
             now = c.balance(m["did"])["balance"]
             _say(f"    {m['name']:<7} {before[m['did']]:>10,} → {now:>10,}  ({now - before[m['did']]:+,})")
 
 
-__all__ = ["training_section"]
+__all__ = ["steps", "training_section"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from agora.errors import AgoraError
 
 PLOTS = (
     ("utilisation", "Utilisation (cores held / online cores)", ("utilisation",)),
-    ("queue", "Queue length and jobs past their deadline", ("queue", "pending_past_deadline")),
+    ("queue", "Queue length at each sample, and jobs expired since the previous one", ("queue", "expired")),
     ("prices", "Mean awarded price per core-hour", ("price",)),
     ("trust", "Mean trust: honest vs dishonest providers", ("trust_honest", "trust_dishonest")),
     (
@@ -117,15 +118,12 @@ def plots(doc: Mapping[str, Any], out: Path) -> list[tuple[str, str]]:
     _save(fig, out / "earnings.png")
     plt.close(fig)
     files.append(("earnings.png", "Mean provider earnings per decile"))
-    # placement latency
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    lat = metrics["placement_latency_s"]["value"]
-    shown = [k for k in ("p50", "p90", "p99", "max") if k in lat]
-    ax.bar(shown, [lat[k] for k in shown])
-    ax.set_title("Placement latency (s from arrival to placement)", fontsize=10)
-    fig.tight_layout()
-    _save(fig, out / "latency.png")
-    plt.close(fig)
+    # placement latency: first placements and re-placements side by side
+    first, again = metrics["first_placement_latency_s"]["value"], metrics["replacement_latency_s"]["value"]
+    shown = ["p50", "p90", "p99", "max"]
+    title = "Placement latency (s): arrival to first placement, loss to re-placement"
+    groups = {"first placement": [float(first[k]) for k in shown], "re-placement": [float(again[k]) for k in shown]}
+    _bars(plt, out, "latency.png", title, shown, groups)
     files.append(("latency.png", "Placement latency"))
     return files
 
@@ -267,31 +265,119 @@ def _flat(prefix: str, v: Any, out: dict[str, Any]) -> None:
         out[prefix] = v
 
 
-def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, Any, Any, str]]:
-    """Every metric of two reports side by side: (name, a, b, change); a change is `b - a` (and %) for
-    numbers, `=` when equal, `≠` otherwise."""
+# How `compare` shows a metric to a reader: its unit (by name; inside a distribution, `n` is a count) and the
+# fixed number of decimals of that unit. Money is in minor units, times in simulated seconds.
+UNIT_DECIMALS = {"count": 0, "minor units": 0, "price": 2, "mean": 2, "s": 1, "share": 3, "trust": 3}
+_SHARES = ("utilisation_mean", "providers_earning_nothing", "inference_fallback_rate", "fl_straggler_share")
+_MONEY = (
+    "requester_spend_total",
+    "requester_spend_mean",
+    "refunds_total",
+    "unpaid_work_total",
+    "escrow_held_max",
+    "earnings_by_decile",
+    "ledger_sum_max_abs",
+    "inference_spend_per_requester",
+    "inference_earnings_by_decile",
+    "fl_spend_per_round",
+    "fl_spend_total",
+    "fl_earnings_by_decile",
+)
+_PRICES = ("price_per_core_hour_mean", "inference_price_per_1k_tokens")
+
+
+def unit(metric: str) -> str:
+    """The unit of a flattened metric name (`placement_latency_s.p90`, `earnings_by_decile[3]`, `declines.busy`)."""
+    base = metric.split(".", 1)[0].split("[", 1)[0]
+    if metric.endswith(".n"):
+        return "count"
+    if base in _MONEY:
+        return "minor units"
+    if base in _PRICES:
+        return "price"
+    if base in _SHARES:
+        return "share"
+    if base.endswith("trust_end"):
+        return "trust"
+    if base.endswith("_s"):
+        return "s"
+    if base == "candidates_per_placement":
+        return "mean"
+    return "count"
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def show(v: Any, unit_: str, *, signed: bool = False) -> str:
+    """A value in its unit's format: thousands separators, the unit's fixed decimals (`-` for none)."""
+    if v is None:
+        return "-"
+    if not _number(v):
+        return str(v)
+    return f"{v:{'+' if signed else ''},.{UNIT_DECIMALS[unit_]}f}"
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One metric of two reports: the raw values and, for numbers, the change `b - a` and its relative size."""
+
+    metric: str
+    unit: str
+    a: Any
+    b: Any
+
+    @property
+    def equal(self) -> bool:
+        return bool(self.a == self.b)
+
+    @property
+    def change(self) -> float | None:
+        return self.b - self.a if _number(self.a) and _number(self.b) else None
+
+    @property
+    def change_pct(self) -> float | None:
+        d = self.change
+        return None if d is None or not self.a else d / abs(self.a) * 100
+
+    def cells(self) -> dict[str, str]:
+        """The row as a reader sees it: `=` when equal, `≠` when values that are not numbers differ."""
+        d, pct = self.change, self.change_pct
+        if self.equal:
+            change, rel = "=", ""
+        elif d is None:
+            change, rel = "≠", ""
+        else:
+            change, rel = show(d, self.unit, signed=True), "" if pct is None else f"{pct:+,.1f}%"
+        a, b = show(self.a, self.unit), show(self.b, self.unit)
+        return {"metric": self.metric, "unit": self.unit, "a": a, "b": b, "change": change, "change_pct": rel}
+
+    def raw(self) -> dict[str, Any]:
+        """The row for `--json`: the raw numbers."""
+        return {
+            "metric": self.metric,
+            "unit": self.unit,
+            "a": self.a,
+            "b": self.b,
+            "change": self.change,
+            "change_pct": self.change_pct,
+        }
+
+
+def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Compared]:
+    """Every metric of two reports side by side, flattened (`placement_latency_s.p90`), sorted by name."""
     fa: dict[str, Any] = {}
     fb: dict[str, Any] = {}
     for doc, flat in ((a, fa), (b, fb)):
         try:
             metrics = doc["metrics"]
-        except (KeyError, TypeError):
-            raise AgoraError("invalid_argument", "not a simulator report (no metrics)") from None
-        for name, m in metrics.items():
+            items = list(metrics.items())
+        except (KeyError, TypeError, AttributeError):
+            raise AgoraError("sim_report_invalid", "not a simulator report (it has no metrics)") from None
+        for name, m in items:
             _flat(name, m.get("value") if isinstance(m, Mapping) else m, flat)
-    rows = []
-    for name in sorted(set(fa) | set(fb)):
-        x, y = fa.get(name), fb.get(name)
-        if x == y:
-            change = "="
-        elif isinstance(x, int | float) and isinstance(y, int | float) and not isinstance(x, bool):
-            d = y - x
-            pct = f" ({d / x:+.1%})" if x else ""
-            change = f"{d:+,.6g}{pct}"
-        else:
-            change = "≠"
-        rows.append((name, x, y, change))
-    return rows
+    return [Compared(n, unit(n), fa.get(n), fb.get(n)) for n in sorted(set(fa) | set(fb))]
 
 
-__all__ = ["compare", "dumps", "markdown", "plots", "write"]
+__all__ = ["Compared", "compare", "dumps", "markdown", "plots", "show", "unit", "write"]

@@ -124,6 +124,7 @@ class Job:
     done: int = 0
     attempts: int = 0
     placed: dict[int, Replica] = field(default_factory=dict)  # slot -> live replica
+    placed_once: int = 0  # bit i: slot i was placed once (its next placement is a re-placement); no set per job
     providers: set[str] = field(default_factory=set)
 
 
@@ -221,6 +222,7 @@ class World:
             self.clock.set(t)
             self.inv.event(t, kind, data)
             await self._handle(kind, data)
+            self.metrics.queued(len(self.pending))
             self.inv.step()
         self.clock.set(self.end)
         self.metrics.sample(final=True)
@@ -443,9 +445,8 @@ class World:
             since = self.pending[key]
             if await self._place(job, key[1]):
                 self.pending.pop(key, None)
-                if job.attempts and since > job.arrival:
-                    self.metrics.replaced.append(now - since)
-                self.metrics.placed(job, now)
+                if job.state != "rejected":  # placed (not refused for want of money)
+                    self.metrics.placed(job, key[1], since, now)
 
     def _expire_overdue(self) -> None:
         """Every queued job past its deadline expires now, not when the FIFO retry reaches it."""

@@ -148,3 +148,46 @@ def test_an_overloaded_market_expires_jobs_at_their_deadline() -> None:
 
 def doc_retry_s(w: World) -> float:
     return w.sc.matching.retry_every_s
+
+
+def _burst_then_quiet() -> dict[str, Any]:
+    """One provider with one core; 20 one-core jobs arrive at 1 h with a 10 min deadline; the only samples are
+    at 0 and at 1 h 30 (the end): the queue is empty at both, though 19 replicas waited and expired between."""
+    return tiny(
+        duration="90m",
+        sample_every="90m",
+        providers={"count": 1, "cores": 1, "reliability": 1.0, "dishonest": 0},
+        requesters={"count": 1, "arrivals": {"process": "burst", "rate_per_hour": 0, "every": "1h", "size": 20}},
+        jobs={"cores": 1, "redundancy": 1, "deadline": "10m", "duration": 1800},
+        churn={},
+    )
+
+
+def test_queue_length_max_is_exact_between_samples() -> None:
+    doc = simulate(parse(_burst_then_quiet()))
+    m, series = doc["metrics"], doc["series"]["values"]
+    assert max(series["queue"]) == 0  # the samples saw an empty queue ...
+    assert m["jobs_expired"]["value"] == 19  # ... yet 19 jobs waited past their deadline
+    assert m["queue_length_max"]["value"] == 19  # the maximum is the queue after the burst, not a sample's
+
+
+def test_the_expired_series_counts_the_jobs_expired_since_the_previous_sample(tiny_doc: dict[str, Any]) -> None:
+    for sc in (_burst_then_quiet(), tiny_doc):
+        doc = simulate(parse(sc))
+        series, defs = doc["series"]["values"], doc["series"]["definitions"]
+        assert "pending_past_deadline" not in series and "expired" in defs
+        assert sum(series["expired"]) == doc["metrics"]["jobs_expired"]["value"]
+
+
+def test_first_placement_and_replacement_latency_are_separate(tiny_doc: dict[str, Any]) -> None:
+    sc = parse(tiny_doc)
+    m = simulate(sc)["metrics"]
+    first, again = m["first_placement_latency_s"]["value"], m["replacement_latency_s"]["value"]
+    assert m["replacements"]["value"] > 0  # churn: some replicas were lost and placed again
+    # every placement is either a replica's first (counted from the job's arrival) or a re-placement (from
+    # its loss); a first placement happens before the job's deadline, so it never waits longer than that
+    assert first["n"] + again["n"] == m["placements"]["value"]
+    assert again["n"] == m["replacements"]["value"]
+    assert first["max"] <= sc.jobs.deadline_s
+    assert first["p50"] <= first["p90"] <= first["p99"] <= first["max"]
+    assert again["p50"] <= again["p90"] <= again["p99"] <= again["max"]
