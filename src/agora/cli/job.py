@@ -427,7 +427,9 @@ def _print_why(why: dict[str, Any], *, brief: bool = False) -> None:
             rows.append(
                 {
                     "provider": short(cand["provider"]),
-                    "verdict": cand["verdict"],
+                    # what became of it in this round (placed here, bid, declined, asked, rejected: ...); an
+                    # older node sends only the matching verdict
+                    "verdict": cand.get("outcome_text") or cand["verdict"],
                     "quote": "-" if cand["quote"] is None else f"{cand['quote']:,}",
                     "score": f"{cand['score']:.3f}" if cand["ok"] else "-",
                     "trust": "-" if t is None else f"{t['score']:.2f}" + ("" if t["known"] else " (prior)"),
