@@ -55,9 +55,9 @@ __all__ = [
     "answer",
     "choose_bid",
     "count_reasons",
-    "round_outcomes",
     "hard_filter",
     "match",
+    "round_outcomes",
     "strategy",
     "what_would_fit",
 ]

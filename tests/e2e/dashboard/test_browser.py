@@ -67,8 +67,9 @@ A11Y = """
 """
 
 
-# a Python repr on a page: a dict or a list of strings (raw or HTML-escaped), or None as a value
-PY_REPR = re.compile(r">(?:\{\}|\[\])<|[{\[](?:'|&#39;)|\bNone\b(?!\.| recorded| \()")  # "None." and "None (...)" are words
+# a Python repr on a page: a dict or a list of strings (raw or HTML-escaped), an empty one, or None as a value
+# ("None." and "None (...)" are words)
+PY_REPR = re.compile(r">(?:\{\}|\[\])<|[{\[](?:'|&#39;)|\bNone\b(?!\.| recorded| \()")
 
 
 def python_reprs(html: str) -> list[str]:
