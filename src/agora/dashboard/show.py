@@ -5,6 +5,7 @@ the full one in its `title`, nothing as "—"; `when_ago` a unix time as UTC wit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from markupsafe import Markup, escape
 NOTHING = "—"
 MAX_DEPTH = 4  # deeper than this, a value is shown as text (the API answers nothing this deep on these pages)
 MAX_ITEMS = 50  # a longer list shows its first items and how many more
+_DID = re.compile(r"did:[a-z0-9]+:[A-Za-z0-9._%:-]{17,}")  # a whole value that is one DID (not text naming one)
 
 
 def short(did: Any) -> str:
@@ -33,7 +35,7 @@ def _scalar(value: Any) -> Markup:
     if isinstance(value, float):
         return escape(f"{value:.6g}")
     text = str(value)
-    if text.startswith("did:") and len(text) > 24:
+    if _DID.fullmatch(text):
         return Markup('<code title="{}">{}</code>').format(text, short(text))
     return escape(text)
 

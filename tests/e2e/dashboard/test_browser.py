@@ -207,6 +207,9 @@ async def test_the_marketplace_loop_in_a_browser(
         await page.click(f'a[href="/ui/jobs/{contract.job_id}"]')  # the list links to the job
         assert "hello from wat" in await page.inner_text("#logs")  # the job's log, as its provider streamed it
         assert await page.inner_text("#job-state") == "completed"
+        verdicts = await page.locator("table.why tbody tr td:nth-child(2)").all_inner_texts()
+        assert [v for v in verdicts if v.startswith("placed here")] == ["placed here at " + str(contract.price)]
+        await page.screenshot(path=str(shots / "job.png"), full_page=True)
         assert "hello.txt" in await page.inner_text("main")  # its output
 
         # every page on both nodes, with data: nothing shown as a Python repr; peers by their devnet names

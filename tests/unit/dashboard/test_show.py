@@ -19,6 +19,8 @@ def test_mappings_lists_and_nothing_read_as_words() -> None:
 def test_a_did_is_short_with_the_whole_one_in_its_title_and_text_is_escaped() -> None:
     assert str(show([DID])) == f'<code title="{DID}">did:key:z6MkiTBz…mDooWp</code>'
     assert str(show({"memo": "<b>'x'</b>"})) == "memo: &lt;b&gt;&#39;x&#39;&lt;/b&gt;"
+    cause = f"{DID} committed at 64 until 1796329420"  # text that names a DID is kept whole
+    assert str(show({"cause": cause})) == f"cause: {cause}"
 
 
 def test_a_unix_time_is_utc_with_its_age() -> None:
