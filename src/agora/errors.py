@@ -173,6 +173,11 @@ CATALOG: dict[str, ErrorKind] = {
     "intent_kind_unsupported": _k(400, "Kinds `job` and `training` are accepted; `inference` comes later."),
     "intent_transition_invalid": _k(409, "The intent cannot make this move; the message lists the moves allowed now."),
     "intent_not_found": _k(404, "List intents with `agora intent list`."),
+    # offers (uipolish)
+    "offer_not_found": _k(404, "List this node's offers with `agora offer list`."),
+    "offer_limit_reached": _k(
+        409, "This node sells under as many offers as it may; withdraw one first: `agora offer withdraw ID`."
+    ),
     "contract_not_found": _k(404, "List contracts with `agora contract list`."),
     "contract_invalid_state": _k(409, "The contract is not in a state that allows this; `agora contract show ID`."),
     "ad_invalid": _k(400, "The capacity ad is malformed or its signature does not verify; it is ignored."),

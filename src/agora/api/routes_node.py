@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -15,6 +19,26 @@ class PingBody(BaseModel):
     did: str = Field(description="The DID of the node to ping")
     count: int = Field(1, ge=1, le=100)
     timeout: float = Field(5.0, gt=0, le=60)
+
+
+def devnet_names(home: Path) -> dict[str, str]:
+    """Peer names by DID where this node is a devnet member (its home is DIR/NAME beside DIR/devnet.json, which
+    `agora devnet up` writes), so a page can say `node-2` instead of a DID; {} elsewhere, or when the file is not
+    the user's own or others may write it (a planted file must not put names on DIDs)."""
+    try:
+        with open(home.parent / "devnet.json", "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_uid != os.geteuid() or st.st_mode & stat.S_IWOTH or st.st_size > 1 << 20:
+                return {}
+            doc = json.loads(fh.read())
+    except (OSError, ValueError):
+        return {}
+    members = [doc.get("hub"), *(doc.get("nodes") or [])] if isinstance(doc, dict) else []
+    return {
+        m["did"]: m["name"]
+        for m in members
+        if isinstance(m, dict) and isinstance(m.get("did"), str) and isinstance(m.get("name"), str)
+    }
 
 
 def router(node: Node) -> APIRouter:
@@ -36,8 +60,13 @@ def router(node: Node) -> APIRouter:
 
     @app.get("/peers", tags=["peers"])
     async def peers(status: str | None = Query(None, description="alive, lost or left")) -> dict[str, Any]:
-        """The peer table: every node this one has heard from, with last-seen and status."""
+        """The peer table: every node this one has heard from, with last-seen and status (and `name`, its devnet
+        name, when this node is a member of a devnet)."""
         rows = node.peer_table.snapshot()
+        names = devnet_names(Path(node.config.home))
+        for row in rows:
+            if row["did"] in names:
+                row["name"] = names[row["did"]]
         if status is not None:
             rows = [p for p in rows if p["status"] == status]
         return {"peers": rows}

@@ -11,6 +11,7 @@ are local: they need no node.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,13 +37,42 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _print_line(line: dict[str, Any]) -> None:
-    task = line.get("task") or "job"
-    if line.get("stream") == "agora":
-        typer.echo(f"[{task}] » {line.get('line')}")
-    else:
-        err = line.get("stream") == "stderr"
-        typer.echo(f"[{task}] {line.get('line')}", err=err)
+_DID = re.compile(r"did:key:z[1-9A-HJ-NP-Za-km-z]{24,}")
+_EPOCH = re.compile(r"\b(until|by|at) (1[0-9]{9})(?:\.[0-9]+)?\b")  # a unix time (2001-2033), not a price
+_MOVE = re.compile(r"^(?:job \S+|[^\s:]+): (\S+) \((.*)\)$")  # `KEY: state (cause)` / `job ID: state (cause)`
+
+
+def readable(text: str) -> str:
+    """A node's own log line (stream `agora`) as a person reads it: DIDs short, unix times as UTC. `--json`
+    keeps the line as the node wrote it."""
+    text = _DID.sub(lambda m: short(m.group(0)), text)
+    return _EPOCH.sub(lambda m: f"{m.group(1)} {time.strftime('%H:%M:%S', time.gmtime(int(m.group(2))))} UTC", text)
+
+
+class _Printer:
+    """Prints log lines. The node logs each move of a task (`hello: running (...)`) and of the job
+    (`job ID: running (...)`); where the job's move only repeats the state its task just reached, it is said
+    once, in the task's line. The task is in the brackets, so the line starts with the state."""
+
+    def __init__(self) -> None:
+        self._task_state: str | None = None
+
+    def __call__(self, line: dict[str, Any]) -> None:
+        task = line.get("task") or "job"
+        if line.get("stream") != "agora":
+            err = line.get("stream") == "stderr"
+            typer.echo(f"[{task}] {line.get('line')}", err=err)
+            return
+        text = str(line.get("line"))
+        move = _MOVE.match(text)
+        if move is not None:
+            state = move.group(1)
+            if not line.get("task") and state == self._task_state:
+                self._task_state = None
+                return
+            self._task_state = state if line.get("task") else None
+            text = f"{state} ({move.group(2)})"
+        typer.echo(f"[{task}] » {readable(text)}")
 
 
 def _json_line(event: str, **data: Any) -> None:
@@ -60,6 +90,7 @@ def _follow(
     waiting: Waiting | None = None,
 ) -> None:
     after = 0
+    print_line = _Printer()
     live = waiting is not None and waiting.live
     wait = 1.0 if live else 2.0  # the live line's state is at most a second old; its clock ticks on its own
     said_pending = as_json  # a job that fits nowhere yet: say why once, then keep waiting for it
@@ -77,7 +108,7 @@ def _follow(
             if as_json:
                 _json_line("log", **line)
             elif all_lines or line.get("stream") == "agora":
-                _print_line(line)
+                print_line(line)
         after = int(page["next"])
         if page.get("done"):
             return
@@ -427,7 +458,9 @@ def _print_why(why: dict[str, Any], *, brief: bool = False) -> None:
             rows.append(
                 {
                     "provider": short(cand["provider"]),
-                    "verdict": cand["verdict"],
+                    # what became of it in this round (placed here, bid, declined, asked, rejected: ...); an
+                    # older node sends only the matching verdict
+                    "verdict": cand.get("outcome_text") or cand["verdict"],
                     "quote": "-" if cand["quote"] is None else f"{cand['quote']:,}",
                     "score": f"{cand['score']:.3f}" if cand["ok"] else "-",
                     "trust": "-" if t is None else f"{t['score']:.2f}" + ("" if t["known"] else " (prior)"),
@@ -492,8 +525,9 @@ def logs(
             return
         if page.get("expired"):
             typer.echo("(this node no longer holds the logs of that job)")
+        print_line = _Printer()
         for line in page["lines"]:
-            _print_line(line)
+            print_line(line)
 
 
 @app.command("cancel")

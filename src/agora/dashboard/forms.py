@@ -25,6 +25,7 @@ class Field:
     default: str = ""
     choices: tuple[str, ...] = ()
     api_paths: tuple[str, ...] = ()  # the API's field paths this form field answers for
+    placeholder: str = ""  # an example shown in the empty field (the page may give a better one)
 
 
 OFFER_FIELDS: tuple[Field, ...] = (
@@ -110,8 +111,10 @@ INTENT_FIELDS: tuple[Field, ...] = (
     Field(
         "module",
         "Wasm module",
-        "Path of the .wasm module on this machine (absolute).",
+        "Absolute path of a WASI .wasm module on this machine. `agora devnet demo` writes one, hello.wasm, in "
+        "the devnet directory (.agora-devnet where you ran it); or compile examples/wasm/hello.wat with wat2wasm.",
         api_paths=("job", "job.tasks", "job.tasks[0].module", "job.tasks[0]"),
+        placeholder="/path/to/.agora-devnet/hello.wasm",
     ),
     Field(
         "cpu",

@@ -27,6 +27,7 @@ from agora.dashboard.forms import (
     offer_body,
     parse_form,
 )
+from agora.dashboard.show import short, show, when_ago
 from agora.dashboard.svg import bar_chart
 from agora.errors import AgoraError
 
@@ -55,15 +56,15 @@ def _when(at: Any) -> str:
     return datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
-def _short(did: Any) -> str:
-    text = str(did or "")
-    return text if len(text) <= 24 else f"{text[:16]}…{text[-6:]}"
+_short = short
 
 
 def router(api: NodeApi) -> APIRouter:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["short"] = _short
     templates.env.filters["when"] = _when
+    templates.env.filters["show"] = show  # any API value, never as a Python repr (dashboard/show.py)
+    templates.env.filters["when_ago"] = when_ago
     templates.env.undefined = ChainableUndefined  # a field an older or newer node lacks renders empty
     pages = APIRouter(prefix=PREFIX, include_in_schema=False)
 

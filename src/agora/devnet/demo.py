@@ -343,7 +343,8 @@ def _show_why(why: dict[str, Any], names: dict[str, str], *, candidates: bool) -
     if candidates:
         for cand in decision.get("candidates", []):
             text = "; ".join(r["text"] for r in cand["reasons"]) or f"passes, quote {cand['quote']}"
-            say(f"    {names.get(cand['provider'], short(cand['provider'])):<8} {cand['verdict']:<8} {text}")
+            said = cand.get("outcome", cand["verdict"])  # what became of it in the round (placed, bid, ...)
+            say(f"    {names.get(cand['provider'], short(cand['provider'])):<8} {said:<8} {text}")
     for b in last.get("bids", []):
         say(f"    bid from {names.get(b['provider'], short(b['provider']))}: {b['price']}")
     for d in last.get("declines", []):

@@ -20,7 +20,15 @@ The offer data type lives in `agora.models.offer` and the signed messages in `ag
 """
 
 from agora.market.bidding import BidChoice, Quote, answer, choose_bid
-from agora.market.diagnostics import Change, Decision, Suggestion, Verdict, count_reasons, what_would_fit
+from agora.market.diagnostics import (
+    Change,
+    Decision,
+    Suggestion,
+    Verdict,
+    count_reasons,
+    round_outcomes,
+    what_would_fit,
+)
 from agora.market.index import AdVerifier, AdWatch, MarketIndex, MemoryMarketIndex
 from agora.market.matching import JobNeed, MatchPolicy, hard_filter, match
 from agora.market.reservations import Hold, ReservationBook
@@ -49,6 +57,7 @@ __all__ = [
     "count_reasons",
     "hard_filter",
     "match",
+    "round_outcomes",
     "strategy",
     "what_would_fit",
 ]

@@ -51,7 +51,7 @@ class Verdict:
     score: float = 0.0
     breakdown: Mapping[str, ScorePart] = field(default_factory=dict)
     position: int | None = None  # 1-based among passing candidates
-    chosen: bool = False
+    chosen: bool = False  # picked by matching: asked for a bid (not yet placed; see `round_outcomes`)
 
     @property
     def codes(self) -> list[str]:
@@ -60,7 +60,9 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return {
             "provider": self.provider,
-            "verdict": "chosen" if self.chosen else ("passed" if self.ok else "rejected"),
+            # "asked" (to bid), never "placed": what became of the bid is `round_outcomes`' (a round's bids,
+            # declines and placement), so only the provider the work went to reads as placed
+            "verdict": "asked" if self.chosen else ("passed" if self.ok else "rejected"),
             "ok": self.ok,
             "quote": self.quote,
             "score": self.score,
@@ -150,6 +152,43 @@ class Decision:
         }
 
 
+def round_outcomes(rnd: Mapping[str, Any], placed: Iterable[str] = ()) -> dict[str, Any]:
+    """A placement round's record (`decision`, `bids`, `declines`, `failures`, `provider`) with each candidate's
+    `outcome` and `outcome_text` filled in, exactly one of: `placed` ("placed here" — the round's provider and
+    `placed`, e.g. a unit's replicas), `failed` (the award or start failed there), `bid` (bid, another won),
+    `declined` (with its reasons), `asked` (asked to bid, no answer), `passed` (fits, not asked), `rejected`
+    (with its reasons). A copy: the record is left as it is."""
+    decision = dict(rnd.get("decision") or {})
+    won = {p for p in (rnd.get("provider"), *placed) if p}
+    bids = {str(b.get("provider")): b.get("price") for b in rnd.get("bids") or []}
+    declines = {str(d.get("provider")): d for d in rnd.get("declines") or []}
+    failures = {str(f.get("provider")): f for f in rnd.get("failures") or []}
+    out = []
+    for cand in decision.get("candidates") or []:
+        p = str(cand.get("provider"))
+        if p in won:
+            price = rnd.get("price") if p == rnd.get("provider") else None
+            kind, text = "placed", "placed here" + (f" at {price:,}" if isinstance(price, int) else "")
+        elif p in failures:
+            f = failures[p]
+            kind, text = "failed", f"{f.get('stage', 'placement')} failed: {f.get('code', '')}"
+        elif p in bids:
+            price = bids[p]
+            kind, text = "bid", "bid" + (f" {price:,}" if isinstance(price, int) else "") + ", not placed here"
+        elif p in declines:
+            reasons = declines[p].get("reasons") or []
+            kind, text = "declined", "declined: " + "; ".join(str(r.get("code", "")) for r in reasons)
+        elif cand.get("verdict") in ("asked", "chosen"):  # "chosen": a record written before "asked"
+            kind, text = "asked", "asked to bid, no answer"
+        elif cand.get("ok"):
+            kind, text = "passed", "passed, not asked"
+        else:
+            codes = dict.fromkeys(str(r.get("code", "")) for r in cand.get("reasons") or [])
+            kind, text = "rejected", "rejected: " + ", ".join(codes)
+        out.append({**cand, "outcome": kind, "outcome_text": text})
+    return {**rnd, "decision": {**decision, "candidates": out}} if decision else dict(rnd)
+
+
 def count_reasons(verdicts: Iterable[Verdict]) -> dict[str, int]:
     """Rejections per reason code (a candidate counts once per code), most common first, then by code."""
     counts: dict[str, int] = {}
@@ -223,6 +262,7 @@ __all__ = [
     "Verdict",
     "count_reasons",
     "relax",
+    "round_outcomes",
     "suggest",
     "what_would_fit",
 ]

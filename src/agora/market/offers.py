@@ -131,7 +131,9 @@ class OfferBook:
     def show(self, offer_id: str) -> dict[str, Any]:
         doc = self._docs.get(offer_id)
         if doc is None:
-            raise AgoraError("not_found", f"no offer {offer_id!r} on this node", hint="`agora offer list` shows them.")
+            raise AgoraError(
+                "offer_not_found", f"no offer {offer_id!r} on this node", hint="`agora offer list` shows them."
+            )
         return doc
 
     # -- changes -------------------------------------------------------------------------------
@@ -164,9 +166,10 @@ class OfferBook:
             raise AgoraError("already_exists", f"offer {offer.offer_id!r} already exists on this node")
         if len(self._offers) >= MAX_ACTIVE:
             raise AgoraError(
-                "invalid_argument",
+                "offer_limit_reached",
                 f"this node already sells under {len(self._offers)} offers (at most {MAX_ACTIVE})",
-                hint="Withdraw one first: `agora offer withdraw ID`.",
+                hint="Withdraw one first: `agora offer withdraw ID` (`agora offer list` shows them).",
+                details={"limit": MAX_ACTIVE, "offers": len(self._offers)},
             )
         doc = {
             "offer_id": offer.offer_id,

@@ -54,7 +54,7 @@ from agora.codec import CID
 from agora.errors import AgoraError
 from agora.identity import public_from_did
 from agora.jobs import parse_job, stages
-from agora.market import JobNeed
+from agora.market import JobNeed, round_outcomes
 from agora.models.job import JobSpec, failure_class
 from agora.orchestrator.evidence import TrustRecorder
 from agora.orchestrator.joblog import JobLog
@@ -368,7 +368,10 @@ class JobRunner(Actor):
         units = {}
         lines = []
         for u in doc["units"]:
-            rounds = u.get("placements", [])
+            placed = [str(r["provider"]) for r in u.get("replicas") or [] if r.get("provider")]
+            rounds = [round_outcomes(r) for r in u.get("placements", [])]  # each candidate's outcome in its round
+            if rounds:
+                rounds[-1] = round_outcomes(u["placements"][-1], placed)
             last = rounds[-1] if rounds else None
             units[u["key"]] = {
                 "state": u["state"],

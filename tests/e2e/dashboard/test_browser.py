@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_digits
 
 from agora.api import ApiServer
+from agora.dashboard import NAV
 from agora.node import Node
 from agora.node.compute import compute_of
 from tests.integration.node.conftest import NodeFactory
@@ -63,6 +65,15 @@ A11Y = """
   return problems;
 }
 """
+
+
+# a Python repr on a page: a dict or a list of strings (raw or HTML-escaped), an empty one, or None as a value
+# ("None." and "None (...)" are words)
+PY_REPR = re.compile(r">(?:\{\}|\[\])<|[{\[](?:'|&#39;)|\bNone\b(?!\.| recorded| \()")
+
+
+def python_reprs(html: str) -> list[str]:
+    return [html[max(0, m.start() - 80) : m.end() + 40] for m in PY_REPR.finditer(html)]
 
 
 async def _sees(buyer: Node, provider: str, offer_id: str | None = None) -> None:
@@ -153,7 +164,7 @@ async def test_the_marketplace_loop_in_a_browser(
         await page.click("#preview")
         assert await page.inner_text("#match-outcome") == "Would match.", await page.inner_text("#match-result")
         row = page.locator("table.breakdown tbody tr", has_text=seller.did[:16])
-        assert "chosen" in await row.inner_text()
+        assert "asked" in await row.inner_text()  # asked to bid: a preview places nothing
         assert await page.locator("table.breakdown th", has_text="Latency").count() == 1
         await page.screenshot(path=str(shots / "preview.png"), full_page=True)
         assert (await c.contracts.list()) == []  # the preview changed nothing
@@ -196,7 +207,38 @@ async def test_the_marketplace_loop_in_a_browser(
         await page.click(f'a[href="/ui/jobs/{contract.job_id}"]')  # the list links to the job
         assert "hello from wat" in await page.inner_text("#logs")  # the job's log, as its provider streamed it
         assert await page.inner_text("#job-state") == "completed"
+        verdicts = await page.locator("table.why tbody tr td:nth-child(2)").all_inner_texts()
+        assert [v for v in verdicts if v.startswith("placed here")] == ["placed here at " + str(contract.price)]
+        await page.screenshot(path=str(shots / "job.png"), full_page=True)
         assert "hello.txt" in await page.inner_text("main")  # its output
+
+        # every page on both nodes, with data: nothing shown as a Python repr; peers by their devnet names
+        devnet = {"hub": {"name": "seller", "did": seller.did}, "nodes": [{"name": "buyer", "did": buyer.did}]}
+        (tmp_path / "devnet.json").write_text(json.dumps(devnet))  # the nodes' homes are tmp_path/NAME
+        async with httpx.AsyncClient(base_url=buy_url) as http:
+            [intent_id] = [i["intent_id"] for i in (await http.get("/intents")).json()["intents"]]
+        pages = [p for p, _ in NAV] + [
+            f"intents/{intent_id}",
+            f"contracts/{contract.contract_id}",
+            f"jobs/{contract.job_id}",
+            "health",
+        ]
+        for url in (buy_url, sell_url):
+            async with httpx.AsyncClient(base_url=url) as http:
+                for path in pages:
+                    html = (await http.get(f"/ui/{path}")).text
+                    assert python_reprs(html) == [], (url, path, python_reprs(html))
+        await page.goto(f"{buy_url}/ui/")
+        seller_row = page.locator("#peers tbody tr", has_text="seller")
+        assert await seller_row.count() == 1
+        cells = await seller_row.locator("td").all_inner_texts()
+        assert cells[0] == "seller" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(\d+ s ago\)", cells[3])
+        await page.screenshot(path=str(shots / "overview_names.png"), full_page=True)
+        await page.goto(f"{buy_url}/ui/market")
+        await page.screenshot(path=str(shots / "market_after.png"), full_page=True)
+        await page.goto(f"{buy_url}/ui/intents/new")
+        assert "hello.wasm" in (await page.get_attribute("#f-module", "placeholder") or "")
+        await page.screenshot(path=str(shots / "intent_new.png"), full_page=True)
         assert console == [], console
     finally:
         await page.close()

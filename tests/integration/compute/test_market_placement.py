@@ -49,6 +49,8 @@ async def test_a_job_with_no_node_is_placed_by_the_market_and_why_explains_it(
         last = why["units"]["hello"]["last"]
         assert last["outcome"] == "committed" and last["provider"] == b.did
         assert [bid["provider"] for bid in last["bids"]] == [b.did]
+        outcomes = {c["provider"]: c["outcome"] for c in last["decision"]["candidates"]}
+        assert [p for p, o in outcomes.items() if o == "placed"] == [b.did]  # only where it went reads as placed
         assert cb.capacity is not None and cb.capacity.free == cb.capacity.total  # the reservation came back
         assert sold["offer_id"] == (await ca.market_index.get(b.did)).offer.offer_id  # type: ignore[union-attr]
 

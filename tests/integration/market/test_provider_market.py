@@ -93,7 +93,7 @@ async def test_offers_are_created_listed_shown_and_withdrawn_with_field_errors(s
         shown = (await c.get("/offers/small-1")).json()
         assert shown["offer"]["resources"]["cpu_millis"] == 1000
         missing = await c.get("/offers/nope")
-        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "offer_not_found"
         gone = (await c.delete("/offers/small-1")).json()
         assert gone["state"] == "withdrawn"
         active = (await c.get("/offers", params={"state": "active"})).json()["offers"]

@@ -49,7 +49,7 @@ def test_every_reason_is_named_with_its_amounts() -> None:
     assert d.verdict(did("dear")).quote == 1200
     as_dict = d.to_dict()
     assert as_dict["considered"] == 6 and as_dict["passed"] == 2
-    assert as_dict["candidates"][0]["verdict"] == "chosen"
+    assert as_dict["candidates"][0]["verdict"] == "asked"  # asked to bid: matching places nothing
 
 
 def test_trust_and_policy_terms() -> None:

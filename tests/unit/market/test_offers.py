@@ -72,7 +72,10 @@ async def test_withdrawn_offers_stay_listed_but_are_not_sold_and_survive_a_resta
     assert again.active() == []
     with pytest.raises(AgoraError) as err:
         again.show("nope")
-    assert err.value.code == "not_found"
+    assert err.value.code == "offer_not_found" and err.value.http_status == 404
+    with pytest.raises(AgoraError) as err:
+        await again.withdraw("nope")  # `agora offer withdraw nope`: the same *_not_found as the other nouns
+    assert err.value.code == "offer_not_found"
 
 
 async def test_the_number_of_active_offers_is_bounded(store: MemoryStore) -> None:
@@ -81,7 +84,9 @@ async def test_the_number_of_active_offers_is_bounded(store: MemoryStore) -> Non
         await book.create({**BODY, "offer_id": f"o{i}"})
     with pytest.raises(AgoraError) as err:
         await book.create({**BODY, "offer_id": "one-more"})
-    assert err.value.code == "invalid_argument"
+    assert err.value.code == "offer_limit_reached" and err.value.http_status == 409
+    assert err.value.details["limit"] == MAX_ACTIVE and str(MAX_ACTIVE) in err.value.message
+    assert err.value.hint is not None and "agora offer withdraw" in err.value.hint
 
 
 def test_the_default_offer_is_the_machine_minus_a_reserve_at_default_prices() -> None:
