@@ -13,9 +13,12 @@ import nats
 import pytest
 
 from agora.errors import AgoraError
+from agora.identity import Keypair
 from agora.market.index_nats import NatsMarketIndex, did_of_key, market_key
 from agora.transport import HubProcess
 from agora.transport.reachability import close_client
+from tests.integration.market.kv_race import held_kv_deliveries
+from tests.unit.market.ads import signed_ad
 from tests.unit.market.index_conformance import Hub, IndexConformance
 
 pytestmark = pytest.mark.integration
@@ -46,3 +49,28 @@ def test_keys_are_valid_kv_keys_and_reversible() -> None:
         market_key(odd)
     assert raised.value.code == "did_invalid"
     assert did_of_key(market_key("did:web:host%3A8443")) == "did:web:host%3A8443"
+
+
+@pytest.fixture
+async def index(hub: HubProcess) -> AsyncIterator[NatsMarketIndex]:
+    nc = await nats.connect(hub.url, allow_reconnect=False)
+    index = NatsMarketIndex(nc, f"t-{secrets.token_hex(4)}", ttl_s=60)
+    try:
+        yield index
+    finally:
+        await index.close()
+        await close_client(nc)
+
+
+async def test_a_snapshot_reads_the_entries_the_hub_pushed_before_it_answered_consumer_info(
+    index: NatsMarketIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CI flake: the server had sent every entry (nothing pending) but the client had read none when
+    `consumer_info` answered; nats-py's KeyWatcher then said "no more values" before the entries came."""
+    providers = [Keypair.generate() for _ in range(3)]
+    for kp in providers:
+        await index.publish(signed_ad(kp).raw)
+    async with held_kv_deliveries(monkeypatch, expect=len(providers)) as held:
+        ads = await index.ads()
+    assert held.held == len(providers)  # the race was played: every entry came after the info's answer
+    assert [a.provider for a in ads] == sorted(kp.did for kp in providers)
