@@ -11,8 +11,6 @@ as an outage. Errors a caller knows more about (a missing object, a conflicting 
 
 from __future__ import annotations
 
-import asyncio
-
 import nats.errors
 import nats.js.errors
 
@@ -30,7 +28,7 @@ _SILENT = (
     nats.js.errors.ServiceUnavailableError,
     nats.js.errors.ServerError,
     OSError,
-    asyncio.TimeoutError,
+    TimeoutError,  # asyncio.timeout's (an OSError too, named for the reader)
 )
 
 
