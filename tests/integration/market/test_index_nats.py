@@ -14,7 +14,7 @@ import pytest
 
 from agora.errors import AgoraError
 from agora.identity import Keypair
-from agora.market.index_nats import NatsMarketIndex, did_of_key, market_key
+from agora.market.index_nats import NatsMarketIndex, did_of_key, kv_snapshot, market_key
 from agora.transport import HubProcess
 from agora.transport.reachability import close_client
 from tests.integration.market.kv_race import held_kv_deliveries
@@ -74,3 +74,15 @@ async def test_a_snapshot_reads_the_entries_the_hub_pushed_before_it_answered_co
         ads = await index.ads()
     assert held.held == len(providers)  # the race was played: every entry came after the info's answer
     assert [a.provider for a in ads] == sorted(kp.did for kp in providers)
+
+
+async def test_a_snapshot_the_hub_never_delivers_is_hub_unreachable_within_its_limit(
+    index: NatsMarketIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await index.publish(signed_ad(Keypair.generate()).raw)
+    kv = await index._kv()
+    async with held_kv_deliveries(monkeypatch, expect=1, release_after_info=False) as held:
+        with pytest.raises(AgoraError) as raised:
+            await kv_snapshot(kv, what="market bucket x", limit_s=1.0)
+    assert held.held == 1 and held.infos >= 1  # the hub said it sent the entry, and it never came
+    assert raised.value.code == "hub_unreachable" and raised.value.message.startswith("market bucket x:")
