@@ -19,7 +19,7 @@ from agora.transport import HubProcess
 from agora.transport.reachability import close_client
 from tests.integration.market.kv_race import held_kv_deliveries
 from tests.unit.market.ads import signed_ad
-from tests.unit.market.index_conformance import Hub, IndexConformance
+from tests.unit.market.index_conformance import Hub, IndexConformance, next_ad
 
 pytestmark = pytest.mark.integration
 
@@ -86,3 +86,21 @@ async def test_a_snapshot_the_hub_never_delivers_is_hub_unreachable_within_its_l
             await kv_snapshot(kv, what="market bucket x", limit_s=1.0)
     assert held.held == 1 and held.infos >= 1  # the hub said it sent the entry, and it never came
     assert raised.value.code == "hub_unreachable" and raised.value.message.startswith("market bucket x:")
+
+
+async def test_a_watch_whose_hub_connection_closes_ends_with_hub_unreachable(hub: HubProcess) -> None:
+    """Not a watch that waits forever for changes that can no longer come (the runner opens a new one)."""
+    nc = await nats.connect(hub.url, allow_reconnect=False)
+    index = NatsMarketIndex(nc, f"t-{secrets.token_hex(4)}", ttl_s=60)
+    try:
+        kp = Keypair.generate()
+        await index.publish(signed_ad(kp).raw)
+        async with index.watch() as w:
+            assert (await next_ad(w)).provider == kp.did
+            await close_client(nc)
+            with pytest.raises(AgoraError) as raised:
+                await next_ad(w)
+        assert raised.value.code == "hub_unreachable"
+    finally:
+        await index.close()
+        await close_client(nc)
