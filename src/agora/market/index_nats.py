@@ -122,6 +122,35 @@ async def kv_snapshot(kv: KeyValue, *, what: str, limit_s: float = SNAPSHOT_LIMI
     return found
 
 
+async def kv_value(kv: KeyValue, key: str, *, what: str) -> bytes | None:
+    """The bytes a bucket holds under `key` now (None: no such key, deleted or expired)."""
+    try:
+        entry = await kv.get(key)
+    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+        return None
+    except Exception as e:
+        raise map_nats_error(e, what) from e
+    if entry.operation in (KV_DEL, KV_PURGE):
+        return None
+    return bytes(entry.value or b"")
+
+
+async def kv_put(kv: KeyValue, key: str, raw: bytes, *, what: str) -> None:
+    """Write `raw` under `key`."""
+    try:
+        await kv.put(key, raw)
+    except Exception as e:
+        raise map_nats_error(e, what) from e
+
+
+async def kv_delete(kv: KeyValue, key: str, *, what: str) -> None:
+    """Leave a delete marker under `key` (the bucket's TTL removes it)."""
+    try:
+        await kv.delete(key)
+    except Exception as e:
+        raise map_nats_error(e, what) from e
+
+
 class NatsMarketIndex(IndexReader):
     """`MarketIndex` over a JetStream KV bucket on the hub `nc` is connected to (the reader logic is
     `IndexReader`'s, shared with the memory index; this class gives the bucket's primitives).
@@ -183,24 +212,11 @@ class NatsMarketIndex(IndexReader):
 
     async def _raw(self, key: str) -> bytes | None:
         """The bytes the hub holds under `key` now (None: no ad, deleted or expired)."""
-        kv = await self._kv()
-        try:
-            entry = await kv.get(key)
-        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-            return None
-        except Exception as e:
-            raise map_nats_error(e, f"market ad {key}") from e
-        if entry.operation in (KV_DEL, KV_PURGE):
-            return None
-        return bytes(entry.value or b"")
+        return await kv_value(await self._kv(), key, what=f"market ad {key}")
 
     async def _write(self, key: str, raw: bytes) -> None:
         """Write bytes under a key as any writer of the bucket can (tests use it to play a hostile hub)."""
-        kv = await self._kv()
-        try:
-            await kv.put(key, raw)
-        except Exception as e:
-            raise map_nats_error(e, f"market ad {key}") from e
+        await kv_put(await self._kv(), key, raw, what=f"market ad {key}")
 
     async def _snapshot(self) -> dict[str, bytes]:
         return await kv_snapshot(await self._kv(), what=f"market bucket {self.bucket}")
@@ -208,11 +224,7 @@ class NatsMarketIndex(IndexReader):
     async def withdraw(self, provider: str) -> None:
         """Leave a tombstone under the provider's key (a node may write only its own key; purge is not
         granted on an allowlisted hub, and the TTL removes the tombstone)."""
-        kv = await self._kv()
-        try:
-            await kv.delete(market_key(provider))
-        except Exception as e:
-            raise map_nats_error(e, f"market ad of {provider}") from e
+        await kv_delete(await self._kv(), market_key(provider), what=f"market ad of {provider}")
 
     def watch(self) -> _NatsWatch:
         self._check_open()
@@ -266,6 +278,9 @@ __all__ = [
     "DEFAULT_MARKET_BUCKET",
     "NatsMarketIndex",
     "did_of_key",
+    "kv_delete",
+    "kv_put",
     "kv_snapshot",
+    "kv_value",
     "market_key",
 ]
