@@ -41,8 +41,8 @@ SNAPSHOT_LIMIT_S = 10.0
 _RECHECK_S = 0.5
 """How long a snapshot waits for its next entry before it asks the hub whether one is still due (this sets
 how soon a snapshot notices an entry that expired before delivery; it never decides what the snapshot holds)."""
-_CONSUMER_IDLE_S = 300.0
-"""The hub drops a reader's consumer idle this long (one whose reader died before unsubscribing)."""
+_WATCH_IDLE_S = 300.0
+"""The hub drops a watch's consumer this long after its reader went away (a reconnecting watch keeps it)."""
 
 
 def _bucket(kv: KeyValue) -> tuple[JetStreamContext, str, str]:
@@ -50,17 +50,18 @@ def _bucket(kv: KeyValue) -> tuple[JetStreamContext, str, str]:
     return kv._js, kv._stream, kv._pre
 
 
-async def _read_bucket(kv: KeyValue) -> JetStreamContext.PushSubscription:
+async def _read_bucket(kv: KeyValue, *, idle_s: float) -> JetStreamContext.PushSubscription:
     """An ordered consumer over every key of the bucket: each key's newest message first (LAST_PER_SUBJECT),
     then every change. Without a callback: messages wait in the subscription until read, and nothing
-    else (no marker, no setup handshake) is interleaved with them, unlike nats-py's KeyWatcher."""
+    else (no marker, no setup handshake) is interleaved with them, unlike nats-py's KeyWatcher. The hub
+    drops the consumer `idle_s` after this reader unsubscribed (nats-py never deletes it)."""
     js, stream, pre = _bucket(kv)
     return await js.subscribe(
         f"{pre}>",
         stream=stream,
         ordered_consumer=True,
         deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-        inactive_threshold=_CONSUMER_IDLE_S,
+        inactive_threshold=idle_s,
     )
 
 
@@ -99,7 +100,7 @@ async def kv_snapshot(kv: KeyValue, *, what: str, limit_s: float = SNAPSHOT_LIMI
     pre = _bucket(kv)[2]
     try:
         async with asyncio.timeout(limit_s):
-            sub = await _read_bucket(kv)
+            sub = await _read_bucket(kv, idle_s=limit_s)  # the hub drops it soon after
             try:
                 last: tuple[str, int] | None = None
                 while not await _all_read(sub, last):  # bounded by limit_s
@@ -252,7 +253,7 @@ class _NatsWatch(IndexWatch):
             kv = await self._nats._kv()
             pre = _bucket(kv)[2]
             try:
-                sub = await _read_bucket(kv)
+                sub = await _read_bucket(kv, idle_s=_WATCH_IDLE_S)
             except Exception as e:
                 raise map_nats_error(e, what) from e
             async for msg in sub.messages:

@@ -14,7 +14,7 @@ import pytest
 
 from agora.errors import AgoraError
 from agora.identity import Keypair
-from agora.market.index_nats import NatsMarketIndex, did_of_key, kv_snapshot, market_key
+from agora.market.index_nats import SNAPSHOT_LIMIT_S, NatsMarketIndex, did_of_key, kv_snapshot, market_key
 from agora.transport import HubProcess
 from agora.transport.reachability import close_client
 from tests.integration.market.kv_race import held_kv_deliveries
@@ -104,3 +104,15 @@ async def test_a_watch_whose_hub_connection_closes_ends_with_hub_unreachable(hub
     finally:
         await index.close()
         await close_client(nc)
+
+
+async def test_a_snapshot_leaves_no_long_lived_consumer_on_the_hub(index: NatsMarketIndex) -> None:
+    """Every `ads()` is one consumer; nats-py never deletes it, so the hub must drop it soon (nats-py's
+    KeyWatcher kept each for five minutes: a busy requester piled them up on the hub)."""
+    await index.publish(signed_ad(Keypair.generate()).raw)
+    for _ in range(3):
+        assert len(await index.ads()) == 1
+    kv = await index._kv()
+    consumers = await kv._js.consumers_info(kv._stream)
+    assert len(consumers) == 3
+    assert all(0 < (c.config.inactive_threshold or 0) <= SNAPSHOT_LIMIT_S for c in consumers)
