@@ -105,7 +105,7 @@ async def kv_snapshot(kv: KeyValue, *, what: str, limit_s: float = SNAPSHOT_LIMI
                 last: tuple[str, int] | None = None
                 while not await _all_read(sub, last):  # bounded by limit_s
                     with contextlib.suppress(nats.errors.TimeoutError):  # a pause: ask the hub again
-                        while True:  # bounded by limit_s: a hub can only send what the bucket holds
+                        while True:  # bounded by limit_s (writes faster than reads never leave nothing pending)
                             msg = await sub.next_msg(timeout=_RECHECK_S)
                             key, value, meta = msg.subject[len(pre) :], _value(msg), msg.metadata
                             if value is None:
