@@ -26,14 +26,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 
-import nats.js.errors
 from nats.aio.client import Client as NatsClient
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from nats.js.kv import KeyValue
 
 from agora.errors import AgoraError
-from agora.market.index_nats import kv_snapshot, map_hub_error
+from agora.market.index_nats import kv_delete, kv_put, kv_snapshot, kv_value
 from agora.transport.hub import ensure_market_bucket
 from agora.transport.hub_config import DEFAULT_DATA_BUCKET, did_of_market_key, market_key
+from agora.transport.nats_errors import map_nats_error
 from agora.wire.fl import DataAd, check_newer_data
 
 DEFAULT_DATA_TTL_S = 3600.0
@@ -159,37 +159,20 @@ class NatsDataIndex(DataIndex):
                     js = self._nc.jetstream(timeout=self._timeout)
                     self._kv_handle = await ensure_market_bucket(js, self.bucket, ttl_s=self._ttl_s, replicas=1)
                 except Exception as e:
-                    raise map_hub_error(e, f"data-ad bucket {self.bucket}") from e
+                    raise map_nats_error(e, f"data-ad bucket {self.bucket}") from e
             return self._kv_handle
 
     async def _raw(self, key: str) -> bytes | None:
-        kv = await self._kv()
-        try:
-            entry = await kv.get(key)
-        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-            return None
-        except Exception as e:
-            raise map_hub_error(e, f"data ad {key}") from e
-        if entry.operation in (KV_DEL, KV_PURGE):
-            return None
-        return bytes(entry.value or b"")
+        return await kv_value(await self._kv(), key, what=f"data ad {key}")
 
     async def _write(self, key: str, raw: bytes) -> None:
-        kv = await self._kv()
-        try:
-            await kv.put(key, raw)
-        except Exception as e:
-            raise map_hub_error(e, f"data ad {key}") from e
+        await kv_put(await self._kv(), key, raw, what=f"data ad {key}")
 
     async def _delete(self, key: str) -> None:
-        kv = await self._kv()
-        try:
-            await kv.delete(key)
-        except Exception as e:
-            raise map_hub_error(e, f"data ad {key}") from e
+        await kv_delete(await self._kv(), key, what=f"data ad {key}")
 
     async def _snapshot(self) -> dict[str, bytes]:
-        return await kv_snapshot(await self._kv(), timeout=self._timeout, what=f"data-ad bucket {self.bucket}")
+        return await kv_snapshot(await self._kv(), what=f"data-ad bucket {self.bucket}")
 
 
 class DataAdvertiser:

@@ -30,18 +30,10 @@ from agora.errors import AgoraError
 from agora.ledger.interfaces import Entry
 from agora.transport.hub import ensure_ledger_stream
 from agora.transport.hub_config import DEFAULT_LEDGER_STREAM, LEDGER_SUBJECT
+from agora.transport.nats_errors import map_nats_error
 
 WRONG_LAST_SEQUENCE = 10071  # JSStreamWrongLastSequenceErrF
 _READ_CONCURRENCY = 64
-
-
-def _map_error(e: BaseException, what: str) -> AgoraError:
-    if isinstance(e, AgoraError):
-        return e
-    text = str(e).lower()
-    if "permissions violation" in text or "authorization" in text:
-        return AgoraError("hub_permission_denied", f"{what}: the hub refused it ({e})")
-    return AgoraError("hub_unreachable", f"{what}: the hub did not answer ({type(e).__name__}: {e})")
 
 
 class JetStreamJournalStore:
@@ -92,7 +84,7 @@ class JetStreamJournalStore:
                         "once its peers are up.",
                     ) from None
                 except Exception as e:
-                    raise _map_error(e, f"ledger stream {self.stream}") from e
+                    raise map_nats_error(e, f"ledger stream {self.stream}") from e
                 self._js_handle = js
             return self._js_handle
 
@@ -111,9 +103,9 @@ class JetStreamJournalStore:
                 raise AgoraError(
                     "ledger_conflict", f"another writer appended after entry {expected_seq} first"
                 ) from None
-            raise _map_error(e, f"appending entry {entry.seq}") from e
+            raise map_nats_error(e, f"appending entry {entry.seq}") from e
         except Exception as e:
-            raise _map_error(e, f"appending entry {entry.seq}") from e
+            raise map_nats_error(e, f"appending entry {entry.seq}") from e
         if ack.seq != entry.seq:
             raise AgoraError(
                 "ledger_corrupt",
@@ -127,7 +119,7 @@ class JetStreamJournalStore:
         except nats.js.errors.NotFoundError:
             return None
         except Exception as e:
-            raise _map_error(e, f"reading entry {seq}") from e
+            raise map_nats_error(e, f"reading entry {seq}") from e
         entry = Entry.decode(bytes(msg.data or b""))
         if entry.seq != seq:
             raise AgoraError("ledger_corrupt", f"stream message {seq} holds entry {entry.seq}", details={"seq": seq})
@@ -137,7 +129,7 @@ class JetStreamJournalStore:
         try:
             info = await js.stream_info(self.stream)
         except Exception as e:
-            raise _map_error(e, f"ledger stream {self.stream}") from e
+            raise map_nats_error(e, f"ledger stream {self.stream}") from e
         state: Any = info.state
         return int(state.last_seq or 0)
 
@@ -164,14 +156,14 @@ class JetStreamJournalStore:
         try:
             sub = await js.subscribe(self.subject, stream=self.stream, ordered_consumer=True, config=config)
         except Exception as e:
-            raise _map_error(e, f"reading entries {start}..{stop}") from e
+            raise map_nats_error(e, f"reading entries {start}..{stop}") from e
         out: list[Entry] = []
         try:
             for seq in range(start, stop + 1):
                 try:
                     msg = await sub.next_msg(timeout=self._timeout)
                 except Exception as e:
-                    raise _map_error(e, f"reading entry {seq}") from e
+                    raise map_nats_error(e, f"reading entry {seq}") from e
                 entry = Entry.decode(bytes(msg.data or b""))
                 if entry.seq != seq:
                     raise AgoraError(

