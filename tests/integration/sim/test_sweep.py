@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import distributed  # in the dev extra: the sweep's cluster engine must be tested in CI
@@ -32,8 +33,9 @@ def test_sweep_on_a_local_process_pool_prices_move_spend() -> None:
     assert spend[0] < spend[1] < spend[2]
 
 
-@pytest.mark.timeout(180)
-def test_sweep_on_a_dask_local_cluster_matches_the_local_run() -> None:
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[distributed.Client]:
+    """One loopback LocalCluster for the module's sweeps (two workers, threads, TCP on 127.0.0.1)."""
     with (
         distributed.LocalCluster(
             n_workers=2,
@@ -46,14 +48,19 @@ def test_sweep_on_a_dask_local_cluster_matches_the_local_run() -> None:
         distributed.Client(cluster) as client,
     ):
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
-        on_dask = sweep(DOC, ["payment.mode=pay_before,pay_after"], dask_scheduler=client)
+        yield client
+
+
+@pytest.mark.timeout(180)
+def test_sweep_on_a_dask_local_cluster_matches_the_local_run(dask_client: distributed.Client) -> None:
+    on_dask = sweep(DOC, ["payment.mode=pay_before,pay_after"], dask_scheduler=dask_client)
     local = sweep(DOC, ["payment.mode=pay_before,pay_after"], workers=1)
     assert [r["sweep"] for r in on_dask] == [r["sweep"] for r in local]
     assert [r["metrics"] for r in on_dask] == [r["metrics"] for r in local]
 
 
 @pytest.mark.timeout(180)
-def test_an_inference_strategy_sweep_on_a_dask_local_cluster() -> None:
+def test_an_inference_strategy_sweep_on_a_dask_local_cluster(dask_client: distributed.Client) -> None:
     doc: dict[str, Any] = {
         "name": "sweep-inference",
         "seed": 12,
@@ -63,18 +70,7 @@ def test_an_inference_strategy_sweep_on_a_dask_local_cluster() -> None:
         "requesters": {"arrivals": {"rate_per_hour": 0}},
         "inference": {"providers": {"count": 5}, "requesters": {"count": 3, "arrivals": {"rate_per_hour": 120}}},
     }
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=False,
-            protocol="tcp",
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        results = sweep(doc, ["inference.strategy=cheapest,fastest"], dask_scheduler=client)
+    results = sweep(doc, ["inference.strategy=cheapest,fastest"], dask_scheduler=dask_client)
     assert [r["sweep"] for r in results] == [{"inference.strategy": "cheapest"}, {"inference.strategy": "fastest"}]
     latency = [r["metrics"]["inference_latency_s"]["value"] for r in results]
     assert [list(lat) for lat in latency] == [["cheapest"], ["fastest"]]
