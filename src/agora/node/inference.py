@@ -94,10 +94,7 @@ class InferenceFeature:
         except Exception as exc:  # a hub error the index did not map: the advertiser retries by itself
             return {"published": False, "reason": f"{type(exc).__name__}: {exc}"}
         if ad is None:
-            return {
-                "published": False,
-                "reason": "this node sells nothing (no active offer: --sell, agora offer create)",
-            }
+            return {"published": False, "reason": NOT_SELLING}
         return {"published": True, "seq": ad.seq, "models": [m.model for m in ad.models]}
 
     def _offers_changed(self) -> None:
