@@ -6,8 +6,10 @@ anything is paid when the prompt cannot fit any offer's context (`context_exceed
 estimate is over `max_price` (`over_budget`) -> `plan` (strategy + controls) -> for each planned provider,
 at most once: a signed quote (it must verify, be for this node and model, and stay within `max_price`),
 the payment's first step, the run, the metering record verified against what was sent and received ->
-payment. A failed attempt refunds what it locked and is reported (`on_failure`: trust's reliability
-penalty); a record that does not verify is refused, counted (`audit`) and never paid.
+payment. `quotes()` holds the quotes it got (by CID, bounded, until used or expired): `run(quote=CID)`
+goes to that quote's provider under it, with the offer it was quoted under, and reads no ads (a quote shown
+to a person is the one their request is answered under). A failed attempt refunds what it locked and is
+reported (`on_failure`: trust's reliability penalty); a record that does not verify is refused, counted (`audit`) and never paid.
 
 Payment (`payment`):
 - `pay_after` (default): an escrow per request (contract `inference:<quote CID>`: one quote, one request)
