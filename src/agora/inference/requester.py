@@ -9,7 +9,8 @@ the payment's first step, the run, the metering record verified against what was
 payment. `quotes()` holds the quotes it got (by CID, bounded, until used or expired): `run(quote=CID)`
 goes to that quote's provider under it, with the offer it was quoted under, and reads no ads (a quote shown
 to a person is the one their request is answered under). A failed attempt refunds what it locked and is
-reported (`on_failure`: trust's reliability penalty); a record that does not verify is refused, counted (`audit`) and never paid.
+reported (`on_failure`: trust's reliability penalty); a record that does not verify is refused, counted
+(`audit`) and never paid.
 
 Payment (`payment`):
 - `pay_after` (default): an escrow per request (contract `inference:<quote CID>`: one quote, one request)
