@@ -1,11 +1,13 @@
 """Routes of the inference marketplace (docs/inference.md):
 
-    GET    /inference/models           the network's models: providers and prices (from the market index)
+    GET    /inference/models           the network's models: providers and prices (the market index, with
+                                       this node's own newest published ad)
     GET    /inference/models/local     the models this node serves (with their runners)
     POST   /inference/models           serve a model (`agora model add`)
     DELETE /inference/models/{model}   stop serving it
     POST   /inference/quote            signed quotes from the providers routing would use
     POST   /inference/run              one request through the market (`agora infer`): answer, metering, payment
+                                       (`quote`: a quote's CID from /inference/quote, answered by its provider)
     GET    /inference/summary          spend, revenue, refused records
 
 Prompts and outputs pass through these handlers only in memory: nothing here logs them.
@@ -64,6 +66,7 @@ class RunBody(Routing):
     prompt: str
     max_tokens: int = 64
     kind: str = "chat"
+    quote: str | None = None  # the CID of a quote from /inference/quote: answered by THAT provider under it
 
 
 def quote_dict(q: Quote) -> dict[str, Any]:
@@ -135,15 +138,15 @@ def router(node: Node) -> APIRouter:
 
     @app.post("/inference/models", tags=["inference"])
     async def add_model(body: ModelBody) -> dict[str, Any]:
-        """Serve a model (replaces this node's entry of the same id); the next capacity ad carries it."""
+        """Serve a model (replaces this node's entry of the same id); answers once the capacity ad offering it
+        is published (`ad`: its seq, or why it is not in the market)."""
         offer = ModelOffer(body.model, body.kind, body.context, body.price_in, body.price_out, body.max_concurrency)
         spec = RunnerSpec.from_dict({"kind": body.runner, "url": body.url, "upstream_model": body.upstream_model})
-        return (await inference_of(node).book.add(offer, spec)).to_dict()
+        return await inference_of(node).add_model(offer, spec)
 
     @app.delete("/inference/models/{model:path}", tags=["inference"])
     async def remove_model(model: str) -> dict[str, Any]:
-        await inference_of(node).book.remove(model)
-        return {"removed": model}
+        return await inference_of(node).remove_model(model)
 
     @app.post("/inference/quote", tags=["inference"])
     async def quote(body: QuoteBody) -> dict[str, Any]:
@@ -159,7 +162,7 @@ def router(node: Node) -> APIRouter:
         else:
             msgs = ({"role": "user", "content": body.prompt},)
             req = RunRequest("chat", body.model, messages=msgs, max_tokens=body.max_tokens)
-        out = await inference_of(node).requester.run(req, body.policy())
+        out = await inference_of(node).requester.run(req, body.policy(), quote=body.quote)
         return {
             "text": out.result.text,
             "usage": {"prompt_tokens": out.record.tokens_in, "completion_tokens": out.record.tokens_out},

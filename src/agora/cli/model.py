@@ -1,7 +1,9 @@
 """`agora model add|list|remove`: the models a node serves (provider side) and the network's models.
 
-`list` shows the network's models from the market index, each with its providers and prices; `list --local`
-the models this node serves with their runners. Prices are integers (minor units) per 1,000 tokens."""
+`add` and `remove` answer once the node's capacity ad with the change is published (or say why it is not in
+the market), so a `list` right after shows it. `list` shows the network's models from the market index
+(this node's own newest ad included), each with its providers and prices; `list --local` the models this
+node serves with their runners. Prices are integers (minor units) per 1,000 tokens."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def add(
     api: ApiOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Serve a model (the node's next capacity ad offers it; the node needs an active offer: --sell)."""
+    """Serve a model (answers once the node's capacity ad offers it; the node needs an active offer: --sell)."""
     fields: dict[str, Any] = {
         "kind": kind,
         "context": context,
@@ -53,6 +55,17 @@ def add(
         o = r["offer"]
         typer.echo(f"serving {o['model']} ({o['kind']}, context {o['context']}) with the {r['runner']['kind']} runner")
         typer.echo(f"  price {o['price_in']} in / {o['price_out']} out per 1k tokens, {o['max_concurrency']} at once")
+        _say_ad(r.get("ad"))
+
+
+def _say_ad(ad: Any) -> None:
+    """Whether the market sees the change now (the node's ad is published before the API answers)."""
+    if not isinstance(ad, dict):
+        return
+    if ad.get("published"):
+        typer.echo(f"  in the market now (capacity ad seq {ad.get('seq')})")
+    else:
+        typer.echo(f"  not in the market: {ad.get('reason')}")
 
 
 @app.command("list")
@@ -106,6 +119,7 @@ def remove(
             emit_json(r)
         else:
             typer.echo(f"removed {model}")
+            _say_ad(r.get("ad"))
 
 
 __all__ = ["app"]

@@ -138,33 +138,46 @@ class Advertiser:
 
     async def publish_now(self) -> CapacityAd | None:
         """Sign and publish the ad as things are now (raises what the index raises). With nothing to sell
-        (`content` gives None: no active offer) the ad is taken out of the index instead."""
+        (`content` gives None: no active offer) the ad is taken out of the index instead. Returns once the
+        index holds it, so a caller that changed what the ad says (`agora model add`) answers after the
+        market can see it; a change noted before this call is in this ad (no second ad for it)."""
         async with self._lock:
-            c = self._content()
-            if c is None:
-                if self.last is not None:
-                    await self._index.withdraw(self._keypair.did)
-                    self.last = None
-                return None
-            seq = self._seq + 1
-            await self._store.put(SEQ_COLLECTION, SEQ_ID, {"seq": seq})  # before signing: never reused
-            self._seq = seq
-            ad = CapacityAd.issue(
-                self._keypair,
-                seq=seq,
-                iat=int(self._clock.now()),
-                ttl_s=self.settings.ttl_s,
-                offer=c.offer,
-                free=market_view(c.free),
-                executors=c.executors,
-                benchmark_score=c.benchmark_score,
-                version=self._version,
-                models=c.models,
-            )
-            await self._index.publish(ad.raw)
-            self.last = ad
-            self.published += 1
-            return ad
+            noted = self._dirty.is_set()
+            self._dirty.clear()  # what changed so far is read now; a change from here on sets it again
+            try:
+                return await self._publish()
+            except BaseException:
+                if noted:  # the change is not out yet: the loop publishes it (its own failures back off)
+                    self._dirty.set()
+                raise
+
+    async def _publish(self) -> CapacityAd | None:
+        """Sign and publish one ad (the lock held)."""
+        c = self._content()
+        if c is None:
+            if self.last is not None:
+                await self._index.withdraw(self._keypair.did)
+                self.last = None
+            return None
+        seq = self._seq + 1
+        await self._store.put(SEQ_COLLECTION, SEQ_ID, {"seq": seq})  # before signing: never reused
+        self._seq = seq
+        ad = CapacityAd.issue(
+            self._keypair,
+            seq=seq,
+            iat=int(self._clock.now()),
+            ttl_s=self.settings.ttl_s,
+            offer=c.offer,
+            free=market_view(c.free),
+            executors=c.executors,
+            benchmark_score=c.benchmark_score,
+            version=self._version,
+            models=c.models,
+        )
+        await self._index.publish(ad.raw)
+        self.last = ad
+        self.published += 1
+        return ad
 
     async def _run(self) -> None:
         """One ad per change (after the debounce) or per period; ends when `stop` cancels it."""

@@ -582,7 +582,8 @@ def inference_section(state: dict[str, Any]) -> None:
         )
         q = r.quote(model, est_in=20, est_out=16)["quotes"][0]
         say(f"  signed quote from {short(q['provider'])}: at most {q['max_total']}, valid until {q['valid_until']}")
-        out = r.infer("What is the capital of France?", model=model, max_tokens=16)
+        # answered under that quote, by the provider that signed it (the index is not read again)
+        out = r.infer("What is the capital of France?", model=model, max_tokens=16, quote=q["cid"])
         m = out["metering"]
         say(f"  {requester['name']} asked: What is the capital of France?")
         say(f"  answer: {out['text'].strip()}")

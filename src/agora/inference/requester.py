@@ -6,8 +6,11 @@ anything is paid when the prompt cannot fit any offer's context (`context_exceed
 estimate is over `max_price` (`over_budget`) -> `plan` (strategy + controls) -> for each planned provider,
 at most once: a signed quote (it must verify, be for this node and model, and stay within `max_price`),
 the payment's first step, the run, the metering record verified against what was sent and received ->
-payment. A failed attempt refunds what it locked and is reported (`on_failure`: trust's reliability
-penalty); a record that does not verify is refused, counted (`audit`) and never paid.
+payment. `quotes()` holds the quotes it got (by CID, bounded, until used or expired): `run(quote=CID)`
+goes to that quote's provider under it, with the offer it was quoted under, and reads no ads (a quote shown
+to a person is the one their request is answered under). A failed attempt refunds what it locked and is
+reported (`on_failure`: trust's reliability penalty); a record that does not verify is refused, counted
+(`audit`) and never paid.
 
 Payment (`payment`):
 - `pay_after` (default): an escrow per request (contract `inference:<quote CID>`: one quote, one request)
@@ -75,6 +78,7 @@ from agora.wire.settle import countersign_record, inference_contract
 
 Call = Callable[[str, str, dict[str, Any], float], Awaitable[Any]]  # (provider, command, args, timeout)
 PAYMENTS = ("pay_after", "pay_before")
+MAX_HELD_QUOTES = 256  # quotes `quotes()` got and a later `run(quote=...)` may use (oldest dropped first)
 WATCH_WAIT_S = 5.0  # how long one watch call of a stream waits on the provider for new text
 
 
@@ -142,6 +146,7 @@ class InferenceRequester:
         self.quote_timeout_s = quote_timeout_s
         self.run_timeout_s = run_timeout_s
         self.stats: dict[str, ProviderStats] = {}
+        self._held: dict[str, tuple[Candidate, Quote]] = {}  # by quote CID, until used or expired
         self.audit = MeteringAudit()
         self.totals = Totals()
 
@@ -201,10 +206,40 @@ class InferenceRequester:
         out = []
         for c in await self._eligible(model, est_in, est_out, policy, None):
             try:
-                out.append(await self._quote(c, model, est_in, est_out, policy))
+                q = await self._quote(c, model, est_in, est_out, policy)
             except AgoraError as exc:
                 await self._failed(c, exc)
+                continue
+            self._hold(c, q)
+            out.append(q)
         return out
+
+    def _hold(self, c: Candidate, q: Quote) -> None:
+        """Keep a quote (with the offer it was asked under) for a `run(quote=...)`: bounded, expired ones
+        dropped first, then the oldest."""
+        now = self.clock.now()
+        for cid in [cid for cid, (_, held) in self._held.items() if held.valid_until < now]:
+            del self._held[cid]
+        while len(self._held) >= MAX_HELD_QUOTES:
+            del self._held[next(iter(self._held))]
+        self._held[str(q.cid)] = (c, q)
+
+    def _take_quote(self, cid: str, req: RunRequest, policy: RoutingPolicy) -> tuple[Candidate, Quote]:
+        """A quote `quotes()` got, for this request (one quote, one request: it is used up here)."""
+        held = self._held.get(cid)
+        if held is None:
+            raise AgoraError(
+                "quote_invalid",
+                f"this node holds no quote {cid} (not one of its `quote` answers, used, or dropped): ask again",
+                details={"quote": cid},
+            )
+        c, q = held
+        q.check_valid(self.clock.now(), requester=self.did, model=req.model)  # quote_expired / quote_invalid
+        if policy.max_price is not None and q.max_total > policy.max_price:
+            raise AgoraError("quote_invalid", f"the provider quoted {q.max_total}, over max_price {policy.max_price}")
+        check_context(req, c.offer.context)  # context_exceeded before any money moves
+        del self._held[cid]
+        return c, q
 
     async def _failed(self, c: Candidate, exc: AgoraError) -> None:
         self.totals.failures += 1
@@ -213,11 +248,13 @@ class InferenceRequester:
         if self._on_failure is not None:
             await self._on_failure(c.provider, exc)
 
-    async def run(self, req: RunRequest, policy: RoutingPolicy | None = None) -> Outcome:
-        """One request: through the router when this node has one, else routed here."""
-        if self.router is not None:
+    async def run(self, req: RunRequest, policy: RoutingPolicy | None = None, *, quote: str | None = None) -> Outcome:
+        """One request: through the router when this node has one, else routed here. With `quote` (the CID
+        of a quote `quotes()` got) it goes to THAT quote's provider under that quote, directly, without
+        looking the model up again."""
+        if self.router is not None and quote is None:
             return await self._via_router(self.router, req, policy or RoutingPolicy())
-        return await self.run_direct(req, policy)
+        return await self.run_direct(req, policy, quote=quote)
 
     async def _via_router(self, router: str, req: RunRequest, policy: RoutingPolicy) -> Outcome:
         args = {"v": RPC_VERSION, "request": request_to_wire(req), "policy": policy_to_wire(policy)}
@@ -300,14 +337,23 @@ class InferenceRequester:
             self.did, payee, rec.price, actor=self.did, idem=f"inference:{rec.cid}", memo=memo
         )
 
-    async def run_direct(self, req: RunRequest, policy: RoutingPolicy | None = None) -> Outcome:
-        """Quote, route, run, verify and pay here (what a router does for its members too)."""
+    async def run_direct(
+        self, req: RunRequest, policy: RoutingPolicy | None = None, *, quote: str | None = None
+    ) -> Outcome:
+        """Quote, route, run, verify and pay here (what a router does for its members too). With `quote`: the
+        one provider that signed it, under it (the market index is not read again: the offer it was quoted
+        under is the one kept with the quote)."""
         policy = policy or RoutingPolicy()
         est_in, est_out = estimate_tokens(req), estimate_out(req)
-        planned = await self._eligible(req.model, est_in, est_out, policy, req)
+        held: Quote | None = None
+        if quote is not None:
+            c, held = self._take_quote(quote, req, policy)
+            planned = [c]
+        else:
+            planned = await self._eligible(req.model, est_in, est_out, policy, req)
 
         async def attempt(c: Candidate) -> Outcome:
-            return await self._attempt(c, req, est_in, est_out, policy)
+            return await self._attempt(c, req, est_in, est_out, policy, held)
 
         async def failed(c: Candidate, exc: AgoraError) -> None:
             await self._failed(c, exc)
@@ -317,9 +363,9 @@ class InferenceRequester:
         return out
 
     async def _attempt(
-        self, c: Candidate, req: RunRequest, est_in: int, est_out: int, policy: RoutingPolicy
+        self, c: Candidate, req: RunRequest, est_in: int, est_out: int, policy: RoutingPolicy, held: Quote | None
     ) -> Outcome:
-        q, balance = await self._admit_quote(c, req, est_in, est_out, policy)  # before the run: funds for it
+        q, balance = await self._admit_quote(c, req, est_in, est_out, policy, held)  # before the run: funds for it
         contract = inference_contract(q.cid)
         locked = 0
         try:
@@ -361,10 +407,17 @@ class InferenceRequester:
         return Outcome(c.provider, q, rec, res, paid)
 
     async def _admit_quote(
-        self, c: Candidate, req: RunRequest, est_in: int, est_out: int, policy: RoutingPolicy
+        self,
+        c: Candidate,
+        req: RunRequest,
+        est_in: int,
+        est_out: int,
+        policy: RoutingPolicy,
+        held: Quote | None = None,
     ) -> tuple[Quote, int]:
-        """The quote, and the balance that covers it (0 when nothing is paid)."""
-        q = await self._quote(c, req.model, est_in, est_out, policy)
+        """The quote (`held`: one already got, else a new one), and the balance that covers it (0 when nothing
+        is paid)."""
+        q = held if held is not None else await self._quote(c, req.model, est_in, est_out, policy)
         balance = 0
         if self.settlement is not None and q.max_total > 0:
             balance = await self.settlement.balance(self.did)

@@ -87,6 +87,19 @@ def candidates_from_ads(
     return sorted(out, key=lambda c: c.provider)
 
 
+def with_own_ad(ads: Iterable[CapacityAd], own: CapacityAd | None) -> list[CapacityAd]:
+    """The market's ads with this node's own newest published ad in place of what the index showed of it
+    (a snapshot read just after a publish, or one that missed the key, must not hide what this node offers).
+    An index entry with a higher seq than `own` (a newer publish this view has not caught up with) stays."""
+    out = list(ads)
+    if own is None:
+        return out
+    mine = [a for a in out if a.provider == own.provider]
+    if mine and max(a.seq for a in mine) >= own.seq:
+        return out
+    return sorted([a for a in out if a.provider != own.provider] + [own], key=lambda a: a.provider)
+
+
 @dataclass(frozen=True)
 class RoutingPolicy:
     strategy: str = "balanced"
@@ -228,4 +241,5 @@ __all__ = [
     "candidates_from_ads",
     "fallback",
     "plan",
+    "with_own_ad",
 ]

@@ -1,10 +1,12 @@
 """Wiring of the inference marketplace into a Node (`attach_inference(node)`, after compute).
 
 - provider side: the `ModelBook` (models this node serves, in its store) and the `InferenceProvider`
-  actor (quote and run behaviors); the model offers ride in compute's capacity ad (`compute.model_offers`),
-  republished on every `agora model add/remove`. A node sells through the market only while it has an
-  active offer (`--sell` / `agora offer create`): without one it publishes no ad at all.
-- requester side: an `InferenceRequester` that reads the hub's market index, calls providers over the
+  actor (quote and run behaviors); the model offers ride in compute's capacity ad (`compute.model_offers`).
+  `add_model`/`remove_model` (`agora model add/remove`) return only after the ad with the change is
+  published (`Advertiser.publish_now`), so whoever reads the index next sees it. A node sells through the
+  market only while it has an active offer (`--sell` / `agora offer create`): without one it publishes no ad at all.
+- requester side: an `InferenceRequester` that reads the hub's market index (with this node's own newest
+  published ad in place of what the index shows of it: `routing.with_own_ad`), calls providers over the
   node's RPC, verifies metering records, pays through the node's `Settlement` (compute's), and feeds
   failures into trust (evidence `failure` / `timeout`: the reliability penalty with cooldown), whose
   cooling providers routing leaves out. With `inference_router` set, its requests go to that hub.
@@ -20,15 +22,20 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from agora.errors import AgoraError
-from agora.inference.offers import ModelBook
+from agora.inference.offers import ModelBook, ModelEntry
 from agora.inference.provider import InferenceProvider
 from agora.inference.requester import InferenceRequester
 from agora.inference.router import InferenceRouter
+from agora.inference.routing import with_own_ad
+from agora.inference.runner import RunnerSpec
 from agora.node.compute import compute_of
 from agora.wire.market import CapacityAd
+from agora.wire.model_offer import ModelOffer
 
 if TYPE_CHECKING:
     from agora.node.node import Node
+
+NOT_SELLING = "this node sells nothing (no active offer: --sell, or `agora offer create`)"
 
 
 class InferenceFeature:
@@ -58,6 +65,38 @@ class InferenceFeature:
         compute.model_offers = self.book.offers
         self.book.on_change(self._offers_changed)
 
+    async def add_model(self, offer: ModelOffer, runner: RunnerSpec) -> dict[str, Any]:
+        """Serve a model and publish the ad that offers it before answering (what `ad` says: published, or
+        why not)."""
+        entry = await self.book.add(offer, runner)
+        return self._answer(entry, await self.publish_ad())
+
+    async def remove_model(self, model: str) -> dict[str, Any]:
+        """Stop serving a model and publish the ad without it before answering."""
+        await self.book.remove(model)
+        return {"removed": model, "ad": await self.publish_ad()}
+
+    @staticmethod
+    def _answer(entry: ModelEntry, ad: dict[str, Any]) -> dict[str, Any]:
+        return {**entry.to_dict(), "ad": ad}
+
+    async def publish_ad(self) -> dict[str, Any]:
+        """Publish this node's capacity ad now (with the model book as it is): its seq once the hub holds it,
+        or why it is not in the market (no hub, no active offer, the hub refused or is away: the advertiser
+        keeps retrying by itself)."""
+        adv = compute_of(self.node).advertiser
+        if adv is None:
+            return {"published": False, "reason": "this node publishes no ads (no hub, or ads disabled)"}
+        try:
+            ad = await adv.publish_now()
+        except AgoraError as exc:
+            return {"published": False, "reason": f"{exc.code}: {exc.message}"}
+        except Exception as exc:  # a hub error the index did not map: the advertiser retries by itself
+            return {"published": False, "reason": f"{type(exc).__name__}: {exc}"}
+        if ad is None:
+            return {"published": False, "reason": NOT_SELLING}
+        return {"published": True, "seq": ad.seq, "models": [m.model for m in ad.models]}
+
     def _offers_changed(self) -> None:
         adv = compute_of(self.node).advertiser
         if adv is not None:
@@ -72,7 +111,8 @@ class InferenceFeature:
         index = compute_of(self.node).market_index
         if index is None:
             raise AgoraError("unavailable", "this node has no market index (it runs without a hub)")
-        return await index.ads()
+        adv = compute_of(self.node).advertiser
+        return with_own_ad(await index.ads(), adv.last if adv is not None else None)
 
     async def _on_failure(self, provider: str, exc: AgoraError) -> None:
         kind = "timeout" if exc.code == "timeout" else "failure"

@@ -264,3 +264,47 @@ async def test_a_provider_gone_mid_stream_is_paid_nothing() -> None:
     assert ei.value.code == "timeout" and deltas
     assert await bank.balance(r.did) == FUNDS and await bank.balance(provs[0].did) == 0
     assert failures == [(provs[0].did, "timeout")]
+
+
+async def test_a_quoted_request_is_answered_by_the_quotes_provider_without_reading_the_index(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    r, provs, bank, link, _ = await market([MockRunner(), MockRunner()])
+    quotes = await r.quotes("mock-chat", 10, 16, RoutingPolicy("cheapest"))
+    q = quotes[1]  # the dearer provider's: the one routing would NOT pick first
+    assert q.provider == provs[1].did
+
+    async def no_ads() -> list[CapacityAd]:  # the index read misses the provider's ad after the quote
+        return []
+
+    monkeypatch.setattr(r, "_ads", no_ads)
+    link.calls.clear()
+    out = await r.run(chat(), RoutingPolicy("cheapest"), quote=str(q.cid))
+    assert out.provider == q.provider and out.quote.cid == q.cid and out.record.quote == q.cid
+    assert link.calls == [(q.provider, "/agora/inference/run")]  # no second quote, no other provider
+    assert out.paid == out.record.price > 0 and await bank.balance(q.provider) == out.paid
+    # one quote, one request: it is used up; an unknown CID is no quote either
+    for cid in (str(q.cid), "bafynotaquote"):
+        with pytest.raises(AgoraError) as e:
+            await r.run(chat(), quote=cid)
+        assert e.value.code == "quote_invalid"
+
+
+async def test_a_held_quote_is_checked_before_anything_is_paid() -> None:
+    r, provs, bank, link, _ = await market([MockRunner()])
+    q = (await r.quotes("mock-chat", 10, 16, RoutingPolicy()))[0]
+    with pytest.raises(AgoraError) as e:  # another model than the quote's
+        await r.run(dataclasses.replace(chat(), model="mock-embed"), quote=str(q.cid))
+    assert e.value.code == "quote_invalid"
+    with pytest.raises(AgoraError) as e:
+        await r.run(chat(), RoutingPolicy(max_price=q.max_total - 1), quote=str(q.cid))
+    assert e.value.code == "quote_invalid"
+    with pytest.raises(AgoraError) as e:
+        await r.run(chat("x " * 2000), quote=str(q.cid))
+    assert e.value.code == "context_exceeded"
+    assert isinstance(r.clock, ManualClock)
+    r.clock.advance(q.valid_until - r.clock.now() + 1)
+    with pytest.raises(AgoraError) as e:
+        await r.run(chat(), quote=str(q.cid))
+    assert e.value.code == "quote_expired"
+    assert await bank.balance(provs[0].did) == 0 and not any(cmd.endswith("/run") for _, cmd in link.calls)

@@ -6,7 +6,15 @@ import pytest
 
 from agora.errors import AgoraError
 from agora.identity import Keypair
-from agora.inference.routing import Candidate, ProviderStats, RoutingPolicy, candidates_from_ads, fallback, plan
+from agora.inference.routing import (
+    Candidate,
+    ProviderStats,
+    RoutingPolicy,
+    candidates_from_ads,
+    fallback,
+    plan,
+    with_own_ad,
+)
 from agora.models.capability import Capability, GiB
 from agora.wire.market import CapacityAd, ExecutorState
 from agora.wire.model_offer import ModelOffer
@@ -115,3 +123,38 @@ def test_candidates_from_ads_reads_model_offers_of_live_ads() -> None:
     ads = [ad(kps[0], (m,), 1000), ad(kps[1], (ModelOffer("other", "chat", 100, 1, 1),), 1000), ad(kps[2], (m,), 0)]
     got = candidates_from_ads(ads, "m", now=1050)
     assert [c.provider for c in got] == [kps[0].did]  # kps[2]'s ad expired at 100
+
+
+def _ad(kp: Keypair, seq: int, models: tuple[ModelOffer, ...]) -> CapacityAd:
+    return CapacityAd.issue(
+        kp,
+        seq=seq,
+        iat=1000,
+        ttl_s=100,
+        offer=offer(kp.did),
+        free=Capability(cpu_millis=1000, memory_bytes=GiB),
+        executors={"wasm": ExecutorState(True)},
+        benchmark_score=None,
+        version="0",
+        models=models,
+    )
+
+
+def test_a_node_sees_its_own_newest_ad_whatever_the_index_showed() -> None:
+    me, other = Keypair.generate(), Keypair.generate()
+    m = ModelOffer("m", "chat", 100, 1, 1)
+    theirs = _ad(other, 4, (m,))
+    own = _ad(me, 3, (m,))
+    # the index read missed this node's key (or read it before the publish): the own ad fills in
+    assert {a.provider: a.seq for a in with_own_ad([theirs], own)} == {other.did: 4, me.did: 3}
+    assert [c.provider for c in candidates_from_ads(with_own_ad([theirs], own), "m", 1050)] == sorted(
+        [me.did, other.did]
+    )
+    # an older ad of this node in the index (before `model add`) is replaced by the one just published
+    old = _ad(me, 2, ())
+    assert [a.seq for a in with_own_ad([old, theirs], own) if a.provider == me.did] == [3]
+    # an index entry at least as new as what this node last published stays as it is
+    newer = _ad(me, 5, ())
+    assert [a for a in with_own_ad([newer, theirs], own) if a.provider == me.did] == [newer]
+    # nothing published (no active offer): the index's view unchanged
+    assert with_own_ad([old, theirs], None) == [old, theirs]
