@@ -88,6 +88,7 @@ class DataIndex:
         current = {did_of_market_key(k): v for k, v in (await self._snapshot()).items()}
         for provider in [p for p in self._latest if p not in current]:
             del self._latest[provider]  # withdrawn or expired (its seq is not needed: the index is re-read)
+            self._seen.pop(provider, None)  # so the same ad read again later is judged again, not skipped
         for provider, raw in sorted(current.items()):
             if self._seen.get(provider) == raw:
                 continue

@@ -69,7 +69,10 @@ class AdVerifier:
         except AgoraError:
             self._counts["replayed"] += 1
             return None
-        if not newer:
+        # not newer than the ad this reader last saw gone (a read that missed its key, or a hub serving it
+        # again): the same bytes are the same ad, which a hub could as well have kept serving, so it is current
+        # again (an older one after the gap is still a replay, above); not newer than the current one: nothing
+        if not newer and self._gone.get(ad.provider) is None:
             return None
         self._latest[ad.provider] = ad
         self._gone.pop(ad.provider, None)

@@ -49,6 +49,19 @@ async def test_a_hostile_hub_cannot_forge_misfile_or_roll_back_an_ad() -> None:
     assert dict(index.stats) == {"accepted": 1, "forged": 2, "replayed": 1}
 
 
+async def test_an_ad_missed_by_one_read_is_back_on_the_next() -> None:
+    """A read that misses a provider's key (gone for a moment) must not hide its unchanged ad afterwards."""
+    index = MemoryDataIndex()
+    kp = Keypair.generate()
+    await index.publish(ad(kp, 2).raw)
+    assert [x.seq for x in await index.ads()] == [2]
+    kept = dict(index.store)
+    index.store.clear()
+    assert await index.ads() == []
+    index.store.update(kept)
+    assert [x.seq for x in await index.ads()] == [2]
+
+
 async def test_the_advertiser_publishes_on_change_and_withdraws_at_stop() -> None:
     index = MemoryDataIndex()
     kp = Keypair.generate()

@@ -80,3 +80,37 @@ async def test_a_wait_interrupted_while_reading_a_key_keeps_the_key_for_the_next
                 await next_ad(w)
         got = await next_ad(w)
     assert got.provider == kp.did
+
+
+class _MissingOnce(MemoryMarketIndex):
+    """A hub whose next read leaves every key out (a read that missed them), then serves them again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.miss_next = False
+
+    async def _snapshot(self) -> dict[str, bytes]:
+        if self.miss_next:
+            self.miss_next = False
+            return {}
+        return await super()._snapshot()
+
+
+async def test_an_ad_missed_by_one_read_is_back_on_the_next() -> None:
+    """One read that misses a provider's key must not hide its unchanged ad until it publishes a new one:
+    the same bytes served again are the same ad (a hub could as well have kept serving it), not a replay;
+    an older one after the miss still is."""
+    index = _MissingOnce()
+    kp = Keypair.generate()
+    old, ad = signed_ad(kp, seq=1), signed_ad(kp, seq=2)
+    await index.publish(old.raw)
+    await index.publish(ad.raw)
+    assert [a.seq for a in await index.ads()] == [2]
+    index.miss_next = True
+    assert await index.ads() == []
+    assert [a.seq for a in await index.ads()] == [2]
+    assert index.stats["replayed"] == 0
+    index.miss_next = True
+    assert await index.ads() == []
+    index._put(kp.did, old.raw)
+    assert await index.ads() == [] and index.stats["replayed"] == 1
